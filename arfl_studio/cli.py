@@ -1,0 +1,78 @@
+"""The ``arfl-studio`` command.
+
+No subcommand opens the desktop app on the built-in demo dataset (or, where no
+screen is available, runs the headless demo: the same data, a short training,
+an attack). Subcommands run the same core functions headless; each one takes
+``--json PATH`` and writes a machine-readable result there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import sys
+
+from arfl_studio import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from arfl_studio.commands import register_all
+
+    parser = argparse.ArgumentParser(
+        prog="arfl-studio",
+        description="Adversarially robust feature learning (ARFL) for breast-cancer diagnosis. "
+        "Without a subcommand the desktop app opens on the built-in demo data.",
+    )
+    parser.add_argument("--version", action="version", version=f"arfl-studio {__version__}")
+    parser.add_argument(
+        "--screenshot",
+        metavar="DIR",
+        help="open the app offscreen on the demo data, train, attack, overlay, save one PNG per pane into DIR and exit",
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the headless demo even when a screen is available",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register_all(subparsers)
+    return parser
+
+
+def _has_screen() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM", "") not in ("", "xcb", "wayland"):
+        return True  # offscreen/minimal/etc. chosen explicitly
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command:
+        return int(args.func(args) or 0)
+    if args.screenshot:
+        from arfl_studio.gui.app import run_screenshots
+
+        return run_screenshots(args.screenshot)
+    if args.headless or not _has_screen():
+        from arfl_studio.experiments.headless_demo import run_headless_demo
+
+        print("No screen found: running the headless demo (use a desktop session for the app).")
+        return run_headless_demo()
+    from arfl_studio.gui.app import run_app
+
+    return run_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""White-box L-infinity attacks on single-logit binary classifiers (BCE loss).
+
+Attacks work in the model's input space (pixels in [0, 1] for mammograms, raw
+coordinates for two-moon). While a perturbation is made the model is in eval mode;
+afterwards every module gets back its own mode (a global ``model.train()`` would
+unfreeze batch-norm layers frozen on purpose). Gradients are taken with respect to
+the input only, so parameter ``.grad`` is never touched. Attacks run in float32
+even inside an autocast region: an epsilon of 1e-4 is below half precision's
+resolution around 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Objective = Callable[[torch.Tensor], torch.Tensor]  # logits -> per-sample loss to maximise
+ClampRange = tuple[float, float] | None
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the duration, then each module's own training flag restored."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, was_training in modes:
+            module.training = was_training
+
+
+def _check(eps: float, steps: int | None = None, restarts: int | None = None) -> None:
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if restarts is not None and restarts < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
+
+
+def bce_objective(targets: torch.Tensor) -> Objective:
+    return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+
+
+def _per_sample_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
+    x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
+    if clamp is not None:
+        x_adv = x_adv.clamp(*clamp)
+    return x_adv
+
+
+def _input_gradient(model: nn.Module, x_adv: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
+    x_adv = x_adv.detach().requires_grad_(True)
+    with torch.enable_grad(), _float32(x_adv):
+        loss = objective(model(x_adv).float())
+        (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+    return grad, loss.detach()
+
+
+@contextlib.contextmanager
+def _float32(x: torch.Tensor) -> Iterator[None]:
+    if x.device.type in ("cuda", "cpu", "mps") and torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            yield
+    else:
+        yield
+
+
+def fgsm_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    clamp: ClampRange = None,
+    objective: Objective | None = None,
+) -> torch.Tensor:
+    """Fast gradient sign method: one step of size eps along sign(grad_x loss)."""
+    _check(eps)
+    if eps == 0:
+        return x.detach().clone()
+    objective = objective or bce_objective(targets)
+    x = x.detach().float()
+    with attack_mode(model):
+        grad, _ = _input_gradient(model, x, objective)
+    return _project(x + eps * grad.sign(), x, eps, clamp).detach()
+
+
+def pgd_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    steps: int = 7,
+    step_size: float | None = None,
+    random_start: bool = True,
+    restarts: int = 1,
+    clamp: ClampRange = None,
+    objective: Objective | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Projected gradient descent (Madry et al.) in the L-inf ball of radius eps.
+
+    ``step_size`` defaults to 2.5 * eps / steps. With several restarts each sample
+    keeps the perturbation that reached the highest loss.
+    """
+    _check(eps, steps, restarts)
+    if eps == 0:
+        return x.detach().clone()
+    objective = objective or bce_objective(targets)
+    step_size = 2.5 * eps / steps if step_size is None else step_size
+    x = x.detach().float()
+    best_adv, best_loss = x.clone(), None
+    with attack_mode(model):
+        for _ in range(restarts):
+            x_adv = x.clone()
+            if random_start:
+                device = x.device if generator is None else generator.device
+                noise = torch.rand(x.shape, generator=generator, device=device).to(x.device)
+                x_adv = _project(x + (noise * 2 - 1) * eps, x, eps, clamp)
+            for _ in range(steps):
+                grad, _ = _input_gradient(model, x_adv, objective)
+                x_adv = _project(x_adv + step_size * grad.sign(), x, eps, clamp)
+            with torch.no_grad(), _float32(x_adv):
+                loss = objective(model(x_adv).float())
+            if best_loss is None:
+                best_adv, best_loss = x_adv, loss
+            else:
+                better = loss > best_loss
+                best_adv = torch.where(_per_sample_mask(better, x_adv), x_adv, best_adv)
+                best_loss = torch.where(better, loss, best_loss)
+    return best_adv.detach()
