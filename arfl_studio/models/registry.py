@@ -1,0 +1,114 @@
+"""Building models from a spec, and checkpoints that are plain state dicts.
+
+A checkpoint is two files: ``NAME.pt`` (the state dict only, loaded with
+``torch.load(weights_only=True)``) and ``NAME.json`` (the :class:`ModelSpec` that
+rebuilds the architecture). Nothing executable is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from arfl_studio import atomic
+from arfl_studio.models.dual_bn import convert_to_dual_bn
+from arfl_studio.models.image import small_cnn, torchvision_classifier
+
+BACKBONES = ("small_cnn", "vgg16", "vgg16_bn", "resnet18", "resnet50")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or not a plain state dict."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backbone: str = "small_cnn"
+    in_channels: int = 3
+    pretrained: bool = False
+    weights_path: str | None = None
+    fine_tune: str = "auto"  # "paper" with ImageNet weights, else "all"
+    dual_bn: bool = False
+    features: str = "post"
+    width: int = 16  # small_cnn only
+
+    def validate(self) -> "ModelSpec":
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.features not in ("post", "pre"):
+            raise ValueError(f"features must be 'post' or 'pre', got {self.features!r}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ModelSpec":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
+        return cls(**dict(data)).validate()
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    spec.validate()
+    if spec.backbone == "small_cnn":
+        model = small_cnn(spec.in_channels, spec.width, spec.features)
+    else:
+        model = torchvision_classifier(
+            spec.backbone, spec.in_channels, spec.pretrained, spec.weights_path, spec.fine_tune, spec.features
+        )
+    return convert_to_dual_bn(model) if spec.dual_bn else model
+
+
+def spec_path(checkpoint: str | Path) -> Path:
+    return Path(checkpoint).with_suffix(".json")
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec) -> Path:
+    path = Path(path)
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic.save_torch(path, state)
+    atomic.write_json(spec_path(path), {"model": spec.to_dict()})
+    return path
+
+
+def load_state_dict_file(path: str | Path, map_location="cpu") -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle with code, corrupt file, wrong format
+        raise CheckpointError(
+            f"{path} is not a plain state dict that can be loaded safely (weights_only=True): {exc}"
+        ) from exc
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path} is not a plain state dict (a mapping of names to tensors); refusing to load it")
+    return dict(state)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[nn.Module, ModelSpec]:
+    path = Path(path)
+    meta = spec_path(path)
+    if not meta.is_file():
+        raise CheckpointError(f"{meta} (the model description beside the checkpoint) is missing")
+    spec = ModelSpec.from_dict(json.loads(meta.read_text(encoding="utf-8"))["model"])
+    # Architecture only: the checkpoint holds every weight, so no ImageNet file is needed.
+    model = build_model(ModelSpec(**{**spec.to_dict(), "pretrained": False, "weights_path": None}))
+    try:
+        model.load_state_dict(load_state_dict_file(path, map_location))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not match the model described in {meta}: {exc}") from exc
+    model.eval()
+    return model, spec
