@@ -43,13 +43,14 @@ def robust_loss(features: torch.Tensor, y: torch.Tensor, variant: str = "paper")
         raise ValueError("robust_loss expects labels y in {-1, +1}; convert 0/1 targets with to_signed_labels")
     if features.shape[: y.dim()] != y.shape:
         raise ValueError(f"features {tuple(features.shape)} do not start with the label shape {tuple(y.shape)}")
+    batch_axis = y.dim() - 1
     y = y.to(features.dtype).reshape(y.shape + (1,) * (features.dim() - y.dim()))
     product = features * y
     if variant == "paper":
         return -torch.sigmoid(product.abs()).mean()
     if variant == "signed":
         return -torch.sigmoid(product).mean()
-    correlation = product.mean(dim=y.dim() - 1)  # expectation over the batch axis
+    correlation = product.mean(dim=batch_axis)  # expectation over the batch axis
     return -torch.sigmoid(correlation.abs()).mean()
 
 
