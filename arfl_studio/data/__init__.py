@@ -1,0 +1,63 @@
+"""Mammogram data: DICOM reading, dataset layouts and scan, preprocessing + cache,
+patient-level splits, and the built-in synthetic demo dataset. No Qt here."""
+
+from arfl_studio.data.demo import (
+    DEFAULT_PATIENTS,
+    DEFAULT_SIZE,
+    GenerationCancelled,
+    default_data_dir,
+    default_demo_dir,
+    ensure_demo_dataset,
+    generate_demo_dataset,
+)
+from arfl_studio.data.dicom import Mammogram, MammogramReadError, read_header, read_mammogram
+from arfl_studio.data.layouts import ImageRecord, LayoutError, ScanResult, detect_layout, scan_dataset
+from arfl_studio.data.preprocess import (
+    MammogramDataset,
+    PreprocessCache,
+    PreprocessReport,
+    PreprocessSettingError,
+    PreprocessSettings,
+    preprocess_file,
+    preprocess_records,
+)
+from arfl_studio.data.splits import (
+    PatientLeakError,
+    check_no_patient_leak,
+    load_splits,
+    patient_folds,
+    save_splits,
+    train_indices,
+)
+
+__all__ = [
+    "DEFAULT_PATIENTS",
+    "DEFAULT_SIZE",
+    "GenerationCancelled",
+    "ImageRecord",
+    "LayoutError",
+    "Mammogram",
+    "MammogramDataset",
+    "MammogramReadError",
+    "PatientLeakError",
+    "PreprocessCache",
+    "PreprocessReport",
+    "PreprocessSettingError",
+    "PreprocessSettings",
+    "ScanResult",
+    "check_no_patient_leak",
+    "default_data_dir",
+    "default_demo_dir",
+    "detect_layout",
+    "ensure_demo_dataset",
+    "generate_demo_dataset",
+    "load_splits",
+    "patient_folds",
+    "preprocess_file",
+    "preprocess_records",
+    "read_header",
+    "read_mammogram",
+    "save_splits",
+    "scan_dataset",
+    "train_indices",
+]

@@ -433,17 +433,19 @@ def read_mammogram(path: str | os.PathLike) -> Mammogram:
         except (TypeError, ValueError):
             frames = 1
         try:
-            if frames > 1:
-                from pydicom.pixels import pixel_array
+            from pydicom.pixels import pixel_array
 
-                arr = pixel_array(ds, index=0)  # mammograms are single-frame; take the first
-            else:
-                arr = ds.pixel_array
+            # pixel_array(ds) does not keep a copy on the data set (ds.pixel_array would);
+            # mammograms are single-frame: of a multi-frame file take the first frame.
+            arr = pixel_array(ds, index=0 if frames > 1 else None)
         except MammogramReadError:
             raise
         except Exception as err:
             raise MammogramReadError(_decode_reason(ts, ds, err)) from None
         arr = np.asarray(arr)
+        for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+            if keyword in ds:
+                del ds[keyword]  # free the encoded bytes before the float32 copy
         if arr.ndim != 2 or arr.size == 0:
             raise MammogramReadError(f"unexpected pixel array shape {arr.shape}")
         try:

@@ -1,0 +1,94 @@
+"""Patient-level stratified k-fold splits (scikit-learn's StratifiedGroupKFold).
+
+All images of a patient are in the same fold, so no patient is seen in training
+and testing of one fold. Stratified on the image label; seeded; saved as JSON
+next to the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from arfl_studio.atomic import write_json
+
+
+class PatientLeakError(AssertionError):
+    """A patient appears in more than one fold."""
+
+
+def patient_folds(records: Sequence[Any], k: int = 5, seed: int = 0) -> list[list[int]]:
+    """Indices of the held-out records of each of ``k`` folds (every record held out once)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n = len(records)
+    groups = np.array([str(r.patient_id) for r in records])
+    labels = np.array([int(r.label) for r in records])
+    n_patients = len(set(groups.tolist()))
+    if k < 2:
+        raise ValueError(f"k must be at least 2, not {k}")
+    if n_patients < k:
+        raise ValueError(f"{k} folds need at least {k} patients; the records have {n_patients}")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = [sorted(int(i) for i in test) for _, test in splitter.split(np.zeros(n), labels, groups)]
+    check_no_patient_leak(records, folds)
+    return folds
+
+
+def check_no_patient_leak(records: Sequence[Any], folds: Sequence[Sequence[int]]) -> None:
+    """Raise PatientLeakError if a patient's images are in two folds, or a record is missing/doubled."""
+    owner: dict[str, int] = {}
+    seen: set[int] = set()
+    for f, fold in enumerate(folds):
+        for i in fold:
+            if i in seen:
+                raise PatientLeakError(f"record {i} is in more than one fold")
+            seen.add(i)
+            patient = str(records[i].patient_id)
+            if owner.setdefault(patient, f) != f:
+                raise PatientLeakError(f"patient {patient} is in folds {owner[patient]} and {f}")
+    if seen != set(range(len(records))):
+        raise PatientLeakError(f"{len(records) - len(seen)} records are in no fold")
+
+
+def train_indices(folds: Sequence[Sequence[int]], fold: int) -> list[int]:
+    held_out = set(folds[fold])
+    return sorted(i for f in folds for i in f if i not in held_out)
+
+
+def save_splits(path: str | os.PathLike, records: Sequence[Any], folds: Sequence[Sequence[int]], *, k: int | None = None, seed: int | None = None) -> Path:
+    """Write the folds as JSON (record paths and patients, so they can be checked later)."""
+    doc = {
+        "method": "StratifiedGroupKFold",
+        "k": k if k is not None else len(folds),
+        "seed": seed,
+        "folds": [
+            {
+                "test_indices": [int(i) for i in fold],
+                "patients": sorted({str(records[i].patient_id) for i in fold}),
+                "paths": [getattr(records[i], "rel_path", str(getattr(records[i], "path", i))) for i in fold],
+            }
+            for fold in folds
+        ],
+    }
+    return write_json(path, doc)
+
+
+def load_splits(path: str | os.PathLike, records: Sequence[Any] | None = None) -> list[list[int]]:
+    """Folds from ``save_splits``; with ``records``, map by path and re-check for leaks."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    if records is None:
+        return [list(f["test_indices"]) for f in doc["folds"]]
+    by_path = {getattr(r, "rel_path", str(getattr(r, "path", ""))): i for i, r in enumerate(records)}
+    folds = []
+    for f in doc["folds"]:
+        try:
+            folds.append(sorted(by_path[p] for p in f["paths"]))
+        except KeyError as err:
+            raise ValueError(f"saved split names {err.args[0]}, which is not in the records") from None
+    check_no_patient_leak(records, folds)
+    return folds
