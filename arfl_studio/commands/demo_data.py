@@ -1,0 +1,51 @@
+"""``arfl-studio demo-data DIR``: write the synthetic CMMD-layout demo dataset."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from arfl_studio.atomic import write_json
+
+
+def register(subparsers) -> None:
+    from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE
+
+    parser = subparsers.add_parser(
+        "demo-data",
+        help="write synthetic DICOM mammograms in the CMMD layout with a clinical xlsx",
+        description="Synthetic MG 'for presentation' DICOM files (CC and MLO of both breasts per patient, "
+        "MONOCHROME1/2, compressed and uncompressed) plus CMMD_clinicaldata_revision.xlsx. "
+        "Deterministic per seed.",
+    )
+    parser.add_argument("dir", metavar="DIR", help="output folder (missing, empty, or an earlier demo dataset)")
+    parser.add_argument("--patients", type=int, default=DEFAULT_PATIENTS, help=f"number of patients (default {DEFAULT_PATIENTS})")
+    parser.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), default=list(DEFAULT_SIZE),
+        help=f"image rows and columns (default {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]})",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", help="write what was generated as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from arfl_studio.data.demo import generate_demo_dataset, read_demo_manifest
+
+    try:
+        out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed)
+    except (ValueError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    manifest = read_demo_manifest(out) or {}
+    counts = manifest.get("counts", {})
+    print(f"Wrote the demo dataset to {out}")
+    print(f"  patients            {manifest.get('patients')}")
+    print(f"  images              {counts.get('images')} ({manifest.get('size')[0]}x{manifest.get('size')[1]})")
+    print(f"  labelled images     {manifest.get('labelled_images')}: " + ", ".join(f"{k} {v}" for k, v in counts.get("by_label", {}).items()))
+    print(f"  unlabeled images    {counts.get('unlabeled')} (breasts without a clinical row, as in CMMD)")
+    print("  breasts             " + ", ".join(f"{k} {v}" for k, v in manifest.get("breasts", {}).items()))
+    if args.json:
+        write_json(os.path.expanduser(args.json), {"dir": str(out), **manifest})
+        print(f"wrote {args.json}")
+    return 0

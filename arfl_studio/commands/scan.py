@@ -1,0 +1,73 @@
+"""``arfl-studio scan DIR``: which images of a dataset are usable, their labels, and what is wrong.
+
+Never stops on a bad file; never prints or writes PatientName, birth date or other PHI
+(only the dataset's own pseudonymous patient IDs, and only in the JSON).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from arfl_studio.atomic import write_json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "scan",
+        help="scan a mammogram dataset folder (CMMD, folder + labels CSV, folder-per-class)",
+        description="Read the DICOM headers under DIR, join them to the labels and report usable, "
+        "rejected and unlabeled images.",
+    )
+    parser.add_argument("dir", metavar="DIR", help="dataset folder")
+    parser.add_argument("--labels", metavar="FILE", help="CMMD clinical table (xlsx/CSV) or a labels CSV")
+    parser.add_argument("--layout", choices=["auto", "cmmd", "csv", "folders"], default="auto")
+    parser.add_argument("--path-column", default="path", help="labels CSV: column with the image path")
+    parser.add_argument("--patient-column", default="patient", help="labels CSV: column with the patient ID")
+    parser.add_argument("--label-column", default="label", help="labels CSV: column with the label")
+    parser.add_argument("--workers", type=int, default=1, help="processes reading headers (default 1)")
+    parser.add_argument("--show", type=int, default=10, metavar="N", help="list at most N rejected/unlabeled files")
+    parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from arfl_studio.data.layouts import LayoutError, scan_dataset
+
+    try:
+        result = scan_dataset(
+            args.dir,
+            labels=args.labels,
+            layout=args.layout,
+            workers=max(1, args.workers),
+            path_column=args.path_column,
+            patient_column=args.patient_column,
+            label_column=args.label_column,
+        )
+    except LayoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    s = result.summary()
+    print(f"Dataset {result.root} (layout: {result.layout})")
+    print(f"  files examined      {result.files_seen}")
+    print(f"  usable images       {s['images']} from {s['patients']} patients")
+    print("  by label            " + ", ".join(f"{k} {v}" for k, v in s["by_label"].items()))
+    print("  patients by label   " + ", ".join(f"{k} {v}" for k, v in s["patients_by_label"].items()))
+    print("  by view             " + ", ".join(f"{k} {v}" for k, v in s["by_view"].items()))
+    print("  by laterality       " + ", ".join(f"{k} {v}" for k, v in s["by_laterality"].items()))
+    print(f"  rejected            {s['rejected']}")
+    for path, reason in result.rejected[: args.show]:
+        print(f"    {path}: {reason}")
+    if len(result.rejected) > args.show:
+        print(f"    ... {len(result.rejected) - args.show} more (see --json)")
+    print(f"  unlabeled images    {s['unlabeled']}")
+    for path in result.unlabeled[: args.show]:
+        print(f"    {path}")
+    if len(result.unlabeled) > args.show:
+        print(f"    ... {len(result.unlabeled) - args.show} more (see --json)")
+    print(f"  labels w/o images   {s['labels_without_images']}")
+    print(f"  took {result.seconds:.2f} s ({result.files_seen / max(result.seconds, 1e-9):.0f} files/s)")
+    if args.json:
+        write_json(os.path.expanduser(args.json), result.to_json())
+        print(f"wrote {args.json}")
+    return 0
