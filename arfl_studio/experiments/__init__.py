@@ -1,0 +1,29 @@
+"""Cross-validated experiments, method grids, sweeps, comparison tables and statistics (no Qt)."""
+
+from arfl_studio.experiments.config import (
+    CVConfig,
+    DataConfig,
+    EvaluationConfig,
+    ExperimentConfig,
+    SweepConfig,
+    TrainingConfig,
+    load_config,
+)
+from arfl_studio.experiments.results import collect, comparison_rows, export_table, mann_whitney
+from arfl_studio.experiments.runner import (
+    ExperimentError,
+    ExperimentResult,
+    FoldEvent,
+    FoldFinished,
+    evaluate_auc,
+    fold_records,
+    load_fold_model,
+    run_experiment,
+)
+
+__all__ = [
+    "CVConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig", "ExperimentError", "ExperimentResult",
+    "FoldEvent", "FoldFinished", "SweepConfig", "TrainingConfig", "collect", "comparison_rows",
+    "evaluate_auc", "export_table", "fold_records", "load_config", "load_fold_model", "mann_whitney",
+    "run_experiment",
+]

@@ -1,0 +1,347 @@
+"""Experiment configuration: one TOML file describes a whole cross-validated run.
+
+Sections (all optional except a data source)::
+
+    [data]        root = "/data/CMMD" | demo = true | source = "synthetic"; labels, layout, cache_dir
+    [preprocess]  orient, crop, size = [224, 224], channels
+    [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
+    [training]    epochs, batch_size, lr, optimizer, weight_decay, device, amp, workers, seed, ...
+    [cv]          folds = 5, seed
+    [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
+    [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...)
+    [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
+
+``load_config`` accepts a path, TOML text's parsed dict, or a dict; ``to_toml``
+writes a complete file (every default spelled out) that re-runs the same experiment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli_w
+
+from arfl_studio.models.registry import ModelSpec
+from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
+
+PAPER_KEYS = tuple(row["key"] for row in PAPER_ROWS)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DATA_SOURCES = ("dataset", "demo", "synthetic")
+SWEEP_AXES = ("mix_ratio", "robust_weight", "eps")
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from.
+
+    ``root``: a dataset folder (CMMD layout, CSV or folder-per-class). ``demo``: the
+    built-in synthetic phantom mammograms (``demo_patients``/``demo_size`` make a
+    small private copy under ``demo_dir``). ``source = "synthetic"``: tiny in-memory
+    tensors (no files) for tests, benchmarks and the DDP check -- not mammograms.
+    """
+
+    root: str | None = None
+    demo: bool = False
+    source: str | None = None  # "dataset" | "demo" | "synthetic"; inferred when None
+    labels: str | None = None
+    layout: str = "auto"
+    cache_dir: str | None = None
+    demo_dir: str | None = None
+    demo_patients: int | None = None
+    demo_size: list[int] | None = None
+    demo_seed: int = 0
+    synthetic_samples: int = 64
+    synthetic_size: list[int] = field(default_factory=lambda: [32, 32])
+    synthetic_seed: int = 0
+
+    @property
+    def kind(self) -> str:
+        if self.source:
+            return self.source
+        if self.demo:
+            return "demo"
+        return "dataset"
+
+    def validate(self) -> None:
+        if self.kind not in DATA_SOURCES:
+            raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
+        if self.kind == "dataset" and not self.root:
+            raise SettingError("[data] needs root = \"/path/to/dataset\" (or demo = true)")
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    device: str = "auto"
+    amp: bool = True  # CUDA only; attacks stay float32
+    workers: int = 0  # DataLoader worker processes (spawn start method)
+    seed: int = 0
+    eval_batch_size: int = 64
+    validate_every: int = 1  # epochs between validation AUCs (0: never)
+    validate_adversarial_every: int = 1  # epochs between adversarial validation AUCs (0: never)
+    validation_attack_steps: int | None = None  # None: the [evaluation] attack's steps
+    checkpoint_every: int = 1  # epochs between resume checkpoints
+    keep_resume: bool = False  # keep resume.pt after a fold finished
+    freeze_batchnorm: bool = False  # BN layers use (and keep) their running statistics while training
+    dropout: bool = True  # False: dropout layers stay in eval mode (deterministic training)
+    sync_batchnorm: bool = False  # DDP on CUDA: SyncBatchNorm
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise SettingError(f"[training] epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise SettingError(f"[training] batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise SettingError(f"[training] lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SettingError(f"[training] optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.workers < 0:
+            raise SettingError(f"[training] workers must be >= 0, got {self.workers}")
+        for name in ("validate_every", "validate_adversarial_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise SettingError(f"[training] {name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.folds < 2:
+            raise SettingError(f"[cv] folds must be >= 2, got {self.folds}")
+
+
+@dataclass
+class EvaluationConfig:
+    """The attack for the held-out adversarial AUC (the paper: PGD, eps_2 = 1e-4)."""
+
+    kind: str = "pgd"
+    eps: float = 1e-4
+    steps: int = 7
+    step_size: float | None = None
+    random_start: bool = True
+    restarts: int = 1
+    clamp: list[float] | None = field(default_factory=lambda: [0.0, 1.0])
+    seed: int = 0
+    dsbn_oracle: bool = True  # also report the adversarial-BN route of DSBN models, labelled "oracle"
+
+    def validate(self) -> None:
+        AttackSettings(kind=self.kind, eps=self.eps, steps=self.steps, step_size=self.step_size).validate()
+        if self.restarts < 1:
+            raise SettingError(f"[evaluation] restarts must be >= 1, got {self.restarts}")
+
+
+@dataclass
+class SweepConfig:
+    """A grid over r, lambda and eps_1 applied to ``base``; each point is a cross-validated run."""
+
+    base: str = "F"
+    mix_ratio: list[float] = field(default_factory=list)
+    robust_weight: list[float] = field(default_factory=list)
+    eps: list[float] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.mix_ratio or self.robust_weight or self.eps)
+
+    def axes(self) -> dict[str, list[float]]:
+        return {name: list(getattr(self, name)) for name in SWEEP_AXES if getattr(self, name)}
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: dict[str, Any] = field(
+        default_factory=lambda: {"orient": True, "crop": "otsu", "size": [224, 224], "channels": 3}
+    )
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    methods: list[MethodSettings] = field(default_factory=lambda: [paper_method(k) for k in PAPER_KEYS])
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+    def validate(self) -> "ExperimentConfig":
+        self.data.validate()
+        self.training.validate()
+        self.cv.validate()
+        self.evaluation.validate()
+        self.model.validate()
+        keys = [m.key for m in self.methods]
+        if len(set(keys)) != len(keys):
+            raise SettingError(f"method keys must be unique, got {keys}")
+        for method in self.methods:
+            method.validate()
+            _check_key(method.key)
+        if self.sweep.active:
+            self.base_method()
+        return self
+
+    # -- the runs this config describes --------------------------------------------------------
+    def base_method(self) -> MethodSettings:
+        for method in self.methods:
+            if method.key == self.sweep.base:
+                return method
+        if self.sweep.base.upper() in PAPER_KEYS:
+            return paper_method(self.sweep.base)
+        raise SettingError(f"[sweep] base {self.sweep.base!r} is neither a listed method key nor a paper row A-I")
+
+    def sweep_points(self) -> list[dict[str, Any]]:
+        """Each grid point: ``{"point": P, "key": ..., "params": {...}, "method": MethodSettings}``."""
+        if not self.sweep.active:
+            return []
+        base = self.base_method()
+        axes = self.sweep.axes()
+        points = []
+        for index, values in enumerate(itertools.product(*axes.values())):
+            params = dict(zip(axes, values))
+            method = base
+            label = []
+            for name, value in params.items():
+                if name == "eps":
+                    method = replace(method, attack=replace(method.attack, eps=float(value)))
+                    label.append(f"eps{value:g}")
+                elif name == "mix_ratio":
+                    method = replace(method, mix_ratio=float(value))
+                    label.append(f"r{value:g}")
+                else:
+                    method = replace(method, robust_weight=float(value))
+                    label.append(f"lam{value:g}")
+            key = f"{base.key}_" + "_".join(label)
+            method = replace(method, key=key, name=f"{base.name} ({', '.join(f'{k}={v:g}' for k, v in params.items())})")
+            points.append({"point": index, "key": key, "params": params, "method": method.validate()})
+        return points
+
+    def runs(self) -> list[dict[str, Any]]:
+        """What ``run_experiment`` trains: the sweep points if a sweep is set, else the methods."""
+        if self.sweep.active:
+            return self.sweep_points()
+        return [{"point": None, "key": m.key, "params": {}, "method": m} for m in self.methods]
+
+    def model_spec_for(self, method: MethodSettings) -> ModelSpec:
+        """DSBN needs dual batch norms: switched on automatically for that scheme."""
+        if method.scheme == "dsbn" and not self.model.dual_bn:
+            return replace(self.model, dual_bn=True)
+        return self.model
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "data": _drop_none(asdict(self.data)),
+            "preprocess": dict(self.preprocess),
+            "model": _drop_none(self.model.to_dict()),
+            "training": _drop_none(asdict(self.training)),
+            "cv": asdict(self.cv),
+            "evaluation": _drop_none(asdict(self.evaluation)),
+            "methods": [_drop_none(m.to_dict()) for m in self.methods],
+        }
+        if self.sweep.active:
+            data["sweep"] = asdict(self.sweep)
+        return data
+
+    def to_toml(self) -> str:
+        header = "# ARFL Studio experiment -- re-run with: arfl-studio run config.toml --out DIR\n"
+        return header + tomli_w.dumps(self.to_dict())
+
+
+def _check_key(key: str) -> None:
+    if not key or any(c in key for c in "/\\:*?\"<>| ") or key.startswith("."):
+        raise SettingError(f"method key {key!r} must be a short name usable as a folder name (no spaces or / \\ : * ? \" < > |)")
+
+
+def _drop_none(data: dict) -> dict:
+    out = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        out[key] = _drop_none(value) if isinstance(value, dict) else value
+    return out
+
+
+def _dataclass_from(cls, section: str, data: Mapping | None):
+    data = dict(data or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise SettingError(f"unknown settings in [{section}]: {sorted(unknown)}; allowed: {sorted(known)}")
+    return cls(**data)
+
+
+def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
+    """One ``[[methods]]`` entry: a paper row letter, or a table with ``key`` (and/or ``preset``)."""
+    if isinstance(entry, str):
+        return paper_method(entry, robust_weight=default_lambda)
+    if isinstance(entry, MethodSettings):
+        return entry.validate()
+    entry = dict(entry)
+    preset = entry.pop("preset", None)
+    key = entry.get("key", preset)
+    if preset is None and key is not None and str(key).upper() in PAPER_KEYS:
+        preset = str(key).upper()
+    if preset is None:
+        return MethodSettings.from_dict(entry)
+    base = paper_method(preset, robust_weight=entry.pop("robust_weight", default_lambda))
+    attack = entry.pop("attack", None)
+    if attack:
+        attack = dict(attack)
+        if attack.get("clamp") is not None:
+            attack["clamp"] = tuple(attack["clamp"])
+        base = replace(base, attack=replace(base.attack, **attack))
+    if "mirst_levels" in entry:
+        entry["mirst_levels"] = tuple(entry["mirst_levels"])
+    known = set(MethodSettings.__dataclass_fields__)
+    unknown = set(entry) - known
+    if unknown:
+        raise SettingError(f"unknown method settings {sorted(unknown)}; allowed: {sorted(known | {'preset'})}")
+    return replace(base, **entry).validate()
+
+
+def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentConfig:
+    """Read a config from a TOML path, a dict (as parsed from TOML) or pass one through."""
+    if isinstance(source, ExperimentConfig):
+        return source.validate()
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise SettingError(f"config file {path} does not exist")
+        with path.open("rb") as handle:
+            try:
+                data = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingError(f"{path} is not valid TOML: {exc}") from exc
+    else:
+        data = dict(source)
+    known = {"name", "data", "preprocess", "model", "training", "cv", "methods", "evaluation", "sweep"}
+    unknown = set(data) - known
+    if unknown:
+        raise SettingError(f"unknown sections {sorted(unknown)}; allowed: {sorted(known)}")
+    defaults = ExperimentConfig()
+    preprocess = {**defaults.preprocess, **dict(data.get("preprocess", {}))}
+    model = ModelSpec.from_dict(data.get("model", {})) if data.get("model") else ModelSpec()
+    methods_raw = data.get("methods")
+    methods = [parse_method(m) for m in methods_raw] if methods_raw else defaults.methods
+    evaluation = dict(data.get("evaluation", {}))
+    config = ExperimentConfig(
+        name=str(data.get("name", defaults.name)),
+        data=_dataclass_from(DataConfig, "data", data.get("data")),
+        preprocess=preprocess,
+        model=model,
+        training=_dataclass_from(TrainingConfig, "training", data.get("training")),
+        cv=_dataclass_from(CVConfig, "cv", data.get("cv")),
+        methods=methods,
+        evaluation=_dataclass_from(EvaluationConfig, "evaluation", evaluation),
+        sweep=_dataclass_from(SweepConfig, "sweep", data.get("sweep")),
+    )
+    return config.validate()

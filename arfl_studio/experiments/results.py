@@ -1,0 +1,287 @@
+"""Merging fold results, the comparison table of Tables 2-3, and Mann-Whitney U statistics.
+
+``collect(run_dir)`` reads every ``<key>/fold_<k>/manifest.json`` of a run (folds may
+have been trained by separate cluster jobs) and writes ``results.json``::
+
+    {"name", "run_dir", "folds", "complete", "reference", "evaluation", "sweep",
+     "methods": [{"key", "method", "scheme", "mix_ratio", "robust_weight", "eps", "point", "params",
+                  "standard_auc": {"mean", "std", "per_fold"}, "adversarial_auc": {...},
+                  "mean_auc", "folds_finished",
+                  "oracle_adversarial_auc": {...} (DSBN only, labelled oracle),
+                  "p_values": {"standard_auc": {other: p}, "adversarial_auc": {...}, "mean_auc": {...}}}]}
+
+``std`` is the sample standard deviation over folds (ddof = 1). ``p_values`` are
+two-sided Mann-Whitney U tests between two methods' per-fold AUCs (``mean_auc``
+uses each fold's mean of standard and adversarial AUC); with k = 5 folds the
+smallest attainable two-sided p is 0.0079.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from arfl_studio import atomic
+from arfl_studio.experiments.config import load_config
+
+FORMATS = ("csv", "xlsx", "md", "tex")
+ORACLE_LABEL = "oracle: DSBN adversarial-BN route (knows which inputs are adversarial; not deployable)"
+
+
+def _summary(values: list[float | None]) -> dict[str, Any]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    mean = float(np.mean(finite)) if finite else None
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    return {"mean": mean, "std": std, "per_fold": values}
+
+
+def mann_whitney(a: list[float | None], b: list[float | None]) -> float | None:
+    from scipy.stats import mannwhitneyu
+
+    a = [v for v in a if v is not None and math.isfinite(v)]
+    b = [v for v in b if v is not None and math.isfinite(v)]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def collect(out_dir: str | Path, write: bool = True) -> dict:
+    """Merge the finished folds of a run folder into the results document (and results.json)."""
+    out = Path(out_dir)
+    config = load_config(out / "config.toml")
+    k = config.cv.folds
+    methods = []
+    for run in config.runs():
+        method = run["method"]
+        standard, adversarial, oracle = [None] * k, [None] * k, [None] * k
+        finished = []
+        for fold in range(k):
+            path = out / run["key"] / f"fold_{fold}" / "manifest.json"
+            try:
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if manifest.get("status") != "finished":
+                continue
+            res = manifest.get("results", {})
+            standard[fold] = _nan_to_none(res.get("standard_auc"))
+            adversarial[fold] = _nan_to_none(res.get("adversarial_auc"))
+            oracle[fold] = _nan_to_none(res.get("oracle_adversarial_auc"))
+            finished.append(fold)
+        entry: dict[str, Any] = {
+            "key": run["key"],
+            "method": method.name,
+            "scheme": method.scheme,
+            "mix_ratio": method.mix_ratio,
+            "robust_weight": method.robust_weight,
+            "eps": method.attack.eps,
+            "point": run["point"],
+            "params": run["params"],
+            "standard_auc": _summary(standard),
+            "adversarial_auc": _summary(adversarial),
+            "folds_finished": finished,
+        }
+        s, a = entry["standard_auc"]["mean"], entry["adversarial_auc"]["mean"]
+        entry["mean_auc"] = None if s is None or a is None else (s + a) / 2
+        entry["_fold_means"] = [None if x is None or y is None else (x + y) / 2 for x, y in zip(standard, adversarial)]
+        if any(v is not None for v in oracle):
+            entry["oracle_adversarial_auc"] = {**_summary(oracle), "label": ORACLE_LABEL}
+        methods.append(entry)
+    for entry in methods:
+        entry["p_values"] = {
+            metric: {other["key"]: _p(entry, other, metric) for other in methods if other is not entry}
+            for metric in ("standard_auc", "adversarial_auc", "mean_auc")
+        }
+    for entry in methods:
+        entry.pop("_fold_means")
+    keys = [m["key"] for m in methods]
+    reference = "F" if "F" in keys else (keys[0] if keys else None)
+    results = {
+        "name": config.name,
+        "run_dir": str(out.resolve()),
+        "folds": k,
+        "complete": all(len(m["folds_finished"]) == k for m in methods),
+        "reference": reference,
+        "evaluation": {"kind": config.evaluation.kind, "eps": config.evaluation.eps,
+                       "steps": config.evaluation.steps, "restarts": config.evaluation.restarts},
+        "sweep": config.sweep.axes() | {"base": config.sweep.base} if config.sweep.active else None,
+        "methods": methods,
+    }
+    if write:
+        atomic.write_json(out / "results.json", results)
+        if not (out / "manifest.json").exists():  # only cluster jobs ran: leave a top-level manifest too
+            atomic.write_json(out / "manifest.json", {"name": config.name, "status": "finished" if results["complete"]
+                                                      else "partial", "collected_from_jobs": True})
+    return results
+
+
+def _nan_to_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _p(entry: dict, other: dict, metric: str) -> float | None:
+    if metric == "mean_auc":
+        return mann_whitney(entry["_fold_means"], other["_fold_means"])
+    return mann_whitney(entry[metric]["per_fold"], other[metric]["per_fold"])
+
+
+def load_results(path_or_results: str | Path | dict) -> dict:
+    """A results document from a dict, a results.json, or a run folder (collected on the fly)."""
+    if isinstance(path_or_results, dict):
+        return path_or_results
+    path = Path(path_or_results)
+    if path.is_dir():
+        return collect(path, write=True)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------------------
+def comparison_rows(results: dict) -> list[dict]:
+    """One row per method: AUCs (fractions), std, mean AUC, p-values against the reference row."""
+    results = load_results(results)
+    ref = results.get("reference")
+    rows = []
+    for m in results["methods"]:
+        row = {
+            "key": m["key"],
+            "method": m["method"],
+            "standard_auc": m["standard_auc"]["mean"],
+            "standard_auc_std": m["standard_auc"]["std"],
+            "adversarial_auc": m["adversarial_auc"]["mean"],
+            "adversarial_auc_std": m["adversarial_auc"]["std"],
+            "mean_auc": m["mean_auc"],
+            "folds": len(m["folds_finished"]),
+        }
+        if ref is not None:
+            for metric in ("standard_auc", "adversarial_auc", "mean_auc"):
+                row[f"p_{metric}_vs_{ref}"] = None if m["key"] == ref else m["p_values"][metric].get(ref)
+        if "oracle_adversarial_auc" in m:
+            row["oracle_adversarial_auc"] = m["oracle_adversarial_auc"]["mean"]
+        rows.append(row)
+    return rows
+
+
+def _pct(mean, std) -> str:
+    if mean is None:
+        return "--"
+    return f"{100 * mean:.1f}" + (f" ({100 * std:.1f})" if std is not None else "")
+
+
+def _pfmt(p) -> str:
+    if p is None:
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]:
+    ref = results.get("reference")
+    header = ["Training method", "Standard AUC", "Adversarial AUC", "Mean AUC"]
+    if ref is not None:
+        header += [f"p vs {ref} (standard)", f"p vs {ref} (adversarial)", f"p vs {ref} (mean)"]
+    body, notes = [], []
+    for row in comparison_rows(results):
+        line = [f"{row['key']}. {row['method']}", _pct(row["standard_auc"], row["standard_auc_std"]),
+                _pct(row["adversarial_auc"], row["adversarial_auc_std"]),
+                "--" if row["mean_auc"] is None else f"{100 * row['mean_auc']:.1f}"]
+        if ref is not None:
+            line += [_pfmt(row.get(f"p_{m}_vs_{ref}")) for m in ("standard_auc", "adversarial_auc", "mean_auc")]
+        body.append(line)
+        if row.get("oracle_adversarial_auc") is not None:
+            notes.append(f"{row['key']}: oracle adversarial AUC {100 * row['oracle_adversarial_auc']:.1f} "
+                         f"({ORACLE_LABEL}); the table reports the clean-BN route.")
+    ev = results.get("evaluation") or {}
+    notes.insert(0, f"AUC in % as mean (std) over {results.get('folds')} patient-level folds; adversarial: "
+                    f"{ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
+                    "p: two-sided Mann-Whitney U on fold AUCs.")
+    if not results.get("complete", True):
+        notes.append("Incomplete: some folds have not finished.")
+    return header, body, notes
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("<", r"$<$")):
+        text = text.replace(a, b)
+    return text
+
+
+def render_table(results: dict, fmt: str) -> str | bytes:
+    results = load_results(results)
+    if fmt == "csv":
+        rows = comparison_rows(results)
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        return buffer.getvalue()
+    header, body, notes = _display_rows(results)
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":-:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in body]
+        return "\n".join(lines) + "\n\n" + "\n".join(f"_{n}_  " for n in notes) + "\n"
+    if fmt == "tex":
+        cols = "l" + "c" * (len(header) - 1)
+        lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering",
+                 rf"\caption{{{_tex_escape(results.get('name', 'experiment'))}: {_tex_escape(notes[0])}}}",
+                 rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+                 " & ".join(_tex_escape(h) for h in header) + r" \\", r"\midrule"]
+        lines += [" & ".join(_tex_escape(c) for c in r) + r" \\" for r in body]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [rf"\par\footnotesize {_tex_escape(n)}" for n in notes[1:]]
+        lines += [r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+        from openpyxl.styles import Font
+
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "comparison"
+        ws.append(header)
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        for r in body:
+            ws.append(r)
+        ws.append([])
+        for n in notes:
+            ws.append([n])
+        raw = wb.create_sheet("values")
+        rows = comparison_rows(results)
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        raw.append(fields)
+        for row in rows:
+            raw.append([row.get(f) for f in fields])
+        folds = wb.create_sheet("folds")
+        folds.append(["key", "fold", "standard_auc", "adversarial_auc"])
+        for m in results["methods"]:
+            for k, (s, a) in enumerate(zip(m["standard_auc"]["per_fold"], m["adversarial_auc"]["per_fold"])):
+                folds.append([m["key"], k, s, a])
+        buffer = io.BytesIO()
+        wb.save(buffer)
+        return buffer.getvalue()
+    raise ValueError(f"table format must be one of {FORMATS}, got {fmt!r}")
+
+
+def export_table(results: dict | str | Path, path: str | Path, fmt: str | None = None) -> Path:
+    """Write the comparison table as csv, xlsx (openpyxl), md or tex (booktabs), atomically."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"table format must be one of {FORMATS}, got {fmt!r}")
+    content = render_table(results, fmt)
+    if isinstance(content, bytes):
+        return atomic.write_bytes(path, content)
+    return atomic.write_text(path, content)

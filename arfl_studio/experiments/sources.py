@@ -1,0 +1,225 @@
+"""Where a run's images come from: a dataset folder, the demo phantoms, or tiny in-memory tensors.
+
+A source gives the runner a list of records (each with ``patient_id`` and
+``label``), patient-level folds, a torch ``Dataset`` for any subset of records, and
+a fingerprint of the data for the manifest. The real sources use the data layer
+(:mod:`arfl_studio.data`); the ``synthetic`` source needs no files and exists for
+tests, benchmarks and the DDP equivalence check (it is not a mammogram).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from arfl_studio.experiments.config import ExperimentConfig
+from arfl_studio.training.methods import SettingError
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The fields of :class:`arfl_studio.data.ImageRecord` a run needs (and stores in splits.json)."""
+
+    path: str
+    rel_path: str
+    patient_id: str
+    laterality: str | None
+    view: str | None
+    label: int
+
+
+def record_to_dict(record: Any) -> dict:
+    return {
+        "rel_path": str(getattr(record, "rel_path", "")),
+        "patient_id": str(record.patient_id),
+        "laterality": getattr(record, "laterality", None),
+        "view": getattr(record, "view", None),
+        "label": int(record.label),
+    }
+
+
+def record_from_dict(root: str | None, data: dict) -> Any:
+    path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
+    fields = dict(path=path, rel_path=data["rel_path"], patient_id=data["patient_id"],
+                  laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]))
+    try:  # the data layer's own record type when it is there
+        from arfl_studio.data import ImageRecord  # type: ignore[attr-defined]
+
+        return ImageRecord(**{**fields, "path": Path(path)})
+    except Exception:
+        return RunRecord(**fields)
+
+
+class DataSource:
+    root: str | None = None
+
+    def records(self) -> list:
+        raise NotImplementedError
+
+    def dataset(self, records: Sequence) -> Dataset:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"kind": type(self).__name__, "root": self.root}
+
+
+def fallback_patient_folds(records: Sequence, k: int = 5, seed: int = 0) -> list[list[int]]:
+    """StratifiedGroupKFold by patient (used when the data layer's ``patient_folds`` is absent)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.array([int(r.label) for r in records])
+    groups = np.array([str(r.patient_id) for r in records])
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [sorted(test.tolist()) for _, test in splitter.split(np.zeros(len(records)), labels, groups)]
+
+
+def patient_folds(records: Sequence, k: int, seed: int) -> list[list[int]]:
+    try:
+        from arfl_studio.data import patient_folds as data_patient_folds  # type: ignore[attr-defined]
+    except ImportError:
+        data_patient_folds = None
+    if data_patient_folds is not None:
+        return [sorted(int(i) for i in fold) for fold in data_patient_folds(records, k=k, seed=seed)]
+    return fallback_patient_folds(records, k, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+class SyntheticImages(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, indices: Sequence[int]):
+        self.images, self.labels, self.indices = images, labels, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        j = self.indices[i]
+        return self.images[j], self.labels[j]
+
+
+class SyntheticSource(DataSource):
+    """Noisy images where positives carry a faint bright blob; two images per 'patient'."""
+
+    def __init__(self, samples: int, size: Sequence[int], channels: int, seed: int):
+        self.samples, self.size, self.channels, self.seed = int(samples), tuple(size), int(channels), int(seed)
+        g = torch.Generator().manual_seed(self.seed)
+        h, w = self.size
+        labels = (torch.arange(self.samples) // 2 % 2).float()  # patients alternate benign/malignant
+        images = 0.35 + 0.1 * torch.rand((self.samples, 1, h, w), generator=g)
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        for i in range(self.samples):
+            cy, cx = (torch.rand(2, generator=g) - 0.5).tolist()
+            blob = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.05)
+            images[i, 0] += (0.25 if labels[i] > 0 else 0.05) * blob
+        self.images = images.clamp(0, 1).repeat(1, self.channels, 1, 1).contiguous()
+        self.labels = labels
+        self._records = [
+            RunRecord(path=f"synthetic/{i}", rel_path=f"synthetic/{i}", patient_id=f"S{i // 2:04d}",
+                      laterality="L" if i % 2 == 0 else "R", view="CC", label=int(labels[i]))
+            for i in range(self.samples)
+        ]
+
+    def records(self) -> list:
+        return list(self._records)
+
+    def dataset(self, records: Sequence) -> Dataset:
+        return SyntheticImages(self.images, self.labels, [int(r.rel_path.split("/")[1]) for r in records])
+
+    def fingerprint(self) -> str:
+        payload = json.dumps(["synthetic", self.samples, self.size, self.channels, self.seed])
+        return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {"kind": "synthetic", "samples": self.samples, "size": list(self.size), "seed": self.seed}
+
+
+class FolderSource(DataSource):
+    """A dataset folder scanned by the data layer (CMMD, CSV, folder-per-class, the demo)."""
+
+    def __init__(self, root: str | Path, labels: str | None, layout: str, preprocess: dict, cache_dir: str | None,
+                 kind: str = "dataset", cancel=None):
+        from arfl_studio import data as data_layer
+
+        missing = [n for n in ("scan_dataset", "MammogramDataset", "PreprocessSettings") if not hasattr(data_layer, n)]
+        if missing:
+            raise SettingError(f"the data layer does not provide {missing} yet; use [data] source = \"synthetic\"")
+        self.data_layer = data_layer
+        self.root = str(Path(root).resolve())
+        self.kind = kind
+        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel)
+        self.scan_summary = scan.summary() if hasattr(scan, "summary") else {}
+        self._records = sorted(scan.images, key=lambda r: str(r.rel_path))
+        if not self._records:
+            raise SettingError(f"no labelled images were found in {self.root} (layout {layout!r})")
+        settings = dict(preprocess)
+        if "size" in settings and settings["size"] is not None:
+            settings["size"] = tuple(settings["size"])
+        self.settings = data_layer.PreprocessSettings(**settings)
+        self.cache_dir = cache_dir
+        self.labels_file = labels
+
+    def records(self) -> list:
+        return list(self._records)
+
+    def dataset(self, records: Sequence) -> Dataset:
+        return self.data_layer.MammogramDataset(list(records), self.settings, cache_dir=self.cache_dir)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for record in self._records:
+            path = Path(record.path)
+            size = path.stat().st_size if path.exists() else -1
+            digest.update(f"{record.rel_path}|{size}|{record.patient_id}|{record.label}\n".encode())
+        if self.labels_file and Path(self.labels_file).is_file():
+            digest.update(Path(self.labels_file).read_bytes())
+        return "sha256:" + digest.hexdigest()
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "root": self.root, "images": len(self._records), "scan": self.scan_summary}
+
+
+def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
+    data = config.data
+    channels = int(config.preprocess.get("channels", 3))
+    if data.kind == "synthetic":
+        return SyntheticSource(data.synthetic_samples, data.synthetic_size, channels, data.synthetic_seed)
+    cache_dir = data.cache_dir
+    if data.kind == "demo":
+        from arfl_studio import data as data_layer
+
+        if data.demo_patients or data.demo_dir:
+            size = tuple(data.demo_size) if data.demo_size else None
+            root = Path(data.demo_dir) if data.demo_dir else (
+                Path(data_layer.default_demo_dir()).parent
+                / f"demo-p{data.demo_patients}-{'x'.join(map(str, size or ()))}-s{data.demo_seed}"
+            )
+            if not root.exists() or not any(root.iterdir()):
+                kwargs: dict[str, Any] = {"seed": data.demo_seed}
+                if data.demo_patients:
+                    kwargs["patients"] = data.demo_patients
+                if size:
+                    kwargs["size"] = size
+                root = Path(data_layer.generate_demo_dataset(root, **kwargs))
+        else:
+            root = Path(data_layer.ensure_demo_dataset())
+        return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel)
+    return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel)
+
+
+def folds_are_valid(folds: list[list[int]], n: int) -> bool:
+    flat = sorted(i for fold in folds for i in fold)
+    return flat == list(range(n))
+
+
+def fold_sizes(folds: list[list[int]]) -> list[int]:
+    return [len(f) for f in folds]
+
