@@ -1,0 +1,55 @@
+"""Small DICOM files with chosen quirks for the data tests (built with the demo's writer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from arfl_studio.data.demo import build_dicom
+
+
+def phantom(h: int = 48, w: int = 40, chest_wall_left: bool = True) -> np.ndarray:
+    """Intensity in [0, 1]: a bright half-disc of tissue on one side, dark background."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    x = xx if chest_wall_left else (w - 1 - xx)
+    r = np.sqrt((x / (0.75 * w)) ** 2 + ((yy - h / 2) / (0.42 * h)) ** 2)
+    img = np.where(r < 1.0, 0.45 + 0.4 * (1 - r), 0.0).astype(np.float32)
+    img += 0.05 * np.sin(yy / 3.0) * (r < 1.0)  # some structure so codecs have work
+    return np.clip(img, 0, 1)
+
+
+def write_dicom(
+    path: Path,
+    intensity: np.ndarray | None = None,
+    *,
+    laterality: str = "L",
+    view: str = "CC",
+    photometric: str = "MONOCHROME2",
+    voi: str = "LINEAR",
+    syntax: str = "1.2.840.10008.1.2.1",
+    patient_id: str = "P-0001",
+    flip: bool = False,
+    edit=None,
+) -> Path:
+    intensity = phantom() if intensity is None else intensity
+    ds = build_dicom(
+        intensity,
+        patient_id=patient_id,
+        age=50,
+        laterality=laterality,
+        view=view,
+        photometric=photometric,
+        voi_function=voi,
+        transfer_syntax=syntax,
+        study_uid="1.2.3.4",
+        series_uid="1.2.3.4.1",
+        sop_uid=f"1.2.3.4.1.{abs(hash((str(path), laterality, view))) % 10**8}",
+        instance=1,
+        flip=flip,
+    )
+    if edit is not None:
+        edit(ds)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
