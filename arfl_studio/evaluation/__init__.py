@@ -1,0 +1,21 @@
+"""Attack evaluation, sanity checks against gradient masking, saliency and perturbation maps.
+
+Qt-free. See :func:`evaluate_robustness`, :func:`saliency_map`, :func:`perturbation`,
+:func:`blend_overlay`.
+"""
+
+from arfl_studio.evaluation.attacks import ATTACKS, apgd_attack, margin, run_attack, square_attack
+from arfl_studio.evaluation.robustness import (
+    EvaluationCancelled,
+    EvaluationProgress,
+    RobustnessReport,
+    evaluate_robustness,
+    threshold_metrics,
+)
+from arfl_studio.evaluation.sanity import CHECK_NAMES, SanityWarning, sanity_checks
+
+__all__ = [
+    "ATTACKS", "CHECK_NAMES", "EvaluationCancelled", "EvaluationProgress", "RobustnessReport", "SanityWarning",
+    "apgd_attack", "evaluate_robustness", "margin", "run_attack", "sanity_checks", "square_attack",
+    "threshold_metrics",
+]

@@ -1,0 +1,262 @@
+"""Evaluation attacks on single-logit binary classifiers, beyond the engine's FGSM/PGD.
+
+All attacks are untargeted, L-infinity, in the model's input space (pixels in [0, 1]
+for mammograms, ``clamp=(0, 1)``), with the model in eval mode while they run
+(:func:`arfl_studio.training.attacks.attack_mode`), and take gradients with respect
+to the input only.
+
+For one logit z, a label y in {0, 1} and a decision threshold t (a logit, 0 by
+default) the per-sample *margin* is ``-(2y - 1) * (z - t)``: it is positive exactly
+when the prediction at the threshold is wrong. The sign of its input gradient is the
+sign of the BCE loss's input gradient, but it never underflows to zero for very
+confident predictions (BCE's gradient ``sigmoid(z) - y`` rounds to 0 in float32 once
+|z| > ~17), so the stronger attacks here use it.
+
+- ``fgsm`` / ``pgd``: the engine's attacks (BCE objective, as in training).
+- ``pgd-strong``: the engine's PGD with many steps, several random restarts and the
+  margin objective; each sample keeps the restart with the highest margin.
+- ``apgd``: Auto-PGD (Croce & Hein 2020) — momentum 0.75, a step size that starts at
+  2 eps and halves at checkpoints when progress stalls, restarts from the best point;
+  CE (BCE) loss by default (APGD-CE), ``loss="margin"`` optional.
+- ``square``: the gradient-free Square Attack (Andriushchenko et al. 2020), L-inf,
+  batched, with a query budget; a probe for gradient masking.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from arfl_studio.training.attacks import attack_mode, fgsm_attack, pgd_attack
+
+ClampRange = tuple[float, float] | None
+
+ATTACKS = ("fgsm", "pgd", "pgd-strong", "apgd", "square")
+WHITE_BOX = ("fgsm", "pgd", "pgd-strong", "apgd")
+GRADIENT_FREE = ("square",)
+
+# Defaults per attack (the CLI and evaluate_robustness use them when not overridden).
+DEFAULT_STEPS = {"pgd": 10, "pgd-strong": 100, "apgd": 100}
+DEFAULT_RESTARTS = {"pgd": 1, "pgd-strong": 5, "apgd": 1}
+DEFAULT_QUERIES = 1000
+
+
+def margin(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Per-sample margin ``-(2y - 1) * (z - t)``: > 0 exactly when the prediction is wrong."""
+    return -(2 * targets.to(logits.dtype) - 1) * (logits - threshold)
+
+
+def margin_objective(targets: torch.Tensor, threshold: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda logits: margin(logits, targets, threshold)
+
+
+def bce_objective(targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
+    x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
+    return x_adv.clamp(*clamp) if clamp is not None else x_adv
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape + (1,) * (like.dim() - v.dim()))
+
+
+def _loss_and_grad(model: nn.Module, x: torch.Tensor, objective) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = objective(model(x).float())
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+    return loss.detach(), grad.detach()
+
+
+def _checkpoints(steps: int) -> list[int]:
+    """APGD's checkpoints w_j = ceil(p_j * steps): p_0 = 0, p_1 = 0.22, p_j+1 = p_j + max(p_j - p_j-1 - 0.03, 0.06)."""
+    p = [0.0, 0.22]
+    while p[-1] < 1:
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    return sorted({int(math.ceil(q * steps)) for q in p if q <= 1})
+
+
+def apgd_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    steps: int = 100,
+    restarts: int = 1,
+    loss: str = "ce",
+    clamp: ClampRange = (0.0, 1.0),
+    threshold: float = 0.0,
+    rho: float = 0.75,
+    momentum: float = 0.75,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Auto-PGD (Croce & Hein 2020, Alg. 1) for one logit; returns the highest-loss point per sample."""
+    if not eps >= 0 or steps < 1 or restarts < 1:
+        raise ValueError(f"apgd needs eps >= 0, steps >= 1, restarts >= 1 (got {eps}, {steps}, {restarts})")
+    if loss not in ("ce", "margin"):
+        raise ValueError(f"apgd loss must be 'ce' or 'margin', got {loss!r}")
+    x = x.detach().float()
+    if eps == 0:
+        return x.clone()
+    objective = bce_objective(targets) if loss == "ce" else margin_objective(targets, threshold)
+    checks = set(_checkpoints(steps)) - {0}
+    best_adv, best_loss = x.clone(), None
+    with attack_mode(model):
+        for _ in range(restarts):
+            noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device)
+            x_k = _project(x + (noise.to(x.device) * 2 - 1) * eps, x, eps, clamp)
+            eta = torch.full((len(x),), 2.0 * eps, device=x.device)
+            loss_k, grad = _loss_and_grad(model, x_k, objective)
+            x_max, f_max = x_k.clone(), loss_k.clone()
+            x_prev = x_k.clone()
+            # first step: plain projected gradient step
+            x_next = _project(x_k + _view(eta, x) * grad.sign(), x, eps, clamp)
+            last_check, improved = 0, torch.zeros(len(x), device=x.device)
+            loss_prev = loss_k
+            f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
+            for k in range(1, steps + 1):
+                x_prev, x_k = x_k, x_next
+                loss_k, grad = _loss_and_grad(model, x_k, objective)
+                better = loss_k > f_max
+                improved += (loss_k > loss_prev).float()  # steps that raised the loss (condition 1)
+                x_max = torch.where(_view(better, x), x_k, x_max)
+                f_max = torch.where(better, loss_k, f_max)
+                if k in checks:
+                    window = k - last_check
+                    cond1 = improved < rho * window
+                    cond2 = (eta == eta_at_check) & (f_max == f_max_at_check)
+                    halve = cond1 | cond2
+                    eta = torch.where(halve, eta / 2, eta)
+                    x_k = torch.where(_view(halve, x), x_max, x_k)
+                    if halve.any():  # restart momentum from the best point
+                        x_prev = torch.where(_view(halve, x), x_max, x_prev)
+                    last_check, improved = k, torch.zeros_like(improved)
+                    f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
+                    if halve.any():
+                        loss_k, grad = _loss_and_grad(model, x_k, objective)
+                loss_prev = loss_k
+                z = _project(x_k + _view(eta, x) * grad.sign(), x, eps, clamp)
+                x_next = _project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev), x, eps, clamp)
+            final_loss, _ = _loss_and_grad(model, x_next, objective)
+            better = final_loss > f_max
+            x_max = torch.where(_view(better, x), x_next, x_max)
+            f_max = torch.where(better, final_loss, f_max)
+            if best_loss is None:
+                best_adv, best_loss = x_max, f_max
+            else:
+                better = f_max > best_loss
+                best_adv = torch.where(_view(better, x), x_max, best_adv)
+                best_loss = torch.where(better, f_max, best_loss)
+    return best_adv.detach()
+
+
+def _p_selection(p_init: float, it: int, n_queries: int) -> float:
+    """Square Attack's schedule for the fraction of pixels changed (rescaled to a budget of 10,000)."""
+    it = int(it / n_queries * 10000)
+    for bound, divisor in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+        if it <= bound:
+            return p_init / divisor
+    return p_init / 512
+
+
+@torch.no_grad()
+def square_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    queries: int = DEFAULT_QUERIES,
+    p_init: float = 0.8,
+    clamp: ClampRange = (0.0, 1.0),
+    threshold: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Square Attack, L-inf (Andriushchenko et al. 2020), batched; no gradients at all.
+
+    Starts from vertical stripes of +-eps, then each query replaces one random square
+    window (per sample) of the perturbation with a random +-eps per channel and keeps
+    it if the margin rose. The budget is ``queries`` forward passes of the batch
+    (the first one is the stripe initialisation). Every sample uses the whole budget:
+    AUC depends on how far scores move, not only on whether they cross the threshold.
+    """
+    if not eps >= 0 or queries < 1:
+        raise ValueError(f"square needs eps >= 0 and queries >= 1 (got {eps}, {queries})")
+    x = x.detach().float()
+    if eps == 0:
+        return x.clone()
+    dev = "cpu" if generator is None else generator.device
+
+    def rand(*shape):
+        return torch.rand(shape, generator=generator, device=dev).to(x.device)
+
+    lead, (c, h, w) = x.shape[:-3], x.shape[-3:]
+    with attack_mode(model):
+        stripes = torch.where(rand(*lead, c, 1, w) < 0.5, -eps, eps)
+        delta = stripes.expand_as(x).clone()
+        x_best = _project(x + delta, x, eps, clamp)
+        best = margin(model(x_best).float(), targets, threshold)
+        rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        for i in range(queries - 1):
+            p = _p_selection(p_init, i, queries)
+            s = max(min(int(round(math.sqrt(p * h * w))), h, w), 1)
+            r0 = (rand(*lead) * (h - s + 1)).long()
+            c0 = (rand(*lead) * (w - s + 1)).long()
+            in_r = (rows >= r0[..., None]) & (rows < r0[..., None] + s)
+            in_c = (cols >= c0[..., None]) & (cols < c0[..., None] + s)
+            window = (in_r[..., :, None] & in_c[..., None, :]).unsqueeze(-3)  # (..., 1, H, W)
+            values = torch.where(rand(*lead, c, 1, 1) < 0.5, -eps, eps)
+            delta_new = torch.where(window, values, x_best - x)
+            x_new = _project(x + delta_new, x, eps, clamp)
+            score = margin(model(x_new).float(), targets, threshold)
+            better = score > best
+            x_best = torch.where(_view(better, x), x_new, x_best)
+            best = torch.where(better, score, best)
+    return x_best.detach()
+
+
+def run_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    attack: str,
+    eps: float,
+    *,
+    steps: int | None = None,
+    restarts: int | None = None,
+    step_size: float | None = None,
+    queries: int | None = None,
+    clamp: ClampRange = (0.0, 1.0),
+    threshold: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Adversarial examples for ``attack`` in :data:`ATTACKS` at radius ``eps``."""
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
+    targets = targets.to(x.device).float()
+    if attack == "fgsm":
+        return fgsm_attack(model, x, targets, eps, clamp=clamp)
+    if attack == "pgd":
+        return pgd_attack(
+            model, x, targets, eps, steps=steps or DEFAULT_STEPS["pgd"], step_size=step_size,
+            restarts=restarts or DEFAULT_RESTARTS["pgd"], clamp=clamp, generator=generator,
+        )
+    if attack == "pgd-strong":
+        return pgd_attack(
+            model, x, targets, eps, steps=steps or DEFAULT_STEPS["pgd-strong"], step_size=step_size,
+            restarts=restarts or DEFAULT_RESTARTS["pgd-strong"], clamp=clamp,
+            objective=margin_objective(targets, threshold), generator=generator,
+        )
+    if attack == "apgd":
+        return apgd_attack(
+            model, x, targets, eps, steps=steps or DEFAULT_STEPS["apgd"], restarts=restarts or DEFAULT_RESTARTS["apgd"],
+            clamp=clamp, threshold=threshold, generator=generator,
+        )
+    return square_attack(model, x, targets, eps, queries=queries or DEFAULT_QUERIES, clamp=clamp,
+                         threshold=threshold, generator=generator)
