@@ -146,7 +146,7 @@ class FolderSource(DataSource):
     """A dataset folder scanned by the data layer (CMMD, CSV, folder-per-class, the demo)."""
 
     def __init__(self, root: str | Path, labels: str | None, layout: str, preprocess: dict, cache_dir: str | None,
-                 kind: str = "dataset", cancel=None):
+                 kind: str = "dataset", cancel=None, workers: int = 1):
         from arfl_studio import data as data_layer
 
         missing = [n for n in ("scan_dataset", "MammogramDataset", "PreprocessSettings") if not hasattr(data_layer, n)]
@@ -164,8 +164,16 @@ class FolderSource(DataSource):
         if "size" in settings and settings["size"] is not None:
             settings["size"] = tuple(settings["size"])
         self.settings = data_layer.PreprocessSettings(**settings)
-        self.cache_dir = cache_dir
+        self.cache_dir = str(cache_dir or Path(data_layer.default_data_dir()) / "cache")
         self.labels_file = labels
+        # Decode + preprocess once into the content-keyed cache; unreadable files are dropped and reported.
+        report = data_layer.preprocess_records(self._records, self.settings, self.cache_dir, workers=max(1, workers),
+                                               cancel=cancel)
+        if getattr(report, "cancelled", False):
+            raise SettingError("cancelled while preprocessing the images")
+        failed = set(report.failed_indices)
+        self.dropped = [dict(path=p, reason=r) for p, r in report.failed]
+        self._records = [r for i, r in enumerate(self._records) if i not in failed]
 
     def records(self) -> list:
         return list(self._records)
@@ -184,7 +192,8 @@ class FolderSource(DataSource):
         return "sha256:" + digest.hexdigest()
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "root": self.root, "images": len(self._records), "scan": self.scan_summary}
+        return {"kind": self.kind, "root": self.root, "images": len(self._records), "scan": self.scan_summary,
+                "dropped": self.dropped, "cache_dir": self.cache_dir}
 
 
 def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
@@ -211,8 +220,10 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
                 root = Path(data_layer.generate_demo_dataset(root, **kwargs))
         else:
             root = Path(data_layer.ensure_demo_dataset())
-        return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel)
-    return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel)
+        return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel,
+                            workers=config.training.workers)
+    return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel,
+                        workers=config.training.workers)
 
 
 def folds_are_valid(folds: list[list[int]], n: int) -> bool:

@@ -1,0 +1,85 @@
+"""``arfl-studio run CONFIG.toml``: a cross-validated experiment (methods x folds, or a sweep).
+
+Re-running the same command resumes: finished folds are kept, an unfinished fold
+continues from its last checkpoint. ``--fold K`` / ``--point P`` run one fold / one
+sweep point (cluster job arrays); ``arfl-studio collect DIR`` merges them. Under
+``torchrun --nproc_per_node N -m arfl_studio run CONFIG.toml`` each fold trains
+data-parallel on N GPUs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a cross-validated experiment from a TOML config (resumable)",
+        description="Train and evaluate every method (or sweep point) on every patient-level fold of the "
+        "config's data; writes config.toml, manifest.json, splits.json, results.json and per-fold "
+        "metrics/checkpoints into the run folder. Re-run the same command to resume.",
+    )
+    parser.add_argument("config", metavar="CONFIG.toml", help="experiment config")
+    parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
+    parser.add_argument("--fold", type=int, action="append", metavar="K",
+                        help="run only fold K (0-based; repeatable) -- for cluster job arrays")
+    parser.add_argument("--point", type=int, action="append", metavar="P",
+                        help="run only sweep point P (0-based; repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
+    parser.set_defaults(func=run)
+
+
+def _printer(quiet: bool):
+    from arfl_studio.experiments.runner import FoldEvent, FoldFinished
+    from arfl_studio.training.events import EpochEvent, StatusEvent
+
+    def show(event) -> None:
+        if isinstance(event, FoldFinished):
+            print(f"[{event.method_key} fold {event.fold}] held-out standard AUC {event.standard_auc:.4f}, "
+                  f"adversarial AUC {event.adversarial_auc:.4f}", flush=True)
+        elif isinstance(event, FoldEvent) and not quiet:
+            inner = event.event
+            if isinstance(inner, EpochEvent):
+                metrics = " ".join(f"{k} {v:.4f}" for k, v in inner.metrics.items())
+                print(f"[{event.method_key} fold {event.fold}] epoch {inner.epoch + 1}/{inner.epochs} "
+                      f"loss {inner.losses.get('total', float('nan')):.4f} {metrics} ({inner.seconds:.1f}s)", flush=True)
+            elif isinstance(inner, StatusEvent) and inner.status in ("failed", "cancelled"):
+                print(f"[{event.method_key} fold {event.fold}] {inner.status}: {inner.message}", flush=True)
+
+    return show
+
+
+def run(args) -> int:
+    from arfl_studio import atomic
+    from arfl_studio.experiments.config import load_config
+    from arfl_studio.experiments.results import render_table
+    from arfl_studio.experiments.runner import ExperimentError, run_experiment
+    from arfl_studio.models.image import PretrainedWeightsMissing
+    from arfl_studio.training.methods import SettingError
+
+    try:
+        config = load_config(args.config)
+    except (SettingError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("runs") / (config.name or Path(args.config).stem)
+    print(f"Run folder: {out}", flush=True)
+    try:
+        result = run_experiment(config, out, folds=args.fold, points=args.point, callback=_printer(args.quiet))
+    except KeyboardInterrupt:
+        print(f"interrupted; re-run the same command to resume (run folder {out})", file=sys.stderr)
+        return 130
+    except (ExperimentError, SettingError, PretrainedWeightsMissing, ValueError) as exc:
+        print(f"error: {exc}\n(run folder: {out})", file=sys.stderr)
+        return 1
+    if not result.results:  # not rank 0 under torchrun
+        return 0
+    print()
+    print(render_table(result.results, "md"))
+    print(f"status: {result.status}; results in {out / 'results.json'}")
+    if args.json:
+        atomic.write_json(args.json, {"status": result.status, "run_dir": str(out), **result.results})
+    return 0 if result.status in ("finished", "partial") else 3
