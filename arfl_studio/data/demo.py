@@ -340,7 +340,7 @@ def build_dicom(
     ds.BurnedInAnnotation = "NO"
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
     if transfer_syntax != ExplicitVRLittleEndian:
-        ds.compress(UID(transfer_syntax))
+        ds.compress(UID(transfer_syntax), generate_instance_uid=False)  # keep UIDs deterministic
     return ds
 
 

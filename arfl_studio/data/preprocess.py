@@ -117,7 +117,8 @@ def otsu_threshold(pixels: np.ndarray, bins: int = 256) -> float:
     mu0 = m0 / np.maximum(w0, 1e-12)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
     between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(centers[int(np.argmax(between[:-1]))]) if between.size > 1 else 0.5
+    # class 0 is bins 0..i inclusive: the threshold is the upper edge of bin i
+    return float(edges[int(np.argmax(between[:-1])) + 1]) if between.size > 1 else 0.5
 
 
 def chest_wall_on_right(pixels: np.ndarray) -> bool:
