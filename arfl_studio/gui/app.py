@@ -1,0 +1,43 @@
+"""Starting the app: QApplication setup, the interactive window, and the screenshot run."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from arfl_studio.gui.settings_store import APPLICATION, ORGANIZATION
+
+
+def make_app(argv: list[str] | None = None):
+    """The one QApplication (created on first call), named for QSettings."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
+    return app
+
+
+def run_app() -> int:
+    """``arfl-studio`` with no arguments: the main window on the demo dataset."""
+    app = make_app()
+    from arfl_studio.gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    window.start_demo()
+    return int(app.exec())
+
+
+def run_screenshots(out_dir: str) -> int:
+    """``arfl-studio --screenshot DIR``: offscreen demo session, one PNG per pane."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    make_app()
+    from arfl_studio.gui.screenshots import take_screenshots
+
+    return take_screenshots(out_dir)

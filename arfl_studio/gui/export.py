@@ -1,0 +1,79 @@
+"""Exports from the app: comparison tables (via the experiments API), plots, overlays.
+
+Plots go out as PNG or SVG through pyqtgraph's exporters; overlays are blended into
+pixels explicitly (what the view shows, not a screenshot of it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401 - registers the exporters
+
+from arfl_studio.gui.widgets.tables import rgb_to_qimage
+
+TABLE_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".md": "md", ".tex": "tex"}
+
+
+def export_table(results: dict, path: str | Path) -> Path:
+    from arfl_studio.experiments import export_table as core_export
+
+    path = Path(path)
+    fmt = TABLE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"table format must be one of {sorted(TABLE_FORMATS)}, got {path.suffix!r}")
+    core_export(results, path, fmt=fmt)
+    return path
+
+
+def export_run_table(run_dir: str | Path, path: str | Path) -> Path:
+    from arfl_studio.experiments import collect
+
+    return export_table(collect(run_dir), path)
+
+
+def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Path:
+    path = Path(path)
+    item = plot.getPlotItem()
+    if path.suffix.lower() == ".svg":
+        pg.exporters.SVGExporter(item).export(str(path))
+    elif path.suffix.lower() == ".png":
+        exporter = pg.exporters.ImageExporter(item)
+        exporter.parameters()["width"] = width
+        exporter.export(str(path))
+    else:
+        raise ValueError(f"plots export to .png or .svg, got {path.suffix!r}")
+    return path
+
+
+def save_rgb(rgb: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() == ".svg":
+        # an SVG holding the blended pixels as an embedded PNG
+        import base64
+
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+        image = rgb_to_qimage(rgb)
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        image.save(buffer, "PNG")
+        h, w = rgb.shape[:2]
+        b64 = base64.b64encode(bytes(data)).decode()
+        path.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+                        f'<image width="{w}" height="{h}" href="data:image/png;base64,{b64}"/></svg>', encoding="utf-8")
+        return path
+    if not rgb_to_qimage(rgb).save(str(path)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def export_overlay(view, path: str | Path) -> Path:
+    """The view's image with its overlay blended in, at the image's own resolution."""
+    rgb = view.blended()
+    if rgb is None:
+        raise ValueError("the view shows no image to export")
+    return save_rgb(rgb, path)

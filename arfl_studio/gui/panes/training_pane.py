@@ -1,0 +1,311 @@
+"""Training pane: queue methods, run the cross-validated comparison, watch it live.
+
+The run is :func:`arfl_studio.experiments.run_experiment` in a worker. Its events
+(``FoldEvent`` wrapping the engine's step/epoch/status events, ``FoldFinished``)
+arrive as signals; step events are throttled in the worker, curves are redrawn by
+the plots' own timers, so the UI thread only ever does a little bookkeeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QScrollArea, QSplitter, QTableView,
+    QVBoxLayout, QWidget,
+)
+from PySide6.QtCore import Qt
+
+from arfl_studio.gui.dialogs import show_error
+from arfl_studio.gui.widgets.curves import ThrottledPlot
+from arfl_studio.gui.widgets.settings_form import SettingsForm
+from arfl_studio.gui.widgets.tables import RowsModel
+from arfl_studio.gui.workers import TaskHandle, start_task
+from arfl_studio.training import EpochEvent, StatusEvent, StepEvent
+
+
+def training_task(config: dict, out_dir: Path):
+    def task(report, cancel):
+        from arfl_studio.experiments import load_config, run_experiment
+
+        def callback(event):
+            inner = getattr(event, "event", None)
+            report(event, lossy=isinstance(inner, StepEvent))
+
+        return run_experiment(load_config(config), out_dir, callback=callback, cancel=cancel)
+
+    return task
+
+
+def _mean_std(values: list[float]) -> str:
+    import math
+
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def final_columns(row: dict) -> list[tuple[str, str]]:
+    """The comparison table's columns: AUCs as mean ± std, then the p-values."""
+    columns = [("key", "Method"), ("method", "Name"), ("folds", "Folds"), ("standard", "Standard AUC"),
+               ("adversarial", "Adversarial AUC"), ("mean_auc", "Mean AUC")]
+    return columns + [(k, k.replace("_", " ")) for k in row if k.startswith("p_")]
+
+
+def format_row(row: dict) -> dict:
+    out = dict(row)
+    for name in ("standard", "adversarial"):
+        mean, std = row.get(f"{name}_auc"), row.get(f"{name}_auc_std")
+        out[name] = "-" if mean is None else f"{mean:.3f} ± {std or 0:.3f}"
+    return out
+
+
+class TrainingPane(QWidget):
+    run_started = Signal(str)
+    run_finished = Signal(str, str)  # run folder, status ("finished", "cancelled", "failed")
+
+    def __init__(self, devices: list[str] | None = None, parent=None):
+        super().__init__(parent)
+        self.runs_root = Path.home() / "ARFL Studio runs"
+        self.data_section: dict | None = None
+        self.task: TaskHandle | None = None
+        self.run_dir: Path | None = None
+        self.last_error: str | None = None
+        self.history: dict[tuple[str, int], dict[str, list[float]]] = {}
+        self.fold_results: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
+        self.method_names: dict[str, str] = {}
+        self._plan = (1, 1, 1)  # methods, folds, epochs
+        self._method_order: list[str] = []
+        self._started_at = 0.0
+        self._steps_per_epoch: int | None = None
+
+        self.form = SettingsForm(devices)
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(330)
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.status_label = QLabel("Open a dataset, choose methods, press Start.")
+        self.status_label.setWordWrap(True)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(scroll, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        left_layout.addLayout(buttons)
+
+        self.fold_box = QComboBox()
+        self.fold_box.addItem("Fold 1")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
+        self.eta_label = QLabel("")
+        head = QHBoxLayout()
+        head.addWidget(QLabel("Curves of:"))
+        head.addWidget(self.fold_box)
+        head.addWidget(self.progress, 1)
+        head.addWidget(self.eta_label)
+        self.loss_plot = ThrottledPlot("Training loss (epoch mean)", "epoch", "loss")
+        self.auc_plot = ThrottledPlot("Validation AUC — solid: standard, dashed: adversarial", "epoch", "AUC")
+        self.auc_plot.setYRange(0, 1)
+        self.table_model = RowsModel([("key", "Method"), ("name", "Name"), ("folds", "Folds done"),
+                                      ("standard_auc", "Standard AUC"), ("adversarial_auc", "Adversarial AUC")])
+        self.table = QTableView()
+        self.table.setModel(self.table_model)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.auc_plot)
+        right_split = QSplitter(Qt.Orientation.Vertical)
+        right_split.addWidget(plots)
+        right_split.addWidget(self.table)
+        right_split.setStretchFactor(0, 3)
+        right_split.setStretchFactor(1, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(head)
+        right_layout.addWidget(right_split, 1)
+        right_layout.addWidget(self.status_label)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        self.start_button.clicked.connect(lambda: self.start())
+        self.stop_button.clicked.connect(self.stop)
+        self.fold_box.currentIndexChanged.connect(lambda _i: self._redraw_all())
+
+    # ---------------------------------------------------------------- control
+    def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False) -> None:
+        self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout}
+        if labels and not demo:
+            self.data_section["labels"] = str(labels)
+
+    def is_running(self) -> bool:
+        return self.task is not None and self.task.is_running()
+
+    def start(self, out_dir: str | Path | None = None) -> TaskHandle | None:
+        if self.is_running():
+            return self.task
+        if self.data_section is None:
+            show_error(self, "No dataset", "Open a dataset first (Dataset pane).")
+            return None
+        try:
+            config = self.form.config_dict(self.data_section)
+            methods = self.form.methods()
+        except ValueError as exc:
+            show_error(self, "Invalid settings", str(exc))
+            return None
+        if not methods:
+            show_error(self, "No method", "Tick at least one method (or add a custom one) to train.")
+            return None
+        self.run_dir = Path(out_dir) if out_dir else self.runs_root / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+        self._reset(methods, config)
+        self.task = start_task(training_task(config, self.run_dir), "training", on_event=self._on_event,
+                               on_done=self._on_done, on_error=self._on_error, parent=self)
+        self.start_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.status_label.setText(f"Training {len(methods)} method(s) × {config['cv']['folds']} folds → {self.run_dir}")
+        self.run_started.emit(str(self.run_dir))
+        return self.task
+
+    def stop(self) -> None:
+        if self.is_running():
+            self.task.cancel()
+            self.status_label.setText("Stopping after the current step …")
+            self.stop_button.setEnabled(False)
+
+    def _reset(self, methods, config) -> None:
+        self.history.clear()
+        self.fold_results.clear()
+        self.last_error = None
+        self._method_order = [m.key for m in methods]
+        self.method_names = {m.key: m.name for m in methods}
+        folds = config["cv"]["folds"]
+        self._plan = (len(methods), folds, config["training"]["epochs"])
+        self._started_at = time.perf_counter()
+        self._steps_per_epoch = None
+        self.fold_box.blockSignals(True)
+        self.fold_box.clear()
+        self.fold_box.addItems([f"Fold {k + 1}" for k in range(folds)])
+        self.fold_box.blockSignals(False)
+        self.loss_plot.remove_all()
+        self.auc_plot.remove_all()
+        for key in self._method_order:
+            self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o")
+            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", symbol="o")
+            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", dash=True, symbol="t")
+        self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
+                                    "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])
+        self.progress.setValue(0)
+        self.eta_label.setText("")
+
+    # ---------------------------------------------------------------- events
+    def _on_event(self, event) -> None:
+        inner = getattr(event, "event", None)
+        key = getattr(event, "method_key", None)
+        fold = getattr(event, "fold", 0)
+        if inner is None and hasattr(event, "standard_auc"):  # FoldFinished
+            self._fold_finished(key, fold, event.standard_auc, event.adversarial_auc)
+            return
+        if isinstance(inner, StepEvent):
+            self._steps_per_epoch = inner.steps_per_epoch or self._steps_per_epoch
+            frac = (inner.step + 1) / inner.steps_per_epoch if inner.steps_per_epoch else 0.0
+            self._update_progress(key, fold, inner.epoch + frac)
+        elif isinstance(inner, EpochEvent):
+            h = self.history.setdefault((key, fold), {"epoch": [], "loss": [], "std": [], "adv": []})
+            h["epoch"].append(inner.epoch + 1)
+            h["loss"].append(inner.losses.get("total", float("nan")))
+            h["std"].append(inner.metrics.get("standard_auc", float("nan")))
+            h["adv"].append(inner.metrics.get("adversarial_auc", float("nan")))
+            self._update_progress(key, fold, inner.epoch + 1)
+            if fold == self.fold_box.currentIndex():
+                self._redraw(key)
+        elif isinstance(inner, StatusEvent) and inner.status not in ("started", "finished"):
+            self.status_label.setText(f"{key} fold {fold + 1}: {inner.status} {inner.message}")
+
+    def _update_progress(self, key, fold, epochs_done: float) -> None:
+        n_methods, n_folds, n_epochs = self._plan
+        mi = self._method_order.index(key) if key in self._method_order else 0
+        done = ((mi * n_folds + fold) * n_epochs + epochs_done) / max(n_methods * n_folds * n_epochs, 1)
+        done = min(max(done, 0.0), 1.0)
+        self.progress.setValue(int(done * 1000))
+        elapsed = time.perf_counter() - self._started_at
+        if done > 0.01:
+            left = elapsed * (1 - done) / done
+            self.eta_label.setText(f"ETA {int(left // 60)}:{int(left % 60):02d}")
+
+    def _redraw(self, key: str) -> None:
+        h = self.history.get((key, self.fold_box.currentIndex()))
+        if h is None:
+            for k in (key, f"{key}/std", f"{key}/adv"):
+                plot = self.loss_plot if k == key else self.auc_plot
+                plot.set_curve(k, [], [])
+            return
+        self.loss_plot.set_curve(key, h["epoch"], h["loss"])
+        self.auc_plot.set_curve(f"{key}/std", h["epoch"], h["std"])
+        self.auc_plot.set_curve(f"{key}/adv", h["epoch"], h["adv"])
+
+    def _redraw_all(self) -> None:
+        for key in self._method_order:
+            self._redraw(key)
+
+    def _fold_finished(self, key, fold, standard, adversarial) -> None:
+        self.fold_results[key][fold] = (standard, adversarial)
+        results = self.fold_results[key]
+        for row in self.table_model.rows:
+            if row["key"] == key:
+                row["folds"] = f"{len(results)}/{self._plan[1]}"
+                row["standard_auc"] = _mean_std([s for s, _ in results.values()])
+                row["adversarial_auc"] = _mean_std([a for _, a in results.values()])
+        self.table_model.set_rows(self.table_model.rows)
+
+    def _on_done(self, result) -> None:
+        status = getattr(result, "status", "finished")
+        self._finish_ui()
+        if status != "cancelled":
+            self.progress.setValue(1000)
+            self.eta_label.setText("done")
+        self._fill_final_table()
+        self.status_label.setText(f"Run {status}: {self.run_dir}")
+        self.run_finished.emit(str(self.run_dir), status)
+
+    def _fill_final_table(self) -> None:
+        try:
+            from arfl_studio.experiments import collect, comparison_rows
+
+            rows = comparison_rows(collect(self.run_dir))
+        except Exception:
+            return  # the live table stays
+        if rows:
+            self.table_model.columns = final_columns(rows[0])
+            self.table_model.set_rows([format_row(r) for r in rows])
+
+    def _on_error(self, message: str, details: str) -> None:
+        self._finish_ui()
+        self.last_error = message
+        self.status_label.setText(f"Training failed: {message}")
+        show_error(self, "Training failed", message, str(self.run_dir), details)
+        self.run_finished.emit(str(self.run_dir), "failed")
+
+    def _finish_ui(self) -> None:
+        self.start_button.setEnabled(True)
+        self.stop_button.setEnabled(False)

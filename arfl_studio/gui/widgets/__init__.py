@@ -1,0 +1,1 @@
+"""Reusable widgets: throttled plots, the mammogram view with overlays, forms, tables."""

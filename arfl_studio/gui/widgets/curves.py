@@ -1,0 +1,96 @@
+"""Plots that redraw a few times per second, by ``setData`` on items made once.
+
+Callers hand new data to :meth:`ThrottledPlot.set_curve` as often as they like; a
+timer pushes the latest data of the curves that changed into their existing
+``PlotDataItem`` at most ``1 / interval`` times per second. No plot item is ever
+created per update, so a long run neither slows the event loop nor grows memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+
+# One colour per method (A-I and custom), readable on white.
+METHOD_COLORS = {
+    "A": "#1f77b4", "B": "#d62728", "C": "#2ca02c", "D": "#ff7f0e", "E": "#9467bd",
+    "F": "#8c564b", "G": "#e377c2", "H": "#7f7f7f", "I": "#17becf", "custom": "#000000",
+}
+_EXTRA = ["#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]
+
+
+def color_for(key: str) -> str:
+    if key in METHOD_COLORS:
+        return METHOD_COLORS[key]
+    return _EXTRA[sum(map(ord, key)) % len(_EXTRA)]
+
+
+class ThrottledPlot(pg.PlotWidget):
+    """A plot whose curves are keyed by name and refreshed by a timer."""
+
+    def __init__(self, title: str = "", x_label: str = "", y_label: str = "", interval_ms: int = 250, parent=None):
+        super().__init__(parent=parent, background="w")
+        self.setTitle(title, color="#222", size="11pt")
+        item = self.getPlotItem()
+        item.setLabel("bottom", x_label, color="#222")
+        item.setLabel("left", y_label, color="#222")
+        item.showGrid(x=True, y=True, alpha=0.25)
+        for axis in ("bottom", "left"):
+            item.getAxis(axis).setTextPen("#222")
+            item.getAxis(axis).setPen("#666")
+        self._legend = item.addLegend(offset=(-8, 8), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 210))
+        self._items: dict[str, pg.PlotDataItem] = {}
+        self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._dirty: set[str] = set()
+        self.redraws = 0  # how many setData calls the timer made (tests and benchmark read it)
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.flush)
+        self._timer.start()
+
+    def curve(self, key: str, name: str | None = None, color: str | None = None, dash: bool = False,
+              symbol: str | None = None) -> pg.PlotDataItem:
+        """The item for ``key``, made on first use (then only ever updated)."""
+        if key not in self._items:
+            pen = pg.mkPen(color or color_for(key), width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dash else pg.QtCore.Qt.PenStyle.SolidLine)
+            kwargs = {"pen": pen, "name": name or key}
+            if symbol:
+                kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=color or color_for(key), symbolPen=None)
+            self._items[key] = self.getPlotItem().plot([], [], **kwargs)
+        return self._items[key]
+
+    def set_curve(self, key: str, x, y, **style) -> None:
+        self.curve(key, **style)
+        self._data[key] = (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        self._dirty.add(key)
+
+    def flush(self) -> None:
+        for key in list(self._dirty):
+            x, y = self._data[key]
+            self._items[key].setData(x, y)
+            self.redraws += 1
+        self._dirty.clear()
+
+    def clear_curves(self) -> None:
+        """Empty every curve (items stay) — e.g. when the fold selector changes."""
+        for key in self._items:
+            self._data[key] = (np.empty(0), np.empty(0))
+            self._dirty.add(key)
+
+    def remove_all(self) -> None:
+        """Drop the items themselves (a new comparison starts)."""
+        for item in self._items.values():
+            self.getPlotItem().removeItem(item)
+        self._items.clear()
+        self._data.clear()
+        self._dirty.clear()
+
+    def item_count(self) -> int:
+        return len(self.getPlotItem().listDataItems())
+
+    def points(self, key: str) -> int:
+        item = self._items.get(key)
+        if item is None or item.xData is None:
+            return 0
+        return len(item.xData)
