@@ -487,25 +487,44 @@ def preprocess_records(
                 break
             handle(_preprocess_job(job))
     else:
+        import logging
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
+        handled: set[int] = set()
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending = set()
-            queue = list(jobs)
-            queue.reverse()
-            while queue or pending:
-                while queue and len(pending) < workers * 4 and not (cancel is not None and cancel.is_set()):
-                    pending.add(pool.submit(_preprocess_job, queue.pop()))
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                pending = set()
+                queue = list(jobs)
+                queue.reverse()
+                while queue or pending:
+                    while queue and len(pending) < workers * 4 and not (cancel is not None and cancel.is_set()):
+                        pending.add(pool.submit(_preprocess_job, queue.pop()))
+                    if cancel is not None and cancel.is_set():
+                        report.cancelled = True
+                        queue.clear()
+                    if not pending:
+                        break
+                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        result = future.result()
+                        handled.add(result[0])
+                        handle(result)
+        except BrokenProcessPool:
+            # e.g. a script without an `if __name__ == "__main__":` guard under spawn
+            logging.getLogger(__name__).warning(
+                "worker processes failed to start; preprocessing the rest in this process "
+                "(guard your script's entry point with if __name__ == '__main__')"
+            )
+            for job in jobs:
+                if job[0] in handled:
+                    continue
                 if cancel is not None and cancel.is_set():
                     report.cancelled = True
-                    queue.clear()
-                if not pending:
                     break
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    handle(future.result())
+                handle(_preprocess_job(job))
     cache.save_index()
     report.seconds = time.perf_counter() - start
     return report
