@@ -61,6 +61,10 @@ class Worker(QObject):
             self.failed.emit(f"{type(exc).__name__}: {message}", traceback.format_exc())
         else:
             self.done.emit(result)
+        finally:
+            # quit from the worker thread itself: a queued quit would need the UI event
+            # loop, and a UI thread blocked in wait() (closing the window) would deadlock
+            QThread.currentThread().quit()
 
 
 class TaskHandle(QObject):
@@ -82,8 +86,6 @@ class TaskHandle(QObject):
         self.worker.done.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
         self.thread.started.connect(self.worker.run)
-        self.worker.done.connect(self.thread.quit)
-        self.worker.failed.connect(self.thread.quit)
         self.thread.finished.connect(self._on_thread_finished)
         self.outcome: str | None = None  # "done", "failed"
         self.result: Any = None
