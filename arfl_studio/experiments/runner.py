@@ -404,11 +404,12 @@ def _fold_run(
     def on_epoch_end(event: EpochEvent) -> None:
         epoch = event.epoch + 1
         manifest["epochs_completed"] = epoch
+        losses = ddp.all_reduce_mean(event.losses, ctx)  # the global batch's losses under DDP
         if not ctx.is_main:
             return
         atomic.append_jsonl(metrics_path, {
             "epoch": epoch,
-            "losses": event.losses,
+            "losses": losses,
             **{k: (None if v != v else v) for k, v in event.metrics.items()},
             "seconds": round(event.seconds, 4),
         })

@@ -111,3 +111,15 @@ def all_reduce_max(flag: bool, context: DistributedContext) -> bool:
 def shutdown(context: DistributedContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_reduce_mean(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
+    """The mean over ranks of each value (e.g. an epoch's mean losses; every rank has the same keys)."""
+    if not context.enabled or not values:
+        return dict(values)
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    if context.backend == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return {k: float(v) / context.world_size for k, v in zip(keys, t.cpu().tolist())}
