@@ -1,0 +1,631 @@
+"""The two-moon experiment (paper Table 1, Figure 3) with exact worst-case evaluation.
+
+Setting of the paper: make_moons noise 0.2, 10,000 training / 1,000 test points,
+MLP 2-10-10-1, lambda 0.5, FGSM eps_1 = 0.05 for training and eps_2 = 0.2 at test
+(no clamping), 5000 epochs, five seeds. Rows (Table 1 lettering): A standard,
+B +ARFL, C adversarial (r = 0), D +ARFL, E dual (r = 0.5), F +ARFL, G TRADES,
+H MIRST, plus D' and F' with Eq. 5's sign as printed. ARFL rows can also run
+with the label-dependent variants of L_robust on post- or pre-activation features
+(keys like ``F[signed/post]``).
+
+What the paper leaves open is a setting here (defaults: Adam, lr 1e-3, batch 1000,
+ReLU). A seed fixes the make_moons sample, the initialisation and the data order;
+every row uses the same three for the same seed, so rows are paired per seed.
+
+Speed: every (row, seed) network of one objective structure trains as one
+:class:`TwoMoonMLP` ensemble. Rows of the r-mix scheme that share r, the training
+attack and the feature point form one ensemble even when lambda, the Eq. 5 sign or
+the L_robust variant differ (:func:`grouped_mix_loss`, equal to each member's own
+``compute_loss`` averaged over members); TRADES and MIRST rows use the engine's
+``compute_loss`` on their own ensemble. ``naive=True`` trains one network after
+another with the engine's ``train`` instead (the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from arfl_studio.data.two_moons import epoch_order, two_moons_for_seeds
+from arfl_studio.models.mlp import TwoMoonMLP
+from arfl_studio.training import (
+    AttackSettings,
+    MethodSettings,
+    SettingError,
+    classification_loss,
+    compute_loss,
+    fgsm_attack,
+    make_adversarial,
+    robust_loss,
+    to_signed_labels,
+    train,
+)
+from arfl_studio.training.losses import ROBUST_VARIANTS
+from arfl_studio.training.trainer import NonFiniteLossError
+
+BASE_ROWS = ("A", "B", "C", "D", "D'", "E", "F", "F'", "G", "H")
+OPTIMIZERS = ("adam", "sgd", "adamw")
+FEATURE_POINTS = ("post", "pre")
+
+# The paper's Table 1 (percent): key -> (standard mean, std, adversarial mean, std, mean accuracy).
+PAPER_TABLE1 = {
+    "A": (95.2, 0.4, 71.4, 1.8, 83.3),
+    "B": (93.8, 2.5, 73.0, 2.1, 83.4),
+    "C": (84.4, 3.4, 81.8, 2.3, 83.1),
+    "D": (84.8, 4.3, 81.8, 0.8, 83.3),
+    "E": (95.8, 1.2, 72.6, 1.2, 84.2),
+    "F": (96.0, 0.9, 79.6, 5.3, 87.8),
+    "G": (95.6, 0.8, 77.2, 0.7, 86.4),
+    "H": (92.0, 0.6, 76.4, 1.4, 84.2),
+}
+
+
+@dataclass
+class TwoMoonSettings:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    epochs: int = 5000
+    n_train: int = 10_000
+    n_test: int = 1_000
+    noise: float = 0.2
+    hidden: tuple[int, ...] = (10, 10)
+    activation: str = "relu"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 1000
+    robust_weight: float = 0.5
+    eps_train: float = 0.05
+    eps_test: float = 0.2
+    trades_beta: float = 6.0
+    mirst_levels: tuple[float, ...] = (0.25, 0.5, 1.0)
+    # TRADES' inner maximisation of KL(p(x) || p(x')) has zero gradient at x' = x, so plain
+    # FGSM from x does not move (about half the points exactly, the rest along float noise).
+    # "fgsm-random-start": one FGSM step of size eps_1 from a uniform random start in the
+    # ball (TRADES' own code starts from x + 0.001 N(0, 1) for the same reason).
+    trades_attack: str = "fgsm-random-start"
+    rows: tuple[str, ...] = BASE_ROWS
+    variants: tuple[str, ...] = ("paper",)
+    features: tuple[str, ...] = ("post",)
+    pgd_steps: int = 50
+    pgd_restarts: int = 5
+    worst_case: bool = False
+    grid: int = 41
+    refine: int = 11
+    refine_top: int = 3
+    grid_check: bool = True  # with worst_case: also search a 2x finer lattice and report the difference
+    mask_tolerance: float = 0.05
+    device: str = "cpu"
+
+    def validate(self) -> "TwoMoonSettings":
+        if not self.seeds:
+            raise SettingError("seeds: need at least one seed")
+        if self.epochs < 1:
+            raise SettingError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise SettingError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise SettingError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SettingError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        unknown = [r for r in self.rows if r not in BASE_ROWS]
+        if unknown:
+            raise SettingError(f"rows {unknown} unknown; Table 1 rows are {list(BASE_ROWS)}")
+        bad = [v for v in self.variants if v not in ROBUST_VARIANTS]
+        if bad:
+            raise SettingError(f"variant must be among {ROBUST_VARIANTS}, got {bad}")
+        bad = [f for f in self.features if f not in FEATURE_POINTS]
+        if bad:
+            raise SettingError(f"features must be among {FEATURE_POINTS}, got {bad}")
+        if self.trades_attack not in ("fgsm-random-start", "fgsm"):
+            raise SettingError(f"trades_attack must be 'fgsm-random-start' or 'fgsm', got {self.trades_attack!r}")
+        if self.grid < 2 or self.grid % 2 == 0:
+            raise SettingError(f"grid must be odd and >= 3 (so the clean point is on the lattice), got {self.grid}")
+        return self
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("hidden", "mirst_levels", "rows", "variants", "features"):
+            data[key] = list(data[key])
+        return data
+
+
+@dataclass
+class RowSpec:
+    key: str
+    name: str
+    method: MethodSettings
+    features: str = "post"
+    base_key: str | None = None  # the row without ARFL (for paired differences)
+
+
+def _base_row(key: str, s: TwoMoonSettings) -> RowSpec:
+    attack = AttackSettings(kind="fgsm", eps=s.eps_train, clamp=None)
+    lam = s.robust_weight
+    table = {
+        "A": ("Standard training", dict(mix_ratio=1.0), None),
+        "B": ("Standard training + ARFL", dict(mix_ratio=1.0, robust_weight=lam), "A"),
+        "C": ("Adversarial training", dict(mix_ratio=0.0), None),
+        "D": ("Adversarial training + ARFL", dict(mix_ratio=0.0, robust_weight=lam), "C"),
+        "D'": ("Adversarial training + ARFL (Eq. 5 sign as printed)",
+               dict(mix_ratio=0.0, robust_weight=lam, eq5_sign="as-printed"), "C"),
+        "E": ("Dual adversarial training", dict(mix_ratio=0.5), None),
+        "F": ("Dual adversarial training + ARFL", dict(mix_ratio=0.5, robust_weight=lam), "E"),
+        "F'": ("Dual adversarial training + ARFL (Eq. 5 sign as printed)",
+               dict(mix_ratio=0.5, robust_weight=lam, eq5_sign="as-printed"), "E"),
+        "G": ("TRADES", dict(scheme="trades", trades_beta=s.trades_beta), None),  # attack: see below
+        "H": ("MIRST", dict(scheme="mirst", mirst_levels=tuple(s.mirst_levels)), None),
+    }
+    name, kw, base = table[key]
+    if key == "G" and s.trades_attack == "fgsm-random-start":
+        attack = AttackSettings(kind="pgd", eps=s.eps_train, steps=1, step_size=s.eps_train,
+                                random_start=True, clamp=None)
+    method = MethodSettings(key=key, name=name, attack=attack, **kw).validate()
+    return RowSpec(key, name, method, "post", base)
+
+
+def build_rows(s: TwoMoonSettings) -> list[RowSpec]:
+    """The selected Table 1 rows, then each ARFL row again per extra (variant, features)."""
+    rows = [_base_row(k, s) for k in BASE_ROWS if k in s.rows]
+    extra = []
+    for variant in s.variants:
+        for features in s.features:
+            if (variant, features) == ("paper", "post"):
+                continue
+            for row in rows:
+                if not row.method.uses_arfl:
+                    continue
+                key = f"{row.key}[{variant}/{features}]"
+                name = f"{row.name} [{variant} L_robust, {features}-activation features]"
+                method = replace(row.method, key=key, name=name, robust_variant=variant)
+                extra.append(RowSpec(key, name, method, features, row.base_key))
+    if ("paper", "post") not in [(v, f) for v in s.variants for f in s.features]:
+        rows = [r for r in rows if not r.method.uses_arfl]
+    return rows + extra
+
+
+def _group_key(row: RowSpec):
+    m = row.method
+    if m.scheme == "mix":
+        return ("mix", m.mix_ratio, row.features if m.uses_arfl else "post", m.attack)
+    return (m.scheme, row.key)
+
+
+def group_rows(rows: Sequence[RowSpec]) -> list[list[RowSpec]]:
+    """Rows that can train as one ensemble (same scheme, r, attack and feature point)."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(_group_key(row), []).append(row)
+    return list(groups.values())
+
+
+def grouped_mix_loss(model, x, targets, rows: Sequence[RowSpec], member_rows: torch.Tensor) -> torch.Tensor:
+    """Eq. 4/5 for an ensemble whose members may differ in lambda, Eq. 5 sign and variant.
+
+    ``member_rows[m]`` is the index into ``rows`` of member m; all rows share the
+    scheme ``mix``, r and the training attack. Returns the mean over members of each
+    member's own ``compute_loss(...).total`` (so ``loss * M`` gives every member the
+    gradient of its own loss, like the engine's ``loss_scale``).
+    """
+    r = rows[0].method.mix_ratio
+    attack = rows[0].method.attack
+    n_members = member_rows.numel()
+    subgroups: dict = {}
+    for i, row in enumerate(rows):
+        m = row.method
+        if m.uses_arfl:
+            idx = (member_rows == i).nonzero().squeeze(-1)
+            k = (m.robust_variant, m.robust_weight, m.eq5_sign)
+            subgroups[k] = idx if k not in subgroups else torch.cat([subgroups[k], idx])
+
+    def part(x_in, adversarial):
+        if not subgroups:
+            return classification_loss(model(x_in), targets)
+        logits, features = model(x_in, return_features=True)
+        loss = classification_loss(logits, targets)
+        y = to_signed_labels(targets)
+        for (variant, lam, eq5_sign), idx in subgroups.items():
+            sign = -1.0 if (adversarial and eq5_sign == "as-printed") else 1.0
+            loss = loss + sign * lam * (idx.numel() / n_members) * robust_loss(features[idx], y[idx], variant)
+        return loss
+
+    total = torch.zeros((), device=x.device)
+    if r < 1:
+        x_adv = make_adversarial(model, x, targets, attack)
+        total = total + (1 - r) * part(x_adv, True)
+    if r > 0:
+        total = total + r * part(x, False)
+    return total
+
+
+def _optimizer(s: TwoMoonSettings, params):
+    if s.optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.lr)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr)
+    return torch.optim.SGD(params, lr=s.lr, momentum=0.9)
+
+
+def _batches(x_train, y_train, seeds, member_seed, batch_size, device):
+    """batches(epoch) -> list of (x (M, B, 2), targets (M, B)); each member sees its seed's data and order."""
+    n = x_train.shape[1]
+
+    def batches(epoch):
+        orders = torch.stack([epoch_order(s, epoch, n) for s in seeds])  # (S, N)
+        xs = torch.gather(x_train, 1, orders.unsqueeze(-1).expand(-1, -1, x_train.shape[-1]))
+        ys = torch.gather(y_train, 1, orders)
+        xs, ys = xs[member_seed].to(device), ys[member_seed].to(device)
+        return [(xs[:, i : i + batch_size], ys[:, i : i + batch_size]) for i in range(0, n, batch_size)]
+
+    return batches
+
+
+Progress = Callable[[str], None]
+
+
+def _default_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _fit(model, optimizer, loss_fn, batches, epochs, n_members, progress, label, cancel):
+    started = time.perf_counter()
+    every = max(1, epochs // 10)
+    for epoch in range(epochs):
+        last = None
+        for x, t in batches(epoch):
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt("cancelled")
+            loss = loss_fn(model, x, t)
+            optimizer.zero_grad(set_to_none=True)
+            (loss * n_members).backward()
+            optimizer.step()
+            last = loss
+        value = float(last.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(epoch, 0, value)
+        if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+            progress(f"[{label}] epoch {epoch + 1}/{epochs} loss {value:.4f} ({time.perf_counter() - started:.1f} s)")
+    return time.perf_counter() - started
+
+
+@dataclass
+class TrainedGroup:
+    rows: list[RowSpec]
+    model: TwoMoonMLP
+    member_rows: torch.Tensor  # (M,) row index per member
+    member_seed: torch.Tensor  # (M,) seed index per member
+    train_seconds: float
+
+
+def _model_for(s: TwoMoonSettings, features: str, init_seeds: Sequence[int]) -> TwoMoonMLP:
+    return TwoMoonMLP(hidden=tuple(s.hidden), activation=s.activation, features=features,
+                      n_models=len(init_seeds), seeds=list(init_seeds))
+
+
+def train_batched(s, rows, data, device, progress=_default_progress, cancel=None) -> list[TrainedGroup]:
+    trained = []
+    n_seeds = len(s.seeds)
+    for group in group_rows(rows):
+        member_rows = torch.arange(len(group)).repeat_interleave(n_seeds)
+        member_seed = torch.arange(n_seeds).repeat(len(group))
+        features = next((r.features for r in group if r.method.uses_arfl), "post")
+        model = _model_for(s, features, [s.seeds[i] for i in member_seed]).to(device)
+        optimizer = _optimizer(s, model.parameters())
+        if group[0].method.scheme == "mix":
+            mr = member_rows.to(device)
+            loss_fn = lambda m, x, t, g=group, mr=mr: grouped_mix_loss(m, x, t, g, mr)  # noqa: E731
+        else:
+            loss_fn = lambda m, x, t, meth=group[0].method: compute_loss(m, x, t, meth).total  # noqa: E731
+        batches = _batches(data.x_train, data.y_train, s.seeds, member_seed, s.batch_size, device)
+        label = ",".join(r.key for r in group)
+        seconds = _fit(model, optimizer, loss_fn, batches, s.epochs, len(member_rows), progress, label, cancel)
+        trained.append(TrainedGroup(list(group), model, member_rows, member_seed, seconds))
+    return trained
+
+
+def train_naive(s, rows, data, device, progress=_default_progress, cancel=None) -> list[TrainedGroup]:
+    """One network after another with the engine's ``train`` (the benchmark's baseline)."""
+    trained = []
+    n = data.x_train.shape[1]
+    for row in rows:
+        for si, seed in enumerate(s.seeds):
+            model = _model_for(s, row.features, [seed]).to(device)
+            optimizer = _optimizer(s, model.parameters())
+            x_all, y_all = data.x_train[si], data.y_train[si]
+
+            def batches(epoch, x_all=x_all, y_all=y_all, seed=seed):
+                order = epoch_order(seed, epoch, n)
+                xs, ys = x_all[order], y_all[order]
+                return [(xs[i : i + s.batch_size], ys[i : i + s.batch_size]) for i in range(0, n, s.batch_size)]
+
+            started = time.perf_counter()
+            train(model, optimizer, batches, row.method, s.epochs, device=device, cancel=cancel)
+            seconds = time.perf_counter() - started
+            progress(f"[naive {row.key} seed {seed}] {s.epochs} epochs ({seconds:.1f} s)")
+            trained.append(TrainedGroup([row], model, torch.zeros(1, dtype=torch.long),
+                                        torch.tensor([si]), seconds))
+    return trained
+
+
+def _stats(values: Sequence[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return {"mean": round(float(arr.mean()), 6), "std": round(std, 6), "per_seed": [round(float(v), 6) for v in arr]}
+
+
+def _paired(diff_a: Sequence[float], diff_b: Sequence[float]) -> dict:
+    """Paired differences a - b per seed with a paired t-test and a Wilcoxon signed-rank test."""
+    from scipy import stats
+
+    a, b = np.asarray(diff_a, float), np.asarray(diff_b, float)
+    d = a - b
+    t_p = w_p = float("nan")
+    if d.size > 1 and np.any(d != 0):
+        if np.std(d) > 0:
+            t_p = float(stats.ttest_rel(a, b).pvalue)
+        else:
+            t_p = 0.0
+        try:
+            w_p = float(stats.wilcoxon(a, b).pvalue)
+        except ValueError:
+            pass
+    return {"mean_diff": float(d.mean()), "per_seed": [float(v) for v in d],
+            "t_pvalue": t_p, "wilcoxon_pvalue": w_p}
+
+
+def _evaluate_group(s: TwoMoonSettings, g: TrainedGroup, data, device, timings: dict) -> dict:
+    """Per member metrics (percent / fractions) for one trained ensemble."""
+    from arfl_studio.evaluation.masking import masking_report, zero_gradient_fractions
+    from arfl_studio.evaluation.worst_case import grid_convergence
+
+    x = data.x_test[g.member_seed].to(device)
+    y = data.y_test[g.member_seed].to(device)
+    model = g.model
+    out: dict = {}
+    if s.worst_case:
+        generator = torch.Generator(device=device).manual_seed(12345)
+        started = time.perf_counter()
+        report = masking_report(model, x, y, s.eps_test, pgd_steps=s.pgd_steps, pgd_restarts=s.pgd_restarts,
+                                grid=s.grid, refine=s.refine, refine_top=s.refine_top, generator=generator)
+        timings["evaluation"] = timings.get("evaluation", 0.0) + time.perf_counter() - started
+        timings["worst_case_seconds"] = timings.get("worst_case_seconds", 0.0) + report.worst_case_seconds
+        timings["worst_case_points"] = timings.get("worst_case_points", 0) + int(y.numel())
+        timings["worst_case_models"] = timings.get("worst_case_models", 0) + int(y.shape[0])
+        out = {k: getattr(report, k) for k in ("clean_acc", "fgsm_acc", "pgd_acc", "worst_case_acc",
+                                               "zero_grad_fraction", "zero_logit_grad_fraction")}
+        out["worst_x"] = report.worst_case.x_worst.detach().cpu()
+        if s.grid_check:
+            check = grid_convergence(model, x, y, s.eps_test, grid=s.grid, refine=s.refine, refine_top=s.refine_top)
+            out["grid_check"] = check
+    else:
+        from arfl_studio.training.attacks import pgd_attack
+
+        with torch.no_grad():
+            clean = ((model(x) > 0) == (y > 0.5)).float().mean(-1)
+        x_f = fgsm_attack(model, x, y, s.eps_test)
+        generator = torch.Generator(device=device).manual_seed(12345)
+        x_p = pgd_attack(model, x, y, s.eps_test, steps=s.pgd_steps, restarts=s.pgd_restarts, generator=generator)
+        with torch.no_grad():
+            fgsm = ((model(x_f) > 0) == (y > 0.5)).float().mean(-1)
+            pgd = ((model(x_p) > 0) == (y > 0.5)).float().mean(-1)
+        zl, zg = zero_gradient_fractions(model, x, y)
+        out = {"clean_acc": clean.tolist(), "fgsm_acc": fgsm.tolist(), "pgd_acc": pgd.tolist(),
+               "zero_grad_fraction": zl.tolist(), "zero_logit_grad_fraction": zg.tolist()}
+    return out
+
+
+def run_two_moons(
+    settings: TwoMoonSettings,
+    *,
+    naive: bool = False,
+    progress: Progress = _default_progress,
+    cancel: threading.Event | None = None,
+    keep_models: bool = False,
+) -> dict:
+    """Train and evaluate every selected row for every seed; returns the JSON document."""
+    from arfl_studio.training.devices import resolve_device
+
+    s = settings.validate()
+    started = time.perf_counter()
+    device = resolve_device(s.device)
+    rows = build_rows(s)
+    data = two_moons_for_seeds(s.seeds, s.n_train, s.n_test, s.noise)
+    trainer = train_naive if naive else train_batched
+    trained = trainer(s, rows, data, device, progress, cancel)
+    train_seconds = time.perf_counter() - started
+
+    timings: dict = {}
+    per_row: dict[str, dict[str, list]] = {r.key: {} for r in rows}
+    worst_points: dict[str, list] = {r.key: [None] * len(s.seeds) for r in rows}
+    grid_checks = []
+    eval_started = time.perf_counter()
+    for g in trained:
+        metrics = _evaluate_group(s, g, data, device, timings)
+        for m in range(len(g.member_rows)):
+            row = g.rows[int(g.member_rows[m])]
+            for name, values in metrics.items():
+                if name in ("worst_x", "grid_check"):
+                    continue
+                per_row[row.key].setdefault(name, [None] * len(s.seeds))[int(g.member_seed[m])] = values[m]
+            if "worst_x" in metrics:
+                worst_points[row.key][int(g.member_seed[m])] = metrics["worst_x"][m]
+        if "grid_check" in metrics:
+            c = metrics["grid_check"]
+            grid_checks.append({"rows": [r.key for r in g.rows], "grid": c.grid, "finer_grid": c.finer_grid,
+                                "max_abs_difference": c.max_abs_difference, "points_changed": c.points_changed})
+    eval_seconds = time.perf_counter() - eval_started
+
+    pct = lambda v: [round(100.0 * x, 6) for x in v]  # noqa: E731
+    results = []
+    for row in rows:
+        m = per_row[row.key]
+        entry = {
+            "key": row.key,
+            "method": row.name,
+            "features": row.features,
+            "settings": row.method.to_dict(),
+            "standard_acc": _stats(pct(m["clean_acc"])),
+            "adversarial_acc": _stats(pct(m["fgsm_acc"])),
+        }
+        entry["mean_acc"] = (entry["standard_acc"]["mean"] + entry["adversarial_acc"]["mean"]) / 2
+        entry["mean_acc_per_seed"] = [(a + b) / 2 for a, b in zip(entry["standard_acc"]["per_seed"],
+                                                                   entry["adversarial_acc"]["per_seed"])]
+        entry["pgd_acc"] = _stats(pct(m["pgd_acc"]))
+        if "worst_case_acc" in m:
+            entry["worst_case_acc"] = _stats(pct(m["worst_case_acc"]))
+            gaps = [f - w for f, w in zip(entry["adversarial_acc"]["per_seed"], entry["worst_case_acc"]["per_seed"])]
+            entry["fgsm_minus_worst"] = _stats(gaps)
+        entry["fgsm_minus_pgd"] = _stats([f - p for f, p in zip(entry["adversarial_acc"]["per_seed"],
+                                                                 entry["pgd_acc"]["per_seed"])])
+        entry["zero_grad_fraction"] = _stats(m["zero_grad_fraction"])
+        entry["zero_logit_grad_fraction"] = _stats(m["zero_logit_grad_fraction"])
+        if row.key in PAPER_TABLE1:
+            p = PAPER_TABLE1[row.key]
+            entry["paper"] = {"standard_acc": {"mean": p[0], "std": p[1]},
+                              "adversarial_acc": {"mean": p[2], "std": p[3]}, "mean_acc": p[4]}
+        results.append(entry)
+
+    by_key = {e["key"]: e for e in results}
+    # Gradient-masking flags against the undefended baseline (row A).
+    baseline = by_key.get("A", {}).get("fgsm_minus_worst")
+    for e in results:
+        if "fgsm_minus_worst" not in e:
+            continue
+        if baseline is None:
+            e["masking_flag"] = None
+            continue
+        limit = baseline["mean"] + 100 * s.mask_tolerance
+        e["masking_flag"] = bool(e["fgsm_minus_worst"]["mean"] > limit)
+        e["masking_flag_seeds"] = [bool(g > limit) for g in e["fgsm_minus_worst"]["per_seed"]]
+    # Paired differences against the row without ARFL, same seed.
+    for row in rows:
+        if row.base_key is None or row.base_key not in by_key:
+            continue
+        e, b = by_key[row.key], by_key[row.base_key]
+        metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if "worst_case_acc" in e else [])
+        paired = {"base": row.base_key}
+        for name in metrics:
+            paired[name] = _paired(e[name]["per_seed"], b[name]["per_seed"])
+        paired["mean_acc"] = _paired(e["mean_acc_per_seed"], b["mean_acc_per_seed"])
+        e["paired"] = paired
+
+    wall = time.perf_counter() - started
+    doc = {
+        "experiment": "two-moons",
+        "unit": "accuracy in percent; zero_grad fractions in [0, 1]",
+        "naive": naive,
+        "settings": s.to_dict(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "rows": results,
+        "groups": [[r.key for r in g.rows] for g in trained] if not naive else None,
+        "train_seconds": train_seconds,
+        "evaluation_seconds": eval_seconds,
+        "wall_seconds": wall,
+    }
+    if s.worst_case:
+        secs, pts = timings.get("worst_case_seconds", 0.0), timings.get("worst_case_points", 0)
+        models = max(1, timings.get("worst_case_models", 1))
+        doc["worst_case_timing"] = {"seconds": secs, "points": pts, "models": models,
+                                    "seconds_per_model": secs / models,
+                                    "points_per_second": pts / secs if secs > 0 else None,
+                                    "evaluations_per_point": (s.grid ** 2 + s.refine_top * s.refine ** 2)}
+        doc["grid_check"] = grid_checks
+        doc["masking_baseline"] = "A" if baseline is not None else None
+        doc["masking_tolerance_points"] = 100 * s.mask_tolerance
+    if keep_models:
+        doc["_trained"] = trained
+        doc["_data"] = data
+        doc["_worst_points"] = worst_points
+    return doc
+
+
+def model_for_row(doc: dict, key: str, seed_index: int = 0) -> TwoMoonMLP:
+    """A single network (row ``key``, ``seed_index``) from a run made with ``keep_models=True``."""
+    for g in doc["_trained"]:
+        for m in range(len(g.member_rows)):
+            if g.rows[int(g.member_rows[m])].key == key and int(g.member_seed[m]) == seed_index:
+                return g.model.member(m) if g.model.n_models > 1 else g.model
+    raise KeyError(f"row {key!r} seed index {seed_index} was not trained in this run")
+
+
+def save_models(doc: dict, path) -> None:
+    """Every trained ensemble of a ``keep_models=True`` run as plain tensors (loadable with weights_only=True)."""
+    from arfl_studio.atomic import save_torch
+
+    groups = []
+    for g in doc["_trained"]:
+        groups.append({
+            "rows": [r.key for r in g.rows],
+            "features": g.model.features,
+            "member_rows": g.member_rows.clone(),
+            "member_seed": g.member_seed.clone(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in g.model.state_dict().items()},
+        })
+    save_torch(path, {"settings": doc["settings"], "groups": groups})
+
+
+def public(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def _cell(stat: dict | None) -> str:
+    return "-" if stat is None else f"{stat['mean']:.1f} ({stat['std']:.1f})"
+
+
+def format_table(doc: dict) -> str:
+    """Table 1's format (mean (std) per cell), with PGD/worst-case columns and the paper's numbers."""
+    worst = any("worst_case_acc" in e for e in doc["rows"])
+    head = ["Key", "Training method", "Standard acc", "Adversarial acc (FGSM)", "Mean acc", "PGD acc"]
+    if worst:
+        head += ["Worst-case acc", "Zero-grad %", "Masking"]
+    head += ["Paper std / adv / mean"]
+    lines = []
+    for e in doc["rows"]:
+        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]),
+                 f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
+        if worst:
+            flag = e.get("masking_flag")
+            cells += [_cell(e.get("worst_case_acc")), f"{100 * e['zero_grad_fraction']['mean']:.1f}",
+                      "-" if flag is None else ("FLAGGED" if flag else "ok")]
+        p = e.get("paper")
+        cells += [f"{p['standard_acc']['mean']} / {p['adversarial_acc']['mean']} / {p['mean_acc']}" if p else ""]
+        lines.append(cells)
+    widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
+    paired = [e for e in doc["rows"] if "paired" in e]
+    if paired:
+        out += ["", "Paired per-seed differences against the row without ARFL (mean diff in points; "
+                "paired t-test p / Wilcoxon p):"]
+        metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if worst else []) + ["mean_acc"]
+        labels = {"standard_acc": "standard", "adversarial_acc": "FGSM", "pgd_acc": "PGD",
+                  "worst_case_acc": "worst-case", "mean_acc": "mean"}
+        for e in paired:
+            p = e["paired"]
+            parts = [f"{labels[k]} {p[k]['mean_diff']:+.1f} (p={p[k]['t_pvalue']:.3g}/{p[k]['wilcoxon_pvalue']:.3g})"
+                     for k in metrics]
+            out.append(f"  {e['key']} - {p['base']}: " + "; ".join(parts))
+    out.append("")
+    settings = doc["settings"]
+    out.append(f"{len(settings['seeds'])} seeds, {settings['epochs']} epochs, {settings['optimizer']} lr {settings['lr']}, "
+               f"batch {settings['batch_size']}, {settings['activation']}; eps_train {settings['eps_train']} (FGSM), "
+               f"eps_test {settings['eps_test']}; PGD {settings['pgd_steps']} steps x {settings['pgd_restarts']} restarts"
+               + (f"; worst case: {settings['grid']}x{settings['grid']} lattice + {settings['refine_top']}x"
+                  f"{settings['refine']}x{settings['refine']} refinement" if worst else "")
+               + f"; wall {doc['wall_seconds']:.1f} s on {doc['device']}")
+    if doc.get("grid_check"):
+        worst_change = max(c["max_abs_difference"] for c in doc["grid_check"])
+        changed = sum(c["points_changed"] for c in doc["grid_check"])
+        out.append(f"Grid check: a 2x finer lattice ({doc['grid_check'][0]['finer_grid']} per axis) changes worst-case "
+                   f"accuracy by at most {100 * worst_change:.2f} points ({changed} point verdicts changed in all models).")
+    if doc.get("worst_case_timing"):
+        t = doc["worst_case_timing"]
+        out.append(f"Worst-case search: {t['seconds_per_model']:.2f} s per model of {t['points'] // t['models']} points "
+                   f"({t['points_per_second']:.0f} points/s, {t['evaluations_per_point']} evaluations per point).")
+    return "\n".join(out)
