@@ -12,10 +12,19 @@ from arfl_studio.evaluation.robustness import (
     evaluate_robustness,
     threshold_metrics,
 )
+from arfl_studio.evaluation.saliency import (
+    METHODS as SALIENCY_METHODS,
+    blend_overlay,
+    compare_figure,
+    perturbation,
+    perturbation_overlay,
+    saliency_map,
+)
 from arfl_studio.evaluation.sanity import CHECK_NAMES, SanityWarning, sanity_checks
 
 __all__ = [
     "ATTACKS", "CHECK_NAMES", "EvaluationCancelled", "EvaluationProgress", "RobustnessReport", "SanityWarning",
-    "apgd_attack", "evaluate_robustness", "margin", "run_attack", "sanity_checks", "square_attack",
+    "SALIENCY_METHODS", "apgd_attack", "blend_overlay", "compare_figure", "perturbation", "perturbation_overlay",
+    "saliency_map", "evaluate_robustness", "margin", "run_attack", "sanity_checks", "square_attack",
     "threshold_metrics",
 ]

@@ -8,6 +8,7 @@ eps values; the model is moved to the device once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -21,6 +22,7 @@ from sklearn.metrics import roc_curve
 
 from arfl_studio.evaluation.attacks import ATTACKS, GRADIENT_FREE, run_attack
 from arfl_studio.evaluation.sanity import SanityWarning, sanity_checks
+from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode
 from arfl_studio.training.devices import resolve_device
 from arfl_studio.training.metrics import roc_auc
@@ -257,6 +259,17 @@ def evaluate_robustness(
     kwargs = dict(steps=steps, restarts=restarts, step_size=step_size, queries=queries, clamp=clamp,
                   threshold=threshold, generator=generator)
 
+    with contextlib.ExitStack() as stack:
+        if has_dual_bn(model):  # deployed models cannot know which inputs are adversarial
+            stack.enter_context(bn_route(model, "clean"))
+        return _evaluate(model, images, targets, attack, eps_list, kwargs, dev, threshold, clamp, records, probe_names,
+                         probe_queries, large_eps, extra_large, tolerance, batch_size, workers, steps, restarts,
+                         step_size, queries, seed, callback, cancel)
+
+
+def _evaluate(model, images, targets, attack, eps_list, kwargs, dev, threshold, clamp, records, probe_names,
+              probe_queries, large_eps, extra_large, tolerance, batch_size, workers, steps, restarts, step_size,
+              queries, seed, callback, cancel) -> RobustnessReport:
     def predict(x: torch.Tensor) -> torch.Tensor:
         with attack_mode(model), torch.no_grad():
             return model(x).float().cpu()

@@ -1,0 +1,236 @@
+"""``arfl-studio attack RUN_OR_CHECKPOINT``: standard vs adversarial AUC, accuracy,
+sensitivity and specificity at the model's threshold over an eps sweep, the cases
+whose prediction flipped, and sanity checks against gradient masking.
+
+RUN_OR_CHECKPOINT is a checkpoint ``.pt`` (with its ``.json`` spec beside it; images
+from ``--data DIR`` or ``--demo``) or a run folder (each method's fold models on
+their own held-out fold; ``--method``/``--fold`` select).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from arfl_studio.atomic import write_json
+
+
+def _eps_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise SystemExit(f"error: --eps must be numbers separated by commas, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise SystemExit(f"error: --eps values must be >= 0, got {text!r}")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = [int(p) for p in str(text).lower().replace("x", ",").split(",") if p]
+    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def add_data_arguments(parser) -> None:
+    """Image source and preprocessing flags (shared with ``saliency``)."""
+    parser.add_argument("--size", default="224", help="preprocessed size, N or ROWSxCOLS, when no run config gives it")
+    parser.add_argument("--crop", choices=["otsu", "threshold", "none"], default="otsu")
+    parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "attack",
+        help="attack a trained model: clean vs adversarial AUC over eps, flipped cases, sanity checks",
+        description="Evaluate a checkpoint (with --data/--demo) or a run folder under an L-inf attack.",
+    )
+    parser.add_argument("target", metavar="RUN_OR_CHECKPOINT", help="checkpoint .pt (spec .json beside it) or run folder")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder to evaluate a checkpoint on")
+    parser.add_argument("--demo", action="store_true", help="evaluate a checkpoint on the built-in demo dataset")
+    parser.add_argument("--labels", metavar="FILE", help="labels table for --data")
+    parser.add_argument("--layout", choices=["auto", "cmmd", "csv", "folders"], default="auto")
+    parser.add_argument("--cache-dir", metavar="DIR", help="preprocessed-image cache")
+    parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
+    parser.add_argument("--method", action="append", metavar="KEY", help="run folder: method key(s) to evaluate")
+    parser.add_argument("--fold", type=int, action="append", metavar="K", help="run folder: fold(s) to evaluate")
+    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd")
+    parser.add_argument("--eps", default="1e-4", help="radius or comma-separated sweep, e.g. 1e-4,1e-3,1e-2,1e-1")
+    parser.add_argument("--steps", type=int, help="iterations (pgd 10, pgd-strong/apgd 100 by default)")
+    parser.add_argument("--restarts", type=int, help="random restarts (pgd 1, pgd-strong 5, apgd 1)")
+    parser.add_argument("--step-size", type=float, help="pgd/pgd-strong step size (default 2.5 eps / steps)")
+    parser.add_argument("--queries", type=int, help="square: query budget (default 1000)")
+    parser.add_argument("--threshold", type=float, help="decision threshold as a logit (default: checkpoint's, else 0)")
+    parser.add_argument("--no-probes", action="store_true", help="skip the reference attacks of the sanity checks")
+    parser.add_argument("--probe-queries", type=int, default=200, help="queries of the Square probe (default 200)")
+    parser.add_argument("--large-eps", type=float, default=0.3, help="eps of the 'breaks at large eps' check (0: off)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show-flipped", type=int, default=10, metavar="N", help="print at most N flipped cases")
+    add_data_arguments(parser)
+    parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
+    parser.set_defaults(func=run)
+
+
+def checkpoint_threshold(checkpoint: Path) -> float | None:
+    """A decision threshold (logit) stored beside a checkpoint, if any."""
+    meta = checkpoint.with_suffix(".json")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in ("threshold_logit", "threshold"):
+        if isinstance(data.get(key), (int, float)):
+            return float(data[key])
+    return None
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """The run folder of OUT/<method>/fold_<k>/model.pt, if the checkpoint sits in one."""
+    for parent in list(checkpoint.resolve().parents)[:3]:
+        if (parent / "config.toml").is_file():
+            return parent
+    return None
+
+
+def preprocess_settings(args, spec, run_dir: Path | None):
+    from arfl_studio.data import PreprocessSettings
+
+    if run_dir is not None:
+        from arfl_studio.experiments import load_config
+
+        config = load_config(run_dir / "config.toml")
+        return PreprocessSettings.from_dict({**config.preprocess, "channels": spec.in_channels}), config
+    return PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=_size(args.size),
+                              channels=spec.in_channels), None
+
+
+def _scan_records(args) -> list:
+    from arfl_studio.data import ensure_demo_dataset, scan_dataset
+
+    root = ensure_demo_dataset() if args.demo else args.data
+    result = scan_dataset(root, labels=args.labels, layout=args.layout)
+    records = list(result.images)
+    if not records:
+        raise SystemExit(f"error: no labelled images found under {root}")
+    return records[: args.limit] if args.limit else records
+
+
+def _evaluate(model, dataset, records, args, threshold: float):
+    from arfl_studio.evaluation import evaluate_robustness
+
+    def progress(event) -> None:
+        if event.stage == "attack" and sys.stderr.isatty():
+            print(f"\r  batch {event.done}/{event.total}", end="", file=sys.stderr, flush=True)
+
+    report = evaluate_robustness(
+        model, dataset, attack=args.attack, eps=_eps_list(args.eps), steps=args.steps, restarts=args.restarts,
+        step_size=args.step_size, queries=args.queries, threshold=threshold, records=records,
+        probes=not args.no_probes, probe_queries=args.probe_queries, large_eps=args.large_eps or None,
+        batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress,
+    )
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    return report
+
+
+def _print(report, title: str, show: int) -> None:
+    print(title)
+    print(report.table())
+    for e in report.eps:
+        flips = report.flipped(e)
+        if flips and show:
+            print(f"  flipped at eps={e:g}: {len(flips)}")
+            for case in flips[:show]:
+                name = case.get("id", case["index"])
+                print(f"    #{case['index']} {name} label {case['label']}: "
+                      f"p {case['clean_prob']:.3f} -> {case['adversarial_prob']:.3f}")
+
+
+def _checkpoint(args, path: Path) -> dict[str, Any]:
+    from arfl_studio.data import MammogramDataset
+    from arfl_studio.models.registry import load_checkpoint
+
+    if not (args.data or args.demo):
+        raise SystemExit("error: a checkpoint needs --data DIR (or --demo) with the images to attack")
+    model, spec = load_checkpoint(path)
+    run_dir = run_dir_of(path)
+    settings, config = preprocess_settings(args, spec, run_dir)
+    records = _scan_records(args)
+    cache = args.cache_dir or (config.data.cache_dir if config is not None else None)
+    dataset = MammogramDataset(records, settings, cache_dir=cache)
+    threshold = args.threshold if args.threshold is not None else (checkpoint_threshold(path) or 0.0)
+    report = _evaluate(model, dataset, records, args, threshold)
+    _print(report, f"{path} on {len(records)} images ({settings.size[0]}x{settings.size[1]})", args.show_flipped)
+    return {"kind": "checkpoint", "checkpoint": str(path), "preprocess": settings.to_dict(),
+            "model": spec.to_dict(), **report.to_json()}
+
+
+def _run_folder(args, run_dir: Path) -> dict[str, Any]:
+    from arfl_studio.data import MammogramDataset, PreprocessSettings
+    from arfl_studio.experiments import fold_records, load_config, load_fold_model
+    from arfl_studio.experiments.runner import fold_dir
+
+    config = load_config(run_dir / "config.toml")
+    keys = args.method or [m.key for m in config.methods]
+    splits = json.loads((run_dir / "splits.json").read_text(encoding="utf-8"))
+    folds = args.fold if args.fold is not None else list(range(len(splits["test_indices"])))
+    evaluations, summary = [], {}
+    for key in keys:
+        for fold in folds:
+            if not (fold_dir(run_dir, key, fold) / "model.pt").is_file():
+                print(f"skip {key} fold {fold}: no model.pt (not finished)")
+                continue
+            model, spec = load_fold_model(run_dir, key, fold)
+            _, test = fold_records(run_dir, fold)
+            test = test[: args.limit] if args.limit else test
+            if config.data.kind == "synthetic":
+                from arfl_studio.experiments.sources import open_source
+
+                dataset = open_source(config).dataset(test)
+            else:
+                settings = PreprocessSettings.from_dict({**config.preprocess, "channels": spec.in_channels})
+                dataset = MammogramDataset(test, settings, cache_dir=args.cache_dir or config.data.cache_dir)
+            threshold = args.threshold if args.threshold is not None else (
+                checkpoint_threshold(fold_dir(run_dir, key, fold) / "model.pt") or 0.0)
+            report = _evaluate(model, dataset, test, args, threshold)
+            _print(report, f"method {key} fold {fold}: {len(test)} held-out images", args.show_flipped)
+            evaluations.append({"method_key": key, "fold": fold, **report.to_json()})
+            summary.setdefault(key, []).append(report)
+    if not evaluations:
+        raise SystemExit(f"error: no finished fold models under {run_dir} for methods {keys}")
+    import numpy as np
+
+    table = {}
+    for key, reports in summary.items():
+        eps = reports[0].eps
+        table[key] = {
+            "folds": len(reports),
+            "clean_auc_mean": float(np.nanmean([r.clean["auc"] for r in reports])),
+            "adversarial_auc_mean": {f"{e:g}": float(np.nanmean([r.adversarial(e)["auc"] for r in reports])) for e in eps},
+            "warnings": sorted({w.name for r in reports for w in r.warnings}),
+        }
+    return {"kind": "run", "run_dir": str(run_dir), "evaluations": evaluations, "summary": table}
+
+
+def run(args) -> int:
+    target = Path(args.target)
+    try:
+        if target.is_dir():
+            if not (target / "config.toml").is_file():
+                print(f"error: {target} is not a run folder (no config.toml)", file=sys.stderr)
+                return 2
+            result = _run_folder(args, target)
+        elif target.is_file():
+            result = _checkpoint(args, target)
+        else:
+            print(f"error: {target} does not exist", file=sys.stderr)
+            return 2
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        write_json(args.json, result)
+        print(f"JSON written to {args.json}")
+    return 0

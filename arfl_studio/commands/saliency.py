@@ -1,0 +1,160 @@
+"""``arfl-studio saliency CHECKPOINT IMAGE``: what the model looks at on one mammogram.
+
+Methods: ``gradient`` (the paper's map: gradient of the loss w.r.t. the input,
+scaled to [0, 1]), ``smoothgrad``, ``integrated-gradients``, and ``perturbation``
+(the adversarial delta of ``--attack`` at ``--eps`` on a diverging map, plus the
+adversarial image with ``--adv-out``). The image is read with the data layer and
+preprocessed as in training (the run's config when the checkpoint sits in a run
+folder, else the flags). ``--compare CHECKPOINT2`` writes one PNG with both models
+side by side and a colour bar, as in the paper's Figure 5.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from arfl_studio.atomic import write_json
+from arfl_studio.commands.attack import add_data_arguments, preprocess_settings, run_dir_of
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "saliency",
+        help="saliency / perturbation map of one mammogram, blended over it (optionally two models side by side)",
+        description="Write the preprocessed mammogram with a saliency or adversarial-perturbation map blended over it.",
+    )
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it)")
+    parser.add_argument("image", metavar="IMAGE", help="DICOM file (or a grey .npy / .png for tests)")
+    parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"],
+                        default="gradient")
+    parser.add_argument("--target", type=int, choices=[0, 1], help="label whose loss is differentiated (default: prediction)")
+    parser.add_argument("--out", metavar="PATH.png", required=True, help="blended overlay (or the comparison figure)")
+    parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
+    parser.add_argument("--compare", metavar="CHECKPOINT2", help="second model (e.g. without ARFL): one PNG, two panels")
+    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd",
+                        help="perturbation: attack")
+    parser.add_argument("--eps", type=float, default=0.01, help="perturbation: L-inf radius (default 0.01)")
+    parser.add_argument("--steps", type=int, help="perturbation: attack steps")
+    parser.add_argument("--adv-out", metavar="PATH.png", help="perturbation: also write the adversarial image")
+    parser.add_argument("--samples", type=int, default=16, help="smoothgrad: noisy samples")
+    parser.add_argument("--noise", type=float, default=0.1, help="smoothgrad: noise sd as a fraction of the range")
+    parser.add_argument("--ig-steps", type=int, default=32, help="integrated gradients: path steps")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1]")
+    parser.add_argument("--colormap", help="matplotlib colormap (default inferno; RdBu_r for perturbation)")
+    add_data_arguments(parser)
+    parser.add_argument("--json", metavar="PATH", help="write a JSON summary")
+    parser.set_defaults(func=run)
+
+
+def load_image(path: Path, settings) -> np.ndarray:
+    """Preprocessed single-channel image (H, W) in [0, 1]."""
+    from arfl_studio.data.preprocess import preprocess_pixels, resize_image
+
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return resize_image(np.clip(np.load(path).astype(np.float32), 0, 1), settings.size)
+    if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        from matplotlib import image as mpimg
+
+        pixels = mpimg.imread(path).astype(np.float32)
+        pixels = pixels[..., :3].mean(axis=-1) if pixels.ndim == 3 else pixels
+        pixels = pixels / 255.0 if pixels.max() > 1 else pixels
+        return preprocess_pixels(pixels, settings)[0]
+    from arfl_studio.data import read_mammogram
+
+    return preprocess_pixels(read_mammogram(path).pixels, settings)[0]
+
+
+def _model_map(model, spec, gray: np.ndarray, args):
+    import torch
+
+    from arfl_studio.evaluation.saliency import perturbation, saliency_map
+
+    image = torch.from_numpy(np.broadcast_to(gray, (spec.in_channels, *gray.shape)).copy())
+    with torch.no_grad():
+        logit = float(model(image[None].float()).reshape(-1)[0])
+    target = args.target if args.target is not None else int(logit > 0)
+    start = time.perf_counter()
+    if args.method == "perturbation":
+        delta, adv = perturbation(model, image, target, args.attack, args.eps, steps=args.steps)
+        out = (delta, adv)
+    else:
+        out = (saliency_map(model, image, args.method, target, samples=args.samples, noise=args.noise,
+                            ig_steps=args.ig_steps), None)
+    info = {"logit": logit, "probability": float(1 / (1 + np.exp(-logit))), "target": target,
+            "seconds": round(time.perf_counter() - start, 4)}
+    return out, info
+
+
+def run(args) -> int:
+    from arfl_studio.evaluation.saliency import (
+        blend_overlay, compare_figure, perturbation_overlay, save_png,
+    )
+    from arfl_studio.models.registry import CheckpointError, load_checkpoint
+
+    try:
+        model, spec = load_checkpoint(args.checkpoint)
+        settings, _ = preprocess_settings(args, spec, run_dir_of(Path(args.checkpoint)))
+        gray = load_image(Path(args.image), settings)
+        models = [(Path(args.checkpoint), model, spec)]
+        if args.compare:
+            model2, spec2 = load_checkpoint(args.compare)
+            models.append((Path(args.compare), model2, spec2))
+    except (CheckpointError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    perturb = args.method == "perturbation"
+    cmap = args.colormap or ("RdBu_r" if perturb else "inferno")
+    panels, maps, infos = [], [], []
+    for path, m, s in models:
+        (values, adv), info = _model_map(m, s, gray, args)
+        if perturb:
+            rgb, gain = perturbation_overlay(gray, values, cmap, args.alpha)
+            info["amplification"] = gain
+            info["max_abs_delta"] = float(np.abs(values).max())
+        else:
+            rgb = blend_overlay(gray, values, cmap, args.alpha)
+        name = path.parent.parent.name + "/" + path.parent.name if path.stem == "model" else path.stem
+        panels.append((f"{name}  p={info['probability']:.2f}", rgb))
+        maps.append(values)
+        info["checkpoint"] = str(path)
+        infos.append(info)
+        if perturb and args.adv_out:
+            target_path = args.adv_out if len(models) == 1 else str(Path(args.adv_out).with_stem(
+                Path(args.adv_out).stem + f"_{len(infos)}"))
+            save_png(target_path, np.round(np.clip(adv, 0, 1) * 255).astype(np.uint8))
+            info["adversarial_image"] = target_path
+    if len(models) == 1:
+        save_png(args.out, panels[0][1])
+    else:
+        if perturb:
+            peak = max(float(np.abs(v).max()) for v in maps) or 1.0
+            # one shared scale so the panels compare: re-blend with a common amplification
+            panels = [(t, blend_overlay(gray, np.clip(0.5 + 0.5 * v / peak, 0, 1), cmap, args.alpha))
+                      for (t, _), v in zip(panels, maps)]
+            compare_figure(panels, args.out, cmap, "perturbation delta", vmin=-peak, vmax=peak,
+                           title=f"{args.attack} eps={args.eps:g}")
+        else:
+            compare_figure(panels, args.out, cmap, "scaled gradient" if args.method == "gradient" else "scaled attribution",
+                           title=args.method)
+    if args.raw:
+        from arfl_studio import atomic
+
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.stack(maps).astype(np.float32) if len(maps) > 1 else maps[0].astype(np.float32))
+        atomic.write_bytes(args.raw, buf.getvalue())
+    for info in infos:
+        print(f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}, target {info['target']}, "
+              f"{args.method} in {info['seconds']:.2f} s")
+    print(f"wrote {args.out}" + (f" and {args.raw}" if args.raw else ""))
+    if args.json:
+        write_json(args.json, {"image": str(args.image), "method": args.method, "preprocess": settings.to_dict(),
+                               "out": args.out, "raw": args.raw, "models": infos,
+                               "attack": {"kind": args.attack, "eps": args.eps} if perturb else None})
+    return 0
