@@ -38,7 +38,7 @@ def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Pat
     path = Path(path)
     item = plot.getPlotItem()
     if path.suffix.lower() == ".svg":
-        pg.exporters.SVGExporter(item).export(str(path))
+        _render_svg(plot, path)
     elif path.suffix.lower() == ".png":
         exporter = pg.exporters.ImageExporter(item)
         exporter.parameters()["width"] = width
@@ -46,6 +46,27 @@ def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Pat
     else:
         raise ValueError(f"plots export to .png or .svg, got {path.suffix!r}")
     return path
+
+
+def _render_svg(widget, path: Path) -> None:
+    """Vector SVG through QSvgGenerator (pyqtgraph's SVGExporter cannot parse Qt 6.12's path data)."""
+    from PySide6.QtCore import QRect, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    size = widget.size()
+    generator = QSvgGenerator()
+    generator.setFileName(str(path))
+    generator.setSize(QSize(size.width(), size.height()))
+    generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+    generator.setTitle(widget.getPlotItem().titleLabel.text or "ARFL Studio plot")
+    painter = QPainter(generator)
+    try:
+        widget.render(painter)
+    finally:
+        painter.end()
+    if not path.is_file():
+        raise OSError(f"could not write {path}")
 
 
 def save_rgb(rgb: np.ndarray, path: str | Path) -> Path:

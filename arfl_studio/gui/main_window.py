@@ -188,6 +188,7 @@ class MainWindow(QMainWindow):
 
     def export_plots(self, folder: str | Path) -> list[Path]:
         folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         plots = {"training_loss": self.training_pane.loss_plot, "validation_auc": self.training_pane.auc_plot,
                  "roc": self.attack_pane.roc_plot, "auc_vs_eps": self.attack_pane.auc_plot}
         out = []
