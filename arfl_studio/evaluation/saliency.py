@@ -214,5 +214,5 @@ def compare_figure(
     if title:
         fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     atomic.write_bytes(path, buf.getvalue())

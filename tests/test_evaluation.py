@@ -1,0 +1,154 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from arfl_studio.evaluation import (
+    CHECK_NAMES,
+    EvaluationCancelled,
+    evaluate_robustness,
+    sanity_checks,
+    threshold_metrics,
+)
+from arfl_studio.evaluation.synthetic import QuantizedInput, blob_images, train_tiny_cnn
+
+EPS = [1e-3, 1e-2, 3e-2, 0.1]
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    torch.manual_seed(0)
+    x, y = blob_images(96, size=24, seed=1)
+    model = train_tiny_cnn(x, y, epochs=8, width=4)
+    xt, yt = blob_images(32, size=24, seed=2)
+    return model, xt, yt
+
+
+def test_threshold_metrics_by_hand():
+    t = np.array([1, 1, 0, 0, 1])
+    z = np.array([2.0, -1.0, -3.0, 0.5, 1.0])
+    m = threshold_metrics(t, z)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(1 / 2)
+    m = threshold_metrics(t, z, threshold=1.5)  # the model's own threshold
+    assert m["sensitivity"] == pytest.approx(1 / 3) and m["specificity"] == 1.0
+
+
+def test_standard_model_curve_falls_and_no_warnings(model_and_data):
+    model, x, y = model_and_data
+    report = evaluate_robustness(model, x, y, attack="pgd", eps=EPS, probe_queries=60)
+    eps, auc = report.auc_curve()
+    assert report.clean["auc"] > 0.9
+    assert all(b <= a + 0.02 for a, b in zip([report.clean["auc"]] + auc, auc))
+    assert auc[-1] <= 0.5
+    assert report.warnings == []
+    doc = json.loads(json.dumps(report.to_json()))  # plain JSON
+    assert doc["warnings"] == [] and doc["attack"] == "pgd"
+    assert {"auc", "accuracy", "sensitivity", "specificity"} <= set(doc["clean"])
+    assert [r["eps"] for r in doc["results"]] == EPS
+    assert set(doc["probes"]) == {"fgsm", "square"}
+    last = doc["results"][-1]
+    assert last["flipped_count"] == len(last["flipped"]) > 0
+    case = last["flipped"][0]
+    assert {"index", "label", "clean_prob", "adversarial_prob"} <= set(case)
+    assert (case["clean_prob"] > 0.5) != (case["adversarial_prob"] > 0.5)
+
+
+def test_gradient_masked_model_is_flagged(model_and_data):
+    model, x, y = model_and_data
+    masked = QuantizedInput(model, levels=8)
+    report = evaluate_robustness(masked, x, y, attack="pgd", eps=EPS, probe_queries=60)
+    names = {w.name for w in report.warnings}
+    assert "zero_input_gradients" in names
+    assert "gradient_free_beats_white_box" in names
+    assert "large_eps_not_broken" in names
+    assert names <= set(CHECK_NAMES)
+    for w in report.to_json()["warnings"]:
+        assert set(w) == {"name", "message", "severity"} and w["message"]
+
+
+def test_sanity_checks_each_rule():
+    names = lambda ws: {w.name for w in ws}  # noqa: E731
+    ok = sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01, 0.1], adversarial_auc=[0.6, 0.1],
+                       probes={"fgsm": {0.01: 0.7, 0.1: 0.3}, "square": {0.01: 0.8, 0.1: 0.2}}, large_eps=(0.1, 0.1))
+    assert ok == []
+    assert names(sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01, 0.1], adversarial_auc=[0.3, 0.6])) == {
+        "auc_rises_with_eps"}
+    assert names(sanity_checks(attack="apgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.6],
+                               probes={"fgsm": {0.01: 0.4}})) == {"pgd_weaker_than_fgsm"}
+    assert names(sanity_checks(attack="fgsm", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.4],
+                               probes={"pgd": {0.01: 0.6}})) == {"pgd_weaker_than_fgsm"}
+    assert names(sanity_checks(attack="square", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.2],
+                               probes={"pgd": {0.01: 0.6}, "fgsm": {0.01: 0.7}})) == {"gradient_free_beats_white_box"}
+    assert names(sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.85],
+                               large_eps=(0.3, 0.8))) == {"large_eps_not_broken"}
+    ws = sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.5], zero_gradients=2,
+                       nan_gradients=1, nan_outputs=3, n=10)
+    assert names(ws) == {"zero_input_gradients", "nan_input_gradients", "nan_outputs"}
+    assert {w.severity for w in ws if w.name.startswith("nan")} == {"error"}
+
+
+def test_dataset_input_records_and_callback(model_and_data):
+    model, x, y = model_and_data
+    dataset = torch.utils.data.TensorDataset(x[:10], y[:10])
+    records = [{"id": f"case{i}.dcm", "patient_id": f"P{i // 2}"} for i in range(10)]
+    events = []
+    report = evaluate_robustness(model, dataset, attack="fgsm", eps=0.1, records=records, probes=False,
+                                 large_eps=None, batch_size=4, callback=events.append)
+    assert [e.done for e in events if e.stage == "attack"] == [1, 2, 3]
+    assert events[-1].stage == "done"
+    flips = report.flipped(0.1)
+    assert flips and all(f["id"] == f"case{f['index']}.dcm" and "patient_id" in f for f in flips)
+    # the same numbers from the tensor API
+    again = evaluate_robustness(model, x[:10], y[:10], attack="fgsm", eps=[0.1], probes=False, large_eps=None)
+    np.testing.assert_allclose(again.adversarial_logits[0.1], report.adversarial_logits[0.1], rtol=1e-5, atol=1e-5)
+
+
+def test_sweep_reuses_clean_pass(model_and_data):
+    model, x, y = model_and_data
+    calls = {"n": 0}
+    seen = []
+
+    class Counting(torch.utils.data.Dataset):
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            calls["n"] += 1
+            return x[i], y[i]
+
+    report = evaluate_robustness(model, Counting(), attack="fgsm", eps=[1e-3, 1e-2, 0.1], probes=False, large_eps=None)
+    assert calls["n"] == 8  # each image loaded once for three eps
+    seen.append(report.clean_logits)
+    assert len(report.eps) == 3
+
+
+def test_cancel(model_and_data):
+    model, x, y = model_and_data
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(EvaluationCancelled):
+        evaluate_robustness(model, x, y, eps=0.01, cancel=cancel)
+
+
+def test_model_modes_restored(model_and_data):
+    model, x, y = model_and_data
+    model.train()
+    model.body[1].eval()  # a BN frozen on purpose
+    try:
+        evaluate_robustness(model, x[:8], y[:8], attack="apgd", eps=0.01, steps=3, probes=False, large_eps=None)
+        assert model.training and not model.body[1].training
+    finally:
+        model.eval()
+
+
+def test_bad_settings(model_and_data):
+    model, x, y = model_and_data
+    with pytest.raises(ValueError):
+        evaluate_robustness(model, x, y, attack="cw", eps=0.1)
+    with pytest.raises(ValueError):
+        evaluate_robustness(model, x, y, eps=[-0.1])
+    with pytest.raises(ValueError):
+        evaluate_robustness(model, x, None, eps=0.1)

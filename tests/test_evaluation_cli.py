@@ -1,0 +1,95 @@
+"""The attack command on the demo DICOM dataset and on a run folder; the 'what it must show' checks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arfl_studio.cli import main
+from arfl_studio.evaluation import evaluate_robustness
+from arfl_studio.evaluation.synthetic import QuantizedInput, train_tiny_cnn
+from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
+
+SIZE = 32
+EPS = "1e-3,3e-3,1e-2,3e-2,0.1"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from arfl_studio.data import MammogramDataset, PreprocessSettings, generate_demo_dataset, scan_dataset
+
+    root = generate_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", patients=12, size=(128, 104), seed=0)
+    records = scan_dataset(root).images
+    dataset = MammogramDataset(records, PreprocessSettings(size=(SIZE, SIZE), channels=1))
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    y = torch.tensor(dataset.labels).float()
+    # Standard training of a tiny CNN. It does not generalise to held-out demo patients in a test's
+    # budget, so the attack is evaluated on the images it was trained on (clean AUC near 1): the
+    # claims here are about the attack and its checks, not about generalisation.
+    model = train_tiny_cnn(x, y, epochs=40, width=8, batch_size=12)
+    spec = ModelSpec(backbone="small_cnn", in_channels=1, width=8)
+    saved = build_model(spec)
+    saved.load_state_dict(model.state_dict())
+    ckpt = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "standard.pt", saved, spec)
+    return root, records, x, y, model, ckpt
+
+
+def test_demo_standard_cnn_curve_and_checks(demo, tmp_path):
+    root, records, x, y, model, ckpt = demo
+    out = tmp_path / "attack.json"
+    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", EPS,
+               "--probe-queries", "60", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["n"] == len(records) and doc["kind"] == "checkpoint"
+    auc = [doc["clean"]["auc"]] + doc["auc_curve"]["adversarial_auc"]
+    assert doc["clean"]["auc"] > 0.85
+    assert all(b <= a + 1e-9 for a, b in zip(auc, auc[1:])), auc  # monotone
+    assert auc[-1] <= 0.55  # chance (or below) at a large eps
+    assert doc["warnings"] == []
+    flipped = doc["results"][-1]["flipped"]
+    assert flipped and {"index", "id", "patient_id", "label", "clean_prob", "adversarial_prob"} <= set(flipped[0])
+    assert flipped[0]["id"].endswith(".dcm") and not flipped[0]["id"].startswith("/")
+
+
+def test_demo_masked_model_warns(demo):
+    root, records, x, y, model, ckpt = demo
+    report = evaluate_robustness(QuantizedInput(model, 8), x, y, attack="pgd", eps=[float(e) for e in EPS.split(",")],
+                                 probe_queries=60)
+    names = {w.name for w in report.warnings}
+    assert {"zero_input_gradients", "gradient_free_beats_white_box"} <= names
+
+
+def test_attack_cli_errors(demo, tmp_path):
+    root, records, x, y, model, ckpt = demo
+    assert main(["attack", str(tmp_path / "missing.pt"), "--data", str(root)]) == 2
+    with pytest.raises(SystemExit):
+        main(["attack", str(ckpt)])  # no data
+    with pytest.raises(SystemExit):
+        main(["attack", str(ckpt), "--data", str(root), "--eps", "abc"])
+
+
+def test_attack_run_folder(tmp_path):
+    from arfl_studio.experiments import load_config, run_experiment
+
+    config = load_config({
+        "name": "tiny",
+        "data": {"source": "synthetic", "synthetic_samples": 24, "synthetic_size": [16, 16]},
+        "preprocess": {"size": [16, 16], "channels": 1},
+        "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
+        "training": {"epochs": 1, "batch_size": 8, "device": "cpu"},
+        "cv": {"folds": 2},
+        "methods": [{"key": "A"}],
+    })
+    run_dir = tmp_path / "run"
+    run_experiment(config, run_dir)
+    out = tmp_path / "run.json"
+    rc = main(["attack", str(run_dir), "--attack", "fgsm", "--eps", "0.01,0.1", "--fold", "1", "--no-probes",
+               "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["kind"] == "run" and [(e["method_key"], e["fold"]) for e in doc["evaluations"]] == [("A", 1)]
+    assert doc["evaluations"][0]["n"] == 12
+    assert set(doc["summary"]["A"]["adversarial_auc_mean"]) == {"0.01", "0.1"}
+    assert np.isfinite(doc["evaluations"][0]["clean"]["accuracy"])
