@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arfl_studio.cli import main
+from arfl_studio.evaluation.saliency import (
+    METHODS,
+    attribution,
+    blend_overlay,
+    compare_figure,
+    delta_display,
+    perturbation,
+    perturbation_overlay,
+    saliency_map,
+)
+from arfl_studio.evaluation.synthetic import blob_images, train_tiny_cnn
+from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def model():
+    x, y = blob_images(64, size=24, seed=1)
+    return train_tiny_cnn(x, y, epochs=4, width=4), x[:2], y[:2]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_maps_in_unit_range(model, method):
+    m, x, y = model
+    s = saliency_map(m, x[0], method, target=int(y[0]), samples=4, ig_steps=8)
+    assert s.shape == (24, 24) and s.dtype == np.float32
+    assert s.min() == 0.0 and s.max() == pytest.approx(1.0)
+    assert not m.training
+
+
+def test_gradient_map_is_loss_gradient(model):
+    # the paper's map: |d BCE / dx| scaled to [0, 1]; equal to the scaled logit gradient
+    m, x, y = model
+    xi = x[0:1].clone().requires_grad_(True)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(m(xi), y[0:1])
+    (g,) = torch.autograd.grad(loss, xi)
+    g = g[0].abs().amax(0).numpy()
+    expected = (g - g.min()) / (g.max() - g.min())
+    np.testing.assert_allclose(saliency_map(m, x[0], "gradient", target=int(y[0])), expected, atol=1e-5)
+
+
+def test_integrated_gradients_completeness(model):
+    # IG attributions sum to f(x) - f(baseline) for the signed logit
+    m, x, y = model
+    attr = attribution(m, x[0], "integrated-gradients", target=1, ig_steps=64)
+    with torch.no_grad():
+        diff = float(m(x[0:1]) - m(torch.zeros_like(x[0:1])))
+    assert attr.sum() == pytest.approx(diff, rel=0.05, abs=0.05)
+
+
+def test_perturbation_and_overlays(model):
+    m, x, y = model
+    delta, adv = perturbation(m, x[0], int(y[0]), "pgd", 0.02, steps=5)
+    assert delta.shape == adv.shape == (24, 24)
+    assert np.abs(delta).max() <= 0.02 + 1e-6
+    shown, gain = delta_display(delta)
+    assert shown.min() >= 0 and shown.max() <= 1 and gain == pytest.approx(0.5 / np.abs(delta).max())
+    rgb, _ = perturbation_overlay(x[0].numpy(), delta)
+    assert rgb.shape == (24, 24, 3) and rgb.dtype == np.uint8
+
+
+def test_blend_overlay_by_hand():
+    gray = np.full((2, 2), 0.5, np.float32)
+    heat = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+    out = blend_overlay(gray, heat, "gray", alpha=0.5)
+    assert out[0, 0].tolist() == [64, 64, 64]  # 0.5*0.5 + 0.5*0
+    assert out[0, 1].tolist() == [191, 191, 191]  # 0.5*0.5 + 0.5*1
+    assert blend_overlay(gray, heat, alpha=0.0)[1, 1].tolist() == [128, 128, 128]
+    with pytest.raises(ValueError):
+        blend_overlay(gray, np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        blend_overlay(gray, heat, alpha=2)
+
+
+def test_compare_figure(tmp_path, model):
+    m, x, y = model
+    panels = [(name, blend_overlay(x[0].numpy(), saliency_map(m, x[0]))) for name in ("with ARFL", "without")]
+    compare_figure(panels, tmp_path / "cmp.png")
+    from matplotlib import image as mpimg
+
+    img = mpimg.imread(tmp_path / "cmp.png")
+    assert img.shape[1] > img.shape[0] > 100  # two panels side by side plus a colour bar
+
+
+def test_saliency_cli_on_demo_dicom(tmp_path):
+    from arfl_studio.data import generate_demo_dataset, scan_dataset
+
+    root = generate_demo_dataset(tmp_path / "demo", patients=2, size=(128, 104), seed=0)
+    dcm = str(scan_dataset(root).images[0].path)
+    ckpts = []
+    for i, epochs in enumerate((3, 0)):
+        spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
+        model = build_model(spec)
+        if epochs:
+            x, y = blob_images(32, size=32, channels=1, seed=i)
+            model.load_state_dict(train_tiny_cnn(x, y, epochs=epochs, width=4).state_dict())
+        ckpts.append(str(save_checkpoint(tmp_path / f"m{i}.pt", model, spec)))
+    out, raw, js = tmp_path / "s.png", tmp_path / "s.npy", tmp_path / "s.json"
+    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--out", str(out), "--raw", str(raw), "--json", str(js)]) == 0
+    from matplotlib import image as mpimg
+
+    assert mpimg.imread(out).shape[:2] == (32, 32)
+    saved = np.load(raw)
+    assert saved.shape == (32, 32) and saved.min() >= 0 and saved.max() <= 1
+    doc = json.loads(js.read_text())
+    assert doc["method"] == "gradient" and 0 <= doc["models"][0]["probability"] <= 1
+    cmp = tmp_path / "cmp.png"
+    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "smoothgrad", "--samples", "4",
+                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw)]) == 0
+    assert np.load(raw).shape == (2, 32, 32) and mpimg.imread(cmp).shape[1] > 200
+    adv = tmp_path / "adv.png"
+    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "perturbation", "--eps", "0.02",
+                 "--steps", "3", "--out", str(tmp_path / "p.png"), "--adv-out", str(adv)]) == 0
+    assert adv.is_file()
+    assert main(["saliency", str(tmp_path / "none.pt"), dcm, "--out", str(out)]) == 2
