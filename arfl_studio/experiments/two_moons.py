@@ -629,3 +629,38 @@ def format_table(doc: dict) -> str:
         out.append(f"Worst-case search: {t['seconds_per_model']:.2f} s per model of {t['points'] // t['models']} points "
                    f"({t['points_per_second']:.0f} points/s, {t['evaluations_per_point']} evaluations per point).")
     return "\n".join(out)
+
+
+def format_markdown(doc: dict, paper: bool = True) -> str:
+    """A Markdown table of a run (ours next to the paper's Table 1 where it has the row)."""
+    worst = any("worst_case_acc" in e for e in doc["rows"])
+    head = ["Row", "Method", "Standard", "FGSM (adversarial)", "Mean", "PGD"]
+    if worst:
+        head += ["Worst case", "Masking flag"]
+    if paper:
+        head += ["Paper: standard", "Paper: adversarial", "Paper: mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in doc["rows"]:
+        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]),
+                 f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
+        if worst:
+            flag = e.get("masking_flag")
+            cells += [_cell(e.get("worst_case_acc")), "-" if flag is None else ("**flagged**" if flag else "no")]
+        if paper:
+            p = e.get("paper")
+            cells += ([f"{p['standard_acc']['mean']} ({p['standard_acc']['std']})",
+                       f"{p['adversarial_acc']['mean']} ({p['adversarial_acc']['std']})", f"{p['mean_acc']}"]
+                      if p else ["", "", ""])
+        lines.append("| " + " | ".join(cells) + " |")
+    paired = [e for e in doc["rows"] if "paired" in e]
+    if paired:
+        metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if worst else []) + ["mean_acc"]
+        labels = {"standard_acc": "Standard", "adversarial_acc": "FGSM", "pgd_acc": "PGD",
+                  "worst_case_acc": "Worst case", "mean_acc": "Mean"}
+        lines += ["", "| ARFL row - base | " + " | ".join(labels[m] for m in metrics) + " |",
+                  "|---|" + "---|" * len(metrics)]
+        for e in paired:
+            p = e["paired"]
+            lines.append(f"| {e['key']} - {p['base']} | " + " | ".join(
+                f"{p[m]['mean_diff']:+.1f} (p={p[m]['t_pvalue']:.2g})" for m in metrics) + " |")
+    return "\n".join(lines)
