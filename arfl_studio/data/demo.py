@@ -128,8 +128,10 @@ def _breast(rng: np.random.Generator, h: int, w: int, view: str, shape_params: d
 
 
 def _patch(h: int, w: int, cy: float, cx: float, half: int):
-    y0, y1 = max(0, int(cy) - half), min(h, int(cy) + half + 1)
-    x0, x1 = max(0, int(cx) - half), min(w, int(cx) + half + 1)
+    # A finding near (or past) the border gets a clipped, possibly empty, patch.
+    y0 = min(max(0, int(cy) - half), h)
+    x0 = min(max(0, int(cx) - half), w)
+    y1, x1 = max(y0, min(h, int(cy) + half + 1)), max(x0, min(w, int(cx) + half + 1))
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     return (slice(y0, y1), slice(x0, x1)), yy - cy, xx - cx
 

@@ -194,3 +194,9 @@ def test_demo_generation_cancel_leaves_nothing(tmp_path):
     (tmp_path / "foreign" / "thesis.docx").write_text("x")
     with pytest.raises(FileExistsError):
         generate_demo_dataset(tmp_path / "foreign", patients=1, size=(32, 32))
+
+
+def test_findings_near_the_border_do_not_break_generation(tmp_path):
+    # (160, 128) once put a calcification patch wholly outside the image.
+    out = generate_demo_dataset(tmp_path / "demo", patients=40, size=(160, 128), seed=0)
+    assert (out / "CMMD_clinicaldata_revision.xlsx").is_file()
