@@ -110,3 +110,26 @@ def test_ensemble_attack_equals_separate_attacks():
     for m in range(2):
         alone = fgsm_attack(ens.member(m), x[m], t[m], 0.1)
         assert torch.allclose(joint[m], alone, atol=1e-6)
+
+
+def test_confidently_correct_samples_are_still_attacked():
+    # BCE's input gradient is exactly 0 in float32 at logit 60; the attack must move anyway.
+    model = nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[30.0, 30.0]]))
+        model.bias.zero_()
+    wrapped = lambda x: model(x).squeeze(-1)  # noqa: E731
+    x, t = torch.ones(1, 2), torch.ones(1)
+    x_fgsm = fgsm_attack(_Wrap(wrapped), x, t, 0.5)
+    assert torch.allclose(x_fgsm, torch.full((1, 2), 0.5))
+    x_pgd = pgd_attack(_Wrap(wrapped), x, t, 0.5, steps=5, random_start=False)
+    assert torch.allclose(x_pgd, torch.full((1, 2), 0.5))
+
+
+class _Wrap(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)

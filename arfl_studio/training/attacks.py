@@ -47,6 +47,16 @@ def bce_objective(targets: torch.Tensor) -> Objective:
     return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
 
 
+def margin_objective(targets: torch.Tensor) -> Objective:
+    """-(2y - 1) * z: for one logit, BCE is a monotone function of it.
+
+    Sign steps and worst-of-restarts choices are therefore the same as on BCE, but
+    its gradient never underflows: BCE's (sigmoid(z) - y) is exactly 0 in float32
+    for a confidently correct sample (|z| > ~17), which would leave it unattacked.
+    """
+    return lambda logits: -(targets.to(logits.dtype) * 2 - 1) * logits
+
+
 def _per_sample_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
 
@@ -83,11 +93,11 @@ def fgsm_attack(
     clamp: ClampRange = None,
     objective: Objective | None = None,
 ) -> torch.Tensor:
-    """Fast gradient sign method: one step of size eps along sign(grad_x loss)."""
+    """Fast gradient sign method: one step of size eps along sign(grad_x BCE)."""
     _check(eps)
     if eps == 0:
         return x.detach().clone()
-    objective = objective or bce_objective(targets)
+    objective = objective or margin_objective(targets)
     x = x.detach().float()
     with attack_mode(model):
         grad, _ = _input_gradient(model, x, objective)
@@ -115,7 +125,7 @@ def pgd_attack(
     _check(eps, steps, restarts)
     if eps == 0:
         return x.detach().clone()
-    objective = objective or bce_objective(targets)
+    objective = objective or margin_objective(targets)
     step_size = 2.5 * eps / steps if step_size is None else step_size
     x = x.detach().float()
     best_adv, best_loss = x.clone(), None
