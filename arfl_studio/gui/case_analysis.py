@@ -55,7 +55,8 @@ def _prob(model, x: torch.Tensor) -> float:
 def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str = "pgd", eps: float = 0.01,
                  saliency: str = "gradient") -> dict:
     """``models``: {name: model}. ``image``: (C, H, W) in [0, 1]."""
-    perturbation, saliency_map = _evaluation_maps()
+    from arfl_studio.evaluation import perturbation, saliency_map
+
     out = {"image": _gray(image), "target": float(target), "models": {}}
     for name, model in models.items():
         delta, adversarial = perturbation(model, image, target, attack=attack, eps=eps)
@@ -71,32 +72,6 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
             "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency), dtype=np.float32).copy(),
         }
     return out
-
-
-def _evaluation_maps():
-    try:
-        from arfl_studio.evaluation import perturbation, saliency_map
-    except ImportError:  # until the evaluation package exports them: plain gradient maps
-        return _fallback_perturbation, _fallback_saliency
-    return perturbation, saliency_map
-
-
-def _fallback_saliency(model, image, method="gradient", target=None):
-    from arfl_studio.training.attacks import attack_mode
-
-    with attack_mode(model), torch.enable_grad():
-        x = image[None].detach().float().requires_grad_(True)
-        (grad,) = torch.autograd.grad(model(x).sum(), x)
-    heat = grad[0].abs().amax(dim=0).cpu().numpy()
-    return heat / heat.max() if heat.max() > 0 else heat
-
-
-def _fallback_perturbation(model, image, target, attack="pgd", eps=0.01):
-    from arfl_studio.training import pgd_attack
-
-    x = image[None].detach().float()
-    adv = pgd_attack(model, x, torch.tensor([float(target)]), eps, steps=10, clamp=(0.0, 1.0))[0]
-    return (adv - x[0]).mean(dim=0).cpu().numpy(), adv.detach().cpu().numpy()
 
 
 def four_views(records, patient_id: str, max_px: int = 768) -> dict[str, np.ndarray]:

@@ -209,10 +209,17 @@ class TrainingPane(QWidget):
         self.fold_box.blockSignals(False)
         self.loss_plot.remove_all()
         self.auc_plot.remove_all()
+        # Fixed x range (the run's epochs) and AUC range: the axes are drawn once, not
+        # re-laid-out every epoch. Markers only where there are few points.
+        epochs = config["training"]["epochs"]
+        marks = epochs <= 30
+        for plot in (self.loss_plot, self.auc_plot):
+            plot.setXRange(0.5, epochs + 0.5, padding=0.02)
+        self.auc_plot.setYRange(0, 1, padding=0.02)
         for key in self._method_order:
-            self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o")
-            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", symbol="o")
-            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", dash=True, symbol="t")
+            self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o" if marks else None)
+            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", symbol="o" if marks else None)
+            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", dash=True, symbol="t" if marks else None)
         self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
                                     "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])
         self.progress.setValue(0)
