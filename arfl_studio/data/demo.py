@@ -36,11 +36,11 @@ import numpy as np
 
 from arfl_studio.atomic import write_json
 
-DEFAULT_PATIENTS = 48
+DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
 CLINICAL_TABLE = "CMMD_clinicaldata_revision.xlsx"
 MANIFEST = "demo_manifest.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump when the images change: cached demos regenerate
 
 VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
 LATERALITY_CODES = {"L": ("T-04030", "Left breast"), "R": ("T-04020", "Right breast")}
@@ -235,15 +235,19 @@ def _findings(rng: np.random.Generator, label: int | None) -> list[dict]:
     if label == 1:
         r = rng.random()
         out = []
+        # Malignant: a large, dense spiculated mass and/or a bright fine-calcification
+        # cluster -- still visible after downsampling to 64-96 px.
         if r < 0.85:
-            out.append(place("spiculated", radius=rng.uniform(0.035, 0.065), contrast=rng.uniform(0.07, 0.16)))
+            out.append(place("spiculated", radius=rng.uniform(0.05, 0.09), contrast=rng.uniform(0.10, 0.22)))
         if r >= 0.55:
-            out.append(place("fine_calcs", spread=rng.uniform(0.012, 0.025), count=int(rng.integers(6, 16)), contrast=rng.uniform(0.08, 0.16)))
+            out.append(place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(10, 24)), contrast=rng.uniform(0.12, 0.2)))
         return out
+    # Benign: often nothing; otherwise smaller, fainter round masses or a few coarse
+    # calcifications. The overlap with small malignant masses keeps AUC below 1.
     r = rng.random()
-    if r < 0.6:
-        return [place("round", radius=rng.uniform(0.035, 0.07), contrast=rng.uniform(0.07, 0.16))]
-    if r < 0.8:
+    if r < 0.35:
+        return [place("round", radius=rng.uniform(0.03, 0.06), contrast=rng.uniform(0.06, 0.14))]
+    if r < 0.55:
         return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)), contrast=rng.uniform(0.08, 0.16))]
     return []
 
