@@ -251,3 +251,17 @@ def test_missing_imagenet_weights_fail_clearly(tmp_path, monkeypatch):
                          methods=["A"])
     with pytest.raises(ExperimentError, match="never downloads"):
         run_experiment(config, tmp_path / "vgg")
+
+
+def test_example_configs_load():
+    root = Path(__file__).resolve().parents[1] / "resources" / "configs"
+    tiny = load_config(root / "demo_tiny.toml")
+    assert [m.key for m in tiny.methods] == PAPER_KEYS and tiny.data.demo
+    paper = load_config(root / "cmmd_table3.toml")
+    assert paper.model.backbone == "vgg16" and paper.model.pretrained and paper.model.fine_tune == "paper"
+    assert paper.cv.folds == 5 and paper.training.epochs == 100
+    f = next(m for m in paper.methods if m.key == "F")
+    assert (f.mix_ratio, f.robust_weight, f.attack.kind, f.attack.steps, f.attack.eps) == (0.5, 10.0, "pgd", 7, 0.01)
+    assert (paper.evaluation.kind, paper.evaluation.eps) == ("pgd", 1e-4)
+    dsbn = paper.model_spec_for(next(m for m in paper.methods if m.key == "G"))
+    assert dsbn.backbone == "vgg16_bn" and dsbn.dual_bn

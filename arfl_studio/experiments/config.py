@@ -230,10 +230,18 @@ class ExperimentConfig:
         return [{"point": None, "key": m.key, "params": {}, "method": m} for m in self.methods]
 
     def model_spec_for(self, method: MethodSettings) -> ModelSpec:
-        """DSBN needs dual batch norms: switched on automatically for that scheme."""
-        if method.scheme == "dsbn" and not self.model.dual_bn:
-            return replace(self.model, dual_bn=True)
-        return self.model
+        """DSBN needs dual batch norms: switched on automatically for that scheme.
+
+        VGG16 has no batch norm, so DSBN rows use VGG16-BN (as the paper's DSBN baseline
+        must); its ImageNet weights come from the torch hub cache (a ``weights_path``
+        named for VGG16 does not fit VGG16-BN and is not used).
+        """
+        if method.scheme != "dsbn":
+            return self.model
+        spec = replace(self.model, dual_bn=True)
+        if spec.backbone == "vgg16":
+            spec = replace(spec, backbone="vgg16_bn", weights_path=None)
+        return spec
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
