@@ -27,6 +27,9 @@ def test_tiny_run_fills_curves_and_table(qtbot, demo_dir, tmp_path):
     pane.loss_plot.flush()
     pane.auc_plot.flush()
     for key in ("A", "B"):
+        loss_colour = pane.loss_plot.curve(key).opts["pen"].color().name()
+        assert pane.auc_plot.curve(f"{key}/std").opts["pen"].color().name() == loss_colour  # one colour per method
+        assert pane.auc_plot.curve(f"{key}/adv").opts["pen"].color().name() == loss_colour
         assert pane.loss_plot.points(key) == 1
         assert pane.auc_plot.points(f"{key}/std") == 1
         assert pane.auc_plot.points(f"{key}/adv") == 1

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from PySide6.QtCore import Qt
 
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.widgets.curves import ThrottledPlot
+from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
@@ -126,13 +126,15 @@ class TrainingPane(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        rows_visible = 5  # the paper's comparisons have several rows: show them without scrolling
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * (rows_visible + 1) + 4)
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.auc_plot)
         right_split = QSplitter(Qt.Orientation.Vertical)
         right_split.addWidget(plots)
         right_split.addWidget(self.table)
-        right_split.setStretchFactor(0, 3)
+        right_split.setStretchFactor(0, 2)
         right_split.setStretchFactor(1, 1)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -218,8 +220,10 @@ class TrainingPane(QWidget):
         self.auc_plot.setYRange(0, 1, padding=0.02)
         for key in self._method_order:
             self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o" if marks else None)
-            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", symbol="o" if marks else None)
-            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", dash=True, symbol="t" if marks else None)
+            # Same colour as the method's loss curve; the dash tells standard from adversarial.
+            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", color=color_for(key), symbol="o" if marks else None)
+            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", color=color_for(key), dash=True,
+                                symbol="t" if marks else None)
         self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
                                     "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])
         self.progress.setValue(0)
