@@ -139,6 +139,8 @@ def pgd_attack(
             for _ in range(steps):
                 grad, _ = _input_gradient(model, x_adv, objective)
                 x_adv = _project(x_adv + step_size * grad.sign(), x, eps, clamp)
+            if restarts == 1:
+                return x_adv.detach()  # nothing to compare: skip scoring it (one forward pass)
             with torch.no_grad(), _float32(x_adv):
                 loss = objective(model(x_adv).float())
             if best_loss is None:
