@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from arfl_studio.data import ImageRecord
+from arfl_studio.data import patient_folds as data_patient_folds
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.training.methods import SettingError
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """The fields of :class:`arfl_studio.data.ImageRecord` a run needs (and stores in splits.json)."""
-
-    path: str
-    rel_path: str
-    patient_id: str
-    laterality: str | None
-    view: str | None
-    label: int
 
 
 def record_to_dict(record: Any) -> dict:
@@ -45,16 +33,10 @@ def record_to_dict(record: Any) -> dict:
     }
 
 
-def record_from_dict(root: str | None, data: dict) -> Any:
+def record_from_dict(root: str | None, data: dict) -> ImageRecord:
     path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
-    fields = dict(path=path, rel_path=data["rel_path"], patient_id=data["patient_id"],
-                  laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]))
-    try:  # the data layer's own record type when it is there
-        from arfl_studio.data import ImageRecord  # type: ignore[attr-defined]
-
-        return ImageRecord(**{**fields, "path": Path(path)})
-    except Exception:
-        return RunRecord(**fields)
+    return ImageRecord(path=Path(path), rel_path=data["rel_path"], patient_id=data["patient_id"],
+                       laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]))
 
 
 class DataSource:
@@ -73,24 +55,8 @@ class DataSource:
         return {"kind": type(self).__name__, "root": self.root}
 
 
-def fallback_patient_folds(records: Sequence, k: int = 5, seed: int = 0) -> list[list[int]]:
-    """StratifiedGroupKFold by patient (used when the data layer's ``patient_folds`` is absent)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    labels = np.array([int(r.label) for r in records])
-    groups = np.array([str(r.patient_id) for r in records])
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [sorted(test.tolist()) for _, test in splitter.split(np.zeros(len(records)), labels, groups)]
-
-
 def patient_folds(records: Sequence, k: int, seed: int) -> list[list[int]]:
-    try:
-        from arfl_studio.data import patient_folds as data_patient_folds  # type: ignore[attr-defined]
-    except ImportError:
-        data_patient_folds = None
-    if data_patient_folds is not None:
-        return [sorted(int(i) for i in fold) for fold in data_patient_folds(records, k=k, seed=seed)]
-    return fallback_patient_folds(records, k, seed)
+    return [sorted(int(i) for i in fold) for fold in data_patient_folds(records, k=k, seed=seed)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +89,7 @@ class SyntheticSource(DataSource):
         self.images = images.clamp(0, 1).repeat(1, self.channels, 1, 1).contiguous()
         self.labels = labels
         self._records = [
-            RunRecord(path=f"synthetic/{i}", rel_path=f"synthetic/{i}", patient_id=f"S{i // 2:04d}",
+            ImageRecord(path=Path(f"synthetic/{i}"), rel_path=f"synthetic/{i}", patient_id=f"S{i // 2:04d}",
                       laterality="L" if i % 2 == 0 else "R", view="CC", label=int(labels[i]))
             for i in range(self.samples)
         ]

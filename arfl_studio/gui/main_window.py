@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- wiring
     def _wire(self) -> None:
-        d, t, a, v = self.dataset_pane, self.training_pane, self.attack_pane, self.viewer_pane
+        d, t, a = self.dataset_pane, self.training_pane, self.attack_pane
         d.folder_opened.connect(self._remember_folder)
         d.scanned.connect(self._on_scanned)
         d.image_table.doubleClicked.connect(self._open_dataset_image)

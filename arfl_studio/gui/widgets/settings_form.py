@@ -6,7 +6,6 @@ experiment configuration (the same sections as ``config.toml``).
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
