@@ -134,3 +134,15 @@ def test_method_round_trips_through_a_dict():
     assert MethodSettings.from_dict(method.to_dict()) == method
     with pytest.raises(SettingError, match="unknown method settings"):
         MethodSettings.from_dict({"mix_ratio": 0.5, "lamda": 3})
+
+
+def test_trades_attack_leaves_the_clean_point_even_with_fgsm(batch, monkeypatch):
+    # KL(p(x) || p(x')) has zero gradient at x' = x: plain FGSM from x would not move.
+    model, x, t = batch
+    made = []
+    real = objective.make_adversarial
+    monkeypatch.setattr(objective, "make_adversarial", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    compute_loss(model, x, t, paper_method("H", attack=FGSM))
+    moved = (made[0] - x).abs().amax(dim=1)
+    assert (moved > 0.5 * FGSM.eps).float().mean() > 0.9
+    assert moved.max() <= FGSM.eps + 1e-6

@@ -41,8 +41,6 @@ def register(subparsers) -> None:
     p.add_argument("--eps-train", type=float, default=0.05, help="FGSM epsilon_1 for training")
     p.add_argument("--eps-test", type=float, default=0.2, help="epsilon_2 of the test attacks and the worst-case ball")
     p.add_argument("--trades-beta", type=float, default=6.0)
-    p.add_argument("--trades-attack", choices=("fgsm-random-start", "fgsm"), default="fgsm-random-start",
-                   help="TRADES' inner attack: plain FGSM cannot leave x (the KL has zero gradient there)")
     p.add_argument("--pgd-steps", type=int, default=50)
     p.add_argument("--pgd-restarts", type=int, default=5)
     p.add_argument("--worst-case", action="store_true", help="exact worst-case search in the eps_2 ball + masking flags")
@@ -70,7 +68,7 @@ def settings_from_args(args):
         seeds=seeds, epochs=args.epochs, n_train=args.train_samples, n_test=args.test_samples, noise=args.noise,
         activation=args.activation, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
         robust_weight=args.robust_weight, eps_train=args.eps_train, eps_test=args.eps_test,
-        trades_beta=args.trades_beta, trades_attack=args.trades_attack, rows=tuple(args.rows) if args.rows else BASE_ROWS,
+        trades_beta=args.trades_beta, rows=tuple(args.rows) if args.rows else BASE_ROWS,
         variants=tuple(args.variant), features=tuple(args.features), pgd_steps=args.pgd_steps,
         pgd_restarts=args.pgd_restarts, worst_case=args.worst_case, grid=args.grid, refine=args.refine,
         refine_top=args.refine_top, grid_check=not args.no_grid_check, mask_tolerance=args.mask_tolerance,

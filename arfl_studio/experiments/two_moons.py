@@ -84,11 +84,6 @@ class TwoMoonSettings:
     eps_test: float = 0.2
     trades_beta: float = 6.0
     mirst_levels: tuple[float, ...] = (0.25, 0.5, 1.0)
-    # TRADES' inner maximisation of KL(p(x) || p(x')) has zero gradient at x' = x, so plain
-    # FGSM from x does not move (about half the points exactly, the rest along float noise).
-    # "fgsm-random-start": one FGSM step of size eps_1 from a uniform random start in the
-    # ball (TRADES' own code starts from x + 0.001 N(0, 1) for the same reason).
-    trades_attack: str = "fgsm-random-start"
     rows: tuple[str, ...] = BASE_ROWS
     variants: tuple[str, ...] = ("paper",)
     features: tuple[str, ...] = ("post",)
@@ -122,8 +117,6 @@ class TwoMoonSettings:
         bad = [f for f in self.features if f not in FEATURE_POINTS]
         if bad:
             raise SettingError(f"features must be among {FEATURE_POINTS}, got {bad}")
-        if self.trades_attack not in ("fgsm-random-start", "fgsm"):
-            raise SettingError(f"trades_attack must be 'fgsm-random-start' or 'fgsm', got {self.trades_attack!r}")
         if self.grid < 2 or self.grid % 2 == 0:
             raise SettingError(f"grid must be odd and >= 3 (so the clean point is on the lattice), got {self.grid}")
         return self
@@ -158,13 +151,10 @@ def _base_row(key: str, s: TwoMoonSettings) -> RowSpec:
         "F": ("Dual adversarial training + ARFL", dict(mix_ratio=0.5, robust_weight=lam), "E"),
         "F'": ("Dual adversarial training + ARFL (Eq. 5 sign as printed)",
                dict(mix_ratio=0.5, robust_weight=lam, eq5_sign="as-printed"), "E"),
-        "G": ("TRADES", dict(scheme="trades", trades_beta=s.trades_beta), None),  # attack: see below
+        "G": ("TRADES", dict(scheme="trades", trades_beta=s.trades_beta), None),  # FGSM from a random start
         "H": ("MIRST", dict(scheme="mirst", mirst_levels=tuple(s.mirst_levels)), None),
     }
     name, kw, base = table[key]
-    if key == "G" and s.trades_attack == "fgsm-random-start":
-        attack = AttackSettings(kind="pgd", eps=s.eps_train, steps=1, step_size=s.eps_train,
-                                random_start=True, clamp=None)
     method = MethodSettings(key=key, name=name, attack=attack, **kw).validate()
     return RowSpec(key, name, method, "post", base)
 

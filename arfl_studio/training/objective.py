@@ -7,7 +7,8 @@ skipped when r = 1 and the clean pass when r = 0. DSBN makes the attack and the
 adversarial pass through the adversarial batch norms.
 
 ``trades`` (Zhang et al. 2019, one logit): L_cls(x) + beta * KL(p(x) || p(x_adv)),
-where x_adv maximises that KL by PGD from a random start in the ball.
+where x_adv maximises that KL by PGD (or one FGSM-sized step) from a random start in
+the ball.
 
 ``mirst`` -- what we implement of MIRST (Sun et al. 2022) as the ARFL paper
 describes it ("different levels of perturbations to generate adversarial examples
@@ -20,7 +21,7 @@ part of the ARFL paper's description, and no unlabelled data exists here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn as nn
@@ -93,11 +94,22 @@ def _mix_loss(model, x, targets, method: MethodSettings) -> LossTerms:
     return LossTerms(total, parts)
 
 
+def _trades_attack(attack: AttackSettings) -> AttackSettings:
+    """TRADES' KL has zero gradient at x_adv = x, so the maximisation must start off x.
+
+    TRADES' code starts PGD at x + 0.001 N(0, 1); we start uniformly in the ball. FGSM
+    becomes one step of size eps from that random start (plain FGSM would not move).
+    """
+    if attack.kind == "fgsm":
+        return replace(attack, kind="pgd", steps=1, step_size=attack.eps, random_start=True)
+    return replace(attack, random_start=True)
+
+
 def _trades_loss(model, x, targets, method: MethodSettings) -> LossTerms:
     with attack_mode(model), torch.no_grad():
         reference = model(x).detach().float()
     x_adv = make_adversarial(
-        model, x, targets, method.attack, objective=lambda logits: bernoulli_kl(reference, logits)
+        model, x, targets, _trades_attack(method.attack), objective=lambda logits: bernoulli_kl(reference, logits)
     )
     clean_logits, adv_logits = model(x), model(x_adv)
     cls = classification_loss(clean_logits, targets)

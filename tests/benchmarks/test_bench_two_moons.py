@@ -10,7 +10,6 @@
 Only ratios are asserted. ``ARFL_BENCH_JSON=path`` also writes the figures as JSON.
 """
 
-import json
 import os
 import time
 
