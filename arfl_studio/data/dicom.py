@@ -157,10 +157,8 @@ def missing_decoder(transfer_syntax: str | None) -> str | None:
     return f"cannot decode {uid.name}: install {package.split(' (')[0]} (pip install {package.split(' (')[0].split(' or ')[0]})"
 
 
-def _dcmread(path: str | os.PathLike, **kwargs: Any):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+def _existing_file(path: str | os.PathLike) -> Path:
+    """The path, if it is a non-empty file; else MammogramReadError with the reason."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -170,6 +168,14 @@ def _dcmread(path: str | os.PathLike, **kwargs: Any):
         raise MammogramReadError("a folder, not a file")
     if size == 0:
         raise MammogramReadError("empty file")
+    return path
+
+
+def _dcmread(path: str | os.PathLike, **kwargs: Any):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = _existing_file(path)
     try:
         return pydicom.dcmread(path, **kwargs)
     except InvalidDicomError:
@@ -232,15 +238,7 @@ def read_header(path: str | os.PathLike) -> HeaderInfo:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise MammogramReadError(f"cannot open file: {err.strerror or err}") from None
-    if path.is_dir():
-        raise MammogramReadError("a folder, not a file")
-    if size == 0:
-        raise MammogramReadError("empty file")
+    path = _existing_file(path)
     forced = False
     try:
         with open(path, "rb") as handle:
@@ -292,7 +290,7 @@ def read_header(path: str | os.PathLike) -> HeaderInfo:
                 frames = int(ds.get("NumberOfFrames", 1) or 1)
                 expected = rows * columns * samples * frames * bits // 8
                 explicit = tag[4:6] in (b"OB", b"OW", b"OD", b"OF", b"UN")
-                available = size - pixel_pos - (12 if explicit else 8)
+                available = path.stat().st_size - pixel_pos - (12 if explicit else 8)
                 if expected > 0 and available < expected - 1:
                     raise MammogramReadError(
                         f"truncated pixel data ({max(available, 0)} of {expected} bytes)"

@@ -31,7 +31,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arfl_studio.training.attacks import attack_mode, fgsm_attack, pgd_attack
+from arfl_studio.training.attacks import (
+    attack_mode,
+    fgsm_attack,
+    input_gradient,
+    margin,
+    margin_objective,
+    pgd_attack,
+    per_sample,
+    project,
+)
 
 ClampRange = tuple[float, float] | None
 
@@ -45,34 +54,13 @@ DEFAULT_RESTARTS = {"pgd": 1, "pgd-strong": 5, "apgd": 1}
 DEFAULT_QUERIES = 1000
 
 
-def margin(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-    """Per-sample margin ``-(2y - 1) * (z - t)``: > 0 exactly when the prediction is wrong."""
-    return -(2 * targets.to(logits.dtype) - 1) * (logits - threshold)
-
-
-def margin_objective(targets: torch.Tensor, threshold: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda logits: margin(logits, targets, threshold)
-
-
 def bce_objective(targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
-    x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
-    return x_adv.clamp(*clamp) if clamp is not None else x_adv
-
-
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(v.shape + (1,) * (like.dim() - v.dim()))
-
-
 def _loss_and_grad(model: nn.Module, x: torch.Tensor, objective) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = objective(model(x).float())
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad.detach()
+    grad, loss = input_gradient(model, x, objective)
+    return loss, grad.detach()
 
 
 def _checkpoints(steps: int) -> list[int]:
@@ -111,13 +99,13 @@ def apgd_attack(
     with attack_mode(model):
         for _ in range(restarts):
             noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device)
-            x_k = _project(x + (noise.to(x.device) * 2 - 1) * eps, x, eps, clamp)
+            x_k = project(x + (noise.to(x.device) * 2 - 1) * eps, x, eps, clamp)
             eta = torch.full((len(x),), 2.0 * eps, device=x.device)
             loss_k, grad = _loss_and_grad(model, x_k, objective)
             x_max, f_max = x_k.clone(), loss_k.clone()
             x_prev = x_k.clone()
             # first step: plain projected gradient step
-            x_next = _project(x_k + _view(eta, x) * grad.sign(), x, eps, clamp)
+            x_next = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
             last_check, improved = 0, torch.zeros(len(x), device=x.device)
             loss_prev = loss_k
             f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
@@ -126,7 +114,7 @@ def apgd_attack(
                 loss_k, grad = _loss_and_grad(model, x_k, objective)
                 better = loss_k > f_max
                 improved += (loss_k > loss_prev).float()  # steps that raised the loss (condition 1)
-                x_max = torch.where(_view(better, x), x_k, x_max)
+                x_max = torch.where(per_sample(better, x), x_k, x_max)
                 f_max = torch.where(better, loss_k, f_max)
                 if k in checks:
                     window = k - last_check
@@ -134,25 +122,25 @@ def apgd_attack(
                     cond2 = (eta == eta_at_check) & (f_max == f_max_at_check)
                     halve = cond1 | cond2
                     eta = torch.where(halve, eta / 2, eta)
-                    x_k = torch.where(_view(halve, x), x_max, x_k)
+                    x_k = torch.where(per_sample(halve, x), x_max, x_k)
                     if halve.any():  # restart momentum from the best point
-                        x_prev = torch.where(_view(halve, x), x_max, x_prev)
+                        x_prev = torch.where(per_sample(halve, x), x_max, x_prev)
                     last_check, improved = k, torch.zeros_like(improved)
                     f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
                     if halve.any():
                         loss_k, grad = _loss_and_grad(model, x_k, objective)
                 loss_prev = loss_k
-                z = _project(x_k + _view(eta, x) * grad.sign(), x, eps, clamp)
-                x_next = _project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev), x, eps, clamp)
+                z = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
+                x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev), x, eps, clamp)
             final_loss, _ = _loss_and_grad(model, x_next, objective)
             better = final_loss > f_max
-            x_max = torch.where(_view(better, x), x_next, x_max)
+            x_max = torch.where(per_sample(better, x), x_next, x_max)
             f_max = torch.where(better, final_loss, f_max)
             if best_loss is None:
                 best_adv, best_loss = x_max, f_max
             else:
                 better = f_max > best_loss
-                best_adv = torch.where(_view(better, x), x_max, best_adv)
+                best_adv = torch.where(per_sample(better, x), x_max, best_adv)
                 best_loss = torch.where(better, f_max, best_loss)
     return best_adv.detach()
 
@@ -200,7 +188,7 @@ def square_attack(
     with attack_mode(model):
         stripes = torch.where(rand(*lead, c, 1, w) < 0.5, -eps, eps)
         delta = stripes.expand_as(x).clone()
-        x_best = _project(x + delta, x, eps, clamp)
+        x_best = project(x + delta, x, eps, clamp)
         best = margin(model(x_best).float(), targets, threshold)
         rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
         for i in range(queries - 1):
@@ -213,10 +201,10 @@ def square_attack(
             window = (in_r[..., :, None] & in_c[..., None, :]).unsqueeze(-3)  # (..., 1, H, W)
             values = torch.where(rand(*lead, c, 1, 1) < 0.5, -eps, eps)
             delta_new = torch.where(window, values, x_best - x)
-            x_new = _project(x + delta_new, x, eps, clamp)
+            x_new = project(x + delta_new, x, eps, clamp)
             score = margin(model(x_new).float(), targets, threshold)
             better = score > best
-            x_best = torch.where(_view(better, x), x_new, x_best)
+            x_best = torch.where(per_sample(better, x), x_new, x_best)
             best = torch.where(better, score, best)
     return x_best.detach()
 

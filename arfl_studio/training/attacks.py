@@ -47,28 +47,34 @@ def bce_objective(targets: torch.Tensor) -> Objective:
     return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
 
 
-def margin_objective(targets: torch.Tensor) -> Objective:
-    """-(2y - 1) * z: for one logit, BCE is a monotone function of it.
+def margin(logits: torch.Tensor, targets: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Per-sample margin -(2y - 1) * (z - t): > 0 exactly when the prediction is wrong."""
+    return -(2 * targets.to(logits.dtype) - 1) * (logits - threshold)
+
+
+def margin_objective(targets: torch.Tensor, threshold: float = 0.0) -> Objective:
+    """The margin as the attack objective: for one logit, BCE is a monotone function of it.
 
     Sign steps and worst-of-restarts choices are therefore the same as on BCE, but
     its gradient never underflows: BCE's (sigmoid(z) - y) is exactly 0 in float32
     for a confidently correct sample (|z| > ~17), which would leave it unattacked.
     """
-    return lambda logits: -(targets.to(logits.dtype) * 2 - 1) * logits
+    return lambda logits: margin(logits, targets, threshold)
 
 
-def _per_sample_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_sample(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-sample tensor shaped to broadcast over ``like``'s sample dimensions."""
     return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
     x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
     if clamp is not None:
         x_adv = x_adv.clamp(*clamp)
     return x_adv
 
 
-def _input_gradient(model: nn.Module, x_adv: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
+def input_gradient(model: nn.Module, x_adv: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
     x_adv = x_adv.detach().requires_grad_(True)
     with torch.enable_grad(), _float32(x_adv):
         loss = objective(model(x_adv).float())
@@ -100,8 +106,8 @@ def fgsm_attack(
     objective = objective or margin_objective(targets)
     x = x.detach().float()
     with attack_mode(model):
-        grad, _ = _input_gradient(model, x, objective)
-    return _project(x + eps * grad.sign(), x, eps, clamp).detach()
+        grad, _ = input_gradient(model, x, objective)
+    return project(x + eps * grad.sign(), x, eps, clamp).detach()
 
 
 def pgd_attack(
@@ -135,10 +141,10 @@ def pgd_attack(
             if random_start:
                 device = x.device if generator is None else generator.device
                 noise = torch.rand(x.shape, generator=generator, device=device).to(x.device)
-                x_adv = _project(x + (noise * 2 - 1) * eps, x, eps, clamp)
+                x_adv = project(x + (noise * 2 - 1) * eps, x, eps, clamp)
             for _ in range(steps):
-                grad, _ = _input_gradient(model, x_adv, objective)
-                x_adv = _project(x_adv + step_size * grad.sign(), x, eps, clamp)
+                grad, _ = input_gradient(model, x_adv, objective)
+                x_adv = project(x_adv + step_size * grad.sign(), x, eps, clamp)
             if restarts == 1:
                 return x_adv.detach()  # nothing to compare: skip scoring it (one forward pass)
             with torch.no_grad(), _float32(x_adv):
@@ -147,6 +153,6 @@ def pgd_attack(
                 best_adv, best_loss = x_adv, loss
             else:
                 better = loss > best_loss
-                best_adv = torch.where(_per_sample_mask(better, x_adv), x_adv, best_adv)
+                best_adv = torch.where(per_sample(better, x_adv), x_adv, best_adv)
                 best_loss = torch.where(better, loss, best_loss)
     return best_adv.detach()
