@@ -403,9 +403,12 @@ class PreprocessReport:
         }
 
 
-def _preprocess_job(args: tuple[int, str, dict, str]) -> tuple[int, str | None, str | None, bool, str | None]:
-    """(index, stat_key, digest, was_cached, error) for one file (runs in a worker process)."""
-    index, path, settings_dict, cache_dir = args
+def _preprocess_job(args: tuple[int, str, dict, str, str]) -> tuple[int, str | None, str | None, bool, str | None]:
+    """(index, stat_key, digest, was_cached, error) for one file (runs in a worker process).
+
+    ``digest`` is the file's content hash, already computed by the caller.
+    """
+    index, path, settings_dict, cache_dir, digest = args
     settings = PreprocessSettings.from_dict(settings_dict)
     try:
         cache = PreprocessCache.__new__(PreprocessCache)  # no index load per file
@@ -414,7 +417,6 @@ def _preprocess_job(args: tuple[int, str, dict, str]) -> tuple[int, str | None, 
         cache._hashes = {}
         cache._dirty = False
         stat_key = PreprocessCache._stat_key(Path(path))
-        digest = file_sha256(path)
         _, was_cached = cache.get_or_compute(path, settings, digest)
         return index, stat_key, digest, was_cached, None
     except MammogramReadError as err:
@@ -461,7 +463,7 @@ def preprocess_records(
             if progress:
                 progress(done, len(records))
             continue
-        jobs.append((i, str(record.path), settings.to_dict(), str(cache.dir)))
+        jobs.append((i, str(record.path), settings.to_dict(), str(cache.dir), digest))
 
     def handle(result: tuple) -> None:
         nonlocal done
