@@ -88,3 +88,20 @@ def test_ensemble_with_loss_scale_matches_separate_training():
         train(single, torch.optim.SGD(single.parameters(), 0.1), lambda e: [(xs[m], ts[m])], method, epochs=3)
         for p_ens, p_single in zip(ens.member(m).parameters(), single.parameters()):
             assert torch.allclose(p_ens, p_single, atol=1e-5)
+
+
+def test_an_objective_replaces_the_method_loss():
+    from arfl_studio.training import LossTerms
+
+    model = TwoMoonMLP()
+    seen = []
+
+    def objective(m, x, t):
+        seen.append(x.shape)
+        loss = (m(x) ** 2).mean()
+        return LossTerms(loss, {"total": loss.detach()})
+
+    result = train(model, torch.optim.SGD(model.parameters(), 0.1), _batches(2), None, epochs=3, objective=objective)
+    assert len(seen) == 6 and result.history[-1].losses["total"] < result.history[0].losses["total"]
+    with pytest.raises(SettingError, match="needs a method"):
+        train(model, torch.optim.SGD(model.parameters(), 0.1), _batches(2), None, epochs=1)

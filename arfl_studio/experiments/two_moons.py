@@ -23,7 +23,6 @@ another with the engine's ``train`` instead (the benchmark's baseline).
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -37,6 +36,8 @@ from arfl_studio.data.two_moons import epoch_order, two_moons_for_seeds
 from arfl_studio.models.mlp import TwoMoonMLP
 from arfl_studio.training import (
     AttackSettings,
+    EpochEvent,
+    LossTerms,
     MethodSettings,
     SettingError,
     classification_loss,
@@ -48,7 +49,6 @@ from arfl_studio.training import (
     train,
 )
 from arfl_studio.training.losses import ROBUST_VARIANTS
-from arfl_studio.training.trainer import NonFiniteLossError
 
 BASE_ROWS = ("A", "B", "C", "D", "D'", "E", "F", "F'", "G", "H")
 OPTIMIZERS = ("adam", "sgd", "adamw")
@@ -263,23 +263,23 @@ def _default_progress(message: str) -> None:
 
 
 def _fit(model, optimizer, loss_fn, batches, epochs, n_members, progress, label, cancel):
+    """The engine's loop on an ensemble: ``loss_fn`` is each member's mean loss, scaled by M."""
     started = time.perf_counter()
     every = max(1, epochs // 10)
-    for epoch in range(epochs):
-        last = None
-        for x, t in batches(epoch):
-            if cancel is not None and cancel.is_set():
-                raise KeyboardInterrupt("cancelled")
-            loss = loss_fn(model, x, t)
-            optimizer.zero_grad(set_to_none=True)
-            (loss * n_members).backward()
-            optimizer.step()
-            last = loss
-        value = float(last.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(epoch, 0, value)
-        if (epoch + 1) % every == 0 or epoch + 1 == epochs:
-            progress(f"[{label}] epoch {epoch + 1}/{epochs} loss {value:.4f} ({time.perf_counter() - started:.1f} s)")
+
+    def report(event):
+        if isinstance(event, EpochEvent) and ((event.epoch + 1) % every == 0 or event.epoch + 1 == epochs):
+            progress(f"[{label}] epoch {event.epoch + 1}/{epochs} loss {event.losses['total']:.4f} "
+                     f"({time.perf_counter() - started:.1f} s)")
+
+    def objective(m, x, t):
+        loss = loss_fn(m, x, t)
+        return LossTerms(loss, {"total": loss.detach()})
+
+    result = train(model, optimizer, batches, None, epochs, objective=objective, loss_scale=n_members,
+                   device=next(model.parameters()).device, callback=report, cancel=cancel)
+    if result.status == "cancelled":
+        raise KeyboardInterrupt("cancelled")
     return time.perf_counter() - started
 
 

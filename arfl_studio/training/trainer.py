@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from arfl_studio.training.events import EpochEvent, EventCallback, StatusEvent, StepEvent, ignore_events
 from arfl_studio.training.methods import MethodSettings, SettingError
-from arfl_studio.training.objective import compute_loss
+from arfl_studio.training.objective import LossTerms, compute_loss
 
 
 class NonFiniteLossError(RuntimeError):
@@ -40,13 +40,17 @@ class TrainResult:
 Batches = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], LossTerms]
+
+
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Batches,
-    method: MethodSettings,
+    method: MethodSettings | None,
     epochs: int,
     *,
+    objective: Objective | None = None,
     start_epoch: int = 0,
     device: torch.device | str = "cpu",
     callback: EventCallback = ignore_events,
@@ -59,12 +63,18 @@ def train(
     """Train for ``epochs`` epochs (resuming at ``start_epoch``).
 
     ``batches(epoch)`` yields ``(x, targets)`` for that epoch (targets in {0, 1}).
+    The loss is ``method``'s (:func:`compute_loss`) unless ``objective(model, x,
+    targets)`` is given (e.g. an ensemble whose members follow different methods).
     ``evaluate(epoch)`` returns validation metrics. ``loss_scale`` multiplies the
     loss before backward (an ensemble of M networks trains with M, so each member
     gets the gradient of its own mean loss). ``amp`` enables CUDA autocast with a
     gradient scaler; attacks stay in float32 regardless.
     """
-    method.validate()
+    if objective is None:
+        if method is None:
+            raise SettingError("train needs a method (or an objective)")
+        method.validate()
+        objective = lambda m, x, t: compute_loss(m, x, t, method)  # noqa: E731
     if epochs < 1:
         raise SettingError(f"epochs must be >= 1, got {epochs}")
     device = torch.device(device)
@@ -88,7 +98,7 @@ def train(
             targets = targets.to(device, non_blocking=True).float()
             autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
             with autocast:
-                terms = compute_loss(model, x, targets, method)
+                terms = objective(model, x, targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.total * loss_scale).backward()
             scaler.step(optimizer)
