@@ -35,6 +35,7 @@ from arfl_studio.training.attacks import (
     attack_mode,
     fgsm_attack,
     input_gradient,
+    keep_worst,
     margin,
     margin_objective,
     pgd_attack,
@@ -136,12 +137,7 @@ def apgd_attack(
             better = final_loss > f_max
             x_max = torch.where(per_sample(better, x), x_next, x_max)
             f_max = torch.where(better, final_loss, f_max)
-            if best_loss is None:
-                best_adv, best_loss = x_max, f_max
-            else:
-                better = f_max > best_loss
-                best_adv = torch.where(per_sample(better, x), x_max, best_adv)
-                best_loss = torch.where(better, f_max, best_loss)
+            best_adv, best_loss = keep_worst(best_adv, best_loss, x_max, f_max)
     return best_adv.detach()
 
 

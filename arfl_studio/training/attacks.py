@@ -67,6 +67,14 @@ def per_sample(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (like.dim() - mask.dim()))
 
 
+def keep_worst(best_adv, best_loss, x_adv, loss):
+    """Per sample, the perturbation with the higher loss (the first call just takes the new one)."""
+    if best_loss is None:
+        return x_adv, loss
+    better = loss > best_loss
+    return torch.where(per_sample(better, x_adv), x_adv, best_adv), torch.where(better, loss, best_loss)
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp: ClampRange) -> torch.Tensor:
     x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
     if clamp is not None:
@@ -149,10 +157,5 @@ def pgd_attack(
                 return x_adv.detach()  # nothing to compare: skip scoring it (one forward pass)
             with torch.no_grad(), _float32(x_adv):
                 loss = objective(model(x_adv).float())
-            if best_loss is None:
-                best_adv, best_loss = x_adv, loss
-            else:
-                better = loss > best_loss
-                best_adv = torch.where(per_sample(better, x_adv), x_adv, best_adv)
-                best_loss = torch.where(better, loss, best_loss)
+            best_adv, best_loss = keep_worst(best_adv, best_loss, x_adv, loss)
     return best_adv.detach()
