@@ -83,3 +83,10 @@ def test_table_formats(tmp_path):
     assert book["values"].max_row == 4 and book["folds"].max_row == 1 + 3 * FOLDS
     with pytest.raises(ValueError, match="format"):
         export_table(results, tmp_path / "t.docx")
+
+
+def test_table_command_names_a_missing_results_path(tmp_path, capsys):
+    from arfl_studio.cli import main
+
+    assert main(["table", str(tmp_path / "nowhere")]) == 1
+    assert "neither a run folder nor a results.json" in capsys.readouterr().err

@@ -143,6 +143,8 @@ def load_results(path_or_results: str | Path | dict) -> dict:
     path = Path(path_or_results)
     if path.is_dir():
         return collect(path, write=True)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is neither a run folder nor a results.json")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
