@@ -88,7 +88,7 @@ class ViewerPane(QWidget):
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
         controls = QGridLayout()
-        pairs = [("Layout", self.mode_box), ("Model A", self.model_a), ("Model B", self.model_b),
+        pairs = [("Layout", self.mode_box), ("Left model", self.model_a), ("Right model", self.model_b),
                  ("Overlay", self.overlay_box), ("Saliency", self.saliency_box), ("Colormap", self.cmap_box),
                  ("Opacity", self.opacity)]
         for i, (name, widget) in enumerate(pairs):
@@ -99,8 +99,8 @@ class ViewerPane(QWidget):
         controls.addWidget(self.compute_button, 1, len(pairs) + 1)
         controls.setColumnStretch(len(pairs) + 2, 1)
 
-        self.view_a = MammogramView("Model A")
-        self.view_b = MammogramView("Model B")
+        self.view_a = MammogramView("Left model")
+        self.view_b = MammogramView("Right model")
         self.view_b.link(self.view_a)
         pair = QWidget()
         pair_layout = QHBoxLayout(pair)
@@ -255,7 +255,7 @@ class ViewerPane(QWidget):
         overlay = self.overlay_box.currentText()
         for view, name in pairs:
             m = self.analysis["models"].get(name) or self.analysis["models"][names[0]]
-            view.title.setText(f"Model {name}" + (" — adversarial input" if adversarial else " — clean input"))
+            view.title.setText(f"Method {name}" + (" — adversarial input" if adversarial else " — clean input"))
             view.caption.setText(f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}")
             view.set_image(m["adversarial"] if adversarial else self.analysis["image"], auto_range=auto_range)
             if overlay == "saliency":
