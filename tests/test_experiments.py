@@ -265,3 +265,28 @@ def test_example_configs_load():
     assert (paper.evaluation.kind, paper.evaluation.eps) == ("pgd", 1e-4)
     dsbn = paper.model_spec_for(next(m for m in paper.methods if m.key == "G"))
     assert dsbn.backbone == "vgg16_bn" and dsbn.dual_bn
+
+
+def test_several_training_seeds_per_fold(tmp_path):
+    out = tmp_path / "seeds"
+    config = tiny_config(training={"seeds": [0, 1], "epochs": 1}, methods=["A"])
+    finished = []
+    result = run_experiment(config, out, callback=lambda e: finished.append(e) if isinstance(e, FoldFinished) else None)
+    assert result.status == "finished"
+    assert sorted((e.seed, e.fold) for e in finished) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for seed in (0, 1):
+        for fold in (0, 1):
+            assert (out / "A" / f"seed_{seed}" / f"fold_{fold}" / "model.pt").is_file()
+    entry = collect(out)["methods"][0]
+    per_seed = entry["per_seed"]
+    for fold in (0, 1):  # a fold's AUC is the mean over its seeds
+        expected = (per_seed["0"]["standard_auc"][fold] + per_seed["1"]["standard_auc"][fold]) / 2
+        assert entry["standard_auc"]["per_fold"][fold] == pytest.approx(expected)
+    seed0, _ = load_fold_model(out, "A", 0)
+    seed1, _ = load_fold_model(out, "A", 0, seed=1)
+    assert any(not torch.equal(a, b) for a, b in zip(seed0.state_dict().values(), seed1.state_dict().values()))
+
+
+def test_duplicate_seeds_are_refused(tmp_path):
+    with pytest.raises(SettingError, match="seeds must be distinct"):
+        load_config(tiny_config(training={"seeds": [1, 1]}))

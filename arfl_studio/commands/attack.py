@@ -170,19 +170,20 @@ def _checkpoint(args, path: Path) -> dict[str, Any]:
 def _run_folder(args, run_dir: Path) -> dict[str, Any]:
     from arfl_studio.data import MammogramDataset, PreprocessSettings
     from arfl_studio.experiments import fold_records, load_config, load_fold_model
-    from arfl_studio.experiments.runner import fold_dir
+    from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 
     config = load_config(run_dir / "config.toml")
+    seed_folder = seed_folders(config)[0][1]  # several-seed runs: the first seed's models
     keys = args.method or [m.key for m in config.methods]
     splits = json.loads((run_dir / "splits.json").read_text(encoding="utf-8"))
     folds = args.fold if args.fold is not None else list(range(len(splits["test_indices"])))
     evaluations, summary = [], {}
     for key in keys:
         for fold in folds:
-            if not (fold_dir(run_dir, key, fold) / "model.pt").is_file():
+            if not (fold_dir(run_dir, key, fold, seed_folder) / "model.pt").is_file():
                 print(f"skip {key} fold {fold}: no model.pt (not finished)")
                 continue
-            model, spec = load_fold_model(run_dir, key, fold)
+            model, spec = load_fold_model(run_dir, key, fold, seed_folder)
             _, test = fold_records(run_dir, fold)
             test = test[: args.limit] if args.limit else test
             if config.data.kind == "synthetic":
@@ -193,7 +194,7 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
                 settings = PreprocessSettings.from_dict({**config.preprocess, "channels": spec.in_channels})
                 dataset = MammogramDataset(test, settings, cache_dir=args.cache_dir or config.data.cache_dir)
             threshold = args.threshold if args.threshold is not None else (
-                checkpoint_threshold(fold_dir(run_dir, key, fold) / "model.pt") or 0.0)
+                checkpoint_threshold(fold_dir(run_dir, key, fold, seed_folder) / "model.pt") or 0.0)
             report = _evaluate(model, dataset, test, args, threshold)
             _print(report, f"method {key} fold {fold}: {len(test)} held-out images", args.show_flipped)
             evaluations.append({"method_key": key, "fold": fold, **report.to_json()})

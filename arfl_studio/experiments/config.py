@@ -85,6 +85,7 @@ class TrainingConfig:
     amp: bool = True  # CUDA only; attacks stay float32
     workers: int = 0  # DataLoader worker processes (spawn start method)
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)  # several training seeds per fold (overrides seed)
     eval_batch_size: int = 64
     validate_every: int = 1  # epochs between validation AUCs (0: never)
     validate_adversarial_every: int = 1  # epochs between adversarial validation AUCs (0: never)
@@ -94,6 +95,10 @@ class TrainingConfig:
     freeze_batchnorm: bool = False  # BN layers use (and keep) their running statistics while training
     dropout: bool = True  # False: dropout layers stay in eval mode (deterministic training)
     sync_batchnorm: bool = False  # DDP on CUDA: SyncBatchNorm
+
+    def seed_list(self) -> list[int]:
+        """The training seeds: every method trains every fold once per seed."""
+        return list(self.seeds) or [self.seed]
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -106,6 +111,8 @@ class TrainingConfig:
             raise SettingError(f"[training] optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.workers < 0:
             raise SettingError(f"[training] workers must be >= 0, got {self.workers}")
+        if len(set(self.seeds)) != len(self.seeds) or not all(isinstance(x, int) for x in self.seeds):
+            raise SettingError(f"[training] seeds must be distinct integers, got {self.seeds}")
         for name in ("validate_every", "validate_adversarial_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise SettingError(f"[training] {name} must be >= 0, got {getattr(self, name)}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from arfl_studio import atomic
 from arfl_studio.experiments.config import load_config
+from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 
 FORMATS = ("csv", "xlsx", "md", "tex")
 ORACLE_LABEL = "oracle: DSBN adversarial-BN route (knows which inputs are adversarial; not deployable)"
@@ -59,23 +60,28 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
     config = load_config(out / "config.toml")
     k = config.cv.folds
     methods = []
+    seeds = seed_folders(config)
     for run in config.runs():
         method = run["method"]
-        standard, adversarial, oracle = [None] * k, [None] * k, [None] * k
-        finished = []
-        for fold in range(k):
-            path = out / run["key"] / f"fold_{fold}" / "manifest.json"
-            try:
-                manifest = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if manifest.get("status") != "finished":
-                continue
-            res = manifest.get("results", {})
-            standard[fold] = _nan_to_none(res.get("standard_auc"))
-            adversarial[fold] = _nan_to_none(res.get("adversarial_auc"))
-            oracle[fold] = _nan_to_none(res.get("oracle_adversarial_auc"))
-            finished.append(fold)
+        # per seed folder, per fold; a fold's figure is the mean over the seeds that finished it
+        per_seed = {s: {"standard": [None] * k, "adversarial": [None] * k, "oracle": [None] * k} for _, s in seeds}
+        for _, seed in seeds:
+            for fold in range(k):
+                path = fold_dir(out, run["key"], fold, seed) / "manifest.json"
+                try:
+                    manifest = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if manifest.get("status") != "finished":
+                    continue
+                res = manifest.get("results", {})
+                for name, field_name in (("standard", "standard_auc"), ("adversarial", "adversarial_auc"),
+                                         ("oracle", "oracle_adversarial_auc")):
+                    per_seed[seed][name][fold] = _nan_to_none(res.get(field_name))
+        standard, adversarial, oracle = ([_mean_over_seeds(per_seed, name, fold) for fold in range(k)]
+                                         for name in ("standard", "adversarial", "oracle"))
+        finished = [fold for fold in range(k) if all(per_seed[s]["standard"][fold] is not None or
+                                                      per_seed[s]["adversarial"][fold] is not None for _, s in seeds)]
         entry: dict[str, Any] = {
             "key": run["key"],
             "method": method.name,
@@ -89,6 +95,9 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             "adversarial_auc": _summary(adversarial),
             "folds_finished": finished,
         }
+        if len(seeds) > 1:
+            entry["per_seed"] = {str(s): {"standard_auc": per_seed[s]["standard"],
+                                          "adversarial_auc": per_seed[s]["adversarial"]} for _, s in seeds}
         s, a = entry["standard_auc"]["mean"], entry["adversarial_auc"]["mean"]
         entry["mean_auc"] = None if s is None or a is None else (s + a) / 2
         entry["_fold_means"] = [None if x is None or y is None else (x + y) / 2 for x, y in zip(standard, adversarial)]
@@ -121,6 +130,11 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             atomic.write_json(out / "manifest.json", {"name": config.name, "status": "finished" if results["complete"]
                                                       else "partial", "collected_from_jobs": True})
     return results
+
+
+def _mean_over_seeds(per_seed: dict, name: str, fold: int) -> float | None:
+    values = [runs[name][fold] for runs in per_seed.values() if runs[name][fold] is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _nan_to_none(value):

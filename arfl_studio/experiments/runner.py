@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from arfl_studio import __version__, atomic
 from arfl_studio.experiments.config import EvaluationConfig, ExperimentConfig, load_config
+from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 from arfl_studio.experiments.sources import DataSource, open_source, patient_folds, record_from_dict, record_to_dict
 from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.models.image import PretrainedWeightsMissing
@@ -68,6 +69,7 @@ class FoldEvent:
     method_key: str
     fold: int
     event: Any
+    seed: int | None = None  # set when [training] seeds lists several
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class FoldFinished:
     fold: int
     standard_auc: float
     adversarial_auc: float
+    seed: int | None = None
 
 
 @dataclass
@@ -83,7 +86,7 @@ class ExperimentResult:
     out_dir: Path
     status: str  # "finished" | "cancelled" | "partial" (a --fold/--point subset finished)
     results: dict = field(default_factory=dict)  # the collect() document
-    folds_run: list[tuple[str, int]] = field(default_factory=list)
+    folds_run: list[tuple] = field(default_factory=list)  # (key, fold) or (key, fold, seed)
     message: str = ""
 
 
@@ -108,10 +111,6 @@ def versions() -> dict[str, str]:
 def derive_seed(*parts: Any) -> int:
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def fold_dir(out_dir: str | Path, method_key: str, fold: int) -> Path:
-    return Path(out_dir) / method_key / f"fold_{fold}"
 
 
 def read_json(path: Path) -> dict | None:
@@ -305,11 +304,13 @@ def _fold_run(
     emit: Callable[[Any], None],
     cancel: threading.Event,
     fingerprint: str,
+    train_seed: int,
+    seed_folder: int | None = None,
 ) -> dict | None:
     """Train and evaluate one fold; returns the fold manifest, or None when cancelled."""
     method: MethodSettings = run["method"]
     key = run["key"]
-    folder = fold_dir(out, key, fold)
+    folder = fold_dir(out, key, fold, seed_folder)
     manifest_path = folder / "manifest.json"
     previous = read_json(manifest_path)
     method_dict = method.to_dict()
@@ -318,7 +319,7 @@ def _fold_run(
 
     t = config.training
     spec: ModelSpec = config.model_spec_for(method)
-    seed = derive_seed(t.seed, "fold", fold)  # every method of a fold starts from the same weights
+    seed = derive_seed(train_seed, "fold", fold)  # every method of a fold starts from the same weights
     train_records, test_records = splits.train_test(fold)
     manifest: dict[str, Any] = {
         "method_key": key,
@@ -328,6 +329,7 @@ def _fold_run(
         "fold": fold,
         "status": "running",
         "seed": seed,
+        "training_seed": train_seed,
         "device": _describe_device(device),
         "world_size": ctx.world_size,
         "versions": versions(),
@@ -424,7 +426,7 @@ def _fold_run(
         write_manifest()
 
     def forward_event(event: Any) -> None:
-        emit(FoldEvent(key, fold, event))
+        emit(FoldEvent(key, fold, event, seed_folder))
 
     started = time.perf_counter()
     try:
@@ -439,7 +441,7 @@ def _fold_run(
         manifest.update(status="failed", message=str(exc), failed_epoch=exc.epoch + 1, failed_step=exc.step + 1,
                         ended=now())
         write_manifest()
-        emit(FoldEvent(key, fold, StatusEvent("failed", str(exc))))
+        emit(FoldEvent(key, fold, StatusEvent("failed", str(exc)), seed_folder))
         raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
     except torch.OutOfMemoryError as exc:
         size = config.preprocess.get("size")
@@ -449,7 +451,7 @@ def _fold_run(
             torch.cuda.empty_cache()
         manifest.update(status="failed", message=message, ended=now())
         write_manifest()
-        emit(FoldEvent(key, fold, StatusEvent("failed", message)))
+        emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
         raise ExperimentError(message) from exc
     if status == "cancelled":
         manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
@@ -476,7 +478,7 @@ def _fold_run(
             resume_path.unlink(missing_ok=True)
     ddp.barrier(ctx)
     if ctx.is_main:
-        emit(FoldFinished(key, fold, results["standard_auc"], results["adversarial_auc"]))
+        emit(FoldFinished(key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))
     return manifest
 
 
@@ -547,19 +549,18 @@ def run_experiment(
     done: list[tuple[str, int]] = []
     status = "finished"
     try:
-        for run in runs:
-            for fold in fold_list:
-                if cancel.is_set():
-                    status = "cancelled"
-                    break
-                fold_manifest = _fold_run(out=out, config=config, source=source, splits=splits, run=run, fold=fold,
-                                          device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint)
-                if fold_manifest is None:
-                    status = "cancelled"
-                    break
-                done.append((run["key"], fold))
-            if status == "cancelled":
+        jobs = [(run, seeds, fold) for run in runs for seeds in seed_folders(config) for fold in fold_list]
+        for run, (train_seed, seed_folder), fold in jobs:
+            if cancel.is_set():
+                status = "cancelled"
                 break
+            fold_manifest = _fold_run(out=out, config=config, source=source, splits=splits, run=run, fold=fold,
+                                      device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint,
+                                      train_seed=train_seed, seed_folder=seed_folder)
+            if fold_manifest is None:
+                status = "cancelled"
+                break
+            done.append((run["key"], fold) if seed_folder is None else (run["key"], fold, seed_folder))
     except BaseException as exc:
         manifest.update(status="failed", message=str(exc), ended=now())
         if ctx.is_main:
@@ -580,9 +581,14 @@ def run_experiment(
 
 
 # ----------------------------------------------------------------------------------------------
-def load_fold_model(run_dir: str | Path, method_key: str, fold: int) -> tuple[nn.Module, ModelSpec]:
-    """The trained model of one method's fold (eval mode; DSBN models on the clean route)."""
-    path = fold_dir(run_dir, method_key, fold) / "model.pt"
+def load_fold_model(run_dir: str | Path, method_key: str, fold: int, seed: int | None = None) -> tuple[nn.Module, ModelSpec]:
+    """The trained model of one method's fold (eval mode; DSBN models on the clean route).
+
+    ``seed`` picks the training seed of a several-seed run (default: its first seed).
+    """
+    if seed is None and (Path(run_dir) / "config.toml").is_file():
+        seed = seed_folders(load_config(Path(run_dir) / "config.toml"))[0][1]
+    path = fold_dir(run_dir, method_key, fold, seed) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: fold {fold} of {method_key!r} has not finished")
     return load_checkpoint(path)
