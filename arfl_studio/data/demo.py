@@ -25,6 +25,7 @@ lossless). Output is deterministic per seed (images, tags and UIDs).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
@@ -34,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from arfl_studio.atomic import write_json
+from arfl_studio.atomic import write_bytes, write_json
 
 DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
@@ -402,9 +403,9 @@ def _write_clinical_table(path: Path, rows: list[list]) -> None:
     book.properties.created = fixed
     book.properties.modified = fixed
     book.properties.creator = "ARFL Studio demo generator"
-    tmp = path.with_name(f".{path.name}.tmp")
-    book.save(tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def generate_demo_dataset(
