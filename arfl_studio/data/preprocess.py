@@ -36,6 +36,7 @@ import numpy as np
 
 from arfl_studio.atomic import write_bytes, write_json
 from arfl_studio.data.dicom import MammogramReadError, read_mammogram
+from arfl_studio.data.geometry import Geometry
 
 PREPROCESS_VERSION = 1
 CROP_METHODS = ("otsu", "threshold", "none")
@@ -180,13 +181,6 @@ def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-@dataclass
-class Geometry:
-    flip: bool
-    bbox: tuple[int, int, int, int]
-    shape: tuple[int, int]
-
-
 def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings) -> Geometry:
     flip = bool(settings.orient and chest_wall_on_right(pixels))
     oriented = pixels[:, ::-1] if flip else pixels
@@ -300,16 +294,12 @@ class PreprocessCache:
 
     def load_geometry(self, digest: str, settings: PreprocessSettings) -> Geometry | None:
         try:
-            d = json.loads(self.geometry_path(digest, settings).read_text(encoding="utf-8"))
-            return Geometry(flip=bool(d["flip"]), bbox=tuple(d["bbox"]), shape=tuple(d["shape"]))
+            return Geometry.from_dict(json.loads(self.geometry_path(digest, settings).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def store_geometry(self, digest: str, settings: PreprocessSettings, geometry: Geometry) -> None:
-        write_json(
-            self.geometry_path(digest, settings),
-            {"flip": geometry.flip, "bbox": list(geometry.bbox), "shape": list(geometry.shape)},
-        )
+        write_json(self.geometry_path(digest, settings), geometry.to_dict())
 
     def get_or_compute(self, path: str | os.PathLike, settings: PreprocessSettings, digest: str | None = None) -> tuple[np.ndarray, bool]:
         """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file."""
