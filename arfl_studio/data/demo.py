@@ -11,12 +11,7 @@ Image model (all vectorised numpy):
   views add the pectoral muscle;
 - parenchyma: 1/f^beta noise (beta ~ 3, the power-law spectrum measured on real
   mammograms), thresholded softly into fibroglandular density near the chest wall;
-- malignant breasts: a spiculated mass (irregular core, radiating spicules) and/or
-  a cluster of fine calcifications;
-- benign breasts: a round, smooth-margined mass, a few coarse scattered
-  calcifications, or nothing visible.
-Lesions are faint relative to the texture and their size and contrast vary, so a
-small CNN needs to learn margin shape rather than "is there a blob".
+- findings (lesions) come from ``demo_findings``.
 
 Files mix MONOCHROME1/MONOCHROME2, LINEAR/SIGMOID VOI functions and transfer
 syntaxes (explicit VR little endian, RLE lossless, JPEG 2000 lossless, JPEG-LS
@@ -36,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from arfl_studio.atomic import write_bytes, write_json
+from arfl_studio.data.demo_findings import draw_findings, plan_findings
 
 DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
@@ -128,59 +124,6 @@ def _breast(rng: np.random.Generator, h: int, w: int, view: str, shape_params: d
     return breast.astype(np.float32), pectoral.astype(np.float32)
 
 
-def _patch(h: int, w: int, cy: float, cx: float, half: int):
-    # A finding near (or past) the border gets a clipped, possibly empty, patch.
-    y0 = min(max(0, int(cy) - half), h)
-    x0 = min(max(0, int(cx) - half), w)
-    y1, x1 = max(y0, min(h, int(cy) + half + 1)), max(x0, min(w, int(cx) + half + 1))
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    return (slice(y0, y1), slice(x0, x1)), yy - cy, xx - cx
-
-
-def _spiculated_mass(img, rng, cy, cx, radius, contrast):
-    h, w = img.shape
-    reach = radius * rng.uniform(2.2, 3.2)
-    sl, dy, dx = _patch(h, w, cy, cx, int(reach) + 2)
-    rr = np.sqrt(dy * dy + dx * dx)
-    theta = np.arctan2(dy, dx)
-    bumps = np.zeros_like(theta)
-    for k in range(2, 7):  # irregular margin
-        bumps += rng.uniform(0.0, 0.16) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    core = _sigmoid((radius * (1.0 + bumps) - rr) / max(radius * 0.12, 0.4))
-    lesion = core * (0.75 + 0.25 * np.clip(1.0 - rr / radius, 0.0, 1.0))
-    n = int(rng.integers(7, 15))
-    for angle in rng.uniform(0, 2 * np.pi, n):
-        length = reach * rng.uniform(0.6, 1.0)
-        ux, uy = np.cos(angle), np.sin(angle)
-        t = np.clip(dx * ux + dy * uy, 0.0, length)
-        d = np.sqrt((dx - t * ux) ** 2 + (dy - t * uy) ** 2)
-        width = max(0.45, radius * rng.uniform(0.06, 0.11))
-        spike = np.exp(-((d / width) ** 2)) * (1.0 - t / length) * 0.8
-        lesion = np.maximum(lesion, spike)
-    img[sl] += contrast * lesion
-
-
-def _round_mass(img, rng, cy, cx, radius, contrast):
-    h, w = img.shape
-    sl, dy, dx = _patch(h, w, cy, cx, int(radius * 1.6) + 2)
-    ecc = rng.uniform(0.75, 1.0)
-    angle = rng.uniform(0, np.pi)
-    u = dx * np.cos(angle) + dy * np.sin(angle)
-    v = (-dx * np.sin(angle) + dy * np.cos(angle)) / ecc
-    rr = np.sqrt(u * u + v * v)
-    lesion = _sigmoid((radius - rr) / max(radius * 0.07, 0.35)) * (0.85 + 0.15 * np.clip(1 - rr / radius, 0, 1))
-    img[sl] += contrast * lesion
-
-
-def _calcifications(img, rng, cy, cx, spread, count, size, brightness):
-    h, w = img.shape
-    for _ in range(count):
-        py, px = cy + rng.normal(0, spread), cx + rng.normal(0, spread)
-        s = size * rng.uniform(0.7, 1.3)
-        sl, dy, dx = _patch(h, w, py, px, int(3 * s) + 2)
-        img[sl] += brightness * rng.uniform(0.6, 1.0) * np.exp(-(dx * dx + dy * dy) / (2 * s * s))
-
-
 def render_view(
     rng: np.random.Generator,
     size: tuple[int, int],
@@ -199,58 +142,10 @@ def render_view(
     density = _sigmoid((texture + shape_params["density"] + 0.8 * gradient - 0.6) * 2.2)
     img = breast * (0.30 + 0.30 * density + 0.035 * fine)
     img = np.maximum(img, pectoral * (0.72 + 0.04 * fine))
-    scale = min(h, w)
-    for finding in findings:
-        cy = finding["y"] * h
-        cx = finding["x"] * w if view == "CC" else finding["x"] * w * 0.95
-        if view == "MLO":
-            cy = np.clip(cy + finding["mlo_shift"] * h, 0.1 * h, 0.9 * h)
-        kind = finding["kind"]
-        if kind == "spiculated":
-            _spiculated_mass(img, rng, cy, cx, finding["radius"] * scale, finding["contrast"])
-        elif kind == "round":
-            _round_mass(img, rng, cy, cx, finding["radius"] * scale, finding["contrast"])
-        elif kind == "fine_calcs":
-            _calcifications(img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.45, 0.004 * scale), finding["contrast"] * 2.2)
-        elif kind == "coarse_calcs":
-            _calcifications(img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.9, 0.009 * scale), finding["contrast"] * 1.6)
+    draw_findings(img, rng, view, findings)
     img *= _sigmoid((breast - 0.05) * 40)  # lesions stay inside the breast
     img += rng.normal(0.0, 0.008, size=img.shape).astype(np.float32) * (breast > 0.05)
     return np.clip(img, 0.0, 1.0).astype(np.float32)
-
-
-def _findings(rng: np.random.Generator, label: int | None) -> list[dict]:
-    """Lesions of one breast (same place in both views)."""
-
-    def place(kind: str, **kw) -> dict:
-        return {
-            "kind": kind,
-            "y": rng.uniform(0.32, 0.68),
-            "x": rng.uniform(0.18, 0.55),
-            "mlo_shift": rng.uniform(-0.08, 0.08),
-            **kw,
-        }
-
-    if label is None:
-        return []
-    if label == 1:
-        r = rng.random()
-        out = []
-        # Malignant: a large, dense spiculated mass and/or a bright fine-calcification
-        # cluster -- still visible after downsampling to 64-96 px.
-        if r < 0.85:
-            out.append(place("spiculated", radius=rng.uniform(0.05, 0.09), contrast=rng.uniform(0.10, 0.22)))
-        if r >= 0.55:
-            out.append(place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(10, 24)), contrast=rng.uniform(0.12, 0.2)))
-        return out
-    # Benign: often nothing; otherwise smaller, fainter round masses or a few coarse
-    # calcifications. The overlap with small malignant masses keeps AUC below 1.
-    r = rng.random()
-    if r < 0.35:
-        return [place("round", radius=rng.uniform(0.03, 0.06), contrast=rng.uniform(0.06, 0.14))]
-    if r < 0.55:
-        return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)), contrast=rng.uniform(0.08, 0.16))]
-    return []
 
 
 # ---------------------------------------------------------------- DICOM
@@ -461,7 +356,7 @@ def generate_demo_dataset(
                 "beta": rng.uniform(2.6, 3.3),
                 "density": rng.uniform(-0.8, 0.6),
             }
-            findings = {side: _findings(rng, plan["labels"][side]) for side in ("L", "R")}
+            findings = {side: plan_findings(rng, plan["labels"][side]) for side in ("L", "R")}
             clinical.extend(_clinical_rows(patient_id, plan, findings, rng))
             for side in ("L", "R"):
                 label = plan["labels"][side]
