@@ -233,12 +233,12 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
 
 
 def test_out_of_memory_ends_the_run_with_advice(tmp_path, monkeypatch):
-    import arfl_studio.experiments.runner as runner
+    import arfl_studio.experiments.fold_run as fold_run
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(runner, "train", oom)
+    monkeypatch.setattr(fold_run, "train", oom)
     with pytest.raises(ExperimentError, match="smaller \\[training\\] batch_size"):
         run_experiment(tiny_config(methods=["A"]), tmp_path / "oom")
     fold = json.loads((tmp_path / "oom" / "A" / "fold_0" / "manifest.json").read_text())

@@ -1,0 +1,296 @@
+"""One fold of one method (or sweep point): build the model, train it with the engine (validating
+every epoch on the held-out fold), checkpoint for resume, then evaluate the held-out fold.
+
+Every epoch re-seeds the global RNG from (seed, fold, epoch, rank) and the validation
+attack uses its own generator, so a resumed CPU run gives the same numbers as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from arfl_studio import atomic
+from arfl_studio.experiments.config import ExperimentConfig
+from arfl_studio.experiments.fold_evaluation import evaluate_auc
+from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
+from arfl_studio.experiments.sources import DataSource
+from arfl_studio.experiments.splits import Splits
+from arfl_studio.models.dual_bn import has_dual_bn
+from arfl_studio.models.image import PretrainedWeightsMissing
+from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
+from arfl_studio.training import distributed as ddp
+from arfl_studio.training.events import EpochEvent, StatusEvent
+from arfl_studio.training.methods import MethodSettings, SettingError
+from arfl_studio.training.trainer import NonFiniteLossError, train
+
+log = logging.getLogger(__name__)
+
+RESUME_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FoldEvent:
+    """An engine event (StepEvent / EpochEvent / StatusEvent) of one method's fold."""
+
+    method_key: str
+    fold: int
+    event: Any
+    seed: int | None = None  # set when [training] seeds lists several
+
+
+@dataclass(frozen=True)
+class FoldFinished:
+    method_key: str
+    fold: int
+    standard_auc: float
+    adversarial_auc: float
+    seed: int | None = None
+
+
+def derive_seed(*parts: Any) -> int:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def keep_layers_in_eval(model: nn.Module, batchnorm: bool, dropout: bool) -> None:
+    """Frozen batch norm (running statistics, not updated) and/or no dropout while training."""
+    kinds: list[type] = []
+    if batchnorm:
+        kinds.append(nn.modules.batchnorm._BatchNorm)
+    if not dropout:
+        kinds.append(nn.modules.dropout._DropoutNd)
+    if not kinds:
+        return
+    modules = [m for m in model.modules() if isinstance(m, tuple(kinds))]
+
+    def hook(_module, _args):
+        for module in modules:
+            module.training = False
+
+    model.register_forward_pre_hook(hook)
+
+
+def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise SettingError("the model has no trainable parameters (check [model] fine_tune)")
+    t = config.training
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _loader(dataset, batch_size: int, *, sampler=None, workers: int = 0, device: torch.device, drop_last=False):
+    kwargs: dict[str, Any] = {}
+    if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
+        kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
+                      pin_memory=device.type == "cuda", **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+def run_fold(
+    *,
+    out: Path,
+    config: ExperimentConfig,
+    source: DataSource,
+    splits: Splits,
+    run: dict,
+    fold: int,
+    device: torch.device,
+    ctx: ddp.DistributedContext,
+    emit: Callable[[Any], None],
+    cancel: threading.Event,
+    fingerprint: str,
+    train_seed: int,
+    seed_folder: int | None = None,
+) -> dict | None:
+    """Train and evaluate one fold; returns the fold manifest, or None when cancelled."""
+    method: MethodSettings = run["method"]
+    key = run["key"]
+    folder = fold_dir(out, key, fold, seed_folder)
+    manifest_path = folder / "manifest.json"
+    previous = read_json(manifest_path)
+    method_dict = method.to_dict()
+    if previous and previous.get("status") == "finished" and previous.get("method") == method_dict:
+        return previous
+
+    t = config.training
+    spec: ModelSpec = config.model_spec_for(method)
+    seed = derive_seed(train_seed, "fold", fold)  # every method of a fold starts from the same weights
+    train_records, test_records = splits.train_test(fold)
+    manifest: dict[str, Any] = {
+        "method_key": key,
+        "method": method_dict,
+        "point": run.get("point"),
+        "params": run.get("params", {}),
+        "fold": fold,
+        "status": "running",
+        "seed": seed,
+        "training_seed": train_seed,
+        "device": describe_device(device),
+        "world_size": ctx.world_size,
+        "versions": versions(),
+        "data_fingerprint": fingerprint,
+        "model": spec.to_dict(),
+        "train_images": len(train_records),
+        "test_images": len(test_records),
+        "started": (previous or {}).get("started", now()),
+        "epochs": t.epochs,
+        "epochs_completed": 0,
+    }
+
+    def write_manifest() -> None:
+        if ctx.is_main:
+            atomic.write_json(manifest_path, manifest)
+
+    torch.manual_seed(seed)
+    try:
+        model = build_model(spec)
+    except PretrainedWeightsMissing as exc:
+        manifest.update(status="failed", message=str(exc), ended=now())
+        write_manifest()
+        raise ExperimentError(str(exc)) from exc
+    model.to(device)
+    keep_layers_in_eval(model, t.freeze_batchnorm, t.dropout)
+    optimizer = make_optimizer(model, config)
+
+    resume_path = folder / "resume.pt"
+    metrics_path = folder / "metrics.jsonl"
+    start_epoch = 0
+    if resume_path.exists():
+        state = torch.load(resume_path, map_location=device, weights_only=True)
+        if state.get("format") != RESUME_FORMAT or state.get("method") != json.dumps(method_dict, sort_keys=True):
+            raise ExperimentError(f"{resume_path} belongs to a different method or version; delete it to restart the fold")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+    if ctx.is_main:
+        kept = []
+        if start_epoch and metrics_path.exists():
+            for line in metrics_path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and json.loads(line)["epoch"] <= start_epoch:
+                    kept.append(line)
+        atomic.write_text(metrics_path, "".join(line + "\n" for line in kept))
+    manifest["epochs_completed"] = start_epoch
+    manifest["resumed_from_epoch"] = start_epoch or None
+    write_manifest()
+
+    train_model = ddp.wrap(model, ctx, device, t.sync_batchnorm)
+    train_set, test_set = source.dataset(train_records), source.dataset(test_records)
+    per_rank = max(1, t.batch_size // ctx.world_size)
+    shard = -(-len(train_set) // ctx.world_size)
+    drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
+    test_loader = _loader(test_set, t.eval_batch_size, workers=t.workers, device=device)
+
+    def batches(epoch: int):
+        torch.manual_seed(derive_seed(seed, "epoch", epoch, ctx.rank))
+        sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                     seed=derive_seed(seed, "order"))
+        sampler.set_epoch(epoch)
+        return _loader(train_set, per_rank, sampler=sampler, workers=t.workers, device=device, drop_last=drop_last)
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        last = epoch + 1 == t.epochs
+        if not ctx.is_main or t.validate_every == 0:
+            return {}
+        if not last and (epoch + 1) % t.validate_every:
+            return {}
+        adversarial = t.validate_adversarial_every > 0 and (last or (epoch + 1) % t.validate_adversarial_every == 0)
+        return evaluate_auc(model, test_loader, device, config.evaluation, adversarial=adversarial,
+                            steps=t.validation_attack_steps, seed=derive_seed(config.evaluation.seed, "val", fold))
+
+    def on_epoch_end(event: EpochEvent) -> None:
+        epoch = event.epoch + 1
+        manifest["epochs_completed"] = epoch
+        losses = ddp.all_reduce_mean(event.losses, ctx)  # the global batch's losses under DDP
+        if not ctx.is_main:
+            return
+        atomic.append_jsonl(metrics_path, {
+            "epoch": epoch,
+            "losses": losses,
+            **{k: (None if v != v else v) for k, v in event.metrics.items()},
+            "seconds": round(event.seconds, 4),
+        })
+        if epoch % max(t.checkpoint_every, 1) == 0 or epoch == t.epochs:
+            atomic.save_torch(resume_path, {
+                "format": RESUME_FORMAT,
+                "method": json.dumps(method_dict, sort_keys=True),
+                "epoch": epoch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+            })
+        write_manifest()
+
+    def forward_event(event: Any) -> None:
+        emit(FoldEvent(key, fold, event, seed_folder))
+
+    started = time.perf_counter()
+    try:
+        if start_epoch < t.epochs:
+            result = train(train_model, optimizer, batches, method, t.epochs, start_epoch=start_epoch, device=device,
+                           callback=forward_event, cancel=cancel, evaluate=evaluate, on_epoch_end=on_epoch_end,
+                           amp=t.amp)
+            status = result.status
+        else:
+            status = "finished"
+    except NonFiniteLossError as exc:
+        manifest.update(status="failed", message=str(exc), failed_epoch=exc.epoch + 1, failed_step=exc.step + 1,
+                        ended=now())
+        write_manifest()
+        emit(FoldEvent(key, fold, StatusEvent("failed", str(exc)), seed_folder))
+        raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
+    except torch.OutOfMemoryError as exc:
+        size = config.preprocess.get("size")
+        message = (f"{device} ran out of memory training {key} fold {fold} (batch_size {t.batch_size}, image size "
+                   f"{size}): use a smaller [training] batch_size or [preprocess] size, or [model] fine_tune = \"paper\"")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        manifest.update(status="failed", message=message, ended=now())
+        write_manifest()
+        emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
+        raise ExperimentError(message) from exc
+    if status == "cancelled":
+        manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
+        write_manifest()
+        return None
+
+    results: dict[str, Any] = {}
+    if ctx.is_main:
+        # The fold's model is trained: anything chosen from the training data (e.g. the decision
+        # threshold, issue 16) belongs here, before the held-out evaluation and save_checkpoint.
+        ev = config.evaluation
+        results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold))
+        results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
+                                 "bn_route": "clean" if has_dual_bn(model) else None}
+        if has_dual_bn(model) and ev.dsbn_oracle:
+            oracle = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
+                                  route="adversarial")
+            results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
+            results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
+                                      "an oracle that knows which inputs are adversarial; not a deployable figure")
+        save_checkpoint(folder / "model.pt", model, spec)
+        manifest.update(status="finished", results=results, ended=now(),
+                        seconds=round(time.perf_counter() - started, 3) + (previous or {}).get("seconds", 0.0))
+        write_manifest()
+        if not t.keep_resume:
+            resume_path.unlink(missing_ok=True)
+    ddp.barrier(ctx)
+    if ctx.is_main:
+        emit(FoldFinished(key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))
+    return manifest

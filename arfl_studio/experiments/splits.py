@@ -1,0 +1,66 @@
+"""A run's patient-level folds, kept in OUT/splits.json so every job of a run uses the same split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from arfl_studio import atomic
+from arfl_studio.experiments.config import ExperimentConfig
+from arfl_studio.experiments.run_folder import ExperimentError, read_json
+from arfl_studio.experiments.sources import DataSource, patient_folds, record_from_dict, record_to_dict
+from arfl_studio.training import distributed as ddp
+
+
+class Splits:
+    def __init__(self, records: list, folds: list[list[int]]):
+        self.records, self.folds = records, folds
+
+    def train_test(self, fold: int) -> tuple[list, list]:
+        held = set(self.folds[fold])
+        return [r for i, r in enumerate(self.records) if i not in held], [self.records[i] for i in sorted(held)]
+
+
+def prepare_splits(out: Path, config: ExperimentConfig, source: DataSource, ctx: ddp.DistributedContext) -> Splits:
+    path = out / "splits.json"
+    records = source.records()
+    fingerprint = source.fingerprint()
+    existing = read_json(path)
+    if existing is not None:
+        if existing.get("data_fingerprint") != fingerprint or existing.get("folds") != config.cv.folds \
+                or existing.get("seed") != config.cv.seed:
+            raise ExperimentError(
+                f"{path} was made for different data or [cv] settings; use a new --out folder for this config"
+            )
+        folds = [list(map(int, f)) for f in existing["test_indices"]]
+    else:
+        folds = patient_folds(records, config.cv.folds, config.cv.seed)
+        if ctx.is_main:
+            atomic.write_json(path, {
+                "folds": config.cv.folds,
+                "seed": config.cv.seed,
+                "method": "StratifiedGroupKFold (patient-level)",
+                "root": source.root,
+                "data_fingerprint": fingerprint,
+                "records": [record_to_dict(r) for r in records],
+                "test_indices": folds,
+                "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
+            })
+    for a in range(len(folds)):  # no patient in two held-out folds
+        pa = {str(records[i].patient_id) for i in folds[a]}
+        for b in range(a + 1, len(folds)):
+            leak = pa & {str(records[i].patient_id) for i in folds[b]}
+            if leak:
+                raise ExperimentError(f"patients {sorted(leak)[:5]} appear in folds {a} and {b}")
+    return Splits(records, folds)
+
+
+def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
+    """(train_records, test_records) of a fold, from the run's splits.json."""
+    splits = read_json(Path(run_dir) / "splits.json")
+    if splits is None:
+        raise FileNotFoundError(f"{Path(run_dir) / 'splits.json'} is missing or unreadable")
+    if not 0 <= fold < len(splits["test_indices"]):
+        raise ValueError(f"fold {fold} does not exist; the run has folds 0..{len(splits['test_indices']) - 1}")
+    records = [record_from_dict(splits.get("root"), r) for r in splits["records"]]
+    held = set(splits["test_indices"][fold])
+    return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]
