@@ -5,7 +5,9 @@ Sections (all optional except a data source)::
     [data]        root = "/data/CMMD" | demo = true | source = "synthetic"; labels, layout, cache_dir
     [preprocess]  orient, crop, size = [224, 224], channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
-    [training]    epochs, batch_size, lr, optimizer, weight_decay, device, amp, workers, seed, ...
+    [training]    epochs, batch_size, lr, optimizer, weight_decay, device, amp, workers, seed, ...,
+                  threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
+                  pos_weight = "auto" | "off" | N
     [cv]          folds = 5, seed
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
     [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...)
@@ -26,7 +28,9 @@ from typing import Any, Mapping
 import tomli_w
 
 from arfl_studio.models.registry import ModelSpec
+from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
 from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
+from arfl_studio.training.threshold import ThresholdRule
 
 PAPER_KEYS = tuple(row["key"] for row in PAPER_ROWS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -95,6 +99,8 @@ class TrainingConfig:
     freeze_batchnorm: bool = False  # BN layers use (and keep) their running statistics while training
     dropout: bool = True  # False: dropout layers stay in eval mode (deterministic training)
     sync_batchnorm: bool = False  # DDP on CUDA: SyncBatchNorm
+    threshold: str | dict = "youden"  # decision threshold rule, chosen on the training folds (training/threshold.py)
+    pos_weight: str | float = "auto"  # BCE pos_weight: "auto" (negatives/positives of an imbalanced fold), "off", N
 
     def seed_list(self) -> list[int]:
         """The training seeds: every method trains every fold once per seed."""
@@ -116,6 +122,11 @@ class TrainingConfig:
         for name in ("validate_every", "validate_adversarial_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise SettingError(f"[training] {name} must be >= 0, got {getattr(self, name)}")
+        ThresholdRule.parse(self.threshold)
+        if self.pos_weight not in POS_WEIGHT_SETTINGS and (
+                isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float))
+                or not 0 < self.pos_weight < float("inf")):
+            raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
 
 
 @dataclass

@@ -6,14 +6,16 @@ from arfl_studio.models.mlp import TwoMoonMLP
 from arfl_studio.models.registry import (
     BACKBONES,
     CheckpointError,
+    DecisionThreshold,
     ModelSpec,
     build_model,
     load_checkpoint,
+    load_threshold,
     save_checkpoint,
 )
 
 __all__ = [
-    "BACKBONES", "CheckpointError", "ModelSpec", "PretrainedWeightsMissing", "TwoMoonMLP",
+    "BACKBONES", "CheckpointError", "DecisionThreshold", "ModelSpec", "PretrainedWeightsMissing", "TwoMoonMLP",
     "bn_route", "build_model", "convert_to_dual_bn", "has_dual_bn", "load_checkpoint",
-    "save_checkpoint", "set_bn_route",
+    "load_threshold", "save_checkpoint", "set_bn_route",
 ]

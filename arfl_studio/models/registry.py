@@ -1,13 +1,19 @@
 """Building models from a spec, and checkpoints that are plain state dicts.
 
 A checkpoint is two files: ``NAME.pt`` (the state dict only, loaded with
-``torch.load(weights_only=True)``) and ``NAME.json`` (the :class:`ModelSpec` that
-rebuilds the architecture). Nothing executable is ever unpickled.
+``torch.load(weights_only=True)``) and ``NAME.json``: the :class:`ModelSpec` that
+rebuilds the architecture, and the model's :class:`DecisionThreshold` (the logit
+above which an image is called malignant, chosen on the training data)::
+
+    {"model": {...}, "threshold_logit": -0.31, "threshold": {"rule": "youden", ...}}
+
+Nothing executable is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +63,56 @@ class ModelSpec:
         return cls(**dict(data)).validate()
 
 
+THRESHOLD_RULES = ("youden", "sensitivity", "specificity", "logit", "none")
+NO_THRESHOLD_NOTE = ("the checkpoint stores no decision threshold (it predates stored thresholds): "
+                     "logit 0 (probability 0.5) is used")
+
+
+@dataclass(frozen=True)
+class DecisionThreshold:
+    """The model's operating point: an image is called malignant when its logit > ``logit``.
+
+    ``rule`` says how it was chosen ("youden", a target "sensitivity"/"specificity",
+    a fixed "logit", or "none" for a checkpoint without one, which uses logit 0);
+    ``target`` is the rule's value; ``sensitivity``/``specificity``/``n_images``/
+    ``n_positive`` describe the training data it was chosen on; ``note`` says
+    anything a reader must know (e.g. a fallback).
+    """
+
+    logit: float = 0.0
+    rule: str = "none"
+    target: float | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+    n_images: int | None = None
+    n_positive: int | None = None
+    note: str = ""
+
+    @property
+    def probability(self) -> float:
+        """The threshold as a malignancy probability, sigmoid(logit)."""
+        return 1.0 / (1.0 + math.exp(-max(-80.0, min(80.0, self.logit))))
+
+    def describe(self) -> str:
+        """One line for tables and panes, e.g. 'logit -0.31 (p 0.423, youden)'."""
+        rule = self.rule if self.target is None else f"{self.rule} {self.target:g}"
+        return f"logit {self.logit:.3g} (p {self.probability:.3f}, {rule})"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "probability": self.probability}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "DecisionThreshold":
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in dict(data).items() if k in known}  # "probability" is derived
+        if values.get("rule", "none") not in THRESHOLD_RULES:
+            raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {values.get('rule')!r}")
+        logit = values.get("logit", 0.0)
+        if isinstance(logit, bool) or not isinstance(logit, (int, float)) or not math.isfinite(logit):
+            raise ValueError(f"threshold logit must be a finite number, got {logit!r}")
+        return cls(**{**values, "logit": float(logit)})
+
+
 def build_model(spec: ModelSpec) -> nn.Module:
     spec.validate()
     if spec.backbone == "small_cnn":
@@ -72,13 +128,43 @@ def spec_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec) -> Path:
+def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec,
+                    threshold: DecisionThreshold | None = None) -> Path:
     path = Path(path)
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic.save_torch(path, state)
-    atomic.write_json(spec_path(path), {"model": spec.to_dict()})
+    meta: dict = {"model": spec.to_dict()}
+    if threshold is not None:
+        meta["threshold_logit"] = threshold.logit  # the one number a reader needs (attack --threshold default)
+        meta["threshold"] = threshold.to_dict()
+    atomic.write_json(spec_path(path), meta)
     return path
+
+
+def load_threshold(path: str | Path) -> DecisionThreshold:
+    """The decision threshold stored beside checkpoint ``path``.
+
+    A checkpoint written before thresholds were stored (or with no ``threshold``)
+    gets logit 0 with rule "none" and a note saying so; a description that cannot
+    be read or holds a malformed threshold raises :class:`CheckpointError`.
+    """
+    meta = spec_path(path)
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{meta} (the model description beside the checkpoint) cannot be read: {exc}") from exc
+    stored = data.get("threshold") if isinstance(data, Mapping) else None
+    if stored is None and isinstance(data, Mapping) and "threshold_logit" in data:
+        stored = {"logit": data["threshold_logit"], "rule": "logit"}
+    if stored is None:
+        return DecisionThreshold(note=NO_THRESHOLD_NOTE)
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(f"{meta}: 'threshold' must be a table with a 'logit', got {stored!r}")
+    try:
+        return DecisionThreshold.from_dict(stored)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{meta}: unreadable decision threshold: {exc}") from exc
 
 
 def load_state_dict_file(path: str | Path, map_location="cpu") -> dict[str, torch.Tensor]:

@@ -18,9 +18,30 @@ def to_signed_labels(targets: torch.Tensor) -> torch.Tensor:
     return targets * 2.0 - 1.0
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """L_cls: binary cross-entropy on one logit, targets in {0, 1}, mean over samples."""
-    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: float | None = None) -> torch.Tensor:
+    """L_cls: binary cross-entropy on one logit, targets in {0, 1}, mean over samples.
+
+    ``pos_weight`` multiplies the malignant samples' term (BCE's ``pos_weight``; the
+    runner sets negatives / positives of the training fold, so both classes weigh
+    the same in total on an imbalanced fold).
+    """
+    weight = None if pos_weight is None else torch.tensor(float(pos_weight), dtype=logits.dtype, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=weight)
+
+
+POS_WEIGHT_SETTINGS = ("auto", "off")
+
+
+def fold_pos_weight(setting: str | float, positives: int, negatives: int) -> float | None:
+    """BCE ``pos_weight`` for a training fold: "auto" (default) negatives / positives when the
+    classes differ in size, "off" (plain BCE), or a fixed number > 0. None means unweighted."""
+    if setting == "off":
+        return None
+    if setting == "auto":
+        if positives == 0 or negatives == 0 or positives == negatives:
+            return None
+        return negatives / positives
+    return float(setting)
 
 
 def robust_loss(features: torch.Tensor, y: torch.Tensor, variant: str = "paper") -> torch.Tensor:

@@ -61,17 +61,17 @@ def make_adversarial(
     )
 
 
-def _term(model, x, targets, lam, variant, sign=1.0):
+def _term(model, x, targets, lam, variant, sign=1.0, pos_weight=None):
     if lam > 0:
         logits, features = model(x, return_features=True)
-        cls = classification_loss(logits, targets)
+        cls = classification_loss(logits, targets, pos_weight)
         rob = robust_loss(features, to_signed_labels(targets), variant)
         return cls + sign * lam * rob, cls, rob
-    cls = classification_loss(model(x), targets)
+    cls = classification_loss(model(x), targets, pos_weight)
     return cls, cls, None
 
 
-def _mix_loss(model, x, targets, method: MethodSettings) -> LossTerms:
+def _mix_loss(model, x, targets, method: MethodSettings, pos_weight=None) -> LossTerms:
     r, lam = method.mix_ratio, method.robust_weight
     total = torch.zeros((), device=x.device)
     parts: dict[str, torch.Tensor] = {}
@@ -80,13 +80,13 @@ def _mix_loss(model, x, targets, method: MethodSettings) -> LossTerms:
         with bn_route(model, route):
             x_adv = make_adversarial(model, x, targets, method.attack)
             sign = 1.0 if method.eq5_sign == "consistent" else -1.0
-            adv, cls, rob = _term(model, x_adv, targets, lam, method.robust_variant, sign)
+            adv, cls, rob = _term(model, x_adv, targets, lam, method.robust_variant, sign, pos_weight)
         total = total + (1 - r) * adv
         parts["cls_adversarial"] = cls.detach()
         if rob is not None:
             parts["robust_adversarial"] = rob.detach()
     if r > 0:
-        clean, cls, rob = _term(model, x, targets, lam, method.robust_variant)
+        clean, cls, rob = _term(model, x, targets, lam, method.robust_variant, pos_weight=pos_weight)
         total = total + r * clean
         parts["cls_clean"] = cls.detach()
         if rob is not None:
@@ -105,40 +105,45 @@ def _trades_attack(attack: AttackSettings) -> AttackSettings:
     return replace(attack, random_start=True)
 
 
-def _trades_loss(model, x, targets, method: MethodSettings) -> LossTerms:
+def _trades_loss(model, x, targets, method: MethodSettings, pos_weight=None) -> LossTerms:
     with attack_mode(model), torch.no_grad():
         reference = model(x).detach().float()
     x_adv = make_adversarial(
         model, x, targets, _trades_attack(method.attack), objective=lambda logits: bernoulli_kl(reference, logits)
     )
     clean_logits, adv_logits = model(x), model(x_adv)
-    cls = classification_loss(clean_logits, targets)
+    cls = classification_loss(clean_logits, targets, pos_weight)
     kl = trades_kl(clean_logits, adv_logits)
     return LossTerms(cls + method.trades_beta * kl, {"cls_clean": cls.detach(), "trades_kl": kl.detach()})
 
 
-def _mirst_loss(model, x, targets, method: MethodSettings) -> LossTerms:
-    cls_clean = classification_loss(model(x), targets)
+def _mirst_loss(model, x, targets, method: MethodSettings, pos_weight=None) -> LossTerms:
+    cls_clean = classification_loss(model(x), targets, pos_weight)
     total, parts = cls_clean, {"cls_clean": cls_clean.detach()}
     for level in method.mirst_levels:
         x_adv = make_adversarial(model, x, targets, method.attack, eps=level * method.attack.eps)
-        cls = classification_loss(model(x_adv), targets)
+        cls = classification_loss(model(x_adv), targets, pos_weight)
         total = total + cls
         parts[f"cls_adversarial@{level:g}"] = cls.detach()
     return LossTerms(total / (len(method.mirst_levels) + 1), parts)
 
 
-def compute_loss(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: MethodSettings) -> LossTerms:
-    """The training loss of one batch (targets in {0, 1}); call ``.total.backward()``."""
+def compute_loss(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: MethodSettings,
+                 pos_weight: float | None = None) -> LossTerms:
+    """The training loss of one batch (targets in {0, 1}); call ``.total.backward()``.
+
+    ``pos_weight`` weighs the malignant samples in every BCE term (class imbalance);
+    the attacks that make the adversarial examples are not weighted.
+    """
     if method.scheme == "dsbn" and not has_dual_bn(model):
         raise SettingError("the dsbn scheme needs a model with dual batch norms (e.g. backbone 'vgg16_bn' with dual_bn)")
     if method.scheme in ("trades", "mirst") and method.robust_weight > 0:
         raise SettingError(f"robust_weight (ARFL) applies to the mix and dsbn schemes, not {method.scheme!r}")
     if method.scheme in ("mix", "dsbn"):
-        terms = _mix_loss(model, x, targets, method)
+        terms = _mix_loss(model, x, targets, method, pos_weight)
     elif method.scheme == "trades":
-        terms = _trades_loss(model, x, targets, method)
+        terms = _trades_loss(model, x, targets, method, pos_weight)
     else:
-        terms = _mirst_loss(model, x, targets, method)
+        terms = _mirst_loss(model, x, targets, method, pos_weight)
     terms.parts["total"] = terms.total.detach()
     return terms

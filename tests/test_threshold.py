@@ -1,0 +1,123 @@
+"""The decision threshold: chosen on training scores, stored with the checkpoint, read back."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arfl_studio.experiments.config import load_config
+from arfl_studio.models.registry import (
+    CheckpointError,
+    DecisionThreshold,
+    ModelSpec,
+    build_model,
+    load_checkpoint,
+    load_threshold,
+    save_checkpoint,
+)
+from arfl_studio.training.losses import classification_loss, fold_pos_weight
+from arfl_studio.training.methods import SettingError
+from arfl_studio.training.threshold import ThresholdRule, choose_threshold, fit_threshold, operating_point
+
+
+def _imbalanced_scores(seed=0):
+    """A model whose logits are shifted negative (a 3:1 benign fold under plain BCE): 0 calls few cancers."""
+    rng = np.random.default_rng(seed)
+    targets = np.r_[np.zeros(300), np.ones(100)]
+    logits = np.r_[rng.normal(-3.0, 1.0, 300), rng.normal(-1.0, 1.0, 100)]
+    return targets, logits
+
+
+def test_youden_recovers_sensitivity_that_logit_zero_loses():
+    targets, logits = _imbalanced_scores()
+    at_zero = operating_point(targets, logits, 0.0)
+    assert at_zero["sensitivity"] < 0.3  # the failure the issue reports
+    chosen = choose_threshold(targets, logits, "youden")
+    assert chosen.rule == "youden" and -3.0 < chosen.logit < -1.0
+    assert chosen.sensitivity > 0.7 and chosen.specificity > 0.7
+    # the recorded rates are the strict rule's rates at the stored logit, and J is the maximum over all cuts
+    assert operating_point(targets, logits, chosen.logit)["sensitivity"] == chosen.sensitivity
+    best_j = max(sum(operating_point(targets, logits, t)[k] for k in ("sensitivity", "specificity"))
+                 for t in np.r_[logits, logits - 1e-9])
+    assert chosen.sensitivity + chosen.specificity == pytest.approx(best_j)
+
+
+def test_target_sensitivity_and_specificity_are_met_on_the_training_scores():
+    targets, logits = _imbalanced_scores(1)
+    for target in (0.5, 0.9, 1.0):
+        chosen = choose_threshold(targets, logits, {"sensitivity": target})
+        assert chosen.sensitivity >= target
+        # the most specific such threshold: one step higher misses the target
+        higher = np.sort(logits[logits > chosen.logit])[0] + 1e-9
+        assert operating_point(targets, logits, higher)["sensitivity"] < target
+        chosen = choose_threshold(targets, logits, {"specificity": target})
+        assert chosen.specificity >= target
+    assert choose_threshold(targets, logits, {"logit": 0.25}).logit == 0.25
+
+
+def test_separated_scores_put_the_threshold_in_the_gap_and_one_class_falls_back():
+    chosen = choose_threshold([0, 0, 1, 1], [-2.0, -1.0, 3.0, 5.0])
+    assert chosen.logit == pytest.approx(1.0) and chosen.sensitivity == chosen.specificity == 1.0
+    fallback = choose_threshold([0, 0, 0], [1.0, 2.0, 3.0])
+    assert fallback.logit == 0.0 and "one class" in fallback.note
+
+
+@pytest.mark.parametrize("bad", ["median", {"sensitivity": 1.5}, {"sensitivity": 0}, {"youden": 1},
+                                 {"sensitivity": 0.9, "specificity": 0.9}, {"logit": float("nan")}, 3])
+def test_bad_threshold_settings_are_refused_with_the_key(bad):
+    with pytest.raises(SettingError, match="threshold"):
+        ThresholdRule.parse(bad)
+    with pytest.raises(SettingError, match=r"\[training\] threshold"):
+        load_config({"data": {"source": "synthetic"}, "training": {"threshold": bad}})
+
+
+def test_config_threshold_and_pos_weight_round_trip_through_toml(tmp_path):
+    config = load_config({"data": {"source": "synthetic"},
+                          "training": {"threshold": {"sensitivity": 0.9}, "pos_weight": "off"}})
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    again = load_config(path)
+    assert again.training.threshold == {"sensitivity": 0.9} and again.training.pos_weight == "off"
+    assert load_config({"data": {"source": "synthetic"}}).training.threshold == "youden"
+    for bad in (0, -1.0, "on", True):
+        with pytest.raises(SettingError, match=r"\[training\] pos_weight"):
+            load_config({"data": {"source": "synthetic"}, "training": {"pos_weight": bad}})
+
+
+def test_pos_weight_balances_the_classes_of_an_imbalanced_fold():
+    assert fold_pos_weight("auto", 25, 75) == 3.0
+    assert fold_pos_weight("auto", 50, 50) is None and fold_pos_weight("off", 25, 75) is None
+    assert fold_pos_weight(2.5, 25, 75) == 2.5
+    logits = torch.zeros(4)
+    targets = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    plain = classification_loss(logits, targets)
+    weighted = classification_loss(logits, targets, 3.0)
+    # the one malignant sample counts three times: mean over (3 + 3 * 1) / 4 of log 2
+    assert weighted.item() == pytest.approx(plain.item() * 6 / 4)
+
+
+def test_threshold_is_stored_with_the_checkpoint_and_old_checkpoints_default_to_zero(tmp_path):
+    spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    x = torch.rand(12, 1, 16, 16)
+    targets = torch.tensor([0.0, 1.0] * 6)
+    chosen = fit_threshold(model, [(x[:6], targets[:6]), (x[6:], targets[6:])], "youden")
+    path = save_checkpoint(tmp_path / "model.pt", model, spec, chosen)
+    stored = load_threshold(path)
+    assert stored == chosen and stored.n_images == 12
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["threshold_logit"] == chosen.logit and meta["threshold"]["probability"] == pytest.approx(
+        1 / (1 + np.exp(-chosen.logit)))
+    loaded, loaded_spec = load_checkpoint(path)  # the model half is unchanged
+    assert loaded_spec == spec
+
+    old = save_checkpoint(tmp_path / "old.pt", model, spec)  # as written before thresholds were stored
+    legacy = load_threshold(old)
+    assert legacy.logit == 0.0 and legacy.rule == "none" and "no decision threshold" in legacy.note
+    assert DecisionThreshold().probability == 0.5
+
+    old.with_suffix(".json").write_text(json.dumps({"model": spec.to_dict(), "threshold": {"logit": "high"}}))
+    with pytest.raises(CheckpointError, match="old.json"):
+        load_threshold(old)
