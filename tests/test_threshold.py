@@ -121,3 +121,49 @@ def test_threshold_is_stored_with_the_checkpoint_and_old_checkpoints_default_to_
     old.with_suffix(".json").write_text(json.dumps({"model": spec.to_dict(), "threshold": {"logit": "high"}}))
     with pytest.raises(CheckpointError, match="old.json"):
         load_threshold(old)
+
+
+def test_each_fold_model_stores_the_threshold_chosen_on_its_training_folds(tmp_path):
+    from arfl_studio.experiments import fold_records, load_fold_model, load_fold_threshold, run_experiment
+    from arfl_studio.experiments.results import render_table
+    from arfl_studio.experiments.sources import open_source
+    from arfl_studio.training.threshold import score_images
+
+    config = {
+        "name": "threshold",
+        "data": {"source": "synthetic", "synthetic_samples": 24, "synthetic_size": [16, 16]},
+        "preprocess": {"size": [16, 16], "channels": 1, "crop": "none"},
+        "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
+        "training": {"epochs": 1, "batch_size": 8, "device": "cpu", "threshold": {"sensitivity": 1.0},
+                     "pos_weight": 2.0, "validate_adversarial_every": 0},
+        "cv": {"folds": 2, "seed": 0},
+        "evaluation": {"eps": 1e-3, "steps": 1},
+        "methods": [{"key": "A"}],
+    }
+    out = tmp_path / "run"
+    result = run_experiment(config, out)
+    assert result.status == "finished"
+    for fold in (0, 1):
+        stored = load_fold_threshold(out, "A", fold)
+        assert stored.rule == "sensitivity" and stored.target == 1.0 and stored.sensitivity == 1.0
+        # chosen on the training folds' images, not the held-out ones: re-scoring them reproduces it
+        train, _ = fold_records(out, fold)
+        model, _ = load_fold_model(out, "A", fold)
+        train_set = open_source(load_config(out / "config.toml")).dataset(train)
+        targets, logits = score_images(model, [(x.unsqueeze(0), torch.tensor([t])) for x, t in train_set])
+        assert stored.n_images == len(train) and choose_threshold(targets, logits, {"sensitivity": 1.0}) == stored
+        manifest = json.loads((out / "A" / f"fold_{fold}" / "manifest.json").read_text())
+        assert manifest["pos_weight"] == 2.0
+        assert manifest["results"]["threshold"]["logit"] == stored.logit
+        assert 0.0 <= manifest["results"]["standard_sensitivity"] <= 1.0
+    # `arfl-studio attack RUN` scores accuracy, sensitivity, specificity and flips at the stored threshold
+    from arfl_studio.cli import main as cli_main
+
+    assert cli_main(["attack", str(out), "--fold", "0", "--eps", "0.001", "--steps", "1", "--no-probes",
+                     "--large-eps", "0", "--json", str(tmp_path / "attack.json")]) == 0
+    attack = json.loads((tmp_path / "attack.json").read_text())["evaluations"][0]
+    assert attack["threshold_logit"] == load_fold_threshold(out, "A", 0).logit
+    row = result.results["methods"][0]
+    assert len(row["standard_specificity"]["per_fold"]) == 2
+    assert "Sens / spec" in render_table(result.results, "md")
+

@@ -18,12 +18,13 @@ from arfl_studio.experiments.runner import (
     evaluate_auc,
     fold_records,
     load_fold_model,
+    load_fold_threshold,
     run_experiment,
 )
 
 __all__ = [
     "CVConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig", "ExperimentError", "ExperimentResult",
     "FoldEvent", "FoldFinished", "SweepConfig", "TrainingConfig", "collect", "comparison_rows",
-    "evaluate_auc", "export_table", "fold_records", "load_config", "load_fold_model", "mann_whitney",
+    "evaluate_auc", "export_table", "fold_records", "load_config", "load_fold_model", "load_fold_threshold", "mann_whitney",
     "run_experiment",
 ]

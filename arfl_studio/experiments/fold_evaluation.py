@@ -15,6 +15,7 @@ from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.attacks import attack_mode, fgsm_attack, pgd_attack
 from arfl_studio.training.metrics import roc_auc
+from arfl_studio.training.threshold import operating_point
 
 
 @torch.no_grad()
@@ -43,8 +44,12 @@ def evaluate_auc(
     seed: int = 0,
     route: str = "clean",
     cancel: threading.Event | None = None,
+    threshold: float | None = None,
 ) -> dict[str, float]:
     """Standard AUC and (optionally) adversarial AUC under ``settings``' attack, through BN ``route``.
+
+    With a decision ``threshold`` (a logit) also ``standard_``/``adversarial_`` sensitivity,
+    specificity and accuracy of ``logit > threshold``.
 
     Attacks run in float32 (eps = 1e-4 is below float16's resolution near 1) with a
     generator of their own, so evaluating never moves the training RNG.
@@ -69,4 +74,9 @@ def evaluate_auc(
     out = {"standard_auc": roc_auc(t, torch.cat(clean).numpy())}
     if adversarial:
         out["adversarial_auc"] = roc_auc(t, torch.cat(adv).numpy())
+    if threshold is not None:
+        for name, logits in (("standard", clean), ("adversarial", adv if adversarial else None)):
+            if logits is not None:
+                rates = operating_point(t, torch.cat(logits).numpy(), threshold)
+                out.update({f"{name}_{k}": v for k, v in rates.items()})
     return out

@@ -32,7 +32,10 @@ from arfl_studio.models.image import PretrainedWeightsMissing
 from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.events import EpochEvent, StatusEvent
+from arfl_studio.training.losses import fold_pos_weight
 from arfl_studio.training.methods import MethodSettings, SettingError
+from arfl_studio.training.objective import compute_loss
+from arfl_studio.training.threshold import fit_threshold
 from arfl_studio.training.trainer import NonFiniteLossError, train
 
 log = logging.getLogger(__name__)
@@ -153,6 +156,9 @@ def run_fold(
         "epochs": t.epochs,
         "epochs_completed": 0,
     }
+    positives = sum(int(r.label) == 1 for r in train_records)  # class imbalance of the training fold
+    pos_weight = fold_pos_weight(t.pos_weight, positives, len(train_records) - positives)
+    manifest["pos_weight"] = pos_weight
 
     def write_manifest() -> None:
         if ctx.is_main:
@@ -245,7 +251,7 @@ def run_fold(
         if start_epoch < t.epochs:
             result = train(train_model, optimizer, batches, method, t.epochs, start_epoch=start_epoch, device=device,
                            callback=forward_event, cancel=cancel, evaluate=evaluate, on_epoch_end=on_epoch_end,
-                           amp=t.amp)
+                           amp=t.amp, objective=lambda m, x, y: compute_loss(m, x, y, method, pos_weight))
             status = result.status
         else:
             status = "finished"
@@ -272,10 +278,13 @@ def run_fold(
 
     results: dict[str, Any] = {}
     if ctx.is_main:
-        # The fold's model is trained: anything chosen from the training data (e.g. the decision
-        # threshold, issue 16) belongs here, before the held-out evaluation and save_checkpoint.
+        # The decision threshold is part of the model: chosen on the training folds' images.
+        train_scoring = _loader(train_set, t.eval_batch_size, workers=t.workers, device=device)
+        threshold = fit_threshold(model, train_scoring, t.threshold, device)
         ev = config.evaluation
-        results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold))
+        results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
+                               threshold=threshold.logit)
+        results["threshold"] = threshold.to_dict()
         results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
                                  "bn_route": "clean" if has_dual_bn(model) else None}
         if has_dual_bn(model) and ev.dsbn_oracle:
@@ -284,7 +293,7 @@ def run_fold(
             results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
             results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                       "an oracle that knows which inputs are adversarial; not a deployable figure")
-        save_checkpoint(folder / "model.pt", model, spec)
+        save_checkpoint(folder / "model.pt", model, spec, threshold)
         manifest.update(status="finished", results=results, ended=now(),
                         seconds=round(time.perf_counter() - started, 3) + (previous or {}).get("seconds", 0.0))
         write_manifest()

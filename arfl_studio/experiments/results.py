@@ -6,6 +6,8 @@ have been trained by separate cluster jobs) and writes ``results.json``::
     {"name", "run_dir", "folds", "complete", "reference", "evaluation", "sweep",
      "methods": [{"key", "method", "scheme", "mix_ratio", "robust_weight", "eps", "point", "params",
                   "standard_auc": {"mean", "std", "per_fold"}, "adversarial_auc": {...},
+                  "standard_sensitivity", "standard_specificity", "adversarial_sensitivity",
+                  "adversarial_specificity": {...} (at each fold model's stored decision threshold),
                   "mean_auc", "folds_finished",
                   "oracle_adversarial_auc": {...} (DSBN only, labelled oracle),
                   "p_values": {"standard_auc": {other: p}, "adversarial_auc": {...}, "mean_auc": {...}}}]}
@@ -32,6 +34,8 @@ from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 
 FORMATS = ("csv", "xlsx", "md", "tex")
+# Rates of each fold model at its own decision threshold (chosen on the training folds, stored in model.json).
+RATES = ("standard_sensitivity", "standard_specificity", "adversarial_sensitivity", "adversarial_specificity")
 ORACLE_LABEL = "oracle: DSBN adversarial-BN route (knows which inputs are adversarial; not deployable)"
 
 
@@ -78,6 +82,8 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
                 for name, field_name in (("standard", "standard_auc"), ("adversarial", "adversarial_auc"),
                                          ("oracle", "oracle_adversarial_auc")):
                     per_seed[seed][name][fold] = _nan_to_none(res.get(field_name))
+                for name in RATES:  # at the fold model's stored decision threshold (absent in older runs)
+                    per_seed[seed].setdefault(name, [None] * k)[fold] = _nan_to_none(res.get(name))
         standard, adversarial, oracle = ([_mean_over_seeds(per_seed, name, fold) for fold in range(k)]
                                          for name in ("standard", "adversarial", "oracle"))
         finished = [fold for fold in range(k) if all(per_seed[s]["standard"][fold] is not None or
@@ -95,6 +101,10 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             "adversarial_auc": _summary(adversarial),
             "folds_finished": finished,
         }
+        for name in RATES:
+            values = [_mean_over_seeds(per_seed, name, fold) for fold in range(k)]
+            if any(v is not None for v in values):
+                entry[name] = _summary(values)
         if len(seeds) > 1:
             entry["per_seed"] = {str(s): {"standard_auc": per_seed[s]["standard"],
                                           "adversarial_auc": per_seed[s]["adversarial"]} for _, s in seeds}
@@ -133,7 +143,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
 
 
 def _mean_over_seeds(per_seed: dict, name: str, fold: int) -> float | None:
-    values = [runs[name][fold] for runs in per_seed.values() if runs[name][fold] is not None]
+    values = [runs[name][fold] for runs in per_seed.values() if name in runs and runs[name][fold] is not None]
     return float(np.mean(values)) if values else None
 
 
@@ -179,6 +189,9 @@ def comparison_rows(results: dict) -> list[dict]:
             "mean_auc": m["mean_auc"],
             "folds": len(m["folds_finished"]),
         }
+        for name in RATES:
+            if name in m:
+                row[name] = m[name]["mean"]
         if ref is not None:
             for metric in ("standard_auc", "adversarial_auc", "mean_auc"):
                 row[f"p_{metric}_vs_{ref}"] = None if m["key"] == ref else m["p_values"][metric].get(ref)
@@ -194,6 +207,10 @@ def _pct(mean, std) -> str:
     return f"{100 * mean:.1f}" + (f" ({100 * std:.1f})" if std is not None else "")
 
 
+def _pair(a, b) -> str:
+    return "--" if a is None or b is None else f"{100 * a:.0f} / {100 * b:.0f}"
+
+
 def _pfmt(p) -> str:
     if p is None:
         return ""
@@ -202,14 +219,20 @@ def _pfmt(p) -> str:
 
 def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]:
     ref = results.get("reference")
+    rows = comparison_rows(results)
+    rates = any(row.get("standard_sensitivity") is not None for row in rows)
     header = ["Training method", "Standard AUC", "Adversarial AUC", "Mean AUC"]
+    header += ["Sens / spec", "Adv. sens / spec"] if rates else []
     if ref is not None:
         header += [f"p vs {ref} (standard)", f"p vs {ref} (adversarial)", f"p vs {ref} (mean)"]
     body, notes = [], []
-    for row in comparison_rows(results):
+    for row in rows:
         line = [f"{row['key']}. {row['method']}", _pct(row["standard_auc"], row["standard_auc_std"]),
                 _pct(row["adversarial_auc"], row["adversarial_auc_std"]),
                 "--" if row["mean_auc"] is None else f"{100 * row['mean_auc']:.1f}"]
+        if rates:
+            line += [_pair(row.get(f"{part}_sensitivity"), row.get(f"{part}_specificity"))
+                     for part in ("standard", "adversarial")]
         if ref is not None:
             line += [_pfmt(row.get(f"p_{m}_vs_{ref}")) for m in ("standard_auc", "adversarial_auc", "mean_auc")]
         body.append(line)
@@ -220,6 +243,9 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
     notes.insert(0, f"AUC in % as mean (std) over {results.get('folds')} patient-level folds; adversarial: "
                     f"{ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
                     "p: two-sided Mann-Whitney U on fold AUCs.")
+    if rates:
+        notes.insert(1, "Sens / spec: sensitivity / specificity in % at each fold model's decision threshold "
+                        "(chosen on its training folds, stored in model.json).")
     if not results.get("complete", True):
         notes.append("Incomplete: some folds have not finished.")
     return header, body, notes

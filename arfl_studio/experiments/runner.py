@@ -36,7 +36,7 @@ from arfl_studio.experiments.fold_run import RESUME_FORMAT, FoldEvent, FoldFinis
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
 from arfl_studio.experiments.splits import fold_records, prepare_splits
-from arfl_studio.models.registry import ModelSpec, load_checkpoint
+from arfl_studio.models.registry import DecisionThreshold, ModelSpec, load_checkpoint, load_threshold
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.devices import resolve_device
 from arfl_studio.training.methods import SettingError
@@ -178,9 +178,18 @@ def load_fold_model(run_dir: str | Path, method_key: str, fold: int, seed: int |
 
     ``seed`` picks the training seed of a several-seed run (default: its first seed).
     """
+    return load_checkpoint(_fold_checkpoint(run_dir, method_key, fold, seed))
+
+
+def load_fold_threshold(run_dir: str | Path, method_key: str, fold: int, seed: int | None = None) -> DecisionThreshold:
+    """The decision threshold stored with one fold's model (logit 0 with a note for older runs)."""
+    return load_threshold(_fold_checkpoint(run_dir, method_key, fold, seed))
+
+
+def _fold_checkpoint(run_dir: str | Path, method_key: str, fold: int, seed: int | None) -> Path:
     if seed is None and (Path(run_dir) / "config.toml").is_file():
         seed = seed_folders(load_config(Path(run_dir) / "config.toml"))[0][1]
     path = fold_dir(run_dir, method_key, fold, seed) / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: fold {fold} of {method_key!r} has not finished")
-    return load_checkpoint(path)
+    return path
