@@ -19,7 +19,13 @@ from arfl_studio.evaluation.robustness import evaluate_robustness
 from arfl_studio.evaluation.saliency import blend_overlay, compare_figure, saliency_map
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.results import render_table
-from arfl_studio.experiments.runner import FoldFinished, fold_records, load_fold_model, run_experiment
+from arfl_studio.experiments.runner import (
+    FoldFinished,
+    fold_records,
+    load_fold_model,
+    load_fold_threshold,
+    run_experiment,
+)
 from arfl_studio.experiments.sources import open_source
 from arfl_studio.training.events import EpochEvent
 
@@ -85,10 +91,11 @@ def run_headless_demo(
     reports = {}
     for key in ("A", "F"):
         model, _ = load_fold_model(out, key, 0)
+        threshold = load_fold_threshold(out, key, 0)  # chosen on the fold's training images
         report = evaluate_robustness(model, test_set, attack="pgd", eps=SWEEP_EPS, records=test_records, device="cpu",
-                                     probe_queries=100)
-        reports[key] = report.to_json()
-        print(f"-- method {key}\n{report.table()}")
+                                     probe_queries=100, threshold=threshold.logit)
+        reports[key] = {**report.to_json(), "decision_threshold": threshold.to_dict()}
+        print(f"-- method {key}, decision threshold {threshold.describe()}\n{report.table()}")
     atomic.write_json(out / "headless_demo_attack.json", reports)
 
     print("4/4 saliency maps of the same held-out image, standard vs dual + ARFL")
