@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the headless demo even when a screen is available",
     )
+    parser.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add ARFL Studio to this user's application menu (launcher, icon, AppStream metainfo) and exit",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_all(subparsers)
@@ -60,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command:
         return int(args.func(args) or 0)
+    if args.install_desktop_entry:
+        from arfl_studio.desktop_entry import install_desktop_entry
+
+        written = install_desktop_entry()
+        print(f"installed the launcher {written[0]} and {len(written) - 1} metainfo/icon files")
+        return 0
     if args.screenshot:
         from arfl_studio.gui.app import run_screenshots
 

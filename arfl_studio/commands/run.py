@@ -21,7 +21,8 @@ def register(subparsers) -> None:
         "config's data; writes config.toml, manifest.json, splits.json, results.json and per-fold "
         "metrics/checkpoints into the run folder. Re-run the same command to resume.",
     )
-    parser.add_argument("config", metavar="CONFIG.toml", help="experiment config")
+    parser.add_argument("config", metavar="CONFIG.toml",
+                        help="experiment config, or the name of a bundled example (demo_tiny, cmmd_table3)")
     parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
     parser.add_argument("--fold", type=int, action="append", metavar="K",
                         help="run only fold K (0-based; repeatable) -- for cluster job arrays")
@@ -54,6 +55,7 @@ def _printer(quiet: bool):
 
 def run(args) -> int:
     from arfl_studio import atomic
+    from arfl_studio.bundled import resolve_config
     from arfl_studio.experiments.config import load_config
     from arfl_studio.experiments.results import render_table
     from arfl_studio.experiments.runner import ExperimentError, run_experiment
@@ -61,8 +63,8 @@ def run(args) -> int:
     from arfl_studio.training.methods import SettingError
 
     try:
-        config = load_config(args.config)
-    except (SettingError, ValueError) as exc:
+        config = load_config(resolve_config(args.config))
+    except (SettingError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("runs") / (config.name or Path(args.config).stem)

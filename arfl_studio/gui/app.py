@@ -5,7 +5,20 @@ from __future__ import annotations
 import os
 import sys
 
+from arfl_studio import __version__
+from arfl_studio.bundled import APP_ID, ICON_SIZES, icon_path
 from arfl_studio.gui.settings_store import APPLICATION, ORGANIZATION
+
+
+def _window_icon():
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    for size in ICON_SIZES:
+        path = icon_path(size)
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
 
 
 def make_app(argv: list[str] | None = None):
@@ -17,6 +30,9 @@ def make_app(argv: list[str] | None = None):
         app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)  # Wayland/X11 match the window to the installed launcher and icon
+    app.setWindowIcon(_window_icon())
     import pyqtgraph as pg
 
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")  # software raster: AA paints cost 3-4x
