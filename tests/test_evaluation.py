@@ -71,22 +71,40 @@ def test_gradient_masked_model_is_flagged(model_and_data):
 
 def test_sanity_checks_each_rule():
     names = lambda ws: {w.name for w in ws}  # noqa: E731
-    ok = sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01, 0.1], adversarial_auc=[0.6, 0.1],
-                       probes={"fgsm": {0.01: 0.7, 0.1: 0.3}, "square": {0.01: 0.8, 0.1: 0.2}}, large_eps=(0.1, 0.1))
+
+    def m(auc, acc):
+        return {"auc": auc, "accuracy": acc}
+
+    ok = sanity_checks(attack="pgd", clean=m(0.9, 0.8), adversarial={0.01: m(0.6, 0.5), 0.1: m(0.1, 0.1)},
+                       probes={"fgsm": {0.01: m(0.7, 0.6), 0.1: m(0.3, 0.2)}, "square": {0.01: m(0.8, 0.7), 0.1: m(0.2, 0.2)}},
+                       large_eps={"eps": 0.5, "auc": 0.0, "accuracy": 0.05}, n=100)
     assert ok == []
-    assert names(sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01, 0.1], adversarial_auc=[0.3, 0.6])) == {
-        "auc_rises_with_eps"}
-    assert names(sanity_checks(attack="apgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.6],
-                               probes={"fgsm": {0.01: 0.4}})) == {"pgd_weaker_than_fgsm"}
-    assert names(sanity_checks(attack="fgsm", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.4],
-                               probes={"pgd": {0.01: 0.6}})) == {"pgd_weaker_than_fgsm"}
-    assert names(sanity_checks(attack="square", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.2],
+    assert names(sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.3, 0.1: 0.6})) == {"auc_rises_with_eps"}
+    assert names(sanity_checks(attack="pgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.3, 0.2), 0.1: m(0.2, 0.5)},
+                               n=100)) == {"accuracy_rises_with_eps"}
+    assert names(sanity_checks(attack="apgd", clean=0.9, adversarial={0.01: 0.6}, probes={"fgsm": {0.01: 0.4}})) == {
+        "pgd_weaker_than_fgsm"}
+    # an accuracy failure alone is caught (AUC equal), at any eps of the sweep
+    acc_only = sanity_checks(attack="apgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.5, 0.6), 0.03: m(0.1, 0.457)},
+                             probes={"fgsm": {0.01: m(0.5, 0.6), 0.03: m(0.1, 0.386)}}, n=100)
+    assert names(acc_only) == {"pgd_weaker_than_fgsm"} and "0.457 vs 0.386" in acc_only[0].message
+    # ... but one image of difference is not a failure
+    assert sanity_checks(attack="apgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.5, 0.6)},
+                         probes={"fgsm": {0.01: m(0.5, 0.57)}}, n=32) == []
+    assert names(sanity_checks(attack="fgsm", clean=0.9, adversarial={0.01: 0.4}, probes={"pgd": {0.01: 0.6}})) == {
+        "pgd_weaker_than_fgsm"}
+    assert names(sanity_checks(attack="square", clean=0.9, adversarial={0.01: 0.2},
                                probes={"pgd": {0.01: 0.6}, "fgsm": {0.01: 0.7}})) == {"gradient_free_beats_white_box"}
-    assert names(sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.85],
-                               large_eps=(0.3, 0.8))) == {"large_eps_not_broken"}
-    ws = sanity_checks(attack="pgd", clean_auc=0.9, eps=[0.01], adversarial_auc=[0.5], zero_gradients=2,
-                       nan_gradients=1, nan_outputs=3, n=10)
-    assert names(ws) == {"zero_input_gradients", "nan_input_gradients", "nan_outputs"}
+    # the ensemble compares its own members
+    assert names(sanity_checks(attack="worst", clean=0.9, adversarial={0.01: 0.2},
+                               members={"pgd-strong": {0.01: 0.6}, "apgd": {0.01: 0.5}, "square": {0.01: 0.2}})) == {
+        "gradient_free_beats_white_box"}
+    for big in ({"eps": 0.5, "auc": 0.47, "accuracy": 0.1}, {"eps": 0.5, "auc": 0.0, "accuracy": 0.5}):
+        assert names(sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.85}, large_eps=big)) == {
+            "large_eps_not_broken"}
+    ws = sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.5}, n=10,
+                       gradients={"zero_images": 2, "nan_images": 1, "sparse_images": 3}, nan_outputs=3)
+    assert names(ws) == {"zero_input_gradients", "sparse_input_gradients", "nan_input_gradients", "nan_outputs"}
     assert {w.severity for w in ws if w.name.startswith("nan")} == {"error"}
 
 
@@ -97,8 +115,9 @@ def test_dataset_input_records_and_callback(model_and_data):
     events = []
     report = evaluate_robustness(model, dataset, attack="fgsm", eps=0.1, records=records, probes=False,
                                  large_eps=None, batch_size=4, callback=events.append)
-    assert [e.done for e in events if e.stage == "attack"] == [1, 2, 3]
-    assert events[-1].stage == "done"
+    assert events[-1].stage == "done" and events[-1].done == events[-1].total
+    done = [e.done for e in events]
+    assert done == sorted(done) and all(e.batches == 3 for e in events)
     flips = report.flipped(0.1)
     assert flips and all(f["id"] == f"case{f['index']}.dcm" and "patient_id" in f for f in flips)
     # the same numbers from the tensor API
@@ -152,3 +171,36 @@ def test_bad_settings(model_and_data):
         evaluate_robustness(model, x, y, eps=[-0.1])
     with pytest.raises(ValueError):
         evaluate_robustness(model, x, None, eps=0.1)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "apgd"])
+def test_flipped_cases_are_reproducible_from_the_kept_delta(model_and_data, attack):
+    model, x, y = model_and_data
+    report = evaluate_robustness(model, x, y, attack=attack, eps=[0.03], steps=5, probes=False, large_eps=None,
+                                 batch_size=8)
+    flips = report.flipped(0.03)
+    assert flips
+    for case in flips:
+        i = case["index"]
+        delta = report.case_delta(0.03, i)
+        assert case["delta_kept"] and delta.dtype == np.float16 and delta.shape == tuple(x.shape[1:])
+        assert np.abs(delta.astype(np.float32)).max() <= 0.03 + 1e-3
+        settings = case["attack_settings"]
+        assert settings["attack"] == attack and settings["eps"] == 0.03 and settings["steps"] == 5
+        assert {"restarts", "step_size", "loss", "seed", "clamp", "threshold_logit"} <= set(settings)
+        x_adv = report.adversarial_input(0.03, i, x[i])  # what the viewer does, one image alone
+        assert (x_adv - x[i]).abs().max() <= 0.03 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+        with torch.no_grad():
+            z = model(x_adv[None]).item()
+        assert z == pytest.approx(case["adversarial_logit"], abs=1e-4)
+    assert report.case_delta(0.03, next(i for i in range(len(x)) if i not in {c["index"] for c in flips})) is None
+    json.dumps(report.to_json(), allow_nan=False)  # deltas stay out of the JSON
+
+
+def test_delta_budget_limits_what_is_kept(model_and_data):
+    model, x, y = model_and_data
+    one = x[0].numel() * 2 / 2**20  # MB of one float16 delta
+    report = evaluate_robustness(model, x, y, attack="fgsm", eps=[0.1], probes=False, large_eps=None,
+                                 delta_budget_mb=2.5 * one)
+    flips = report.flipped(0.1)
+    assert len(flips) > 2 and sum(c["delta_kept"] for c in flips) == 2

@@ -55,16 +55,25 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     parser.add_argument("--method", action="append", metavar="KEY", help="run folder: method key(s) to evaluate")
     parser.add_argument("--fold", type=int, action="append", metavar="K", help="run folder: fold(s) to evaluate")
-    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd")
+    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square", "worst"], default="pgd",
+                        help="worst: pgd-strong + apgd (margin) + square, each image's worst case")
     parser.add_argument("--eps", default="1e-4", help="radius or comma-separated sweep, e.g. 1e-4,1e-3,1e-2,1e-1")
-    parser.add_argument("--steps", type=int, help="iterations (pgd 10, pgd-strong/apgd 100 by default)")
-    parser.add_argument("--restarts", type=int, help="random restarts (pgd 1, pgd-strong 5, apgd 1)")
+    parser.add_argument("--steps", type=int, help="iterations (pgd 10, pgd-strong/apgd/worst 100 by default)")
+    parser.add_argument("--restarts", type=int, help="random restarts (pgd 1, pgd-strong 5, apgd 1, worst's pgd 5)")
+    parser.add_argument("--loss", choices=["margin", "ce", "both"], default="margin",
+                        help="apgd loss: the logit margin (default), BCE (AutoAttack's APGD-CE) or both (worse case)")
     parser.add_argument("--step-size", type=float, help="pgd/pgd-strong step size (default 2.5 eps / steps)")
-    parser.add_argument("--queries", type=int, help="square: query budget (default 1000)")
+    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000)")
     parser.add_argument("--threshold", type=float, help="decision threshold as a logit (default: checkpoint's, else 0)")
     parser.add_argument("--no-probes", action="store_true", help="skip the reference attacks of the sanity checks")
+    parser.add_argument("--probes", metavar="LIST",
+                        help="reference attacks of the sanity checks, comma-separated from fgsm,pgd,square "
+                             "(default: fgsm,square; fgsm,pgd for square; fgsm for worst)")
     parser.add_argument("--probe-queries", type=int, default=200, help="queries of the Square probe (default 200)")
-    parser.add_argument("--large-eps", type=float, default=0.3, help="eps of the 'breaks at large eps' check (0: off)")
+    parser.add_argument("--probe-images", type=int, metavar="N",
+                        help="run the sanity-check attacks on N evenly spaced images only (default: all)")
+    parser.add_argument("--large-eps", type=float, default=0.5,
+                        help="eps of the 'breaks at large eps' check (default 0.5; 0: off)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show-flipped", type=int, default=10, metavar="N", help="print at most N flipped cases")
@@ -121,18 +130,28 @@ def _evaluate(model, dataset, records, args, threshold: float):
     from arfl_studio.evaluation import evaluate_robustness
 
     def progress(event) -> None:
-        if event.stage == "attack" and sys.stderr.isatty():
-            print(f"\r  batch {event.done}/{event.total}", end="", file=sys.stderr, flush=True)
+        if event.stage != "done" and sys.stderr.isatty():
+            eta = f", ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
+            print(f"\r  {100 * event.fraction:3.0f}% {event.message}{eta}\033[K", end="", file=sys.stderr, flush=True)
 
     report = evaluate_robustness(
         model, dataset, attack=args.attack, eps=_eps_list(args.eps), steps=args.steps, restarts=args.restarts,
-        step_size=args.step_size, queries=args.queries, threshold=threshold, records=records,
-        probes=not args.no_probes, probe_queries=args.probe_queries, large_eps=args.large_eps or None,
-        batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress,
+        step_size=args.step_size, queries=args.queries, loss=args.loss, threshold=threshold, records=records,
+        probes=_probes(args), probe_queries=args.probe_queries, probe_images=args.probe_images,
+        large_eps=args.large_eps or None, batch_size=args.batch_size, device=args.device, seed=args.seed,
+        callback=progress,
     )
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return report
+
+
+def _probes(args):
+    if args.no_probes:
+        return False
+    if args.probes is None:
+        return True
+    return [p for p in args.probes.replace(" ", "").split(",") if p]
 
 
 def _print(report, title: str, show: int) -> None:
@@ -140,7 +159,9 @@ def _print(report, title: str, show: int) -> None:
     print(report.table())
     for e in report.eps:
         flips = report.flipped(e)
-        if flips and show:
+        if not flips:
+            print(f"  nothing flipped at eps={e:g}: {report.shift_summary(e)['empty_reason']}")
+        elif show:
             print(f"  flipped at eps={e:g}: {len(flips)}")
             for case in flips[:show]:
                 name = case.get("id", case["index"])
@@ -201,18 +222,24 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
             summary.setdefault(key, []).append(report)
     if not evaluations:
         raise SystemExit(f"error: no finished fold models under {run_dir} for methods {keys}")
-    import numpy as np
-
     table = {}
     for key, reports in summary.items():
         eps = reports[0].eps
         table[key] = {
             "folds": len(reports),
-            "clean_auc_mean": float(np.nanmean([r.clean["auc"] for r in reports])),
-            "adversarial_auc_mean": {f"{e:g}": float(np.nanmean([r.adversarial(e)["auc"] for r in reports])) for e in eps},
+            "clean_auc_mean": _nanmean([r.clean["auc"] for r in reports]),
+            "adversarial_auc_mean": {f"{e:g}": _nanmean([r.adversarial(e)["auc"] for r in reports]) for e in eps},
             "warnings": sorted({w.name for r in reports for w in r.warnings}),
         }
     return {"kind": "run", "run_dir": str(run_dir), "evaluations": evaluations, "summary": table}
+
+
+def _nanmean(values) -> float | None:
+    """Mean over the defined values (None when none is: JSON null, not NaN)."""
+    import math
+
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
 
 
 def run(args) -> int:
@@ -232,6 +259,8 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        write_json(args.json, result)
+        from arfl_studio.evaluation.report import finite_json
+
+        write_json(args.json, finite_json(result))  # valid JSON: no NaN / Infinity
         print(f"JSON written to {args.json}")
     return 0

@@ -7,19 +7,28 @@ to the input only.
 
 For one logit z, a label y in {0, 1} and a decision threshold t (a logit, 0 by
 default) the per-sample *margin* is ``-(2y - 1) * (z - t)``: it is positive exactly
-when the prediction at the threshold is wrong. The sign of its input gradient is the
-sign of the BCE loss's input gradient, but it never underflows to zero for very
+when the prediction at the threshold is wrong. BCE is a monotone function of it, so
+the sign of its input gradient is BCE's, but it never underflows to zero for very
 confident predictions (BCE's gradient ``sigmoid(z) - y`` rounds to 0 in float32 once
-|z| > ~17), so the stronger attacks here use it.
+|z| > ~17). Every attack here ascends the margin unless told otherwise.
 
-- ``fgsm`` / ``pgd``: the engine's attacks (BCE objective, as in training).
-- ``pgd-strong``: the engine's PGD with many steps, several random restarts and the
-  margin objective; each sample keeps the restart with the highest margin.
+- ``fgsm`` / ``pgd``: the engine's attacks (margin objective, as in training).
+- ``pgd-strong``: the engine's PGD with many steps and several random restarts; each
+  sample keeps the restart with the highest margin.
 - ``apgd``: Auto-PGD (Croce & Hein 2020) — momentum 0.75, a step size that starts at
   2 eps and halves at checkpoints when progress stalls, restarts from the best point;
-  CE (BCE) loss by default (APGD-CE), ``loss="margin"`` optional.
+  margin loss by default (``loss="ce"`` is AutoAttack's APGD-CE, which stalls on
+  confident samples; ``"both"`` runs both and keeps each sample's worse case).
 - ``square``: the gradient-free Square Attack (Andriushchenko et al. 2020), L-inf,
   batched, with a query budget; a probe for gradient masking.
+- ``worst``: the ensemble pgd-strong + apgd (margin) + square, keeping each sample's
+  largest margin. Unlike AutoAttack it does not stop at the first misclassification:
+  AUC depends on how far every score moves. Decreasing positives' and raising
+  negatives' scores can only lower AUC and accuracy, so the ensemble is never weaker
+  than any member, per sample and in AUC / accuracy.
+
+Every attack takes ``on_step(name, done, total)``, called after each gradient step or
+query: the evaluation reports progress through it and raises from it to cancel.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from arfl_studio.training.attacks import (
+    StepHook,
     attack_mode,
     fgsm_attack,
     input_gradient,
@@ -45,13 +55,15 @@ from arfl_studio.training.attacks import (
 
 ClampRange = tuple[float, float] | None
 
-ATTACKS = ("fgsm", "pgd", "pgd-strong", "apgd", "square")
+ATTACKS = ("fgsm", "pgd", "pgd-strong", "apgd", "square", "worst")
 WHITE_BOX = ("fgsm", "pgd", "pgd-strong", "apgd")
 GRADIENT_FREE = ("square",)
+ENSEMBLE_MEMBERS = ("pgd-strong", "apgd", "square")  # the members of ``worst``
+APGD_LOSSES = ("margin", "ce", "both")
 
 # Defaults per attack (the CLI and evaluate_robustness use them when not overridden).
-DEFAULT_STEPS = {"pgd": 10, "pgd-strong": 100, "apgd": 100}
-DEFAULT_RESTARTS = {"pgd": 1, "pgd-strong": 5, "apgd": 1}
+DEFAULT_STEPS = {"pgd": 10, "pgd-strong": 100, "apgd": 100, "worst": 100}
+DEFAULT_RESTARTS = {"pgd": 1, "pgd-strong": 5, "apgd": 1, "worst": 5}
 DEFAULT_QUERIES = 1000
 
 
@@ -72,6 +84,11 @@ def _checkpoints(steps: int) -> list[int]:
     return sorted({int(math.ceil(q * steps)) for q in p if q <= 1})
 
 
+def _margin_of(model: nn.Module, x_adv: torch.Tensor, targets: torch.Tensor, threshold: float) -> torch.Tensor:
+    with torch.no_grad():
+        return margin(model(x_adv).float(), targets, threshold)
+
+
 def apgd_attack(
     model: nn.Module,
     x: torch.Tensor,
@@ -79,66 +96,87 @@ def apgd_attack(
     eps: float,
     steps: int = 100,
     restarts: int = 1,
-    loss: str = "ce",
+    loss: str = "margin",
     clamp: ClampRange = (0.0, 1.0),
     threshold: float = 0.0,
     rho: float = 0.75,
     momentum: float = 0.75,
     generator: torch.Generator | None = None,
+    on_step: StepHook | None = None,
 ) -> torch.Tensor:
-    """Auto-PGD (Croce & Hein 2020, Alg. 1) for one logit; returns the highest-loss point per sample."""
+    """Auto-PGD (Croce & Hein 2020, Alg. 1) for one logit; returns the highest-loss point per sample.
+
+    ``loss``: ``"margin"`` (default), ``"ce"`` (BCE: AutoAttack's APGD-CE) or ``"both"``
+    (both runs, each sample keeps the one with the larger margin).
+    """
     if not eps >= 0 or steps < 1 or restarts < 1:
         raise ValueError(f"apgd needs eps >= 0, steps >= 1, restarts >= 1 (got {eps}, {steps}, {restarts})")
-    if loss not in ("ce", "margin"):
-        raise ValueError(f"apgd loss must be 'ce' or 'margin', got {loss!r}")
+    if loss not in APGD_LOSSES:
+        raise ValueError(f"apgd loss must be one of {APGD_LOSSES}, got {loss!r}")
     x = x.detach().float()
     if eps == 0:
         return x.clone()
-    objective = bce_objective(targets) if loss == "ce" else margin_objective(targets, threshold)
-    checks = set(_checkpoints(steps)) - {0}
-    best_adv, best_loss = x.clone(), None
+    losses = ["margin", "ce"] if loss == "both" else [loss]
+    total = len(losses) * restarts * steps
+    best_adv, best_margin = x.clone(), None
     with attack_mode(model):
-        for _ in range(restarts):
-            noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device)
-            x_k = project(x + (noise.to(x.device) * 2 - 1) * eps, x, eps, clamp)
-            eta = torch.full((len(x),), 2.0 * eps, device=x.device)
-            loss_k, grad = _loss_and_grad(model, x_k, objective)
-            x_max, f_max = x_k.clone(), loss_k.clone()
-            x_prev = x_k.clone()
-            # first step: plain projected gradient step
-            x_next = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
-            last_check, improved = 0, torch.zeros(len(x), device=x.device)
-            loss_prev = loss_k
-            f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
-            for k in range(1, steps + 1):
-                x_prev, x_k = x_k, x_next
-                loss_k, grad = _loss_and_grad(model, x_k, objective)
-                better = loss_k > f_max
-                improved += (loss_k > loss_prev).float()  # steps that raised the loss (condition 1)
-                x_max = torch.where(per_sample(better, x), x_k, x_max)
-                f_max = torch.where(better, loss_k, f_max)
-                if k in checks:
-                    window = k - last_check
-                    cond1 = improved < rho * window
-                    cond2 = (eta == eta_at_check) & (f_max == f_max_at_check)
-                    halve = cond1 | cond2
-                    eta = torch.where(halve, eta / 2, eta)
-                    x_k = torch.where(per_sample(halve, x), x_max, x_k)
-                    if halve.any():  # restart momentum from the best point
-                        x_prev = torch.where(per_sample(halve, x), x_max, x_prev)
-                    last_check, improved = k, torch.zeros_like(improved)
-                    f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
-                    if halve.any():
-                        loss_k, grad = _loss_and_grad(model, x_k, objective)
-                loss_prev = loss_k
-                z = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
-                x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev), x, eps, clamp)
-            final_loss, _ = _loss_and_grad(model, x_next, objective)
-            better = final_loss > f_max
-            x_max = torch.where(per_sample(better, x), x_next, x_max)
-            f_max = torch.where(better, final_loss, f_max)
-            best_adv, best_loss = keep_worst(best_adv, best_loss, x_max, f_max)
+        for i, name in enumerate(losses):
+            objective = bce_objective(targets) if name == "ce" else margin_objective(targets, threshold)
+            for r in range(restarts):
+                offset = (i * restarts + r) * steps
+
+                def hook(_name, done, _total, offset=offset):
+                    if on_step is not None:
+                        on_step("apgd" if name == "margin" else "apgd-ce", offset + done, total)
+
+                x_max = _apgd_run(model, x, objective, eps, steps, clamp, rho, momentum, generator, hook)
+                # restarts and losses compete on the margin (CE is a monotone function of it)
+                best_adv, best_margin = keep_worst(best_adv, best_margin, x_max,
+                                                   _margin_of(model, x_max, targets, threshold))
     return best_adv.detach()
+
+
+def _apgd_run(model, x, objective, eps, steps, clamp, rho, momentum, generator, on_step) -> torch.Tensor:
+    """One APGD run from a random start; the highest-objective point per sample."""
+    checks = set(_checkpoints(steps)) - {0}
+    noise = torch.rand(x.shape, generator=generator, device="cpu" if generator is None else generator.device)
+    x_k = project(x + (noise.to(x.device) * 2 - 1) * eps, x, eps, clamp)
+    eta = torch.full((len(x),), 2.0 * eps, device=x.device)
+    loss_k, grad = _loss_and_grad(model, x_k, objective)
+    x_max, f_max = x_k.clone(), loss_k.clone()
+    x_prev = x_k.clone()
+    # first step: plain projected gradient step
+    x_next = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
+    last_check, improved = 0, torch.zeros(len(x), device=x.device)
+    loss_prev = loss_k
+    f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
+    for k in range(1, steps + 1):
+        x_prev, x_k = x_k, x_next
+        loss_k, grad = _loss_and_grad(model, x_k, objective)
+        better = loss_k > f_max
+        improved += (loss_k > loss_prev).float()  # steps that raised the loss (condition 1)
+        x_max = torch.where(per_sample(better, x), x_k, x_max)
+        f_max = torch.where(better, loss_k, f_max)
+        if k in checks:
+            window = k - last_check
+            cond1 = improved < rho * window
+            cond2 = (eta == eta_at_check) & (f_max == f_max_at_check)
+            halve = cond1 | cond2
+            eta = torch.where(halve, eta / 2, eta)
+            x_k = torch.where(per_sample(halve, x), x_max, x_k)
+            if halve.any():  # restart momentum from the best point
+                x_prev = torch.where(per_sample(halve, x), x_max, x_prev)
+            last_check, improved = k, torch.zeros_like(improved)
+            f_max_at_check, eta_at_check = f_max.clone(), eta.clone()
+            if halve.any():
+                loss_k, grad = _loss_and_grad(model, x_k, objective)
+        loss_prev = loss_k
+        z = project(x_k + per_sample(eta, x) * grad.sign(), x, eps, clamp)
+        x_next = project(x_k + momentum * (z - x_k) + (1 - momentum) * (x_k - x_prev), x, eps, clamp)
+        on_step("apgd", k, steps)
+    final_loss, _ = _loss_and_grad(model, x_next, objective)
+    better = final_loss > f_max
+    return torch.where(per_sample(better, x), x_next, x_max)
 
 
 def _p_selection(p_init: float, it: int, n_queries: int) -> float:
@@ -161,6 +199,7 @@ def square_attack(
     clamp: ClampRange = (0.0, 1.0),
     threshold: float = 0.0,
     generator: torch.Generator | None = None,
+    on_step: StepHook | None = None,
 ) -> torch.Tensor:
     """Square Attack, L-inf (Andriushchenko et al. 2020), batched; no gradients at all.
 
@@ -186,6 +225,8 @@ def square_attack(
         delta = stripes.expand_as(x).clone()
         x_best = project(x + delta, x, eps, clamp)
         best = margin(model(x_best).float(), targets, threshold)
+        if on_step is not None:
+            on_step("square", 1, queries)
         rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
         for i in range(queries - 1):
             p = _p_selection(p_init, i, queries)
@@ -202,7 +243,44 @@ def square_attack(
             better = score > best
             x_best = torch.where(per_sample(better, x), x_new, x_best)
             best = torch.where(better, score, best)
+            if on_step is not None:
+                on_step("square", i + 2, queries)
     return x_best.detach()
+
+
+def worst_case_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+    *,
+    steps: int = DEFAULT_STEPS["worst"],
+    restarts: int = DEFAULT_RESTARTS["worst"],
+    step_size: float | None = None,
+    queries: int = DEFAULT_QUERIES,
+    clamp: ClampRange = (0.0, 1.0),
+    threshold: float = 0.0,
+    generator: torch.Generator | None = None,
+    on_step: StepHook | None = None,
+    members_out: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The ensemble of :data:`ENSEMBLE_MEMBERS`: each sample keeps the member output with the largest margin.
+
+    ``steps`` applies to pgd-strong and apgd, ``restarts`` to pgd-strong, ``queries``
+    to square. ``members_out`` (a dict) receives each member's adversarial examples.
+    """
+    x = x.detach().float()
+    targets = targets.to(x.device).float()
+    best_adv, best_margin = x.clone(), None
+    for member in ENSEMBLE_MEMBERS:
+        adv = run_attack(model, x, targets, member, eps, steps=steps, restarts=restarts if member == "pgd-strong" else 1,
+                         step_size=step_size, queries=queries, clamp=clamp, threshold=threshold, generator=generator,
+                         on_step=on_step)
+        if members_out is not None:
+            members_out[member] = adv
+        with attack_mode(model):
+            best_adv, best_margin = keep_worst(best_adv, best_margin, adv, _margin_of(model, adv, targets, threshold))
+    return best_adv.detach()
 
 
 def run_attack(
@@ -216,31 +294,40 @@ def run_attack(
     restarts: int | None = None,
     step_size: float | None = None,
     queries: int | None = None,
+    loss: str = "margin",
     clamp: ClampRange = (0.0, 1.0),
     threshold: float = 0.0,
     generator: torch.Generator | None = None,
+    on_step: StepHook | None = None,
+    members_out: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Adversarial examples for ``attack`` in :data:`ATTACKS` at radius ``eps``."""
+    """Adversarial examples for ``attack`` in :data:`ATTACKS` at radius ``eps``.
+
+    ``loss`` is APGD's (``margin``, ``ce`` or ``both``); the other attacks use the margin.
+    ``members_out`` is filled with the members' outputs when ``attack == "worst"``.
+    """
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
     targets = targets.to(x.device).float()
+    objective = margin_objective(targets, threshold)
     if attack == "fgsm":
-        return fgsm_attack(model, x, targets, eps, clamp=clamp)
-    if attack == "pgd":
+        return fgsm_attack(model, x, targets, eps, clamp=clamp, objective=objective, on_step=on_step)
+    if attack in ("pgd", "pgd-strong"):
         return pgd_attack(
-            model, x, targets, eps, steps=steps or DEFAULT_STEPS["pgd"], step_size=step_size,
-            restarts=restarts or DEFAULT_RESTARTS["pgd"], clamp=clamp, generator=generator,
-        )
-    if attack == "pgd-strong":
-        return pgd_attack(
-            model, x, targets, eps, steps=steps or DEFAULT_STEPS["pgd-strong"], step_size=step_size,
-            restarts=restarts or DEFAULT_RESTARTS["pgd-strong"], clamp=clamp,
-            objective=margin_objective(targets, threshold), generator=generator,
+            model, x, targets, eps, steps=steps or DEFAULT_STEPS[attack], step_size=step_size,
+            restarts=restarts or DEFAULT_RESTARTS[attack], clamp=clamp, objective=objective, generator=generator,
+            on_step=on_step, name=attack,
         )
     if attack == "apgd":
         return apgd_attack(
             model, x, targets, eps, steps=steps or DEFAULT_STEPS["apgd"], restarts=restarts or DEFAULT_RESTARTS["apgd"],
-            clamp=clamp, threshold=threshold, generator=generator,
+            loss=loss, clamp=clamp, threshold=threshold, generator=generator, on_step=on_step,
+        )
+    if attack == "worst":
+        return worst_case_attack(
+            model, x, targets, eps, steps=steps or DEFAULT_STEPS["worst"], restarts=restarts or DEFAULT_RESTARTS["worst"],
+            step_size=step_size, queries=queries or DEFAULT_QUERIES, clamp=clamp, threshold=threshold,
+            generator=generator, on_step=on_step, members_out=members_out,
         )
     return square_attack(model, x, targets, eps, queries=queries or DEFAULT_QUERIES, clamp=clamp,
-                         threshold=threshold, generator=generator)
+                         threshold=threshold, generator=generator, on_step=on_step)

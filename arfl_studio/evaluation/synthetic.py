@@ -59,3 +59,37 @@ class QuantizedInput(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         return self.model(torch.floor(x * self.levels) / self.levels, return_features=return_features)
+
+
+class StaircaseInput(nn.Module):
+    """Partial gradient masking on purpose: a saturating staircase (sum of tanh(sharpness * (x - k/levels))).
+
+    The staircase is differentiable, but tanh saturates to exactly +-1 in float32 a
+    little away from each step, so most pixels get an input gradient of exactly 0 and
+    the rest point only towards the nearest step; gradient attacks mostly stall.
+    """
+
+    def __init__(self, model: nn.Module, levels: int = 8, sharpness: float = 1000.0):
+        super().__init__()
+        self.model, self.levels, self.sharpness = model, levels, sharpness
+        self.feature_layer = getattr(model, "feature_layer", "model")
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        steps = torch.arange(1, self.levels, device=x.device, dtype=x.dtype) / self.levels
+        q = (torch.tanh(self.sharpness * (x.unsqueeze(-1) - steps)) + 1).sum(-1) / (2 * (self.levels - 1))
+        return self.model(q, return_features=return_features)
+
+
+class ScaledLogit(nn.Module):
+    """The same model with its logit multiplied by ``scale``: identical decisions, BCE gradients that underflow."""
+
+    def __init__(self, model: nn.Module, scale: float = 1e4):
+        super().__init__()
+        self.model, self.scale = model, scale
+        self.feature_layer = getattr(model, "feature_layer", "model")
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        if return_features:
+            logits, features = self.model(x, return_features=True)
+            return logits * self.scale, features
+        return self.model(x) * self.scale

@@ -1,7 +1,11 @@
-"""White-box L-infinity attacks on single-logit binary classifiers (BCE loss).
+"""White-box L-infinity attacks on single-logit binary classifiers.
 
-Attacks work in the model's input space (pixels in [0, 1] for mammograms, raw
-coordinates for two-moon). While a perturbation is made the model is in eval mode;
+The attacks ascend the logit margin ``-(2y - 1) * (z - t)`` (see :func:`margin_objective`):
+for one logit BCE is a monotone function of it, so the sign steps are BCE's, but its
+gradient never underflows for confident predictions. Attacks work in the model's input
+space: pixels in [0, 1] for mammograms (image batches ``(N, C, H, W)`` are clamped to
+[0, 1] unless told otherwise), raw coordinates for two-moon (feature vectors are not
+clamped). While a perturbation is made the model is in eval mode;
 afterwards every module gets back its own mode (a global ``model.train()`` would
 unfreeze batch-norm layers frozen on purpose). Gradients are taken with respect to
 the input only, so parameter ``.grad`` is never touched. Attacks run in float32
@@ -20,6 +24,20 @@ import torch.nn.functional as F
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # logits -> per-sample loss to maximise
 ClampRange = tuple[float, float] | None
+# Called after every step (gradient step or query) as on_step(attack name, steps done, steps in total);
+# the evaluation uses it for progress and raises from it to stop an attack at once (cancel).
+StepHook = Callable[[str, int, int], None]
+PIXEL_RANGE = (0.0, 1.0)
+AUTO = "auto"
+
+
+def resolve_clamp(clamp: ClampRange | str, x: torch.Tensor) -> ClampRange:
+    """``"auto"``: image batches (N, C, H, W) are pixels in [0, 1]; feature vectors are not clamped."""
+    if isinstance(clamp, str):
+        if clamp != AUTO:
+            raise ValueError(f"clamp must be (low, high), None or 'auto', got {clamp!r}")
+        return PIXEL_RANGE if x.dim() >= 4 else None
+    return clamp
 
 
 @contextlib.contextmanager
@@ -104,17 +122,21 @@ def fgsm_attack(
     x: torch.Tensor,
     targets: torch.Tensor,
     eps: float,
-    clamp: ClampRange = None,
+    clamp: ClampRange | str = AUTO,
     objective: Objective | None = None,
+    on_step: StepHook | None = None,
 ) -> torch.Tensor:
-    """Fast gradient sign method: one step of size eps along sign(grad_x BCE)."""
+    """Fast gradient sign method: one step of size eps along the sign of the margin's input gradient."""
     _check(eps)
     if eps == 0:
         return x.detach().clone()
+    clamp = resolve_clamp(clamp, x)
     objective = objective or margin_objective(targets)
     x = x.detach().float()
     with attack_mode(model):
         grad, _ = input_gradient(model, x, objective)
+    if on_step is not None:
+        on_step("fgsm", 1, 1)
     return project(x + eps * grad.sign(), x, eps, clamp).detach()
 
 
@@ -127,32 +149,38 @@ def pgd_attack(
     step_size: float | None = None,
     random_start: bool = True,
     restarts: int = 1,
-    clamp: ClampRange = None,
+    clamp: ClampRange | str = AUTO,
     objective: Objective | None = None,
     generator: torch.Generator | None = None,
+    on_step: StepHook | None = None,
+    name: str = "pgd",
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al.) in the L-inf ball of radius eps.
 
     ``step_size`` defaults to 2.5 * eps / steps. With several restarts each sample
-    keeps the perturbation that reached the highest loss.
+    keeps the perturbation that reached the highest loss. ``on_step`` is called after
+    every step with ``name``.
     """
     _check(eps, steps, restarts)
     if eps == 0:
         return x.detach().clone()
+    clamp = resolve_clamp(clamp, x)
     objective = objective or margin_objective(targets)
     step_size = 2.5 * eps / steps if step_size is None else step_size
     x = x.detach().float()
     best_adv, best_loss = x.clone(), None
     with attack_mode(model):
-        for _ in range(restarts):
+        for restart in range(restarts):
             x_adv = x.clone()
             if random_start:
                 device = x.device if generator is None else generator.device
                 noise = torch.rand(x.shape, generator=generator, device=device).to(x.device)
                 x_adv = project(x + (noise * 2 - 1) * eps, x, eps, clamp)
-            for _ in range(steps):
+            for k in range(steps):
                 grad, _ = input_gradient(model, x_adv, objective)
                 x_adv = project(x_adv + step_size * grad.sign(), x, eps, clamp)
+                if on_step is not None:
+                    on_step(name, restart * steps + k + 1, restarts * steps)
             if restarts == 1:
                 return x_adv.detach()  # nothing to compare: skip scoring it (one forward pass)
             with torch.no_grad(), _float32(x_adv):
