@@ -1,20 +1,19 @@
-"""Reading one DICOM mammogram: pixels display-ready in [0, 1], tissue bright.
+"""Reading one DICOM mammogram: what its header says, and its pixels display-ready in [0, 1].
 
-Order of operations (DICOM PS3.3 C.11 and PS3.4 N.2):
-modality LUT (Rescale Slope/Intercept or Modality LUT Sequence) -> VOI (VOI LUT
-Sequence, else Window Centre/Width with LINEAR, LINEAR_EXACT or SIGMOID, else
-min-max) -> invert MONOCHROME1 so tissue is always bright.
-
-Memory: the stored integers are converted to float32 once and every later step
-works in place, so preprocessing a 3328x2560 16-bit image stays a few times its
-raw size (pydicom's ``apply_windowing`` works in float64, hence our own windowing;
-pydicom's functions are used for the LUT sequences).
+``read_header`` reads the header only (``stop_before_pixels``) and decides whether a file is a
+usable mammogram: an image of at least MIN_SIDE px per side, grey (not RGB/YBR/PALETTE COLOR),
+one frame (or a chosen frame), in a transfer syntax this installation decodes, with finite
+rescale values; and, as policy, a mammogram (not CT, MR, ...) FOR PRESENTATION. ``read_mammogram``
+decodes the pixels and applies the LUT pipeline (``arfl_studio.data.lut``); it rejects what only
+the pixels show (NaN/inf values). Each refusal is a MammogramReadError with a one-line reason and
+a category (``arfl_studio.data.reasons``).
 
 Nothing here reads, logs or returns PatientName, birth date or other PHI.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,44 +21,39 @@ from typing import Any
 
 import numpy as np
 
-# Compressed transfer syntaxes -> (what decodes it, licence, pip package).
-DECODER_PACKAGES: dict[str, str] = {
-    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg (MIT)",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg (MIT)",  # JPEG 2000
-    "1.2.840.10008.1.2.4.57": "python-gdcm (BSD)",  # JPEG lossless process 14
-    "1.2.840.10008.1.2.4.70": "python-gdcm (BSD)",  # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.50": "python-gdcm (BSD) or pillow",  # JPEG baseline
-    "1.2.840.10008.1.2.4.51": "python-gdcm (BSD)",  # JPEG extended
-    "1.2.840.10008.1.2.4.80": "pyjpegls (MIT)",  # JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81": "pyjpegls (MIT)",  # JPEG-LS near-lossless
-    "1.2.840.10008.1.2.5": "numpy (pydicom's own RLE decoder)",
-}
+from arfl_studio.data.decoders import DECODER_PACKAGES, transfer_syntax_problem
+from arfl_studio.data.lut import apply_window, pixels_for_display
+from arfl_studio.data.reasons import MIN_SIDE, MammogramReadError
+from arfl_studio.data.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
-SNOMED_VIEWS = {
-    "399162004": "CC",  # cranio-caudal
-    "399368009": "MLO",  # medio-lateral oblique
-    "399260004": "ML",  # medio-lateral
-    "399352003": "LM",  # latero-medial
-    "399099002": "LMO",
-    "399192003": "FB",
-    "399196006": "SIO",
-    "399188001": "XCCL",
-    "399101009": "XCCM",
-    "441555000": "CV",
-}
+__all__ = [
+    "DECODER_PACKAGES", "HeaderInfo", "MIN_SIDE", "Mammogram", "MammogramReadError", "apply_window",
+    "laterality_of", "missing_decoder", "pixels_for_display", "read_header", "read_mammogram", "view_of",
+]
 
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
-
-class MammogramReadError(ValueError):
-    """A file that is not a usable mammogram; ``str(err)`` is a one-line reason."""
+# SOP classes that are mammograms whatever the Modality says, and the FOR PROCESSING ones.
+MAMMOGRAPHY_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # Digital Mammography X-Ray Image - For Processing
+}
+FOR_PROCESSING_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray Image - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # Digital Mammography X-Ray Image - For Processing
+    "1.2.840.10008.5.1.4.1.1.1.3.1",  # Digital Intra-Oral X-Ray Image - For Processing
+}
+# Projection radiography modalities that hold a mammogram when the header shows a breast;
+# OT/SC and no Modality at all cover digitised films and stripped headers.
+_MAYBE_BREAST_MODALITIES = {"DX", "CR", "OT", "SC", ""}
 
 
 @dataclass
 class Mammogram:
     pixels: np.ndarray  # float32 (rows, columns) in [0, 1], tissue bright
     laterality: str | None  # "L" | "R" | None
-    view: str | None  # "CC", "MLO", ...
+    view: str | None  # exact view: "CC", "MLO", "XCCL", ...
     patient_id: str | None
     rows: int
     columns: int
@@ -68,6 +62,10 @@ class Mammogram:
     photometric_interpretation: str | None = None
     transfer_syntax: str | None = None
 
+    @property
+    def view_family(self) -> str | None:
+        return view_family(self.view)
+
 
 @dataclass
 class HeaderInfo:
@@ -75,12 +73,19 @@ class HeaderInfo:
 
     patient_id: str | None
     laterality: str | None
-    view: str | None
+    view: str | None  # exact view
     rows: int
     columns: int
     transfer_syntax: str | None
     presentation_intent: str | None
     photometric_interpretation: str | None
+    modality: str | None = None
+    frames: int = 1
+    float_pixels: bool = False  # Float/Double Float Pixel Data: only decoding can tell if finite
+
+    @property
+    def view_family(self) -> str | None:
+        return view_family(self.view)
 
 
 # ---------------------------------------------------------------- header fields
@@ -108,27 +113,6 @@ def laterality_of(ds: Any) -> str | None:
     return None
 
 
-def view_of(ds: Any) -> str | None:
-    """ViewPosition, else the SNOMED code in ViewCodeSequence (how CMMD stores it)."""
-    value = _text(ds, "ViewPosition")
-    if value:
-        return value.upper()
-    try:
-        seq = ds.get("ViewCodeSequence")
-        for item in seq or ():
-            code = str(item.get("CodeValue", "")).strip()
-            if code in SNOMED_VIEWS:
-                return SNOMED_VIEWS[code]
-            meaning = str(item.get("CodeMeaning", "")).lower()
-            if "cranio" in meaning:
-                return "CC"
-            if "medio-lateral oblique" in meaning or "mediolateral oblique" in meaning:
-                return "MLO"
-    except Exception:
-        return None
-    return None
-
-
 def _transfer_syntax(ds: Any) -> str | None:
     try:
         return str(ds.file_meta.TransferSyntaxUID)
@@ -136,25 +120,98 @@ def _transfer_syntax(ds: Any) -> str | None:
         return None
 
 
-def missing_decoder(transfer_syntax: str | None) -> str | None:
-    """None when pixels in this transfer syntax can be decoded, else a reason naming the package."""
-    if not transfer_syntax:
-        return None
-    from pydicom.uid import UID
-
-    uid = UID(transfer_syntax)
-    if not uid.is_compressed:
-        return None
+def _int(ds: Any, keyword: str, default: int) -> int:
     try:
-        from pydicom.pixels import get_decoder
+        value = ds.get(keyword, default)
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        return default
 
-        decoder = get_decoder(uid)
-    except Exception:
-        return f"no decoder exists for transfer syntax {uid.name or uid}"
-    if decoder.is_available:
+
+def missing_decoder(transfer_syntax: str | None, bits_stored: int | None = None) -> str | None:
+    """None when pixels in this transfer syntax decode here, else the reason (kept for callers)."""
+    return transfer_syntax_problem(transfer_syntax, bits_stored)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# ---------------------------------------------------------------- checks
+
+
+def mammogram_problem(ds: Any) -> str | None:
+    """None for a mammogram: Modality MG or a mammography SOP class, or DX/CR (also OT/SC/none,
+    i.e. digitised film) whose BodyPartExamined is BREAST or whose view is a mammography view."""
+    modality = (_text(ds, "Modality") or "").upper()
+    if modality == "MG" or _text(ds, "SOPClassUID") in MAMMOGRAPHY_SOP_CLASSES:
         return None
-    package = DECODER_PACKAGES.get(str(uid), "a pydicom decoder plugin")
-    return f"cannot decode {uid.name}: install {package.split(' (')[0]} (pip install {package.split(' (')[0].split(' or ')[0]})"
+    body = (_text(ds, "BodyPartExamined") or "").upper()
+    if modality in _MAYBE_BREAST_MODALITIES and (body == "BREAST" or view_of(ds) in MAMMOGRAPHY_VIEWS):
+        return None
+    detail = f"Modality {modality}" if modality else "no Modality"
+    if body:
+        detail += f", body part {body}"
+    return f"not a mammogram ({detail})"
+
+
+def for_processing(ds: Any) -> bool:
+    intent = (_text(ds, "PresentationIntentType") or "").upper()
+    return intent == "FOR PROCESSING" or _text(ds, "SOPClassUID") in FOR_PROCESSING_SOP_CLASSES
+
+
+def _image_checks(ds: Any, ts: str | None, frame: int | None) -> int:
+    """Checks that need no pixels; returns the number of frames. Raises MammogramReadError."""
+    if "Rows" not in ds or "Columns" not in ds:
+        raise MammogramReadError("no image attributes (Rows/Columns)")
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+    except Exception:
+        raise MammogramReadError("invalid Rows/Columns") from None
+    if rows <= 0 or columns <= 0:
+        raise MammogramReadError(f"invalid image size {rows}x{columns}")
+    samples = _int(ds, "SamplesPerPixel", 1)
+    photometric = (_text(ds, "PhotometricInterpretation") or "").upper()
+    if samples != 1 or photometric.startswith(("RGB", "YBR", "PALETTE", "ARGB", "CMYK", "HSV")):
+        raise MammogramReadError(
+            f"colour image ({photometric or '?'}, {samples} sample{'s' if samples != 1 else ''} per pixel)"
+            " is not a mammogram", "colour")
+    if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
+        raise MammogramReadError(f"unsupported photometric interpretation {photometric}", "colour")
+    if rows < MIN_SIDE or columns < MIN_SIDE:
+        raise MammogramReadError(
+            f"image too small ({columns}x{rows} px; at least {MIN_SIDE} px per side)", "too_small")
+    frames = max(_int(ds, "NumberOfFrames", 1), 1)
+    if frames > 1 and frame is None:
+        raise MammogramReadError(
+            f"multi-frame image ({frames} frames, e.g. tomosynthesis); no frame chosen", "multi_frame")
+    if frames > 1 and not 1 <= frame <= frames:
+        raise MammogramReadError(f"frame {frame} chosen but the image has frames 1-{frames}", "multi_frame")
+    problem = transfer_syntax_problem(ts, _int(ds, "BitsStored", 0) or None)
+    if problem:
+        raise MammogramReadError(problem, "undecodable")
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword in ds:
+            try:
+                value = float(ds.get(keyword))
+            except (TypeError, ValueError):
+                raise MammogramReadError(f"invalid {keyword} {ds.get(keyword)!r}") from None
+            if not math.isfinite(value):
+                raise MammogramReadError(f"non-finite {keyword} ({value})", "non_finite")
+    return frames
+
+
+def _policy_checks(ds: Any, include_non_mammograms: bool, include_for_processing: bool) -> None:
+    if not include_non_mammograms:
+        problem = mammogram_problem(ds)
+        if problem:
+            raise MammogramReadError(problem, "not_mammogram")
+    if not include_for_processing and for_processing(ds):
+        raise MammogramReadError("FOR PROCESSING image (raw detector data, not for display)", "for_processing")
+
+
+# ---------------------------------------------------------------- reading
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -171,6 +228,27 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def _syntax_of_unreadable(path: Path) -> str | None:
+    """When the data set cannot be parsed, a transfer syntax problem is the better reason."""
+    try:
+        from pydicom.filereader import read_file_meta_info
+
+        return transfer_syntax_problem(str(read_file_meta_info(path).TransferSyntaxUID))
+    except Exception:
+        return None
+
+
+def _add_missing_meta(ds: Any) -> None:
+    if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ImplicitVRLittleEndian
+
+        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        # A raw data set without meta: pydicom guessed the encoding; default like pydicom.
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
+        ds.file_meta = meta
+
+
 def _dcmread(path: str | os.PathLike, **kwargs: Any):
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -181,6 +259,9 @@ def _dcmread(path: str | os.PathLike, **kwargs: Any):
     except InvalidDicomError:
         pass
     except Exception as err:
+        problem = _syntax_of_unreadable(path)
+        if problem:
+            raise MammogramReadError(problem, "undecodable") from None
         raise MammogramReadError(f"unreadable DICOM header: {_one_line(err)}") from None
     # No preamble/"DICM": accept only if a forced read finds an image header.
     try:
@@ -189,51 +270,23 @@ def _dcmread(path: str | os.PathLike, **kwargs: Any):
         raise MammogramReadError(f"not a DICOM file ({_one_line(err)})") from None
     if "Rows" not in ds or "Columns" not in ds:
         raise MammogramReadError("not a DICOM file")
-    if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.uid import ImplicitVRLittleEndian
-
-        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-        # A raw data set without meta: pydicom guessed the encoding; default like pydicom.
-        meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
-        ds.file_meta = meta
+    _add_missing_meta(ds)
     return ds
 
 
-def _samples(ds: Any) -> int:
-    try:
-        return int(ds.get("SamplesPerPixel", 1) or 1)
-    except (TypeError, ValueError):
-        return 1
-
-
-def _colour_reason(ds: Any, samples: int) -> str:
-    return f"colour image ({samples} samples, {_text(ds, 'PhotometricInterpretation') or '?'}) is not a mammogram"
-
-
-def _decode_reason(ts: str | None, ds: Any, err: BaseException) -> str:
-    text = _one_line(err)
-    if ts in ("1.2.840.10008.1.2.4.51",) and "12-bit" in text:
-        return (
-            "cannot decode 12-bit JPEG Extended: only pylibjpeg-libjpeg (GPLv3, not shipped) "
-            "decodes it; pip install pylibjpeg-libjpeg if its licence suits you"
-        )
-    if "exceptions were raised by all available plugins" in text:
-        text = text.split("plugins:", 1)[-1].strip()
-    return f"cannot decode pixel data: {text}"[:200]
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def read_header(path: str | os.PathLike) -> HeaderInfo:
+def read_header(
+    path: str | os.PathLike,
+    *,
+    include_non_mammograms: bool = False,
+    include_for_processing: bool = False,
+    frame: int | None = None,
+) -> HeaderInfo:
     """Header-only read (``stop_before_pixels``); raises MammogramReadError with a reason.
 
-    Checks what can be checked without decoding: an image header is present, the
-    pixel data element exists, native pixel data is complete, and a decoder for a
-    compressed transfer syntax is installed.
+    Checks what can be checked without decoding (see the module docstring), including that
+    the pixel data element exists, native pixel data is complete, and a decoder for the
+    transfer syntax is installed. ``frame`` (1-based, as DICOM counts frames) allows
+    multi-frame files; the two ``include_*`` options turn off the policy checks.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -249,11 +302,11 @@ def read_header(path: str | os.PathLike) -> HeaderInfo:
                 forced = True
                 ds = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
             pixel_pos = handle.tell()
-            handle.seek(pixel_pos)
             tag = handle.read(6)
-    except MammogramReadError:
-        raise
     except Exception as err:
+        problem = _syntax_of_unreadable(path)
+        if problem:
+            raise MammogramReadError(problem, "undecodable") from None
         raise MammogramReadError(f"unreadable DICOM header: {_one_line(err)}") from None
     try:
         has_rows = "Rows" in ds and "Columns" in ds
@@ -262,33 +315,24 @@ def read_header(path: str | os.PathLike) -> HeaderInfo:
     if forced and not has_rows:
         raise MammogramReadError("not a DICOM file")
     ts = _transfer_syntax(ds)
-    deflated = ts == "1.2.840.10008.1.2.1.99"  # positions are in the inflated stream
-    if not deflated and tag[:4] not in _PIXEL_TAGS:
-        raise MammogramReadError("no pixel data")
-    if not has_rows:
-        raise MammogramReadError("no image attributes (Rows/Columns)")
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-    except Exception:
-        raise MammogramReadError("invalid Rows/Columns") from None
-    if rows <= 0 or columns <= 0:
-        raise MammogramReadError(f"invalid image size {rows}x{columns}")
-    samples = _samples(ds)
-    if samples != 1:
-        raise MammogramReadError(_colour_reason(ds, samples))
     if forced and ts is None:
         ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
-    reason = missing_decoder(ts)
-    if reason:
-        raise MammogramReadError(reason)
-    if ts is not None:
+    deflated = ts == "1.2.840.10008.1.2.1.99"  # positions are in the inflated stream
+    if not deflated and tag[:4] not in _PIXEL_TAGS:
+        problem = transfer_syntax_problem(ts)
+        if problem:  # an unknown syntax can hide the pixel element from pydicom's parser
+            raise MammogramReadError(problem, "undecodable")
+        raise MammogramReadError("no pixel data")
+    frames = _image_checks(ds, ts, frame)
+    _policy_checks(ds, include_non_mammograms, include_for_processing)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    if ts is not None and not deflated:
         from pydicom.uid import UID
 
-        if not UID(ts).is_compressed and not deflated:
+        if not UID(ts).is_compressed:
             try:
                 bits = int(ds.BitsAllocated)
-                frames = int(ds.get("NumberOfFrames", 1) or 1)
-                expected = rows * columns * samples * frames * bits // 8
+                expected = rows * columns * frames * bits // 8
                 explicit = tag[4:6] in (b"OB", b"OW", b"OD", b"OF", b"UN")
                 available = path.stat().st_size - pixel_pos - (12 if explicit else 8)
                 if expected > 0 and available < expected - 1:
@@ -308,144 +352,55 @@ def read_header(path: str | os.PathLike) -> HeaderInfo:
         transfer_syntax=ts,
         presentation_intent=_text(ds, "PresentationIntentType"),
         photometric_interpretation=_text(ds, "PhotometricInterpretation"),
+        modality=_text(ds, "Modality"),
+        frames=frames,
+        float_pixels=tag[:4] in (b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00"),
     )
 
 
-# ---------------------------------------------------------------- pixels
+def _decode_reason(ts: str | None, err: BaseException) -> str:
+    text = _one_line(err)
+    if "exceptions were raised by all available plugins" in text:
+        text = text.split("plugins:", 1)[-1].strip()
+    return f"cannot decode pixel data: {text}"[:200]
 
 
-def _first(value: Any) -> float:
-    try:
-        return float(value[0]) if not isinstance(value, (str, bytes)) and hasattr(value, "__getitem__") else float(value)
-    except TypeError:
-        return float(value)
+def _check_finite(arr: np.ndarray, where: str) -> None:
+    if arr.dtype.kind == "f":
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise MammogramReadError(f"{bad} non-finite pixel values (NaN/inf) {where}", "non_finite")
 
 
-def apply_window(arr: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
-    """Window centre/width to [0, 1] in place on a float32 array (PS3.3 C.11.2.1.2)."""
-    function = (function or "LINEAR").strip().upper()
-    if function == "SIGMOID":
-        if width <= 0:
-            raise MammogramReadError(f"invalid window width {width} for SIGMOID")
-        arr -= center
-        arr *= -4.0 / width
-        np.clip(arr, -80.0, 80.0, out=arr)  # exp overflow guard
-        np.exp(arr, out=arr)
-        arr += 1.0
-        np.reciprocal(arr, out=arr)
-        return arr
-    if function == "LINEAR_EXACT":
-        if width <= 0:
-            raise MammogramReadError(f"invalid window width {width} for LINEAR_EXACT")
-        low, span = center - width / 2.0, width
-    else:  # LINEAR (the default, and what unknown functions fall back to)
-        if width < 1:
-            raise MammogramReadError(f"invalid window width {width} for LINEAR")
-        low = center - 0.5 - (width - 1) / 2.0
-        span = max(width - 1.0, 1e-6)
-    arr -= low
-    arr *= 1.0 / span
-    np.clip(arr, 0.0, 1.0, out=arr)
-    return arr
+def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mammogram:
+    """Read one mammogram; raises MammogramReadError (one-line reason, category) for a bad file.
 
-
-def _min_max(arr: np.ndarray) -> np.ndarray:
-    lo, hi = float(arr.min()), float(arr.max())
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        np.nan_to_num(arr, copy=False)
-        lo, hi = float(arr.min()), float(arr.max())
-    arr -= lo
-    if hi > lo:
-        arr *= 1.0 / (hi - lo)
-    return arr
-
-
-def pixels_for_display(ds: Any, arr: np.ndarray) -> np.ndarray:
-    """Modality LUT -> VOI -> MONOCHROME1 inversion; float32 in [0, 1], tissue bright."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    # Modality LUT
-    if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence:
-        arr = np.asarray(apply_modality_lut(arr, ds)).astype(np.float32, copy=False)
-    else:
-        out = arr.astype(np.float32)
-        del arr
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
-        if slope != 1.0:
-            out *= slope
-        if intercept != 0.0:
-            out += intercept
-        arr = out
-    # VOI
-    done = False
-    if "VOILUTSequence" in ds and ds.VOILUTSequence:
-        try:
-            lut_item = ds.VOILUTSequence[0]
-            bits = int(lut_item.LUTDescriptor[2])
-            as_int = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr
-            out = np.asarray(apply_voi_lut(as_int, ds, index=0, prefer_lut=True))
-            arr = out.astype(np.float32, copy=False)
-            arr *= 1.0 / float(2**bits - 1 if bits > 0 else max(arr.max(), 1))
-            np.clip(arr, 0.0, 1.0, out=arr)
-            done = True
-        except Exception:
-            done = False  # malformed LUT: fall back to the window or min-max
-    if not done and "WindowCenter" in ds and "WindowWidth" in ds:
-        try:
-            center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
-            function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
-            if np.isfinite(center) and np.isfinite(width) and width > 0:
-                arr = apply_window(arr, center, width, function)
-                done = True
-        except MammogramReadError:
-            done = False
-        except (TypeError, ValueError, IndexError):
-            done = False
-    if not done:
-        arr = _min_max(arr)
-    # Tissue bright
-    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
-        np.subtract(1.0, arr, out=arr)
-    np.clip(arr, 0.0, 1.0, out=arr)
-    return arr
-
-
-def read_mammogram(path: str | os.PathLike) -> Mammogram:
-    """Read one mammogram; raises MammogramReadError (one-line reason) for a bad file."""
+    ``frame`` (1-based) chooses one frame of a multi-frame file; without it a multi-frame
+    file is refused rather than silently read as its first frame. The policy checks of
+    ``read_header`` (mammogram, FOR PRESENTATION) are the scan's business, not done here.
+    """
     ds = _dcmread(path)
     try:
-        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
             raise MammogramReadError("no pixel data")
-        if "Rows" not in ds or "Columns" not in ds:
-            raise MammogramReadError("no image attributes (Rows/Columns)")
         ts = _transfer_syntax(ds)
-        reason = missing_decoder(ts)
-        if reason:
-            raise MammogramReadError(reason)
-        samples = _samples(ds)
-        if samples != 1:
-            raise MammogramReadError(_colour_reason(ds, samples))
-        try:
-            frames = int(ds.get("NumberOfFrames", 1) or 1)
-        except (TypeError, ValueError):
-            frames = 1
+        frames = _image_checks(ds, ts, frame)
         try:
             from pydicom.pixels import pixel_array
 
-            # pixel_array(ds) does not keep a copy on the data set (ds.pixel_array would);
-            # mammograms are single-frame: of a multi-frame file take the first frame.
-            arr = pixel_array(ds, index=0 if frames > 1 else None)
+            # pixel_array(ds) does not keep a copy on the data set (ds.pixel_array would).
+            arr = pixel_array(ds, index=(frame - 1) if frames > 1 else None)
         except MammogramReadError:
             raise
         except Exception as err:
-            raise MammogramReadError(_decode_reason(ts, ds, err)) from None
+            raise MammogramReadError(_decode_reason(ts, err), "undecodable") from None
         arr = np.asarray(arr)
-        for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        for keyword in _PIXEL_KEYWORDS:
             if keyword in ds:
                 del ds[keyword]  # free the encoded bytes before the float32 copy
         if arr.ndim != 2 or arr.size == 0:
             raise MammogramReadError(f"unexpected pixel array shape {arr.shape}")
+        _check_finite(arr, "in the pixel data")
         try:
             pixels = pixels_for_display(ds, arr)
         except MammogramReadError:
@@ -453,6 +408,7 @@ def read_mammogram(path: str | os.PathLike) -> Mammogram:
         except Exception as err:
             raise MammogramReadError(f"cannot apply LUTs: {_one_line(err)}") from None
         del arr
+        _check_finite(pixels, "after the modality and VOI LUTs")
         spacing = None
         for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
             try:

@@ -1,0 +1,130 @@
+"""Stored pixel values to display-ready [0, 1], tissue bright (DICOM PS3.3 C.11, PS3.4 N.2).
+
+Modality LUT (Rescale Slope/Intercept or Modality LUT Sequence) -> VOI (VOI LUT Sequence,
+else Window Centre/Width with LINEAR, LINEAR_EXACT or SIGMOID, else min-max) -> invert
+MONOCHROME1 so tissue is always bright. A malformed LUT falls back to the next simpler
+step (Modality LUT Sequence -> rescale; VOI LUT Sequence -> window -> min-max).
+
+Memory: the stored integers are converted to float32 once and every later step works in
+place (pydicom's ``apply_windowing`` works in float64, hence our own windowing; pydicom's
+functions are used for the LUT sequences).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from arfl_studio.data.reasons import MammogramReadError
+
+
+def _lut_item_usable(item: Any) -> bool:
+    """A LUT item with a 3-value descriptor and data (an empty item is common in the wild)."""
+    try:
+        return len(item.LUTDescriptor) == 3 and len(item.LUTData) > 0
+    except Exception:
+        return False
+
+
+def _rescale(arr: np.ndarray, ds: Any) -> np.ndarray:
+    out = arr.astype(np.float32)
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    if slope != 1.0:
+        out *= slope
+    if intercept != 0.0:
+        out += intercept
+    return out
+
+
+def _first(value: Any) -> float:
+    try:
+        return float(value[0]) if not isinstance(value, (str, bytes)) and hasattr(value, "__getitem__") else float(value)
+    except TypeError:
+        return float(value)
+
+
+def apply_window(arr: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
+    """Window centre/width to [0, 1] in place on a float32 array (PS3.3 C.11.2.1.2)."""
+    function = (function or "LINEAR").strip().upper()
+    if function == "SIGMOID":
+        if width <= 0:
+            raise MammogramReadError(f"invalid window width {width} for SIGMOID")
+        arr -= center
+        arr *= -4.0 / width
+        np.clip(arr, -80.0, 80.0, out=arr)  # exp overflow guard
+        np.exp(arr, out=arr)
+        arr += 1.0
+        np.reciprocal(arr, out=arr)
+        return arr
+    if function == "LINEAR_EXACT":
+        if width <= 0:
+            raise MammogramReadError(f"invalid window width {width} for LINEAR_EXACT")
+        low, span = center - width / 2.0, width
+    else:  # LINEAR (the default, and what unknown functions fall back to)
+        if width < 1:
+            raise MammogramReadError(f"invalid window width {width} for LINEAR")
+        low = center - 0.5 - (width - 1) / 2.0
+        span = max(width - 1.0, 1e-6)
+    arr -= low
+    arr *= 1.0 / span
+    np.clip(arr, 0.0, 1.0, out=arr)
+    return arr
+
+
+def _min_max(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        np.nan_to_num(arr, copy=False)
+        lo, hi = float(arr.min()), float(arr.max())
+    arr -= lo
+    if hi > lo:
+        arr *= 1.0 / (hi - lo)
+    return arr
+
+
+def pixels_for_display(ds: Any, arr: np.ndarray) -> np.ndarray:
+    """Modality LUT -> VOI -> MONOCHROME1 inversion; float32 in [0, 1], tissue bright."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    # Modality LUT; an empty or malformed sequence item falls back to rescale slope/intercept
+    lut = None
+    if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence and _lut_item_usable(ds.ModalityLUTSequence[0]):
+        try:
+            lut = np.asarray(apply_modality_lut(arr, ds)).astype(np.float32, copy=False)
+        except Exception:
+            lut = None
+    arr = lut if lut is not None else _rescale(arr, ds)
+    # VOI
+    done = False
+    if "VOILUTSequence" in ds and ds.VOILUTSequence:
+        try:
+            lut_item = ds.VOILUTSequence[0]
+            bits = int(lut_item.LUTDescriptor[2])
+            as_int = np.rint(arr).astype(np.int32) if arr.dtype.kind == "f" else arr
+            out = np.asarray(apply_voi_lut(as_int, ds, index=0, prefer_lut=True))
+            arr = out.astype(np.float32, copy=False)
+            arr *= 1.0 / float(2**bits - 1 if bits > 0 else max(arr.max(), 1))
+            np.clip(arr, 0.0, 1.0, out=arr)
+            done = True
+        except Exception:
+            done = False  # malformed LUT: fall back to the window or min-max
+    if not done and "WindowCenter" in ds and "WindowWidth" in ds:
+        try:
+            center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
+            function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
+            if np.isfinite(center) and np.isfinite(width) and width > 0:
+                arr = apply_window(arr, center, width, function)
+                done = True
+        except MammogramReadError:
+            done = False
+        except (TypeError, ValueError, IndexError):
+            done = False
+    if not done:
+        arr = _min_max(arr)
+    # Tissue bright
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
+        np.subtract(1.0, arr, out=arr)
+    np.clip(arr, 0.0, 1.0, out=arr)
+    return arr
