@@ -25,7 +25,17 @@ def register(subparsers) -> None:
     parser.add_argument("--path-column", default="path", help="labels CSV: column with the image path")
     parser.add_argument("--patient-column", default="patient", help="labels CSV: column with the patient ID")
     parser.add_argument("--label-column", default="label", help="labels CSV: column with the label")
-    parser.add_argument("--workers", type=int, default=1, help="processes reading headers (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="processes reading headers / decoding (default 1)")
+    parser.add_argument("--verify", action="store_true",
+                        help="decode every usable image (slower) so a run never meets an undecodable file")
+    parser.add_argument("--include-non-mammograms", action="store_true",
+                        help="keep images whose header does not show a mammogram (CT, MR, ...)")
+    parser.add_argument("--include-for-processing", action="store_true",
+                        help="keep FOR PROCESSING images (raw detector data)")
+    parser.add_argument("--frame", type=int, metavar="N",
+                        help="use frame N (1 = first) of multi-frame images; without it they are rejected")
+    parser.add_argument("--shareable-paths", action="store_true",
+                        help="in --json, replace date/UID path components with keyed hashes (for sharing)")
     parser.add_argument("--show", type=int, default=10, metavar="N", help="list at most N rejected/unlabeled files")
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     parser.set_defaults(func=run)
@@ -43,6 +53,10 @@ def run(args) -> int:
             path_column=args.path_column,
             patient_column=args.patient_column,
             label_column=args.label_column,
+            include_non_mammograms=args.include_non_mammograms,
+            include_for_processing=args.include_for_processing,
+            frame=args.frame,
+            verify=args.verify,
         )
     except LayoutError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -56,6 +70,9 @@ def run(args) -> int:
     print("  by view             " + ", ".join(f"{k} {v}" for k, v in s["by_view"].items()))
     print("  by laterality       " + ", ".join(f"{k} {v}" for k, v in s["by_laterality"].items()))
     print(f"  rejected            {s['rejected']}")
+    counts = {k: v for k, v in s["rejected_by_category"].items() if v}
+    if counts:
+        print("    by reason         " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for path, reason in result.rejected[: args.show]:
         print(f"    {path}: {reason}")
     if len(result.rejected) > args.show:
@@ -66,8 +83,10 @@ def run(args) -> int:
     if len(result.unlabeled) > args.show:
         print(f"    ... {len(result.unlabeled) - args.show} more (see --json)")
     print(f"  labels w/o images   {s['labels_without_images']}")
+    if result.verified:
+        print("  verified            every usable image decoded")
     print(f"  took {result.seconds:.2f} s ({result.files_seen / max(result.seconds, 1e-9):.0f} files/s)")
     if args.json:
-        write_json(os.path.expanduser(args.json), result.to_json())
+        write_json(os.path.expanduser(args.json), result.to_json(shareable_paths=args.shareable_paths))
         print(f"wrote {args.json}")
     return 0

@@ -10,8 +10,12 @@ from arfl_studio.data.demo import (
     ensure_demo_dataset,
     generate_demo_dataset,
 )
+from arfl_studio.data.deid import is_phi
 from arfl_studio.data.dicom import Mammogram, MammogramReadError, read_header, read_mammogram
-from arfl_studio.data.layouts import ImageRecord, LayoutError, ScanResult, detect_layout, scan_dataset
+from arfl_studio.data.layouts import ImageRecord, LayoutError, ScanResult, detect_layout, scan_dataset, verify_scan
+from arfl_studio.data.reasons import CATEGORIES as REJECTION_CATEGORIES
+from arfl_studio.data.shareable import shareable_path
+from arfl_studio.data.views import view_family
 from arfl_studio.data.preprocess import (
     MammogramDataset,
     PreprocessCache,
@@ -44,6 +48,7 @@ __all__ = [
     "PreprocessReport",
     "PreprocessSettingError",
     "PreprocessSettings",
+    "REJECTION_CATEGORIES",
     "ScanResult",
     "check_no_patient_leak",
     "default_data_dir",
@@ -51,6 +56,7 @@ __all__ = [
     "detect_layout",
     "ensure_demo_dataset",
     "generate_demo_dataset",
+    "is_phi",
     "load_splits",
     "patient_folds",
     "preprocess_file",
@@ -59,5 +65,8 @@ __all__ = [
     "read_mammogram",
     "save_splits",
     "scan_dataset",
+    "shareable_path",
     "train_indices",
+    "verify_scan",
+    "view_family",
 ]

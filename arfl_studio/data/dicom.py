@@ -142,13 +142,16 @@ def _one_line(err: BaseException) -> str:
 
 
 def mammogram_problem(ds: Any) -> str | None:
-    """None for a mammogram: Modality MG or a mammography SOP class, or DX/CR (also OT/SC/none,
-    i.e. digitised film) whose BodyPartExamined is BREAST or whose view is a mammography view."""
+    """None for a mammogram: Modality MG, or DX/CR (also OT/SC/none: digitised film, stripped
+    headers) whose BodyPartExamined is BREAST, whose view is a mammography view or whose SOP
+    class is Digital Mammography. Another modality (CT, MR, US, ...) is never a mammogram."""
     modality = (_text(ds, "Modality") or "").upper()
-    if modality == "MG" or _text(ds, "SOPClassUID") in MAMMOGRAPHY_SOP_CLASSES:
+    if modality == "MG":
         return None
     body = (_text(ds, "BodyPartExamined") or "").upper()
-    if modality in _MAYBE_BREAST_MODALITIES and (body == "BREAST" or view_of(ds) in MAMMOGRAPHY_VIEWS):
+    if modality in _MAYBE_BREAST_MODALITIES and (
+        body == "BREAST" or view_of(ds) in MAMMOGRAPHY_VIEWS or _text(ds, "SOPClassUID") in MAMMOGRAPHY_SOP_CLASSES
+    ):
         return None
     detail = f"Modality {modality}" if modality else "no Modality"
     if body:

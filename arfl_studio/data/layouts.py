@@ -1,9 +1,11 @@
-"""Dataset layouts (CMMD, folder + labels CSV, folder-per-class) and the header scan.
+"""Dataset layouts (CMMD, folder + labels CSV, folder-per-class) and the dataset scan.
 
-``scan_dataset`` walks the tree recursively (folder names are not trusted), reads
-headers only, and never stops on a bad file: each one is listed in ``rejected``
-with a one-line reason. Images whose breast has no label go to ``unlabeled``;
-label rows with no image go to ``labels_without_images``.
+``scan_dataset`` walks the tree recursively (folder names are not trusted; links are not
+followed, see ``walk``), reads headers only, and never stops on a bad file: each one is listed
+in ``rejected`` with a one-line reason and a category (``reasons.CATEGORIES``). Images whose
+breast has no label go to ``unlabeled``; label rows with no image go to
+``labels_without_images``. ``verify=True`` (or ``verify_scan`` afterwards) decodes every usable
+image in parallel and moves the ones that fail to ``rejected``.
 
 Only pseudonymous patient IDs (the dataset's own ID column / PatientID) are kept;
 PatientName, birth date and other PHI are never read into the results.
@@ -11,37 +13,38 @@ PatientName, birth date and other PHI are never read into the results.
 
 from __future__ import annotations
 
-import csv
 import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from arfl_studio.data.dicom import HeaderInfo, MammogramReadError, read_header
+from arfl_studio.data.file_jobs import read_headers, verify_files
+from arfl_studio.data.labels import (
+    CMMD_COLUMNS,
+    CMMD_KEY_COLUMNS,
+    CMMD_TABLE_NAMES,
+    LABEL_NAMES,
+    LabelProblem,
+    LayoutError,
+    looks_like_cmmd,
+    parse_label,
+    read_cmmd_labels,
+    read_csv_labels,
+    table_columns,
+)
+from arfl_studio.data.reasons import CATEGORIES, Rejection
+from arfl_studio.data.views import view_family
+from arfl_studio.data.walk import walk_dataset
+
+__all__ = [
+    "CMMD_COLUMNS", "CMMD_TABLE_NAMES", "ImageRecord", "LABEL_NAMES", "LAYOUTS", "LayoutError", "ScanResult",
+    "detect_layout", "parse_label", "read_cmmd_labels", "scan_dataset", "verify_scan",
+]
 
 LAYOUTS = ("auto", "cmmd", "csv", "folders")
-LABEL_NAMES = {0: "benign", 1: "malignant"}
-CMMD_COLUMNS = ("ID1", "LeftRight", "Age", "number", "abnormality", "classification", "subtype")
-CMMD_TABLE_NAMES = ("CMMD_clinicaldata_revision.xlsx", "CMMD_clinicaldata_revision.csv")
-
-# Files never tried as images (tables, notes, our own outputs).
-_SKIP_SUFFIXES = {
-    ".xlsx", ".xls", ".csv", ".tsv", ".json", ".jsonl", ".txt", ".md", ".html", ".htm", ".xml",
-    ".pdf", ".py", ".zip", ".gz", ".tar", ".npy", ".npz", ".toml", ".log", ".db", ".sqlite", ".lock",
-}
-_SKIP_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini"}
-
-_LABEL_WORDS = {
-    "0": 0, "1": 1, "benign": 0, "malignant": 1, "b": 0, "m": 1, "negative": 0, "positive": 1,
-    "neg": 0, "pos": 1, "false": 0, "true": 1, "normal": 0, "cancer": 1,
-}
-
-
-class LayoutError(ValueError):
-    """The dataset layout or labels file cannot be used; the message says why."""
 
 
 @dataclass
@@ -50,17 +53,27 @@ class ImageRecord:
     rel_path: str  # relative to the scanned root, '/'-separated
     patient_id: str
     laterality: str | None
-    view: str | None
+    view: str | None  # exact view: "CC", "MLO", "XCCL", "ML", ...
     label: int  # 0 benign, 1 malignant
+    frame: int | None = None  # 1-based frame of a multi-frame file (None: single frame)
 
-    def to_json(self) -> dict:
-        return {
-            "path": self.rel_path,
+    @property
+    def view_family(self) -> str | None:
+        """"CC", "MLO" or None: what the model and the four-view layout group by."""
+        return view_family(self.view)
+
+    def to_json(self, path: str | None = None) -> dict:
+        doc = {
+            "path": path if path is not None else self.rel_path,
             "patient_id": self.patient_id,
             "laterality": self.laterality,
             "view": self.view,
+            "view_family": self.view_family,
             "label": self.label,
         }
+        if self.frame is not None:
+            doc["frame"] = self.frame
+        return doc
 
 
 @dataclass
@@ -68,16 +81,23 @@ class ScanResult:
     root: Path
     layout: str
     images: list[ImageRecord] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (rel_path, reason)
+    rejected: list[Rejection] = field(default_factory=list)  # each unpacks as (rel_path, reason); .category
     unlabeled: list[str] = field(default_factory=list)  # rel_paths
     labels_without_images: list[tuple[str, str | None]] = field(default_factory=list)  # (patient, side)
     files_seen: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    verified: bool = False  # every image in ``images`` was decoded once
+    options: dict = field(default_factory=dict)
 
     @property
     def patients(self) -> list[str]:
         return sorted({r.patient_id for r in self.images})
+
+    def rejected_by_category(self) -> dict[str, int]:
+        """Every category of ``reasons.CATEGORIES`` (zeros included), in that order."""
+        counts = Counter(getattr(r, "category", "unreadable") for r in self.rejected)
+        return {name: counts.get(name, 0) for name in CATEGORIES}
 
     def summary(self) -> dict:
         return {
@@ -87,6 +107,7 @@ class ScanResult:
             "patients": len(self.patients),
             "by_label": {LABEL_NAMES[k]: v for k, v in sorted(Counter(r.label for r in self.images).items())},
             "by_view": dict(sorted(Counter(r.view or "unknown" for r in self.images).items())),
+            "by_view_family": dict(sorted(Counter(r.view_family or "other" for r in self.images).items())),
             "by_laterality": dict(sorted(Counter(r.laterality or "unknown" for r in self.images).items())),
             "patients_by_label": {
                 LABEL_NAMES[k]: v
@@ -97,174 +118,51 @@ class ScanResult:
                 )
             },
             "rejected": len(self.rejected),
+            "rejected_by_category": self.rejected_by_category(),
             "unlabeled": len(self.unlabeled),
             "labels_without_images": len(self.labels_without_images),
+            "verified": self.verified,
             "cancelled": self.cancelled,
         }
 
-    def to_json(self) -> dict:
+    def to_json(self, *, shareable_paths: bool = False, key: bytes | None = None) -> dict:
+        """The scan as JSON; ``shareable_paths`` hashes date/UID path components (``shareable``)."""
         doc = self.summary()
+        share = _identity
+        root = str(self.root)
+        if shareable_paths:
+            from arfl_studio.data.shareable import default_key, shareable_path
+
+            key = default_key() if key is None else key
+            keep = frozenset(self.patients)
+            share = lambda p: shareable_path(p, key=key, keep=keep)  # noqa: E731
+            root = shareable_path(self.root.name, key=key)
         return {
-            "root": str(self.root),
+            "root": root,
             "layout": self.layout,
             "cancelled": self.cancelled,
+            "verified": self.verified,
+            "shareable_paths": shareable_paths,
+            "options": dict(self.options),
             "seconds": round(self.seconds, 3),
             "files": self.files_seen,
             "patients": doc["patients"],
             "counts": {
-                "images": doc["images"],
-                "patients": doc["patients"],
-                "by_label": doc["by_label"],
-                "by_view": doc["by_view"],
-                "by_laterality": doc["by_laterality"],
-                "patients_by_label": doc["patients_by_label"],
-                "rejected": doc["rejected"],
-                "unlabeled": doc["unlabeled"],
-                "labels_without_images": doc["labels_without_images"],
+                key_: doc[key_]
+                for key_ in ("images", "patients", "by_label", "by_view", "by_view_family", "by_laterality",
+                             "patients_by_label", "rejected", "rejected_by_category", "unlabeled",
+                             "labels_without_images")
             },
-            "images": [r.to_json() for r in self.images],
-            "rejected": [{"path": p, "reason": why} for p, why in self.rejected],
-            "unlabeled": list(self.unlabeled),
+            "images": [r.to_json(share(r.rel_path)) for r in self.images],
+            "rejected": [dict(r.to_json(), path=share(r.path)) if isinstance(r, Rejection)
+                         else {"path": share(r[0]), "reason": r[1], "category": "unreadable"} for r in self.rejected],
+            "unlabeled": [share(p) for p in self.unlabeled],
             "labels_without_images": [{"patient_id": p, "side": s} for p, s in self.labels_without_images],
         }
 
 
-# ---------------------------------------------------------------- label tables
-
-
-def parse_label(value: object) -> int | None:
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if text.endswith(".0"):
-        text = text[:-2]
-    return _LABEL_WORDS.get(text)
-
-
-def _read_table(path: Path) -> list[dict[str, object]]:
-    """Rows of an xlsx (first sheet) or CSV file as dicts keyed by the header row."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            from openpyxl import load_workbook
-
-            book = load_workbook(path, read_only=True, data_only=True)
-        except Exception as err:
-            raise LayoutError(f"cannot read {path.name}: {err}") from None
-        try:
-            rows = book.worksheets[0].iter_rows(values_only=True)
-            header = next(rows, None)
-            if header is None:
-                return []
-            names = [str(h).strip() if h is not None else "" for h in header]
-            return [dict(zip(names, row)) for row in rows if any(v is not None for v in row)]
-        finally:
-            book.close()
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            sample = handle.read(4096)
-            handle.seek(0)
-            try:
-                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-            except csv.Error:
-                dialect = csv.excel
-            reader = csv.DictReader(handle, dialect=dialect)
-            if reader.fieldnames:
-                reader.fieldnames = [f.strip() for f in reader.fieldnames]
-            return [row for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
-    except (OSError, UnicodeDecodeError) as err:
-        raise LayoutError(f"cannot read {path.name}: {err}") from None
-
-
-def _table_columns(path: Path) -> set[str]:
-    rows = _read_table(path)
-    return set(rows[0].keys()) if rows else set()
-
-
-def read_cmmd_labels(path: str | os.PathLike) -> dict[tuple[str, str], int]:
-    """(ID1, LeftRight) -> 0/1 from the CMMD clinical table (xlsx or CSV with the same columns).
-
-    A patient may have one row per breast with different labels. If the same breast
-    appears twice with different labels, malignant wins (the conservative choice).
-    """
-    path = Path(path)
-    rows = _read_table(path)
-    if not rows or not {"ID1", "LeftRight", "classification"} <= set(rows[0]):
-        raise LayoutError(f"{path.name} lacks the CMMD columns ID1, LeftRight, classification")
-    labels: dict[tuple[str, str], int] = {}
-    for row in rows:
-        pid = str(row.get("ID1") or "").strip()
-        side = str(row.get("LeftRight") or "").strip().upper()[:1]
-        label = parse_label(row.get("classification"))
-        if not pid or side not in ("L", "R") or label is None:
-            continue
-        labels[(pid, side)] = max(label, labels.get((pid, side), 0))
-    return labels
-
-
-# ---------------------------------------------------------------- walking
-
-
-def iter_candidate_files(root: Path, skip: Iterable[Path] = ()) -> list[Path]:
-    """Every file under root that could be a DICOM image (any or no extension), sorted."""
-    skip_set = {Path(p).resolve() for p in skip}
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        for name in sorted(filenames):
-            if name.startswith(".") or name in _SKIP_NAMES:
-                continue
-            if Path(name).suffix.lower() in _SKIP_SUFFIXES:
-                continue
-            path = Path(dirpath) / name
-            if skip_set and path.resolve() in skip_set:
-                continue
-            found.append(path)
-    return found
-
-
-def _header_job(path: str) -> tuple[str, HeaderInfo | None, str | None]:
-    try:
-        return path, read_header(path), None
-    except MammogramReadError as err:
-        return path, None, str(err)
-    except Exception as err:  # never let one file stop a scan
-        return path, None, f"unreadable: {type(err).__name__}"
-
-
-def read_headers(
-    paths: list[Path],
-    workers: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: threading.Event | None = None,
-) -> tuple[list[tuple[str, HeaderInfo | None, str | None]], bool]:
-    """Header-only reads, serial or in a spawn process pool; returns (results, cancelled)."""
-    total = len(paths)
-    results: list[tuple[str, HeaderInfo | None, str | None]] = []
-    if progress:
-        progress(0, total)
-    if workers <= 1 or total < 2 * max(workers, 1):
-        for i, path in enumerate(paths):
-            if cancel is not None and cancel.is_set():
-                return results, True
-            results.append(_header_job(str(path)))
-            if progress:
-                progress(i + 1, total)
-        return results, False
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunk = max(1, min(64, total // (workers * 8) or 1))
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        iterator = pool.map(_header_job, [str(p) for p in paths], chunksize=chunk)
-        for i, item in enumerate(iterator):
-            results.append(item)
-            if progress:
-                progress(i + 1, total)
-            if cancel is not None and cancel.is_set():
-                pool.shutdown(wait=True, cancel_futures=True)
-                return results, True
-    return results, False
+def _identity(path: str) -> str:
+    return path
 
 
 # ---------------------------------------------------------------- detection
@@ -276,10 +174,14 @@ def _find_cmmd_table(root: Path) -> Path | None:
             if (base / name).is_file():
                 return base / name
     for depth_glob in ("*", "*/*"):
-        for path in sorted(root.glob(depth_glob)):
-            if path.suffix.lower() in (".xlsx", ".csv") and path.is_file():
+        try:
+            candidates = sorted(root.glob(depth_glob))
+        except OSError:
+            continue
+        for path in candidates:
+            if path.suffix.lower() in (".xlsx", ".csv") and not path.is_symlink() and path.is_file():
                 try:
-                    if {"ID1", "LeftRight", "classification"} <= _table_columns(path):
+                    if looks_like_cmmd(table_columns(path)):
                         return path
                 except LayoutError:
                     continue
@@ -294,22 +196,23 @@ def _class_folder_label(rel: Path) -> int | None:
     return None
 
 
-def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = None) -> tuple[str, Path | None]:
+def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = None,
+                  path_column: str = "path") -> tuple[str, Path | None]:
     """('cmmd'|'csv'|'folders', labels file or None); raises LayoutError when nothing fits."""
     root = Path(root)
     if labels is not None:
         labels = Path(labels)
-        columns = _table_columns(labels)
-        if {"ID1", "LeftRight", "classification"} <= columns:
-            return "cmmd", labels
-        return "csv", labels
+        return ("cmmd" if looks_like_cmmd(table_columns(labels), path_column) else "csv"), labels
     table = _find_cmmd_table(root)
     if table is not None:
         return "cmmd", table
     for name in ("labels.csv", "labels.tsv"):
         if (root / name).is_file():
             return "csv", root / name
-    subdirs = {p.name.lower() for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    try:
+        subdirs = {p.name.lower() for p in root.iterdir() if p.is_dir() and not p.is_symlink()}
+    except OSError:
+        subdirs = set()
     if subdirs & {"benign", "malignant"}:
         return "folders", None
     raise LayoutError(
@@ -323,9 +226,22 @@ def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = No
 
 def _rel(root: Path, path: str | Path) -> str:
     try:
-        return Path(path).relative_to(root).as_posix()
+        return Path(os.path.relpath(path, root)).as_posix()
     except ValueError:
         return Path(path).as_posix()
+
+
+def _dataset_root(root: str | os.PathLike) -> Path:
+    """The real path of a readable dataset folder, else LayoutError with a one-line reason."""
+    real = Path(os.path.realpath(os.path.expanduser(os.fspath(root))))
+    if not real.is_dir():
+        raise LayoutError(f"not a folder: {root}")
+    try:
+        with os.scandir(real):
+            pass
+    except OSError as err:
+        raise LayoutError(f"cannot read the dataset folder {real}: {err.strerror or type(err).__name__}") from None
+    return real
 
 
 def scan_dataset(
@@ -339,24 +255,32 @@ def scan_dataset(
     path_column: str = "path",
     patient_column: str = "patient",
     label_column: str = "label",
+    include_non_mammograms: bool = False,
+    include_for_processing: bool = False,
+    frame: int | None = None,
+    verify: bool = False,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
 
-    ``layout`` is "auto" (detect), "cmmd", "csv" or "folders". ``labels`` is the
-    CMMD clinical table (xlsx/CSV) or the labels CSV. ``progress(done, total)`` is
-    called after each file; setting ``cancel`` stops early with ``cancelled=True``.
+    ``layout`` is "auto" (detect), "cmmd", "csv" or "folders". ``labels`` is the CMMD clinical
+    table (xlsx/CSV) or the labels CSV. ``progress(done, total)`` is called after each file (and,
+    with ``verify``, again from 0 for the decode pass); setting ``cancel`` stops early with
+    ``cancelled=True``. By default non-mammograms, FOR PROCESSING images and multi-frame images
+    are rejected with their reason; ``include_*`` keeps the first two, ``frame`` (1-based) takes
+    that frame of multi-frame files. ``verify`` decodes every usable image (slower; see
+    ``verify_scan``).
     """
     start = time.perf_counter()
-    root = Path(root).resolve()
-    if not root.is_dir():
-        raise LayoutError(f"not a folder: {root}")
+    root = _dataset_root(root)
     if layout not in LAYOUTS:
         raise LayoutError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
-    labels_path = Path(labels).resolve() if labels is not None else None
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 1):
+        raise LayoutError(f"frame must be a whole number from 1 (the first frame), not {frame!r}")
+    labels_path = Path(os.path.realpath(os.path.expanduser(os.fspath(labels)))) if labels is not None else None
     if labels_path is not None and not labels_path.is_file():
         raise LayoutError(f"labels file not found: {labels_path}")
     if layout == "auto":
-        layout, labels_path = detect_layout(root, labels_path)
+        layout, labels_path = detect_layout(root, labels_path, path_column)
     elif layout == "cmmd" and labels_path is None:
         labels_path = _find_cmmd_table(root)
         if labels_path is None:
@@ -367,52 +291,53 @@ def scan_dataset(
         else:
             raise LayoutError("the csv layout needs a labels CSV (--labels FILE)")
 
-    result = ScanResult(root=root, layout=layout)
+    result = ScanResult(root=root, layout=layout, options={
+        "include_non_mammograms": include_non_mammograms, "include_for_processing": include_for_processing,
+        "frame": frame, "verify": verify,
+    })
     csv_rows: dict[str, tuple[str | None, int | None]] = {}
+    csv_problems: dict[str, LabelProblem] = {}
     cmmd_labels: dict[tuple[str, str], int] = {}
+    cmmd_problems: dict[tuple[str, str], LabelProblem] = {}
     if layout == "cmmd":
-        cmmd_labels = read_cmmd_labels(labels_path)
+        cmmd_labels, cmmd_problems = read_cmmd_labels(labels_path)
     elif layout == "csv":
-        rows = _read_table(labels_path)
-        if not rows or path_column not in rows[0] or label_column not in rows[0]:
-            raise LayoutError(
-                f"{labels_path.name} needs columns {path_column!r} and {label_column!r} "
-                f"(found {', '.join(sorted(rows[0])) if rows else 'none'})"
-            )
-        for row in rows:
-            raw = str(row.get(path_column) or "").strip()
-            if not raw:
-                continue
-            full = Path(raw) if Path(raw).is_absolute() else (labels_path.parent / raw)
-            if not full.exists() and not Path(raw).is_absolute():
-                full = root / raw
-            pid = str(row.get(patient_column) or "").strip() or None
-            csv_rows[_rel(root, full.resolve())] = (pid, parse_label(row.get(label_column)))
+        csv_rows, csv_problems = read_csv_labels(
+            labels_path, root, path_column=path_column, patient_column=patient_column, label_column=label_column)
 
-    files = iter_candidate_files(root, skip=[labels_path] if labels_path else ())
-    result.files_seen = len(files)
-    headers, result.cancelled = read_headers(files, workers=workers, progress=progress, cancel=cancel)
+    files, skipped = walk_dataset(root, skip=[labels_path] if labels_path else ())
+    result.rejected.extend(skipped)
+    result.files_seen = len(files) + len(skipped)
+    headers, result.cancelled = read_headers(
+        files, workers=workers, progress=progress, cancel=cancel, include_non_mammograms=include_non_mammograms,
+        include_for_processing=include_for_processing, frame=frame)
 
     seen_breasts: set[tuple[str, str]] = set()
     seen_csv: set[str] = set()
-    for path, info, reason in headers:
+    for path, info, reason, category in headers:
         rel = _rel(root, path)
         if info is None:
-            result.rejected.append((rel, reason or "unreadable"))
+            result.rejected.append(Rejection(rel, reason or "unreadable", category or "unreadable"))
             continue
         label: int | None = None
+        problem: LabelProblem | None = None
         patient = info.patient_id
         if layout == "cmmd":
             if patient and info.laterality:
                 seen_breasts.add((patient, info.laterality))
                 label = cmmd_labels.get((patient, info.laterality))
+                problem = cmmd_problems.get((patient, info.laterality))
         elif layout == "csv":
             if rel in csv_rows:
                 seen_csv.add(rel)
                 csv_pid, label = csv_rows[rel]
+                problem = csv_problems.get(rel)
                 patient = csv_pid or patient
         else:
             label = _class_folder_label(Path(rel))
+        if problem is not None:
+            result.rejected.append(Rejection(rel, problem.reason, problem.category))
+            continue
         if label is None:
             result.unlabeled.append(rel)
             continue
@@ -421,15 +346,47 @@ def scan_dataset(
         result.images.append(
             ImageRecord(
                 path=Path(path), rel_path=rel, patient_id=patient, laterality=info.laterality,
-                view=info.view, label=int(label),
+                view=info.view, label=int(label), frame=frame if info.frames > 1 else None,
             )
         )
     if not result.cancelled:
         if layout == "cmmd":
-            result.labels_without_images = sorted(k for k in cmmd_labels if k not in seen_breasts)
+            result.labels_without_images = sorted(
+                k for k in set(cmmd_labels) | set(cmmd_problems) if k not in seen_breasts)
         elif layout == "csv":
             result.labels_without_images = sorted(
                 (pid or Path(rel).stem, None) for rel, (pid, _) in csv_rows.items() if rel not in seen_csv
             )
+    if verify and not result.cancelled:
+        verify_scan(result, workers=workers, progress=progress, cancel=cancel)
     result.seconds = time.perf_counter() - start
+    return result
+
+
+def verify_scan(result: ScanResult, workers: int = 1, progress: Callable[[int, int], None] | None = None,
+                cancel: threading.Event | None = None) -> ScanResult:
+    """Decode every image of a scan (spawn process pool); failures move to ``rejected``.
+
+    Usable from the GUI's worker thread after a header scan. On cancel the images not yet
+    decoded stay in ``images`` and ``verified`` stays False.
+    """
+    frames = {r.rel_path: r.frame for r in result.images}
+    by_frame: dict[int | None, list[ImageRecord]] = {}
+    for record in result.images:
+        by_frame.setdefault(frames[record.rel_path], []).append(record)
+    failed: dict[str, tuple[str, str]] = {}
+    cancelled = False
+    for frame, records in by_frame.items():
+        outcomes, cancelled = verify_files([r.path for r in records], workers=workers, progress=progress,
+                                           cancel=cancel, frame=frame)
+        for record, (_, reason, category) in zip(records, outcomes):
+            if reason is not None:
+                failed[record.rel_path] = (reason, category or "undecodable")
+        if cancelled:
+            break
+    result.images = [r for r in result.images if r.rel_path not in failed]
+    result.rejected.extend(Rejection(rel, reason, category) for rel, (reason, category) in sorted(failed.items()))
+    result.cancelled = result.cancelled or cancelled
+    result.verified = not cancelled
+    result.options["verify"] = True
     return result

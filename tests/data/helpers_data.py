@@ -53,3 +53,24 @@ def write_dicom(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def write_with_syntax(path: Path, transfer_syntax: str, *, implicit: bool = False, **kwargs) -> Path:
+    """A phantom whose file meta names ``transfer_syntax`` (any UID, even one pydicom refuses
+    to write), the data set encoded little-endian with explicit (or implicit) VR."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    captured = {}
+    write_dicom(path, edit=lambda ds: captured.setdefault("ds", ds), **kwargs)
+    ds = captured["ds"]
+    meta = ds.file_meta
+    meta.TransferSyntaxUID = transfer_syntax
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, implicit
+    write_dataset(body, ds)
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    write_file_meta_info(head, meta, enforce_standard=True)
+    path.write_bytes(b"\0" * 128 + b"DICM" + head.getvalue() + body.getvalue())
+    return path

@@ -140,4 +140,5 @@ def test_scan_cli_writes_json_and_never_phi(tmp_path, capsys):
         assert secret not in printed and secret not in text
     doc = json.loads(text)
     assert doc["images"][0]["patient_id"] == "ANON-1"
-    assert doc["rejected"] == [{"path": "benign/bad.dcm", "reason": "not a DICOM file"}]
+    assert doc["rejected"] == [{"path": "benign/bad.dcm", "reason": "not a DICOM file", "category": "unreadable"}]
+    assert doc["counts"]["rejected_by_category"]["unreadable"] == 1
