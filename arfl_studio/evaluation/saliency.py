@@ -216,3 +216,67 @@ def compare_figure(
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     atomic.write_bytes(path, buf.getvalue())
+
+
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def overlay_figure(
+    panels: Sequence[tuple[str, np.ndarray]],
+    path,
+    *,
+    colormap="inferno",
+    levels: tuple[float, float] = (0.0, 1.0),
+    colorbar_label: str = "",
+    caption: str = "",
+    aspect: float = 1.0,
+) -> None:
+    """Blended panels (title, uint8 RGB) at their full pixel size, one colour bar and a caption.
+
+    Written to exactly ``path`` as PNG, SVG or PDF (by its suffix; Agg, no GUI backend).
+    ``colormap``: a matplotlib name or an (N, 3) RGB table (the viewer's own map).
+    ``aspect``: height of a pixel over its width (row / column spacing).
+    """
+    import io
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.figure import Figure
+
+    from arfl_studio import atomic
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"overlay exports to {', '.join(FIGURE_FORMATS)}, not {suffix or 'a name without suffix'!r}")
+    if not panels:
+        raise ValueError("no image to export")
+    cmap = _colormap(colormap) if isinstance(colormap, str) else ListedColormap(np.asarray(colormap)[:, :3])
+    dpi = 100.0
+    heights = [rgb.shape[0] * aspect for _, rgb in panels]
+    widths = [rgb.shape[1] for _, rgb in panels]
+    height = max(heights)
+    font_pt = max(9.0, height / 90)
+    font_px = font_pt * dpi / 72
+    gap, title_h, caption_h = font_px, 2.4 * font_px, 2.6 * font_px * max(1, caption.count("\n") + 1)
+    bar_w, bar_area = 1.4 * font_px, 9 * font_px
+    total_w = sum(widths) + gap * (len(panels) + 1) + bar_area
+    total_h = height + title_h + caption_h + gap
+    fig = Figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    x = gap
+    for (title, rgb), w, h in zip(panels, widths, heights):
+        ax = fig.add_axes((x / total_w, (caption_h + height - h) / total_h, w / total_w, h / total_h))
+        ax.imshow(rgb, interpolation="none", aspect="auto")
+        ax.set_axis_off()
+        ax.text(0.5, 1.0, title, transform=ax.transAxes, ha="center", va="bottom", fontsize=font_pt)
+        x += w + gap
+    cax = fig.add_axes((x / total_w, (caption_h + 0.1 * height) / total_h, bar_w / total_w, 0.8 * height / total_h))
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(*levels), cmap=cmap), cax=cax)
+    bar.set_label(colorbar_label, fontsize=font_pt)
+    bar.ax.tick_params(labelsize=font_pt * 0.9)
+    fig.text(gap / total_w, 0.3 * font_px / total_h, caption, ha="left", va="bottom", fontsize=font_pt)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=suffix[1:], dpi=dpi)
+    atomic.write_bytes(path, buf.getvalue())

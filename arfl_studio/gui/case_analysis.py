@@ -1,8 +1,14 @@
 """What the viewer shows for one case, computed in a worker (Qt-free).
 
-For each model: the model's input image, P(malignant) clean and adversarial, the
-perturbation δ and the adversarial image, and saliency maps of both. Everything is
-returned as numpy copies.
+Both coordinate spaces (DESIGN.md): the native image as acquired (pixels, pixel
+spacing, laterality/view, header windows) with the preprocessing ``Geometry`` that
+maps model space onto it, and, for each model, the model input, P(malignant) clean
+and adversarial, δ, the adversarial input and saliency maps — all in model space,
+mapped to native space by the viewer. Everything is returned as numpy copies.
+
+δ of the model the Attack pane attacked is the attack's own (kept with the flipped
+case) when the case carries it, so the viewer's numbers are the table's; otherwise
+the attack is run again with the case's settings and a fixed seed, and says so.
 """
 
 from __future__ import annotations
@@ -40,6 +46,68 @@ def dicom_tags(path: str | Path) -> list[dict]:
     return rows
 
 
+def _floats(value) -> list[float]:
+    if value is None:
+        return []
+    values = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    out = []
+    for v in values:
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            return []
+    return out
+
+
+def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
+    """The header's window presets in display units (the data layer maps the first window to [0, 1]).
+
+    ``{"Header window": (0, 1), "<explanation or Window 2>": (low, high), ...}``; only
+    the default when the header has no linear windows or a VOI LUT table decides.
+    """
+    import pydicom
+
+    presets = {"Header window": (0.0, 1.0)}
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    except Exception:
+        return presets
+    centres, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    if "VOILUTSequence" in ds or not centres or len(centres) != len(widths) or widths[0] <= 0:
+        return presets
+    if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "SIGMOID":
+        return presets  # the display is not linear in the stored values: other windows do not map to levels
+    names = _floats(None)
+    explanation = ds.get("WindowCenterWidthExplanation")
+    if explanation is not None:
+        names = [str(e) for e in (explanation if isinstance(explanation, (list, tuple)) or
+                                  (hasattr(explanation, "__iter__") and not isinstance(explanation, str))
+                                  else [explanation])]
+    low0 = centres[0] - widths[0] / 2
+    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+    for i, (c, w) in enumerate(zip(centres[1:], widths[1:]), start=2):
+        if w <= 0:
+            continue
+        lo, hi = (c - w / 2 - low0) / widths[0], (c + w / 2 - low0) / widths[0]
+        if inverted:  # the data layer inverts MONOCHROME1 so tissue is bright
+            lo, hi = 1 - hi, 1 - lo
+        name = names[i - 1] if len(names) >= i and names[i - 1] else f"Window {i}"
+        presets[f"Header: {name}"] = (lo, hi)
+    return presets
+
+
+def native_image(path: str | Path, settings) -> dict:
+    """The DICOM as acquired, and the geometry that maps model space onto it."""
+    from arfl_studio.data import read_mammogram
+    from arfl_studio.data.preprocess import compute_geometry
+
+    mammogram = read_mammogram(path)
+    geometry = compute_geometry(mammogram.pixels, settings)
+    return {"pixels": mammogram.pixels, "spacing": mammogram.pixel_spacing, "laterality": mammogram.laterality,
+            "view": mammogram.view, "geometry": geometry.to_dict(), "fit": getattr(settings, "fit", "stretch"),
+            "presets": header_windows(path)}
+
+
 def _gray(x: torch.Tensor) -> np.ndarray:
     return x.detach().float().mean(dim=0).cpu().numpy().copy()
 
@@ -52,21 +120,44 @@ def _prob(model, x: torch.Tensor) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 80), -80)))
 
 
-def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str = "pgd", eps: float = 0.01,
-                 saliency: str = "gradient") -> dict:
-    """``models``: {name: model}. ``image``: (C, H, W) in [0, 1]."""
-    from arfl_studio.evaluation import perturbation, saliency_map
+def _attack_delta(model, image: torch.Tensor, target: float, attack: str, eps: float, settings: dict) -> np.ndarray:
+    """δ (C, H, W) of ``attack``, seeded so that asking twice gives the same answer."""
+    from arfl_studio.evaluation.attacks import run_attack
 
-    out = {"image": _gray(image), "target": float(target), "models": {}}
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = image.detach().float().to(device)[None]
+    generator = torch.Generator(device="cpu").manual_seed(int(settings.get("seed", 0)))
+    kwargs = {k: settings[k] for k in ("steps", "restarts", "step_size", "queries") if settings.get(k) is not None}
+    adv = run_attack(model, x, torch.tensor([float(target)], device=device), attack, eps, generator=generator, **kwargs)
+    return (adv - x)[0].detach().cpu().numpy().astype(np.float32)
+
+
+def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str = "pgd", eps: float = 0.01,
+                 saliency: str = "gradient", deltas: dict | None = None, attack_settings: dict | None = None) -> dict:
+    """``models``: {name: model}. ``image``: (C, H, W) in [0, 1].
+
+    ``deltas``: {name: δ in model space, (H, W) or (C, H, W)} kept by the attack that
+    listed the case; a model without one is attacked here (``attack_settings``: steps,
+    restarts, step_size, seed)."""
+    from arfl_studio.evaluation import saliency_map
+
+    deltas = deltas or {}
+    out = {"image": _gray(image), "target": float(target), "attack": attack, "eps": float(eps), "models": {}}
     for name, model in models.items():
-        delta, adversarial = perturbation(model, image, target, attack=attack, eps=eps)
-        adv_t = torch.as_tensor(np.asarray(adversarial), dtype=image.dtype)
-        if adv_t.dim() == 2:  # (H, W): same change on every channel
-            adv_t = adv_t[None].expand_as(image).contiguous()
+        kept = deltas.get(name)
+        if kept is not None:
+            delta = np.asarray(kept, dtype=np.float32)
+            delta = np.broadcast_to(delta, image.shape) if delta.ndim == 2 else delta
+            source = "the attack's own δ"
+        else:
+            delta = _attack_delta(model, image, target, attack, eps, attack_settings or {})
+            source = "δ computed here"
+        adv_t = torch.clamp(image.float() + torch.as_tensor(np.ascontiguousarray(delta)), 0, 1).to(image.dtype)
         out["models"][name] = {
             "clean_prob": _prob(model, image),
             "adversarial_prob": _prob(model, adv_t),
-            "delta": np.asarray(delta, dtype=np.float32).copy(),
+            "delta": (adv_t.float() - image.float()).mean(dim=0).numpy().astype(np.float32),
+            "delta_source": source,
             "adversarial": _gray(adv_t),
             "saliency_clean": np.asarray(saliency_map(model, image, method=saliency), dtype=np.float32).copy(),
             "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency), dtype=np.float32).copy(),
@@ -74,18 +165,62 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
     return out
 
 
-def four_views(records, patient_id: str, max_px: int = 768) -> dict[str, np.ndarray]:
-    """The patient's RCC, LCC, RMLO, LMLO as display pixels (downsampled)."""
-    from arfl_studio.data import read_mammogram
-
+def patient_views(records, patient_id: str) -> dict:
+    """The patient's records by hanging name (RCC, LCC, RMLO, LMLO, ...); the first of each."""
     views = {}
     for r in records:
-        if r.patient_id != patient_id or not r.laterality or not r.view:
-            continue
-        name = f"{r.laterality}{r.view}"
-        if name in views:
-            continue
-        pixels = read_mammogram(r.path).pixels
-        step = max(1, int(math.ceil(max(pixels.shape) / max_px)))
-        views[name] = np.ascontiguousarray(pixels[::step, ::step], dtype=np.float32)
+        if r.patient_id == patient_id and r.laterality and r.view:
+            views.setdefault(f"{r.laterality}{r.view}", r)
     return views
+
+
+def four_views(records, patient_id: str, settings=None, models: dict | None = None, attack: str = "pgd",
+               eps: float = 0.01, saliency: str = "gradient", attack_settings: dict | None = None,
+               model_input=None, cancel=None) -> dict[str, dict]:
+    """The patient's views as native images (``native_image``); with ``models`` ({name: model})
+    each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
+    space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
+    (the run's preprocessing and cache)."""
+    from arfl_studio.data import PreprocessSettings
+
+    settings = settings or PreprocessSettings()
+    out = {}
+    for name, record in patient_views(records, patient_id).items():
+        if cancel is not None and cancel.is_set():
+            break
+        view = native_image(record.path, settings)
+        if models and model_input is not None:
+            x = model_input(record)
+            result = analyse_case(models, x, float(record.label), attack, eps, saliency, attack_settings=attack_settings)
+            view["model_input"], view["models"] = result["image"], result["models"]
+            add_native_maps(view)
+        view["record"] = record
+        out[name] = view
+    return out
+
+
+MAP_KEYS = ("saliency_clean", "saliency_adversarial", "delta")
+
+
+def display_step(shape: tuple[int, int], max_px: int = 1024) -> int:
+    """Native pixels per display pixel of the overlays: a power of two, at most ``max_px`` per side."""
+    step = 1
+    while max(shape) / step > max_px:
+        step *= 2
+    return step
+
+
+def add_native_maps(image: dict, max_px: int = 1024) -> dict:
+    """For each model of ``image``: its maps on a display grid of the native image and the
+    adversarial image in native space (native pixels + δ mapped back, inside the crop)."""
+    from arfl_studio.data.geometry import Geometry, model_to_native
+    from arfl_studio.gui.viewer.registration import model_to_native_grid
+
+    geometry = Geometry.from_dict(image["geometry"])
+    step = display_step(geometry.shape, max_px)
+    image["step"] = step
+    for m in image.get("models", {}).values():
+        m["native"] = {k: model_to_native_grid(m[k], geometry, image["fit"], step) for k in MAP_KEYS}
+        delta = model_to_native(m["delta"], geometry, image["fit"])
+        m["adversarial_native"] = np.clip(image["pixels"] + delta, 0, 1).astype(np.float32)
+    return image

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QProgressDi
 
 from arfl_studio.gui import settings_store
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.export import export_overlay, export_plot, export_run_table
+from arfl_studio.gui.export import export_plot, export_run_table
 from arfl_studio.gui.panes.attack_pane import AttackPane
 from arfl_studio.gui.panes.dataset_pane import DatasetPane
 from arfl_studio.gui.panes.training_pane import TrainingPane
@@ -198,11 +198,9 @@ class MainWindow(QMainWindow):
         return out
 
     def export_overlay_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export overlay", "overlay.png", "PNG (*.png);;SVG (*.svg)")
-        if path:
-            self._try(lambda: [export_overlay(v, Path(path).with_name(f"{Path(path).stem}_{i}{Path(path).suffix}"))
-                               for i, v in enumerate(self.viewer_pane.current_views()) if v.gray is not None],
-                      "Export failed")
+        path, _ = QFileDialog.getSaveFileName(self, "Export overlay", "overlay.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")
+        if path:  # one figure, full resolution, exactly the name typed (written in a worker)
+            self._try(lambda: self.viewer_pane.export_overlay(path), "Export failed")
 
     def _try(self, fn, title: str):
         try:

@@ -1,10 +1,12 @@
-"""Viewer pane: the mammogram with window/level, invert, zoom/pan, overlays, two models, tags.
+"""Viewer pane: the mammogram as acquired, with saliency and δ registered on it.
 
-Two layouts: *two models* (the same case through two trained models side by side,
-zoom and pan linked, each with its clean and adversarial prediction) and *four
-views* (the patient's RCC LCC / RMLO LMLO hanging). Overlays: saliency map or the
-perturbation δ (amplified to the full range of a diverging colormap), with opacity;
-a toggle swaps in the adversarial image. The DICOM tag panel hides PHI unless asked.
+Two layouts: *two models* (the case through two trained models side by side, zoom
+and pan linked) and *four views* (the patient's RCC LCC / RMLO LMLO hanging, each
+with the first model's overlay). *Space*: the DICOM at native resolution and
+orientation, in mm (maps brought back through the preprocessing geometry), or the
+model input "as the model sees it". Window/level: right-drag (horizontal = width,
+vertical = level), presets, double-click resets; optionally linked; every new case
+starts from its header window. The DICOM tag panel hides PHI unless asked.
 """
 
 from __future__ import annotations
@@ -16,46 +18,26 @@ from PySide6.QtWidgets import (
     QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
 )
 
-from arfl_studio.gui import case_analysis, run_access
+from arfl_studio.gui import run_access
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
+from arfl_studio.gui.viewer import tasks
+from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView, colormap_lut
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
 OVERLAYS = ("none", "saliency", "perturbation δ")
+SPACES = ("Native (as acquired)", "As the model sees it")
 HANGING = (("RCC", 0, 0), ("LCC", 0, 1), ("RMLO", 1, 0), ("LMLO", 1, 1))
+SALIENCY_NOTE = {"gradient": "|∂z/∂x|", "smoothgrad": "SmoothGrad |∂z/∂x|", "integrated-gradients": "|IG|"}
 
 
-def case_task(run_dir: str, keys: list[str], fold: int, record, attack: str, eps: float, saliency: str):
-    def task(report, cancel):
-        from arfl_studio.data import MammogramDataset
-        from arfl_studio.experiments import load_fold_model
-
-        models = {k: load_fold_model(run_dir, k, fold)[0].eval() for k in keys}
-        settings, _config = run_access.preprocess_settings(run_dir)
-        x, y = MammogramDataset([record], settings)[0]
-        if cancel.is_set():
-            return None
-        result = case_analysis.analyse_case(models, x, float(y), attack=attack, eps=eps, saliency=saliency)
-        result["tags"] = _tags(record)
-        result["record"] = record
-        return result
-
-    return task
-
-
-def views_task(records, patient_id: str, record):
-    def task(report, cancel):
-        return {"views": case_analysis.four_views(records, patient_id), "tags": _tags(record), "record": record}
-
-    return task
-
-
-def _tags(record) -> list[dict]:
-    try:
-        return case_analysis.dicom_tags(record.path)
-    except Exception as exc:  # the picture matters more than the header
-        return [{"tag": "", "keyword": "error", "value": str(exc), "phi": False}]
+def _marker(image: dict, native: bool) -> tuple[str, str]:
+    """Marker text and corner: away from the chest wall (native), right of it (model input)."""
+    text = " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+    if not native:
+        return (text + " · model input").strip(" ·"), "right"
+    chest_wall_right = bool(image.get("geometry", {}).get("flip"))
+    return text, "left" if chest_wall_right else "right"
 
 
 class ViewerPane(QWidget):
@@ -65,12 +47,18 @@ class ViewerPane(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.task: TaskHandle | None = None
-        self.analysis: dict | None = None
+        self.export_handle: TaskHandle | None = None
+        self.analysis: dict | None = None  # the case: {"case", "views", ...}
         self.request: dict | None = None
+        self.views: dict[str, dict] = {}
         self.tags: list[dict] = []
+        self._new_case = False
 
         self.mode_box = QComboBox()
         self.mode_box.addItems(("Two models", "Four views"))
+        self.space_box = QComboBox()
+        self.space_box.addItems(SPACES)
+        self.space_box.setToolTip("Native: the DICOM as acquired, maps mapped back through the crop, resize and flip")
         self.model_a = QComboBox()
         self.model_b = QComboBox()
         self.overlay_box = QComboBox()
@@ -82,22 +70,34 @@ class ViewerPane(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
-        self.opacity.setMaximumWidth(120)
+        self.opacity.setMaximumWidth(110)
+        self.preset_box = QComboBox()
+        self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; "
+                                   "double-click resets")
+        self.link_wl_box = QCheckBox("Link W/L")
+        self.link_wl_box.setChecked(True)
         self.adversarial_box = QCheckBox("Adversarial image")
         self.invert_box = QCheckBox("Invert")
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
         controls = QGridLayout()
-        pairs = [("Layout", self.mode_box), ("Left model", self.model_a), ("Right model", self.model_b),
-                 ("Overlay", self.overlay_box), ("Saliency", self.saliency_box), ("Colormap", self.cmap_box),
-                 ("Opacity", self.opacity)]
-        for i, (name, widget) in enumerate(pairs):
-            controls.addWidget(QLabel(name), 0, i)
+        self.model_a_label = QLabel("Left model")
+        pairs = [(QLabel("Layout"), self.mode_box), (QLabel("Space"), self.space_box),
+                 (self.model_a_label, self.model_a), (QLabel("Right model"), self.model_b),
+                 (QLabel("Overlay"), self.overlay_box), (QLabel("Saliency"), self.saliency_box),
+                 (QLabel("Colormap"), self.cmap_box), (QLabel("Opacity"), self.opacity),
+                 (QLabel("Window"), self.preset_box)]
+        self.labels = {}
+        for i, (label, widget) in enumerate(pairs):
+            controls.addWidget(label, 0, i)
             controls.addWidget(widget, 1, i)
-        controls.addWidget(self.adversarial_box, 0, len(pairs))
-        controls.addWidget(self.invert_box, 1, len(pairs))
-        controls.addWidget(self.compute_button, 1, len(pairs) + 1)
-        controls.setColumnStretch(len(pairs) + 2, 1)
+            self.labels[widget] = label
+        n = len(pairs)
+        controls.addWidget(self.adversarial_box, 0, n)
+        controls.addWidget(self.invert_box, 1, n)
+        controls.addWidget(self.link_wl_box, 0, n + 1)
+        controls.addWidget(self.compute_button, 1, n + 1)
+        controls.setColumnStretch(n + 2, 1)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
@@ -112,7 +112,7 @@ class ViewerPane(QWidget):
         grid = QGridLayout(grid_widget)
         grid.setContentsMargins(0, 0, 0, 0)
         for name, r, c in HANGING:
-            view = MammogramView(name, histogram=False)
+            view = MammogramView(name)
             self.hanging[name] = view
             grid.addWidget(view, r, c)
         self.stack = QStackedWidget()
@@ -139,27 +139,76 @@ class ViewerPane(QWidget):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([950, 330])
+        splitter.setSizes([1000, 300])
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(splitter, 1)
 
-        self.mode_box.currentIndexChanged.connect(self.stack.setCurrentIndex)
-        for signal in (self.overlay_box.currentIndexChanged, self.cmap_box.currentIndexChanged,
-                       self.adversarial_box.toggled):
+        self.mode_box.currentIndexChanged.connect(self._layout_changed)
+        self.overlay_box.currentIndexChanged.connect(self._overlay_changed)
+        for signal in (self.cmap_box.currentIndexChanged, self.adversarial_box.toggled,
+                       self.space_box.currentIndexChanged, self.model_b.currentIndexChanged):
             signal.connect(lambda *_: self.refresh())
+        self.space_box.currentIndexChanged.connect(lambda *_: self._fit_all())
+        self.model_a.currentIndexChanged.connect(lambda *_: self.recompute())
         self.opacity.valueChanged.connect(self._set_opacity)
         self.invert_box.toggled.connect(self._set_invert)
+        self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
         self.phi_box.toggled.connect(lambda *_: self._fill_tags())
         self.compute_button.clicked.connect(lambda: self.recompute())
         self.saliency_box.currentIndexChanged.connect(lambda *_: self.recompute())
+        for view in self.all_views():
+            view.levels_changed.connect(lambda lo, hi, v=view: self._levels_changed(v, lo, hi))
+        self._enable_controls()
 
-    # ---------------------------------------------------------------- inputs
+    # ---------------------------------------------------------------- state
     def all_views(self) -> list[MammogramView]:
         return [self.view_a, self.view_b, *self.hanging.values()]
 
+    def current_views(self) -> list[MammogramView]:
+        return [self.view_a, self.view_b] if self.stack.currentIndex() == 0 else list(self.hanging.values())
+
+    def native_space(self) -> bool:
+        return self.space_box.currentIndex() == 0
+
+    def _has_models(self) -> bool:
+        return self.analysis is not None
+
+    def _enable_controls(self) -> None:
+        """Controls that do nothing in the current layout or without a trained run are disabled."""
+        models = self._has_models()
+        four = self.stack.currentIndex() == 1
+        self.model_a_label.setText("Model" if four else "Left model")
+        for widget in (self.model_a, self.overlay_box, self.saliency_box, self.opacity, self.cmap_box,
+                       self.adversarial_box, self.compute_button, self.space_box):
+            widget.setEnabled(models)
+        self.model_b.setEnabled(models and not four)
+        overlay = self.overlay_box.currentText() != "none"
+        self.cmap_box.setEnabled(models and overlay)
+        self.opacity.setEnabled(models and overlay)
+        for widget, label in self.labels.items():
+            label.setEnabled(widget.isEnabled())
+
+    def _layout_changed(self, index: int) -> None:
+        self.stack.setCurrentIndex(index)
+        self._enable_controls()
+        self._fill_presets()
+
+    def _overlay_changed(self, *_):
+        """The colormap control lists the maps of the chosen overlay (diverging for δ)."""
+        wanted = DIVERGING if self.overlay_box.currentText().startswith("perturbation") else SEQUENTIAL
+        if tuple(self.cmap_box.itemText(i) for i in range(self.cmap_box.count())) != wanted:
+            self.cmap_box.blockSignals(True)
+            self.cmap_box.clear()
+            self.cmap_box.addItems(wanted)
+            self.cmap_box.blockSignals(False)
+        self._enable_controls()
+        self.refresh()
+
+    # ---------------------------------------------------------------- inputs
     def show_case(self, request: dict) -> TaskHandle | None:
-        """A case of a trained run: ``run_dir``, ``method``, ``fold``, ``record``, ``attack``, ``eps``."""
+        """A case of a trained run: ``run_dir``, ``method``, ``fold``, ``record``, ``attack``, ``eps``,
+        optionally ``case`` (the Attack pane's flipped row: its δ and attack settings)."""
         if request.get("record") is None or not request.get("run_dir"):
             show_error(self, "Cannot open the case", "This case has no image record (a bare checkpoint attack).")
             return None
@@ -173,8 +222,7 @@ class ViewerPane(QWidget):
             box.blockSignals(False)
         if self.overlay_box.currentText() == "none":
             self.overlay_box.setCurrentText("saliency")
-        self.mode_box.setCurrentIndex(0)
-        return self.recompute()
+        return self.recompute(new_case=True)
 
     @staticmethod
     def _partner(key: str, keys: list[str]) -> str:
@@ -186,24 +234,29 @@ class ViewerPane(QWidget):
         others = [k for k in keys if k != key]
         return others[0] if others else key
 
-    def recompute(self) -> TaskHandle | None:
+    def recompute(self, new_case: bool = False) -> TaskHandle | None:
         if self.request is None:
             return None
         if self.task is not None and self.task.is_running():
             self.task.cancel()
-        r = self.request
+        self._new_case = self._new_case or new_case
+        request = dict(self.request)  # the attack's own δ is used for request["method"], whichever box holds it
         keys = list(dict.fromkeys([self.model_a.currentText(), self.model_b.currentText()]))
         self.prediction.setText("Computing predictions, δ and saliency …")
-        self.task = start_task(case_task(r["run_dir"], keys, int(r["fold"]), r["record"], r.get("attack", "pgd"),
-                                         float(r.get("eps") or 0.01), self.saliency_box.currentText()),
-                               "viewer", on_done=self._on_case, on_error=self._on_error, parent=self)
+        self.task = start_task(tasks.case_task(request, keys, self.saliency_box.currentText()), "viewer",
+                               on_done=self._on_case, on_error=self._on_error, parent=self)
         return self.task
 
     def show_record(self, record, records) -> TaskHandle:
-        """A dataset image: the patient's four views."""
+        """A dataset image: the patient's views as acquired (no model)."""
+        self.request = None
+        self.analysis = None
+        self._new_case = True
         self.mode_box.setCurrentIndex(1)
-        self.prediction.setText(f"Patient {record.patient_id}: loading the four views …")
-        self.task = start_task(views_task(list(records), record.patient_id, record), "views",
+        self.prediction.setText(f"Patient {record.patient_id}: loading the views …")
+        if self.task is not None and self.task.is_running():
+            self.task.cancel()
+        self.task = start_task(tasks.views_task(list(records), record), "views",
                                on_done=self._on_views, on_error=self._on_error, parent=self)
         return self.task
 
@@ -211,17 +264,18 @@ class ViewerPane(QWidget):
         self.prediction.setText(f"Failed: {message}")
         show_error(self, "Viewer", message, (self.request or {}).get("run_dir"), details)
 
-    def _on_views(self, result: dict) -> None:
-        for name, view in self.hanging.items():
-            view.set_image(result["views"].get(name))
-            view.caption.setText("" if name in result["views"] else "(no image)")
-        views = list(self.hanging.values())
-        for view in views[1:]:
-            view.link(views[0])
-        self._set_invert(self.invert_box.isChecked())
+    def _on_views(self, result: dict | None) -> None:
+        if result is None:
+            return
+        self.views = result["views"]
         record = result["record"]
+        name = f"{record.laterality}{record.view}"
+        self.case_image = self.views.get(name)
+        self._enable_controls()
+        self.refresh(auto_range=True)
         self.prediction.setText(f"<b>Patient {record.patient_id}</b> — {'malignant' if record.label else 'benign'} "
-                                f"({record.laterality}). Views: {', '.join(sorted(result['views'])) or 'none'}")
+                                f"({record.laterality}). Views: {', '.join(sorted(self.views)) or 'none'}. "
+                                "Open a case from the Attack pane to see a model's maps.")
         self.tags = result["tags"]
         self._fill_tags()
         self.views_ready.emit()
@@ -230,44 +284,138 @@ class ViewerPane(QWidget):
         if result is None:
             return
         self.analysis = result
+        self.case_image = result["case"]
+        self.views = result["views"]
         self.tags = result["tags"]
         self._fill_tags()
-        names = list(result["models"])
+        self._enable_controls()
+        self.prediction.setText(self._prediction_text(result))
+        self.refresh(auto_range=True)
+        self.overlay_ready.emit()
+        self.views_ready.emit()
+
+    def _prediction_text(self, result: dict) -> str:
         record = result["record"]
         truth = "malignant" if result["target"] > 0.5 else "benign"
         lines = [f"<b>{record.patient_id} {record.laterality or ''}{record.view or ''}</b> — truth: {truth}<br>"
-                 f"attack {self.request.get('attack', 'pgd')}, ε = {float(self.request.get('eps') or 0.01):g}"]
-        for name in names:
-            m = result["models"][name]
+                 f"attack {result['attack']}, ε = {result['eps']:g}"]
+        for name, m in result["case"]["models"].items():
+            threshold = result.get("thresholds", {}).get(name)
+            verdict = ""
+            if threshold is not None:
+                call = lambda p: "malignant" if p >= threshold else "benign"  # noqa: E731
+                verdict = f" ({call(m['clean_prob'])} → {call(m['adversarial_prob'])} at threshold {threshold:.3f})"
             lines.append(f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
-                         f"{m['adversarial_prob']:.3f}")
-        self.prediction.setText("<br>".join(lines))
-        self.refresh(auto_range=True)
-        self.overlay_ready.emit()
+                         f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}")
+        return "<br>".join(lines)
 
     # ---------------------------------------------------------------- display
-    def refresh(self, auto_range: bool = False) -> None:
-        if self.analysis is None:
-            return
-        names = list(self.analysis["models"])
-        pairs = [(self.view_a, self.model_a.currentText()), (self.view_b, self.model_b.currentText())]
-        adversarial = self.adversarial_box.isChecked()
+    def _overlay_spec(self, eps: float | None) -> tuple[str | None, tuple[float, float], str]:
         overlay = self.overlay_box.currentText()
-        for view, name in pairs:
-            m = self.analysis["models"].get(name) or self.analysis["models"][names[0]]
-            view.title.setText(f"Method {name}" + (" — adversarial input" if adversarial else " — clean input"))
-            view.caption.setText(f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}")
-            view.set_image(m["adversarial"] if adversarial else self.analysis["image"], auto_range=auto_range)
-            if overlay == "saliency":
-                view.set_overlay(m["saliency_adversarial" if adversarial else "saliency_clean"],
-                                 self.cmap_box.currentText(), (0.0, 1.0))
-            elif overlay.startswith("perturbation"):
+        adversarial = self.adversarial_box.isChecked()
+        if overlay == "saliency":
+            method = self.saliency_box.currentText()
+            key = "saliency_adversarial" if adversarial else "saliency_clean"
+            return key, (0.0, 1.0), f"saliency {SALIENCY_NOTE.get(method, method)}, min–max scaled per image"
+        if overlay.startswith("perturbation"):
+            return "delta", (-eps, eps), f"δ in [0, 1] image units, ε = {eps:g}"
+        return None, (0.0, 1.0), ""
+
+    def _show(self, view: MammogramView, image: dict | None, model: str | None, keep_levels: bool,
+              auto_range: bool) -> None:
+        if image is None:
+            view.set_image(None)
+            view.set_overlay(None)
+            view.set_marker("")
+            return
+        native = self.native_space() or "model_input" not in image
+        m = (image.get("models") or {}).get(model) if model else None
+        adversarial = self.adversarial_box.isChecked() and m is not None
+        if native:
+            pixels = m["adversarial_native"] if adversarial else image["pixels"]
+            view.set_image(pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels,
+                           presets=image.get("presets"))
+        else:
+            view.set_image(m["adversarial"] if adversarial else image["model_input"], auto_range=auto_range,
+                           spacing=None, keep_levels=keep_levels, presets={"Model input": (0.0, 1.0)})
+        view.set_marker(*_marker(image, native))
+        eps = float(self.analysis["eps"]) if self.analysis else 0.0
+        key, levels, label = self._overlay_spec(eps)
+        if m is None or key is None:
+            view.set_overlay(None)
+        else:
+            if key == "delta" and not levels[1] > 0:
                 amp = float(np.abs(m["delta"]).max()) or 1.0
-                view.set_overlay(m["delta"], DIVERGING, (-amp, amp))
+                levels = (-amp, amp)
+            if native:
+                from arfl_studio.data.geometry import Geometry, model_to_native
+
+                geometry, fit, model_map = Geometry.from_dict(image["geometry"]), image["fit"], m[key]
+                view.set_overlay(m["native"][key], self.cmap_box.currentText(), levels, label, step=image["step"],
+                                 full=lambda: model_to_native(model_map, geometry, fit))
             else:
-                view.set_overlay(None)
-            view.set_opacity(self.opacity.value() / 100)
+                view.set_overlay(m[key], self.cmap_box.currentText(), levels, label)
+        view.set_opacity(self.opacity.value() / 100)
+
+    def refresh(self, auto_range: bool = False) -> None:
+        keep = not self._new_case
+        auto_range = auto_range or self._new_case
+        case = getattr(self, "case_image", None)
+        if self.analysis is not None:
+            a, b = self.model_a.currentText(), self.model_b.currentText()
+            for view, name in ((self.view_a, a), (self.view_b, b)):
+                m = self.analysis["case"]["models"].get(name)
+                self._show(view, case, name, keep, auto_range)
+                side = " — adversarial input" if self.adversarial_box.isChecked() else " — clean input"
+                view.title.setText(f"Method {name}{side}")
+                view.caption.setText("" if m is None else f"P(malignant): clean {m['clean_prob']:.3f}, "
+                                     f"adversarial {m['adversarial_prob']:.3f}")
+        else:
+            self._show(self.view_a, case, None, keep, auto_range)
+            self._show(self.view_b, None, None, keep, auto_range)
+            self.view_a.title.setText("Image as acquired" if case is not None else "")
+        first = self.model_a.currentText() if self.analysis is not None else None
+        for name, view in self.hanging.items():
+            image = self.views.get(name)
+            self._show(view, image, first, keep, auto_range)
+            m = (image or {}).get("models", {}).get(first) if image else None
+            view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
+            view.caption.setText("(no image)" if image is None else "" if m is None else
+                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}")
+        self._new_case = False
         self._set_invert(self.invert_box.isChecked())
+        self._fill_presets()
+        self._link_zoom()
+
+    def _link_zoom(self) -> None:
+        views = [v for v in self.hanging.values() if v.gray is not None]
+        for view in self.hanging.values():
+            view.unlink()
+        for view in views[1:]:
+            view.link(views[0])
+
+    def _fit_all(self) -> None:
+        for view in self.all_views():
+            if view.gray is not None:
+                view.view.autoRange(padding=0.02)
+
+    def _fill_presets(self) -> None:
+        view = next((v for v in self.current_views() if v.gray is not None), None)
+        names = list(view.presets) if view is not None else []
+        self.preset_box.clear()
+        self.preset_box.addItems(names)
+        self.preset_box.setEnabled(bool(names))
+
+    def _apply_preset(self, name: str) -> None:
+        for view in self.current_views():
+            view.apply_preset(name)
+
+    def _levels_changed(self, source: MammogramView, lo: float, hi: float) -> None:
+        if not self.link_wl_box.isChecked() or source not in self.current_views():
+            return
+        for view in self.current_views():
+            if view is not source and view.gray is not None:
+                view.set_levels(lo, hi)
 
     def _set_opacity(self, value: int) -> None:
         for view in self.all_views():
@@ -284,5 +432,34 @@ class ViewerPane(QWidget):
         self.tag_model.set_rows(rows)
         self.phi_box.setText(f"Show PHI tags ({hidden} hidden)" if not show else "Show PHI tags")
 
-    def current_views(self) -> list[MammogramView]:
-        return [self.view_a, self.view_b] if self.stack.currentIndex() == 0 else list(self.hanging.values())
+    # ---------------------------------------------------------------- export
+    def export_overlay(self, path: str) -> TaskHandle:
+        """The current layout's images with their overlay at full resolution, one colour bar and a
+        caption (case, models, map, ε), written to exactly ``path`` (.png, .svg or .pdf)."""
+        views = [v for v in self.current_views() if v.gray is not None]
+        if not views:
+            raise ValueError("the viewer shows no image to export: open a case first")
+        panels = [{"title": v.title.text(), "gray": v.gray, "heat": v.native_overlay if v.overlay_visible() else None,
+                   "opacity": v.opacity(), "gray_levels": v.gray_levels(), "invert": v.inverted,
+                   "heat_levels": v.heat_levels, "aspect": (v.spacing[0] / v.spacing[1]) if v.spacing else 1.0}
+                  for v in views]
+        first = views[0]
+        caption = self._caption(first)
+        self.export_handle = start_task(
+            tasks.export_task(panels, str(path), colormap_lut(first.cmap), first.heat_levels,
+                              first.heat_label if first.overlay_visible() else "", caption),
+            "export", on_error=lambda m, d: show_error(self, "Export failed", m, None, d), parent=self)
+        return self.export_handle
+
+    def _caption(self, view: MammogramView) -> str:
+        record = (self.analysis or {}).get("record")
+        case = f"{record.patient_id} {record.laterality or ''}{record.view or ''}" if record is not None else ""
+        models = (f"models {self.model_a.currentText()} | {self.model_b.currentText()}" if self.stack.currentIndex() == 0
+                  else f"model {self.model_a.currentText()}") if self.analysis else "no model"
+        overlay = self.overlay_box.currentText() if view.overlay_visible() else "no overlay"
+        if overlay == "saliency":
+            overlay = f"saliency ({self.saliency_box.currentText()}, {view.heat_label})"
+        eps = f"ε = {self.analysis['eps']:g} ({self.analysis['attack']})" if self.analysis else ""
+        space = "native DICOM grid" if self.native_space() else "model input"
+        input_kind = "adversarial input" if self.adversarial_box.isChecked() else "clean input"
+        return " · ".join(p for p in (case, models, overlay, eps, input_kind, space) if p)

@@ -1,8 +1,10 @@
-"""The mammogram view: window/level (histogram LUT), invert, zoom/pan, one overlay.
+"""The mammogram view: native pixels, aspect-correct in mm, window/level, one overlay.
 
-The overlay (saliency map or perturbation) is a second ``ImageItem`` in the same view
-box, drawn with a colormap lookup table and an opacity; the base image keeps its own
-gray levels from the histogram widget. :func:`blend` produces the same picture as
+The base image is shown from a block-mean pyramid (the level follows the zoom), in
+millimetre coordinates when the pixel spacing is known (pixels otherwise), so
+non-square pixels keep their aspect and the scale bar and readout are in mm. The
+overlay (saliency map or δ) is a second ``ImageItem`` over the same rectangle, with
+a colour bar that states its scale. :func:`blend` produces the same picture as
 pixels for export.
 """
 
@@ -10,83 +12,159 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-DIVERGING = "CET-D1"  # blue - white - red, for the signed perturbation
+from arfl_studio.gui.viewer.blend import blend_lut
+from arfl_studio.gui.viewer.pyramid import Pyramid
+from arfl_studio.gui.widgets.scale_bar import ScaleBar
+from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels, width_level
+
+DIVERGING = ("CET-D1", "CET-D1A", "CET-D3", "CET-D4")  # for the signed perturbation
 SEQUENTIAL = ("inferno", "viridis", "magma", "plasma", "CET-L17")
+CORNER_STYLE = "color: white; background: rgba(0, 0, 0, 140); padding: 1px 4px; font-weight: bold;"
 
 
 def colormap(name: str) -> pg.ColorMap:
     return pg.colormap.get(name)
 
 
+def colormap_lut(name: str) -> np.ndarray:
+    """(256, 3) float RGB in [0, 1]: the colormap as the view draws it (for exports)."""
+    return colormap(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.float32) / 255
+
+
 def blend(gray: np.ndarray, heat: np.ndarray | None, cmap: str = "inferno", opacity: float = 0.5,
           levels: tuple[float, float] = (0.0, 1.0), gray_levels: tuple[float, float] = (0.0, 1.0),
           invert: bool = False) -> np.ndarray:
     """Base image through window/level (and invert) with the overlay blended in: uint8 RGB (H, W, 3)."""
-    lo, hi = gray_levels
-    g = np.clip((np.asarray(gray, dtype=np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
-    if invert:
-        g = 1 - g
-    rgb = np.repeat(g[..., None], 3, axis=2)
-    if heat is not None and opacity > 0:
-        hlo, hhi = levels
-        h = np.clip((np.asarray(heat, dtype=np.float32) - hlo) / max(hhi - hlo, 1e-6), 0, 1)
-        lut = colormap(cmap).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.float32) / 255
-        colour = lut[(h * 255).astype(np.int64)]
-        rgb = (1 - opacity) * rgb + opacity * colour
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    return blend_lut(gray, heat, colormap_lut(cmap), opacity, levels, gray_levels, invert)
 
 
 class MammogramView(QWidget):
-    """One image with title, optional histogram LUT, overlay and caption."""
+    """One image with title, corner marker, W/L numbers, scale bar, readout, overlay and colour bar."""
 
-    def __init__(self, title: str = "", histogram: bool = True, parent=None):
+    levels_changed = Signal(float, float)  # by the user (drag, preset, reset): for linked views
+
+    def __init__(self, title: str = "", colour_bar: bool = True, parent=None):
         super().__init__(parent)
         self.title = QLabel(title)
         self.title.setStyleSheet("font-weight: bold;")
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
+        self.readout = QLabel("")
+        self.readout.setStyleSheet("color: #555; font-family: monospace;")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
-        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True)
-        self.view.setMenuEnabled(False)
+        self.view = WindowLevelViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.graphics.addItem(self.view, row=0, col=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(10)
         self.overlay.setOpacity(0.5)
         self.view.addItem(self.image)
         self.view.addItem(self.overlay)
-        self.histogram = None
-        if histogram:
-            self.histogram = pg.HistogramLUTItem(image=self.image)
-            self.histogram.setMaximumWidth(110)
-            self.graphics.addItem(self.histogram)
+        self.scale_bar = ScaleBar()
+        self.scale_bar.setParentItem(self.view)
+        self.colour_bar = None
+        if colour_bar:
+            self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("inferno"), interactive=False,
+                                              width=14, colorMapMenu=False)
+            self.graphics.addItem(self.colour_bar, row=0, col=1)
+            self.colour_bar.setVisible(False)
+        self.marker = QLabel("", self.graphics)
+        self.marker.setStyleSheet(CORNER_STYLE)
+        self.wl_label = QLabel("", self.graphics)
+        self.wl_label.setStyleSheet(CORNER_STYLE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
         layout.addWidget(self.title)
         layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
         layout.addWidget(self.caption)
-        self.gray: np.ndarray | None = None
+
+        self.pyramid: Pyramid | None = None
+        self.level = 0
+        self.spacing: tuple[float, float] | None = None
+        self.levels = (0.0, 1.0)
+        self.default_levels = (0.0, 1.0)
+        self.presets: dict[str, tuple[float, float]] = {}
+        self.inverted = False
+        self.marker_side = "left"
         self.heat: np.ndarray | None = None
+        self.heat_step = 1
+        self.full_heat = None  # callable -> the overlay on the full native grid, for exports
         self.cmap = "inferno"
         self.heat_levels = (0.0, 1.0)
-        self.inverted = False
+        self.heat_label = ""
+
+        self.view.window_level_dragged.connect(self._drag_levels)
+        self.view.reset_requested.connect(self.reset_view)
+        self.view.sigRangeChanged.connect(lambda *_: self._choose_level())
+        self.view.sigResized.connect(lambda *_: self._choose_level())
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # base image -------------------------------------------------------
-    def set_image(self, gray: np.ndarray | None, auto_range: bool = True) -> None:
-        self.gray = None if gray is None else np.asarray(gray, dtype=np.float32)
-        if self.gray is None:
+    @property
+    def gray(self) -> np.ndarray | None:
+        return None if self.pyramid is None else self.pyramid.base
+
+    def set_image(self, gray: np.ndarray | None, auto_range: bool = True, spacing: tuple[float, float] | None = None,
+                  keep_levels: bool = True, presets: dict | None = None) -> None:
+        """Show ``gray`` (rows, cols); ``spacing`` (row, col) in mm puts the view in mm.
+
+        ``keep_levels`` keeps the user's window/level (same case, another picture of it);
+        otherwise the levels go back to the default (the first preset, else [0, 1])."""
+        had_image = self.pyramid is not None
+        if gray is None:
+            self.pyramid = None
             self.image.clear()
+            self.readout.setText("")
             return
-        levels = self.image.getLevels() if self.image.image is not None else None
-        self.image.setImage(self.gray, autoLevels=levels is None)
-        if levels is None:
-            self.image.setLevels((0.0, 1.0))
+        self.pyramid = Pyramid(np.asarray(gray, dtype=np.float32))
+        self.spacing = tuple(float(s) for s in spacing) if spacing else None
+        base = self.pyramid.base
+        full = (float(np.min(base)), float(np.max(base)))
+        self.presets = dict(presets) if presets else {"Default": (0.0, 1.0)}
+        self.presets.setdefault("Full range", full if full[1] > full[0] else (full[0], full[0] + 1.0))
+        self.default_levels = next(iter(self.presets.values()))
+        if not (keep_levels and had_image):
+            self.levels = self.default_levels
+        self.scale_bar.set_unit("mm" if self.spacing else "px")
+        self.level = -1  # force a redraw at the level the zoom asks for
+        self._show_level(0 if auto_range else self._wanted_level())
         self._apply_gray_lut()
         if auto_range:
             self.view.autoRange(padding=0.02)
+        self._choose_level()
+        self._update_wl_label()
+
+    def pixel_size(self) -> tuple[float, float]:
+        """(row, col) size of one native pixel in view units (mm, or 1 px)."""
+        return self.spacing if self.spacing else (1.0, 1.0)
+
+    def native_rect(self, step: int, shape: tuple[int, int]) -> QRectF:
+        sy, sx = self.pixel_size()
+        return QRectF(0, 0, shape[1] * step * sx, shape[0] * step * sy)
+
+    def _wanted_level(self) -> int:
+        if self.pyramid is None:
+            return 0
+        px = self.view.viewPixelSize()[0]  # view units per screen pixel
+        return self.pyramid.level_for(px / self.pixel_size()[1])
+
+    def _show_level(self, k: int) -> None:
+        if self.pyramid is None or k == self.level:
+            return
+        self.level = k
+        data = self.pyramid.levels[k]
+        self.image.setImage(data, autoLevels=False, levels=self.levels)
+        self.image.setRect(self.native_rect(2 ** k, data.shape))
+
+    def _choose_level(self) -> None:
+        if self.pyramid is not None and self.view.width() > 0:
+            self._show_level(self._wanted_level())
 
     def set_invert(self, invert: bool) -> None:
         self.inverted = bool(invert)
@@ -96,29 +174,115 @@ class MammogramView(QWidget):
         ramp = np.linspace(0, 255, 256).astype(np.uint8)
         if self.inverted:
             ramp = ramp[::-1]
-        lut = np.stack([ramp] * 3, axis=1)
-        if self.histogram is not None:
-            cmap = pg.ColorMap(np.linspace(0, 1, 2), [lut[0], lut[-1]])
-            self.histogram.gradient.setColorMap(cmap)
-        else:
-            self.image.setLookupTable(lut)
+        self.image.setLookupTable(np.stack([ramp] * 3, axis=1))
 
+    # window / level ---------------------------------------------------
     def gray_levels(self) -> tuple[float, float]:
-        levels = self.image.getLevels()
-        if levels is None:
-            return (0.0, 1.0)
-        return float(levels[0]), float(levels[1])
+        return self.levels
+
+    def set_levels(self, lo: float, hi: float, user: bool = False) -> None:
+        """Window (low, high); ``user`` tells linked views to follow."""
+        self.levels = (float(lo), float(hi))
+        if self.pyramid is not None:
+            self.image.setLevels(self.levels)
+        self._update_wl_label()
+        if user:
+            self.levels_changed.emit(*self.levels)
+
+    def apply_preset(self, name: str) -> None:
+        if name in self.presets:
+            self.set_levels(*self.presets[name], user=True)
+
+    def _drag_levels(self, dx: float, dy: float) -> None:
+        if self.pyramid is None:
+            return
+        lo, hi = self.presets.get("Full range", (0.0, 1.0))
+        self.set_levels(*drag_levels(self.levels, dx, dy, max(hi - lo, 1e-3)), user=True)
+
+    def reset_view(self) -> None:
+        """Double-click: default window/level, whole image in view."""
+        self.set_levels(*self.default_levels, user=True)
+        self.view.autoRange(padding=0.02)
+
+    def _update_wl_label(self) -> None:
+        width, level = width_level(self.levels)
+        self.wl_label.setText(f"W {width:.3f}  L {level:.3f}" if self.pyramid is not None else "")
+        self.wl_label.adjustSize()
+        self._place_corners()
+
+    # corners, readout ---------------------------------------------------
+    def set_marker(self, text: str, side: str = "left") -> None:
+        """Laterality/view marker (e.g. "L CC") in a top corner, away from the chest wall."""
+        self.marker.setText(text)
+        self.marker.setVisible(bool(text))
+        self.marker.adjustSize()
+        self.marker_side = side
+        self._place_corners()
+
+    def _place_corners(self) -> None:
+        w, h = self.graphics.width(), self.graphics.height()
+        bar = self.colour_bar.width() if self.colour_bar is not None and self.colour_bar.isVisible() else 0
+        x = 6 if self.marker_side == "left" else max(6, int(w - bar - self.marker.width() - 6))
+        self.marker.move(x, 6)
+        self.wl_label.move(6, max(6, h - self.wl_label.height() - 6))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_corners()
+
+    def native_pixel_at(self, view_point: QPointF) -> tuple[int, int] | None:
+        """(row, col) of the native pixel at a point in view coordinates, None outside the image."""
+        if self.pyramid is None:
+            return None
+        sy, sx = self.pixel_size()
+        row, col = int(np.floor(view_point.y() / sy)), int(np.floor(view_point.x() / sx))
+        rows, cols = self.pyramid.base.shape
+        return (row, col) if 0 <= row < rows and 0 <= col < cols else None
+
+    def readout_text(self, view_point: QPointF) -> str:
+        pixel = self.native_pixel_at(view_point)
+        if pixel is None:
+            return ""
+        row, col = pixel
+        value = float(self.pyramid.base[row, col])
+        sy, sx = self.pixel_size()
+        where = (f"x {(col + 0.5) * sx:7.1f} mm  y {(row + 0.5) * sy:7.1f} mm" if self.spacing
+                 else "(no pixel spacing)")
+        text = f"{where}  [row {row}, col {col}]  value {value:.4f}"
+        if self.overlay_visible():
+            r, c = row // self.heat_step, col // self.heat_step
+            if r < self.heat.shape[0] and c < self.heat.shape[1]:
+                text += f"  overlay {float(self.heat[r, c]):.3g}"
+        return text
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.pyramid is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            return
+        self.readout.setText(self.readout_text(self.view.mapSceneToView(scene_pos)))
 
     # overlay ----------------------------------------------------------
-    def set_overlay(self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0)) -> None:
+    def set_overlay(self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0), label: str = "",
+                    step: int = 1, full=None) -> None:
+        """``heat`` covers ``heat.shape * step`` native pixels from the top-left corner;
+        ``full`` (optional callable) returns it on the full native grid for exports."""
         self.heat = None if heat is None else np.asarray(heat, dtype=np.float32)
-        self.cmap, self.heat_levels = cmap, tuple(levels)
+        self.cmap, self.heat_levels, self.heat_label = cmap, tuple(float(v) for v in levels), label
+        self.heat_step, self.full_heat = int(step), full
         if self.heat is None:
             self.overlay.clear()
             self.overlay.setVisible(False)
+            if self.colour_bar is not None:
+                self.colour_bar.setVisible(False)
             return
-        self.overlay.setImage(self.heat, levels=levels, lut=colormap(cmap).getLookupTable(0.0, 1.0, 256))
+        self.overlay.setImage(self.heat, levels=self.heat_levels, lut=colormap(cmap).getLookupTable(0.0, 1.0, 256))
+        self.overlay.setRect(self.native_rect(self.heat_step, self.heat.shape))
         self.overlay.setVisible(True)
+        if self.colour_bar is not None:
+            self.colour_bar.setColorMap(colormap(cmap))
+            self.colour_bar.setLevels(self.heat_levels)
+            self.colour_bar.axis.setLabel(label)
+            self.colour_bar.setVisible(True)
+        self._place_corners()
 
     def set_opacity(self, opacity: float) -> None:
         self.overlay.setOpacity(float(opacity))
@@ -129,14 +293,30 @@ class MammogramView(QWidget):
     def overlay_visible(self) -> bool:
         return self.heat is not None and self.overlay.isVisible() and self.overlay.image is not None
 
+    def native_overlay(self) -> np.ndarray | None:
+        """The overlay on the base image's full grid (computed on demand)."""
+        if not self.overlay_visible():
+            return None
+        if self.full_heat is not None:
+            return np.asarray(self.full_heat(), dtype=np.float32)
+        full = np.repeat(np.repeat(self.heat, self.heat_step, axis=0), self.heat_step, axis=1)
+        rows, cols = self.gray.shape
+        out = np.zeros((rows, cols), np.float32)
+        out[:min(rows, full.shape[0]), :min(cols, full.shape[1])] = full[:rows, :cols]
+        return out
+
     def blended(self) -> np.ndarray | None:
-        """What the view shows, as uint8 RGB pixels (overlay blended in explicitly)."""
+        """What the view shows, at the image's full resolution, as uint8 RGB (overlay blended in)."""
         if self.gray is None:
             return None
-        heat = self.heat if self.overlay_visible() else None
-        return blend(self.gray, heat, self.cmap, self.opacity(), self.heat_levels, self.gray_levels(), self.inverted)
+        return blend(self.gray, self.native_overlay(), self.cmap, self.opacity(), self.heat_levels,
+                     self.gray_levels(), self.inverted)
 
     def link(self, other: "MammogramView") -> None:
         """Zoom and pan together with ``other``."""
         self.view.setXLink(other.view)
         self.view.setYLink(other.view)
+
+    def unlink(self) -> None:
+        self.view.setXLink(None)
+        self.view.setYLink(None)

@@ -1,0 +1,120 @@
+"""The viewer's worker tasks (Qt-free): load a case, a patient's four views, export a figure.
+
+Each returns a ``task(report, cancel)`` for :func:`arfl_studio.gui.workers.start_task`.
+A case is loaded with the run's own preprocessing and cache (so the model sees the
+very input the Attack pane attacked), with the patient's other views of the fold for
+the four-view layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arfl_studio.gui import case_analysis, run_access
+
+
+def tags_of(record) -> list[dict]:
+    try:
+        return case_analysis.dicom_tags(record.path)
+    except Exception as exc:  # the picture matters more than the header
+        return [{"tag": "", "keyword": "error", "value": str(exc), "phi": False}]
+
+
+def table_deltas(request: dict) -> dict:
+    """{method: δ} kept by the attack that listed the case, when the case carries one."""
+    case = request.get("case") or {}
+    delta = case.get("delta")
+    if delta is None and callable(request.get("case_delta")):
+        delta = request["case_delta"]()
+    return {request["method"]: np.asarray(delta, dtype=np.float32)} if delta is not None else {}
+
+
+def attack_settings_of(request: dict) -> dict:
+    """Steps, restarts, step size and seed of the attack that listed the case (what it kept)."""
+    case = request.get("case") or {}
+    settings = dict(request.get("attack_settings") or {})
+    settings.update(case.get("attack_settings") or case.get("settings") or {})
+    return settings
+
+
+def _threshold(spec) -> float | None:
+    for name in ("threshold", "decision_threshold"):
+        value = getattr(spec, name, None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def case_task(request: dict, keys: list[str], saliency: str):
+    """Two models on one case, and the first model on all the patient's views of the fold."""
+    run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
+    attack, eps = request.get("attack", "pgd"), float(request.get("eps") or 0.01)
+
+    def task(report, cancel):
+        from arfl_studio.data import MammogramDataset
+        from arfl_studio.experiments import fold_records, load_fold_model
+
+        loaded = {k: load_fold_model(run_dir, k, fold) for k in keys}
+        models = {k: m.eval() for k, (m, _spec) in loaded.items()}
+        settings, config = run_access.preprocess_settings(run_dir)
+        cache = getattr(config.data, "cache_dir", None)
+
+        def model_input(r):
+            return MammogramDataset([r], settings, cache_dir=cache)[0][0]
+
+        x, y = MammogramDataset([record], settings, cache_dir=cache)[0]
+        image = case_analysis.native_image(record.path, settings)
+        settings_kept = attack_settings_of(request)
+        result = case_analysis.analyse_case(models, x, float(y), attack, eps, saliency, deltas=table_deltas(request),
+                                            attack_settings=settings_kept)
+        image.update(model_input=result["image"], models=result["models"])
+        case_analysis.add_native_maps(image)
+        if cancel.is_set():
+            return None
+        try:
+            patient = [r for r in fold_records(run_dir, fold)[1] if r.patient_id == record.patient_id]
+        except (OSError, ValueError):
+            patient = [record]
+        first = {keys[0]: models[keys[0]]}
+        views = case_analysis.four_views(patient or [record], record.patient_id, settings, first, attack, eps, saliency,
+                                         settings_kept, model_input, cancel)
+        return {"case": image, "views": views, "target": float(y), "attack": attack, "eps": eps,
+                "saliency": saliency, "tags": tags_of(record), "record": record,
+                "thresholds": {k: _threshold(spec) for k, (_m, spec) in loaded.items()}}
+
+    return task
+
+
+def views_task(records, record):
+    """A dataset image: the patient's views as acquired (no model)."""
+
+    def task(report, cancel):
+        from arfl_studio.data import PreprocessSettings
+
+        views = case_analysis.four_views(list(records), record.patient_id, PreprocessSettings(), cancel=cancel)
+        return {"views": views, "tags": tags_of(record), "record": record}
+
+    return task
+
+
+def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label: str, caption: str):
+    """``panels``: [{"title", "gray", "heat" (callable or None), "opacity", "gray_levels", "invert",
+    "heat_levels", "aspect"}] blended here at full resolution, then one figure to ``path``."""
+
+    def task(report, cancel):
+        from arfl_studio.evaluation.saliency import overlay_figure
+        from arfl_studio.gui.viewer.blend import blend_lut
+
+        lut = np.asarray(colormap, dtype=np.float32)
+        rendered = []
+        for p in panels:
+            heat = p["heat"]() if callable(p["heat"]) else p["heat"]
+            rendered.append((p["title"], blend_lut(p["gray"], heat, lut, p["opacity"], p["heat_levels"],
+                                                   p["gray_levels"], p["invert"])))
+            if cancel.is_set():
+                return None
+        overlay_figure(rendered, path, colormap=lut, levels=levels, colorbar_label=colorbar_label, caption=caption,
+                       aspect=panels[0].get("aspect", 1.0))
+        return path
+
+    return task
