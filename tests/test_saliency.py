@@ -102,20 +102,52 @@ def test_saliency_cli_on_demo_dicom(tmp_path):
             model.load_state_dict(train_tiny_cnn(x, y, epochs=epochs, width=4).state_dict())
         ckpts.append(str(save_checkpoint(tmp_path / f"m{i}.pt", model, spec)))
     out, raw, js = tmp_path / "s.png", tmp_path / "s.npy", tmp_path / "s.json"
-    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--out", str(out), "--raw", str(raw), "--json", str(js)]) == 0
+    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--space", "model", "--out", str(out), "--raw", str(raw),
+                 "--json", str(js)]) == 0
     from matplotlib import image as mpimg
 
     assert mpimg.imread(out).shape[:2] == (32, 32)
     saved = np.load(raw)
     assert saved.shape == (32, 32) and saved.min() >= 0 and saved.max() <= 1
     doc = json.loads(js.read_text())
-    assert doc["method"] == "gradient" and 0 <= doc["models"][0]["probability"] <= 1
+    assert doc["method"] == "gradient" and 0 <= doc["models"][0]["probability"] <= 1 and doc["space"] == "model"
     cmp = tmp_path / "cmp.png"
     assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "smoothgrad", "--samples", "4",
-                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw)]) == 0
+                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw), "--space", "model"]) == 0
     assert np.load(raw).shape == (2, 32, 32) and mpimg.imread(cmp).shape[1] > 200
+    # default: the DICOM's own grid, both panels at full size
+    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--compare", ckpts[1], "--out", str(cmp),
+                 "--raw", str(raw)]) == 0
+    assert np.load(raw).shape == (2, 128, 104) and mpimg.imread(cmp).shape[1] > 2 * 104
     adv = tmp_path / "adv.png"
     assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "perturbation", "--eps", "0.02",
                  "--steps", "3", "--out", str(tmp_path / "p.png"), "--adv-out", str(adv)]) == 0
     assert adv.is_file()
     assert main(["saliency", str(tmp_path / "none.pt"), dcm, "--out", str(out)]) == 2
+
+
+@pytest.fixture(scope="module")
+def one_channel_checkpoint(tmp_path_factory):
+    spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
+    model = build_model(spec)
+    x, y = blob_images(32, size=32, channels=1, seed=3)
+    model.load_state_dict(train_tiny_cnn(x, y, epochs=2, width=4).state_dict())
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.pt", model, spec))
+
+
+@pytest.mark.parametrize("laterality,method", [("L", "gradient"), ("R", "gradient"), ("R", "perturbation")])
+def test_saliency_native_raw_lies_on_the_breast(tmp_path, one_channel_checkpoint, laterality, method):
+    from lesion_phantom import write_phantom
+    from matplotlib import image as mpimg
+
+    dcm, _lesion, breast = write_phantom(tmp_path / "p.dcm", laterality, "CC")
+    raw, out = tmp_path / "raw.npy", tmp_path / "overlay.png"
+    args = ["saliency", one_channel_checkpoint, str(dcm), "--size", "32", "--method", method, "--eps", "0.02",
+            "--steps", "2", "--out", str(out), "--raw", str(raw)]
+    assert main(args) == 0
+    saved = np.abs(np.load(raw))
+    assert saved.shape == breast.shape == mpimg.imread(out).shape[:2]  # the DICOM's size and orientation
+    on_breast = saved[breast].sum() / saved.sum()
+    assert on_breast > 0.6, on_breast
+    assert saved[breast].mean() > 3 * saved[~breast].mean()
+    assert saved[-30:-12, -40:-10].max() == 0 if laterality == "L" else saved[-30:-12, 10:40].max() == 0  # the label

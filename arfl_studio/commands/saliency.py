@@ -1,5 +1,11 @@
 """``arfl-studio saliency CHECKPOINT IMAGE``: what the model looks at on one mammogram.
 
+``--space native`` (default): the map is computed on the model input and mapped back
+through the preprocessing geometry (resize, crop box, flip) onto the DICOM's own
+pixel grid, so the overlay PNG and the ``--raw`` map have the image's size and
+orientation and sit on the anatomy (0 outside the crop). ``--space model`` writes
+the model input as the model sees it (oriented, cropped, resized).
+
 Methods: ``gradient`` (the paper's map: gradient of the loss w.r.t. the input,
 scaled to [0, 1]), ``smoothgrad``, ``integrated-gradients``, and ``perturbation``
 (the adversarial delta of ``--attack`` at ``--eps`` on a diverging map, plus the
@@ -25,7 +31,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "saliency",
         help="saliency / perturbation map of one mammogram, blended over it (optionally two models side by side)",
-        description="Write the preprocessed mammogram with a saliency or adversarial-perturbation map blended over it.",
+        description="Write the mammogram with a saliency or adversarial-perturbation map blended over it, "
+                    "registered to the DICOM as stored (--space native) or on the model input (--space model).",
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it)")
     parser.add_argument("image", metavar="IMAGE", help="DICOM file (or a grey .npy / .png for tests)")
@@ -34,6 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--target", type=int, choices=[0, 1], help="label whose loss is differentiated (default: prediction)")
     parser.add_argument("--out", metavar="PATH.png", required=True, help="blended overlay (or the comparison figure)")
     parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
+    parser.add_argument("--space", choices=["native", "model"], default="native",
+                        help="native: the image's own size and orientation (default); model: the model input")
     parser.add_argument("--compare", metavar="CHECKPOINT2", help="second model (e.g. without ARFL): one PNG, two panels")
     parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd",
                         help="perturbation: attack")
@@ -50,23 +59,28 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_image(path: Path, settings) -> np.ndarray:
-    """Preprocessed single-channel image (H, W) in [0, 1]."""
+def load_image(path: Path, settings):
+    """(model input (H, W) in [0, 1], native pixels, geometry) of one image file."""
+    from arfl_studio.data.geometry import Geometry
     from arfl_studio.data.preprocess import preprocess_pixels, resize_image
 
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return resize_image(np.clip(np.load(path).astype(np.float32), 0, 1), settings.size)
+    if suffix == ".npy":  # already oriented and cropped: resized only
+        pixels = np.clip(np.load(path).astype(np.float32), 0, 1)
+        rows, cols = pixels.shape
+        return resize_image(pixels, settings.size), pixels, Geometry(False, (0, rows, 0, cols), (rows, cols))
     if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
         from matplotlib import image as mpimg
 
         pixels = mpimg.imread(path).astype(np.float32)
         pixels = pixels[..., :3].mean(axis=-1) if pixels.ndim == 3 else pixels
         pixels = pixels / 255.0 if pixels.max() > 1 else pixels
-        return preprocess_pixels(pixels, settings)[0]
-    from arfl_studio.data import read_mammogram
+    else:
+        from arfl_studio.data import read_mammogram
 
-    return preprocess_pixels(read_mammogram(path).pixels, settings)[0]
+        pixels = read_mammogram(path).pixels
+    gray, geometry = preprocess_pixels(pixels, settings)
+    return gray, pixels, geometry
 
 
 def _model_map(model, spec, gray: np.ndarray, args):
@@ -90,16 +104,29 @@ def _model_map(model, spec, gray: np.ndarray, args):
     return out, info
 
 
+def _to_space(args, values, adv, pixels, geometry, settings):
+    """Model-space map (and adversarial input) in the chosen space."""
+    if args.space == "model":
+        return values, adv
+    from arfl_studio.data.geometry import model_to_native
+
+    fit = getattr(settings, "fit", "stretch")
+    native = model_to_native(values, geometry, fit)
+    if adv is not None:  # δ mapped back onto the acquired image
+        adv = np.clip(pixels + native, 0, 1).astype(np.float32)
+    return native, adv
+
+
 def run(args) -> int:
     from arfl_studio.evaluation.saliency import (
-        blend_overlay, compare_figure, perturbation_overlay, save_png,
+        blend_overlay, compare_figure, overlay_figure, perturbation_overlay, save_png,
     )
     from arfl_studio.models.registry import CheckpointError, load_checkpoint
 
     try:
         model, spec = load_checkpoint(args.checkpoint)
         settings, _ = preprocess_settings(args, spec, run_dir_of(Path(args.checkpoint)))
-        gray = load_image(Path(args.image), settings)
+        gray, pixels, geometry = load_image(Path(args.image), settings)
         models = [(Path(args.checkpoint), model, spec)]
         if args.compare:
             model2, spec2 = load_checkpoint(args.compare)
@@ -109,15 +136,17 @@ def run(args) -> int:
         return 2
     perturb = args.method == "perturbation"
     cmap = args.colormap or ("RdBu_r" if perturb else "inferno")
+    base = gray if args.space == "model" else pixels
     panels, maps, infos = [], [], []
     for path, m, s in models:
         (values, adv), info = _model_map(m, s, gray, args)
+        values, adv = _to_space(args, values, adv, pixels, geometry, settings)
         if perturb:
-            rgb, gain = perturbation_overlay(gray, values, cmap, args.alpha)
+            rgb, gain = perturbation_overlay(base, values, cmap, args.alpha)
             info["amplification"] = gain
             info["max_abs_delta"] = float(np.abs(values).max())
         else:
-            rgb = blend_overlay(gray, values, cmap, args.alpha)
+            rgb = blend_overlay(base, values, cmap, args.alpha)
         name = path.parent.parent.name + "/" + path.parent.name if path.stem == "model" else path.stem
         panels.append((f"{name}  p={info['probability']:.2f}", rgb))
         maps.append(values)
@@ -131,16 +160,19 @@ def run(args) -> int:
     if len(models) == 1:
         save_png(args.out, panels[0][1])
     else:
+        label = "scaled gradient" if args.method == "gradient" else "scaled attribution"
+        title, levels = args.method, (0.0, 1.0)
         if perturb:
             peak = max(float(np.abs(v).max()) for v in maps) or 1.0
             # one shared scale so the panels compare: re-blend with a common amplification
-            panels = [(t, blend_overlay(gray, np.clip(0.5 + 0.5 * v / peak, 0, 1), cmap, args.alpha))
+            panels = [(t, blend_overlay(base, np.clip(0.5 + 0.5 * v / peak, 0, 1), cmap, args.alpha))
                       for (t, _), v in zip(panels, maps)]
-            compare_figure(panels, args.out, cmap, "perturbation delta", vmin=-peak, vmax=peak,
-                           title=f"{args.attack} eps={args.eps:g}")
-        else:
-            compare_figure(panels, args.out, cmap, "scaled gradient" if args.method == "gradient" else "scaled attribution",
-                           title=args.method)
+            label, title, levels = "perturbation delta", f"{args.attack} eps={args.eps:g}", (-peak, peak)
+        if args.space == "model":
+            compare_figure(panels, args.out, cmap, label, vmin=levels[0], vmax=levels[1], title=title)
+        else:  # full resolution, the image's own orientation
+            overlay_figure(panels, args.out, colormap=cmap, levels=levels, colorbar_label=label,
+                           caption=f"{Path(args.image).name} · {title} · native DICOM grid")
     if args.raw:
         from arfl_studio import atomic
 
@@ -152,9 +184,10 @@ def run(args) -> int:
     for info in infos:
         print(f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}, target {info['target']}, "
               f"{args.method} in {info['seconds']:.2f} s")
-    print(f"wrote {args.out}" + (f" and {args.raw}" if args.raw else ""))
+    print(f"wrote {args.out}" + (f" and {args.raw}" if args.raw else "") + f" ({args.space} space, {maps[0].shape[0]}x{maps[0].shape[1]})")
     if args.json:
         write_json(args.json, {"image": str(args.image), "method": args.method, "preprocess": settings.to_dict(),
+                               "space": args.space, "shape": list(maps[0].shape), "geometry": geometry.to_dict(),
                                "out": args.out, "raw": args.raw, "models": infos,
                                "attack": {"kind": args.attack, "eps": args.eps} if perturb else None})
     return 0

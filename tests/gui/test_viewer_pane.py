@@ -52,9 +52,9 @@ def test_case_with_overlays_and_two_models(qtbot, trained_run, tmp_path):
     assert "Modality" in keywords and "PatientName" not in keywords
     pane.phi_box.setChecked(True)
     assert any(r["phi"] for r in pane.tag_model.rows) or "PatientName" not in {t["keyword"] for t in pane.tags}
-    # the exported overlay is blended into pixels
+    # the exported overlay is blended into pixels at the image's own size
     out = export_overlay(pane.view_a, tmp_path / "overlay.png")
-    assert out.stat().st_size > 0
+    assert out.stat().st_size > 0 and pane.view_a.blended().shape[:2] == pane.view_a.gray.shape
 
 
 def test_four_views_hanging(qtbot, demo_dir):
@@ -88,6 +88,28 @@ def test_view_window_level_keeps_user_levels(qtbot):
     view = MammogramView("x")
     qtbot.addWidget(view)
     view.set_image(np.random.rand(20, 16).astype(np.float32))
-    view.image.setLevels((0.2, 0.6))
-    view.set_image(np.random.rand(20, 16).astype(np.float32))
+    view.set_levels(0.2, 0.6)
+    view.set_image(np.random.rand(20, 16).astype(np.float32))  # e.g. the adversarial image of the same case
     assert view.gray_levels() == (0.2, 0.6)
+    view.set_image(np.random.rand(20, 16).astype(np.float32), keep_levels=False)  # another case
+    assert view.gray_levels() == (0.0, 1.0)
+
+
+def test_case_opened_in_four_views_fills_every_layout(qtbot, trained_run):
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    pane.resize(1200, 700)
+    pane.show()
+    pane.mode_box.setCurrentIndex(1)  # the user is in the four-view layout when the Attack pane sends a case
+    record = _held_out_record(trained_run)
+    request = {"run_dir": str(trained_run), "method": "B", "fold": 0, "record": record, "attack": "pgd", "eps": 0.02}
+    with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):
+        handle = pane.show_case(request)
+    wait_task(qtbot, handle)
+    assert pane.stack.currentIndex() == 1
+    shown = {name for name, v in pane.hanging.items() if v.gray is not None}
+    assert f"{record.laterality}{record.view}" in shown
+    assert all(pane.hanging[name].overlay_visible() for name in shown)  # the model's map on every view
+    assert not pane.model_b.isEnabled() and pane.model_a.isEnabled()  # one model in this layout
+    pane.mode_box.setCurrentIndex(0)
+    assert pane.view_a.gray is not None and pane.view_a.overlay_visible() and pane.model_b.isEnabled()

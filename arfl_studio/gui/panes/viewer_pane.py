@@ -53,6 +53,7 @@ class ViewerPane(QWidget):
         self.views: dict[str, dict] = {}
         self.tags: list[dict] = []
         self._new_case = False
+        self._shown_path = None  # the case on screen: another one starts from its own header window
 
         self.mode_box = QComboBox()
         self.mode_box.addItems(("Two models", "Four views"))
@@ -269,6 +270,7 @@ class ViewerPane(QWidget):
             return
         self.views = result["views"]
         record = result["record"]
+        self._mark_new(record)
         name = f"{record.laterality}{record.view}"
         self.case_image = self.views.get(name)
         self._enable_controls()
@@ -280,9 +282,15 @@ class ViewerPane(QWidget):
         self._fill_tags()
         self.views_ready.emit()
 
+    def _mark_new(self, record) -> None:
+        path = str(getattr(record, "path", ""))
+        self._new_case = self._new_case or path != self._shown_path
+        self._shown_path = path
+
     def _on_case(self, result: dict | None) -> None:
         if result is None:
             return
+        self._mark_new(result["record"])
         self.analysis = result
         self.case_image = result["case"]
         self.views = result["views"]

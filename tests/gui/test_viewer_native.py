@@ -1,0 +1,174 @@
+"""The viewer in native space, on a phantom with a known lesion: registration of the maps,
+mm readout, window/level by mouse, presets, export at full resolution."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from lesion_phantom import BrightSpotModel, write_phantom
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from arfl_studio.data import PreprocessSettings
+from arfl_studio.data.preprocess import preprocess_pixels
+from arfl_studio.gui import case_analysis
+from arfl_studio.gui.panes.viewer_pane import ViewerPane
+
+from .conftest import wait_task
+
+SETTINGS = PreprocessSettings(size=(32, 32), channels=1)
+
+
+def phantom_case(tmp_path, laterality="L", view="CC", spacing=(0.1, 0.1)):
+    """What the case worker returns, for the phantom and the bright-spot model."""
+    path, lesion, breast = write_phantom(tmp_path / f"{laterality}{view}.dcm", laterality, view, spacing)
+    image = case_analysis.native_image(path, SETTINGS)
+    model_input, _ = preprocess_pixels(image["pixels"], SETTINGS)
+    x = torch.from_numpy(model_input[None].copy())
+    result = case_analysis.analyse_case({"M": BrightSpotModel().eval()}, x, 1.0, "pgd", 0.02, "gradient",
+                                        attack_settings={"steps": 2})
+    image.update(model_input=result["image"], models=result["models"])
+    case_analysis.add_native_maps(image)
+    record = SimpleNamespace(patient_id="PH-0001", laterality=laterality, view=view, label=1, path=path)
+    return {"case": image, "views": {f"{laterality}{view}": image}, "target": 1.0, "attack": "pgd", "eps": 0.02,
+            "saliency": "gradient", "tags": [], "record": record, "thresholds": {"M": 0.5}}, lesion, breast
+
+
+def open_result(qtbot, result):
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    pane.resize(1200, 700)
+    pane.show()
+    for box in (pane.model_a, pane.model_b):
+        box.blockSignals(True)
+        box.addItem("M")
+        box.blockSignals(False)
+    pane.overlay_box.setCurrentText("saliency")
+    pane._on_case(result)
+    qtbot.wait(50)
+    return pane
+
+
+def shown_peak(view):
+    """The overlay's peak as drawn, in native (row, col): display grid -> view (mm) -> native pixel."""
+    heat = view.overlay.image
+    i, j = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    return view.native_pixel_at(view.overlay.mapToView(QPointF(j + 0.5, i + 0.5)))
+
+
+@pytest.mark.parametrize("laterality,view", [("L", "CC"), ("R", "CC"), ("L", "MLO"), ("R", "MLO")])
+def test_overlay_peak_lands_on_the_lesion(qtbot, tmp_path, laterality, view):
+    result, lesion, _ = phantom_case(tmp_path, laterality, view)
+    pane = open_result(qtbot, result)
+    cols = result["case"]["pixels"].shape[1]
+    tolerance = 0.02 * cols
+    for name, v in (("pair", pane.view_a), ("hanging", pane.hanging[f"{laterality}{view}"])):
+        assert v.gray.shape == result["case"]["pixels"].shape, name  # the DICOM as acquired
+        row, col = shown_peak(v)
+        assert abs(row - lesion[0]) <= tolerance and abs(col - lesion[1]) <= tolerance, (name, (row, col), lesion)
+        full = v.native_overlay()  # what the export uses
+        assert full.shape == v.gray.shape
+        row, col = np.unravel_index(int(np.argmax(full)), full.shape)
+        assert abs(row - lesion[0]) <= tolerance and abs(col - lesion[1]) <= tolerance
+    marker = pane.view_a.marker
+    assert marker.text() == f"{laterality} {view}"
+    assert pane.view_a.marker_side == ("left" if laterality == "R" else "right")  # away from the chest wall
+    # δ on its own diverging scale, ±ε, named in the control and on the colour bar
+    pane.overlay_box.setCurrentText("perturbation δ")
+    assert pane.cmap_box.currentText().startswith("CET-D") and pane.view_a.heat_levels == (-0.02, 0.02)
+    assert "ε = 0.02" in pane.view_a.heat_label
+    # "as the model sees it": the model input, chest wall left, the map at its own size
+    pane.space_box.setCurrentIndex(1)
+    assert pane.view_a.gray.shape == (32, 32) and pane.view_a.heat.shape == (32, 32)
+
+
+def test_readout_in_mm_and_aspect(qtbot, tmp_path):
+    result, _, _ = phantom_case(tmp_path, "L", "CC", spacing=(0.1, 0.07))
+    pane = open_result(qtbot, result)
+    view = pane.view_a
+    rect = view.image.mapRectToView(view.image.boundingRect())
+    assert rect.height() / rect.width() == pytest.approx(300 * 0.1 / (220 * 0.07), rel=0.02)  # aspect from spacing
+    point = QPointF((50 + 0.5) * 0.07, (100 + 0.5) * 0.1)
+    scene = view.view.mapViewToScene(point)
+    qtbot.mouseMove(view.graphics.viewport(), view.graphics.mapFromScene(scene))
+    qtbot.waitUntil(lambda: "row 100" in view.readout.text(), timeout=3000)
+    text = view.readout.text()
+    x, y = (float(v) for v in re.search(r"x\s+([\d.]+) mm\s+y\s+([\d.]+) mm", text).groups())
+    assert x == pytest.approx(50.5 * 0.07, abs=0.05) and y == pytest.approx(100.5 * 0.1, abs=0.05)
+    assert "col 50" in text and f"value {view.gray[100, 50]:.4f}" in text
+
+
+def _mouse(widget, kind, pos, button, buttons):
+    pos = QPointF(pos)
+    event = QMouseEvent(kind, pos, QPointF(widget.mapToGlobal(pos.toPoint())), button, buttons,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def drag(widget, start, end, button=Qt.MouseButton.RightButton):
+    none = Qt.MouseButton.NoButton
+    _mouse(widget, QEvent.Type.MouseButtonPress, start, button, button)
+    for t in np.linspace(0, 1, 6)[1:]:
+        _mouse(widget, QEvent.Type.MouseMove, start + (end - start) * float(t), none, button)
+    _mouse(widget, QEvent.Type.MouseButtonRelease, end, button, none)
+
+
+def test_window_level_drag_presets_link_and_new_case(qtbot, tmp_path):
+    result, _, _ = phantom_case(tmp_path, "R", "CC")
+    pane = open_result(qtbot, result)
+    a, b = pane.view_a, pane.view_b
+    viewport = a.graphics.viewport()
+    centre = QPointF(viewport.width() / 3, viewport.height() / 2)
+    assert a.levels == (0.0, 1.0)  # the header window
+    assert "W 1.000  L 0.500" in a.wl_label.text()
+    range_before = a.view.viewRange()
+    drag(viewport, centre, centre + QPointF(100, 50))
+    width, level = a.levels[1] - a.levels[0], sum(a.levels) / 2
+    assert width > 1.05 and level > 0.52  # right: wider; down: higher level
+    assert np.allclose(a.view.viewRange(), range_before)  # the W/L button does not pan
+    assert a.wl_label.text() == f"W {width:.3f}  L {level:.3f}"
+    assert b.levels == a.levels  # linked
+    pane.link_wl_box.setChecked(False)
+    drag(viewport, centre, centre + QPointF(-150, 0))
+    assert b.levels != a.levels
+    # presets: the header's second window (TISSUE) in display units, and the full range
+    names = [pane.preset_box.itemText(i) for i in range(pane.preset_box.count())]
+    assert names[:2] == ["Header window", "Header: TISSUE"] and "Full range" in names
+    pane._apply_preset("Header: TISSUE")
+    assert a.levels == pytest.approx(((1500 - 500) / 4096, (1500 + 500) / 4096))
+    pane._apply_preset("Full range")
+    assert a.levels == pytest.approx((float(a.gray.min()), float(a.gray.max())))
+    # double-click: back to the header window, whole image in view
+    a.view.setRange(xRange=(1, 3), yRange=(1, 3), padding=0)
+    a.reset_view()
+    assert a.levels == (0.0, 1.0) and a.view.viewRange()[0][1] - a.view.viewRange()[0][0] > 10
+    # a new case starts from its own header window, not the last case's W/L
+    drag(viewport, centre, centre + QPointF(80, 80))
+    assert a.levels != (0.0, 1.0)
+    (tmp_path / "next").mkdir()
+    pane._on_case(phantom_case(tmp_path / "next", "L", "MLO")[0])
+    assert a.levels == (0.0, 1.0) and b.levels == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf"])
+def test_export_full_resolution_under_the_typed_name(qtbot, tmp_path, suffix):
+    result, _, _ = phantom_case(tmp_path, "L", "MLO")
+    pane = open_result(qtbot, result)
+    target = tmp_path / f"my case, saliency{suffix}"
+    handle = pane.export_overlay(str(target))
+    wait_task(qtbot, handle)
+    assert handle.outcome == "done", handle.error
+    assert [p.name for p in tmp_path.glob("my case*")] == [target.name]
+    if suffix == ".png":
+        from matplotlib import image as mpimg
+
+        picture = mpimg.imread(target)
+        rows, cols = result["case"]["pixels"].shape
+        assert picture.shape[0] > rows and picture.shape[1] > 2 * cols  # both panels at full size, bar, caption
+    else:
+        assert target.read_bytes()[:4] == b"%PDF"
