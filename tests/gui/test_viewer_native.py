@@ -36,7 +36,7 @@ def phantom_case(tmp_path, laterality="L", view="CC", spacing=(0.1, 0.1)):
     case_analysis.add_native_maps(image)
     record = SimpleNamespace(patient_id="PH-0001", laterality=laterality, view=view, label=1, path=path)
     return {"case": image, "views": {f"{laterality}{view}": image}, "target": 1.0, "attack": "pgd", "eps": 0.02,
-            "saliency": "gradient", "tags": [], "record": record, "thresholds": {"M": 0.5}}, lesion, breast
+            "saliency": "gradient", "tags": [], "record": record, "thresholds": {"M": {"prob": 0.5, "rule": "logit"}}}, lesion, breast
 
 
 def open_result(qtbot, result):

@@ -28,6 +28,7 @@ def test_case_with_overlays_and_two_models(qtbot, trained_run, tmp_path):
     assert (pane.model_a.currentText(), pane.model_b.currentText()) == ("B", "A")  # ARFL vs its base row
     assert pane.view_a.overlay_visible() and pane.view_b.overlay_visible()
     assert "P(malignant)" in pane.prediction.text() and "→" in pane.prediction.text()
+    assert "at the stored threshold" in pane.prediction.text()  # the verdict against model.json's threshold
     clean = pane.view_a.gray.copy()
     pane.adversarial_box.setChecked(True)
     assert not np.array_equal(pane.view_a.gray, clean)  # the adversarial image is shown

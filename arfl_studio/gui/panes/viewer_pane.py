@@ -308,11 +308,13 @@ class ViewerPane(QWidget):
         lines = [f"<b>{record.patient_id} {record.laterality or ''}{record.view or ''}</b> — truth: {truth}<br>"
                  f"attack {result['attack']}, ε = {result['eps']:g}"]
         for name, m in result["case"]["models"].items():
-            threshold = result.get("thresholds", {}).get(name)
+            threshold = (result.get("thresholds") or {}).get(name)
             verdict = ""
             if threshold is not None:
-                call = lambda p: "malignant" if p >= threshold else "benign"  # noqa: E731
-                verdict = f" ({call(m['clean_prob'])} → {call(m['adversarial_prob'])} at threshold {threshold:.3f})"
+                t = threshold["prob"]
+                call = lambda p: "malignant" if p > t else "benign"  # noqa: E731
+                verdict = (f" — {call(m['clean_prob'])} → {call(m['adversarial_prob'])} at the stored threshold "
+                           f"P = {t:.3f} ({threshold['rule']})")
             lines.append(f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
                          f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}")
         return "<br>".join(lines)

@@ -37,12 +37,17 @@ def attack_settings_of(request: dict) -> dict:
     return settings
 
 
-def _threshold(spec) -> float | None:
-    for name in ("threshold", "decision_threshold"):
-        value = getattr(spec, name, None)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+def threshold_of(run_dir, key: str, fold: int) -> dict | None:
+    """The model's stored decision threshold as P(malignant) (None when it cannot be read)."""
+    import math
+
+    try:
+        from arfl_studio.experiments.runner import load_fold_threshold
+
+        t = load_fold_threshold(run_dir, key, fold)
+    except Exception:  # an older run or checkpoint: the verdict is simply not shown
+        return None
+    return {"prob": 1.0 / (1.0 + math.exp(-max(min(t.logit, 80), -80))), "rule": t.rule}
 
 
 def case_task(request: dict, keys: list[str], saliency: str):
@@ -80,7 +85,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
                                          settings_kept, model_input, cancel)
         return {"case": image, "views": views, "target": float(y), "attack": attack, "eps": eps,
                 "saliency": saliency, "tags": tags_of(record), "record": record,
-                "thresholds": {k: _threshold(spec) for k, (_m, spec) in loaded.items()}}
+                "thresholds": {k: threshold_of(run_dir, k, fold) for k in keys}}
 
     return task
 
