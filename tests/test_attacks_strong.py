@@ -88,3 +88,86 @@ def test_bad_arguments(trained):
         apgd_attack(model, x, y, 0.1, loss="dlr")
     with pytest.raises(ValueError):
         square_attack(model, x, y, -1.0)
+
+
+def _metrics(model, adv, y):
+    from arfl_studio.evaluation.report import threshold_metrics
+
+    return threshold_metrics(y.numpy(), predict_logits(model, adv).numpy())
+
+
+def test_apgd_default_matches_strong_pgd_when_logits_are_huge(trained):
+    # Logits x 1e4: BCE's gradient is exactly 0 in float32 for every confident sample, so APGD-CE
+    # (AutoAttack's loss) stalls; the margin (APGD's default) moves them like strong PGD does.
+    from arfl_studio.evaluation.synthetic import ScaledLogit
+
+    model, x, y = trained
+    scaled = ScaledLogit(model, 1e4)
+    eps = 0.03
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    pgd = _metrics(scaled, run_attack(scaled, x, y, "pgd-strong", eps, steps=20, restarts=2, generator=gen()), y)
+    apgd = _metrics(scaled, run_attack(scaled, x, y, "apgd", eps, steps=20, generator=gen()), y)
+    ce = _metrics(scaled, run_attack(scaled, x, y, "apgd", eps, steps=20, loss="ce", generator=gen()), y)
+    assert abs(apgd["accuracy"] - pgd["accuracy"]) <= 0.01 and abs(apgd["auc"] - pgd["auc"]) <= 0.01
+    assert ce["accuracy"] > pgd["accuracy"] + 0.1  # the phantom reproduces the APGD-CE failure
+
+
+def test_apgd_both_losses_keep_the_worse_case_per_sample(trained):
+    model, x, y = trained
+    alone = apgd_attack(model, x, y, 0.02, steps=5, loss="margin", generator=torch.Generator().manual_seed(0))
+    both = apgd_attack(model, x, y, 0.02, steps=5, loss="both", generator=torch.Generator().manual_seed(0))
+    m_alone, m_both = margin(predict_logits(model, alone), y), margin(predict_logits(model, both), y)
+    assert torch.all(m_both >= m_alone - 1e-5)  # the margin run is the same; CE can only add
+
+
+def test_worst_ensemble_is_never_weaker_than_a_member_per_sample(trained):
+    from arfl_studio.evaluation.report import threshold_metrics
+
+    model, x, y = trained
+    members = {}
+    adv = run_attack(model, x, y, "worst", 0.02, steps=5, restarts=2, queries=30, members_out=members,
+                     generator=torch.Generator().manual_seed(0))
+    assert set(members) == {"pgd-strong", "apgd", "square"}
+    worst_z = predict_logits(model, adv)
+    worst = margin(worst_z, y)
+    ensemble = threshold_metrics(y.numpy(), worst_z.numpy())
+    for name, x_m in members.items():
+        z = predict_logits(model, x_m)
+        assert torch.all(worst >= margin(z, y) - 1e-6), name
+        alone = threshold_metrics(y.numpy(), z.numpy())
+        assert ensemble["auc"] <= alone["auc"] + 1e-9 and ensemble["accuracy"] <= alone["accuracy"] + 1e-9, name
+    assert (adv - x).abs().max() <= 0.02 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+
+
+def test_every_attack_reports_each_step_by_name(trained):
+    model, x, y = trained
+    seen = []
+    run_attack(model, x[:4], y[:4], "worst", 0.02, steps=3, restarts=2, queries=5,
+               on_step=lambda name, done, total: seen.append((name, done, total)))
+    assert [s for s in seen if s[0] == "pgd-strong"][-1] == ("pgd-strong", 6, 6)
+    assert [s for s in seen if s[0] == "apgd"][-1] == ("apgd", 3, 3)
+    assert [s for s in seen if s[0] == "square"] == [("square", i, 5) for i in range(1, 6)]
+
+
+def test_fgsm_and_pgd_called_directly_clamp_images_but_not_feature_vectors():
+    from arfl_studio.training.attacks import fgsm_attack, pgd_attack
+
+    model = Linear(12)
+    x, y = torch.rand(16, 1, 3, 4), (torch.arange(16) % 2).float()
+    for adv in (fgsm_attack(model, x, y, 0.5), pgd_attack(model, x, y, 0.5, steps=3)):
+        assert adv.min() >= 0 and adv.max() <= 1
+    two_moon_like = _Fn(lambda v: v.sum(-1))  # logit rises with both coordinates
+    pts = torch.full((8, 2), 0.9)
+    adv = fgsm_attack(two_moon_like, pts, torch.zeros(8), 0.5)  # label 0: push the logit up
+    assert torch.allclose(adv, torch.full((8, 2), 1.4))  # raw coordinates: not clamped to [0, 1]
+    with pytest.raises(ValueError, match="clamp"):
+        fgsm_attack(model, x, y, 0.1, clamp="pixels")
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)

@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from arfl_studio.evaluation import (
     sanity_checks,
     threshold_metrics,
 )
-from arfl_studio.evaluation.synthetic import QuantizedInput, blob_images, train_tiny_cnn
+from arfl_studio.evaluation import progress
+from arfl_studio.evaluation.synthetic import QuantizedInput, StaircaseInput, blob_images, train_tiny_cnn
 
 EPS = [1e-3, 1e-2, 3e-2, 0.1]
 
@@ -150,6 +152,104 @@ def test_cancel(model_and_data):
     cancel.set()
     with pytest.raises(EvaluationCancelled):
         evaluate_robustness(model, x, y, eps=0.01, cancel=cancel)
+
+
+@pytest.mark.parametrize("where", ["attack", "apgd", "worst", "square", "square probe", "large eps"])
+def test_stop_takes_effect_within_a_second_during_any_attack(model_and_data, where):
+    # Each setting would run for minutes; a timer thread sets cancel; the call must raise within ~1 s.
+    model, x, y = model_and_data
+    long = 100_000
+    kwargs = {
+        "attack": dict(attack="pgd-strong", steps=long, probes=False, large_eps=None),
+        "apgd": dict(attack="apgd", steps=long, probes=False, large_eps=None),
+        "worst": dict(attack="worst", steps=2, restarts=1, queries=long, probes=False, large_eps=None),
+        "square probe": dict(attack="fgsm", probes=["square"], probe_queries=long, large_eps=None),
+        "square": dict(attack="square", queries=long, probes=False, large_eps=None),
+        "large eps": dict(attack="pgd", steps=long, eps=[0.0], probes=False),
+    }[where]
+    kwargs.setdefault("eps", [0.01])
+    cancel = threading.Event()
+    set_at = {}
+
+    def stop():
+        set_at["t"] = time.perf_counter()
+        cancel.set()
+
+    timer = threading.Timer(0.5, stop)
+    timer.start()
+    try:
+        with pytest.raises(EvaluationCancelled):
+            evaluate_robustness(model, x, y, cancel=cancel, batch_size=32, **kwargs)
+    finally:
+        timer.cancel()
+    assert "t" in set_at and time.perf_counter() - set_at["t"] < 1.0
+
+
+def test_progress_names_each_step_with_an_eta(model_and_data, monkeypatch):
+    monkeypatch.setattr(progress, "EMIT_EVERY_S", 0.0)  # every event, not a few per second
+    model, x, y = model_and_data
+    events = []
+    evaluate_robustness(model, x[:16], y[:16], attack="pgd", eps=[0.01], steps=3, probe_queries=4, batch_size=8,
+                        callback=events.append)
+    messages = [e.message for e in events]
+    assert "pgd eps=0.01: step 3/3, batch 2/2" in messages
+    assert "sanity: square eps=0.01: query 4/4, batch 1/2" in messages
+    assert "sanity: fgsm eps=0.01: step 1/1, batch 1/2" in messages
+    assert any(m.startswith("pgd eps=0.5: step") for m in messages)  # the large-eps check names itself too
+    done = [e.done for e in events]
+    assert done == sorted(done) and events[-1].done == events[-1].total and events[-1].stage == "done"
+    assert all(e.eta_s is not None and e.eta_s >= 0 for e in events[1:])
+    assert {e.stage for e in events} == {"attack", "sanity", "done"}
+
+
+def test_user_chooses_sanity_checks_and_their_budget(model_and_data):
+    model, x, y = model_and_data
+    report = evaluate_robustness(model, x, y, attack="pgd", eps=[0.01, 0.03], steps=3, probes=["square"],
+                                 probe_queries=7, probe_images=9, large_eps=None)
+    assert set(report.probes) == {"square"} and report.large_eps_check is None
+    assert len(report.probe_indices) == 9 and all(len(v) == 9 for v in report.probes["square"].values())
+    doc = report.to_json()
+    assert doc["probe_images"] == 9 and doc["settings"]["probe_queries"] == 7
+    assert [r["eps"] for r in doc["probes"]["square"]] == [0.01, 0.03]
+    with pytest.raises(ValueError, match="probes"):
+        evaluate_robustness(model, x, y, eps=0.01, probes=["cw"])
+
+
+def test_staircase_front_raises_masking_warnings(model_and_data):
+    # tanh(1000 (x - k/8)) steps: differentiable, but ~85 % of the pixels get an exactly-zero gradient
+    # and the rest only point at the nearest step. Before: only gradient_free_beats_white_box fired.
+    model, x, y = model_and_data
+    report = evaluate_robustness(StaircaseInput(model, levels=8), x, y, attack="pgd", eps=[0.01, 0.03], steps=5,
+                                 probe_queries=60, large_eps=None)
+    names = {w.name for w in report.warnings}
+    assert "sparse_input_gradients" in names
+    assert report.gradient_stats["zero_pixel_fraction_mean"] > 0.5 and report.zero_gradients == 0
+    plain = evaluate_robustness(model, x, y, attack="pgd", eps=[0.01], steps=5, probes=False, large_eps=None)
+    assert plain.gradient_stats["zero_pixel_fraction_max"] < 0.05 and plain.warnings == []
+
+
+def test_empty_flip_list_says_why_and_counts_cases_that_moved(model_and_data):
+    model, x, y = model_and_data
+    # at a threshold far below every logit all images are called malignant: benign ones move up, none crosses
+    report = evaluate_robustness(model, x, y, attack="pgd", eps=[0.003], steps=3, threshold=-1e3, probes=False,
+                                 large_eps=None)
+    result = report.to_json()["results"][0]
+    assert result["flipped"] == [] and result["flipped_count"] == 0
+    assert result["moved_against_label"] > 0 and result["misclassified_clean"] == int((y < 0.5).sum())
+    assert "no prediction crossed the decision threshold" in result["empty_reason"]
+    assert f"{result['moved_against_label']} of {len(y)} cases moved against their label" in result["empty_reason"]
+
+
+def test_json_is_valid_when_auc_is_undefined(model_and_data):
+    model, x, y = model_and_data
+    benign = y < 0.5
+    report = evaluate_robustness(model, x[benign], y[benign], attack="fgsm", eps=[0.01], probes=["fgsm"],
+                                 large_eps=None)
+    doc = report.to_json()
+    text = json.dumps(doc, allow_nan=False)  # raises on NaN / Infinity
+    assert doc["clean"]["auc"] is None and doc["results"][0]["auc"] is None and doc["clean"]["sensitivity"] is None
+    assert "only one class" in doc["auc_note"] and "NaN" not in text
+    assert "n/a" in report.table() and "only one class" in report.table()
 
 
 def test_model_modes_restored(model_and_data):
