@@ -1,6 +1,7 @@
 """The attack command on the demo DICOM dataset and on a run folder; the 'what it must show' checks."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -93,3 +94,34 @@ def test_attack_run_folder(tmp_path):
     assert doc["evaluations"][0]["n"] == 12
     assert set(doc["summary"]["A"]["adversarial_auc_mean"]) == {"0.01", "0.1"}
     assert np.isfinite(doc["evaluations"][0]["clean"]["accuracy"])
+
+
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"non-finite number {constant} in JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_attack_cli_chooses_loss_and_sanity_budget(demo, tmp_path):
+    root, records, x, y, model, ckpt = demo
+    out = tmp_path / "apgd.json"
+    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--attack", "apgd", "--loss", "both",
+               "--steps", "3", "--eps", "0.01", "--probes", "fgsm", "--probe-images", "6", "--large-eps", "0",
+               "--json", str(out)])
+    assert rc == 0
+    doc = _strict_json(out)
+    assert doc["settings"]["loss"] == "both" and doc["settings"]["steps"] == 3
+    assert set(doc["probes"]) == {"fgsm"} and doc["probe_images"] == 6 and doc["large_eps_check"] is None
+
+
+def test_attack_cli_writes_valid_json_when_auc_is_undefined(demo, tmp_path, capsys):
+    root, records, x, y, model, ckpt = demo
+    out = tmp_path / "one.json"
+    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--limit", "1", "--attack", "fgsm",
+               "--eps", "0.01", "--no-probes", "--large-eps", "0", "--json", str(out)])
+    assert rc == 0
+    doc = _strict_json(out)  # NaN / Infinity would raise
+    assert doc["clean"]["auc"] is None and "only one class" in doc["auc_note"]
+    printed = capsys.readouterr().out
+    assert not re.search(r"\bnan\b", printed) and "n/a" in printed and "only one class" in printed
