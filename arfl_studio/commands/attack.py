@@ -35,7 +35,7 @@ def _size(text: str) -> tuple[int, int]:
 def add_data_arguments(parser) -> None:
     """Image source and preprocessing flags (shared with ``saliency``)."""
     parser.add_argument("--size", default="224", help="preprocessed size, N or ROWSxCOLS, when no run config gives it")
-    parser.add_argument("--crop", choices=["otsu", "threshold", "none"], default="otsu")
+    parser.add_argument("--crop", choices=["breast", "otsu", "threshold", "none"], default="breast")
     parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 

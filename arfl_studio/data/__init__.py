@@ -1,6 +1,8 @@
 """Mammogram data: DICOM reading, dataset layouts and scan, preprocessing + cache,
 patient-level splits, and the built-in synthetic demo dataset. No Qt here."""
 
+from arfl_studio.data.cache import default_cache_dir, refresh_content_hashes
+from arfl_studio.data.crop import CROP_METHODS, DEFAULT_CROP
 from arfl_studio.data.demo import (
     DEFAULT_PATIENTS,
     DEFAULT_SIZE,
@@ -17,11 +19,13 @@ from arfl_studio.data.reasons import CATEGORIES as REJECTION_CATEGORIES
 from arfl_studio.data.shareable import shareable_path
 from arfl_studio.data.views import view_family
 from arfl_studio.data.preprocess import (
+    PREPROCESS_VERSION,
     MammogramDataset,
     PreprocessCache,
     PreprocessReport,
     PreprocessSettingError,
     PreprocessSettings,
+    compute_geometry,
     preprocess_file,
     preprocess_records,
 )
@@ -35,6 +39,12 @@ from arfl_studio.data.splits import (
 )
 
 __all__ = [
+    "CROP_METHODS",
+    "DEFAULT_CROP",
+    "PREPROCESS_VERSION",
+    "compute_geometry",
+    "default_cache_dir",
+    "refresh_content_hashes",
     "DEFAULT_PATIENTS",
     "DEFAULT_SIZE",
     "GenerationCancelled",

@@ -1,29 +1,24 @@
-"""Preprocessing for training, the on-disk cache, and the torch Dataset.
+"""Preprocessing for training, and the torch Dataset.
 
 Steps, each a setting (``PreprocessSettings``):
 1. decode (``read_mammogram``: float32 [0, 1], tissue bright);
 2. ``orient``: flip left-right so every breast's chest wall is on the left (decided
    from the image itself, the side holding more tissue, not from tags);
-3. ``crop``: "otsu" (Otsu threshold) or "threshold" (fixed ``threshold``), then the
-   largest connected component's bounding box plus a small margin; "none" keeps all;
-4. resize to ``size`` (rows, columns), antialiased (Gaussian prefilter + bilinear);
+3. ``crop``: the breast's box plus ``margin`` (``crop.py``): "breast" (default: a
+   level just above the background, largest component), "otsu", "threshold" (fixed
+   ``threshold``), or "none";
+4. resize to ``size`` (rows, columns), antialiased (Gaussian prefilter + bilinear):
+   ``fit = "stretch"`` fills the input (the paper's choice, aspect ratio not kept),
+   ``fit = "pad"`` keeps the aspect ratio and letterboxes with black, exactly where
+   ``geometry.placement`` says, so maps come back onto the anatomy;
 5. ``channels``: 1, or 3 (replicated, for ImageNet backbones) at load time.
 
-Cache (``cache_dir``): keyed by the SHA-256 of the file's bytes and the settings
-that matter for each stage:
-- ``geometry/``: the flip and crop box (depends on orient/crop/threshold only), so
-  changing the size does not redo Otsu and component labelling;
-- ``images/``: the final resized image as float16 .npy (depends on those + size).
-``channels`` is applied when loading and never invalidates anything. Decoded
-pixels are not cached at full resolution (a 3328x2560 image would take 34 MB).
-Every file is written atomically. A memo of (path, size, mtime) -> hash avoids
-re-reading unchanged files to hash them.
+The on-disk cache is ``cache.PreprocessCache``; ``preprocess_records`` warms it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import threading
@@ -34,12 +29,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arfl_studio.atomic import write_bytes, write_json
+from arfl_studio.data.cache import PreprocessCache, file_sha256
+from arfl_studio.data.crop import CROP_METHODS, DEFAULT_CROP, breast_bbox, chest_wall_on_right, otsu_threshold
 from arfl_studio.data.dicom import MammogramReadError, read_mammogram
-from arfl_studio.data.geometry import Geometry
+from arfl_studio.data.geometry import FITS, Geometry, placement
 
-PREPROCESS_VERSION = 1
-CROP_METHODS = ("otsu", "threshold", "none")
+# 2: the "breast" crop became the default and images carry the fit
+PREPROCESS_VERSION = 2
+__all__ = [
+    "CROP_METHODS", "FITS", "PREPROCESS_VERSION", "MammogramDataset", "PreprocessCache", "PreprocessReport",
+    "PreprocessSettingError", "PreprocessSettings", "apply_geometry", "breast_bbox", "chest_wall_on_right",
+    "compute_geometry", "file_sha256", "otsu_threshold", "preprocess_file", "preprocess_pixels", "preprocess_records",
+    "resize_image", "to_channels",
+]
 
 
 class PreprocessSettingError(ValueError):
@@ -49,11 +51,12 @@ class PreprocessSettingError(ValueError):
 @dataclass(frozen=True)
 class PreprocessSettings:
     orient: bool = True
-    crop: str = "otsu"  # "otsu" | "threshold" | "none"
+    crop: str = DEFAULT_CROP  # "breast" | "otsu" | "threshold" | "none"
     size: tuple[int, int] = (224, 224)  # rows, columns
     channels: int = 3  # 1 or 3
     threshold: float = 0.1  # for crop="threshold", in display units [0, 1]
     margin: float = 0.02  # crop margin, fraction of the image size
+    fit: str = "stretch"  # "stretch" (the paper) | "pad" (letterbox, aspect ratio kept)
 
     def __post_init__(self) -> None:
         size = self.size
@@ -74,6 +77,8 @@ class PreprocessSettings:
             raise PreprocessSettingError(f"threshold must be in [0, 1), not {self.threshold}")
         if not 0.0 <= self.margin <= 0.25:
             raise PreprocessSettingError(f"margin must be in [0, 0.25], not {self.margin}")
+        if self.fit not in FITS:
+            raise PreprocessSettingError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -95,7 +100,7 @@ class PreprocessSettings:
         return _short_hash(parts)
 
     def image_key(self) -> str:
-        return _short_hash({"geometry": self.geometry_key(), "size": list(self.size)})
+        return _short_hash({"geometry": self.geometry_key(), "size": list(self.size), "fit": self.fit})
 
 
 def _short_hash(obj: Any) -> str:
@@ -103,63 +108,6 @@ def _short_hash(obj: Any) -> str:
 
 
 # ---------------------------------------------------------------- image steps
-
-
-def otsu_threshold(pixels: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold on [0, 1] pixels (computed on a subsample for speed)."""
-    step = max(1, int(np.sqrt(pixels.size / 250_000)))
-    sample = pixels[::step, ::step]
-    hist, edges = np.histogram(sample, bins=bins, range=(0.0, 1.0))
-    hist = hist.astype(np.float64)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
-    mu0 = m0 / np.maximum(w0, 1e-12)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    # class 0 is bins 0..i inclusive: the threshold is the upper edge of bin i
-    return float(edges[int(np.argmax(between[:-1])) + 1]) if between.size > 1 else 0.5
-
-
-def chest_wall_on_right(pixels: np.ndarray) -> bool:
-    """True when the right half holds more tissue than the left (breast faces left)."""
-    step = max(1, pixels.shape[0] // 256)
-    columns = pixels[::step].mean(axis=0, dtype=np.float64)
-    half = columns.size // 2
-    return float(columns[columns.size - half:].sum()) > float(columns[:half].sum())
-
-
-def breast_bbox(pixels: np.ndarray, method: str = "otsu", threshold: float = 0.1, margin: float = 0.02) -> tuple[int, int, int, int]:
-    """(row0, row1, col0, col1) of the largest bright component, on a downsampled mask."""
-    from scipy import ndimage
-
-    rows, cols = pixels.shape
-    if method == "none":
-        return 0, rows, 0, cols
-    step = max(1, int(np.ceil(max(rows, cols) / 512)))
-    small = pixels[::step, ::step]
-    level = otsu_threshold(small) if method == "otsu" else threshold
-    mask = small > level
-    mask = ndimage.binary_opening(mask, iterations=1)
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return 0, rows, 0, cols
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    largest = int(np.argmax(sizes))
-    found = ndimage.find_objects((labels == largest).astype(np.int8))
-    if not found or found[0] is None:
-        return 0, rows, 0, cols
-    rs, cs = found[0]
-    pad_r, pad_c = int(margin * rows), int(margin * cols)
-    r0 = max(0, rs.start * step - pad_r)
-    r1 = min(rows, rs.stop * step + pad_r)
-    c0 = max(0, cs.start * step - pad_c)
-    c1 = min(cols, cs.stop * step + pad_c)
-    if r1 - r0 < 4 or c1 - c0 < 4:
-        return 0, rows, 0, cols
-    return int(r0), int(r1), int(c0), int(c1)
 
 
 def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -181,7 +129,19 @@ def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
+    """The crop resized into a model input of ``size``: stretched, or letterboxed
+    (black around) at the block ``placement`` gives."""
+    place = placement(crop.shape, size, fit)
+    if (place.rows, place.cols) == tuple(int(s) for s in size):
+        return resize_image(crop, size)
+    out = np.zeros(tuple(int(s) for s in size), dtype=np.float32)
+    out[place.top:place.top + place.rows, place.left:place.left + place.cols] = resize_image(crop, (place.rows, place.cols))
+    return out
+
+
 def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings) -> Geometry:
+    """Flip and crop box of one decoded image (native pixels, float [0, 1])."""
     flip = bool(settings.orient and chest_wall_on_right(pixels))
     oriented = pixels[:, ::-1] if flip else pixels
     bbox = breast_bbox(oriented, settings.crop, settings.threshold, settings.margin)
@@ -198,7 +158,7 @@ def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry
     """Orient, crop, resize one decoded image; returns (float32 (rows, cols), geometry)."""
     if geometry is None or tuple(geometry.shape) != tuple(pixels.shape):
         geometry = compute_geometry(pixels, settings)
-    return resize_image(apply_geometry(pixels, geometry), settings.size), geometry
+    return fit_image(apply_geometry(pixels, geometry), settings.size, settings.fit), geometry
 
 
 def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> np.ndarray:
@@ -210,112 +170,6 @@ def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> np
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     return np.broadcast_to(image, (channels, *image.shape)) if channels > 1 else image[None]
-
-
-# ---------------------------------------------------------------- cache
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-class PreprocessCache:
-    """Preprocessed images on disk, keyed by file content and settings."""
-
-    INDEX = "content-hashes.json"
-
-    def __init__(self, cache_dir: str | os.PathLike):
-        self.dir = Path(cache_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._hashes: dict[str, str] = {}
-        self._dirty = False
-        try:
-            self._hashes = json.loads((self.dir / self.INDEX).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self._hashes = {}
-
-    @staticmethod
-    def _stat_key(path: Path) -> str:
-        st = path.stat()
-        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-    def content_hash(self, path: str | os.PathLike) -> str:
-        path = Path(path)
-        key = self._stat_key(path)
-        with self._lock:
-            known = self._hashes.get(key)
-        if known:
-            return known
-        digest = file_sha256(path)
-        with self._lock:
-            self._hashes[key] = digest
-            self._dirty = True
-        return digest
-
-    def remember(self, stat_key: str, digest: str) -> None:
-        with self._lock:
-            if self._hashes.get(stat_key) != digest:
-                self._hashes[stat_key] = digest
-                self._dirty = True
-
-    def save_index(self) -> None:
-        with self._lock:
-            if not self._dirty:
-                return
-            data = dict(self._hashes)
-            self._dirty = False
-        write_json(self.dir / self.INDEX, data)
-
-    def image_path(self, digest: str, settings: PreprocessSettings) -> Path:
-        return self.dir / "images" / digest[:2] / f"{digest[:40]}-{settings.image_key()}.npy"
-
-    def geometry_path(self, digest: str, settings: PreprocessSettings) -> Path:
-        return self.dir / "geometry" / digest[:2] / f"{digest[:40]}-{settings.geometry_key()}.json"
-
-    def load_image(self, digest: str, settings: PreprocessSettings) -> np.ndarray | None:
-        path = self.image_path(digest, settings)
-        try:
-            image = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
-        if image.shape != tuple(settings.size):
-            return None
-        return image
-
-    def store_image(self, digest: str, settings: PreprocessSettings, image: np.ndarray) -> None:
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(image, dtype=np.float16), allow_pickle=False)
-        write_bytes(self.image_path(digest, settings), buffer.getvalue())
-
-    def load_geometry(self, digest: str, settings: PreprocessSettings) -> Geometry | None:
-        try:
-            return Geometry.from_dict(json.loads(self.geometry_path(digest, settings).read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def store_geometry(self, digest: str, settings: PreprocessSettings, geometry: Geometry) -> None:
-        write_json(self.geometry_path(digest, settings), geometry.to_dict())
-
-    def get_or_compute(self, path: str | os.PathLike, settings: PreprocessSettings, digest: str | None = None) -> tuple[np.ndarray, bool]:
-        """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file."""
-        digest = digest or self.content_hash(path)
-        cached = self.load_image(digest, settings)
-        if cached is not None:
-            return cached.astype(np.float32), True
-        geometry = self.load_geometry(digest, settings)
-        pixels = read_mammogram(path).pixels
-        image, new_geometry = preprocess_pixels(pixels, settings, geometry)
-        del pixels
-        if geometry is None or geometry != new_geometry:
-            self.store_geometry(digest, settings, new_geometry)
-        image16 = image.astype(np.float16)
-        self.store_image(digest, settings, image16)
-        return image16.astype(np.float32), False  # identical to what the next read returns
 
 
 # ---------------------------------------------------------------- dataset
@@ -393,26 +247,20 @@ class PreprocessReport:
         }
 
 
-def _preprocess_job(args: tuple[int, str, dict, str, str]) -> tuple[int, str | None, str | None, bool, str | None]:
-    """(index, stat_key, digest, was_cached, error) for one file (runs in a worker process).
+def _preprocess_job(args: tuple[int, str, dict, str, str]) -> tuple[int, bool, str | None]:
+    """(index, was_cached, error) for one file (runs in a worker process).
 
-    ``digest`` is the file's content hash, already computed by the caller.
+    ``digest`` is the file's content hash, already computed (and remembered) by the caller.
     """
     index, path, settings_dict, cache_dir, digest = args
     settings = PreprocessSettings.from_dict(settings_dict)
     try:
-        cache = PreprocessCache.__new__(PreprocessCache)  # no index load per file
-        cache.dir = Path(cache_dir)
-        cache._lock = threading.Lock()
-        cache._hashes = {}
-        cache._dirty = False
-        stat_key = PreprocessCache._stat_key(Path(path))
-        _, was_cached = cache.get_or_compute(path, settings, digest)
-        return index, stat_key, digest, was_cached, None
+        _, was_cached = PreprocessCache.worker(cache_dir).get_or_compute(path, settings, digest)
+        return index, was_cached, None
     except MammogramReadError as err:
-        return index, None, None, False, str(err)
+        return index, False, str(err)
     except Exception as err:  # one bad file never stops the pass
-        return index, None, None, False, f"preprocessing failed: {type(err).__name__}: {err}"[:200]
+        return index, False, f"preprocessing failed: {type(err).__name__}: {err}"[:200]
 
 
 def preprocess_records(
@@ -433,6 +281,7 @@ def preprocess_records(
     settings = settings or PreprocessSettings()
     start = time.perf_counter()
     cache = PreprocessCache(cache_dir)
+    cache.clean_leftovers()
     report = PreprocessReport(total=len(records))
     jobs = []
     done = 0
@@ -457,13 +306,12 @@ def preprocess_records(
 
     def handle(result: tuple) -> None:
         nonlocal done
-        index, stat_key, digest, was_cached, error = result
+        index, was_cached, error = result
         if error is not None:
             rec = records[index]
             report.failed.append((getattr(rec, "rel_path", str(rec.path)), error))
             report.failed_indices.append(index)
         else:
-            cache.remember(stat_key, digest)
             if was_cached:
                 report.cached += 1
             else:

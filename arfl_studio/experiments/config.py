@@ -3,7 +3,7 @@
 Sections (all optional except a data source)::
 
     [data]        root = "/data/CMMD" | demo = true | source = "synthetic"; labels, layout, cache_dir
-    [preprocess]  orient, crop, size = [224, 224], channels
+    [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
     [training]    epochs, batch_size, lr, optimizer, weight_decay, device, amp, workers, seed, ...,
                   threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
@@ -181,7 +181,7 @@ class ExperimentConfig:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: dict[str, Any] = field(
-        default_factory=lambda: {"orient": True, "crop": "otsu", "size": [224, 224], "channels": 3}
+        default_factory=lambda: {"orient": True, "crop": "breast", "size": [224, 224], "channels": 3}
     )
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingConfig = field(default_factory=TrainingConfig)

@@ -54,7 +54,7 @@ def test_crop_keeps_the_breast_and_sizes_are_free(tmp_path):
     img[20:60, 0:30] = 0.7
     img[2:4, 55:57] = 0.9  # a small bright label outside the breast
     path = write_dicom(tmp_path / "c.dcm", img)
-    for crop in ("otsu", "threshold"):
+    for crop in ("breast", "otsu", "threshold"):
         out = MammogramDataset([_record(path)], PreprocessSettings(size=(40, 20), crop=crop, margin=0.0)).image(0)
         assert out.shape == (40, 20)
         assert out.mean() > 0.6  # the crop is the tissue block, not the whole frame
