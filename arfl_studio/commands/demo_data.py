@@ -9,14 +9,15 @@ from arfl_studio.atomic import write_json
 
 
 def register(subparsers) -> None:
-    from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE
+    from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE, LARGE_SIZE
 
     parser = subparsers.add_parser(
         "demo-data",
         help="write synthetic DICOM mammograms in the CMMD layout with a clinical xlsx",
         description="Synthetic MG 'for presentation' DICOM files (CC and MLO of both breasts per patient, "
-        "MONOCHROME1/2, compressed and uncompressed) plus CMMD_clinicaldata_revision.xlsx. "
-        "Deterministic per seed.",
+        "MONOCHROME1/2, LINEAR/SIGMOID windows, compressed and uncompressed, burned-in labels and "
+        "detector-edge stripes like real images) plus CMMD_clinicaldata_revision.xlsx. Deterministic per seed. "
+        "An earlier demo in DIR is replaced file by file; other files in DIR are never touched.",
     )
     parser.add_argument("dir", metavar="DIR", help="output folder (missing, empty, or an earlier demo dataset)")
     parser.add_argument("--patients", type=int, default=DEFAULT_PATIENTS, help=f"number of patients (default {DEFAULT_PATIENTS})")
@@ -25,6 +26,8 @@ def register(subparsers) -> None:
         help=f"image rows and columns (default {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]})",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--large", type=int, default=0, metavar="N",
+                        help=f"render the first N patients at detector size, {LARGE_SIZE[0]}x{LARGE_SIZE[1]} (slow; default 0)")
     parser.add_argument("--json", metavar="PATH", help="write what was generated as JSON")
     parser.set_defaults(func=run)
 
@@ -33,7 +36,8 @@ def run(args) -> int:
     from arfl_studio.data.demo import generate_demo_dataset, read_demo_manifest
 
     try:
-        out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed)
+        out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed,
+                                    large_patients=args.large)
     except (ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

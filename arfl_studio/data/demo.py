@@ -1,26 +1,23 @@
 """The built-in demo dataset: synthetic DICOM mammograms in the CMMD layout.
 
-Each patient gets CC and MLO views of both breasts (MG, "FOR PRESENTATION",
-12 bits stored in 16, ViewPosition empty and the view coded in ViewCodeSequence
-like CMMD). The clinical table ``CMMD_clinicaldata_revision.xlsx`` labels one or
-both breasts per patient; breasts without a row are normal and come out of a scan
-as "unlabeled", as in CMMD.
-
-Image model (all vectorised numpy):
-- breast outline: a half ellipse from the chest wall with a soft skin edge; MLO
-  views add the pectoral muscle;
-- parenchyma: 1/f^beta noise (beta ~ 3, the power-law spectrum measured on real
-  mammograms), thresholded softly into fibroglandular density near the chest wall;
-- findings (lesions) come from ``demo_findings``.
+Each patient gets CC and MLO views of both breasts (``demo_image``: outline with a
+gradual skin-line fall-off and a dim fatty rim, parenchyma, findings from
+``demo_findings``), written as MG "for presentation" files like CMMD's
+(``demo_dicom``), with the clinical table of ``demo_clinical``. Like real images,
+most carry a burned-in laterality/view label and some a bright detector-edge stripe
+(``demo_artifacts``).
 
 Files mix MONOCHROME1/MONOCHROME2, LINEAR/SIGMOID VOI functions and transfer
 syntaxes (explicit VR little endian, RLE lossless, JPEG 2000 lossless, JPEG-LS
-lossless). Output is deterministic per seed (images, tags and UIDs).
+lossless). MONOCHROME1 files carry a window fitted to the tissue, as Hologic writes
+them, so the background and the fatty rim are pressed together near black.
+``large_patients`` renders the first patients at a detector's full size
+(``LARGE_SIZE``); the default demo has none, to stay fast. Output is deterministic
+per seed (images, tags and UIDs).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sys
@@ -30,17 +27,25 @@ from typing import Callable
 
 import numpy as np
 
-from arfl_studio.atomic import write_bytes, write_json
-from arfl_studio.data.demo_findings import draw_findings, plan_findings
+from arfl_studio.atomic import write_json
+from arfl_studio.data.demo_artifacts import add_edge_stripe, burn_label
+from arfl_studio.data.demo_clinical import clinical_rows, patient_plan, write_clinical_table
+from arfl_studio.data.demo_dicom import LATERALITY_CODES, VIEW_CODES, build_dicom, stored_values, tissue_window
+from arfl_studio.data.demo_findings import plan_findings
+from arfl_studio.data.demo_folder import CLINICAL_TABLE, MANIFEST, check_target, install, partial_folder, remove_stale_partials
+from arfl_studio.data.demo_image import breast_shape, power_law_noise, render_view, render_view_with_mask
+
+__all__ = [
+    "CLINICAL_TABLE", "DEFAULT_PATIENTS", "DEFAULT_SIZE", "GENERATOR_VERSION", "LARGE_SIZE", "LATERALITY_CODES",
+    "MANIFEST", "VIEW_CODES", "GenerationCancelled", "build_dicom", "default_data_dir", "default_demo_dir",
+    "ensure_demo_dataset", "generate_demo_dataset", "power_law_noise", "read_demo_manifest", "render_view",
+    "render_view_with_mask", "render_demo_view", "dicom_for_view",
+]
 
 DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
-CLINICAL_TABLE = "CMMD_clinicaldata_revision.xlsx"
-MANIFEST = "demo_manifest.json"
-GENERATOR_VERSION = 2  # bump when the images change: cached demos regenerate
-
-VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
-LATERALITY_CODES = {"L": ("T-04030", "Left breast"), "R": ("T-04020", "Right breast")}
+LARGE_SIZE = (4096, 3328)  # a full-field detector at 0.07 mm
+GENERATOR_VERSION = 3  # bump when the images change: cached demos regenerate
 _SYNTAXES = (
     "1.2.840.10008.1.2.1",  # explicit VR little endian
     "1.2.840.10008.1.2.5",  # RLE lossless
@@ -74,233 +79,48 @@ def default_demo_dir() -> Path:
     return default_data_dir() / "demo-cmmd"
 
 
-# ---------------------------------------------------------------- image model
+# ---------------------------------------------------------------- one view as stored
 
 
-def power_law_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:
-    """Zero-mean, unit-std 2-D noise with power spectrum ~ 1/f^beta."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx * fx + fy * fy)
-    f[0, 0] = 1.0
-    amplitude = f ** (-beta / 2.0)
-    amplitude[0, 0] = 0.0
-    spectrum = (rng.standard_normal(amplitude.shape) + 1j * rng.standard_normal(amplitude.shape)) * amplitude
-    field = np.fft.irfft2(spectrum, s=shape).astype(np.float32)
-    field -= field.mean()
-    field /= field.std() + 1e-8
-    return field
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
-
-
-def _breast(rng: np.random.Generator, h: int, w: int, view: str, shape_params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(soft breast mask, pectoral mask) with the chest wall at column 0."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    a = shape_params["depth"] * w  # extent from the chest wall
-    b = shape_params["height"] * h / 2  # half height at the chest wall
-    cy = shape_params["center"] * h
-    if view == "MLO":
-        b *= 1.12
-        cy += 0.06 * h
-        tilt = 0.18  # the breast hangs: outline centre drifts down with depth
-    else:
-        tilt = 0.0
-    yc = cy + tilt * xx
-    r = np.sqrt((xx / a) ** 2 + ((yy - yc) / b) ** 2)
-    edge = max(w, h) * 0.012
-    mask = _sigmoid((1.0 - r) * a / edge)
-    # tissue thickness falls off towards the skin line
-    thickness = np.sqrt(np.clip(1.0 - r * r, 0.0, 1.0)) ** 0.6
-    breast = mask * (0.55 + 0.45 * thickness)
-    pectoral = np.zeros_like(breast)
-    if view == "MLO":
-        top = shape_params["pectoral"] * w
-        line = top * (1.0 - yy / (0.55 * h))  # pectoral edge: from (0, top) down to (0.55h, 0)
-        pectoral = _sigmoid((line - xx) / (edge * 0.8)) * mask
-    return breast.astype(np.float32), pectoral.astype(np.float32)
-
-
-def render_view(
+def render_demo_view(
     rng: np.random.Generator,
     size: tuple[int, int],
     view: str,
+    laterality: str,
     shape_params: dict,
     findings: list[dict],
-) -> np.ndarray:
-    """One view, chest wall at column 0, float32 intensity (tissue bright), about [0, 1]."""
-    h, w = size
-    breast, pectoral = _breast(rng, h, w, view, shape_params)
-    texture = power_law_noise(rng, (h, w), beta=shape_params["beta"])
-    fine = power_law_noise(rng, (h, w), beta=1.6)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # fibroglandular tissue: denser near the chest wall, soft-thresholded noise
-    gradient = 1.0 - xx / (shape_params["depth"] * w)
-    density = _sigmoid((texture + shape_params["density"] + 0.8 * gradient - 0.6) * 2.2)
-    img = breast * (0.30 + 0.30 * density + 0.035 * fine)
-    img = np.maximum(img, pectoral * (0.72 + 0.04 * fine))
-    draw_findings(img, rng, view, findings)
-    img *= _sigmoid((breast - 0.05) * 40)  # lesions stay inside the breast
-    img += rng.normal(0.0, 0.008, size=img.shape).astype(np.float32) * (breast > 0.05)
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
+    label: bool = True,
+    stripe: str | None = None,
+) -> dict:
+    """One view as it is stored (right breasts face the other way), with its truth.
+
+    Returns ``intensity`` (float32, tissue bright), ``breast`` (the true breast mask),
+    ``label`` and ``stripe`` (masks of the burned-in label and the edge stripe; all
+    False when absent). ``stripe`` names the edge ("top", "bottom" or "far", the
+    edge opposite the chest wall).
+    """
+    intensity, breast = render_view_with_mask(rng, size, view, shape_params, findings)
+    chest_wall_left = laterality == "L"
+    if not chest_wall_left:
+        intensity, breast = intensity[:, ::-1].copy(), breast[:, ::-1].copy()
+    label_mask = burn_label(intensity, breast, laterality + view, chest_wall_left, rng) if label else np.zeros_like(breast)
+    stripe_mask = np.zeros_like(breast)
+    if stripe is not None:
+        side = ("right" if chest_wall_left else "left") if stripe == "far" else stripe
+        stripe_mask = add_edge_stripe(intensity, side, rng)
+    return {"intensity": intensity, "breast": breast, "label": label_mask, "stripe": stripe_mask}
 
 
-# ---------------------------------------------------------------- DICOM
-
-
-def _uid(*parts: object) -> str:
-    from pydicom.uid import generate_uid
-
-    return generate_uid(entropy_srcs=["arfl-studio-demo", *[str(p) for p in parts]])
-
-
-def _code_item(value: str, meaning: str, scheme: str = "SCT"):
-    from pydicom.dataset import Dataset
-
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
-
-
-def build_dicom(
-    intensity: np.ndarray,
-    *,
-    patient_id: str,
-    age: int,
-    laterality: str,
-    view: str,
-    photometric: str,
-    voi_function: str,
-    transfer_syntax: str,
-    study_uid: str,
-    series_uid: str,
-    sop_uid: str,
-    instance: int,
-    flip: bool,
-):
-    """A MG "for presentation" data set with 12-bit pixels (tags like CMMD's)."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, UID
-
-    img = intensity[:, ::-1] if flip else intensity
-    stored = np.rint(img * 3900.0 + 60.0).astype(np.uint16)
+def dicom_for_view(view_out: dict, photometric: str, **tags):
+    """The stored file: MONOCHROME1 gets a window fitted to the tissue (Hologic style)."""
+    window = None
     if photometric == "MONOCHROME1":
-        stored = (4095 - stored).astype(np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.2")  # Digital Mammography - For Presentation
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["DERIVED", "PRIMARY"]
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyDate = "20100718"
-    ds.Modality = "MG"
-    ds.Manufacturer = "ARFL Studio demo generator"
-    ds.PatientName = ""  # de-identified, as in CMMD
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "F"
-    ds.PatientAge = f"{age:03d}Y"
-    ds.BodyPartExamined = "BREAST"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyID = "1"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.ImageLaterality = laterality
-    ds.ViewPosition = ""  # CMMD leaves it empty and codes the view below
-    view_item = _code_item(*VIEW_CODES[view])
-    ds.ViewCodeSequence = Sequence([view_item])
-    ds.AnatomicRegionSequence = Sequence([_code_item(*LATERALITY_CODES[laterality], scheme="SRT")])
-    ds.PatientOrientation = ["A", "R"] if laterality == "L" else ["P", "L"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.Rows, ds.Columns = int(stored.shape[0]), int(stored.shape[1])
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelSpacing = [0.94, 0.94]  # a 3328x2560 detector at 0.07 mm, shrunk to demo size
-    ds.ImagerPixelSpacing = [0.94, 0.94]
-    ds.RescaleIntercept = 0
-    ds.RescaleSlope = 1
-    ds.RescaleType = "US"
-    ds.WindowCenter = 2048
-    ds.WindowWidth = 4096
-    ds.VOILUTFunction = voi_function
-    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    ds.BurnedInAnnotation = "NO"
-    ds.PixelData = np.ascontiguousarray(stored).tobytes()
-    if transfer_syntax != ExplicitVRLittleEndian:
-        ds.compress(UID(transfer_syntax), generate_instance_uid=False)  # keep UIDs deterministic
-    return ds
+        window = tissue_window(stored_values(view_out["intensity"], photometric), view_out["breast"])
+    return build_dicom(view_out["intensity"], photometric=photometric, window=window, flip=False,
+                       burned_in=bool(view_out["label"].any()), **tags)
 
 
 # ---------------------------------------------------------------- the dataset
-
-
-def _patient_plan(seed: int, index: int) -> dict:
-    rng = np.random.default_rng([seed, index, 7])
-    sides = ["L", "R"]
-    first = sides[int(rng.integers(0, 2))]
-    labelled = [first] if rng.random() < 0.55 else ["L", "R"]
-    labels: dict[str, int | None] = {"L": None, "R": None}
-    malignant_patient = (index + seed) % 5 in (0, 2, 4)  # 60 %, balanced in any slice
-    for side in labelled:
-        if malignant_patient and side == first:
-            labels[side] = 1
-        elif malignant_patient:
-            labels[side] = int(rng.random() < 0.3)
-        else:
-            labels[side] = 0
-    return {"labels": labels, "age": int(rng.integers(32, 82))}
-
-
-def _clinical_rows(patient_id: str, plan: dict, findings: dict[str, list[dict]], rng: np.random.Generator) -> list[list]:
-    rows = []
-    for side in ("L", "R"):
-        label = plan["labels"][side]
-        if label is None:
-            continue
-        kinds = {f["kind"] for f in findings[side]}
-        mass = bool(kinds & {"spiculated", "round"})
-        calc = bool(kinds & {"fine_calcs", "coarse_calcs"})
-        abnormality = "both" if mass and calc else ("calcification" if calc else "mass")
-        subtype = None
-        if label == 1:
-            subtype = ["Luminal A", "Luminal B", "HER2-enriched", "triple negative"][int(rng.integers(0, 4))]
-        rows.append([patient_id, side, plan["age"], 2, abnormality, "Malignant" if label else "Benign", subtype])
-    return rows
-
-
-def _write_clinical_table(path: Path, rows: list[list]) -> None:
-    import datetime
-
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "Sheet1"
-    sheet.append(["ID1", "LeftRight", "Age", "number", "abnormality", "classification", "subtype"])
-    for row in rows:
-        sheet.append(row)
-    fixed = datetime.datetime(2021, 1, 1)
-    book.properties.created = fixed
-    book.properties.modified = fixed
-    book.properties.creator = "ARFL Studio demo generator"
-    buffer = io.BytesIO()
-    book.save(buffer)
-    write_bytes(path, buffer.getvalue())
 
 
 def generate_demo_dataset(
@@ -310,29 +130,35 @@ def generate_demo_dataset(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    large_patients: int = 0,
 ) -> Path:
     """Write the synthetic CMMD-layout dataset into ``out_dir``; returns out_dir.
 
-    ``out_dir`` must be missing, empty, or an earlier demo dataset (replaced).
-    Files are written into a temporary sibling folder and moved into place at the
-    end, so a cancelled or crashed run leaves nothing half-written; cancelling
-    raises GenerationCancelled. ``progress(done, total)`` counts images.
+    ``out_dir`` must be missing, empty, or an earlier demo dataset: then only the
+    generator's own files are replaced, anything else in it stays. Files are written
+    into a hidden sibling folder and moved into place at the end, so a cancelled or
+    crashed run leaves nothing half-written (what a killed run left is removed by
+    the next one); cancelling raises GenerationCancelled. ``progress(done, total)``
+    counts images. The first ``large_patients`` patients are rendered at LARGE_SIZE.
     """
     out_dir = Path(out_dir)
+    if isinstance(patients, bool) or int(patients) != patients or patients < 1:
+        raise ValueError(f"patients must be a whole number of at least 1, not {patients!r}")
     patients = int(patients)
     h, w = int(size[0]), int(size[1])
-    if patients < 1:
-        raise ValueError("patients must be at least 1")
     if h < 16 or w < 16:
         raise ValueError(f"size must be at least 16x16 pixels, not {h}x{w}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise FileExistsError(f"{out_dir} is not empty and is not a demo dataset; choose another folder")
+    large_patients = int(large_patients)
+    if not 0 <= large_patients <= patients:
+        raise ValueError(f"large_patients must be between 0 and patients ({patients}), not {large_patients}")
+    check_target(out_dir)
     import logging
 
     logging.getLogger("openjpeg").setLevel(logging.WARNING)  # its encoder logs every tile at INFO
-    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    remove_stale_partials(out_dir.parent)
+    work = partial_folder(out_dir)
     if work.exists():
-        shutil.rmtree(work)
+        shutil.rmtree(work)  # ours: this process's own name
     work.mkdir(parents=True)
     total = patients * 4
     done = 0
@@ -346,18 +172,11 @@ def generate_demo_dataset(
     try:
         for index in range(patients):
             patient_id = f"D1-{index + 1:04d}"
-            plan = _patient_plan(seed, index)
+            plan = patient_plan(seed, index)
             rng = np.random.default_rng([seed, index, 11])
-            shape = {
-                "depth": rng.uniform(0.62, 0.86),
-                "height": rng.uniform(0.72, 0.9),
-                "center": rng.uniform(0.46, 0.54),
-                "pectoral": rng.uniform(0.22, 0.34),
-                "beta": rng.uniform(2.6, 3.3),
-                "density": rng.uniform(-0.8, 0.6),
-            }
+            shape = breast_shape(rng)
             findings = {side: plan_findings(rng, plan["labels"][side]) for side in ("L", "R")}
-            clinical.extend(_clinical_rows(patient_id, plan, findings, rng))
+            clinical.extend(clinical_rows(patient_id, plan, findings, rng))
             for side in ("L", "R"):
                 label = plan["labels"][side]
                 if label is not None:
@@ -370,6 +189,7 @@ def generate_demo_dataset(
                 20000 + index
             )
             series_dir.mkdir(parents=True, exist_ok=True)
+            view_size = LARGE_SIZE if index < large_patients else (h, w)
             instance = 0
             for side in ("R", "L"):
                 for view in ("CC", "MLO"):
@@ -377,22 +197,23 @@ def generate_demo_dataset(
                         raise GenerationCancelled("demo data generation cancelled")
                     instance += 1
                     view_rng = np.random.default_rng([seed, index, instance, 13])
-                    intensity = render_view(view_rng, (h, w), view, shape, findings[side])
                     k = index * 4 + instance
-                    ds = build_dicom(
-                        intensity,
+                    stripe = (None, None, "far", "top", None, "bottom")[(k * 3 + seed) % 6]
+                    view_out = render_demo_view(view_rng, view_size, view, side, shape, findings[side],
+                                                label=(k + seed) % 4 != 3, stripe=stripe)
+                    ds = dicom_for_view(
+                        view_out,
+                        "MONOCHROME1" if (k * 7 + seed) % 4 == 0 else "MONOCHROME2",
                         patient_id=patient_id,
                         age=plan["age"],
                         laterality=side,
                         view=view,
-                        photometric="MONOCHROME1" if (k * 7 + seed) % 4 == 0 else "MONOCHROME2",
                         voi_function="SIGMOID" if (k * 5 + seed) % 3 == 0 else "LINEAR",
                         transfer_syntax=_SYNTAXES[(k + seed) % len(_SYNTAXES)],
                         study_uid=study_uid,
                         series_uid=series_uid,
                         sop_uid=_uid(seed, patient_id, instance),
                         instance=instance,
-                        flip=(side == "R"),  # right breasts face the other way, as displayed
                     )
                     ds.save_as(series_dir / f"1-{instance}.dcm", enforce_file_format=True)
                     label = plan["labels"][side]
@@ -406,7 +227,7 @@ def generate_demo_dataset(
                     done += 1
                     if progress:
                         progress(done, total)
-        _write_clinical_table(work / CLINICAL_TABLE, clinical)
+        write_clinical_table(work / CLINICAL_TABLE, clinical)
         labelled_images = counts["images"] - counts["unlabeled"]
         write_json(
             work / MANIFEST,
@@ -416,6 +237,8 @@ def generate_demo_dataset(
                 "seed": seed,
                 "patients": patients,
                 "size": [h, w],
+                "large_patients": large_patients,
+                "large_size": list(LARGE_SIZE) if large_patients else None,
                 "files": counts["images"],
                 "labelled_images": labelled_images,
                 "counts": counts,
@@ -426,23 +249,27 @@ def generate_demo_dataset(
                 "rejected": 0,
             },
         )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(work, out_dir)
+        install(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out_dir
 
 
+def _uid(*parts: object) -> str:
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=["arfl-studio-demo", *[str(p) for p in parts]])
+
+
 def read_demo_manifest(path: str | os.PathLike) -> dict | None:
     import json
 
     try:
-        return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def ensure_demo_dataset(
@@ -452,6 +279,7 @@ def ensure_demo_dataset(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    large_patients: int = 0,
 ) -> Path:
     """The demo dataset folder, generated on first use (or when its settings changed)."""
     out_dir = Path(out_dir) if out_dir is not None else default_demo_dir()
@@ -462,7 +290,9 @@ def ensure_demo_dataset(
         and manifest.get("seed") == seed
         and manifest.get("patients") == patients
         and list(manifest.get("size", [])) == [int(size[0]), int(size[1])]
+        and int(manifest.get("large_patients") or 0) == int(large_patients)
         and (out_dir / CLINICAL_TABLE).is_file()
     ):
         return out_dir
-    return generate_demo_dataset(out_dir, patients=patients, size=size, seed=seed, progress=progress, cancel=cancel)
+    return generate_demo_dataset(out_dir, patients=patients, size=size, seed=seed, progress=progress, cancel=cancel,
+                                 large_patients=large_patients)
