@@ -1,7 +1,10 @@
 """Exports from the app: comparison tables (via the experiments API), plots, overlays.
 
-Plots go out as PNG or SVG through pyqtgraph's exporters; overlays are blended into
-pixels explicitly (what the view shows, not a screenshot of it).
+Plots go out as publication figures: a pane gives each plot a ``figure_source`` that
+draws it with matplotlib (:mod:`arfl_studio.experiments.figures`, the CLI's figures):
+true vector SVG/PDF, every fold as mean ± std, titled with run, model and fold. A plot
+with nothing to draw is refused (:class:`EmptyFigure`), never written empty. Overlays
+are blended into pixels explicitly (what the view shows, not a screenshot of it).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401 - registers the exporters
 
+from arfl_studio.experiments.figures import EmptyFigure
 from arfl_studio.gui.widgets.tables import rgb_to_qimage
+
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 TABLE_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".md": "md", ".tex": "tex"}
 
@@ -35,7 +41,15 @@ def export_run_table(run_dir: str | Path, path: str | Path) -> Path:
 
 
 def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Path:
+    """Write one plot as .png, .svg or .pdf: the pane's publication figure when it has one."""
     path = Path(path)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise ValueError(f"plots export to {', '.join(PLOT_FORMATS)}, got {path.suffix!r} ({path})")
+    source = getattr(plot, "figure_source", None)
+    if source is not None:
+        return source(path)
+    if hasattr(plot, "has_data") and not plot.has_data():
+        raise EmptyFigure(f"nothing to plot yet in {plot.getPlotItem().titleLabel.text or 'this plot'}")
     item = plot.getPlotItem()
     if path.suffix.lower() == ".svg":
         _render_svg(plot, path)
@@ -44,8 +58,29 @@ def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Pat
         exporter.parameters()["width"] = width
         exporter.export(str(path))
     else:
-        raise ValueError(f"plots export to .png or .svg, got {path.suffix!r}")
+        raise ValueError(f"{path.suffix} needs a publication figure; this plot exports to .png or .svg only")
     return path
+
+
+def export_pane_plots(plots: dict[str, pg.PlotWidget], folder: str | Path,
+                      formats: tuple[str, ...] = PLOT_FORMATS) -> tuple[list[Path], list[str]]:
+    """Every plot that has something to show, in every format: (written files, why others were skipped).
+
+    Raises :class:`EmptyFigure` when no plot has anything to show, before writing anything.
+    """
+    folder = Path(folder)
+    written, skipped = [], []
+    for name, plot in plots.items():
+        try:
+            first = export_plot(plot, folder / f"{name}{formats[0]}")
+        except EmptyFigure as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        written.append(first)
+        written += [export_plot(plot, folder / f"{name}{ext}") for ext in formats[1:]]
+    if not written:
+        raise EmptyFigure("nothing to export yet — " + "; ".join(skipped))
+    return written, skipped
 
 
 def _render_svg(widget, path: Path) -> None:

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from arfl_studio.gui.dialogs import last_error
 from arfl_studio.gui.panes.training_pane import TrainingPane
 
@@ -86,3 +88,73 @@ def test_closing_mid_run_asks_then_cancels_and_waits(qtbot, window, demo_dir):
     assert window.close()
     assert not handle.is_running()
     assert len(asked) == 2
+
+
+def _pane_with_plan(qtbot, demo_dir, tmp_path, methods=("A", "F"), folds=2):
+    pane = make_pane(qtbot, demo_dir, tmp_path, methods=methods, folds=folds)
+    pane._reset(pane.form.methods(), pane.form.config_dict(pane.data_section))
+    return pane
+
+
+def test_live_and_final_tables_print_the_same_sample_std_in_percent(qtbot, demo_dir, tmp_path):
+    from arfl_studio.experiments import FoldFinished
+    from arfl_studio.gui.panes.training_pane import format_row
+
+    pane = _pane_with_plan(qtbot, demo_dir, tmp_path)
+    pane._on_event(FoldFinished("A", 0, 0.6, 0.5))
+    pane._on_event(FoldFinished("A", 1, 0.8, 0.7))
+    live = pane.table_model.rows[0]
+    # sample std of (60, 80) is 14.1; the population std (the old live table) was 10.0
+    assert live["standard_auc"] == "70.0 ± 14.1" and live["adversarial_auc"] == "60.0 ± 14.1"
+    headers = [h for _k, h in pane.table_model.columns]
+    assert "Standard AUC (%)" in headers
+    # the final table (from results.json's mean/std, ddof=1) prints the same text for the same folds
+    final = format_row({"standard_auc": 0.7, "standard_auc_std": 0.1414213562, "adversarial_auc": 0.6,
+                        "adversarial_auc_std": 0.1414213562, "mean_auc": 0.65})
+    assert final["standard"] == live["standard_auc"] and final["adversarial"] == live["adversarial_auc"]
+    pane._on_event(FoldFinished("F", 0, 0.55, 0.4))  # one fold: no std to show, not "± 0"
+    assert pane.table_model.rows[1]["standard_auc"] == "55.0"
+
+
+def test_loss_plot_shows_l_cls_by_default_unscaled_with_legend_outside(qtbot, demo_dir, tmp_path):
+    from arfl_studio.experiments import FoldEvent
+    from arfl_studio.training import EpochEvent
+
+    pane = _pane_with_plan(qtbot, demo_dir, tmp_path)
+    pane.resize(1200, 700)
+    pane.show()
+    # an ARFL row: negative total (it includes lambda * L_robust) next to a plain BCE row
+    pane._on_event(FoldEvent("F", 0, EpochEvent(0, 1, {"cls_clean": 0.70, "cls_adversarial": 0.74,
+                                                       "robust_clean": -0.59, "robust_adversarial": -0.59,
+                                                       "total": -5.14}, {"standard_auc": 0.6})))
+    pane._on_event(FoldEvent("A", 0, EpochEvent(0, 1, {"cls_clean": 0.69, "total": 0.69}, {"standard_auc": 0.5})))
+    pane.loss_plot.flush()
+    pane.auc_plot.flush()
+    assert pane.loss_plot.curve("F").yData[0] == pytest.approx(0.5 * 0.70 + 0.5 * 0.74)  # r-weighted L_cls
+    assert pane.auc_plot.curve("F/std").yData[0] == pytest.approx(60.0)  # percent, like the tables
+    assert "L_cls" in pane.loss_plot.getPlotItem().titleLabel.text
+    pane.loss_box.setCurrentIndex(1)  # the total objective on request
+    pane.loss_plot.flush()
+    assert pane.loss_plot.curve("F").yData[0] == pytest.approx(-5.14)
+    axis = pane.loss_plot.getPlotItem().getAxis("left")
+    assert not axis.autoSIPrefix  # no "loss (x0.001)"
+    qtbot.wait(50)
+    view = pane.loss_plot.getPlotItem().vb.sceneBoundingRect()
+    legend = pane.loss_plot._legend.sceneBoundingRect()
+    assert legend.left() >= view.right() - 1  # the legend never covers the data
+    assert pane.loss_plot.legend_labels()[0].startswith("A")
+
+
+def test_stop_clears_eta_and_shows_stopped(qtbot, demo_dir, tmp_path):
+    pane = make_pane(qtbot, demo_dir, tmp_path, epochs=200, methods=("A",))
+    handle = pane.start()
+    qtbot.waitUntil(lambda: "ETA" in pane.eta_label.text(), timeout=60_000)
+    with qtbot.waitSignal(pane.run_finished, timeout=30_000):
+        pane.stop()
+    wait_task(qtbot, handle)
+    assert "ETA" not in pane.eta_label.text() and pane.eta_label.text() == "stopped"
+    assert pane.progress.value() == 0 and pane.progress.text().startswith("stopped")
+    pane.start()  # a new run resets the bar to a plain percentage
+    assert pane.progress.format() == "%p%" and pane.eta_label.text() == ""
+    pane.stop()
+    wait_task(qtbot, pane.task)

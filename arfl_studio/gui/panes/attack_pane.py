@@ -8,51 +8,32 @@ The evaluation is :func:`arfl_studio.evaluation.evaluate_robustness` in a worker
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
+from arfl_studio.experiments.figures import EmptyFigure, auc_eps_figure, roc_figure
 from arfl_studio.gui import run_access
 from arfl_studio.gui.dialogs import show_error
+from arfl_studio.gui.panes.attack_text import checks_text, flip_note_text, pct, summary_text
+from arfl_studio.gui.panes.attack_task import (  # noqa: F401 - parse_eps/attack_task are this pane's API
+    ATTACKS, DEFAULT_PROBE_QUERIES, LARGE_EPS, attack_task, default_probes, parse_eps,
+)
 from arfl_studio.gui.widgets.curves import ThrottledPlot
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
-ATTACKS = ("pgd", "fgsm", "pgd-strong", "apgd", "square")
 DEFAULT_EPS = "0.0001, 0.001, 0.01"
-
-
-def parse_eps(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
-    except ValueError as exc:
-        raise ValueError(f"ε must be numbers separated by commas, got {text!r}") from exc
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"ε must be one or more values >= 0, got {text!r}")
-    return sorted(set(values))
-
-
-def attack_task(source: dict, attack: str, eps: list[float], steps: int, restarts: int, device: str):
-    def task(report, cancel):
-        from arfl_studio.evaluation.robustness import evaluate_robustness
-
-        if source.get("checkpoint"):
-            model, spec, records, dataset = run_access.checkpoint_on_records(
-                source["checkpoint"], source["records"], source["size"])
-        else:
-            model, spec, records, dataset = run_access.held_out(source["run_dir"], source["method"], source["fold"])
-        report(("progress", 0, 1))
-        result = evaluate_robustness(
-            model, dataset, attack=attack, eps=eps, steps=steps, restarts=restarts, records=records,
-            device=device, callback=lambda p: report(("progress", p.done, p.total), lossy=True), cancel=cancel,
-            batch_size=32)
-        return {"report": result.to_json(), "records": records, "source": dict(source, records=None)}
-
-    return task
+CHECK_TEXT = {
+    "fgsm": "FGSM (one step: the iterative attack must beat it)",
+    "pgd": "PGD (iterative: must beat FGSM)",
+    "square": "Square (gradient-free: must not beat the white-box attack)",
+}
 
 
 class AttackPane(QWidget):
@@ -88,10 +69,28 @@ class AttackPane(QWidget):
         self.size_spin.setRange(16, 1024)
         self.size_spin.setValue(64)
         self.size_spin.setToolTip("input size for a bare checkpoint (runs use their own preprocessing)")
+        self.check_boxes = {name: QCheckBox(text) for name, text in CHECK_TEXT.items()}
+        self.large_box = QCheckBox(f"Large ε = {LARGE_EPS:g} (the attack must break the model there)")
+        self.large_box.setChecked(True)
+        self.queries_spin = QSpinBox()
+        self.queries_spin.setRange(10, 100000)
+        self.queries_spin.setSingleStep(100)
+        self.queries_spin.setValue(DEFAULT_PROBE_QUERIES)
+        self.queries_spin.setToolTip("queries per image for the Square probe: its cost grows linearly with them")
+        self.subset_spin = QSpinBox()
+        self.subset_spin.setRange(0, 100000)
+        self.subset_spin.setSpecialValueText("all")
+        self.subset_spin.setToolTip("run the sanity checks on the first N held-out images only (all: 0)")
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
         self.run_button = QPushButton("Run attack")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.stage_label = QLabel("")
+        self.stage_label.setWordWrap(True)
         form_box = QGroupBox("Model and attack")
         form = QFormLayout(form_box)
         run_row = QHBoxLayout()
@@ -106,11 +105,16 @@ class AttackPane(QWidget):
         form.addRow("Steps:", self.steps_spin)
         form.addRow("Restarts:", self.restarts_spin)
         form.addRow("Checkpoint input px:", self.size_spin)
+        checks_box = QGroupBox("Sanity checks (reference attacks at the same ε)")
+        checks = QFormLayout(checks_box)
+        for box in self.check_boxes.values():
+            checks.addRow(box)
+        checks.addRow(self.large_box)
+        checks.addRow("Square queries:", self.queries_spin)
+        checks.addRow("Images for the checks:", self.subset_spin)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.stop_button)
-        form.addRow(buttons)
-        form.addRow(self.progress)
 
         self.summary = QLabel("Train a run (Training pane) or pick one, then run an attack.")
         self.summary.setWordWrap(True)
@@ -127,28 +131,46 @@ class AttackPane(QWidget):
         self.flip_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.flip_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.flip_table.horizontalHeader().setStretchLastSection(True)
-        self.flip_table.setToolTip("Double-click a case to open it in the viewer")
-        flips = QGroupBox("Cases whose prediction flipped (double-click: open in viewer)")
+        self.flip_table.setToolTip("Double-click a case to open it in the viewer; click a header to sort")
+        self.flip_table.setSortingEnabled(True)
+        self.flip_note = QLabel("")
+        self.flip_note.setWordWrap(True)
+        flips = QGroupBox("Cases whose decision flipped at the model's threshold (double-click: open in viewer)")
         flips_layout = QVBoxLayout(flips)
         row = QHBoxLayout()
         row.addWidget(QLabel("at ε ="))
         row.addWidget(self.flip_eps_box)
         row.addStretch(1)
         flips_layout.addLayout(row)
+        flips_layout.addWidget(self.flip_note)
         flips_layout.addWidget(self.flip_table)
 
+        settings = QWidget()
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        settings_layout.addWidget(form_box)
+        settings_layout.addWidget(checks_box)
+        settings_layout.addWidget(self.summary)
+        settings_layout.addWidget(self.warnings)
+        settings_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(settings)
+        scroll.setWidgetResizable(True)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(form_box)
-        left_layout.addWidget(self.summary)
-        left_layout.addWidget(self.warnings)
-        left_layout.addStretch(1)
+        left_layout.addWidget(scroll, 1)
+        left_layout.addWidget(self.plan_label)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.progress)
+        left_layout.addWidget(self.stage_label)
 
         self.roc_plot = ThrottledPlot("ROC: clean (solid) vs adversarial", "false positive rate", "true positive rate")
         self.roc_plot.setRange(xRange=(0, 1), yRange=(0, 1))
-        self.auc_plot = ThrottledPlot("AUC vs ε", "log10 ε", "AUC")
-        self.auc_plot.setYRange(0, 1)
+        self.auc_plot = ThrottledPlot("AUC vs ε", "log10 ε", "AUC (%)")
+        self.auc_plot.setYRange(0, 100)
+        self.roc_plot.figure_source = lambda path: self._figure(roc_figure, path)
+        self.auc_plot.figure_source = lambda path: self._figure(auc_eps_figure, path)
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.roc_plot)
         plots.addWidget(self.auc_plot)
@@ -171,6 +193,15 @@ class AttackPane(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.flip_eps_box.currentIndexChanged.connect(lambda _i: self._fill_flips())
         self.flip_table.doubleClicked.connect(self._open_case)
+        self.attack_box.currentTextChanged.connect(self._attack_changed)
+        for widget in (*self.check_boxes.values(), self.large_box):
+            widget.toggled.connect(lambda _on: self._update_plan())
+        for spin in (self.steps_spin, self.restarts_spin, self.queries_spin, self.subset_spin):
+            spin.valueChanged.connect(lambda _v: self._update_plan())
+        self.eps_edit.textChanged.connect(lambda _t: self._update_plan())
+        self._attack_changed(self.attack_box.currentText())
+        self._started_at = 0.0
+        self._stopping = False
 
     # ---------------------------------------------------------------- source
     def _browse_run(self) -> None:
@@ -212,6 +243,45 @@ class AttackPane(QWidget):
             raise ValueError(f"{path} has no trained fold yet")
         return {"run_dir": path, "method": self.method_box.currentText(), "fold": int(self.fold_box.currentData())}
 
+    # ---------------------------------------------------------------- what runs
+    def _attack_changed(self, attack: str) -> None:
+        defaults = default_probes(attack)
+        for name, box in self.check_boxes.items():
+            box.setEnabled(name != attack)
+            box.setChecked(name in defaults and name != attack)
+        self._update_plan()
+
+    def checks(self) -> dict:
+        """The sanity checks chosen: reference attacks, Square's query budget, large ε, image subset."""
+        attack = self.attack_box.currentText()
+        return {"probes": [n for n, box in self.check_boxes.items() if box.isChecked() and n != attack],
+                "probe_queries": self.queries_spin.value(), "large_eps": self.large_box.isChecked(),
+                "subset": self.subset_spin.value()}
+
+    def plan_text(self) -> str:
+        """What the attack will run, with its cost in model passes per image."""
+        attack = self.attack_box.currentText()
+        try:
+            n_eps = len(parse_eps(self.eps_edit.text()))
+        except ValueError:
+            n_eps = 0
+        checks = self.checks()
+        steps = 1 if attack == "fgsm" else (self.queries_spin.value() if attack == "square" else
+                                            self.steps_spin.value() * self.restarts_spin.value())
+        main = steps * n_eps
+        passes = {"fgsm": 1, "pgd": 10, "square": checks["probe_queries"]}
+        probe_cost = sum(passes[p] for p in checks["probes"]) * n_eps
+        large = steps if checks["large_eps"] else 0
+        subset = f"the first {checks['subset']} images" if checks["subset"] else "every image"
+        names = ", ".join(p.upper() if p != "square" else f"Square ({checks['probe_queries']} queries)"
+                          for p in checks["probes"]) or "none"
+        return (f"<b>Runs:</b> {attack.upper()} at {n_eps} ε ({main} passes per image); "
+                f"<b>checks:</b> {names}{f', large ε {LARGE_EPS:g}' if large else ''} on {subset} "
+                f"({probe_cost + large} passes per image).")
+
+    def _update_plan(self) -> None:
+        self.plan_label.setText(self.plan_text())
+
     # ---------------------------------------------------------------- run
     def is_running(self) -> bool:
         return self.task is not None and self.task.is_running()
@@ -226,11 +296,15 @@ class AttackPane(QWidget):
             show_error(self, "Cannot attack", str(exc))
             return None
         self.source = source
-        self.progress.setRange(0, 0)
+        self._stopping = False
+        self._started_at = time.perf_counter()
+        self.progress.setRange(0, 0)  # busy until the first progress event
+        self.progress.setFormat("%p%")
+        self.stage_label.setText("Loading the model and the held-out images …")
         self.summary.setText("Attacking …")
         self.task = start_task(
             attack_task(source, self.attack_box.currentText(), eps, self.steps_spin.value(),
-                        self.restarts_spin.value(), self.device),
+                        self.restarts_spin.value(), self.device, self.checks()),
             "attack", on_event=self._on_event, on_done=self._on_done, on_error=self._on_error, parent=self)
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -238,65 +312,107 @@ class AttackPane(QWidget):
 
     def stop(self) -> None:
         if self.is_running():
+            self._stopping = True
             self.task.cancel()
+            self.stop_button.setEnabled(False)
+            self.stage_label.setText("Stopping after the current attack step …")
 
     def _on_event(self, payload) -> None:
-        if payload[0] == "progress":
-            self.progress.setRange(0, max(payload[2], 1))
-            self.progress.setValue(payload[1])
+        if payload[0] != "progress" or self._stopping:
+            return
+        p = payload[1]
+        total = max(int(p.get("total") or 1), 1)
+        fraction = p.get("fraction")
+        fraction = min(max(float(fraction if fraction is not None else p.get("done", 0) / total), 0.0), 1.0)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(fraction * 1000))
+        what = p.get("name") or p.get("attack") or p.get("stage") or "attack"
+        text = f"Running: {what}"
+        if p.get("eps") is not None:
+            text += f" at ε = {p['eps']:g}"
+        text += f" — {p.get('done', 0)}/{total}"
+        elapsed = time.perf_counter() - self._started_at
+        if fraction > 0.01:
+            left = elapsed * (1 - fraction) / fraction
+            text += f" · ETA {int(left // 60)}:{int(left % 60):02d}"
+        self.stage_label.setText(text)
 
     def _on_error(self, message: str, details: str) -> None:
+        if self._stopping or "Cancelled" in message or "cancelled" in message:
+            self._show_stopped()
+            return
         self._idle()
+        self.progress.setFormat("failed")
+        self.stage_label.setText("")
         self.summary.setText(f"Attack failed: {message}")
         where = (self.source or {}).get("run_dir") or (self.source or {}).get("checkpoint")
-        if "cancelled" not in message:
-            show_error(self, "Attack failed", message, where, details)
+        show_error(self, "Attack failed", message, where, details)
+
+    def _show_stopped(self) -> None:
+        self._idle()
+        self.progress.setValue(0)
+        self.progress.setFormat("stopped")
+        self.stage_label.setText("")
+        self.summary.setText("Attack stopped. Press Run attack to start again.")
 
     def _idle(self) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        self.progress.setRange(0, 1000)
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
     def _on_done(self, result: dict) -> None:
+        if self._stopping or result.get("cancelled"):
+            self._show_stopped()
+            return
         self._idle()
+        self.progress.setValue(1000)
+        self.progress.setFormat("done")
+        seconds = (result["report"].get("seconds") or {}).get("total")
+        self.stage_label.setText(f"Finished in {seconds:.0f} s." if seconds else "Finished.")
         self.show_report(result["report"], result["records"])
         self.attack_finished.emit(result["report"])
 
     # ---------------------------------------------------------------- results
+    def model_title(self) -> str:
+        """Which model the report is about: run, method and fold (or the checkpoint)."""
+        source = self.source or {}
+        if source.get("checkpoint"):
+            return f"checkpoint {Path(source['checkpoint']).name}"
+        if source.get("run_dir"):
+            return f"{Path(source['run_dir']).name} · method {source.get('method')} · fold {int(source.get('fold', 0)) + 1}"
+        return ""
+
+    def _figure(self, draw, path) -> Path:
+        if not self.report:
+            raise EmptyFigure("nothing to plot yet: run an attack first (Attack pane → Run attack)")
+        return draw(self.report, path, model=self.model_title())
+
     def show_report(self, report: dict, records=()) -> None:
         self.report, self.records = report, list(records)
         clean = report["clean"]
+        model = self.model_title()
         self.roc_plot.remove_all()
         self.auc_plot.remove_all()
+        self.roc_plot.setTitle(f"ROC: clean (solid) vs adversarial — {model}" if model else "ROC: clean vs adversarial",
+                               color="#222", size="11pt")
         self.roc_plot.set_curve("chance", [0, 1], [0, 1], color="#aaaaaa", dash=True, name="chance")
         self.roc_plot.set_curve("clean", clean["roc"]["fpr"], clean["roc"]["tpr"], color="#1f77b4",
-                                name=f"clean AUC {clean['auc']:.3f}")
+                                name=f"clean AUC {pct(clean['auc'])}")
         palette = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
         for i, r in enumerate(report["results"]):
             self.roc_plot.set_curve(f"eps{r['eps']}", r["roc"]["fpr"], r["roc"]["tpr"], color=palette[i % len(palette)],
-                                    dash=True, name=f"ε={r['eps']:g} AUC {r['auc']:.3f}")
+                                    dash=True, name=f"ε={r['eps']:g} AUC {pct(r['auc'])}")
         curve = report["auc_curve"]
         eps = [math.log10(e) for e in curve["eps"] if e > 0]
-        aucs = [a for e, a in zip(curve["eps"], curve["adversarial_auc"]) if e > 0]
+        aucs = [100 * a for e, a in zip(curve["eps"], curve["adversarial_auc"]) if e > 0]
         self.auc_plot.set_curve("adv", eps, aucs, color="#d62728", name="adversarial", symbol="o")
         if eps:
-            self.auc_plot.set_curve("clean", [min(eps), max(eps)], [clean["auc"]] * 2, color="#1f77b4", dash=True,
-                                    name="clean")
+            self.auc_plot.set_curve("clean", [min(eps), max(eps)], [100 * clean["auc"]] * 2, color="#1f77b4",
+                                    dash=True, name="clean")
         self.roc_plot.flush()
         self.auc_plot.flush()
-        flips = ", ".join(f"ε={r['eps']:g}: {r['flipped_count']}" for r in report["results"])
-        self.summary.setText(
-            f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant). "
-            f"Clean AUC {clean['auc']:.3f}. Flipped predictions — {flips}.")
-        warnings = report.get("warnings", [])
-        if warnings:
-            items = "".join(f"<li><b>{w.get('name', '')}</b>: {w.get('message', '')}</li>" for w in warnings)
-            self.warnings.setText(f"<span style='color:#b00000'><b>⚠ Sanity checks failed — the numbers above may "
-                                  f"overstate robustness:</b></span><ul>{items}</ul>")
-        else:
-            self.warnings.setText("<span style='color:#006000'>✔ Sanity checks passed (stronger attacks did not "
-                                  "help less, gradients are non-zero).</span>")
+        self.summary.setText(summary_text(report))
+        self.warnings.setText(checks_text(report))
         self.flip_eps_box.blockSignals(True)
         self.flip_eps_box.clear()
         for r in report["results"]:
@@ -310,8 +426,13 @@ class AttackPane(QWidget):
             return
         i = self.flip_eps_box.currentIndex()
         results = self.report["results"]
-        rows = results[i]["flipped"] if 0 <= i < len(results) else []
+        result = results[i] if 0 <= i < len(results) else None
+        rows = result["flipped"] if result else []
         self.flip_model.set_rows([dict(r, label="malignant" if r.get("label") else "benign") for r in rows])
+        header = self.flip_table.horizontalHeader()
+        if header.sortIndicatorSection() >= 0:  # keep the user's sort across ε
+            self.flip_model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+        self.flip_note.setText(flip_note_text(self.report, result) if result else "")
 
     def _open_case(self, index) -> None:
         self.open_flipped(index.row())

@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QScrollArea, QSplitter, QTableView,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 from PySide6.QtCore import Qt
 
+from arfl_studio.experiments.figures import EmptyFigure, classification_loss, training_figure
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
@@ -41,30 +43,41 @@ def training_task(config: dict, out_dir: Path):
     return task
 
 
-def _mean_std(values: list[float]) -> str:
-    import math
-
-    values = [v for v in values if v == v]
-    if not values:
+def auc_text(mean: float | None, std: float | None) -> str:
+    """An AUC (fraction) as the tables print it: percent, "mean ± sample std" over folds."""
+    if mean is None or mean != mean:
         return "-"
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) if len(values) > 1 else 0.0
-    return f"{mean:.3f} ± {std:.3f}"
+    return f"{100 * mean:.1f}" + ("" if std is None or std != std else f" ± {100 * std:.1f}")
+
+
+def mean_sample_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof = 1, as collect/results.json); std is None for one value."""
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+AUC_UNIT = "AUC (%, mean ± sample std over folds)"
 
 
 def final_columns(row: dict) -> list[tuple[str, str]]:
-    """The comparison table's columns: AUCs as mean ± std, then the p-values."""
-    columns = [("key", "Method"), ("method", "Name"), ("folds", "Folds"), ("standard", "Standard AUC"),
-               ("adversarial", "Adversarial AUC"), ("mean_auc", "Mean AUC")]
+    """The comparison table's columns: AUCs in percent as mean ± std, then the p-values."""
+    columns = [("key", "Method"), ("method", "Name"), ("folds", "Folds"), ("standard", "Standard AUC (%)"),
+               ("adversarial", "Adversarial AUC (%)"), ("mean_auc_pct", "Mean AUC (%)")]
     return columns + [(k, k.replace("_", " ")) for k in row if k.startswith("p_")]
 
 
 def format_row(row: dict) -> dict:
     out = dict(row)
     for name in ("standard", "adversarial"):
-        mean, std = row.get(f"{name}_auc"), row.get(f"{name}_auc_std")
-        out[name] = "-" if mean is None else f"{mean:.3f} ± {std or 0:.3f}"
+        out[name] = auc_text(row.get(f"{name}_auc"), row.get(f"{name}_auc_std"))
+    out["mean_auc_pct"] = auc_text(row.get("mean_auc"), None)
     return out
+
+
+LOSS_CHOICES = (("cls", "L_cls — classification loss (comparable across methods)"),
+                ("total", "Total objective (incl. λ·L_robust / TRADES term)"))
 
 
 class TrainingPane(QWidget):
@@ -79,7 +92,7 @@ class TrainingPane(QWidget):
         self.run_dir: Path | None = None
         self.last_error: str | None = None
         self.history: dict[tuple[str, int], dict[str, list[float]]] = {}
-        self.fold_results: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
+        self.fold_results: dict[str, dict[tuple, tuple[float, float]]] = defaultdict(dict)  # key -> (seed, fold) -> AUCs
         self.method_names: dict[str, str] = {}
         self._plan = (1, 1, 1)  # methods, folds, epochs
         self._method_order: list[str] = []
@@ -116,14 +129,25 @@ class TrainingPane(QWidget):
         head.addWidget(self.fold_box)
         head.addWidget(self.progress, 1)
         head.addWidget(self.eta_label)
-        self.loss_plot = ThrottledPlot("Training loss (epoch mean)", "epoch", "loss")
-        self.auc_plot = ThrottledPlot("Validation AUC — solid: standard, dashed: adversarial", "epoch", "AUC")
-        self.auc_plot.setYRange(0, 1)
-        self.table_model = RowsModel([("key", "Method"), ("name", "Name"), ("folds", "Folds done"),
-                                      ("standard_auc", "Standard AUC"), ("adversarial_auc", "Adversarial AUC")])
+        self.loss_box = QComboBox()
+        for key, text in LOSS_CHOICES:
+            self.loss_box.addItem(text, key)
+        self.loss_box.setToolTip("L_cls (binary cross-entropy) compares methods; the total objective of ARFL rows\n"
+                                 "includes λ·L_robust, which is negative, so totals are not comparable across methods.")
+        head.addWidget(QLabel("Loss:"))
+        head.addWidget(self.loss_box)
+        self.loss_plot = ThrottledPlot("", "epoch", "")
+        self.auc_plot = ThrottledPlot("Validation AUC — solid: standard, dashed: adversarial", "epoch", "AUC (%)")
+        self.auc_plot.setYRange(0, 100)
+        self._title_loss_plot()
+        self.loss_plot.figure_source = lambda path: self.export_figure(self.loss_kind(), path)
+        self.auc_plot.figure_source = lambda path: self.export_figure("auc", path)
+        self.table_model = RowsModel(self._live_columns())
         self.table = QTableView()
         self.table.setModel(self.table_model)
         self.table.verticalHeader().setVisible(False)
+        self.table.setToolTip(AUC_UNIT + "; p: two-sided Mann–Whitney U on the fold AUCs.\n"
+                              "The exported tables (File → Export table) use the same percent and std.")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         rows_visible = 5  # the paper's comparisons have several rows: show them without scrolling
@@ -154,6 +178,27 @@ class TrainingPane(QWidget):
         self.start_button.clicked.connect(lambda: self.start())
         self.stop_button.clicked.connect(self.stop)
         self.fold_box.currentIndexChanged.connect(lambda _i: self._redraw_all())
+        self.loss_box.currentIndexChanged.connect(lambda _i: (self._title_loss_plot(), self._redraw_all()))
+
+    @staticmethod
+    def _live_columns() -> list[tuple[str, str]]:
+        return [("key", "Method"), ("name", "Name"), ("folds", "Folds done"),
+                ("standard_auc", "Standard AUC (%)"), ("adversarial_auc", "Adversarial AUC (%)")]
+
+    def loss_kind(self) -> str:
+        return self.loss_box.currentData() or "cls"
+
+    def _title_loss_plot(self) -> None:
+        cls = self.loss_kind() == "cls"
+        self.loss_plot.setTitle("Classification loss L_cls (epoch mean)" if cls else "Total training objective (epoch mean)",
+                                color="#222", size="11pt")
+        self.loss_plot.getPlotItem().setLabel("left", "L_cls (BCE)" if cls else "total loss", color="#222")
+
+    def export_figure(self, kind: str, path) -> Path:
+        """The publication figure of this run's curves (every fold, mean ± std), as the CLI draws it."""
+        if self.run_dir is None or not Path(self.run_dir).is_dir():
+            raise EmptyFigure("nothing to plot yet: train a comparison first (Training pane → Start)")
+        return training_figure(self.run_dir, kind, path)
 
     # ---------------------------------------------------------------- control
     def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False) -> None:
@@ -201,6 +246,7 @@ class TrainingPane(QWidget):
         self.last_error = None
         self._method_order = [m.key for m in methods]
         self.method_names = {m.key: m.name for m in methods}
+        self._mix_ratios = {m.key: m.mix_ratio if m.scheme in ("mix", "dsbn") else None for m in methods}
         folds = config["cv"]["folds"]
         self._plan = (len(methods), folds, config["training"]["epochs"])
         self._started_at = time.perf_counter()
@@ -217,16 +263,18 @@ class TrainingPane(QWidget):
         marks = epochs <= 30
         for plot in (self.loss_plot, self.auc_plot):
             plot.setXRange(0.5, epochs + 0.5, padding=0.02)
-        self.auc_plot.setYRange(0, 1, padding=0.02)
+        self.auc_plot.setYRange(0, 100, padding=0.02)
         for key in self._method_order:
             self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o" if marks else None)
             # Same colour as the method's loss curve; the dash tells standard from adversarial.
             self.auc_plot.curve(f"{key}/std", name=f"{key} standard", color=color_for(key), symbol="o" if marks else None)
             self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", color=color_for(key), dash=True,
                                 symbol="t" if marks else None)
+        self.table_model.columns = self._live_columns()
         self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
                                     "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.eta_label.setText("")
 
     # ---------------------------------------------------------------- events
@@ -235,18 +283,19 @@ class TrainingPane(QWidget):
         key = getattr(event, "method_key", None)
         fold = getattr(event, "fold", 0)
         if inner is None and hasattr(event, "standard_auc"):  # FoldFinished
-            self._fold_finished(key, fold, event.standard_auc, event.adversarial_auc)
+            self._fold_finished(key, (getattr(event, "seed", None), fold), event.standard_auc, event.adversarial_auc)
             return
         if isinstance(inner, StepEvent):
             self._steps_per_epoch = inner.steps_per_epoch or self._steps_per_epoch
             frac = (inner.step + 1) / inner.steps_per_epoch if inner.steps_per_epoch else 0.0
             self._update_progress(key, fold, inner.epoch + frac)
         elif isinstance(inner, EpochEvent):
-            h = self.history.setdefault((key, fold), {"epoch": [], "loss": [], "std": [], "adv": []})
+            h = self.history.setdefault((key, fold), {"epoch": [], "cls": [], "total": [], "std": [], "adv": []})
             h["epoch"].append(inner.epoch + 1)
-            h["loss"].append(inner.losses.get("total", float("nan")))
-            h["std"].append(inner.metrics.get("standard_auc", float("nan")))
-            h["adv"].append(inner.metrics.get("adversarial_auc", float("nan")))
+            h["cls"].append(classification_loss(inner.losses, self._mix_ratios.get(key)))
+            h["total"].append(inner.losses.get("total", float("nan")))
+            h["std"].append(100 * inner.metrics.get("standard_auc", float("nan")))
+            h["adv"].append(100 * inner.metrics.get("adversarial_auc", float("nan")))
             self._update_progress(key, fold, inner.epoch + 1)
             if fold == self.fold_box.currentIndex():
                 self._redraw(key)
@@ -271,7 +320,7 @@ class TrainingPane(QWidget):
                 plot = self.loss_plot if k == key else self.auc_plot
                 plot.set_curve(k, [], [])
             return
-        self.loss_plot.set_curve(key, h["epoch"], h["loss"])
+        self.loss_plot.set_curve(key, h["epoch"], h[self.loss_kind()])
         self.auc_plot.set_curve(f"{key}/std", h["epoch"], h["std"])
         self.auc_plot.set_curve(f"{key}/adv", h["epoch"], h["adv"])
 
@@ -279,20 +328,22 @@ class TrainingPane(QWidget):
         for key in self._method_order:
             self._redraw(key)
 
-    def _fold_finished(self, key, fold, standard, adversarial) -> None:
+    def _fold_finished(self, key, fold: tuple, standard, adversarial) -> None:
         self.fold_results[key][fold] = (standard, adversarial)
         results = self.fold_results[key]
         for row in self.table_model.rows:
             if row["key"] == key:
                 row["folds"] = f"{len(results)}/{self._plan[1]}"
-                row["standard_auc"] = _mean_std([s for s, _ in results.values()])
-                row["adversarial_auc"] = _mean_std([a for _, a in results.values()])
+                row["standard_auc"] = auc_text(*mean_sample_std([s for s, _ in results.values()]))
+                row["adversarial_auc"] = auc_text(*mean_sample_std([a for _, a in results.values()]))
         self.table_model.set_rows(self.table_model.rows)
 
     def _on_done(self, result) -> None:
         status = getattr(result, "status", "finished")
         self._finish_ui()
-        if status != "cancelled":
+        if status == "cancelled":
+            self._show_ended("stopped")
+        else:
             self.progress.setValue(1000)
             self.eta_label.setText("done")
         self._fill_final_table()
@@ -310,8 +361,16 @@ class TrainingPane(QWidget):
             self.table_model.columns = final_columns(rows[0])
             self.table_model.set_rows([format_row(r) for r in rows])
 
+    def _show_ended(self, word: str) -> None:
+        """A stopped or failed run: no ETA left ticking, the bar says what happened."""
+        done = self.progress.value() / 10
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{word} at {done:.0f} %")
+        self.eta_label.setText(word)
+
     def _on_error(self, message: str, details: str) -> None:
         self._finish_ui()
+        self._show_ended("failed")
         self.last_error = message
         self.status_label.setText(f"Training failed: {message}")
         show_error(self, "Training failed", message, str(self.run_dir), details)

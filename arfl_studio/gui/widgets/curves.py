@@ -4,27 +4,21 @@ Callers hand new data to :meth:`ThrottledPlot.set_curve` as often as they like; 
 timer pushes the latest data of the curves that changed into their existing
 ``PlotDataItem`` at most ``1 / interval`` times per second. No plot item is ever
 created per update, so a long run neither slows the event loop nor grows memory.
+
+The legend sits in its own column right of the axes (never over the curves), and
+the axes print plain values (no "x0.001" SI scaling). A pane may set
+``figure_source(path)``: exporting the plot then writes the publication figure
+(matplotlib, :mod:`arfl_studio.experiments.figures`) instead of a screen grab.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QGraphicsItem, QSizePolicy
 
-# One colour per method (A-I and custom), readable on white.
-METHOD_COLORS = {
-    "A": "#1f77b4", "B": "#d62728", "C": "#2ca02c", "D": "#ff7f0e", "E": "#9467bd",
-    "F": "#8c564b", "G": "#e377c2", "H": "#7f7f7f", "I": "#17becf", "custom": "#000000",
-}
-_EXTRA = ["#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]
-
-
-def color_for(key: str) -> str:
-    if key in METHOD_COLORS:
-        return METHOD_COLORS[key]
-    return _EXTRA[sum(map(ord, key)) % len(_EXTRA)]
+from arfl_studio.experiments.figures import METHOD_COLORS, color_for  # noqa: F401 - one palette for app and figures
 
 
 class ThrottledPlot(pg.PlotWidget):
@@ -41,9 +35,15 @@ class ThrottledPlot(pg.PlotWidget):
         for axis in ("bottom", "left"):
             item.getAxis(axis).setTextPen("#222")
             item.getAxis(axis).setPen("#666")
+            item.getAxis(axis).enableAutoSIPrefix(False)  # "loss (x0.001)" hid the real values
             item.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self._legend = item.addLegend(offset=(-8, 8), labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 230))
+        # The legend gets its own grid cell right of the view box: it can never cover a curve.
+        self._legend = pg.LegendItem(labelTextColor="#222", labelTextSize="8pt", verSpacing=-6)
+        self._legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        item.layout.addItem(self._legend, 2, 3)
+        item.layout.setAlignment(self._legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self._legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.figure_source = None  # callable(path) -> Path, set by the pane that owns the plot
         self._items: dict[str, pg.PlotDataItem] = {}
         self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._dirty: set[str] = set()
@@ -62,6 +62,7 @@ class ThrottledPlot(pg.PlotWidget):
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=color or color_for(key), symbolPen=None)
             self._items[key] = self.getPlotItem().plot([], [], **kwargs)
+            self._legend.addItem(self._items[key], kwargs["name"])
         return self._items[key]
 
     def set_curve(self, key: str, x, y, **style) -> None:
@@ -86,6 +87,7 @@ class ThrottledPlot(pg.PlotWidget):
         """Drop the items themselves (a new comparison starts)."""
         for item in self._items.values():
             self.getPlotItem().removeItem(item)
+            self._legend.removeItem(item)
         self._items.clear()
         self._data.clear()
         self._dirty.clear()
@@ -98,3 +100,9 @@ class ThrottledPlot(pg.PlotWidget):
         if item is None or item.xData is None:
             return 0
         return len(item.xData)
+
+    def legend_labels(self) -> list[str]:
+        return [label.text for _sample, label in self._legend.items]
+
+    def has_data(self) -> bool:
+        return any(len(x) for x, _y in self._data.values())

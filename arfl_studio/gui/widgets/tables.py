@@ -1,7 +1,13 @@
-"""A read-only table model over a list of dicts, with an optional thumbnail column."""
+"""A read-only table model over a list of dicts, with an optional thumbnail column.
+
+Views may sort it (``setSortingEnabled(True)``): :meth:`RowsModel.sort` reorders
+``rows`` itself, so ``rows[index.row()]`` stays the row a view shows. Numbers sort as
+numbers, and text by its leading number when it has one ("54.2 ± 3.1").
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,6 +23,22 @@ def gray_to_qimage(gray: np.ndarray) -> QImage:
     arr = np.ascontiguousarray(arr)
     h, w = arr.shape
     return QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+_LEADING_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def sort_key(value: Any) -> tuple:
+    """Missing values last, then numbers (or text that starts with one) by value, then text."""
+    if value is None or value == "" or value == "-" or (isinstance(value, float) and value != value):
+        return (2, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    text = str(value)
+    match = _LEADING_NUMBER.match(text)
+    if match:
+        return (0, float(match.group(0)), text)
+    return (1, 0.0, text.lower())
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -54,6 +76,20 @@ class RowsModel(QAbstractTableModel):
         col = [k for k, _ in self.columns].index(self.thumbnail_column)
         index = self.index(row, col)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self.columns):
+            return
+        key = self.columns[column][0]
+        self.layoutAboutToBeChanged.emit()
+        keys = [sort_key(row.get(key)) for row in self.rows]
+        present = sorted((i for i in range(len(keys)) if keys[i][0] < 2), key=keys.__getitem__,
+                         reverse=order == Qt.SortOrder.DescendingOrder)
+        order_index = present + [i for i in range(len(keys)) if keys[i][0] == 2]  # missing values stay last
+        self.rows = [self.rows[i] for i in order_index]
+        new_row = {old: new for new, old in enumerate(order_index)}
+        self.thumbnails = {new_row[old]: pix for old, pix in self.thumbnails.items() if old in new_row}
+        self.layoutChanged.emit()
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)

@@ -1,0 +1,81 @@
+"""An attack report in words: the threshold, the summary table, the sanity checks and why
+the flip table holds what it holds (HTML for the attack pane's labels; no Qt)."""
+
+from __future__ import annotations
+
+import math
+
+
+def pct(value) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.1f} %"
+
+
+def threshold_text(report: dict) -> str:
+    th = report.get("threshold") or {}
+    logit = report.get("threshold_logit", th.get("logit", 0.0))
+    prob = report.get("threshold_prob", 1 / (1 + math.exp(-logit)))
+    rule = th.get("rule", "none")
+    how = {"none": "default — the model stores no threshold", "youden": "Youden's J on the training folds",
+           "sensitivity": "target sensitivity on the training folds",
+           "specificity": "target specificity on the training folds", "logit": "fixed"}.get(rule, rule)
+    return f"logit {logit:+.3g} (P(malignant) > {prob:.2f}; {how})"
+
+
+def summary_text(report: dict) -> str:
+    clean = report["clean"]
+    lines = [f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant).",
+             f"Decision threshold: {threshold_text(report)}.",
+             f"<table cellspacing=4><tr><th align=left>ε</th><th>AUC</th><th>sensitivity</th><th>specificity</th>"
+             f"<th>flipped</th></tr><tr><td>clean</td><td>{pct(clean['auc'])}</td>"
+             f"<td>{pct(clean.get('sensitivity'))}</td><td>{pct(clean.get('specificity'))}</td><td></td></tr>"]
+    for r in report["results"]:
+        lines[-1] += (f"<tr><td>{r['eps']:g}</td><td>{pct(r['auc'])}</td><td>{pct(r.get('sensitivity'))}</td>"
+                      f"<td>{pct(r.get('specificity'))}</td><td align=center>{r['flipped_count']}</td></tr>")
+    lines[-1] += "</table>"
+    lines += [f"<i>{note}</i>" for note in report.get("notes", [])]
+    note = (report.get("threshold") or {}).get("note")
+    if note:
+        lines.append(f"<i>{note}</i>")
+    return "<br>".join(lines)
+
+
+def checks_text(report: dict) -> str:
+    warnings = report.get("warnings", [])
+    if warnings:
+        items = "".join(f"<li><b>{w.get('name', '')}</b>: {w.get('message', '')}</li>" for w in warnings)
+        return (f"<span style='color:#b00000'><b>⚠ Sanity checks failed — the numbers above may "
+                f"overstate robustness:</b></span><ul>{items}</ul>")
+    settings = report.get("settings") or {}
+    ran = []
+    probes = settings.get("probes") or []
+    if probes:
+        ran.append(f"{report['attack']} did at least as well as {', '.join(probes)}")
+    ran.append("the AUC did not rise with ε")
+    if settings.get("large_eps_auc") is not None:
+        ran.append(f"ε = {settings.get('large_eps'):g} brought the AUC near chance")
+    ran.append("the input gradients are non-zero and finite")
+    return ("<span style='color:#006000'>✔ Sanity checks passed: " + "; ".join(ran) +
+            ".</span> <span style='color:#555'>(No check proves robustness.)</span>")
+
+
+def flip_note_text(report: dict, result: dict) -> str:
+    """Why the table holds what it holds: the threshold, near-misses, a one-class model."""
+    move = result.get("movement") or {}
+    th = threshold_text(report)
+    text = f"A case flips when its logit crosses the decision threshold, {th}. "
+    if result["flipped_count"]:
+        text += f"{result['flipped_count']} of {report['n']} flipped at ε = {result['eps']:g}"
+        if "flipped_to_wrong" in move:
+            text += f" ({move['flipped_to_wrong']} from a correct to a wrong call)"
+        text += ". "
+    else:
+        text += f"<b>No decision crossed it at ε = {result['eps']:g}, so the table is empty.</b> "
+    if "moved_against_label" in move:
+        text += (f"{move['moved_against_label']} case(s) moved toward the wrong class without crossing it "
+                 "(the AUC can fall without any flip: it ranks the scores).")
+    clean = report.get("clean") or {}
+    if clean.get("sensitivity") == 0:
+        text += " At this threshold the model calls every image benign (sensitivity 0 %)."
+    elif clean.get("specificity") == 0:
+        text += " At this threshold the model calls every image malignant (specificity 0 %)."
+    return text
