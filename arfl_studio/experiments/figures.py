@@ -105,13 +105,17 @@ def _target(path: str | Path, fmt: str | None) -> tuple[Path, str]:
 
 
 def _save(fig, path: Path, fmt: str) -> Path:
-    """Write atomically; SVG/PDF stay vector (text as paths, no embedded bitmaps)."""
+    """Write atomically; SVG/PDF stay vector (text as paths, no embedded bitmaps) and carry
+    the axes' title as the document title."""
     import matplotlib
 
+    title = " / ".join(ax.get_title().replace("\n", " \u2014 ") for ax in fig.axes if ax.get_title())
+    metadata = {"Title": title or "ARFL Studio figure"} if fmt in ("svg", "pdf") else None
+    if fmt == "pdf":
+        metadata["Creator"] = "ARFL Studio"
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "path", "pdf.fonttype": 42}):
-        fig.savefig(buffer, format=fmt, bbox_inches="tight", dpi=200 if fmt == "png" else None,
-                    metadata={"Creator": "ARFL Studio"} if fmt in ("svg", "pdf") else None)
+        fig.savefig(buffer, format=fmt, bbox_inches="tight", dpi=200 if fmt == "png" else None, metadata=metadata)
     return atomic.write_bytes(path, buffer.getvalue())
 
 
