@@ -259,25 +259,26 @@ class AttackPane(QWidget):
                 "subset": self.subset_spin.value()}
 
     def plan_text(self) -> str:
-        """What the attack will run, with its cost in model passes per image."""
+        """What the attack will run, with its cost in forward passes per image (the core's estimate)."""
+        from arfl_studio.evaluation.progress import attack_units
+
         attack = self.attack_box.currentText()
         try:
             n_eps = len(parse_eps(self.eps_edit.text()))
         except ValueError:
             n_eps = 0
         checks = self.checks()
-        steps = 1 if attack == "fgsm" else (self.queries_spin.value() if attack == "square" else
-                                            self.steps_spin.value() * self.restarts_spin.value())
-        main = steps * n_eps
-        passes = {"fgsm": 1, "pgd": 10, "square": checks["probe_queries"]}
-        probe_cost = sum(passes[p] for p in checks["probes"]) * n_eps
-        large = steps if checks["large_eps"] else 0
-        subset = f"the first {checks['subset']} images" if checks["subset"] else "every image"
-        names = ", ".join(p.upper() if p != "square" else f"Square ({checks['probe_queries']} queries)"
+        steps, restarts, queries = self.steps_spin.value(), self.restarts_spin.value(), checks["probe_queries"]
+        main = attack_units(attack, steps, restarts, queries) * n_eps
+        probe_cost = sum(attack_units(p, 10, 1, queries) for p in checks["probes"]) * n_eps
+        large = attack_units(attack, steps, restarts, queries) if checks["large_eps"] else 0
+        subset = f"{checks['subset']} images" if checks["subset"] else "every image"
+        names = ", ".join(p.upper() if p != "square" else f"Square ({queries} queries)"
                           for p in checks["probes"]) or "none"
-        return (f"<b>Runs:</b> {attack.upper()} at {n_eps} ε ({main} passes per image); "
-                f"<b>checks:</b> {names}{f', large ε {LARGE_EPS:g}' if large else ''} on {subset} "
-                f"({probe_cost + large} passes per image).")
+        share = (probe_cost + large) / max(main + probe_cost + large, 1)
+        return (f"<b>Runs:</b> {attack.upper()} at {n_eps} ε: {main} passes per image. "
+                f"<b>Checks:</b> {names}{f', large ε {LARGE_EPS:g}' if large else ''} on {subset}: "
+                f"{probe_cost + large} passes per image ({share:.0%} of the work on all images).")
 
     def _update_plan(self) -> None:
         self.plan_label.setText(self.plan_text())
@@ -322,20 +323,17 @@ class AttackPane(QWidget):
             return
         p = payload[1]
         total = max(int(p.get("total") or 1), 1)
-        fraction = p.get("fraction")
-        fraction = min(max(float(fraction if fraction is not None else p.get("done", 0) / total), 0.0), 1.0)
+        fraction = min(max(p.get("done", 0) / total, 0.0), 1.0)
         self.progress.setRange(0, 1000)
         self.progress.setValue(int(fraction * 1000))
-        what = p.get("name") or p.get("attack") or p.get("stage") or "attack"
-        text = f"Running: {what}"
-        if p.get("eps") is not None:
-            text += f" at ε = {p['eps']:g}"
-        text += f" — {p.get('done', 0)}/{total}"
-        elapsed = time.perf_counter() - self._started_at
-        if fraction > 0.01:
-            left = elapsed * (1 - fraction) / fraction
-            text += f" · ETA {int(left // 60)}:{int(left % 60):02d}"
-        self.stage_label.setText(text)
+        text = p.get("message") or p.get("stage") or "attack"
+        eta = p.get("eta_s")
+        if eta is None and fraction > 0.01:
+            elapsed = time.perf_counter() - self._started_at
+            eta = elapsed * (1 - fraction) / fraction
+        if eta is not None and p.get("stage") != "done":
+            text += f" · ETA {int(eta // 60)}:{int(eta % 60):02d}"
+        self.stage_label.setText(f"Running: {text}")
 
     def _on_error(self, message: str, details: str) -> None:
         if self._stopping or "Cancelled" in message or "cancelled" in message:
@@ -366,7 +364,7 @@ class AttackPane(QWidget):
             return
         self._idle()
         self.progress.setValue(1000)
-        self.progress.setFormat("done")
+        self.progress.setFormat("done")  # "%p%" again on the next run
         seconds = (result["report"].get("seconds") or {}).get("total")
         self.stage_label.setText(f"Finished in {seconds:.0f} s." if seconds else "Finished.")
         self.show_report(result["report"], result["records"])

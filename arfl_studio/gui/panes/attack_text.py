@@ -15,9 +15,10 @@ def threshold_text(report: dict) -> str:
     logit = report.get("threshold_logit", th.get("logit", 0.0))
     prob = report.get("threshold_prob", 1 / (1 + math.exp(-logit)))
     rule = th.get("rule", "none")
-    how = {"none": "default — the model stores no threshold", "youden": "Youden's J on the training folds",
-           "sensitivity": "target sensitivity on the training folds",
-           "specificity": "target specificity on the training folds", "logit": "fixed"}.get(rule, rule)
+    target = f" {th['target']:g}" if th.get("target") is not None else ""
+    how = {"none": "default: the model stores no threshold", "youden": "Youden's J on the training folds",
+           "sensitivity": f"target sensitivity{target} on the training folds",
+           "specificity": f"target specificity{target} on the training folds", "logit": "fixed"}.get(rule, rule)
     return f"logit {logit:+.3g} (P(malignant) > {prob:.2f}; {how})"
 
 
@@ -32,7 +33,8 @@ def summary_text(report: dict) -> str:
         lines[-1] += (f"<tr><td>{r['eps']:g}</td><td>{pct(r['auc'])}</td><td>{pct(r.get('sensitivity'))}</td>"
                       f"<td>{pct(r.get('specificity'))}</td><td align=center>{r['flipped_count']}</td></tr>")
     lines[-1] += "</table>"
-    lines += [f"<i>{note}</i>" for note in report.get("notes", [])]
+    if report.get("auc_note"):
+        lines.append(f"<i>{report['auc_note']}</i>")
     note = (report.get("threshold") or {}).get("note")
     if note:
         lines.append(f"<i>{note}</i>")
@@ -51,8 +53,9 @@ def checks_text(report: dict) -> str:
     if probes:
         ran.append(f"{report['attack']} did at least as well as {', '.join(probes)}")
     ran.append("the AUC did not rise with ε")
-    if settings.get("large_eps_auc") is not None:
-        ran.append(f"ε = {settings.get('large_eps'):g} brought the AUC near chance")
+    large = report.get("large_eps_check") or {}
+    if large.get("auc") is not None:
+        ran.append(f"at ε = {large['eps']:g} the attack brought the AUC to {pct(large['auc'])}")
     ran.append("the input gradients are non-zero and finite")
     return ("<span style='color:#006000'>✔ Sanity checks passed: " + "; ".join(ran) +
             ".</span> <span style='color:#555'>(No check proves robustness.)</span>")
@@ -60,22 +63,19 @@ def checks_text(report: dict) -> str:
 
 def flip_note_text(report: dict, result: dict) -> str:
     """Why the table holds what it holds: the threshold, near-misses, a one-class model."""
-    move = result.get("movement") or {}
-    th = threshold_text(report)
-    text = f"A case flips when its logit crosses the decision threshold, {th}. "
-    if result["flipped_count"]:
-        text += f"{result['flipped_count']} of {report['n']} flipped at ε = {result['eps']:g}"
-        if "flipped_to_wrong" in move:
-            text += f" ({move['flipped_to_wrong']} from a correct to a wrong call)"
-        text += ". "
+    text = f"A case flips when its logit crosses the decision threshold, {threshold_text(report)}. "
+    n, eps = report.get("n", 0), result["eps"]
+    if result.get("flipped_count"):
+        text += f"{result['flipped_count']} of {n} flipped at ε = {eps:g}. "
+        if result.get("moved_against_label") is not None:
+            text += f"Another {result['moved_against_label']} moved toward the wrong class without crossing it. "
     else:
-        text += f"<b>No decision crossed it at ε = {result['eps']:g}, so the table is empty.</b> "
-    if "moved_against_label" in move:
-        text += (f"{move['moved_against_label']} case(s) moved toward the wrong class without crossing it "
-                 "(the AUC can fall without any flip: it ranks the scores).")
+        reason = result.get("empty_reason") or "no prediction crossed the threshold"
+        text += f"<b>The table is empty at ε = {eps:g}:</b> {reason}. "
+    text += "(The AUC ranks scores, so it can fall without any flip.)"
     clean = report.get("clean") or {}
     if clean.get("sensitivity") == 0:
-        text += " At this threshold the model calls every image benign (sensitivity 0 %)."
+        text += " <b>At this threshold the model calls every image benign (sensitivity 0 %).</b>"
     elif clean.get("specificity") == 0:
-        text += " At this threshold the model calls every image malignant (specificity 0 %)."
+        text += " <b>At this threshold the model calls every image malignant (specificity 0 %).</b>"
     return text
