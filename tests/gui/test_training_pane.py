@@ -158,3 +158,23 @@ def test_stop_clears_eta_and_shows_stopped(qtbot, demo_dir, tmp_path):
     assert pane.progress.format() == "%p%" and pane.eta_label.text() == ""
     pane.stop()
     wait_task(qtbot, pane.task)
+
+
+def test_final_table_prints_the_exported_numbers(qtbot, trained_run, tmp_path):
+    import re
+
+    from arfl_studio.experiments.results import render_table
+
+    pane = TrainingPane(["cpu"])
+    qtbot.addWidget(pane)
+    pane.run_dir = trained_run
+    pane._fill_final_table()
+    md = render_table(str(trained_run), "md")
+    assert "AUC in %" in md
+    headers = [h for _k, h in pane.table_model.columns]
+    assert "Standard AUC (%)" in headers and "Sens / spec (%)" in headers
+    for row in pane.table_model.rows:
+        line = next(line for line in md.splitlines() if line.startswith(f"| {row['key']}. "))
+        numbers = re.findall(r"\d+\.\d", line)
+        assert re.findall(r"\d+\.\d", row["standard"]) == numbers[:2]  # mean and sample std, in percent
+        assert row["rates"].replace(" ", "") in line.replace(" ", "")

@@ -62,10 +62,25 @@ AUC_UNIT = "AUC (%, mean ± sample std over folds)"
 
 
 def final_columns(row: dict) -> list[tuple[str, str]]:
-    """The comparison table's columns: AUCs in percent as mean ± std, then the p-values."""
+    """The comparison table's columns, as the exported tables print them: AUCs in percent as
+    mean ± std, sensitivity / specificity at each fold model's threshold, then the p-values."""
     columns = [("key", "Method"), ("method", "Name"), ("folds", "Folds"), ("standard", "Standard AUC (%)"),
                ("adversarial", "Adversarial AUC (%)"), ("mean_auc_pct", "Mean AUC (%)")]
-    return columns + [(k, k.replace("_", " ")) for k in row if k.startswith("p_")]
+    if row.get("standard_sensitivity") is not None:
+        columns += [("rates", "Sens / spec (%)"), ("adversarial_rates", "Adv. sens / spec (%)")]
+    for k in row:
+        if k.startswith("p_") and "_vs_" in k:
+            metric, ref = k[2:].split("_vs_", 1)
+            columns.append((k, f"p vs {ref} ({metric.replace('_auc', '').replace('_', ' ')})"))
+    return columns
+
+
+def _rates(sensitivity, specificity) -> str:
+    return "-" if sensitivity is None or specificity is None else f"{100 * sensitivity:.0f} / {100 * specificity:.0f}"
+
+
+def _p_text(p) -> str:
+    return "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def format_row(row: dict) -> dict:
@@ -73,6 +88,11 @@ def format_row(row: dict) -> dict:
     for name in ("standard", "adversarial"):
         out[name] = auc_text(row.get(f"{name}_auc"), row.get(f"{name}_auc_std"))
     out["mean_auc_pct"] = auc_text(row.get("mean_auc"), None)
+    out["rates"] = _rates(row.get("standard_sensitivity"), row.get("standard_specificity"))
+    out["adversarial_rates"] = _rates(row.get("adversarial_sensitivity"), row.get("adversarial_specificity"))
+    for k in row:
+        if k.startswith("p_"):
+            out[k] = _p_text(row[k])
     return out
 
 
