@@ -56,23 +56,39 @@ def background_level(pixels: np.ndarray) -> tuple[float, float]:
     side tissue does not reach).
     """
     from scipy import ndimage
-    from scipy.signal import find_peaks
 
     values = np.asarray(pixels, dtype=np.float32).ravel()
     bins = int(np.clip(values.size // 400, 64, 512))  # a few hundred pixels a bin
     hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
     smooth = ndimage.gaussian_filter1d(hist.astype(np.float64), 1.5, mode="constant")
-    top = float(smooth.max())
-    # pad so a peak in the first or last bin (a background clipped to 0) is seen
-    peaks, _ = find_peaks(np.concatenate([[0.0], smooth, [0.0]]), height=0.1 * top, prominence=0.05 * top)
-    if peaks.size:
-        first = int(peaks[0]) - 1
-        mode = float(edges[first] + edges[first + 1]) / 2
-    else:
-        mode = float(np.percentile(values, 1))
+    first = _first_clear_peak(smooth, height=0.1 * float(smooth.max()), prominence=0.05 * float(smooth.max()))
+    mode = float(edges[first] + edges[first + 1]) / 2 if first is not None else float(np.percentile(values, 1))
     below = values[values <= mode + 0.5 / bins] - mode
     noise = float(np.sqrt(np.mean(below * below))) if below.size else 0.0
     return mode, noise
+
+
+def _first_clear_peak(curve: np.ndarray, height: float, prominence: float) -> int | None:
+    """Index of the first local maximum at least ``height`` high that rises at least
+    ``prominence`` above the lowest point between it and any higher part of the curve
+    on each side (the higher of the two bases, as in scipy.signal.find_peaks; done here
+    to avoid importing scipy.signal in every worker)."""
+    n = curve.size
+    for i in range(n):
+        v = curve[i]
+        if v < height or (i > 0 and curve[i - 1] >= v) or (i + 1 < n and curve[i + 1] > v):
+            continue
+        left = i
+        while left > 0 and curve[left - 1] <= v:
+            left -= 1
+        right = i
+        while right + 1 < n and curve[right + 1] <= v:
+            right += 1
+        left_base = float(curve[left:i + 1].min()) if left > 0 else 0.0
+        right_base = float(curve[i:right + 1].min()) if right + 1 < n else 0.0
+        if v - max(left_base, right_base) >= prominence:
+            return i
+    return None
 
 
 def _block_mean(pixels: np.ndarray, step: int) -> np.ndarray:
@@ -107,9 +123,11 @@ def _edge_stripes(mask: np.ndarray, max_width: int, chest_wall: str, coverage: f
     return stripes
 
 
-def breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1) -> tuple[np.ndarray, int]:
+def breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1,
+                fill_holes: bool = True) -> tuple[np.ndarray, int]:
     """(mask on the working copy, step): the breast, holes filled; ``step`` is the
-    working copy's pixel size in native pixels. An all-False mask means "not found"."""
+    working copy's pixel size in native pixels. An all-False mask means "not found".
+    (Filling holes never changes the box, so ``breast_bbox`` skips it.)"""
     from scipy import ndimage
 
     rows, cols = pixels.shape
@@ -146,7 +164,8 @@ def breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float
         reach = max(2, int(0.01 * max(mask.shape)))
         near = np.unique(labels[ndimage.binary_dilation(breast, iterations=reach)])
         breast = np.isin(labels, near[near > 0])
-        breast = ndimage.binary_fill_holes(breast)
+        if fill_holes:
+            breast = ndimage.binary_fill_holes(breast)
     return breast, step
 
 
@@ -155,7 +174,7 @@ def breast_bbox(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float
     rows, cols = pixels.shape
     if method == "none":
         return 0, rows, 0, cols
-    mask, step = breast_mask(pixels, method, threshold)
+    mask, step = breast_mask(pixels, method, threshold, fill_holes=False)
     found_rows, found_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if found_rows.size == 0:
         return 0, rows, 0, cols

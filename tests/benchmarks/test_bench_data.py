@@ -3,7 +3,8 @@
 - header scan, files per second, serial vs 2 processes (reported);
 - first pass decode + preprocess, 2 processes vs serial: >= 1.6x;
 - reading a cached epoch vs decoding it: >= 20x;
-- peak memory preprocessing one 3328x2560 16-bit image: < 6x its raw size.
+- peak memory preprocessing one 3328x2560 16-bit image: < 6x its raw size;
+- the default "breast" crop on a 4096x3328 image: < 0.5x the time to read it.
 """
 
 from __future__ import annotations
@@ -102,3 +103,31 @@ def test_peak_memory_of_a_full_size_mammogram(tmp_path):
     assert image.shape == (224, 224)
     print(f"\n3328x2560 16-bit ({raw / 2**20:.1f} MiB raw): peak {peak / 2**20:.1f} MiB = {peak / raw:.2f}x raw, {seconds:.2f} s")
     assert peak < 6 * raw
+
+
+def test_breast_crop_costs_less_than_reading_the_image(tmp_path):
+    from arfl_studio.data import read_mammogram
+    from arfl_studio.data.crop import breast_bbox
+    from arfl_studio.data.demo import dicom_for_view, render_demo_view
+    from arfl_studio.data.demo_image import breast_shape
+
+    truth = render_demo_view(np.random.default_rng(0), (4096, 3328), "MLO", "L", breast_shape(np.random.default_rng(1)),
+                             [], stripe="far")
+    ds = dicom_for_view(truth, "MONOCHROME1", patient_id="BIG", age=50, laterality="L", view="MLO",
+                        voi_function="SIGMOID", transfer_syntax="1.2.840.10008.1.2.1", study_uid="1.2.3",
+                        series_uid="1.2.3.1", sop_uid="1.2.3.1.2", instance=1)
+    path = tmp_path / "big.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    del ds, truth
+    t = time.process_time()
+    pixels = read_mammogram(path).pixels
+    t_read = time.process_time() - t
+    t = time.process_time()
+    breast_bbox(pixels)
+    t_breast = time.process_time() - t
+    t = time.process_time()
+    breast_bbox(pixels, "otsu")
+    t_otsu = time.process_time() - t
+    print(f"\n4096x3328: read {t_read * 1000:.0f} ms, breast crop {t_breast * 1000:.0f} ms "
+          f"({t_breast / t_read:.2f}x), otsu crop {t_otsu * 1000:.0f} ms")
+    assert t_breast < 0.5 * t_read
