@@ -66,4 +66,23 @@ def write_clinical_table(path: Path, rows: list[list]) -> None:
     book.properties.creator = "ARFL Studio demo generator"
     buffer = io.BytesIO()
     book.save(buffer)
-    write_bytes(path, buffer.getvalue())
+    write_bytes(path, _fixed_zip_times(buffer.getvalue()))
+
+
+def _fixed_zip_times(data: bytes) -> bytes:
+    """The same xlsx with every zip entry and the "modified" property dated 2021-01-01:
+    openpyxl stamps the current time on save, so identical runs would differ in bytes."""
+    import re
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2021, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            content = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(<)", rb"\g<1>2021-01-01T00:00:00Z\g<2>", content)
+            target.writestr(fixed, content)
+    return out.getvalue()
