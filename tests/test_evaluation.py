@@ -48,6 +48,9 @@ def test_standard_model_curve_falls_and_no_warnings(model_and_data):
     assert report.warnings == []
     doc = json.loads(json.dumps(report.to_json()))  # plain JSON
     assert doc["warnings"] == [] and doc["attack"] == "pgd"
+    # what "passed" covers, in words (the GUI shows it instead of a fixed sentence)
+    assert doc["sanity_summary"].startswith("Sanity checks passed") and "pgd broke the model at eps=0.5" in doc["checks_run"]
+    assert "pgd was at least as strong as FGSM" in doc["checks_run"]
     assert {"auc", "accuracy", "sensitivity", "specificity"} <= set(doc["clean"])
     assert [r["eps"] for r in doc["results"]] == EPS
     assert set(doc["probes"]) == {"fgsm", "square"}

@@ -105,6 +105,7 @@ class RobustnessReport:
     gradient_stats: dict[str, Any] = field(default_factory=dict)
     large_eps_check: dict[str, Any] | None = None
     deltas: dict[tuple[float, int], np.ndarray] = field(default_factory=dict, repr=False)  # (eps, index) -> float16
+    checks: list[str] = field(default_factory=list)  # plain sentences: the sanity checks that ran
 
     # ------------------------------------------------------------------ metrics
     @property
@@ -224,9 +225,17 @@ class RobustnessReport:
                                **self.gradient_stats},
             "large_eps_check": self.large_eps_check,
             "warnings": [w.to_dict() for w in self.warnings],
+            "checks_run": list(self.checks),
+            "sanity_summary": self.sanity_summary(),
             "seconds": self.seconds,
         }
         return finite_json(doc)
+
+    def sanity_summary(self) -> str:
+        """One sentence for a summary line: which checks failed, or which ran and passed."""
+        if self.warnings:
+            return f"{len(self.warnings)} sanity check(s) failed: {', '.join(w.name for w in self.warnings)}"
+        return "Sanity checks passed: " + "; ".join(self.checks) + "." if self.checks else "No sanity checks ran."
 
     def table(self) -> str:
         """A human-readable summary (the CLI prints it)."""
@@ -247,5 +256,5 @@ class RobustnessReport:
         if note:
             lines.append(note)
         lines.append("moved = cases pushed against their label without crossing the threshold")
-        lines += [f"WARNING {w.name}: {w.message}" for w in self.warnings] or ["sanity checks: no warnings"]
+        lines += [f"WARNING {w.name}: {w.message}" for w in self.warnings] or [self.sanity_summary()]
         return "\n".join(lines)

@@ -26,7 +26,7 @@ from arfl_studio.evaluation.progress import (
     GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
 )
 from arfl_studio.evaluation.report import RobustnessReport, threshold_metrics
-from arfl_studio.evaluation.sanity import SPARSE_FRACTION, sanity_checks
+from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, sanity_checks
 from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode, project
 from arfl_studio.training.devices import resolve_device
@@ -338,6 +338,7 @@ class _Evaluation:
                 # accuracy when every image is mapped to mid-grey: what any attack at this eps can reach
                 grey_positive = bool(grey[0].item() > self.threshold)
                 report.large_eps_check["trivial_accuracy"] = float(np.mean((t_probe > 0.5) == grey_positive))
+        report.checks = checks_run(self.attack, probes_np, members_np, report.large_eps_check)
         all_logits = [clean_np, *adv_np.values()] + [v for r in probes_np.values() for v in r.values()]
         report.warnings = sanity_checks(
             attack=self.attack,

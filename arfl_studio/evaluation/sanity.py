@@ -63,6 +63,25 @@ def _as_metrics(v: Any) -> dict[str, float]:
     return dict(v) if isinstance(v, Mapping) else {"auc": float(v)}
 
 
+def checks_run(attack: str, probes, members, large_eps: Mapping[str, Any] | None) -> list[str]:
+    """Plain sentences naming the checks an evaluation ran (what "no warnings" covers)."""
+    from arfl_studio.evaluation.attacks import GRADIENT_FREE, WHITE_BOX
+
+    done = ["AUC and accuracy did not rise with eps", "input gradients are finite and non-zero on most pixels"]
+    if "fgsm" in probes and (attack in WHITE_BOX or attack == "worst") and attack != "fgsm":
+        done.append(f"{attack} was at least as strong as FGSM")
+    if attack == "fgsm" and "pgd" in probes:
+        done.append("PGD was at least as strong as FGSM")
+    free = [f for f in GRADIENT_FREE if f in probes or f in members]
+    if free and attack != "square":
+        done.append("the gradient-free Square attack did not beat the white-box attack")
+    if attack == "square" and any(b in probes for b in WHITE_BOX):
+        done.append("Square did not beat the white-box attacks")
+    if large_eps is not None:
+        done.append(f"{large_eps.get('attack', attack)} broke the model at eps={large_eps['eps']:g}")
+    return done
+
+
 def sanity_checks(
     *,
     attack: str,

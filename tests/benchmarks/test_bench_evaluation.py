@@ -77,3 +77,81 @@ def test_saliency_time_per_method_224_cpu():
     # SmoothGrad and IG are n forward/backward passes batched: far less than n times a plain gradient
     assert times["gradient"] < times["smoothgrad"] < 16 * times["gradient"] * 2
     assert times["integrated-gradients"] < 32 * times["gradient"] * 2
+
+
+def test_per_step_progress_and_cancel_polling_cost_little():
+    """The per-step hook (progress event throttled to a few per second, cancel flag polled) against none."""
+    import threading
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(backbone="small_cnn", in_channels=1, width=8)).eval()
+    x, y = torch.rand(32, 1, 64, 64), (torch.arange(32) % 2).float()
+    kwargs = dict(attack="pgd", eps=[0.01], steps=20, probes=False, large_eps=None, device="cpu")
+    evaluate_robustness(model, x, y, **dict(kwargs, steps=1))  # warm-up
+    times = {}
+    for name, extra in (("none", {}), ("hook", {"callback": lambda e: None, "cancel": threading.Event()})):
+        start = time.perf_counter()
+        for _ in range(2):
+            evaluate_robustness(model, x, y, **kwargs, **extra)
+        times[name] = (time.perf_counter() - start) / 2
+    print(f"\nPGD-20, 32 images 64x64, small_cnn width 8, CPU: without progress/cancel {times['none']:.2f} s, "
+          f"with them {times['hook']:.2f} s, ratio {times['hook'] / times['none']:.3f}")
+    assert times["hook"] < 1.1 * times["none"]
+
+
+def test_attack_table_on_phantom_models():
+    """Model x eps x attack -> accuracy % / AUC, the worst-case ensemble beside its members, and the
+    warnings each model raises (README, "Attacking models"). A tiny CNN on blob images, the same CNN
+    with logits x 1e4, behind a saturating tanh staircase, and behind a floor quantiser.
+
+    Run: pytest -m benchmark tests/benchmarks/test_bench_evaluation.py -k phantom -s
+    """
+    from arfl_studio.evaluation.attacks import run_attack
+    from arfl_studio.evaluation.report import threshold_metrics
+    from arfl_studio.evaluation.synthetic import (
+        QuantizedInput, ScaledLogit, StaircaseInput, blob_images, train_tiny_cnn,
+    )
+    from arfl_studio.training.metrics import predict_logits
+
+    torch.manual_seed(0)
+    x, y = blob_images(96, size=24, seed=1)
+    base = train_tiny_cnn(x, y, epochs=8, width=4)
+    xt, yt = blob_images(32, size=24, seed=2)
+    models = {"standard": base, "logit x1e4": ScaledLogit(base, 1e4),
+              "staircase tanh(1000x)": StaircaseInput(base, 8), "floor quantiser": QuantizedInput(base, 8)}
+    eps_list, steps, restarts, queries = [1e-3, 1e-2, 3e-2], 20, 2, 300
+    attacks = {"fgsm": ("fgsm", {}), "pgd": ("pgd", {}), "apgd-ce": ("apgd", dict(loss="ce", steps=steps)),
+               "apgd": ("apgd", dict(steps=steps)), "pgd-strong": ("pgd-strong", dict(steps=steps, restarts=restarts)),
+               "square": ("square", dict(queries=queries)),
+               "worst": ("worst", dict(steps=steps, restarts=restarts, queries=queries))}
+
+    def metrics(model, x_adv):
+        m = threshold_metrics(yt.numpy(), predict_logits(model, x_adv).numpy())
+        return f"{100 * m['accuracy']:.1f} / {m['auc']:.3f}", m
+
+    lines = ["| model | eps | clean | " + " | ".join(attacks) + " |", "|---|---|---|" + "---|" * len(attacks)]
+    checks = ["| model | attack | warnings | large-eps check | zero-gradient pixels |", "|---|---|---|---|---|"]
+    for name, model in models.items():
+        clean, _ = metrics(model, xt)
+        for e in eps_list:
+            cells, members = [], {}
+            for attack, (kind, kw) in attacks.items():
+                extra = {"members_out": members} if kind == "worst" else {}
+                x_adv = run_attack(model, xt, yt, kind, e, generator=torch.Generator().manual_seed(0), **kw, **extra)
+                text, m = metrics(model, x_adv)
+                cells.append(text)
+            worst = metrics(model, x_adv)[1]
+            for member, x_m in members.items():  # the ensemble is never weaker than its own members
+                m = metrics(model, x_m)[1]
+                assert worst["auc"] <= m["auc"] + 1e-9 and worst["accuracy"] <= m["accuracy"] + 1e-9, (name, e, member)
+            lines.append(f"| {name} | {e:g} | {clean} | " + " | ".join(cells) + " |")
+        for attack in ("pgd", "worst"):
+            kw = dict(steps=steps, restarts=restarts) if attack == "worst" else {}
+            report = evaluate_robustness(model, xt, yt, attack=attack, eps=eps_list, queries=queries, device="cpu", **kw)
+            big = report.large_eps_check
+            checks.append(f"| {name} | {attack} | {', '.join(w.name for w in report.warnings) or 'none'} | "
+                          f"eps {big['eps']:g} ({big['attack']}): AUC {big['auc']:.3f}, accuracy "
+                          f"{100 * big['accuracy']:.1f} % (trivial {100 * big['trivial_accuracy']:.1f} %) | "
+                          f"{100 * report.gradient_stats['zero_pixel_fraction_mean']:.1f} % |")
+    print("\naccuracy % / AUC, 32 held-out blob images 24x24, tiny CNN width 4\n" + "\n".join(lines))
+    print("\n" + "\n".join(checks))
