@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import tomli_w
 
+from arfl_studio.experiments.config_checks import check_fields, check_range, check_value, toml_value
 from arfl_studio.models.registry import ModelSpec
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
 from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
@@ -75,6 +76,14 @@ class DataConfig:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
         if self.kind == "dataset" and not self.root:
             raise SettingError("[data] needs root = \"/path/to/dataset\" (or demo = true)")
+        # 0 patients used to fall back to the 64-patient default silently
+        check_range("[data]", "demo_patients", self.demo_patients, minimum=1)
+        check_range("[data]", "synthetic_samples", self.synthetic_samples, minimum=4)
+        for key in ("demo_size", "synthetic_size"):
+            size = getattr(self, key)
+            if size is not None and (len(size) != 2 or not all(8 <= s <= 8192 for s in size)):
+                raise SettingError(f"[data] {key} = {toml_value(size)} is not allowed: it must be [rows, columns], "
+                                   "each 8..8192")
 
 
 @dataclass
@@ -127,6 +136,10 @@ class TrainingConfig:
                 isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float))
                 or not 0 < self.pos_weight < float("inf")):
             raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
+        check_range("[training]", "eval_batch_size", self.eval_batch_size, minimum=1)
+        check_range("[training]", "validation_attack_steps", self.validation_attack_steps, minimum=1)
+        check_range("[training]", "weight_decay", self.weight_decay, minimum=0)
+        check_range("[training]", "momentum", self.momentum, minimum=0)
 
 
 @dataclass
@@ -154,9 +167,13 @@ class EvaluationConfig:
     dsbn_oracle: bool = True  # also report the adversarial-BN route of DSBN models, labelled "oracle"
 
     def validate(self) -> None:
-        AttackSettings(kind=self.kind, eps=self.eps, steps=self.steps, step_size=self.step_size).validate()
+        try:
+            AttackSettings(kind=self.kind, eps=self.eps, steps=self.steps, step_size=self.step_size).validate()
+        except SettingError as exc:
+            raise SettingError(f"[evaluation] {exc}") from exc
         if self.restarts < 1:
             raise SettingError(f"[evaluation] restarts must be >= 1, got {self.restarts}")
+        _check_clamp("[evaluation]", self.clamp)
 
 
 @dataclass
@@ -191,6 +208,7 @@ class ExperimentConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def validate(self) -> "ExperimentConfig":
+        self.check_types()  # first: the range checks below compare values
         self.data.validate()
         self.training.validate()
         self.cv.validate()
@@ -202,9 +220,21 @@ class ExperimentConfig:
         for method in self.methods:
             method.validate()
             _check_key(method.key)
+        if self.model.width < 1:
+            raise SettingError(f"[model] width = {toml_value(self.model.width)} is not allowed: it must be >= 1")
+        check_preprocess(self.preprocess)
         if self.sweep.active:
-            self.base_method()
+            self.sweep_points()  # every point's method validates
         return self
+
+    def check_types(self) -> None:
+        """Every value against its field's type, naming the section, key and value."""
+        check_value("", "name", self.name, str)
+        for section, obj in (("[data]", self.data), ("[training]", self.training), ("[cv]", self.cv),
+                             ("[evaluation]", self.evaluation), ("[sweep]", self.sweep), ("[model]", self.model)):
+            check_fields(section, asdict(obj), type(obj))
+        for method in self.methods:
+            check_method_types(method.key, method.to_dict())
 
     # -- the runs this config describes --------------------------------------------------------
     def base_method(self) -> MethodSettings:
@@ -282,6 +312,49 @@ class ExperimentConfig:
         return header + tomli_w.dumps(self.to_dict())
 
 
+def _check_clamp(section: str, clamp) -> None:
+    if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
+        raise SettingError(f"{section} clamp = {toml_value(list(clamp))} is not allowed: it must be [low, high] "
+                           "with low < high (or left out)")
+
+
+def check_preprocess(preprocess: Mapping) -> None:
+    """[preprocess] against the data layer's PreprocessSettings (checked here, before any file is written)."""
+    from arfl_studio.data.preprocess import PreprocessSettings
+
+    data = dict(preprocess)
+    size = data.pop("size", None)
+    check_fields("[preprocess]", data, PreprocessSettings, extra_keys=("size",))
+    if size is not None and not (check_size_value(size)):
+        raise SettingError(f"[preprocess] size = {toml_value(size)} is not allowed: it must be [rows, columns] "
+                           "(or one number for a square), each 8..8192")
+    try:
+        PreprocessSettings(**data, **({"size": size} if size is not None else {}))
+    except ValueError as exc:
+        raise SettingError(f"[preprocess] {exc}") from exc
+
+
+def check_size_value(size: Any) -> bool:
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if whole(size):
+        return 8 <= size <= 8192
+    return isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and 8 <= v <= 8192 for v in size)
+
+
+def check_method_types(key: Any, entry: Mapping) -> None:
+    """A [[methods]] entry's keys and value types (its [methods.attack] too)."""
+    section = f"[[methods]] (key {toml_value(key)})" if key is not None else "[[methods]]"
+    entry = dict(entry)
+    attack = entry.pop("attack", None)
+    check_fields(section, entry, MethodSettings, extra_keys=("preset",))
+    if attack is not None:
+        attack_section = f"[methods.attack] (method {toml_value(key)})"
+        check_fields(attack_section, attack, AttackSettings)
+        _check_clamp(attack_section, attack.get("clamp"))
+
+
 def _check_key(key: str) -> None:
     if not key or any(c in key for c in "/\\:*?\"<>| ") or key.startswith("."):
         raise SettingError(f"method key {key!r} must be a short name usable as a folder name (no spaces or / \\ : * ? \" < > |)")
@@ -297,11 +370,10 @@ def _drop_none(data: dict) -> dict:
 
 
 def _dataclass_from(cls, section: str, data: Mapping | None):
+    if data is not None and not isinstance(data, Mapping):
+        raise SettingError(f"[{section}] must be a table of settings, got {toml_value(data)}")
     data = dict(data or {})
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise SettingError(f"unknown settings in [{section}]: {sorted(unknown)}; allowed: {sorted(known)}")
+    check_fields(f"[{section}]", data, cls)
     return cls(**data)
 
 
@@ -311,6 +383,9 @@ def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
         return paper_method(entry, robust_weight=default_lambda)
     if isinstance(entry, MethodSettings):
         return entry.validate()
+    if not isinstance(entry, Mapping):
+        raise SettingError(f"a [[methods]] entry must be a paper row letter or a table, got {toml_value(entry)}")
+    check_method_types(entry.get("key", entry.get("preset")), entry)
     entry = dict(entry)
     preset = entry.pop("preset", None)
     key = entry.get("key", preset)
@@ -334,6 +409,15 @@ def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
     return replace(base, **entry).validate()
 
 
+def _check_sweep_axes(sweep: Mapping) -> None:
+    """A [sweep] must sweep something: an empty list used to fall back to running rows A-I."""
+    for axis in SWEEP_AXES:
+        if axis in sweep and isinstance(sweep[axis], list) and not sweep[axis]:
+            raise SettingError(f"[sweep] {axis} = [] is not allowed: list the values to sweep, or leave {axis} out")
+    if not any(axis in sweep for axis in SWEEP_AXES):
+        raise SettingError(f"[sweep] sweeps nothing: give at least one of {', '.join(SWEEP_AXES)} as a list of values")
+
+
 def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentConfig:
     """Read a config from a TOML path, a dict (as parsed from TOML) or pass one through."""
     if isinstance(source, ExperimentConfig):
@@ -353,14 +437,30 @@ def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentCo
     unknown = set(data) - known
     if unknown:
         raise SettingError(f"unknown sections {sorted(unknown)}; allowed: {sorted(known)}")
+    for section in known - {"name", "methods"}:
+        if section in data and not isinstance(data[section], Mapping):
+            raise SettingError(f"[{section}] must be a table of settings, got {toml_value(data[section])}")
     defaults = ExperimentConfig()
     preprocess = {**defaults.preprocess, **dict(data.get("preprocess", {}))}
-    model = ModelSpec.from_dict(data.get("model", {})) if data.get("model") else ModelSpec()
+    check_preprocess(preprocess)
+    model_data = dict(data.get("model", {}))
+    check_fields("[model]", model_data, ModelSpec)
+    try:
+        model = ModelSpec.from_dict(model_data) if model_data else ModelSpec()
+    except ValueError as exc:
+        raise SettingError(f"[model] {exc}") from exc
     methods_raw = data.get("methods")
+    if methods_raw is not None and (not isinstance(methods_raw, list) or not methods_raw):
+        # an empty list used to run all nine paper rows
+        raise SettingError(f"methods = {toml_value(methods_raw)} is not allowed: list at least one method "
+                           "(a paper row letter A-I or a [[methods]] table), or leave methods out for rows A-I")
     methods = [parse_method(m) for m in methods_raw] if methods_raw else defaults.methods
+    if "sweep" in data:
+        _check_sweep_axes(data["sweep"])
     evaluation = dict(data.get("evaluation", {}))
+    check_value("", "name", data.get("name", defaults.name), str)
     config = ExperimentConfig(
-        name=str(data.get("name", defaults.name)),
+        name=data.get("name", defaults.name),
         data=_dataclass_from(DataConfig, "data", data.get("data")),
         preprocess=preprocess,
         model=model,

@@ -1,0 +1,248 @@
+"""One writer per run folder and fold: lock files that name their holder.
+
+A lock is a file holding the holder's process id, host, start time and command. It
+is held by an open file description with ``flock`` (POSIX), so the kernel releases
+it the moment its process dies, even after ``kill -9``: a lock file left behind by a
+dead process is *stale* and the next run takes it over, with no race between two
+processes taking over the same stale file (only one gets the ``flock``; the other
+reads the winner's record and says who holds it). Where ``flock`` is not available
+(Windows, or a file system without locks) the file is created with ``O_EXCL`` and a
+stale one (same host, process no longer alive) is taken over through a rename that
+only one process can win.
+
+Locks:
+    OUT/.run.lock                        held only while run-level files are written
+                                         (config.toml, splits.json, manifest.json, results.json)
+    OUT/.locks/KEY[.seed_S].fold_K.lock  held while a fold trains; ``--fold`` jobs of one
+                                         run lock different files and run in parallel
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+LOCK_DIR = ".locks"
+RUN_LOCK = ".run.lock"
+
+
+class LockHeld(RuntimeError):
+    """Another live process holds the lock; the message names it."""
+
+    def __init__(self, path: Path, holder: dict | None, what: str):
+        self.path, self.holder = path, holder or {}
+        if holder:
+            who = (f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')}"
+                   + (f": {holder['command']}" if holder.get("command") else "") + ")")
+        else:
+            who = "another process"
+        super().__init__(f"{what} is in use by {who}; wait for it to finish or stop it "
+                         f"(lock file {path})")
+
+
+def holder_record() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:300], "token": uuid.uuid4().hex}
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class FileLock:
+    """A held lock; ``release()`` (or the context manager) removes it. ``taken_over``: the stale record."""
+
+    path: Path
+    fd: int | None
+    record: dict
+    taken_over: dict | None = None
+
+    def release(self) -> None:
+        if self.fd is None and not self.path.exists():
+            return
+        current = _read(self.path)
+        # Remove the file only while it is ours (still holding the flock, or our token in it).
+        if current is None or current.get("token") == self.record["token"]:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "FileLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def acquire(path: str | os.PathLike, *, wait: float = 0.0) -> FileLock:
+    """Take the lock at ``path`` or raise :class:`LockHeld` naming the holder.
+
+    ``wait``: seconds to keep trying while another process holds it (short run-level
+    sections); 0 fails at once (folds).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if fcntl is not None:
+                try:
+                    return _acquire_flock(path)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        raise
+            return _acquire_exclusive(path)
+        except LockHeld:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _acquire_flock(path: Path) -> FileLock:
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeld(path, _holder_of_live(path), what_of(path)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the previous holder removed the file between our open and our flock
+            os.close(fd)
+            continue
+        previous = _read(path)
+        record = holder_record()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        os.fsync(fd)
+        return FileLock(path, fd, record, taken_over=previous)
+    raise LockHeld(path, None, what_of(path))  # pragma: no cover - lock churning for 100 tries
+
+
+def _holder_of_live(path: Path) -> dict | None:
+    for _ in range(20):  # the holder may be between truncate and write
+        holder = _read(path)
+        if holder:
+            return holder
+        time.sleep(0.01)
+    return None
+
+
+def _acquire_exclusive(path: Path) -> FileLock:
+    """O_EXCL fallback: create, or take over a stale file of a dead process on this host."""
+    for _ in range(100):
+        record = holder_record()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _holder_of_live(path)
+            if holder is None or holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1))):
+                raise LockHeld(path, holder, what_of(path)) from None
+            # Stale: move it aside under a unique name (one rename wins), then check we moved
+            # the stale record and not a fresh lock another process just created.
+            aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            moved = _read(aside)
+            if moved is not None and moved.get("token") != holder.get("token"):
+                with contextlib.suppress(OSError):  # a live lock: put it back (link fails if taken again)
+                    os.link(aside, path)
+                aside.unlink(missing_ok=True)
+                continue
+            aside.unlink(missing_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(record))
+            return FileLock(path, None, record, taken_over=holder)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(record))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return FileLock(path, None, record)
+    raise LockHeld(path, _read(path), what_of(path))  # pragma: no cover
+
+
+def what_of(path: Path) -> str:
+    if path.name == RUN_LOCK:
+        return f"run folder {path.parent}"
+    stem = path.name.removesuffix(".lock")
+    key, _, fold = stem.rpartition(".fold_")
+    key = key.replace(".seed_", " seed ")
+    return f"fold {fold} of {key} in {path.parent.parent}"
+
+
+def fold_lock_path(out: str | os.PathLike, method_key: str, fold: int, seed: int | None = None) -> Path:
+    name = method_key + ("" if seed is None else f".seed_{seed}") + f".fold_{fold}.lock"
+    return Path(out) / LOCK_DIR / name
+
+
+def run_lock_path(out: str | os.PathLike) -> Path:
+    return Path(out) / RUN_LOCK
+
+
+class FoldLocks:
+    """Every fold lock a job needs, taken up front (a second job fails before writing anything)."""
+
+    def __init__(self) -> None:
+        self.locks: list[FileLock] = []
+
+    def take(self, out: Path, items) -> list[dict]:
+        """Lock each (key, fold, seed); returns the stale records taken over. All or none."""
+        try:
+            for key, fold, seed in items:
+                self.locks.append(acquire(fold_lock_path(out, key, fold, seed)))
+        except BaseException:
+            self.release()
+            raise
+        return [lock.taken_over for lock in self.locks if lock.taken_over]
+
+    def release(self) -> None:
+        while self.locks:
+            self.locks.pop().release()
