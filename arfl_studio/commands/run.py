@@ -28,6 +28,8 @@ def register(subparsers) -> None:
                         help="run only fold K (0-based; repeatable) -- for cluster job arrays")
     parser.add_argument("--point", type=int, action="append", metavar="P",
                         help="run only sweep point P (0-based; repeatable)")
+    parser.add_argument("--restart-damaged", action="store_true",
+                        help="start a fold over when its resume checkpoint (resume.pt) is damaged, e.g. truncated")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
     parser.set_defaults(func=run)
@@ -68,9 +70,10 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("runs") / (config.name or Path(args.config).stem)
-    print(f"Run folder: {out}", flush=True)
+    print(f"Run folder: {out}", flush=True)  # printed before the run: nothing is written until it validates
     try:
-        result = run_experiment(config, out, folds=args.fold, points=args.point, callback=_printer(args.quiet))
+        result = run_experiment(config, out, folds=args.fold, points=args.point, callback=_printer(args.quiet),
+                                restart_damaged=args.restart_damaged)
     except KeyboardInterrupt:
         print(f"interrupted; re-run the same command to resume (run folder {out})", file=sys.stderr)
         return 130
@@ -83,5 +86,10 @@ def run(args) -> int:
     print(render_table(result.results, "md"))
     print(f"status: {result.status}; results in {out / 'results.json'}")
     if args.json:
-        atomic.write_json(args.json, {"status": result.status, "run_dir": str(out), **result.results})
+        try:
+            atomic.write_json(args.json, {"status": result.status, "run_dir": str(out), **result.results})
+        except OSError as exc:
+            print(f"error: cannot write {args.json}: {exc.strerror if not isinstance(exc, atomic.NoSpaceError) else exc}",
+                  file=sys.stderr)
+            return 1
     return 0 if result.status in ("finished", "partial") else 3

@@ -304,7 +304,7 @@ class ExperimentConfig:
             "methods": [_drop_none(m.to_dict()) for m in self.methods],
         }
         if self.sweep.active:
-            data["sweep"] = asdict(self.sweep)
+            data["sweep"] = {"base": self.sweep.base, **self.sweep.axes()}
         return data
 
     def to_toml(self) -> str:
@@ -410,12 +410,12 @@ def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
 
 
 def _check_sweep_axes(sweep: Mapping) -> None:
-    """A [sweep] must sweep something: an empty list used to fall back to running rows A-I."""
-    for axis in SWEEP_AXES:
-        if axis in sweep and isinstance(sweep[axis], list) and not sweep[axis]:
-            raise SettingError(f"[sweep] {axis} = [] is not allowed: list the values to sweep, or leave {axis} out")
-    if not any(axis in sweep for axis in SWEEP_AXES):
-        raise SettingError(f"[sweep] sweeps nothing: give at least one of {', '.join(SWEEP_AXES)} as a list of values")
+    """A [sweep] must sweep something: one with only empty lists used to fall back to running rows A-I."""
+    if any(isinstance(sweep.get(axis), list) and sweep[axis] for axis in SWEEP_AXES):
+        return
+    given = [f"{axis} = {toml_value(sweep[axis])}" for axis in SWEEP_AXES if axis in sweep]
+    raise SettingError(f"[sweep] sweeps nothing ({', '.join(given) or 'no axis given'}): give at least one of "
+                       f"{', '.join(SWEEP_AXES)} as a non-empty list of values, or remove [sweep]")
 
 
 def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentConfig:

@@ -22,10 +22,11 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from arfl_studio import atomic
+from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
-from arfl_studio.experiments.sources import DataSource
+from arfl_studio.experiments.sources import DataSource, ReadableBatches, SkipUnreadable, Unreadable, collate_readable
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.models.dual_bn import has_dual_bn
 from arfl_studio.models.image import PretrainedWeightsMissing
@@ -41,6 +42,7 @@ from arfl_studio.training.trainer import NonFiniteLossError, train
 log = logging.getLogger(__name__)
 
 RESUME_FORMAT = 1
+INTERRUPTED = "interrupted (Ctrl-C); re-run the same command to resume"
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,34 @@ def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Op
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _loader(dataset, batch_size: int, *, sampler=None, workers: int = 0, device: torch.device, drop_last=False):
+def _loader(dataset, batch_size: int, *, sampler=None, workers: int = 0, device: torch.device, drop_last=False,
+            skipped: Callable[[Unreadable], None]):
+    """One loader per fold. Spawned workers are persistent: starting them every epoch (a fresh
+    interpreter importing torch per worker) made ``workers = 2`` 30x slower than 0."""
     kwargs: dict[str, Any] = {}
     if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
-        kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=False)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
-                      pin_memory=device.type == "cuda", **kwargs)
+        kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
+                        pin_memory=device.type == "cuda", collate_fn=collate_readable, **kwargs)
+    return ReadableBatches(loader, skipped)
+
+
+def _damaged_resume(path: Path, key: str, fold: int, reason: str) -> ExperimentError:
+    return ExperimentError(
+        f"{path} is damaged ({reason}); start fold {fold} of {key} over with --restart-damaged "
+        f"(or delete that file), then re-run the same command")
+
+
+def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, not a checkpoint, or code in the pickle
+        raise _damaged_resume(path, key, fold, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from exc
+    if not isinstance(state, dict) or not {"format", "method", "epoch", "model", "optimizer"} <= set(state):
+        raise _damaged_resume(path, key, fold, "not a resume checkpoint of this program")
+    if state.get("format") != RESUME_FORMAT or state.get("method") != json.dumps(method_dict, sort_keys=True):
+        raise ExperimentError(f"{path} belongs to a different method or version; delete it to restart the fold")
+    return state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,8 +145,13 @@ def run_fold(
     fingerprint: str,
     train_seed: int,
     seed_folder: int | None = None,
+    restart_damaged: bool = False,
 ) -> dict | None:
-    """Train and evaluate one fold; returns the fold manifest, or None when cancelled."""
+    """Train and evaluate one fold; returns the fold manifest, or None when cancelled.
+
+    ``restart_damaged``: a damaged ``resume.pt`` (e.g. truncated) is removed and the fold
+    starts over, instead of stopping with a message naming it.
+    """
     method: MethodSettings = run["method"]
     key = run["key"]
     folder = fold_dir(out, key, fold, seed_folder)
@@ -164,6 +193,22 @@ def run_fold(
         if ctx.is_main:
             atomic.write_json(manifest_path, manifest)
 
+    def fail(message: str, **extra) -> None:
+        """Record the failure; a full disk may refuse even that, which must not hide the cause."""
+        manifest.update(status="failed", message=message, ended=now(), **extra)
+        try:
+            write_manifest()
+        except OSError as exc:
+            log.warning("could not write %s: %s", manifest_path, exc)
+        emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
+
+    def skipped(item: Unreadable) -> None:
+        """An image that stopped decoding mid-fold is left out of its batch, with the reason."""
+        seen = manifest.setdefault("skipped_images", [])
+        if not any(entry["path"] == item.path for entry in seen):
+            seen.append({"path": item.path, "reason": item.reason})
+            log.warning("%s fold %d: skipped %s: %s", key, fold, item.path, item.reason)
+
     torch.manual_seed(seed)
     try:
         model = build_model(spec)
@@ -179,18 +224,35 @@ def run_fold(
     metrics_path = folder / "metrics.jsonl"
     start_epoch = 0
     if resume_path.exists():
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-        if state.get("format") != RESUME_FORMAT or state.get("method") != json.dumps(method_dict, sort_keys=True):
-            raise ExperimentError(f"{resume_path} belongs to a different method or version; delete it to restart the fold")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+        try:
+            state = _load_resume(resume_path, device, method_dict, key, fold)
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                start_epoch = int(state["epoch"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise _damaged_resume(resume_path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
+            log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+        except ExperimentError as exc:
+            if not (restart_damaged and "is damaged" in str(exc)):
+                fail(str(exc))
+                raise
+            log.warning("%s; starting fold %d of %s over", exc, fold, key)
+            resume_path.unlink(missing_ok=True)
+            torch.manual_seed(seed)  # the same initial weights as an uninterrupted run
+            model = build_model(spec).to(device)
+            keep_layers_in_eval(model, t.freeze_batchnorm, t.dropout)
+            optimizer = make_optimizer(model, config)
+            start_epoch = 0
     if ctx.is_main:
         kept = []
         if start_epoch and metrics_path.exists():
             for line in metrics_path.read_text(encoding="utf-8").splitlines():
-                if line.strip() and json.loads(line)["epoch"] <= start_epoch:
+                try:
+                    epoch = json.loads(line)["epoch"]
+                except (ValueError, KeyError, TypeError):  # a damaged line is dropped, as a later epoch is
+                    continue
+                if isinstance(epoch, int) and epoch <= start_epoch:
                     kept.append(line)
         atomic.write_text(metrics_path, "".join(line + "\n" for line in kept))
     manifest["epochs_completed"] = start_epoch
@@ -198,18 +260,21 @@ def run_fold(
     write_manifest()
 
     train_model = ddp.wrap(model, ctx, device, t.sync_batchnorm)
-    train_set, test_set = source.dataset(train_records), source.dataset(test_records)
+    train_set = SkipUnreadable(source.dataset(train_records), train_records)
+    test_set = SkipUnreadable(source.dataset(test_records), test_records)
     per_rank = max(1, t.batch_size // ctx.world_size)
     shard = -(-len(train_set) // ctx.world_size)
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
-    test_loader = _loader(test_set, t.eval_batch_size, workers=t.workers, device=device)
+    test_loader = _loader(test_set, t.eval_batch_size, workers=t.workers, device=device, skipped=skipped)
+    sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=derive_seed(seed, "order"))
+    train_loader = _loader(train_set, per_rank, sampler=sampler, workers=t.workers, device=device,
+                           drop_last=drop_last, skipped=skipped)
 
     def batches(epoch: int):
         torch.manual_seed(derive_seed(seed, "epoch", epoch, ctx.rank))
-        sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                     seed=derive_seed(seed, "order"))
         sampler.set_epoch(epoch)
-        return _loader(train_set, per_rank, sampler=sampler, workers=t.workers, device=device, drop_last=drop_last)
+        return train_loader
 
     def evaluate(epoch: int) -> dict[str, float]:
         last = epoch + 1 == t.epochs
@@ -271,6 +336,16 @@ def run_fold(
         write_manifest()
         emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
         raise ExperimentError(message) from exc
+    except KeyboardInterrupt:  # Ctrl-C: resume.pt holds the last finished epoch
+        manifest.update(status="cancelled", message=INTERRUPTED, ended=now())
+        try:
+            write_manifest()
+        except OSError:
+            pass
+        raise
+    except NoSpaceError as exc:
+        fail(str(exc))
+        raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
     if status == "cancelled":
         manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
         write_manifest()
@@ -293,7 +368,11 @@ def run_fold(
             results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
             results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                       "an oracle that knows which inputs are adversarial; not a deployable figure")
-        save_checkpoint(folder / "model.pt", model, spec, threshold)
+        try:
+            save_checkpoint(folder / "model.pt", model, spec, threshold)
+        except NoSpaceError as exc:
+            fail(str(exc))
+            raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
         manifest.update(status="finished", results=results, ended=now(),
                         seconds=round(time.perf_counter() - started, 3) + (previous or {}).get("seconds", 0.0))
         write_manifest()

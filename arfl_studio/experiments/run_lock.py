@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from arfl_studio.experiments.run_folder import ExperimentError
+
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -40,7 +42,7 @@ LOCK_DIR = ".locks"
 RUN_LOCK = ".run.lock"
 
 
-class LockHeld(RuntimeError):
+class LockHeld(ExperimentError):
     """Another live process holds the lock; the message names it."""
 
     def __init__(self, path: Path, holder: dict | None, what: str):
@@ -136,7 +138,11 @@ def acquire(path: str | os.PathLike, *, wait: float = 0.0) -> FileLock:
 
 def _acquire_flock(path: Path) -> FileLock:
     for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # another job removed the empty lock folder just now
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -176,6 +182,9 @@ def _acquire_exclusive(path: Path) -> FileLock:
         record = holder_record()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            continue
         except FileExistsError:
             holder = _holder_of_live(path)
             if holder is None or holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1))):
@@ -244,5 +253,9 @@ class FoldLocks:
         return [lock.taken_over for lock in self.locks if lock.taken_over]
 
     def release(self) -> None:
+        folders = {lock.path.parent for lock in self.locks}
         while self.locks:
             self.locks.pop().release()
+        for folder in folders:  # OUT/.locks goes when its last lock does (another job may still hold one)
+            with contextlib.suppress(OSError):
+                folder.rmdir()

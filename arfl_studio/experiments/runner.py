@@ -21,8 +21,10 @@ evaluation :mod:`fold_evaluation`, the patient-level folds :mod:`splits`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,9 +32,11 @@ from typing import Any, Callable, Sequence
 import torch.nn as nn
 
 from arfl_studio import atomic
+from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig, load_config
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
-from arfl_studio.experiments.fold_run import RESUME_FORMAT, FoldEvent, FoldFinished, run_fold
+from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, run_fold
+from arfl_studio.experiments.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
 from arfl_studio.experiments.splits import fold_records, prepare_splits
@@ -41,8 +45,10 @@ from arfl_studio.training import distributed as ddp
 from arfl_studio.training.devices import resolve_device
 from arfl_studio.training.methods import SettingError
 
+log = logging.getLogger(__name__)
+
 __all__ = [  # the runner's public names (some live in the modules it is split into)
-    "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "evaluate_auc",
+    "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "LockHeld", "evaluate_auc",
     "fold_records", "load_fold_model", "run_experiment",
 ]
 
@@ -56,22 +62,40 @@ class ExperimentResult:
     message: str = ""
 
 
-def _check_config(out: Path, config: ExperimentConfig, ctx: ddp.DistributedContext) -> None:
+def _check_config(out: Path, config: ExperimentConfig) -> bool:
+    """Refuse an OUT holding a different config (reads only); True when config.toml is there."""
     path = out / "config.toml"
-    text = config.to_toml()
-    if path.exists():
-        try:
-            previous = load_config(path)
-        except Exception as exc:  # noqa: BLE001
-            raise ExperimentError(f"{path} cannot be read ({exc}); use a new --out folder") from exc
-        if previous.to_dict() != config.to_dict():
-            raise ExperimentError(
-                f"{out} already holds a run of a different config (see {path}); use a new --out folder, "
-                "or re-run with that config to resume it"
-            )
-        return
-    if ctx.is_main:
-        atomic.write_text(path, text)
+    if not path.exists():
+        return False
+    try:
+        previous = load_config(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ExperimentError(f"{path} cannot be read ({exc}); use a new --out folder") from exc
+    if previous.to_dict() != config.to_dict():
+        raise ExperimentError(
+            f"{out} already holds a run of a different config (see {path}); use a new --out folder, "
+            "or re-run with that config to resume it"
+        )
+    return True
+
+
+def _open_source(config: ExperimentConfig, cancel: threading.Event) -> DataSource:
+    try:
+        return open_source(config, cancel=cancel)
+    except NoSpaceError as exc:
+        raise ExperimentError(str(exc)) from exc
+    except PermissionError as exc:
+        raise ExperimentError(f"cannot read {exc.filename or 'the dataset'}: permission denied; "
+                              "check [data] root and its permissions") from exc
+    except FileNotFoundError as exc:
+        raise ExperimentError(f"{exc.filename or 'the dataset'} does not exist; check [data] root") from exc
+
+
+def _remove_leftovers(out: Path, folders: list[Path]) -> None:
+    """Temporary files of killed runs (kill -9) in the run folder and the folds this job owns."""
+    for folder in [out, out / "jobs", *folders]:
+        for path in atomic.remove_stale_temp_files(folder):
+            log.info("removed %s, left by a process that no longer runs", path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,6 +108,7 @@ def run_experiment(
     callback: Callable[[Any], None] | None = None,
     cancel: threading.Event | None = None,
     source: DataSource | None = None,
+    restart_damaged: bool = False,
 ) -> ExperimentResult:
     """Run (or resume) a cross-validated experiment into ``out_dir``.
 
@@ -91,6 +116,11 @@ def run_experiment(
     arrays); ``callback`` receives :class:`FoldEvent` and :class:`FoldFinished`;
     ``cancel`` (a ``threading.Event``) stops at the next step, leaving a resumable
     checkpoint. Under ``torchrun`` every fold trains data-parallel; rank 0 writes.
+    ``restart_damaged``: a fold whose ``resume.pt`` is damaged starts over instead of stopping.
+
+    The config is validated and the data opened before anything is written to
+    ``out_dir``. Each fold this call trains is locked (:mod:`run_lock`): a second
+    process on the same fold raises :class:`LockHeld` naming the holder.
     """
     config = load_config(config)
     out = Path(out_dir)
@@ -111,16 +141,40 @@ def run_experiment(
     if bad:
         raise SettingError(f"folds {bad} do not exist; [cv] folds = {config.cv.folds} gives folds 0..{config.cv.folds - 1}")
     partial = folds is not None or points is not None
-
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config, ctx)
-    source = source or open_source(config, cancel=cancel)
-    fingerprint = source.fingerprint()
-    splits = prepare_splits(out, config, source, ctx)
+    if out.exists() and not out.is_dir():
+        raise ExperimentError(f"{out} is a file, not a run folder; choose another --out")
+    _check_config(out, config)  # read-only: a different config is refused before anything is written
+    jobs = [(run, seeds, fold) for run in runs for seeds in seed_folders(config) for fold in fold_list]
     job = "" if not partial else "job" + "".join(
         [f"_fold{'-'.join(map(str, fold_list))}" if folds is not None else "",
          f"_point{'-'.join(map(str, points))}" if points is not None else ""])
     manifest_path = out / ("manifest.json" if not partial else f"jobs/{job}.json")
+    created_out = not out.exists()
+
+    fold_locks = FoldLocks()
+    try:
+        if ctx.is_main:  # one torchrun job is one writer: rank 0 holds its locks
+            for stale in fold_locks.take(out, [(run["key"], fold, seed_folder) for run, (_, seed_folder), fold in jobs]):
+                log.warning("took over a lock left by process %s on %s (no longer running)",
+                            stale.get("pid"), stale.get("host"))
+        return _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
+                           cancel, restart_damaged)
+    finally:
+        fold_locks.release()
+        if created_out:  # nothing was written (the data could not be opened): leave no empty folder
+            with suppress(OSError):
+                out.rmdir()
+
+
+def _run_lock(out: Path, ctx: ddp.DistributedContext):
+    """The run folder's lock, held while run-level files are written (waits for another job's turn)."""
+    return acquire(run_lock_path(out), wait=120.0) if ctx.is_main else nullcontext()
+
+
+def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
+                cancel, restart_damaged) -> ExperimentResult:
+    source = source or _open_source(config, cancel)
+    fingerprint = source.fingerprint()
     manifest: dict[str, Any] = {
         "name": config.name,
         "status": "running",
@@ -135,28 +189,48 @@ def run_experiment(
         "runs": [r["key"] for r in runs],
         "command": " ".join(sys.argv),
     }
-    if ctx.is_main:
-        atomic.write_json(manifest_path, manifest)
 
-    done: list[tuple[str, int]] = []
+    def write_manifest() -> None:
+        if ctx.is_main:
+            with _run_lock(out, ctx):
+                atomic.write_json(manifest_path, manifest)
+
+    try:
+        with _run_lock(out, ctx):
+            if ctx.is_main:
+                out.mkdir(parents=True, exist_ok=True)
+                _remove_leftovers(out, [fold_dir(out, run["key"], fold, sf) for run, (_, sf), fold in jobs])
+                if not _check_config(out, config):  # again under the lock: another job may have written it
+                    atomic.write_text(out / "config.toml", config.to_toml())
+            splits = prepare_splits(out, config, source, ctx)
+            if ctx.is_main:
+                atomic.write_json(manifest_path, manifest)
+    except NoSpaceError as exc:
+        raise ExperimentError(str(exc)) from exc
+
+    done: list[tuple] = []
     status = "finished"
     try:
-        jobs = [(run, seeds, fold) for run in runs for seeds in seed_folders(config) for fold in fold_list]
         for run, (train_seed, seed_folder), fold in jobs:
             if cancel.is_set():
                 status = "cancelled"
                 break
             fold_manifest = run_fold(out=out, config=config, source=source, splits=splits, run=run, fold=fold,
-                                      device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint,
-                                      train_seed=train_seed, seed_folder=seed_folder)
+                                     device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint,
+                                     train_seed=train_seed, seed_folder=seed_folder, restart_damaged=restart_damaged)
             if fold_manifest is None:
                 status = "cancelled"
                 break
             done.append((run["key"], fold) if seed_folder is None else (run["key"], fold, seed_folder))
+    except KeyboardInterrupt:  # Ctrl-C: the folds keep their checkpoints; re-running resumes
+        manifest.update(status="cancelled", message=INTERRUPTED, ended=now(), folds_run=[list(d) for d in done])
+        _write_quietly(write_manifest)
+        raise
     except BaseException as exc:
-        manifest.update(status="failed", message=str(exc), ended=now())
-        if ctx.is_main:
-            atomic.write_json(manifest_path, manifest)
+        manifest.update(status="failed", message=str(exc) or type(exc).__name__, ended=now())
+        _write_quietly(write_manifest)
+        if isinstance(exc, NoSpaceError):
+            raise ExperimentError(str(exc)) from exc
         raise
     if status == "finished" and partial:
         status = "partial"
@@ -165,11 +239,23 @@ def run_experiment(
         manifest["message"] = "cancelled; re-run the same command to resume"
     results: dict = {}
     if ctx.is_main:
-        atomic.write_json(manifest_path, manifest)
         from arfl_studio.experiments.results import collect
 
-        results = collect(out)
+        try:
+            with _run_lock(out, ctx):
+                atomic.write_json(manifest_path, manifest)
+                results = collect(out)
+        except NoSpaceError as exc:
+            raise ExperimentError(str(exc)) from exc
     return ExperimentResult(out, status, results, done, manifest.get("message", ""))
+
+
+def _write_quietly(write: Callable[[], None]) -> None:
+    """Record a failure in the manifest if the disk still lets us (it may be the disk that failed)."""
+    try:
+        write()
+    except (OSError, LockHeld) as exc:
+        log.warning("could not record the run's status: %s", exc)
 
 
 # ----------------------------------------------------------------------------------------------

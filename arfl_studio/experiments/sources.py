@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -37,6 +38,62 @@ def record_from_dict(root: str | None, data: dict) -> ImageRecord:
     path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
     return ImageRecord(path=Path(path), rel_path=data["rel_path"], patient_id=data["patient_id"],
                        laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]))
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An image that failed to decode when a batch was made (it decoded when the run began)."""
+
+    path: str
+    reason: str
+
+
+class SkipUnreadable(Dataset):
+    """A dataset whose unreadable items become :class:`Unreadable` instead of an exception.
+
+    The data layer raises ``MammogramReadError`` for a file that no longer decodes (changed,
+    removed, or its cache entry damaged during a run); one such file must not end a fold.
+    """
+
+    def __init__(self, dataset: Dataset, records: Sequence):
+        self.dataset, self.records = dataset, list(records)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.dataset[i]
+        except (ValueError, OSError) as exc:  # MammogramReadError is a ValueError
+            record = self.records[i]
+            return Unreadable(str(getattr(record, "rel_path", "") or getattr(record, "path", i)),
+                              str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def collate_readable(items: list) -> tuple[Any, list[Unreadable]]:
+    """``default_collate`` of the readable items, and the unreadable ones (None when all are)."""
+    from torch.utils.data import default_collate
+
+    readable = [item for item in items if not isinstance(item, Unreadable)]
+    skipped = [item for item in items if isinstance(item, Unreadable)]
+    return (default_collate(readable) if readable else None), skipped
+
+
+class ReadableBatches:
+    """Iterates a loader built with :func:`collate_readable`: yields (x, t), reports the skipped."""
+
+    def __init__(self, loader, skipped: Callable[[Unreadable], None]):
+        self.loader, self.skipped = loader, skipped
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch, skipped in self.loader:
+            for item in skipped:
+                self.skipped(item)
+            if batch is not None:
+                yield batch
 
 
 class DataSource:
