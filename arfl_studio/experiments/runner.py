@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from contextlib import nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,7 +36,7 @@ from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig, load_config
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, run_fold
-from arfl_studio.experiments.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
+from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
 from arfl_studio.experiments.splits import fold_records, prepare_splits
@@ -48,7 +48,7 @@ from arfl_studio.training.methods import SettingError
 log = logging.getLogger(__name__)
 
 __all__ = [  # the runner's public names (some live in the modules it is split into)
-    "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "LockHeld", "evaluate_auc",
+    "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "RunFolderInUse", "evaluate_auc",
     "fold_records", "load_fold_model", "run_experiment",
 ]
 
@@ -89,6 +89,10 @@ def _open_source(config: ExperimentConfig, cancel: threading.Event) -> DataSourc
                               "check [data] root and its permissions") from exc
     except FileNotFoundError as exc:
         raise ExperimentError(f"{exc.filename or 'the dataset'} does not exist; check [data] root") from exc
+    except SettingError:
+        raise
+    except ValueError as exc:  # the data layer's LayoutError and friends name the file and the problem
+        raise ExperimentError(f"cannot open the data of [data]: {exc}") from exc
 
 
 def _remove_leftovers(out: Path, folders: list[Path]) -> None:
@@ -154,7 +158,11 @@ def run_experiment(
     fold_locks = FoldLocks()
     try:
         if ctx.is_main:  # one torchrun job is one writer: rank 0 holds its locks
-            for stale in fold_locks.take(out, [(run["key"], fold, seed_folder) for run, (_, seed_folder), fold in jobs]):
+            try:
+                stale_locks = fold_locks.take(out, [(run["key"], fold, sf) for run, (_, sf), fold in jobs])
+            except LockHeld as exc:
+                raise RunFolderInUse(str(exc)) from exc
+            for stale in stale_locks:
                 log.warning("took over a lock left by process %s on %s (no longer running)",
                             stale.get("pid"), stale.get("host"))
         return _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
@@ -166,9 +174,22 @@ def run_experiment(
                 out.rmdir()
 
 
+class RunFolderInUse(ExperimentError):
+    """Another live process holds a fold (or the run folder) this run needs; the message names it."""
+
+
+@contextmanager
 def _run_lock(out: Path, ctx: ddp.DistributedContext):
     """The run folder's lock, held while run-level files are written (waits for another job's turn)."""
-    return acquire(run_lock_path(out), wait=120.0) if ctx.is_main else nullcontext()
+    if not ctx.is_main:
+        yield
+        return
+    try:
+        lock = acquire(run_lock_path(out), wait=120.0)
+    except LockHeld as exc:
+        raise RunFolderInUse(str(exc)) from exc
+    with lock:
+        yield
 
 
 def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
@@ -254,7 +275,7 @@ def _write_quietly(write: Callable[[], None]) -> None:
     """Record a failure in the manifest if the disk still lets us (it may be the disk that failed)."""
     try:
         write()
-    except (OSError, LockHeld) as exc:
+    except (OSError, ExperimentError) as exc:
         log.warning("could not record the run's status: %s", exc)
 
 

@@ -1,4 +1,4 @@
-"""One writer per run folder and fold: lock files that name their holder.
+"""One writer per run folder and fold: lock files that name their holder (standard library only).
 
 A lock is a file holding the holder's process id, host, start time and command. It
 is held by an open file description with ``flock`` (POSIX), so the kernel releases
@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from arfl_studio.experiments.run_folder import ExperimentError
-
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -42,7 +40,7 @@ LOCK_DIR = ".locks"
 RUN_LOCK = ".run.lock"
 
 
-class LockHeld(ExperimentError):
+class LockHeld(RuntimeError):
     """Another live process holds the lock; the message names it."""
 
     def __init__(self, path: Path, holder: dict | None, what: str):
@@ -168,9 +166,21 @@ def _acquire_flock(path: Path) -> FileLock:
 
 
 def _holder_of_live(path: Path) -> dict | None:
-    for _ in range(20):  # the holder may be between truncate and write
+    """The live holder's record. A holder that has just taken the lock over may not have
+    written its own record yet (the file is empty or still names the dead process): wait a moment."""
+    for _ in range(100):
         holder = _read(path)
-        if holder:
+        if holder and (holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1)))):
+            return holder
+        time.sleep(0.01)
+    return None
+
+
+def _read_written(path: Path) -> dict | None:
+    """The record of a lock file another process may have created a moment ago and not yet written."""
+    for _ in range(50):
+        holder = _read(path)
+        if holder is not None:
             return holder
         time.sleep(0.01)
     return None
@@ -186,7 +196,7 @@ def _acquire_exclusive(path: Path) -> FileLock:
             path.parent.mkdir(parents=True, exist_ok=True)
             continue
         except FileExistsError:
-            holder = _holder_of_live(path)
+            holder = _read_written(path)
             if holder is None or holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1))):
                 raise LockHeld(path, holder, what_of(path)) from None
             # Stale: move it aside under a unique name (one rename wins), then check we moved
