@@ -354,7 +354,7 @@ def run_fold(
     results: dict[str, Any] = {}
     if ctx.is_main:
         # The decision threshold is part of the model: chosen on the training folds' images.
-        train_scoring = _loader(train_set, t.eval_batch_size, workers=t.workers, device=device)
+        train_scoring = _loader(train_set, t.eval_batch_size, workers=t.workers, device=device, skipped=skipped)
         threshold = fit_threshold(model, train_scoring, t.threshold, device)
         ev = config.evaluation
         results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
