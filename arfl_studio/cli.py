@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add ARFL Studio to this user's application menu (launcher, icon, AppStream metainfo) and exit",
     )
+    parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)  # benchmarks: time to main window
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_all(subparsers)
@@ -75,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         from arfl_studio.gui.app import run_screenshots
 
         return run_screenshots(args.screenshot)
-    if args.headless or not _has_screen():
+    if (args.headless or not _has_screen()) and not args.startup_probe:
         from arfl_studio.experiments.headless_demo import run_headless_demo
 
         print("No screen found: running the headless demo (use a desktop session for the app).")
         return run_headless_demo()
     from arfl_studio.gui.app import run_app
 
-    return run_app()
+    return run_app(startup_probe=args.startup_probe)
 
 
 if __name__ == "__main__":

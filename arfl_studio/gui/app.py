@@ -39,15 +39,37 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
-def run_app() -> int:
-    """``arfl-studio`` with no arguments: the main window on the demo dataset."""
+def run_app(startup_probe: bool = False) -> int:
+    """``arfl-studio`` with no arguments: the main window on the demo dataset.
+
+    ``startup_probe``: print the seconds from process start to the shown main window
+    and quit (measures start-up, frozen or not; no demo work starts).
+    """
     app = make_app()
     from arfl_studio.gui.main_window import MainWindow
 
     window = MainWindow()
     window.show()
+    if startup_probe:
+        from PySide6.QtCore import QTimer
+
+        def report() -> None:
+            print(f"main window shown {_seconds_since_process_start():.2f} s after process start", flush=True)
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(0, report)  # after the first paint
+        return int(app.exec())
     window.start_demo()
     return int(app.exec())
+
+
+def _seconds_since_process_start() -> float:
+    import time
+
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def run_screenshots(out_dir: str) -> int:
