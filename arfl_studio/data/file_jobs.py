@@ -45,36 +45,81 @@ def verify_job(path: str, frame: int | None = None) -> VerifyResult:
         return path, f"unreadable: {type(err).__name__}", "unreadable"
 
 
+def _chunk_job(job: Callable, paths: list[str]) -> list:
+    return [job(path) for path in paths]
+
+
 def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progress | None = None,
-             cancel: threading.Event | None = None, chunk: int | None = None) -> tuple[list, bool]:
-    """``job(str(path))`` for every path, in order; returns (results, cancelled)."""
+             cancel: threading.Event | None = None, chunk: int | None = None,
+             crash_result: Callable[[str], object] | None = None) -> tuple[list, bool]:
+    """``job(str(path))`` for every path, in order; returns (results, cancelled).
+
+    A worker process that dies (a decoder crashing on a hostile file, the system killing it
+    for memory) does not end the scan: only a few chunks are in flight at a time, the ones
+    in flight when it died are retried one file at a time in a fresh process, and the file
+    that kills that process too gets ``crash_result(path)``.
+    """
     total = len(paths)
-    results: list = []
+    names = [str(p) for p in paths]
     if progress:
         progress(0, total)
     if workers <= 1 or total < 2 * max(workers, 1):
-        for i, path in enumerate(paths):
+        results: list = []
+        for i, path in enumerate(names):
             if cancel is not None and cancel.is_set():
                 return results, True
-            results.append(job(str(path)))
+            results.append(job(path))
             if progress:
                 progress(i + 1, total)
         return results, False
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe with threads (GUI, torch)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        iterator = pool.map(job, [str(p) for p in paths], chunksize=chunk)
-        for i, item in enumerate(iterator):
-            results.append(item)
-            if progress:
-                progress(i + 1, total)
-            if cancel is not None and cancel.is_set():
-                pool.shutdown(wait=True, cancel_futures=True)
-                return results, True
-    return results, False
+    chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
+    slots: list = [None] * total
+    done = 0
+    queue = deque(list(range(b, min(b + chunk, total))) for b in range(0, total, chunk))
+    isolate: deque = deque()  # files in flight when a worker died, retried one at a time
+
+    def finish(indices, outcome):
+        nonlocal done
+        for i, item in zip(indices, outcome):
+            slots[i] = item
+        done += len(indices)
+        if progress:
+            progress(done, total)
+
+    while queue or isolate:
+        source, width = (isolate, 1) if isolate else (queue, 2 * workers)
+        suspects: list[int] = []
+        with ProcessPoolExecutor(max_workers=1 if width == 1 else workers, mp_context=ctx) as pool:
+            pending: dict = {}
+            while source or pending:
+                while source and len(pending) < width:
+                    indices = source.popleft()
+                    pending[pool.submit(_chunk_job, job, [names[i] for i in indices])] = indices
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    indices = pending.pop(future)
+                    try:
+                        finish(indices, future.result())
+                    except BrokenProcessPool:
+                        suspects.extend(indices)
+                if suspects:  # the pool is gone: what was in flight failed with it
+                    for indices in pending.values():
+                        suspects.extend(indices)
+                    break
+                if cancel is not None and cancel.is_set():
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return [item for item in slots if item is not None], True
+        if suspects and width == 1:  # alone in its process: this file kills it
+            finish(suspects, [crash_result(names[i]) if crash_result else None for i in suspects])
+        else:
+            isolate.extend([i] for i in sorted(suspects))
+    return slots, False
 
 
 def read_headers(paths: Sequence, workers: int = 1, progress: Progress | None = None,
@@ -83,7 +128,11 @@ def read_headers(paths: Sequence, workers: int = 1, progress: Progress | None = 
     """Header-only reads; returns (results, cancelled)."""
     job = functools.partial(header_job, include_non_mammograms=include_non_mammograms,
                             include_for_processing=include_for_processing, frame=frame)
-    return run_jobs(job, paths, workers, progress, cancel)
+    return run_jobs(job, paths, workers, progress, cancel, crash_result=_header_crash)
+
+
+def _header_crash(path: str) -> HeaderResult:
+    return path, None, "reading the header crashed its worker process", "unreadable"
 
 
 def verify_files(paths: Sequence, workers: int = 1, progress: Progress | None = None,
@@ -93,4 +142,9 @@ def verify_files(paths: Sequence, workers: int = 1, progress: Progress | None = 
     One file per task: decoding a mammogram takes long enough that chunking only delays
     progress and cancel.
     """
-    return run_jobs(functools.partial(verify_job, frame=frame), paths, workers, progress, cancel, chunk=1)
+    return run_jobs(functools.partial(verify_job, frame=frame), paths, workers, progress, cancel, chunk=1,
+                    crash_result=_verify_crash)
+
+
+def _verify_crash(path: str) -> VerifyResult:
+    return path, "decoding crashed its worker process (decoder fault or out of memory)", "undecodable"

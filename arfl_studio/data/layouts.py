@@ -379,9 +379,10 @@ def verify_scan(result: ScanResult, workers: int = 1, progress: Callable[[int, i
     for frame, records in by_frame.items():
         outcomes, cancelled = verify_files([r.path for r in records], workers=workers, progress=progress,
                                            cancel=cancel, frame=frame)
-        for record, (_, reason, category) in zip(records, outcomes):
+        by_path = {str(r.path): r for r in records}
+        for path, reason, category in outcomes:  # matched by path: a cancelled pass returns a subset
             if reason is not None:
-                failed[record.rel_path] = (reason, category or "undecodable")
+                failed[by_path[path].rel_path] = (reason, category or "undecodable")
         if cancelled:
             break
     result.images = [r for r in result.images if r.rel_path not in failed]

@@ -74,3 +74,12 @@ def write_with_syntax(path: Path, transfer_syntax: str, *, implicit: bool = Fals
     write_file_meta_info(head, meta, enforce_standard=True)
     path.write_bytes(b"\0" * 128 + b"DICM" + head.getvalue() + body.getvalue())
     return path
+
+
+def die_on_crash_files(path: str):
+    """A file job that kills its process for files named crash* (a decoder segfault, an OOM kill)."""
+    import os
+
+    if Path(path).name.startswith("crash"):
+        os._exit(11)
+    return path, "fine"

@@ -185,3 +185,19 @@ def test_walk_lists_files_in_name_order(tmp_path):
     files, skipped = walk_dataset(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in files] == ["a/1.dcm", "a/sub/0.dcm", "b/2.dcm", "c.dcm"]
     assert skipped == []
+
+
+def test_a_worker_killed_by_one_file_does_not_end_the_pass(tmp_path):
+    from helpers_data import die_on_crash_files
+
+    from arfl_studio.data.file_jobs import run_jobs
+
+    names = [f"{i:02d}.dcm" for i in range(9)]
+    names[4] = "crash.dcm"
+    seen = []
+    results, cancelled = run_jobs(die_on_crash_files, [tmp_path / n for n in names], workers=2, chunk=2,
+                                  progress=lambda d, t: seen.append(d), crash_result=lambda p: (p, "crashed"))
+    assert not cancelled
+    assert [r[1] for r in results] == ["fine"] * 4 + ["crashed"] + ["fine"] * 4
+    assert [r[0] for r in results] == [str(tmp_path / n) for n in names]
+    assert seen[-1] == len(names)
