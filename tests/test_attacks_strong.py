@@ -171,3 +171,25 @@ class _Fn(nn.Module):
 
     def forward(self, x):
         return self.fn(x)
+
+
+class MeanLogit(nn.Module):
+    """z = b + 100 (mean(x) - 0.5): the worst case at eps lowers z of a positive by exactly 100 eps."""
+
+    def __init__(self, bias):
+        super().__init__()
+        self.bias = bias
+
+    def forward(self, x, return_features=False):
+        return self.bias + 100 * (x.flatten(1).mean(1) - 0.5)
+
+
+@pytest.mark.parametrize("bias", [0.0, 16.0, 17.0, 40.0])
+def test_apgd_moves_confident_positives_the_full_distance(bias):
+    # BCE's gradient is exactly 0 in float32 from z ~ 17 on: APGD-CE moved such a point by 0.18 (random start only).
+    model = MeanLogit(bias)
+    x, y = torch.full((4, 1, 8, 8), 0.5), torch.ones(4)
+    for attack in ("apgd", "pgd-strong", "worst"):
+        adv = run_attack(model, x, y, attack, 0.03, steps=10, restarts=1, queries=10,
+                         generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(model(x) - model(adv), torch.full((4,), 3.0), atol=1e-3), attack
