@@ -227,6 +227,8 @@ def test_staircase_front_raises_masking_warnings(model_and_data):
     names = {w.name for w in report.warnings}
     assert "sparse_input_gradients" in names
     assert report.gradient_stats["zero_pixel_fraction_mean"] > 0.5 and report.zero_gradients == 0
+    assert report.gradient_stats["images_mostly_zero"] == len(x)
+    assert report.to_json()["gradient_check"]["images_over_90_percent_zero"] == 0  # partial: ~85 % per image
     plain = evaluate_robustness(model, x, y, attack="pgd", eps=[0.01], steps=5, probes=False, large_eps=None)
     assert plain.gradient_stats["zero_pixel_fraction_max"] < 0.05 and plain.warnings == []
 

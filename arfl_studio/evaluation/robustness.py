@@ -323,6 +323,7 @@ class _Evaluation:
             "sparse_fraction": SPARSE_FRACTION,
             "images_mostly_zero": sparse,
             "images_mostly_zero_fraction": sparse / n if n else 0.0,
+            "images_over_90_percent_zero": int((zero_fraction > 0.9).sum()),
         }
         report = RobustnessReport(self.attack, self.settings, self.threshold, targets, clean_np, self.eps_list, adv_np,
                                   probes_np, cases, zero, nonfinite, members=members_np, probe_indices=subset,
