@@ -285,11 +285,12 @@ class TrainingPane(QWidget):
             plot.setXRange(0.5, epochs + 0.5, padding=0.02)
         self.auc_plot.setYRange(0, 100, padding=0.02)
         for key in self._method_order:
-            self.loss_plot.curve(key, name=f"{key} {self.method_names[key]}", symbol="o" if marks else None)
-            # Same colour as the method's loss curve; the dash tells standard from adversarial.
-            self.auc_plot.curve(f"{key}/std", name=f"{key} standard", color=color_for(key), symbol="o" if marks else None)
+            self.loss_plot.curve(key, name=key, symbol="o" if marks else None)  # the table below names the methods
+            # Same colour as the method's loss curve; the dash tells standard from adversarial (the
+            # title says so), so the legend needs one entry per method.
+            self.auc_plot.curve(f"{key}/std", name=key, color=color_for(key), symbol="o" if marks else None)
             self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", color=color_for(key), dash=True,
-                                symbol="t" if marks else None)
+                                symbol="t" if marks else None, in_legend=False)
         self.table_model.columns = self._live_columns()
         self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
                                     "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])

@@ -54,7 +54,7 @@ class ThrottledPlot(pg.PlotWidget):
         self._timer.start()
 
     def curve(self, key: str, name: str | None = None, color: str | None = None, dash: bool = False,
-              symbol: str | None = None) -> pg.PlotDataItem:
+              symbol: str | None = None, in_legend: bool = True) -> pg.PlotDataItem:
         """The item for ``key``, made on first use (then only ever updated)."""
         if key not in self._items:
             pen = pg.mkPen(color or color_for(key), width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dash else pg.QtCore.Qt.PenStyle.SolidLine)
@@ -62,7 +62,8 @@ class ThrottledPlot(pg.PlotWidget):
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=color or color_for(key), symbolPen=None)
             self._items[key] = self.getPlotItem().plot([], [], **kwargs)
-            self._legend.addItem(self._items[key], kwargs["name"])
+            if in_legend:
+                self._legend.addItem(self._items[key], kwargs["name"])
         return self._items[key]
 
     def set_curve(self, key: str, x, y, **style) -> None:
