@@ -173,3 +173,49 @@ def test_scan_verify_finds_what_only_decoding_shows(tmp_path):
     assert checked.verified and [r.rel_path for r in checked.images] == ["benign/ok.dcm"]
     assert [(r.path, r.category) for r in checked.rejected] == [("benign/nan.dcm", "non_finite")]
     assert checked.summary()["rejected_by_category"]["non_finite"] == 1
+
+
+def test_scan_cli_verify_and_options(tmp_path, capsys):
+    import json
+
+    from arfl_studio.cli import main
+
+    def raw(ds):
+        ds.PresentationIntentType = "FOR PROCESSING"
+
+    write_dicom(tmp_path / "benign" / "ok.dcm", patient_id="P1")
+    write_dicom(tmp_path / "benign" / "nan.dcm", patient_id="P2", edit=_float_pixels(np.inf))
+    write_dicom(tmp_path / "benign" / "raw.dcm", patient_id="P3", edit=raw)
+    write_dicom(tmp_path / "benign" / "tomo.dcm", patient_id="P4", edit=_multi_frame)
+    out = tmp_path / "scan.json"
+    assert main(["scan", str(tmp_path), "--verify", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "for_processing 1" in printed and "multi_frame 1" in printed and "non_finite 1" in printed
+    doc = json.loads(out.read_text())
+    assert doc["verified"] and [i["path"] for i in doc["images"]] == ["benign/ok.dcm"]
+    assert main(["scan", str(tmp_path), "--include-for-processing", "--frame", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    kept = {i["path"]: i.get("frame") for i in doc["images"]}
+    assert kept == {"benign/ok.dcm": None, "benign/nan.dcm": None, "benign/raw.dcm": None, "benign/tomo.dcm": 2}
+    assert doc["options"] == {"include_non_mammograms": False, "include_for_processing": True, "frame": 2, "verify": False}
+    assert main(["scan", str(tmp_path), "--frame", "0"]) == 2  # frames count from 1
+
+
+def test_verify_can_be_cancelled_and_says_so(tmp_path):
+    import threading
+
+    from arfl_studio.data import verify_scan
+
+    for i in range(4):
+        write_dicom(tmp_path / "benign" / f"{i}.dcm", patient_id=f"P{i}")
+    result = scan_dataset(tmp_path)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == 2:
+            cancel.set()
+
+    verify_scan(result, progress=progress, cancel=cancel)
+    assert result.cancelled and not result.verified and len(result.images) == 4 and seen[-1] == (2, 4)
