@@ -141,22 +141,27 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
     restarts, step_size, seed)."""
     from arfl_studio.evaluation import saliency_map
 
-    deltas = deltas or {}
+    from arfl_studio.training.attacks import project
+
+    deltas, settings = deltas or {}, attack_settings or {}
+    clamp = tuple(settings["clamp"]) if settings.get("clamp") else None if "clamp" in settings else (0.0, 1.0)
+    x = image.detach().float()
     out = {"image": _gray(image), "target": float(target), "attack": attack, "eps": float(eps), "models": {}}
     for name, model in models.items():
         kept = deltas.get(name)
         if kept is not None:
             delta = np.asarray(kept, dtype=np.float32)
             delta = np.broadcast_to(delta, image.shape) if delta.ndim == 2 else delta
-            source = "the attack's own δ"
+            source = "the attack's own δ (numbers as in the attack table)"
         else:
-            delta = _attack_delta(model, image, target, attack, eps, attack_settings or {})
-            source = "δ computed here"
-        adv_t = torch.clamp(image.float() + torch.as_tensor(np.ascontiguousarray(delta)), 0, 1).to(image.dtype)
+            delta = _attack_delta(model, image, target, attack, eps, settings)
+            source = "δ computed here (seeded; the attack table's batch run may differ)"
+        # rebuilt exactly as the evaluation scored it: projected onto the ε-ball, clamped
+        adv_t = project(x + torch.as_tensor(np.ascontiguousarray(delta)), x, float(eps), clamp).to(image.dtype)
         out["models"][name] = {
             "clean_prob": _prob(model, image),
             "adversarial_prob": _prob(model, adv_t),
-            "delta": (adv_t.float() - image.float()).mean(dim=0).numpy().astype(np.float32),
+            "delta": (adv_t.float() - x).mean(dim=0).numpy().astype(np.float32),
             "delta_source": source,
             "adversarial": _gray(adv_t),
             "saliency_clean": np.asarray(saliency_map(model, image, method=saliency), dtype=np.float32).copy(),

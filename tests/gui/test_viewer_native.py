@@ -91,7 +91,7 @@ def test_readout_in_mm_and_aspect(qtbot, tmp_path):
     result, _, _ = phantom_case(tmp_path, "L", "CC", spacing=(0.1, 0.07))
     pane = open_result(qtbot, result)
     view = pane.view_a
-    rect = view.image.mapRectToView(view.image.boundingRect())
+    rect = view.shown_rect()
     assert rect.height() / rect.width() == pytest.approx(300 * 0.1 / (220 * 0.07), rel=0.02)  # aspect from spacing
     point = QPointF((50 + 0.5) * 0.07, (100 + 0.5) * 0.1)
     scene = view.view.mapViewToScene(point)
@@ -172,3 +172,17 @@ def test_export_full_resolution_under_the_typed_name(qtbot, tmp_path, suffix):
         assert picture.shape[0] > rows and picture.shape[1] > 2 * cols  # both panels at full size, bar, caption
     else:
         assert target.read_bytes()[:4] == b"%PDF"
+
+
+def test_display_pyramid_keeps_a_microcalcification():
+    from arfl_studio.gui.viewer.pyramid import Pyramid
+
+    image = np.zeros((2048, 1600), np.float32)
+    image[1001, 803] = 1.0  # one bright pixel, off the stride-4 grid
+    pyramid = Pyramid(image)
+    level = pyramid.levels[2]  # 4x4 block means
+    assert level.shape == (512, 400) and pyramid.covered(2) == (2048, 1600)
+    assert level[1001 // 4, 803 // 4] == pytest.approx(1 / 16)  # its mass is kept, in the right block
+    assert level.sum() == pytest.approx(image.sum() / 16)
+    assert image[::4, ::4].max() == 0  # striding would have dropped it
+    assert pyramid.level_for(0.5) == 0 and pyramid.level_for(4.5) == 2 and pyramid.level_for(1e6) == 2

@@ -1,6 +1,7 @@
 """Viewer pane: a case through two models, overlays, adversarial toggle, linked views, tags, four views."""
 
 import numpy as np
+import pytest
 
 from arfl_studio.gui.export import export_overlay
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
@@ -114,3 +115,48 @@ def test_case_opened_in_four_views_fills_every_layout(qtbot, trained_run):
     assert not pane.model_b.isEnabled() and pane.model_a.isEnabled()  # one model in this layout
     pane.mode_box.setCurrentIndex(0)
     assert pane.view_a.gray is not None and pane.view_a.overlay_visible() and pane.model_b.isEnabled()
+
+
+def test_flipped_case_numbers_equal_the_attack_table(qtbot, trained_run):
+    """The viewer rebuilds the attack's own adversarial example (its kept δ), not a new attack."""
+    from arfl_studio.evaluation.robustness import evaluate_robustness
+    from arfl_studio.gui import run_access
+
+    model, _spec, records, dataset = run_access.held_out(trained_run, "B", 0)
+    threshold = run_access_threshold(trained_run)
+    report = evaluate_robustness(model, dataset, attack="pgd", eps=[0.05, 0.2], steps=3, records=records,
+                                 device="cpu", probes=False, large_eps=None, threshold=threshold, batch_size=8)
+    eps = next((e for e in report.eps if report.flipped(e)), None)
+    assert eps is not None, "no prediction flipped even at eps 0.2"
+    case = report.flipped(eps)[0]
+    assert case["delta_kept"]
+    # what the Attack pane sends: its table row, plus the kept δ
+    request = {"run_dir": str(trained_run), "method": "B", "fold": 0, "record": records[case["index"]],
+               "attack": "pgd", "eps": eps, "case": dict(case, delta=report.case_delta(eps, case["index"]))}
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):
+        handle = pane.show_case(request)
+    wait_task(qtbot, handle)
+    shown = pane.analysis["case"]["models"]["B"]
+    assert shown["clean_prob"] == pytest.approx(case["clean_prob"], abs=1e-5)
+    assert shown["adversarial_prob"] == pytest.approx(case["adversarial_prob"], abs=1e-5)
+    text = pane.prediction.text()
+    assert f"clean {case['clean_prob']:.3f} → adversarial {case['adversarial_prob']:.3f}" in text
+    assert "attack's own δ" in text
+    # the same case asked twice without a kept δ gives the same (seeded) numbers
+    again = dict(request, case=dict(case))
+    with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):
+        handle = pane.show_case(again)
+    wait_task(qtbot, handle)
+    first = pane.analysis["case"]["models"]["B"]["adversarial_prob"]
+    with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):
+        handle = pane.show_case(again)
+    wait_task(qtbot, handle)
+    assert pane.analysis["case"]["models"]["B"]["adversarial_prob"] == first
+
+
+def run_access_threshold(run_dir) -> float:
+    from arfl_studio.experiments.runner import load_fold_threshold
+
+    return float(load_fold_threshold(run_dir, "B", 0).logit)

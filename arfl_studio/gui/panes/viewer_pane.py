@@ -406,8 +406,7 @@ class ViewerPane(QWidget):
 
     def _fit_all(self) -> None:
         for view in self.all_views():
-            if view.gray is not None:
-                view.view.autoRange(padding=0.02)
+            view.fit()
 
     def _fill_presets(self) -> None:
         view = next((v for v in self.current_views() if v.gray is not None), None)

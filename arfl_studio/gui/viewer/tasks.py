@@ -21,9 +21,13 @@ def tags_of(record) -> list[dict]:
 
 
 def table_deltas(request: dict) -> dict:
-    """{method: δ} kept by the attack that listed the case, when the case carries one."""
+    """{method: δ} kept by the attack that listed the case: ``case["delta"]`` (model space,
+    (C, H, W) or (H, W)), ``request["delta"]``, or a callable ``request["case_delta"]()``
+    (e.g. ``lambda: report.case_delta(eps, index)``)."""
     case = request.get("case") or {}
     delta = case.get("delta")
+    if delta is None:
+        delta = request.get("delta")
     if delta is None and callable(request.get("case_delta")):
         delta = request["case_delta"]()
     return {request["method"]: np.asarray(delta, dtype=np.float32)} if delta is not None else {}
@@ -33,7 +37,7 @@ def attack_settings_of(request: dict) -> dict:
     """Steps, restarts, step size and seed of the attack that listed the case (what it kept)."""
     case = request.get("case") or {}
     settings = dict(request.get("attack_settings") or {})
-    settings.update(case.get("attack_settings") or case.get("settings") or {})
+    settings.update(case.get("attack_settings") or {})
     return settings
 
 
@@ -53,7 +57,9 @@ def threshold_of(run_dir, key: str, fold: int) -> dict | None:
 def case_task(request: dict, keys: list[str], saliency: str):
     """Two models on one case, and the first model on all the patient's views of the fold."""
     run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
-    attack, eps = request.get("attack", "pgd"), float(request.get("eps") or 0.01)
+    settings_kept = attack_settings_of(request)
+    attack = settings_kept.get("attack") or request.get("attack", "pgd")
+    eps = float(settings_kept.get("eps") or request.get("eps") or 0.01)
 
     def task(report, cancel):
         from arfl_studio.data import MammogramDataset
@@ -69,7 +75,6 @@ def case_task(request: dict, keys: list[str], saliency: str):
 
         x, y = MammogramDataset([record], settings, cache_dir=cache)[0]
         image = case_analysis.native_image(record.path, settings)
-        settings_kept = attack_settings_of(request)
         result = case_analysis.analyse_case(models, x, float(y), attack, eps, saliency, deltas=table_deltas(request),
                                             attack_settings=settings_kept)
         image.update(model_input=result["image"], models=result["models"])

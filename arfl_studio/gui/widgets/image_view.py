@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from arfl_studio.gui.viewer.blend import blend_lut
@@ -22,7 +23,18 @@ from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels
 
 DIVERGING = ("CET-D1", "CET-D1A", "CET-D3", "CET-D4")  # for the signed perturbation
 SEQUENTIAL = ("inferno", "viridis", "magma", "plasma", "CET-L17")
+TILE = 1024  # display pixels per tile side
 CORNER_STYLE = "color: white; background: rgba(0, 0, 0, 140); padding: 1px 4px; font-weight: bold;"
+
+
+class FastImageItem(pg.ImageItem):
+    """An ImageItem whose rendered picture is kept as 32-bit premultiplied ARGB: Qt scales that
+    format directly, while an indexed (LUT) image is converted again on every paint."""
+
+    def render(self):
+        super().render()
+        if self.qimage is not None and self.qimage.format() != QImage.Format.Format_ARGB32_Premultiplied:
+            self.qimage = self.qimage.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
 
 
 def colormap(name: str) -> pg.ColorMap:
@@ -58,11 +70,11 @@ class MammogramView(QWidget):
         self.graphics.setBackground("k")
         self.view = WindowLevelViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.graphics.addItem(self.view, row=0, col=0)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.level_groups: list[pg.ItemGroup] = []  # one per pyramid level
+        self.tiles: list[pg.ImageItem] = []
+        self.overlay = FastImageItem(axisOrder="row-major")
         self.overlay.setZValue(10)
         self.overlay.setOpacity(0.5)
-        self.view.addItem(self.image)
         self.view.addItem(self.overlay)
         self.scale_bar = ScaleBar()
         self.scale_bar.setParentItem(self.view)
@@ -119,7 +131,9 @@ class MammogramView(QWidget):
         had_image = self.pyramid is not None
         if gray is None:
             self.pyramid = None
-            self.image.clear()
+            for group in self.level_groups:
+                self.view.removeItem(group)
+            self.level_groups, self.tiles = [], []
             self.readout.setText("")
             return
         self.pyramid = Pyramid(np.asarray(gray, dtype=np.float32))
@@ -132,13 +146,19 @@ class MammogramView(QWidget):
         if not (keep_levels and had_image):
             self.levels = self.default_levels
         self.scale_bar.set_unit("mm" if self.spacing else "px")
-        self.level = -1  # force a redraw at the level the zoom asks for
-        self._show_level(0 if auto_range else self._wanted_level())
+        self._build_level_items()
+        self.level = -1  # show the level the zoom asks for
+        self._show_level(len(self.level_groups) - 1 if auto_range else self._wanted_level())
         self._apply_gray_lut()
         if auto_range:
-            self.view.autoRange(padding=0.02)
+            self.fit()
         self._choose_level()
         self._update_wl_label()
+
+    def fit(self) -> None:
+        """The whole image in view (tile groups have no bounds of their own for autoRange)."""
+        if self.pyramid is not None:
+            self.view.setRange(rect=self.native_rect(1, self.pyramid.base.shape), padding=0.02)
 
     def pixel_size(self) -> tuple[float, float]:
         """(row, col) size of one native pixel in view units (mm, or 1 px)."""
@@ -155,12 +175,40 @@ class MammogramView(QWidget):
         return self.pyramid.level_for(px / self.pixel_size()[1])
 
     def _show_level(self, k: int) -> None:
+        """Each pyramid level is a group of tiles, rendered once (until W/L or invert change)
+        and only where seen: zooming flips a group's visibility, panning paints visible tiles."""
         if self.pyramid is None or k == self.level:
             return
         self.level = k
-        data = self.pyramid.levels[k]
-        self.image.setImage(data, autoLevels=False, levels=self.levels)
-        self.image.setRect(self.native_rect(2 ** k, data.shape))
+        for i, group in enumerate(self.level_groups):
+            group.setVisible(i == k)
+
+    def _build_level_items(self) -> None:
+        for group in self.level_groups:
+            self.view.removeItem(group)
+        self.level_groups, self.tiles = [], []
+        sy, sx = self.pixel_size()
+        for k, data in enumerate(self.pyramid.levels):
+            group = pg.ItemGroup()
+            step = 2 ** k
+            for r in range(0, data.shape[0], TILE):
+                for c in range(0, data.shape[1], TILE):
+                    block = data[r:r + TILE, c:c + TILE]
+                    tile = FastImageItem(block, axisOrder="row-major", autoLevels=False, levels=self.levels)
+                    tile.setRect(QRectF(c * step * sx, r * step * sy, block.shape[1] * step * sx,
+                                        block.shape[0] * step * sy))
+                    tile.setParentItem(group)
+                    self.tiles.append(tile)
+            group.setVisible(False)
+            self.view.addItem(group)
+            self.level_groups.append(group)
+
+    def shown_rect(self) -> QRectF:
+        """What the base image covers on screen, in view units (mm or px)."""
+        rect = QRectF()
+        for tile in self.level_groups[self.level].childItems() if self.level_groups else []:
+            rect = rect.united(tile.mapRectToView(tile.boundingRect()))
+        return rect
 
     def _choose_level(self) -> None:
         if self.pyramid is not None and self.view.width() > 0:
@@ -174,7 +222,9 @@ class MammogramView(QWidget):
         ramp = np.linspace(0, 255, 256).astype(np.uint8)
         if self.inverted:
             ramp = ramp[::-1]
-        self.image.setLookupTable(np.stack([ramp] * 3, axis=1))
+        lut = np.stack([ramp] * 3, axis=1)
+        for tile in self.tiles:  # hidden tiles render when next shown
+            tile.setLookupTable(lut)
 
     # window / level ---------------------------------------------------
     def gray_levels(self) -> tuple[float, float]:
@@ -183,8 +233,8 @@ class MammogramView(QWidget):
     def set_levels(self, lo: float, hi: float, user: bool = False) -> None:
         """Window (low, high); ``user`` tells linked views to follow."""
         self.levels = (float(lo), float(hi))
-        if self.pyramid is not None:
-            self.image.setLevels(self.levels)
+        for tile in self.tiles:  # hidden tiles render when next shown
+            tile.setLevels(self.levels)
         self._update_wl_label()
         if user:
             self.levels_changed.emit(*self.levels)
@@ -202,7 +252,7 @@ class MammogramView(QWidget):
     def reset_view(self) -> None:
         """Double-click: default window/level, whole image in view."""
         self.set_levels(*self.default_levels, user=True)
-        self.view.autoRange(padding=0.02)
+        self.fit()
 
     def _update_wl_label(self) -> None:
         width, level = width_level(self.levels)
