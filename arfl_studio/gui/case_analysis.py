@@ -19,20 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-PHI_KEYWORDS = ("PatientName", "PatientBirthDate", "PatientBirthTime", "PatientAddress", "PatientTelephoneNumbers",
-                "OtherPatientNames", "OtherPatientIDs", "PatientMotherBirthName", "ReferringPhysicianName",
-                "PerformingPhysicianName", "OperatorsName", "InstitutionName", "InstitutionAddress",
-                "StationName", "AccessionNumber", "StudyID", "PhysiciansOfRecord", "RequestingPhysician",
-                "PatientAge", "PatientSex", "PatientWeight", "PatientSize", "EthnicGroup", "DeviceSerialNumber")
-
-
-def is_phi(keyword: str, vr: str) -> bool:
-    return vr == "PN" or keyword in PHI_KEYWORDS or any(w in keyword for w in ("Birth", "Address", "Telephone"))
-
-
 def dicom_tags(path: str | Path) -> list[dict]:
-    """Header elements as rows (no pixel data), each flagged ``phi``."""
+    """Header elements as rows (no pixel data), each flagged ``phi`` (PS3.15 basic profile, ``data.deid``)."""
     import pydicom
+
+    from arfl_studio.data.deid import is_phi
 
     ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
     rows = []
@@ -42,7 +33,7 @@ def dicom_tags(path: str | Path) -> list[dict]:
         value = elem.value
         text = str(value) if not isinstance(value, (bytes, bytearray)) else f"<{len(value)} bytes>"
         rows.append({"tag": f"({elem.tag.group:04X},{elem.tag.element:04X})", "keyword": elem.keyword or "",
-                     "value": text[:120], "phi": is_phi(elem.keyword or "", elem.VR)})
+                     "value": text[:120], "phi": is_phi(elem.tag, elem.VR)})
     return rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop
+from PySide6.QtCore import QCoreApplication, QEventLoop, QPointF
 
 PANES = ("dataset", "training", "attack", "viewer")
 TINY = dict(backbone="small_cnn", image_size=48, epochs=3, batch_size=16, lr=2e-3, folds=2, methods=("A", "E", "F"),
@@ -79,6 +79,10 @@ def drive(window, demo_dir=None, demo_patients=None, demo_size=None, training=No
     wait_until(lambda: viewer.task is not None and viewer.task.outcome is not None, timeout_s, "the viewer overlay")
     if viewer.task.outcome == "failed":
         raise RuntimeError(f"viewer failed: {viewer.task.error}")
+    for view in viewer.current_views():  # the readout as if the cursor rested on the overlay's peak
+        if view.overlay_visible():
+            i, j = divmod(int(view.heat.argmax()), view.heat.shape[1])
+            view.readout.setText(view.readout_text(view.overlay.mapToView(QPointF(j + 0.5, i + 0.5))))
     return {"run_dir": pane.run_dir, "request": request}
 
 

@@ -186,3 +186,10 @@ def test_display_pyramid_keeps_a_microcalcification():
     assert level.sum() == pytest.approx(image.sum() / 16)
     assert image[::4, ::4].max() == 0  # striding would have dropped it
     assert pyramid.level_for(0.5) == 0 and pyramid.level_for(4.5) == 2 and pyramid.level_for(1e6) == 2
+
+
+def test_tag_panel_hides_phi_by_the_one_list(tmp_path):
+    path, _, _ = write_phantom(tmp_path / "p.dcm", "L", "CC")
+    rows = {r["keyword"]: r for r in case_analysis.dicom_tags(path)}
+    assert rows["PatientName"]["phi"]  # PS3.15 basic profile (data.deid.is_phi)
+    assert not rows["PatientID"]["phi"] and not rows["Modality"]["phi"] and not rows["PixelSpacing"]["phi"]
