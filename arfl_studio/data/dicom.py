@@ -239,14 +239,18 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _syntax_of_unreadable(path: Path) -> str | None:
-    """When the data set cannot be parsed, a transfer syntax problem is the better reason."""
+def _syntax_of_unreadable(path: Path, err: BaseException) -> MammogramReadError | None:
+    """When the data set cannot be parsed, the transfer syntax often tells why."""
     try:
         from pydicom.filereader import read_file_meta_info
 
-        return transfer_syntax_problem(str(read_file_meta_info(path).TransferSyntaxUID))
+        ts = str(read_file_meta_info(path).TransferSyntaxUID)
     except Exception:
         return None
+    if ts == "1.2.840.10008.1.2.1.99":
+        return MammogramReadError(f"damaged Deflated Explicit VR Little Endian data set ({ts}): {_one_line(err)}")
+    problem = transfer_syntax_problem(ts)
+    return MammogramReadError(problem, "undecodable") if problem else None
 
 
 def _add_missing_meta(ds: Any) -> None:
@@ -270,9 +274,9 @@ def _dcmread(path: str | os.PathLike, **kwargs: Any):
     except InvalidDicomError:
         pass
     except Exception as err:
-        problem = _syntax_of_unreadable(path)
+        problem = _syntax_of_unreadable(path, err)
         if problem:
-            raise MammogramReadError(problem, "undecodable") from None
+            raise problem from None
         raise MammogramReadError(f"unreadable DICOM header: {_one_line(err)}") from None
     # No preamble/"DICM": accept only if a forced read finds an image header.
     try:
@@ -315,9 +319,9 @@ def read_header(
             pixel_pos = handle.tell()
             tag = handle.read(6)
     except Exception as err:
-        problem = _syntax_of_unreadable(path)
+        problem = _syntax_of_unreadable(path, err)
         if problem:
-            raise MammogramReadError(problem, "undecodable") from None
+            raise problem from None
         raise MammogramReadError(f"unreadable DICOM header: {_one_line(err)}") from None
     try:
         has_rows = "Rows" in ds and "Columns" in ds

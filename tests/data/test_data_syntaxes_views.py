@@ -155,3 +155,15 @@ def test_view_family_of_plain_view_positions():
     ds = Dataset()
     ds.ViewPosition = "xccl"
     assert view_of(ds) == "XCCL"
+
+
+def test_a_damaged_deflated_file_names_its_syntax(tmp_path):
+    def deflate(ds):
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+
+    data = write_dicom(tmp_path / "d.dcm", edit=deflate).read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) // 2])
+    for reader in (read_header, read_mammogram):
+        with pytest.raises(MammogramReadError, match=r"damaged Deflated Explicit VR Little Endian data set \(1\.2\.840\.10008\.1\.2\.1\.99\)"):
+            reader(cut)
