@@ -60,23 +60,28 @@ class PreprocessSettings:
 
     def __post_init__(self) -> None:
         size = self.size
-        if isinstance(size, (int, np.integer)):
-            size = (int(size), int(size))
-        size = tuple(int(s) for s in size)
-        object.__setattr__(self, "size", size)
+        if _is_int(size):
+            size = (size, size)
+        if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2 or not all(_is_int(s) for s in size):
+            raise PreprocessSettingError(f"size must be rows and columns as whole numbers (e.g. [224, 224]), not {self.size!r}")
+        object.__setattr__(self, "size", tuple(int(s) for s in size))
         self.validate()
 
     def validate(self) -> "PreprocessSettings":
+        if not isinstance(self.orient, (bool, np.bool_)):
+            raise PreprocessSettingError(f"orient must be true or false, not {self.orient!r}")
         if self.crop not in CROP_METHODS:
             raise PreprocessSettingError(f"crop must be one of {', '.join(CROP_METHODS)}, not {self.crop!r}")
-        if len(self.size) != 2 or not all(8 <= s <= 8192 for s in self.size):
-            raise PreprocessSettingError(f"size must be (rows, columns), each 8..8192, not {self.size}")
-        if self.channels not in (1, 3):
-            raise PreprocessSettingError(f"channels must be 1 or 3, not {self.channels}")
-        if not 0.0 <= self.threshold < 1.0:
-            raise PreprocessSettingError(f"threshold must be in [0, 1), not {self.threshold}")
-        if not 0.0 <= self.margin <= 0.25:
-            raise PreprocessSettingError(f"margin must be in [0, 0.25], not {self.margin}")
+        if not all(8 <= s <= 8192 for s in self.size):
+            raise PreprocessSettingError(f"size must be (rows, columns), each 8..8192, not {list(self.size)}")
+        if not _is_int(self.channels) or self.channels not in (1, 3):
+            raise PreprocessSettingError(f"channels must be 1 or 3, not {self.channels!r}")
+        for name, low, high, closed in (("threshold", 0.0, 1.0, False), ("margin", 0.0, 0.25, True)):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+            if not ok or not (low <= value <= high if closed else low <= value < high):
+                bracket = "]" if closed else ")"
+                raise PreprocessSettingError(f"{name} must be a number in [{low:g}, {high:g}{bracket}, not {value!r}")
         if self.fit not in FITS:
             raise PreprocessSettingError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         return self
@@ -101,6 +106,10 @@ class PreprocessSettings:
 
     def image_key(self) -> str:
         return _short_hash({"geometry": self.geometry_key(), "size": list(self.size), "fit": self.fit})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _short_hash(obj: Any) -> str:

@@ -201,3 +201,23 @@ def test_findings_near_the_border_do_not_break_generation(tmp_path):
     # (160, 128) once put a calcification patch wholly outside the image.
     out = generate_demo_dataset(tmp_path / "demo", patients=40, size=(160, 128), seed=0)
     assert (out / "CMMD_clinicaldata_revision.xlsx").is_file()
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"fit": "squash"}, r"^fit must be one of stretch, pad, not 'squash'$"),
+        ({"size": "big"}, r"^size must be rows and columns as whole numbers"),
+        ({"size": [224, "x"]}, r"^size must be rows and columns as whole numbers"),
+        ({"channels": 3.0}, r"^channels must be 1 or 3, not 3.0$"),
+        ({"orient": "yes"}, r"^orient must be true or false"),
+        ({"margin": float("nan")}, r"^margin must be a number in \[0, 0.25\]"),
+        ({"threshold": "0.1"}, r"^threshold must be a number in \[0, 1\)"),
+        ({"crop": "magic"}, r"^crop must be one of breast, otsu, threshold, none"),
+    ],
+)
+def test_a_bad_setting_gets_one_line_naming_it(section, message):
+    # the experiment config prefixes these with "[preprocess]" (experiments/config.py check_preprocess)
+    with pytest.raises(PreprocessSettingError, match=message) as info:
+        PreprocessSettings(**section)
+    assert "\n" not in str(info.value)
