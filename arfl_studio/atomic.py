@@ -27,6 +27,9 @@ from typing import Any, Callable
 class NoSpaceError(OSError):
     """The disk (or quota) is full: the message names the device, the file and the space needed."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 

@@ -90,3 +90,44 @@ def test_table_command_names_a_missing_results_path(tmp_path, capsys):
 
     assert main(["table", str(tmp_path / "nowhere")]) == 1
     assert "neither a run folder nor a results.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("[1, 2]", "is not a JSON object (a list)"),
+    ('"finished"', "is not a JSON object (a str)"),
+    ('{"status": "finished", "results": [0.7]}', "its 'results' is not a JSON object"),
+    ('{"status": "fini', "is not valid JSON"),
+])
+def test_a_fold_manifest_that_is_not_an_object_is_skipped_with_a_reason(tmp_path, capsys, content, reason):
+    from arfl_studio.cli import main as cli_main
+
+    out = fake_run(tmp_path)
+    path = out / "A" / "fold_1" / "manifest.json"
+    path.write_text(content)
+    results = collect(out)
+    assert next(m for m in results["methods"] if m["key"] == "A")["folds_finished"] == [0, 2, 3, 4]
+    assert results["skipped_manifests"] == [{"path": str(path), "reason": results["skipped_manifests"][0]["reason"]}]
+    assert reason in results["skipped_manifests"][0]["reason"]
+    for command in (["collect", str(out)], ["table", str(out)]):
+        assert cli_main(command) == 0
+        err = capsys.readouterr().err
+        assert f"skipped {path}: " in err and "Traceback" not in err
+
+
+def test_non_numeric_or_non_finite_fold_results_are_not_used(tmp_path):
+    out = fake_run(tmp_path)
+    atomic.write_json(out / "A" / "fold_0" / "manifest.json",
+                      {"status": "finished", "results": {"standard_auc": "high", "adversarial_auc": float("nan")}})
+    a = next(m for m in collect(out)["methods"] if m["key"] == "A")
+    assert a["standard_auc"]["per_fold"][0] is None and a["adversarial_auc"]["per_fold"][0] is None
+
+
+@pytest.mark.parametrize("content", ["[]", '{"name": "x"}', "not json"])
+def test_table_names_a_results_file_that_is_not_a_results_document(tmp_path, capsys, content):
+    from arfl_studio.cli import main as cli_main
+
+    path = tmp_path / "results.json"
+    path.write_text(content)
+    assert cli_main(["table", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "arfl-studio collect" in err and "Traceback" not in err

@@ -27,6 +27,8 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(render_table(results, "md"))
+    for entry in results.get("skipped_manifests", []):
+        print(f"skipped {entry['path']}: {entry['reason']}", file=sys.stderr)
     missing = {m["key"]: sorted(set(range(results["folds"])) - set(m["folds_finished"])) for m in results["methods"]}
     missing = {k: v for k, v in missing.items() if v}
     if missing:

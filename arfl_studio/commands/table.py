@@ -34,6 +34,8 @@ def run(args) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for entry in results.get("skipped_manifests", []):
+        print(f"skipped {entry['path']}: {entry['reason']}", file=sys.stderr)
     if args.out:
         path = export_table(results, args.out, fmt)
         print(f"wrote {path}")

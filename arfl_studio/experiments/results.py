@@ -64,6 +64,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
     config = load_config(out / "config.toml")
     k = config.cv.folds
     methods = []
+    skipped: list[dict] = []  # fold manifests that are damaged or not ours, with the reason
     seeds = seed_folders(config)
     for run in config.runs():
         method = run["method"]
@@ -72,13 +73,13 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         for _, seed in seeds:
             for fold in range(k):
                 path = fold_dir(out, run["key"], fold, seed) / "manifest.json"
-                try:
-                    manifest = json.loads(path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                if manifest.get("status") != "finished":
+                manifest = _fold_manifest(path, skipped)
+                if manifest is None or manifest.get("status") != "finished":
                     continue
                 res = manifest.get("results", {})
+                if not isinstance(res, dict):
+                    skipped.append({"path": str(path), "reason": "its 'results' is not a JSON object"})
+                    continue
                 for name, field_name in (("standard", "standard_auc"), ("adversarial", "adversarial_auc"),
                                          ("oracle", "oracle_adversarial_auc")):
                     per_seed[seed][name][fold] = _nan_to_none(res.get(field_name))
@@ -134,6 +135,8 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         "sweep": config.sweep.axes() | {"base": config.sweep.base} if config.sweep.active else None,
         "methods": methods,
     }
+    if skipped:
+        results["skipped_manifests"] = skipped
     if write:
         atomic.write_json(out / "results.json", results)
         if not (out / "manifest.json").exists():  # only cluster jobs ran: leave a top-level manifest too
@@ -147,8 +150,29 @@ def _mean_over_seeds(per_seed: dict, name: str, fold: int) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _fold_manifest(path: Path, skipped: list[dict]) -> dict | None:
+    """A fold's manifest.json, or None (missing: not run yet; damaged: listed in ``skipped``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        skipped.append({"path": str(path), "reason": f"cannot be read: {exc.strerror or exc}"})
+        return None
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        skipped.append({"path": str(path), "reason": f"is not valid JSON ({exc})"})
+        return None
+    if not isinstance(manifest, dict):
+        skipped.append({"path": str(path), "reason": f"is not a JSON object (a {type(manifest).__name__})"})
+        return None
+    return manifest
+
+
 def _nan_to_none(value):
-    if value is None:
+    """A finite number, else None (NaN, infinities, and anything that is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
@@ -169,7 +193,14 @@ def load_results(path_or_results: str | Path | dict) -> dict:
         return collect(path, write=True)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is neither a run folder nor a results.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); re-create it with: arfl-studio collect RUN_DIR") from exc
+    if not isinstance(results, dict) or not isinstance(results.get("methods"), list):
+        raise ValueError(f"{path} is not a results document (a JSON object with a 'methods' list); "
+                         "re-create it with: arfl-studio collect RUN_DIR")
+    return results
 
 
 # ----------------------------------------------------------------------------------------------

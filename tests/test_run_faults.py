@@ -1,0 +1,184 @@
+"""Faults during a run end with a message and a truthful manifest, never a traceback or a lost file
+(issue 11: 6 truncated resume.pt, 8 disk full, 10.9 an image that stops decoding, 12 leftovers, 14 Ctrl-C)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from arfl_studio import atomic
+from arfl_studio.data import MammogramReadError
+from arfl_studio.experiments import ExperimentError, FoldEvent, load_config, run_experiment
+from arfl_studio.experiments.sources import DataSource, open_source
+from arfl_studio.training.events import StepEvent
+
+from test_experiments import tiny_config
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _temporaries(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_disk_full_names_the_device_and_the_size_and_leaves_no_half_file(tmp_path, monkeypatch):
+    """The checkpoint's temporary file is /dev/full: the kernel's ENOSPC reaches torch.save, which
+    reports it as 'RuntimeError: [enforce fail at inline_container.cc] unexpected pos'."""
+    real_mkstemp = tempfile.mkstemp
+
+    def full_disk_for_checkpoints(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        if Path(name).name.startswith(".resume.pt"):
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, name
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", full_disk_for_checkpoints)
+    out = tmp_path / "run"
+    with pytest.raises(ExperimentError) as caught:
+        run_experiment(tiny_config(training={"epochs": 1}, methods=["A"]), out)
+    message = str(caught.value)
+    assert "no space left on /" in message and "needs about" in message and "MB" in message
+    assert "resume.pt" in message and "unexpected pos" not in message
+    fold = _json(out / "A" / "fold_0" / "manifest.json")
+    assert fold["status"] == "failed" and fold["message"].startswith("no space left on")
+    assert _json(out / "manifest.json")["status"] == "failed"
+    assert "no space left on" in _json(out / "manifest.json")["message"]
+    assert not (out / "A" / "fold_0" / "resume.pt").exists() and not _temporaries(out)
+
+
+def test_no_space_from_any_write_is_reported_as_such(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(atomic.NoSpaceError, match=r"no space left on .* \(needs about 1 MB.*\) writing .*r\.json"):
+        atomic.write_json(tmp_path / "r.json", {"x": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _interrupted_fold(tmp_path: Path, config: dict) -> Path:
+    """A run cancelled in fold 0's second epoch: fold 0 has resume.pt after epoch 1."""
+    out = tmp_path / "run"
+    cancel = threading.Event()
+
+    def stop(event):
+        if isinstance(event, FoldEvent) and isinstance(event.event, StepEvent) and event.event.epoch == 1:
+            cancel.set()
+
+    assert run_experiment(config, out, callback=stop, cancel=cancel).status == "cancelled"
+    assert (out / "A" / "fold_0" / "resume.pt").is_file()
+    return out
+
+
+def test_a_truncated_resume_checkpoint_is_named_and_can_be_started_over(tmp_path, capsys):
+    config = tiny_config(training={"epochs": 2}, methods=["A"])
+    out = _interrupted_fold(tmp_path, config)
+    resume = out / "A" / "fold_0" / "resume.pt"
+    resume.write_bytes(resume.read_bytes()[: resume.stat().st_size // 2])
+    with pytest.raises(ExperimentError, match=r"resume\.pt is damaged .*--restart-damaged"):
+        run_experiment(config, out)
+    assert resume.exists()  # never removed without being asked
+    assert _json(out / "A" / "fold_0" / "manifest.json")["status"] == "failed"
+    path = tmp_path / "config.toml"
+    path.write_text(load_config(config).to_toml())
+    from arfl_studio.cli import main as cli_main
+
+    assert cli_main(["run", str(path), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "Traceback" not in err
+    assert cli_main(["run", str(path), "--out", str(out), "--quiet", "--restart-damaged"]) == 0
+    lines = (out / "A" / "fold_0" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert _json(out / "manifest.json")["status"] == "finished"
+
+
+def test_ctrl_c_records_cancelled_and_the_run_resumes(tmp_path):
+    config = tiny_config(training={"epochs": 2}, methods=["A"])
+    out = tmp_path / "run"
+
+    def interrupt(event):
+        if isinstance(event, FoldEvent) and isinstance(event.event, StepEvent) and event.event.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, out, callback=interrupt)
+    run = _json(out / "manifest.json")
+    assert run["status"] == "cancelled" and "Ctrl-C" in run["message"]
+    assert _json(out / "A" / "fold_0" / "manifest.json")["status"] == "cancelled"
+    assert not list(out.glob(".locks/*.lock"))
+    assert run_experiment(config, out).status == "finished"
+
+
+def test_leftover_temporaries_of_dead_processes_are_removed_and_nothing_else(tmp_path):
+    config = tiny_config(training={"epochs": 1}, methods=["A"])
+    out = tmp_path / "run"
+    run_experiment(config, out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    fold = out / "A" / "fold_0"
+    stale = [out / f".manifest.json.p{dead.pid}.abcdefgh.tmp", fold / f".manifest.json.p{dead.pid}.a1b2c3d4.tmp",
+             fold / f".resume.pt.p{dead.pid}.zzzzzzzz.tmp"]
+    kept = [fold / "notes.tmp", fold / f".manifest.json.p{os.getppid()}.abcdefgh.tmp", out / "my.manifest.json.tmp"]
+    old = time.time() - 7200
+    for path in stale + kept:
+        path.write_text("x")
+        os.utime(path, (old, old))
+    assert run_experiment(config, out).status == "finished"
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+
+
+class _OneImageStopsDecoding(DataSource):
+    """The synthetic source, except that one image raises the data layer's read error."""
+
+    def __init__(self, inner: DataSource, broken: str):
+        self.inner, self.broken = inner, broken
+
+    def records(self):
+        return self.inner.records()
+
+    def fingerprint(self):
+        return self.inner.fingerprint()
+
+    def describe(self):
+        return self.inner.describe()
+
+    def dataset(self, records):
+        inner, broken = self.inner.dataset(records), self.broken
+
+        class Flaky(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(inner)
+
+            def __getitem__(self, i):
+                if records[i].rel_path == broken:
+                    raise MammogramReadError(f"{broken}: pixel data is truncated")
+                return inner[i]
+
+        return Flaky()
+
+
+def test_an_image_that_stops_decoding_mid_fold_is_skipped_with_its_reason(tmp_path):
+    config = load_config(tiny_config(training={"epochs": 1}, methods=["A"]))
+    inner = open_source(config)
+    broken = inner.records()[3].rel_path
+    result = run_experiment(config, tmp_path / "run", source=_OneImageStopsDecoding(inner, broken))
+    assert result.status == "finished"
+    for fold in (0, 1):  # trained on in one fold, held out in the other: each says so, once
+        manifest = _json(tmp_path / "run" / "A" / f"fold_{fold}" / "manifest.json")
+        assert manifest["skipped_images"] == [{"path": broken, "reason": f"{broken}: pixel data is truncated"}]
