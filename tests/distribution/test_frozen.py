@@ -1,5 +1,5 @@
 """Smoke test of the PyInstaller bundle (opt-in: ``python packaging/build.py`` then
-``python -m pytest -m frozen tests/packaging/test_frozen.py``). It proves the frozen app
+``python -m pytest -m frozen tests/distribution/test_frozen.py``). It proves the frozen app
 carries what only shows up at run time: subcommands found by pkgutil, the JPEG 2000,
 JPEG-LS and RLE decoder plugins (the demo set cycles through all three), spawn workers,
 the example configs and the Qt platform plugins for the screenshots."""
