@@ -198,7 +198,7 @@ def test_progress_names_each_step_with_an_eta(model_and_data, monkeypatch):
     assert "pgd eps=0.01: step 3/3, batch 2/2" in messages
     assert "sanity: square eps=0.01: query 4/4, batch 1/2" in messages
     assert "sanity: fgsm eps=0.01: step 1/1, batch 1/2" in messages
-    assert any(m.startswith("pgd eps=0.5: step") for m in messages)  # the large-eps check names itself too
+    assert any(m.startswith("sanity: pgd eps=0.5: step") for m in messages)  # the large-eps check names itself too
     done = [e.done for e in events]
     assert done == sorted(done) and events[-1].done == events[-1].total and events[-1].stage == "done"
     assert all(e.eta_s is not None and e.eta_s >= 0 for e in events[1:])

@@ -219,10 +219,12 @@ class _Evaluation:
         probed_batches = n_batches if subset is None else len({int(i) // batch_size for i in subset})
         return n_batches * (1 + GRADIENT_UNITS + main) + probed_batches * probe
 
-    def run_one(self, meter: ProgressMeter, name: str, x, t, e: float, probe: bool = False, members=None):
+    def run_one(self, meter: ProgressMeter, name: str, x, t, e: float, probe: bool = False, members=None,
+                sanity: bool = False):
+        """One attack call; ``probe``: a reference attack (probe budget); ``sanity``: part of the checks."""
         units, parts = self.units(name, probe)
-        label = f"{'sanity: ' if probe else ''}{name} eps={e:g}"
-        meter.begin(label, units, "sanity" if probe else "attack", parts)
+        sanity = sanity or probe
+        meter.begin(f"{'sanity: ' if sanity else ''}{name} eps={e:g}", units, "sanity" if sanity else "attack", parts)
         adv = run_attack(self.model, x, t, name, e, on_step=meter.step, members_out=members,
                          **self.attack_kwargs(name, probe))
         meter.end()
@@ -294,7 +296,7 @@ class _Evaluation:
                     if not grey:  # every image can reach mid-grey at eps >= 0.5 in [0, 1]: the trivial attack
                         grey.append(self.predict(torch.full_like(x[:1], 0.5)))
                     large.append(self.predict(self.run_one(meter, self.large_attack, xs, ts, self.settings["large_eps"],
-                                                           probe=False)))
+                                                           sanity=True)))
             seconds["sanity"] += time.perf_counter() - s
             offset += len(x)
             meter.finish_batch()
