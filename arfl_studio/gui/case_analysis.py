@@ -88,13 +88,18 @@ def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
 
 
 def native_image(path: str | Path, settings) -> dict:
-    """The DICOM as acquired, and the geometry that maps model space onto it."""
+    """The DICOM as acquired (pixels and their display pyramid), and the geometry that maps
+    model space onto it."""
     from arfl_studio.data import read_mammogram
     from arfl_studio.data.preprocess import compute_geometry
 
+    from arfl_studio.gui.viewer.pyramid import Pyramid
+
     mammogram = read_mammogram(path)
     geometry = compute_geometry(mammogram.pixels, settings)
-    return {"pixels": mammogram.pixels, "spacing": mammogram.pixel_spacing, "laterality": mammogram.laterality,
+    pyramid = Pyramid(mammogram.pixels)  # display levels built here, off the UI thread
+    pyramid.value_range()
+    return {"pixels": mammogram.pixels, "pyramid": pyramid, "spacing": mammogram.pixel_spacing, "laterality": mammogram.laterality,
             "view": mammogram.view, "geometry": geometry.to_dict(), "fit": getattr(settings, "fit", "stretch"),
             "presets": header_windows(path)}
 
@@ -210,6 +215,7 @@ def add_native_maps(image: dict, max_px: int = 1024) -> dict:
     """For each model of ``image``: its maps on a display grid of the native image and the
     adversarial image in native space (native pixels + δ mapped back, inside the crop)."""
     from arfl_studio.data.geometry import Geometry, model_to_native
+    from arfl_studio.gui.viewer.pyramid import Pyramid
     from arfl_studio.gui.viewer.registration import model_to_native_grid
 
     geometry = Geometry.from_dict(image["geometry"])
@@ -218,5 +224,5 @@ def add_native_maps(image: dict, max_px: int = 1024) -> dict:
     for m in image.get("models", {}).values():
         m["native"] = {k: model_to_native_grid(m[k], geometry, image["fit"], step) for k in MAP_KEYS}
         delta = model_to_native(m["delta"], geometry, image["fit"])
-        m["adversarial_native"] = np.clip(image["pixels"] + delta, 0, 1).astype(np.float32)
+        m["adversarial_native"] = Pyramid(np.clip(image["pixels"] + delta, 0, 1).astype(np.float32))
     return image

@@ -342,7 +342,7 @@ class ViewerPane(QWidget):
         m = (image.get("models") or {}).get(model) if model else None
         adversarial = self.adversarial_box.isChecked() and m is not None
         if native:
-            pixels = m["adversarial_native"] if adversarial else image["pixels"]
+            pixels = m["adversarial_native"] if adversarial else image.get("pyramid", image["pixels"])
             view.set_image(pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels,
                            presets=image.get("presets"))
         else:

@@ -27,9 +27,15 @@ class Pyramid:
     def __init__(self, image: np.ndarray, min_px: int = 256):
         level = np.ascontiguousarray(image, dtype=np.float32)
         self.levels = [level]
+        self._range: tuple[float, float] | None = None
         while min(level.shape) >= 2 * min_px:
             level = block_mean2(level)
             self.levels.append(level)
+
+    def value_range(self) -> tuple[float, float]:
+        if self._range is None:
+            self._range = (float(np.min(self.base)), float(np.max(self.base)))
+        return self._range
 
     @property
     def base(self) -> np.ndarray:

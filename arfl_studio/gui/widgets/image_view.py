@@ -97,6 +97,7 @@ class MammogramView(QWidget):
         layout.addWidget(self.caption)
 
         self.pyramid: Pyramid | None = None
+        self._source = None  # the object last passed to set_image
         self.level = 0
         self.spacing: tuple[float, float] | None = None
         self.levels = (0.0, 1.0)
@@ -122,29 +123,40 @@ class MammogramView(QWidget):
     def gray(self) -> np.ndarray | None:
         return None if self.pyramid is None else self.pyramid.base
 
-    def set_image(self, gray: np.ndarray | None, auto_range: bool = True, spacing: tuple[float, float] | None = None,
+    def set_image(self, gray, auto_range: bool = True, spacing: tuple[float, float] | None = None,
                   keep_levels: bool = True, presets: dict | None = None) -> None:
-        """Show ``gray`` (rows, cols); ``spacing`` (row, col) in mm puts the view in mm.
+        """Show ``gray``: (rows, cols) pixels or a ready :class:`Pyramid` of them (built in a
+        worker for a large image); ``spacing`` (row, col) in mm puts the view in mm.
 
         ``keep_levels`` keeps the user's window/level (same case, another picture of it);
-        otherwise the levels go back to the default (the first preset, else [0, 1])."""
+        otherwise the levels go back to the default (the first preset, else [0, 1]).
+        Showing the same object again only re-applies levels and range (no rebuild)."""
         had_image = self.pyramid is not None
         if gray is None:
-            self.pyramid = None
+            self.pyramid, self._source = None, None
             for group in self.level_groups:
                 self.view.removeItem(group)
             self.level_groups, self.tiles = [], []
             self.readout.setText("")
             return
-        self.pyramid = Pyramid(np.asarray(gray, dtype=np.float32))
-        self.spacing = tuple(float(s) for s in spacing) if spacing else None
-        base = self.pyramid.base
-        full = (float(np.min(base)), float(np.max(base)))
+        spacing = tuple(float(s) for s in spacing) if spacing else None
+        same = gray is self._source and spacing == self.spacing
+        self._source = gray
+        if not same:
+            self.pyramid = gray if isinstance(gray, Pyramid) else Pyramid(np.asarray(gray, dtype=np.float32))
+        self.spacing = spacing
+        full = self.pyramid.value_range()
         self.presets = dict(presets) if presets else {"Default": (0.0, 1.0)}
         self.presets.setdefault("Full range", full if full[1] > full[0] else (full[0], full[0] + 1.0))
         self.default_levels = next(iter(self.presets.values()))
         if not (keep_levels and had_image):
             self.levels = self.default_levels
+        if same:
+            self.set_levels(*self.levels)
+            if auto_range:
+                self.fit()
+            self._update_wl_label()
+            return
         self.scale_bar.set_unit("mm" if self.spacing else "px")
         self._build_level_items()
         self.level = -1  # show the level the zoom asks for
