@@ -1,52 +1,70 @@
-"""Dataset pane: open a DICOM folder and labels, see what was found and the fold split."""
+"""Dataset pane: open a DICOM folder and labels, see what was found and the fold split.
+
+The pane shows one dataset: the last folder whose scan succeeded. A scan that fails
+or is cancelled leaves that dataset (and everything that uses it) as it was, and a
+labels file picked later applies to it.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+    QProgressBar,
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from arfl_studio.gui.dataset_summary import counts, rejection_counts
 from arfl_studio.gui.dialogs import show_error
+from arfl_studio.gui.messages import gui_message
+from arfl_studio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader, default_cache_dir
+from arfl_studio.gui.widgets.crop_preview import CropPreview
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
 LAYOUTS = ("auto", "cmmd", "csv", "folders")
-THUMBNAILS = 64  # first N images get a thumbnail (read in the scan worker)
-THUMB_PX = 48
+ROW_MARGIN = 8  # thumbnails made this many rows beyond the visible ones
 
 
-def _thumbnail(path: Path) -> np.ndarray:
-    from arfl_studio.data.dicom import read_mammogram
+def verify_scan(scan, report, cancel) -> None:
+    """Decode every listed image; files that fail move to ``rejected`` with the reason."""
+    from arfl_studio.data import read_mammogram
 
-    pixels = read_mammogram(path).pixels
-    step = max(1, int(np.ceil(max(pixels.shape) / THUMB_PX)))
-    return (np.clip(pixels[::step, ::step], 0, 1) * 255).astype(np.uint8).copy()
+    keep = []
+    total = len(scan.images)
+    for i, record in enumerate(scan.images):
+        if cancel.is_set():
+            scan.cancelled = True
+            return
+        try:
+            read_mammogram(record.path)
+        except Exception as exc:  # noqa: BLE001 - each failure is listed, the scan goes on
+            scan.rejected.append((record.rel_path, f"does not decode: {str(exc).strip() or type(exc).__name__}"))
+        else:
+            keep.append(record)
+        report(("verify", i + 1, total), lossy=True)
+    scan.images[:] = keep
 
 
-def scan_task(root: str, labels: str | None, layout: str, folds: int):
-    """The worker body: scan, split, then thumbnails (reported one by one)."""
+def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False):
+    """The worker body: scan (and decode every file when asked), then the fold split."""
 
     def task(report, cancel):
         from arfl_studio.data import patient_folds, scan_dataset
 
+        kwargs = {}
+        core_verifies = verify and "verify" in inspect.signature(scan_dataset).parameters
+        if core_verifies:
+            kwargs["verify"] = True
         scan = scan_dataset(root, labels, layout, progress=lambda d, t: report(("progress", d, t), lossy=True),
-                            cancel=cancel)
-        split = _safe_folds(patient_folds, scan.images, folds)
-        report(("scan", scan, split))
-        for i, record in enumerate(scan.images[:THUMBNAILS]):
-            if cancel.is_set():
-                break
-            try:
-                report(("thumb", i, _thumbnail(record.path)))
-            except Exception:  # a thumbnail is a nicety; the scan already judged the file
-                continue
-        return scan
+                            cancel=cancel, **kwargs)
+        if verify and not core_verifies and not scan.cancelled:
+            verify_scan(scan, report, cancel)
+        return scan, _safe_folds(patient_folds, scan.images, folds)
 
     return task
 
@@ -59,28 +77,38 @@ def _safe_folds(patient_folds, records, k):
 
 
 class DatasetPane(QWidget):
-    scanned = Signal(object)  # ScanResult
-    folder_opened = Signal(str)
+    scanned = Signal(object)  # ScanResult, only for a scan that succeeded
+    folder_opened = Signal(str)  # a folder that was scanned successfully
+    folds_changed = Signal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, thumbnail_cache: str | Path | None = None):
         super().__init__(parent)
         self.scan = None
         self.folds = None
         self.task: TaskHandle | None = None
-        self.labels_path: str | None = None
+        self.labels_path: str | None = None  # the labels of the dataset shown
+        self.next_labels: str | None = None  # a labels file chosen before any folder was opened
+        self.last_error: str | None = None
 
         self.root_label = QLabel("No dataset open")
         self.root_label.setWordWrap(True)
+        self.root_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open DICOM folder…")
         self.labels_button = QPushButton("Labels file…")
+        self.labels_button.setToolTip("The CMMD clinical table (xlsx/CSV) or a CSV with path, patient and label "
+                                      "columns; it applies to the folder shown")
         self.layout_box = QComboBox()
         self.layout_box.addItems(LAYOUTS)
         self.layout_box.setToolTip("auto detects CMMD (clinical xlsx), a labels CSV, or one folder per class")
         self.rescan_button = QPushButton("Rescan")
+        self.verify_box = QCheckBox("Verify (decode every file)")
+        self.verify_box.setToolTip("Decode every image while scanning (slower), so that a run never meets a file "
+                                   "that lists fine but does not decode")
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         top = QHBoxLayout()
-        for w in (self.open_button, self.labels_button, QLabel("Layout:"), self.layout_box, self.rescan_button):
+        for w in (self.open_button, self.labels_button, QLabel("Layout:"), self.layout_box, self.rescan_button,
+                  self.verify_box):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
 
@@ -90,6 +118,7 @@ class DatasetPane(QWidget):
         self.fold_spin = QSpinBox()
         self.fold_spin.setRange(2, 10)
         self.fold_spin.setValue(5)
+        self.fold_spin.setToolTip("Number of cross-validation folds; the same setting as Folds in the Training pane")
         self.fold_model = RowsModel([("fold", "Fold"), ("patients", "Patients"), ("images", "Images"),
                                      ("malignant", "Malignant"), ("benign", "Benign"), ("share", "Malignant share")])
         self.fold_table = self._table(self.fold_model)
@@ -114,23 +143,46 @@ class DatasetPane(QWidget):
         self.image_model = RowsModel([("thumb", ""), ("patient_id", "Patient"), ("laterality", "Side"),
                                       ("view", "View"), ("label_name", "Label"), ("rel_path", "File")])
         self.image_model.thumbnail_column = "thumb"
-        self.image_table = self._table(self.image_model)
-        self.image_table.verticalHeader().setDefaultSectionSize(THUMB_PX + 4)
-        self.image_table.setColumnWidth(0, THUMB_PX + 8)
+        self.image_table = self._table(self.image_model, fixed=True)
+        self.image_table.verticalHeader().setDefaultSectionSize(THUMB_SIZE[0] + 4)
+        self.image_table.setColumnWidth(0, THUMB_SIZE[1] + 10)
+        for column, width in enumerate((THUMB_SIZE[1] + 10, 90, 40, 50, 70), start=0):
+            self.image_table.setColumnWidth(column, width)
         self.rejected_model = RowsModel([("path", "File"), ("reason", "Why it was skipped")])
         self.rejected_table = self._table(self.rejected_model)
+        self.unlabeled_model = RowsModel([("path", "File"), ("reason", "Why it has no label")])
+        self.unlabeled_table = self._table(self.unlabeled_model)
+        self.orphans_model = RowsModel([("patient_id", "Patient"), ("side", "Side"), ("reason", "Note")])
+        self.orphans_table = self._table(self.orphans_model)
         self.lists = QTabWidget()
         self.lists.addTab(self.image_table, "Images")
         self.lists.addTab(self.rejected_table, "Rejected")
+        self.lists.addTab(self.unlabeled_table, "Unlabeled")
+        self.lists.addTab(self.orphans_table, "Labels without images")
+        self.crop_preview = CropPreview()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.lists)
+        right.addWidget(self.crop_preview)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(self.lists)
+        splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
+
+        self.thumbnails = ThumbnailLoader(default_cache_dir() if thumbnail_cache is None else thumbnail_cache, self)
+        self.thumbnails.ready.connect(self.image_model.set_thumbnail)
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(40)  # scrolling: ask once the list settles, not per pixel
+        self._visible_timer.timeout.connect(self.request_visible_thumbnails)
+        self.image_table.verticalScrollBar().valueChanged.connect(lambda _v: self._visible_timer.start())
+        self.image_table.selectionModel().currentRowChanged.connect(self._on_current_row)
 
         self.open_button.clicked.connect(self.choose_folder)
         self.labels_button.clicked.connect(self.choose_labels)
@@ -139,12 +191,14 @@ class DatasetPane(QWidget):
         self.fold_spin.valueChanged.connect(self._refold)
 
     @staticmethod
-    def _table(model) -> QTableView:
+    def _table(model, fixed: bool = False) -> QTableView:
         table = QTableView()
         table.setModel(model)
         table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         table.horizontalHeader().setStretchLastSection(True)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        if not fixed:  # measuring thousands of rows' contents on every change would stall the UI
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+            table.horizontalHeader().setResizeContentsPrecision(200)
         table.verticalHeader().setVisible(False)
         return table
 
@@ -152,90 +206,161 @@ class DatasetPane(QWidget):
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
         if folder:
-            self.load(folder, self.labels_path)
+            self.load(folder, self.next_labels)
 
     def choose_labels(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Labels file", "", "Tables (*.xlsx *.csv);;All files (*)")
         if path:
-            self.labels_path = path
-            if self.scan is not None:
-                self.rescan()
+            self.apply_labels(path)
 
-    def rescan(self) -> None:
+    def apply_labels(self, path: str | Path) -> TaskHandle | None:
+        """Use ``path`` as the labels of the folder shown (rescans it); before any folder, of the next one."""
+        if self.scan is None:
+            self.next_labels = str(path)
+            self.root_label.setText(f"Labels file {path} will be used for the folder you open next.")
+            return None
+        return self.load(str(self.scan.root), str(path), "auto")  # the file's columns tell CMMD from CSV
+
+    def rescan(self) -> TaskHandle | None:
         if self.scan is not None:
-            self.load(str(self.scan.root), self.labels_path, self.layout_box.currentText())
+            return self.load(str(self.scan.root), self.labels_path, self.layout_box.currentText())
+        return None
 
     def load(self, root: str | Path, labels: str | None = None, layout: str = "auto") -> TaskHandle:
-        """Scan ``root`` in a worker; the pane fills in as results arrive."""
+        """Scan ``root`` in a worker; the dataset shown is replaced only when the scan succeeds."""
         if self.task is not None and self.task.is_running():
             self.task.cancel()
-        self.labels_path = str(labels) if labels else None
-        self.layout_box.setCurrentText(layout)
-        self.root_label.setText(f"Scanning {root} …")
+        pending = {"root": str(root), "labels": str(labels) if labels else None, "layout": layout}
+        self.root_label.setText(f"Scanning {root} …" + (f"<br>(still showing {self.scan.root})" if self.scan else ""))
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.folder_opened.emit(str(root))
-        self.task = start_task(scan_task(str(root), self.labels_path, layout, self.fold_spin.value()), "scan",
-                               on_event=self._on_event, on_done=self._on_done, on_error=self._on_error, parent=self)
-        return self.task
+        task = scan_task(pending["root"], pending["labels"], layout, self.fold_spin.value(), self.verify_box.isChecked())
+        handle = start_task(task, "scan", parent=self)
+        handle.event.connect(lambda payload, h=handle: h is self.task and self._on_event(payload))
+        handle.done.connect(lambda result, h=handle: h is self.task and self._on_done(result, pending))
+        handle.failed.connect(lambda m, d, h=handle: h is self.task and self._on_error(m, d, pending))
+        self.task = handle
+        return handle
 
     # ---------------------------------------------------------------- results
     def _on_event(self, payload) -> None:
-        kind = payload[0]
-        if kind == "progress":
-            _, done, total = payload
-            self.progress.setRange(0, max(total, 1))
-            self.progress.setValue(done)
-        elif kind == "scan":
-            self._show_scan(payload[1], *payload[2])
-        elif kind == "thumb":
-            self.image_model.set_thumbnail(payload[1], payload[2])
+        kind, done, total = payload
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat("decoding %v/%m" if kind == "verify" else "%v/%m files")
 
-    def _on_done(self, scan) -> None:
+    def _on_done(self, result, pending: dict) -> None:
         self.progress.setVisible(False)
+        scan, (folds, fold_error) = result
+        if scan.cancelled:
+            self._restore_label(f"Scan of {pending['root']} was cancelled.")
+            return
+        if not scan.images:  # nothing to train on: say why, keep the dataset that works
+            c = counts(scan)
+            reasons = [f"{p}: {why}" for p, why in scan.rejected[:30]] + [f"{p}: no label" for p in scan.unlabeled[:30]]
+            self._failed(pending, f"no labelled images in {scan.root} ({c['rejected']} rejected, {c['unlabeled']} "
+                                  f"without a label, {c['labels_without_images']} label rows without images); "
+                                  "check the labels file (Dataset → Labels file…) and the Layout box",
+                         "\n".join(reasons))
+            return
+        self.labels_path = pending["labels"]
+        self.next_labels = None
+        self.last_error = None
+        self._show_scan(scan, folds, fold_error)
+        self.folder_opened.emit(str(scan.root))
+        self.scanned.emit(scan)
 
-    def _on_error(self, message: str, details: str) -> None:
+    def _on_error(self, message: str, details: str, pending: dict) -> None:
         self.progress.setVisible(False)
-        self.root_label.setText(f"Scan failed: {message}")
-        show_error(self, "Scan failed", message, None, details)
+        message = message.split(": ", 1)[1] if message.startswith(("LayoutError: ", "ValueError: ")) else message
+        self._failed(pending, message, details)
+
+    def _failed(self, pending: dict, message: str, details: str) -> None:
+        """A scan that gives no dataset: the one shown stays; the dialog offers to retry with labels."""
+        message = gui_message(message)
+        self.last_error = message
+        what = f"labels {pending['labels']}" if self.scan is not None and pending["root"] == str(self.scan.root) \
+            else pending["root"]
+        self._restore_label(f"Could not open {what}: {message}")
+        box = show_error(self, "Scan failed", f"Could not open {what}: {message}", None, details)
+        retry = box.addButton("Choose labels file…", QMessageBox.ButtonRole.ActionRole)
+        retry.clicked.connect(lambda: self._retry_with_labels(pending))
+
+    def _retry_with_labels(self, pending: dict) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, f"Labels file for {pending['root']}", pending["root"],
+                                              "Tables (*.xlsx *.csv);;All files (*)")
+        if path:
+            self.load(pending["root"], path, "auto")
+
+    def _restore_label(self, note: str) -> None:
+        shown = self._root_text() if self.scan is not None else "No dataset open."
+        self.root_label.setText(f"<span style='color:#b00'>{note}</span><br>{shown}")
+
+    def _root_text(self) -> str:
+        return (f"<b>{self.scan.root}</b><br>layout: {self.scan.layout}"
+                + (f"<br>labels: {self.labels_path}" if self.labels_path else ""))
 
     def _show_scan(self, scan, folds, fold_error) -> None:
         self.scan = scan
         self.layout_box.setCurrentText(scan.layout if scan.layout in LAYOUTS else "auto")
-        self.root_label.setText(f"<b>{scan.root}</b><br>layout: {scan.layout}"
-                                + (f"<br>labels: {self.labels_path}" if self.labels_path else ""))
-        self._show_summary(scan.summary())
+        self.root_label.setText(self._root_text())
+        self._show_summary(scan)
         self.image_model.set_rows([
             {"patient_id": r.patient_id, "laterality": r.laterality or "?", "view": r.view or "?",
              "label_name": "malignant" if r.label == 1 else "benign", "rel_path": r.rel_path}
             for r in scan.images
         ])
-        self.rejected_model.set_rows([{"path": p, "reason": why} for p, why in scan.rejected]
-                                     + [{"path": p, "reason": "no label for this patient/side"} for p in scan.unlabeled])
-        self.lists.setTabText(1, f"Rejected ({len(scan.rejected) + len(scan.unlabeled)})")
-        self.lists.setTabText(0, f"Images ({len(scan.images)})")
+        self.rejected_model.set_rows([{"path": p, "reason": why} for p, why in scan.rejected])
+        why = "no row for this patient and side in the labels" if scan.layout != "folders" \
+            else "not under a benign/ or malignant/ folder"
+        self.unlabeled_model.set_rows([{"path": p, "reason": why} for p in scan.unlabeled])
+        self.orphans_model.set_rows([{"patient_id": p, "side": s or "-", "reason": "in the labels, no image found"}
+                                     for p, s in scan.labels_without_images])
+        c = counts(scan)
+        for i, (name, key) in enumerate((("Images", "images"), ("Rejected", "rejected"), ("Unlabeled", "unlabeled"),
+                                         ("Labels without images", "labels_without_images"))):
+            self.lists.setTabText(i, f"{name} ({c[key]})")
         self._show_folds(folds, fold_error)
-        self.scanned.emit(scan)
+        self.thumbnails.reset([r.path for r in scan.images])
+        self._visible_timer.start()
+        self.crop_preview.show_path(None)
 
-    def _show_summary(self, summary: dict) -> None:
+    def _show_summary(self, scan) -> None:
         while self.summary_form.rowCount():
             self.summary_form.removeRow(0)
+        summary = scan.summary()
+        c = counts(scan)
         by_label = summary.get("by_label", {})
         patients_by_label = summary.get("patients_by_label", {})
+        categories = rejection_counts(scan)
         rows = [
-            ("Patients", f"{summary.get('patients', 0)}  ({', '.join(f'{v} {k}' for k, v in patients_by_label.items())})"),
-            ("Images", str(summary.get("images", 0))),
+            ("Patients", f"{c['patients']}  ({', '.join(f'{v} {k}' for k, v in patients_by_label.items())})"),
+            ("Images", str(c["images"])),
             ("Malignant / benign", f"{by_label.get('malignant', 0)} / {by_label.get('benign', 0)}"),
             ("Views", ", ".join(f"{k}: {v}" for k, v in summary.get("by_view", {}).items())),
             ("Sides", ", ".join(f"{k}: {v}" for k, v in summary.get("by_laterality", {}).items())),
-            ("Rejected / unlabeled", f"{summary.get('rejected', 0)} / {summary.get('unlabeled', 0)}"),
+            ("Rejected files", str(c["rejected"]) + (f"  ({', '.join(f'{k}: {v}' for k, v in categories.items())})"
+                                                     if categories else "")),
+            ("Unlabeled images", str(c["unlabeled"])),
+            ("Label rows without images", str(c["labels_without_images"])),
         ]
         for name, value in rows:
             label = QLabel(value)
             label.setWordWrap(True)
+            label.setObjectName(f"summary:{name}")
             self.summary_form.addRow(name + ":", label)
 
+    def summary_value(self, name: str) -> str | None:
+        """The text of one summary row (tests and the status bar read it)."""
+        label = self.findChild(QLabel, f"summary:{name}")
+        return label.text() if label is not None else None
+
+    # ---------------------------------------------------------------- folds
+    def set_folds(self, k: int) -> None:
+        self.fold_spin.setValue(int(k))
+
     def _refold(self) -> None:
+        self.folds_changed.emit(self.fold_spin.value())
         if self.scan is None:
             return
         from arfl_studio.data import patient_folds
@@ -246,7 +371,7 @@ class DatasetPane(QWidget):
         self.folds = folds
         if folds is None:
             self.fold_model.set_rows([])
-            self.fold_note.setText(f"No split: {error}")
+            self.fold_note.setText(f"No split: {gui_message(error or '')}")
             return
         rows = []
         records = self.scan.images
@@ -257,7 +382,47 @@ class DatasetPane(QWidget):
                          "malignant": labels.get(1, 0), "benign": labels.get(0, 0),
                          "share": f"{labels.get(1, 0) / n:.0%}" if n else "-"})
         self.fold_model.set_rows(rows)
-        self.fold_note.setText("Each patient's images are in exactly one fold (no patient leaks between train and test).")
+        self.fold_note.setText("Each patient's images are in exactly one fold (no patient leaks between train and "
+                               "test). Training uses this split.")
+
+    # ---------------------------------------------------------------- thumbnails, preview
+    def visible_rows(self) -> range:
+        n = self.image_model.rowCount()
+        if not n:
+            return range(0)
+        top = max(self.image_table.rowAt(0), 0)
+        bottom = self.image_table.rowAt(self.image_table.viewport().height() - 1)
+        bottom = n - 1 if bottom < 0 else bottom
+        return range(max(top - ROW_MARGIN, 0), min(bottom + ROW_MARGIN + 1, n))
+
+    def request_visible_thumbnails(self) -> None:
+        self.thumbnails.request(self.visible_rows())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._visible_timer.start()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._visible_timer.start()
+
+    def _on_current_row(self, current, _previous) -> None:
+        record = self.record_at(current.row())
+        if record is not None:
+            self.crop_preview.show_path(record.path)
+
+    def select_row(self, row: int) -> None:
+        self.image_table.selectRow(row)
+
+    def current_row(self) -> int:
+        return self.image_table.currentIndex().row()
 
     def record_at(self, row: int):
         return self.scan.images[row] if self.scan is not None and 0 <= row < len(self.scan.images) else None
+
+    def busy(self) -> bool:
+        """A scan, thumbnails or a preview are still being made."""
+        tasks = (self.task, self.thumbnails.task, self.crop_preview.task)
+        timers = (self._visible_timer, self.crop_preview._debounce)
+        return (any(t is not None and t.is_running() for t in tasks) or self.thumbnails.pending() > 0
+                or any(t.isActive() for t in timers))
