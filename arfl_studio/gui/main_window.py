@@ -1,4 +1,5 @@
-"""The main window: four panes in tabs, menus, drag and drop, persistence, safe close."""
+"""The main window: four panes in tabs, menus, shortcuts, help, runs, drag and drop,
+persistence, safe close."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QProgressDialog, QTabWidget
+from PySide6.QtWidgets import (
+    QBoxLayout, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMessageBox, QProgressDialog, QPushButton,
+    QTabWidget, QWidget,
+)
 
+from arfl_studio import __version__
+from arfl_studio.gui import help as app_help
 from arfl_studio.gui import settings_store
+from arfl_studio.gui.dataset_summary import status_line
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.export import export_plot, export_run_table
+from arfl_studio.gui.messages import gui_message
+from arfl_studio.gui.runs import RunFolderError, RunsController, save_attack
 from arfl_studio.gui.panes.attack_pane import AttackPane
 from arfl_studio.gui.panes.dataset_pane import DatasetPane
 from arfl_studio.gui.panes.training_pane import TrainingPane
@@ -33,7 +42,7 @@ def demo_task(out_dir: str | None, patients: int | None, size: tuple[int, int] |
 class MainWindow(QMainWindow):
     def __init__(self, runs_root: str | Path | None = None, devices: list[str] | None = None, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("ARFL Studio")
+        self.setWindowTitle(f"{app_help.APP_NAME} {__version__}")
         self.setAcceptDrops(True)
         if devices is None:
             from arfl_studio.training.devices import describe_devices
@@ -54,7 +63,13 @@ class MainWindow(QMainWindow):
         self.demo_task: TaskHandle | None = None
         self.demo_dialog: QProgressDialog | None = None
         self.ask_on_close = self._ask_on_close  # tests replace it
+        self.runs = RunsController(self.training_pane, self.attack_pane, self)
+        self.help_dialogs: list[app_help.HelpDialog] = []
+        self._case_source: tuple[str, int] | None = None  # ("dataset" | "flips", row) of the case in the viewer
+        self._last_overlay = "saliency"
+        self.named_actions: dict[str, QAction] = {}
         self._build_menus()
+        self._build_runs_bar()
         self._wire()
         self.statusBar().showMessage("Ready")
         self.resize(1360, 860)
@@ -68,26 +83,69 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- menus
     def _build_menus(self) -> None:
+        key = app_help.shortcut
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "Open DICOM folder…", self.dataset_pane.choose_folder, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open DICOM folder…", self.dataset_pane.choose_folder, key("open_folder"), "open_folder")
         self._action(file_menu, "Open labels file…", self.dataset_pane.choose_labels)
         self.recent_menu = file_menu.addMenu("Recent folders")
         self._action(file_menu, "Load the demo dataset", lambda: self.start_demo())
+        self._action(file_menu, "Open run…", self.open_run_dialog, key("open_run"), "open_run")
         file_menu.addSeparator()
         self._action(file_menu, "Export comparison table…", self.export_table_dialog)
         self._action(file_menu, "Export plots…", self.export_plots_dialog)
         self._action(file_menu, "Export overlay…", self.export_overlay_dialog)
         file_menu.addSeparator()
-        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(file_menu, "Quit", self.close, key("quit"), "quit")
         self._fill_recent()
 
-    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        run_menu = self.menuBar().addMenu("&Run")
+        self._action(run_menu, "Start training", self.start_training, key("start_training"), "start_training")
+        self._action(run_menu, "Stop training", lambda: self.training_pane.stop(), key("stop_training"), "stop_training")
+        self._action(run_menu, "Resume the stopped run", self.resume_run, key("resume_training"), "resume_training")
+        self._action(run_menu, "Add the current settings to the queue", self.queue_run, key("queue_run"), "queue_run")
+        self._action(run_menu, "Clear the queue", self.clear_queue, None, "clear_queue")
+
+        view_menu = self.menuBar().addMenu("&View")
+        for i, name in enumerate(("Dataset", "Training", "Attack", "Viewer")):
+            self._action(view_menu, f"{name} pane", lambda i=i: self.tabs.setCurrentIndex(i), key(f"pane_{i + 1}"),
+                         f"pane_{i + 1}")
+        view_menu.addSeparator()
+        self._action(view_menu, "Next case", lambda: self.step_case(+1), key("next_case"), "next_case")
+        self._action(view_menu, "Previous case", lambda: self.step_case(-1), key("previous_case"), "previous_case")
+        self._action(view_menu, "Overlay on / off", self.toggle_overlay, key("toggle_overlay"), "toggle_overlay")
+        self._action(view_menu, "Adversarial / clean image", self.toggle_adversarial, key("toggle_adversarial"),
+                     "toggle_adversarial")
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self.guide_menu = help_menu.addMenu("User guide (README)")
+        sections = app_help.readme_sections()
+        for title, text in sections:
+            self._action(self.guide_menu, title, lambda t=title, m=text: self.show_help(t, m))
+        self.guide_menu.setEnabled(bool(sections))
+        whole = "\n\n".join(text for _t, text in sections)
+        self._action(help_menu, "User guide", lambda: self.show_help("User guide", whole or "README not found."),
+                     key("help"), "help")
+        self._action(help_menu, "Keyboard shortcuts", lambda: self.show_help("Keyboard shortcuts",
+                                                                             app_help.shortcuts_markdown()))
+        help_menu.addSeparator()
+        self._action(help_menu, f"About {app_help.APP_NAME}", lambda: app_help.show_about(self), None, "about")
+
+    def _action(self, menu, text, slot, shortcut=None, name: str | None = None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
-            action.setShortcut(shortcut)
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.triggered.connect(lambda *_: slot())
         menu.addAction(action)
+        if name:
+            self.named_actions[name] = action
         return action
+
+    def show_help(self, title: str, markdown: str) -> app_help.HelpDialog:
+        dialog = app_help.HelpDialog(title, markdown, self)
+        dialog.show()
+        self.help_dialogs = [d for d in self.help_dialogs if d.isVisible()] + [dialog]
+        return dialog
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -97,6 +155,50 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(settings_store.recent_folders()))
 
     # ---------------------------------------------------------------- wiring
+    def _build_runs_bar(self) -> None:
+        """Resume and queue buttons under the Training pane's Start/Stop."""
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the stopped run in its own folder: finished folds are kept, the "
+                                      f"unfinished one continues from its last epoch ({app_help.shortcut('resume_training')})")
+        self.queue_button = QPushButton("Queue")
+        self.queue_button.setToolTip("Run the current settings after the running one (changing the form later "
+                                     f"does not change a queued run) ({app_help.shortcut('queue_run')})")
+        self.queue_label = QLabel("")
+        self.queue_label.setWordWrap(True)
+        bar = QWidget()
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.resume_button)
+        row.addWidget(self.queue_button)
+        row.addWidget(self.queue_label, 1)
+        self.resume_button.clicked.connect(self.resume_run)
+        self.queue_button.clicked.connect(self.queue_run)
+        self.runs.changed.connect(self._show_runs_state)
+        t = self.training_pane
+        t.run_started.connect(lambda *_: self._show_runs_state())
+        t.run_finished.connect(lambda *_: self._show_runs_state())
+        host = t.start_button.parentWidget()
+        layout = host.layout() if host is not None else None
+        if isinstance(layout, QBoxLayout):
+            layout.addWidget(bar)
+        else:  # the pane's layout changed: the bar still has a home
+            self.statusBar().addPermanentWidget(bar)
+        self._show_runs_state()
+
+    def _show_runs_state(self) -> None:
+        running = self.training_pane.is_running()
+        self.resume_button.setEnabled(self.runs.can_resume())
+        self.named_actions["resume_training"].setEnabled(self.runs.can_resume())
+        stopped = self.runs.stopped_run
+        queue = self.runs.queue
+        parts = []
+        if stopped is not None and not running:
+            parts.append(f"Stopped: {stopped.name}")
+        if queue:
+            parts.append(f"Queued: {len(queue)} ({'; '.join(p.label for p in queue[:2])}{' …' if len(queue) > 2 else ''})")
+        self.queue_label.setText("  ".join(parts))
+        self.queue_label.setToolTip("\n".join(p.label for p in queue) or "")
+
     def _wire(self) -> None:
         d, t, a = self.dataset_pane, self.training_pane, self.attack_pane
         d.folder_opened.connect(self._remember_folder)
@@ -104,7 +206,34 @@ class MainWindow(QMainWindow):
         d.image_table.doubleClicked.connect(self._open_dataset_image)
         t.run_finished.connect(self._on_run_finished)
         a.case_requested.connect(self._open_case)
+        a.attack_finished.connect(self._keep_attack)
         a.device = t.form.device()
+        t.table_model.modelReset.connect(self._fit_comparison_table)
+        a.run_edit.textChanged.connect(a.run_edit.setToolTip)  # a long run path stays readable
+        # One fold setting: the Dataset pane's preview shows the split that Training uses.
+        d.set_folds(t.form.folds_spin.value())
+        d.fold_spin.valueChanged.connect(t.form.folds_spin.setValue)
+        t.form.folds_spin.valueChanged.connect(d.fold_spin.setValue)
+
+    def _fit_comparison_table(self) -> None:
+        """Every number and p-value at full width at 1024 px: headers wrap at their spaces (two lines),
+        columns are as wide as their values or their longest header word; the method's long name
+        gives way (its tooltip has it)."""
+        table = self.training_pane.table
+        header = table.horizontalHeader()
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap)
+        header.setStretchLastSection(False)
+        metrics = header.fontMetrics()
+        for i in range(header.count()):
+            name = str(table.model().headerData(i, Qt.Orientation.Horizontal) or "")
+            if name == "Name":
+                header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+                continue
+            words = max((metrics.horizontalAdvance(w) for w in name.split()), default=0)
+            half = metrics.horizontalAdvance(name) // 2 + metrics.horizontalAdvance("  ")
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(i, max(table.sizeHintForColumn(i), words, min(half, 120)) + 12)
+        header.setMinimumHeight(2 * metrics.height() + 8)
 
     def _remember_folder(self, folder: str) -> None:
         settings_store.add_recent_folder(folder)
@@ -113,25 +242,121 @@ class MainWindow(QMainWindow):
     def _on_scanned(self, scan) -> None:
         self.training_pane.set_dataset(str(scan.root), self.dataset_pane.labels_path, scan.layout)
         self.attack_pane.dataset_records = list(scan.images)
-        s = scan.summary()
-        self.statusBar().showMessage(f"{scan.root}: {s['patients']} patients, {s['images']} images, "
-                                     f"{s['rejected']} rejected")
+        self.statusBar().showMessage(status_line(scan))
 
     def _open_dataset_image(self, index) -> None:
-        record = self.dataset_pane.record_at(index.row())
+        self._open_dataset_row(index.row())
+
+    def _open_dataset_row(self, row: int) -> None:
+        record = self.dataset_pane.record_at(row)
         if record is not None:
+            self._case_source = ("dataset", row)
             self.viewer_pane.show_record(record, self.dataset_pane.scan.images)
             self.tabs.setCurrentWidget(self.viewer_pane)
 
     def _on_run_finished(self, run_dir: str, status: str) -> None:
-        self.statusBar().showMessage(f"Training {status}: {run_dir}")
+        if status == "cancelled":
+            self.statusBar().showMessage(f"Training stopped: {run_dir}. Resume ({app_help.shortcut('resume_training')}) "
+                                         "continues it.")
+        else:
+            self.statusBar().showMessage(f"Training {status}: {run_dir}")
         if status != "failed":
             self.attack_pane.device = self.training_pane.form.device()
             self.attack_pane.set_run(run_dir)
 
+    def _keep_attack(self, report: dict) -> None:
+        source = self.attack_pane.source or {}
+        if source.get("run_dir") and Path(source["run_dir"]).is_dir():
+            try:
+                save_attack(source["run_dir"], source, report)
+            except OSError as exc:  # the attack is on screen; keeping a copy is a convenience
+                self.statusBar().showMessage(f"Could not keep the attack report with its run: {exc}")
+
     def _open_case(self, request: dict) -> None:
+        case = request.get("case")
+        rows = self.attack_pane.flip_model.rows
+        if case is not None and case in rows:
+            self._case_source = ("flips", rows.index(case))
         if self.viewer_pane.show_case(request) is not None:
             self.tabs.setCurrentWidget(self.viewer_pane)
+
+    # ---------------------------------------------------------------- shortcuts
+    def start_training(self):
+        self.tabs.setCurrentWidget(self.training_pane)
+        return self.training_pane.start()
+
+    def step_case(self, delta: int) -> int | None:
+        """Next/previous case: in the flipped-case list when the viewer shows one, else in the image list."""
+        kind, row = self._case_source or ("dataset", self.dataset_pane.current_row())
+        if kind == "flips":
+            rows = len(self.attack_pane.flip_model.rows)
+            new = min(max(row + delta, 0), rows - 1)
+            if rows and new != row:
+                self.attack_pane.flip_table.selectRow(new)
+                self.attack_pane.open_flipped(new)
+            return new if rows else None
+        rows = self.dataset_pane.image_model.rowCount()
+        if not rows:
+            return None
+        new = min(max(row + delta, 0), rows - 1) if row >= 0 else 0
+        self.dataset_pane.select_row(new)
+        if self.tabs.currentWidget() is self.viewer_pane:
+            self._open_dataset_row(new)
+        else:
+            self._case_source = ("dataset", new)
+        return new
+
+    def toggle_overlay(self) -> str:
+        box = self.viewer_pane.overlay_box
+        if box.currentText() != "none":
+            self._last_overlay = box.currentText()
+            box.setCurrentText("none")
+        else:
+            box.setCurrentText(self._last_overlay)
+        return box.currentText()
+
+    def toggle_adversarial(self) -> bool:
+        self.viewer_pane.adversarial_box.toggle()
+        return self.viewer_pane.adversarial_box.isChecked()
+
+    # ---------------------------------------------------------------- runs
+    def resume_run(self):
+        try:
+            handle = self.runs.resume()
+        except Exception as exc:  # noqa: BLE001 - a broken run folder: say which and why
+            show_error(self, "Cannot resume", gui_message(str(exc)), str(self.runs.stopped_run))
+            return None
+        if handle is not None:
+            self.tabs.setCurrentWidget(self.training_pane)
+        return handle
+
+    def queue_run(self):
+        try:
+            plan = self.runs.enqueue_current()
+        except (RunFolderError, ValueError) as exc:
+            show_error(self, "Cannot queue", gui_message(str(exc)))
+            return None
+        self.statusBar().showMessage(f"Queued: {plan.label}")
+        return plan
+
+    def clear_queue(self) -> None:
+        self.runs.queue.clear()
+        self._show_runs_state()
+
+    def open_run_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run folder", str(self.training_pane.runs_root))
+        if folder:
+            self.open_run(folder)
+
+    def open_run(self, folder: str | Path):
+        try:
+            plan = self.runs.open_run(folder)
+        except Exception as exc:  # noqa: BLE001 - not a run folder, unreadable files: one line, the folder named
+            show_error(self, "Cannot open the run", gui_message(str(exc)), str(folder))
+            return None
+        self.tabs.setCurrentWidget(self.training_pane)
+        self.statusBar().showMessage(f"Opened run {folder}: {plan.label}")
+        return plan
 
     # ---------------------------------------------------------------- demo data
     def start_demo(self, out_dir: str | Path | None = None, patients: int | None = None,
@@ -223,12 +448,10 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[str]) -> None:
         folder = next((p for p in paths if Path(p).is_dir()), None)
         labels = next((p for p in paths if Path(p).suffix.lower() in (".xlsx", ".csv")), None)
-        if labels:
-            self.dataset_pane.labels_path = labels
         if folder:
-            self.dataset_pane.load(folder, labels or self.dataset_pane.labels_path)
+            self.dataset_pane.load(folder, labels)
         elif labels:
-            self.dataset_pane.rescan()
+            self.dataset_pane.apply_labels(labels)
         self.tabs.setCurrentWidget(self.dataset_pane)
 
     # ---------------------------------------------------------------- close

@@ -94,10 +94,10 @@ class AttackPane(QWidget):
         form_box = QGroupBox("Model and attack")
         form = QFormLayout(form_box)
         run_row = QHBoxLayout()
-        run_row.addWidget(self.run_edit, 1)
         run_row.addWidget(browse_run)
         run_row.addWidget(browse_ckpt)
-        form.addRow("Trained run:", run_row)
+        form.addRow("Trained run:", self.run_edit)  # the path gets the whole row: readable at 1024 px
+        form.addRow("", run_row)
         form.addRow("Method:", self.method_box)
         form.addRow("Fold (held-out):", self.fold_box)
         form.addRow("Attack:", self.attack_box)

@@ -120,7 +120,7 @@ class DatasetPane(QWidget):
         self.fold_spin.setValue(5)
         self.fold_spin.setToolTip("Number of cross-validation folds; the same setting as Folds in the Training pane")
         self.fold_model = RowsModel([("fold", "Fold"), ("patients", "Patients"), ("images", "Images"),
-                                     ("malignant", "Malignant"), ("benign", "Benign"), ("share", "Malignant share")])
+                                     ("malignant", "Malignant"), ("benign", "Benign"), ("share", "% malignant")])
         self.fold_table = self._table(self.fold_model)
         self.fold_note = QLabel("")
         self.fold_note.setWordWrap(True)
@@ -171,6 +171,7 @@ class DatasetPane(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([400, 600])  # the fold table's columns fit at 1024 px
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)

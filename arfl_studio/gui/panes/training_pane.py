@@ -229,15 +229,16 @@ class TrainingPane(QWidget):
     def is_running(self) -> bool:
         return self.task is not None and self.task.is_running()
 
-    def start(self, out_dir: str | Path | None = None) -> TaskHandle | None:
+    def start(self, out_dir: str | Path | None = None, config: dict | None = None, methods=None) -> TaskHandle | None:
+        """Start the form's settings, or (``config``, ``methods``) given by gui/runs.py (resume, queue)."""
         if self.is_running():
             return self.task
-        if self.data_section is None:
+        if self.data_section is None and config is None:
             show_error(self, "No dataset", "Open a dataset first (Dataset pane).")
             return None
         try:
-            config = self.form.config_dict(self.data_section)
-            methods = self.form.methods()
+            config = config or self.form.config_dict(self.data_section)
+            methods = methods or self.form.methods()
         except ValueError as exc:
             show_error(self, "Invalid settings", str(exc))
             return None

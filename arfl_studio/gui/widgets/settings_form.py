@@ -10,13 +10,51 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+    QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from arfl_studio.training import PAPER_ROWS, AttackSettings, MethodSettings, paper_method
 
 BACKBONES = ("small_cnn", "resnet18", "vgg16", "vgg16_bn", "resnet50")
 VARIANTS = ("paper", "batch-correlation", "signed")
+
+# Short labels keep the nine rows in two columns at 1024 px; the tooltip has the whole story.
+SHORT_NAMES = {"A": "Standard", "B": "Standard + ARFL", "C": "Adversarial", "D": "Adversarial + ARFL",
+               "E": "Dual adversarial", "F": "Dual adv. + ARFL", "G": "DSBN", "H": "TRADES", "I": "MIRST"}
+ROW_HELP = {
+    "A": "Standard training: clean images only (r = 1), no L_robust.",
+    "B": "Standard training + ARFL: clean images only (r = 1), loss L_cls + λ·L_robust.",
+    "C": "Adversarial training (Madry): adversarial images only (r = 0), PGD with budget ε1.",
+    "D": "Adversarial training + ARFL: adversarial images only (r = 0), loss L_cls + λ·L_robust.",
+    "E": "Dual adversarial training: each batch is half clean, half adversarial (r = 0.5).",
+    "F": "Dual adversarial training + ARFL (the paper's method): r = 0.5 and λ·L_robust on both parts.",
+    "G": "DSBN: dual adversarial training with separate batch norms for clean and adversarial batches "
+         "(tested through the clean BN).",
+    "H": "TRADES: clean loss + β·KL(clean ‖ adversarial output), β = 6.",
+    "I": "MIRST: multi-instance robust self-training; adversarial copies at several ε levels as extra data.",
+}
+TIPS = {
+    "r": "r, the clean share of each batch's loss (Eq. 4/5): 1 = standard training, 0 = adversarial training "
+         "(Madry), 0.5 = dual adversarial training. Any value in [0, 1].",
+    "lambda": "λ, the weight of L_robust in L_overall = L_cls + λ·L_robust (Eq. 2). The paper uses 10 on "
+              "mammograms, 0.5 on two-moon. Applies to the ARFL rows (B, D, F) and custom methods.",
+    "variant": "Which L_robust: 'paper' is Eq. 1 as printed (−mean σ(|f·y|)); 'batch-correlation' takes the "
+               "batch expectation of f·y per feature before |·| (our extension, the ρ-useful measure); "
+               "'signed' keeps the sign of f·y (our extension).",
+    "attack": "The attack that makes the adversarial training images: PGD (iterated, random start) or FGSM "
+              "(one step).",
+    "eps": "ε1, the training attack's budget in pixel units [0, 1] (L∞). The paper uses 0.01 on mammograms.",
+    "steps": "PGD steps per training batch (the paper: 7); the step size is 2.5·ε1/steps. FGSM ignores it.",
+    "backbone": "The network: small_cnn trains on a CPU; vgg16 is the paper's (ImageNet weights, last conv "
+                "layer and classifier fine-tuned).",
+    "size": "Side of the square model input in pixels, after the breast crop.",
+    "epochs": "Training epochs per fold (the paper: 100 on mammograms).",
+    "batch": "Images per training batch.",
+    "lr": "Learning rate of the optimizer.",
+    "folds": "Cross-validation folds, split by patient; the same setting as the Dataset pane's fold preview.",
+    "device": "Where to train: auto picks a GPU when there is one.",
+    "eval_eps": "ε2, the PGD budget used for the validation AUC on adversarial images (the paper: 1e-4).",
+}
 
 
 def _dspin(lo, hi, value, decimals=4, step=None) -> QDoubleSpinBox:
@@ -44,11 +82,14 @@ class SettingsForm(QWidget):
         self.presets: dict[str, QCheckBox] = {}
         preset_box = QGroupBox("Methods to compare (paper rows)")
         grid = QGridLayout(preset_box)
+        grid.setVerticalSpacing(2)
+        half = (len(PAPER_ROWS) + 1) // 2
         for i, row in enumerate(PAPER_ROWS):
-            box = QCheckBox(f"{row['key']}  {row['name']}")
+            box = QCheckBox(f"{row['key']}  {SHORT_NAMES.get(row['key'], row['name'])}")
+            box.setToolTip(f"<b>{row['key']}: {row['name']}</b><br>{ROW_HELP.get(row['key'], '')}")
             box.setChecked(row["key"] in ("A", "B"))
             self.presets[row["key"]] = box
-            grid.addWidget(box, i, 0)
+            grid.addWidget(box, i % half, i // half)
         # --- custom method
         custom_box = QGroupBox("Custom method")
         custom = QFormLayout(custom_box)
@@ -68,15 +109,22 @@ class SettingsForm(QWidget):
         self.eps_spin = _dspin(0, 1, 0.01, 5, 0.001)
         self.steps_spin = _spin(1, 100, 7)
         self.add_custom = QPushButton("Add custom to queue")
-        custom.addRow("r (clean share):", r_row)
-        custom.addRow("λ (ARFL weight):", self.lambda_spin)
-        custom.addRow("L_robust variant:", self.variant_box)
-        custom.addRow("Training attack:", self.attack_box)
-        custom.addRow("ε1:", self.eps_spin)
-        custom.addRow("Attack steps:", self.steps_spin)
+        self.lambda_spin.setToolTip(TIPS["lambda"])
+        self.variant_box.setToolTip(TIPS["variant"])
+        self.attack_box.setToolTip(TIPS["attack"])
+        self.eps_spin.setToolTip(TIPS["eps"])
+        self.steps_spin.setToolTip(TIPS["steps"])
+        self.r_slider.setToolTip(TIPS["r"])
+        custom.addRow(self._tip_label("r (clean share):", "r"), r_row)
+        custom.addRow(self._tip_label("λ (ARFL weight):", "lambda"), self.lambda_spin)
+        custom.addRow(self._tip_label("L_robust variant:", "variant"), self.variant_box)
+        custom.addRow(self._tip_label("Training attack:", "attack"), self.attack_box)
+        custom.addRow(self._tip_label("ε1:", "eps"), self.eps_spin)
+        custom.addRow(self._tip_label("Attack steps:", "steps"), self.steps_spin)
         custom.addRow(self.add_custom)
         self.custom_list = QListWidget()
         self.custom_list.setMaximumHeight(60)
+        self.add_custom.setToolTip("Queue this custom method next to the ticked paper rows")
         self.custom_list.setToolTip("Custom methods in the queue (double-click to remove)")
         self.custom_list.itemDoubleClicked.connect(lambda item: self.custom_list.takeItem(self.custom_list.row(item)))
         custom.addRow(self.custom_list)
@@ -97,23 +145,62 @@ class SettingsForm(QWidget):
         self.device_box.addItem("auto")
         for name in devices or []:
             self.device_box.addItem(name)
-        self.device_box.setToolTip("Detected: " + ", ".join(devices or ["cpu"]))
+        self.device_box.setToolTip(TIPS["device"] + " Detected: " + ", ".join(devices or ["cpu"]))
         self.eval_eps_spin = _dspin(0, 1, 1e-4, 5, 1e-4)
-        run.addRow("Backbone:", self.backbone_box)
-        run.addRow("Image size (px):", self.size_spin)
-        run.addRow("Epochs:", self.epochs_spin)
-        run.addRow("Batch size:", self.batch_spin)
-        run.addRow("Learning rate:", self.lr_spin)
-        run.addRow("Folds:", self.folds_spin)
-        run.addRow("Device:", self.device_box)
-        run.addRow("Validation ε2 (PGD):", self.eval_eps_spin)
+        rows = (("Backbone:", "backbone", self.backbone_box), ("Image size (px):", "size", self.size_spin),
+                ("Epochs:", "epochs", self.epochs_spin), ("Batch size:", "batch", self.batch_spin),
+                ("Learning rate:", "lr", self.lr_spin), ("Folds:", "folds", self.folds_spin),
+                ("Device:", "device", self.device_box), ("Validation ε2 (PGD):", "eval_eps", self.eval_eps_spin))
+        for text, tip, widget in rows:
+            if tip != "device":
+                widget.setToolTip(TIPS[tip])
+            run.addRow(self._tip_label(text, tip), widget)
+        run.setVerticalSpacing(3)
+        self.run_box = run_box
+        self.preset_box = preset_box
+        self.custom_box = custom_box
+        # The custom method is folded away until asked for: the run settings then fit a
+        # 700 px high window without scrolling.
+        self.custom_toggle = QToolButton()
+        self.custom_toggle.setText("Custom method (any r, λ, ε1) …")
+        self.custom_toggle.setCheckable(True)
+        self.custom_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.custom_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.custom_toggle.setToolTip("Show the custom-method settings: r, λ, L_robust variant, training attack, "
+                                      "ε1 and steps (λ and the attack also apply to the ticked paper rows)")
+        self.custom_toggle.toggled.connect(self.show_custom)
+        custom_box.setVisible(False)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
         layout.addWidget(preset_box)
-        layout.addWidget(custom_box)
         layout.addWidget(run_box)
+        layout.addWidget(self.custom_toggle)
+        layout.addWidget(custom_box)
         layout.addStretch(1)
+
+    @staticmethod
+    def _tip_label(text: str, tip: str) -> QLabel:
+        label = QLabel(text)
+        if tip in TIPS:
+            label.setToolTip(TIPS[tip])
+        return label
+
+    def show_custom(self, shown: bool = True) -> None:
+        self.custom_toggle.blockSignals(True)
+        self.custom_toggle.setChecked(shown)
+        self.custom_toggle.blockSignals(False)
+        self.custom_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.custom_box.setVisible(shown)
+
+    def setting_widgets(self) -> dict[str, QWidget]:
+        """Every setting's widget by name (the help test checks each has a tooltip)."""
+        return {"r": self.r_slider, "lambda": self.lambda_spin, "variant": self.variant_box,
+                "attack": self.attack_box, "eps": self.eps_spin, "steps": self.steps_spin,
+                "backbone": self.backbone_box, "size": self.size_spin, "epochs": self.epochs_spin,
+                "batch": self.batch_spin, "lr": self.lr_spin, "folds": self.folds_spin, "device": self.device_box,
+                "eval_eps": self.eval_eps_spin, **{f"method {k}": box for k, box in self.presets.items()}}
 
     # ------------------------------------------------------------------
     def custom_method(self) -> MethodSettings:

@@ -1,0 +1,245 @@
+"""Run folders in the app: resume a stopped run, a queue of runs, and opening a past run.
+
+- *Resume* restarts the stopped run's own folder with its own ``config.toml``; the
+  engine keeps finished folds and continues an unfinished one from ``resume.pt``.
+- The *queue* holds configurations captured from the settings form when they were
+  queued; each starts when the previous run finished (a stop or a failure halts it).
+- *Open run* replays a past run's ``metrics.jsonl`` into the Training pane's curves
+  and table (as the live run would have drawn them) and shows its last attack.
+
+The Training pane's own logic is not duplicated here: a resumed or queued run goes
+through ``TrainingPane.start`` and an opened one through its event handler.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from PySide6.QtCore import QObject, Signal
+
+from arfl_studio import atomic
+
+ATTACKS_DIR = "attacks"  # attack reports the app saved for a run (the only files it writes there)
+
+
+class RunFolderError(ValueError):
+    """A folder that is not a run ARFL Studio can open; the message says why."""
+
+
+@dataclass
+class Plan:
+    """A run to start: the configuration (``config.toml`` sections), its methods, where it goes."""
+
+    config: dict
+    methods: list
+    out_dir: Path | None = None
+
+    @property
+    def label(self) -> str:
+        keys = "".join(m.key for m in self.methods)
+        return f"{keys} × {self.config['cv']['folds']} folds, {self.config['training']['epochs']} epochs"
+
+
+def read_plan(run_dir: str | Path) -> Plan:
+    """The plan that re-runs (resumes) ``run_dir``: its own saved configuration."""
+    from arfl_studio.experiments import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise RunFolderError(f"{run_dir} holds no config.toml: choose a run folder made by a training run")
+    config = load_config(run_dir / "config.toml")
+    return Plan(config.to_dict(), list(config.methods), run_dir)
+
+
+def run_status(run_dir: str | Path) -> str:
+    """The run's manifest status ("finished", "cancelled", "failed", "running") or "unknown"."""
+    try:
+        return str(json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8")).get("status", "unknown"))
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+def _fold_folders(run_dir: Path, key: str):
+    """(fold, folder) of every fold of ``key`` (the first seed's, for several-seed runs)."""
+    base = run_dir / key
+    seeds = sorted(p for p in base.glob("seed_*") if p.is_dir())
+    if seeds:
+        base = seeds[0]
+    for folder in sorted(base.glob("fold_*")):
+        try:
+            yield int(folder.name.split("_")[1]), folder
+        except (IndexError, ValueError):
+            continue
+
+
+def replay_events(run_dir: str | Path, plan: Plan) -> list:
+    """The run's epoch and fold-finished events, rebuilt from its files, in training order."""
+    from arfl_studio.experiments.runner import FoldEvent, FoldFinished
+    from arfl_studio.training import EpochEvent
+
+    run_dir = Path(run_dir)
+    epochs = int(plan.config["training"]["epochs"])
+    events = []
+    for method in plan.methods:
+        for fold, folder in _fold_folders(run_dir, method.key):
+            try:
+                lines = (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+            except OSError:
+                lines = []
+            for line in lines:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line of a killed run
+                metrics = {k: (float("nan") if row.get(k) is None else float(row[k]))
+                           for k in ("standard_auc", "adversarial_auc") if k in row}
+                events.append(FoldEvent(method.key, fold, EpochEvent(int(row["epoch"]) - 1, epochs,
+                                                                     dict(row.get("losses", {})), metrics,
+                                                                     float(row.get("seconds", 0.0)))))
+            try:
+                manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            results = manifest.get("results") or {}
+            if manifest.get("status") == "finished" and "standard_auc" in results:
+                events.append(FoldFinished(method.key, fold, float(results["standard_auc"]),
+                                           float(results.get("adversarial_auc", float("nan")))))
+    return events
+
+
+def new_run_dir(runs_root: str | Path) -> Path:
+    """A fresh ``run-DATE-TIME`` folder name (queued runs can start within the same second)."""
+    base = Path(runs_root) / time.strftime("run-%Y%m%d-%H%M%S")
+    out, n = base, 2
+    while out.exists():
+        out, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return out
+
+
+def save_attack(run_dir: str | Path, source: dict, report: dict) -> Path:
+    """Keep an attack report with its run (``attacks/KEY_foldK_TIME.json``), atomically."""
+    name = f"{source.get('method', 'model')}_fold{int(source.get('fold', 0)) + 1}_{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(run_dir) / ATTACKS_DIR / f"{name}.json"
+    atomic.write_json(path, {"source": {k: source.get(k) for k in ("method", "fold")}, "report": report})
+    return path
+
+
+def latest_attack(run_dir: str | Path) -> dict | None:
+    files = sorted((Path(run_dir) / ATTACKS_DIR).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(files):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and "report" in doc:
+            return doc
+    return None
+
+
+class RunsController(QObject):
+    """Resume, queue and open-run for one Training pane (and the Attack pane that shows attacks)."""
+
+    changed = Signal()  # what can be resumed, or the queue, changed
+
+    def __init__(self, training_pane, attack_pane=None, parent=None):
+        super().__init__(parent)
+        self.training = training_pane
+        self.attack = attack_pane
+        self.queue: list[Plan] = []
+        self.stopped_run: Path | None = None
+        self.opened_run: Path | None = None
+        training_pane.run_finished.connect(self._on_run_finished)
+        training_pane.run_started.connect(lambda _path: self._set_stopped(None))
+
+    # ---------------------------------------------------------------- resume
+    def can_resume(self) -> bool:
+        return self.stopped_run is not None and not self.training.is_running()
+
+    def resume(self, run_dir: str | Path | None = None):
+        """Continue ``run_dir`` (default: the run stopped last) with its own configuration."""
+        run_dir = Path(run_dir) if run_dir is not None else self.stopped_run
+        if run_dir is None or self.training.is_running():
+            return None
+        plan = read_plan(run_dir)
+        return self._start(plan)
+
+    def _set_stopped(self, run_dir) -> None:
+        self.stopped_run = Path(run_dir) if run_dir else None
+        self.changed.emit()
+
+    # ---------------------------------------------------------------- queue
+    def enqueue_current(self) -> Plan:
+        """Queue the settings as they are now (changing the form later does not change this run)."""
+        pane = self.training
+        if pane.data_section is None:
+            raise RunFolderError("open a dataset first (Dataset pane) before queueing a run")
+        methods = pane.form.methods()
+        if not methods:
+            raise RunFolderError("tick at least one method (or add a custom one) before queueing a run")
+        plan = Plan(pane.form.config_dict(dict(pane.data_section)), methods)
+        self.queue.append(plan)
+        self.changed.emit()
+        if not pane.is_running():
+            self.start_next()
+        return plan
+
+    def remove(self, index: int) -> None:
+        if 0 <= index < len(self.queue):
+            del self.queue[index]
+            self.changed.emit()
+
+    def start_next(self):
+        if not self.queue or self.training.is_running():
+            return None
+        plan = self.queue.pop(0)
+        self.changed.emit()
+        return self._start(plan)
+
+    def _start(self, plan: Plan):
+        out = plan.out_dir or new_run_dir(self.training.runs_root)
+        return self.training.start(out, config=plan.config, methods=plan.methods)
+
+    def _on_run_finished(self, run_dir: str, status: str) -> None:
+        self._set_stopped(run_dir if status == "cancelled" else None)
+        if status == "finished":
+            self.start_next()
+
+    # ---------------------------------------------------------------- open a past run
+    def open_run(self, run_dir: str | Path) -> Plan:
+        """Show a past run's curves, table and last attack (nothing is trained or written)."""
+        run_dir = Path(run_dir)
+        plan = read_plan(run_dir)
+        pane = self.training
+        if pane.is_running():
+            raise RunFolderError("a run is training: stop it before opening another run")
+        pane.run_dir = run_dir
+        pane._reset(plan.methods, plan.config)
+        for event in replay_events(run_dir, plan):
+            pane._on_event(event)
+        status = run_status(run_dir)
+        pane._on_done(SimpleNamespace(status="cancelled" if status != "finished" else "finished"))
+        self.opened_run = run_dir
+        if status in ("cancelled", "running", "failed"):
+            self._set_stopped(run_dir)  # an interrupted run can be resumed from here
+        if self.attack is not None:
+            self.attack.set_run(str(run_dir))
+            doc = latest_attack(run_dir)
+            if doc is not None:
+                try:
+                    self.attack.show_report(doc["report"], self._held_out(run_dir, doc["source"]))
+                except (KeyError, TypeError, ValueError):  # a report of an older version: the run still opens
+                    pass
+        return plan
+
+    @staticmethod
+    def _held_out(run_dir: Path, source: dict) -> list:
+        try:
+            from arfl_studio.experiments import fold_records
+
+            return fold_records(run_dir, int(source.get("fold") or 0))[1]
+        except Exception:  # noqa: BLE001 - without the records the curves still show
+            return []
