@@ -26,6 +26,7 @@ from arfl_studio.gui.panes.training_pane import TrainingPane
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
 from arfl_studio.gui.workers import TaskHandle, cancel_all_and_wait, running_threads, start_task
 
+MAX_PANE_MIN_WIDTH = 1000  # the window fits a 1024x700 screen (issue 13.13)
 TABLE_FILTER = "CSV (*.csv);;Excel (*.xlsx);;Markdown (*.md);;LaTeX (*.tex)"
 
 
@@ -60,6 +61,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.attack_pane, "3  Attack")
         self.tabs.addTab(self.viewer_pane, "4  Viewer")
         self.setCentralWidget(self.tabs)
+        # No pane may hold the window wider than a 1024 px screen (a tab widget takes its widest page's
+        # minimum): a pane whose controls need more is squeezed, not the whole window off screen.
+        for pane in (self.dataset_pane, self.training_pane, self.attack_pane, self.viewer_pane):
+            hint = pane.minimumSizeHint()
+            if hint.width() > MAX_PANE_MIN_WIDTH:
+                pane.setMinimumSize(MAX_PANE_MIN_WIDTH, hint.height())
         self.demo_task: TaskHandle | None = None
         self.demo_dialog: QProgressDialog | None = None
         self.ask_on_close = self._ask_on_close  # tests replace it

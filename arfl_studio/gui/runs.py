@@ -121,10 +121,12 @@ def new_run_dir(runs_root: str | Path) -> Path:
 
 
 def save_attack(run_dir: str | Path, source: dict, report: dict) -> Path:
-    """Keep an attack report with its run (``attacks/KEY_foldK_TIME.json``), atomically."""
+    """Keep an attack report with its run (``attacks/KEY_foldK_TIME.json``), atomically, without PHI."""
     name = f"{source.get('method', 'model')}_fold{int(source.get('fold', 0)) + 1}_{time.strftime('%Y%m%d-%H%M%S')}"
     path = Path(run_dir) / ATTACKS_DIR / f"{name}.json"
-    atomic.write_json(path, {"source": {k: source.get(k) for k in ("method", "fold")}, "report": report})
+    from arfl_studio.gui.deidentify import scrub
+
+    atomic.write_json(path, {"source": {k: source.get(k) for k in ("method", "fold")}, "report": scrub(report)})
     return path
 
 
