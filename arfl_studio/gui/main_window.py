@@ -223,23 +223,30 @@ class MainWindow(QMainWindow):
         t.form.folds_spin.valueChanged.connect(d.fold_spin.setValue)
 
     def _fit_comparison_table(self) -> None:
-        """Every number and p-value at full width at 1024 px: headers wrap at their spaces (two lines),
-        columns are as wide as their values or their longest header word; the method's long name
-        gives way (its tooltip has it)."""
+        """AUCs and p-values readable at 1024 px without scrolling: headers wrap at their spaces (two
+        lines), each column is as wide as its values or its longest header word, the p-value columns
+        are shown right after the AUCs (the view's order; the model and exports keep theirs), and the
+        method's long name gives way (its tooltip has it). Other columns follow, reached by scrolling."""
         table = self.training_pane.table
         header = table.horizontalHeader()
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap)
         header.setStretchLastSection(False)
         metrics = header.fontMetrics()
-        for i in range(header.count()):
-            name = str(table.model().headerData(i, Qt.Orientation.Horizontal) or "")
+        names = [str(table.model().headerData(i, Qt.Orientation.Horizontal) or "") for i in range(header.count())]
+        for i, name in enumerate(names):
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
             if name == "Name":
-                header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+                header.resizeSection(i, metrics.horizontalAdvance("Standard training") + 12)
                 continue
             words = max((metrics.horizontalAdvance(w) for w in name.split()), default=0)
-            half = metrics.horizontalAdvance(name) // 2 + metrics.horizontalAdvance("  ")
-            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(i, max(table.sizeHintForColumn(i), words, min(half, 120)) + 12)
+            two_lines = metrics.horizontalAdvance(name) // 2 + metrics.horizontalAdvance("MM")
+            header.resizeSection(i, max(table.sizeHintForColumn(i), words + 12, two_lines))
+        p_columns = [i for i, name in enumerate(names) if name.startswith("p ")]
+        auc_columns = [i for i, name in enumerate(names) if "AUC" in name]
+        if p_columns and auc_columns:
+            after = max(header.visualIndex(i) for i in auc_columns)
+            for offset, i in enumerate(p_columns, start=1):
+                header.moveSection(header.visualIndex(i), min(after + offset, header.count() - 1))
         header.setMinimumHeight(2 * metrics.height() + 8)
 
     def _remember_folder(self, folder: str) -> None:

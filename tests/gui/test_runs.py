@@ -42,7 +42,8 @@ def test_open_run_shows_its_curves_table_and_last_attack(qtbot, window, trained_
     assert set(rows) == {"A", "B"}
     folds = [json.loads((trained_run / "A" / f"fold_{k}" / "manifest.json").read_text())["results"] for k in (0, 1)]
     mean = sum(f["standard_auc"] for f in folds) / 2
-    assert f"{mean:.3f}" in " ".join(str(v) for v in rows["A"].values())  # the run's own numbers
+    shown = " ".join(str(v) for v in rows["A"].values())
+    assert f"{100 * mean:.1f}" in shown or f"{mean:.3f}" in shown  # the run's own numbers (% or fraction)
     assert attack.run_edit.text() == str(trained_run)
     assert attack.report is not None and attack.report["n"] == json.loads(saved[-1].read_text())["report"]["n"]
 

@@ -19,8 +19,8 @@ BACKBONES = ("small_cnn", "resnet18", "vgg16", "vgg16_bn", "resnet50")
 VARIANTS = ("paper", "batch-correlation", "signed")
 
 # Short labels keep the nine rows in two columns at 1024 px; the tooltip has the whole story.
-SHORT_NAMES = {"A": "Standard", "B": "Standard + ARFL", "C": "Adversarial", "D": "Adversarial + ARFL",
-               "E": "Dual adversarial", "F": "Dual adv. + ARFL", "G": "DSBN", "H": "TRADES", "I": "MIRST"}
+SHORT_NAMES = {"A": "Standard", "B": "Std + ARFL", "C": "Adversarial", "D": "Adv + ARFL",
+               "E": "Dual adv.", "F": "Dual adv + ARFL", "G": "DSBN", "H": "TRADES", "I": "MIRST"}
 ROW_HELP = {
     "A": "Standard training: clean images only (r = 1), no L_robust.",
     "B": "Standard training + ARFL: clean images only (r = 1), loss L_cls + λ·L_robust.",
