@@ -169,16 +169,21 @@ class PreprocessCache:
     def store_geometry(self, digest: str, settings: "PreprocessSettings", geometry: Geometry) -> None:
         write_json(self.geometry_path(digest, settings), geometry.to_dict())
 
-    def get_or_compute(self, path: str | os.PathLike, settings: "PreprocessSettings", digest: str | None = None) -> tuple[np.ndarray, bool]:
-        """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file."""
+    def get_or_compute(self, path: str | os.PathLike, settings: "PreprocessSettings", digest: str | None = None,
+                       frame: int | None = None) -> tuple[np.ndarray, bool]:
+        """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file.
+
+        ``frame``: the chosen 1-based frame of a multi-frame file; a given ``digest``
+        must then be ``frame_digest(content hash, frame)``.
+        """
         from arfl_studio.data.preprocess import preprocess_pixels
 
-        digest = digest or self.content_hash(path)
+        digest = digest or frame_digest(self.content_hash(path), frame)
         cached = self.load_image(digest, settings)
         if cached is not None:
             return cached.astype(np.float32), True
         geometry = self.load_geometry(digest, settings)
-        pixels = read_mammogram(path).pixels
+        pixels = read_mammogram(path, frame=frame).pixels
         image, new_geometry = preprocess_pixels(pixels, settings, geometry)
         del pixels
         if geometry is None or geometry != new_geometry:
@@ -186,6 +191,11 @@ class PreprocessCache:
         image16 = image.astype(np.float16)
         self.store_image(digest, settings, image16)
         return image16.astype(np.float32), False  # identical to what the next read returns
+
+
+def frame_digest(digest: str, frame: int | None) -> str:
+    """The cache key of one frame of a multi-frame file (the file's own hash for a single frame)."""
+    return digest if frame is None else hashlib.sha256(f"{digest}:frame:{frame}".encode()).hexdigest()
 
 
 def refresh_content_hashes(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathLike | None = None) -> list[str]:

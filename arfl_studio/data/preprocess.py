@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arfl_studio.data.cache import PreprocessCache, file_sha256
+from arfl_studio.data.cache import PreprocessCache, file_sha256, frame_digest
 from arfl_studio.data.crop import CROP_METHODS, DEFAULT_CROP, breast_bbox, chest_wall_on_right, otsu_threshold
 from arfl_studio.data.dicom import MammogramReadError, read_mammogram
 from arfl_studio.data.geometry import FITS, Geometry, placement
@@ -170,9 +170,9 @@ def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry
     return fit_image(apply_geometry(pixels, geometry), settings.size, settings.fit), geometry
 
 
-def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings) -> np.ndarray:
-    """Decode and preprocess one file without any cache; float32 (rows, cols)."""
-    image, _ = preprocess_pixels(read_mammogram(path).pixels, settings)
+def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings, frame: int | None = None) -> np.ndarray:
+    """Decode and preprocess one file (``frame`` of a multi-frame one) without any cache; float32 (rows, cols)."""
+    image, _ = preprocess_pixels(read_mammogram(path, frame=frame).pixels, settings)
     return image
 
 
@@ -222,9 +222,10 @@ class MammogramDataset:
         record = self.records[index]
         try:
             cache = self._get_cache()
+            frame = getattr(record, "frame", None)
             if cache is None:
-                return preprocess_file(record.path, self.settings)
-            return cache.get_or_compute(record.path, self.settings)[0]
+                return preprocess_file(record.path, self.settings, frame)
+            return cache.get_or_compute(record.path, self.settings, frame=frame)[0]
         except MammogramReadError as err:
             raise MammogramReadError(f"{getattr(record, 'rel_path', record.path)}: {err}") from None
 
@@ -256,15 +257,15 @@ class PreprocessReport:
         }
 
 
-def _preprocess_job(args: tuple[int, str, dict, str, str]) -> tuple[int, bool, str | None]:
+def _preprocess_job(args: tuple[int, str, dict, str, str, int | None]) -> tuple[int, bool, str | None]:
     """(index, was_cached, error) for one file (runs in a worker process).
 
-    ``digest`` is the file's content hash, already computed (and remembered) by the caller.
+    ``digest`` is the file's (frame's) cache key, already computed (and remembered) by the caller.
     """
-    index, path, settings_dict, cache_dir, digest = args
+    index, path, settings_dict, cache_dir, digest, frame = args
     settings = PreprocessSettings.from_dict(settings_dict)
     try:
-        _, was_cached = PreprocessCache.worker(cache_dir).get_or_compute(path, settings, digest)
+        _, was_cached = PreprocessCache.worker(cache_dir).get_or_compute(path, settings, digest, frame)
         return index, was_cached, None
     except MammogramReadError as err:
         return index, False, str(err)
@@ -298,8 +299,9 @@ def preprocess_records(
         progress(0, len(records))
     # Already-cached files are found here without a worker (hash memo + one stat).
     for i, record in enumerate(records):
+        frame = getattr(record, "frame", None)
         try:
-            digest = cache.content_hash(record.path)
+            digest = frame_digest(cache.content_hash(record.path), frame)
         except OSError as err:
             report.failed.append((getattr(record, "rel_path", str(record.path)), f"cannot open file: {err.strerror or err}"))
             report.failed_indices.append(i)
@@ -311,7 +313,7 @@ def preprocess_records(
             if progress:
                 progress(done, len(records))
             continue
-        jobs.append((i, str(record.path), settings.to_dict(), str(cache.dir), digest))
+        jobs.append((i, str(record.path), settings.to_dict(), str(cache.dir), digest, frame))
 
     def handle(result: tuple) -> None:
         nonlocal done

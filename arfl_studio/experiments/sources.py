@@ -31,13 +31,15 @@ def record_to_dict(record: Any) -> dict:
         "laterality": getattr(record, "laterality", None),
         "view": getattr(record, "view", None),
         "label": int(record.label),
+        **({"frame": record.frame} if getattr(record, "frame", None) is not None else {}),
     }
 
 
 def record_from_dict(root: str | None, data: dict) -> ImageRecord:
     path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
     return ImageRecord(path=Path(path), rel_path=data["rel_path"], patient_id=data["patient_id"],
-                       laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]))
+                       laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]),
+                       frame=data.get("frame"))
 
 
 @dataclass(frozen=True)
