@@ -259,8 +259,6 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        from arfl_studio.evaluation.report import finite_json
-
-        write_json(args.json, finite_json(result))  # valid JSON: no NaN / Infinity
+        write_json(args.json, result)  # the atomic writer makes it valid JSON (no NaN / Infinity)
         print(f"JSON written to {args.json}")
     return 0

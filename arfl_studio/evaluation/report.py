@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_curve
 
+from arfl_studio.atomic import finite_json
 from arfl_studio.evaluation.sanity import SanityWarning
 from arfl_studio.training.attacks import project
 from arfl_studio.training.metrics import roc_auc
@@ -41,19 +42,6 @@ def threshold_metrics(targets: np.ndarray, logits: np.ndarray, threshold: float 
         "sensitivity": float((pred & targets).sum() / pos) if pos else float("nan"),
         "specificity": float((~pred & ~targets).sum() / neg) if neg else float("nan"),
     }
-
-
-def finite_json(value: Any) -> Any:
-    """A copy that is valid JSON: NaN and +-Infinity become null (recursively)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    if isinstance(value, np.generic):
-        return finite_json(value.item())
-    return value
 
 
 def auc_note(targets: np.ndarray) -> str | None:
