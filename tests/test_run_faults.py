@@ -182,3 +182,26 @@ def test_an_image_that_stops_decoding_mid_fold_is_skipped_with_its_reason(tmp_pa
     for fold in (0, 1):  # trained on in one fold, held out in the other: each says so, once
         manifest = _json(tmp_path / "run" / "A" / f"fold_{fold}" / "manifest.json")
         assert manifest["skipped_images"] == [{"path": broken, "reason": f"{broken}: pixel data is truncated"}]
+
+
+def test_splits_have_a_shareable_form_without_study_dates_or_root(tmp_path, monkeypatch):
+    """Issue 11.15: splits.json keeps CMMD study folder names (dates); splits_shareable.json does not."""
+    from types import SimpleNamespace
+
+    from arfl_studio.experiments.splits import shareable_splits
+
+    monkeypatch.setenv("ARFL_STUDIO_DATA", str(tmp_path / "data"))  # the per-user path key lives here
+    records = [SimpleNamespace(rel_path=f"CMMD/D1-000{i}/07-18-2010-NA-NA-7937/1.000000-NA-70244/1-{i}.dcm",
+                               patient_id=f"D1-000{i}", laterality="L", view="CC", label=i % 2) for i in range(4)]
+    config = load_config(tiny_config())
+    document = shareable_splits(config, records, [[0, 1], [2, 3]])
+    text = json.dumps(document)
+    assert "07-18-2010" not in text and "7937" not in text and "70244" not in text and "root" not in document
+    paths = [r["path"] for r in document["records"]]
+    assert paths[0].startswith("CMMD/D1-0000/x") and paths[0].endswith("/1-0.dcm")
+    assert len({p.split("/")[2] for p in paths}) == 1  # the same study folder gets the same name
+    # a run writes it beside splits.json
+    out = tmp_path / "run"
+    run_experiment(tiny_config(training={"epochs": 1}, methods=["A"]), out, folds=[0])
+    shared = _json(out / "splits_shareable.json")
+    assert "root" not in shared and shared["test_indices"] == _json(out / "splits.json")["test_indices"]

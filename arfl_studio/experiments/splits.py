@@ -1,4 +1,9 @@
-"""A run's patient-level folds, kept in OUT/splits.json so every job of a run uses the same split."""
+"""A run's patient-level folds, kept in OUT/splits.json so every job of a run uses the same split.
+
+OUT/splits_shareable.json is the same split with de-identified paths (no dataset root; study and
+series folders that carry dates or UIDs replaced by keyed hashes, :func:`arfl_studio.data.shareable_path`):
+the form to share with a paper or a collaborator.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,33 @@ from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.run_folder import ExperimentError, read_json
 from arfl_studio.experiments.sources import DataSource, patient_folds, record_from_dict, record_to_dict
 from arfl_studio.training import distributed as ddp
+
+
+SHAREABLE = "splits_shareable.json"
+
+
+def shareable_splits(config: ExperimentConfig, records: list, folds: list[list[int]]) -> dict:
+    """The split with de-identified paths and no dataset root, for sharing."""
+    from arfl_studio.data.shareable import identifying, shareable_path
+
+    patients = {str(r.patient_id) for r in records}
+
+    def path_of(record) -> str:
+        rel = str(getattr(record, "rel_path", "") or "")
+        parts = Path(rel).parts
+        # the per-user key is read (or made) only when some folder name needs hiding
+        return shareable_path(rel, keep=patients) if any(identifying(p) for p in parts if p not in patients) else rel
+
+    return {
+        "folds": config.cv.folds,
+        "seed": config.cv.seed,
+        "method": "StratifiedGroupKFold (patient-level)",
+        "paths": "de-identified: study/series folders with dates or UIDs are keyed hashes (arfl_studio.data.shareable)",
+        "records": [{"path": path_of(r), "patient_id": str(r.patient_id), "laterality": getattr(r, "laterality", None),
+                     "view": getattr(r, "view", None), "label": int(r.label)} for r in records],
+        "test_indices": folds,
+        "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
+    }
 
 
 class Splits:
@@ -25,6 +57,9 @@ def prepare_splits(out: Path, config: ExperimentConfig, source: DataSource, ctx:
     records = source.records()
     fingerprint = source.fingerprint()
     existing = read_json(path)
+    if existing is not None and not (isinstance(existing, dict) and isinstance(existing.get("test_indices"), list)):
+        raise ExperimentError(f"{path} is damaged (not a splits document); delete it and re-run: the split is "
+                              "made again from the same data and [cv] seed")
     if existing is not None:
         if existing.get("data_fingerprint") != fingerprint or existing.get("folds") != config.cv.folds \
                 or existing.get("seed") != config.cv.seed:
@@ -45,6 +80,8 @@ def prepare_splits(out: Path, config: ExperimentConfig, source: DataSource, ctx:
                 "test_indices": folds,
                 "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
             })
+    if ctx.is_main and not (out / SHAREABLE).exists():
+        atomic.write_json(out / SHAREABLE, shareable_splits(config, records, folds))
     for a in range(len(folds)):  # no patient in two held-out folds
         pa = {str(records[i].patient_id) for i in folds[a]}
         for b in range(a + 1, len(folds)):
