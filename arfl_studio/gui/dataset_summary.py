@@ -28,9 +28,9 @@ def rejection_category(reason: str) -> str:
     return "other"
 
 
-def rejection_counts(scan) -> dict[str, int]:
+def rejection_counts(scan, summary: dict | None = None) -> dict[str, int]:
     """{category: files}: the scan's own per-category counts when it gives them, else from the reasons."""
-    summary = scan.summary()
+    summary = scan.summary() if summary is None else summary
     for key in ("rejected_by_category", "rejected_by_reason", "rejections"):
         given = summary.get(key)
         if isinstance(given, dict) and sum(int(v) for v in given.values()) == len(scan.rejected):

@@ -7,6 +7,7 @@ labels file picked later applies to it.
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from arfl_studio.gui.dataset_summary import counts, rejection_counts
+from arfl_studio.gui.dataset_summary import counts, rejection_category, rejection_counts
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.messages import gui_message
 from arfl_studio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader, default_cache_dir
@@ -54,8 +55,11 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
     """The worker body: scan (and decode every file when asked), then the fold split."""
 
     def task(report, cancel):
-        from arfl_studio.data import patient_folds, scan_dataset
+        from sklearn.model_selection import StratifiedGroupKFold  # noqa: F401 - imported before the freeze
 
+        from arfl_studio.data import scan_dataset
+
+        freeze_startup_objects(again=True)  # the modules just imported are long-lived too
         kwargs = {}
         core_verifies = verify and "verify" in inspect.signature(scan_dataset).parameters
         if core_verifies:
@@ -64,16 +68,56 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
                             cancel=cancel, **kwargs)
         if verify and not core_verifies and not scan.cancelled:
             verify_scan(scan, report, cancel)
-        return scan, _safe_folds(patient_folds, scan.images, folds)
+        # the summary, the split and the rows walk every image: here, not on the UI thread
+        return {"scan": scan, "summary": scan.summary(), "split": split_task(scan.images, folds)(report, cancel),
+                "image_rows": image_rows(scan.images)}
 
     return task
 
 
-def _safe_folds(patient_folds, records, k):
-    try:
-        return patient_folds(records, k=k, seed=0), None
-    except Exception as exc:  # too few patients for k folds, one class only ...
-        return None, str(exc)
+def freeze_startup_objects(again: bool = False) -> None:
+    """Move what exists now (Qt, torch, pyqtgraph, the data layer's modules ... ~10^6 objects) out of
+    the garbage collector's reach: a full collection triggered by a scan's allocations would otherwise
+    walk them all with the GIL held and stall the UI thread (measured: 815 ms on a 2,000-image folder).
+    Frozen objects are still freed when nothing refers to them; only cycles among them stay."""
+    global _FROZEN
+    if again or not _FROZEN:
+        gc.freeze()
+        _FROZEN = True
+
+
+_FROZEN = False
+
+
+def split_task(records, k: int):
+    """The fold preview: (folds, error, rows) for ``k`` folds; a worker body (the split is sklearn's)."""
+
+    def task(report, cancel):
+        from arfl_studio.data import patient_folds
+
+        try:
+            folds = patient_folds(records, k=k, seed=0)
+        except Exception as exc:  # too few patients for k folds, one class only ...
+            return {"k": k, "folds": None, "error": str(exc), "rows": []}
+        return {"k": k, "folds": folds, "error": None, "rows": fold_rows(records, folds)}
+
+    return task
+
+
+def image_rows(records) -> list[dict]:
+    return [{"patient_id": r.patient_id, "laterality": r.laterality or "?", "view": r.view or "?",
+             "label_name": "malignant" if r.label == 1 else "benign", "rel_path": r.rel_path} for r in records]
+
+
+def fold_rows(records, folds) -> list[dict]:
+    rows = []
+    for k, held_out in enumerate(folds):
+        labels = Counter(records[i].label for i in held_out)
+        n = len(held_out)
+        rows.append({"fold": k + 1, "patients": len({records[i].patient_id for i in held_out}), "images": n,
+                     "malignant": labels.get(1, 0), "benign": labels.get(0, 0),
+                     "share": f"{labels.get(1, 0) / n:.0%}" if n else "-"})
+    return rows
 
 
 class DatasetPane(QWidget):
@@ -86,6 +130,7 @@ class DatasetPane(QWidget):
         self.scan = None
         self.folds = None
         self.task: TaskHandle | None = None
+        self.split_task: TaskHandle | None = None
         self.labels_path: str | None = None  # the labels of the dataset shown
         self.next_labels: str | None = None  # a labels file chosen before any folder was opened
         self.last_error: str | None = None
@@ -148,7 +193,7 @@ class DatasetPane(QWidget):
         self.image_table.setColumnWidth(0, THUMB_SIZE[1] + 10)
         for column, width in enumerate((THUMB_SIZE[1] + 10, 90, 40, 50, 70), start=0):
             self.image_table.setColumnWidth(column, width)
-        self.rejected_model = RowsModel([("path", "File"), ("reason", "Why it was skipped")])
+        self.rejected_model = RowsModel([("path", "File"), ("category", "Kind"), ("reason", "Why it was skipped")])
         self.rejected_table = self._table(self.rejected_model)
         self.unlabeled_model = RowsModel([("path", "File"), ("reason", "Why it has no label")])
         self.unlabeled_table = self._table(self.unlabeled_model)
@@ -229,6 +274,7 @@ class DatasetPane(QWidget):
 
     def load(self, root: str | Path, labels: str | None = None, layout: str = "auto") -> TaskHandle:
         """Scan ``root`` in a worker; the dataset shown is replaced only when the scan succeeds."""
+        freeze_startup_objects()
         if self.task is not None and self.task.is_running():
             self.task.cancel()
         pending = {"root": str(root), "labels": str(labels) if labels else None, "layout": layout}
@@ -252,7 +298,7 @@ class DatasetPane(QWidget):
 
     def _on_done(self, result, pending: dict) -> None:
         self.progress.setVisible(False)
-        scan, (folds, fold_error) = result
+        scan = result["scan"]
         if scan.cancelled:
             self._restore_label(f"Scan of {pending['root']} was cancelled.")
             return
@@ -267,7 +313,7 @@ class DatasetPane(QWidget):
         self.labels_path = pending["labels"]
         self.next_labels = None
         self.last_error = None
-        self._show_scan(scan, folds, fold_error)
+        self._show_scan(scan, result["summary"], result["image_rows"], result["split"])
         self.folder_opened.emit(str(scan.root))
         self.scanned.emit(scan)
 
@@ -301,17 +347,16 @@ class DatasetPane(QWidget):
         return (f"<b>{self.scan.root}</b><br>layout: {self.scan.layout}"
                 + (f"<br>labels: {self.labels_path}" if self.labels_path else ""))
 
-    def _show_scan(self, scan, folds, fold_error) -> None:
+    def _show_scan(self, scan, summary: dict, rows: list[dict], split: dict) -> None:
         self.scan = scan
         self.layout_box.setCurrentText(scan.layout if scan.layout in LAYOUTS else "auto")
         self.root_label.setText(self._root_text())
-        self._show_summary(scan)
-        self.image_model.set_rows([
-            {"patient_id": r.patient_id, "laterality": r.laterality or "?", "view": r.view or "?",
-             "label_name": "malignant" if r.label == 1 else "benign", "rel_path": r.rel_path}
-            for r in scan.images
-        ])
-        self.rejected_model.set_rows([{"path": p, "reason": why} for p, why in scan.rejected])
+        self._show_summary(scan, summary)
+        self.image_model.set_rows(rows)
+        self.rejected_model.set_rows([
+            {"path": r[0], "reason": r[1],
+             "category": str(getattr(r, "category", None) or rejection_category(r[1])).replace("_", " ")}
+            for r in scan.rejected])
         why = "no row for this patient and side in the labels" if scan.layout != "folders" \
             else "not under a benign/ or malignant/ folder"
         self.unlabeled_model.set_rows([{"path": p, "reason": why} for p in scan.unlabeled])
@@ -321,26 +366,25 @@ class DatasetPane(QWidget):
         for i, (name, key) in enumerate((("Images", "images"), ("Rejected", "rejected"), ("Unlabeled", "unlabeled"),
                                          ("Labels without images", "labels_without_images"))):
             self.lists.setTabText(i, f"{name} ({c[key]})")
-        self._show_folds(folds, fold_error)
+        self._show_folds(split)
         self.thumbnails.reset([r.path for r in scan.images])
         self._visible_timer.start()
         self.crop_preview.show_path(None)
 
-    def _show_summary(self, scan) -> None:
+    def _show_summary(self, scan, summary: dict) -> None:
         while self.summary_form.rowCount():
             self.summary_form.removeRow(0)
-        summary = scan.summary()
         c = counts(scan)
         by_label = summary.get("by_label", {})
         patients_by_label = summary.get("patients_by_label", {})
-        categories = rejection_counts(scan)
+        categories = rejection_counts(scan, summary)
         rows = [
             ("Patients", f"{c['patients']}  ({', '.join(f'{v} {k}' for k, v in patients_by_label.items())})"),
             ("Images", str(c["images"])),
             ("Malignant / benign", f"{by_label.get('malignant', 0)} / {by_label.get('benign', 0)}"),
             ("Views", ", ".join(f"{k}: {v}" for k, v in summary.get("by_view", {}).items())),
             ("Sides", ", ".join(f"{k}: {v}" for k, v in summary.get("by_laterality", {}).items())),
-            ("Rejected files", str(c["rejected"]) + (f"  ({', '.join(f'{k}: {v}' for k, v in categories.items())})"
+            ("Rejected files", str(c["rejected"]) + (f"  ({', '.join(f'{k.replace(chr(95), chr(32))}: {v}' for k, v in categories.items())})"
                                                      if categories else "")),
             ("Unlabeled images", str(c["unlabeled"])),
             ("Label rows without images", str(c["labels_without_images"])),
@@ -364,25 +408,21 @@ class DatasetPane(QWidget):
         self.folds_changed.emit(self.fold_spin.value())
         if self.scan is None:
             return
-        from arfl_studio.data import patient_folds
+        if self.split_task is not None and self.split_task.is_running():
+            self.split_task.cancel()  # its result is dropped: only the split for the current k is shown
+        handle = start_task(split_task(self.scan.images, self.fold_spin.value()), "fold-split", parent=self)
+        handle.done.connect(lambda split, h=handle: h is self.split_task and self._show_folds(split))
+        self.split_task = handle
 
-        self._show_folds(*_safe_folds(patient_folds, self.scan.images, self.fold_spin.value()))
-
-    def _show_folds(self, folds, error) -> None:
-        self.folds = folds
-        if folds is None:
+    def _show_folds(self, split: dict) -> None:
+        if split["k"] != self.fold_spin.value():
+            return  # a stale split: the user changed the fold count since
+        self.folds = split["folds"]
+        if self.folds is None:
             self.fold_model.set_rows([])
-            self.fold_note.setText(f"No split: {gui_message(error or '')}")
+            self.fold_note.setText(f"No split: {gui_message(split['error'] or '')}")
             return
-        rows = []
-        records = self.scan.images
-        for k, held_out in enumerate(folds):
-            labels = Counter(records[i].label for i in held_out)
-            n = len(held_out)
-            rows.append({"fold": k + 1, "patients": len({records[i].patient_id for i in held_out}), "images": n,
-                         "malignant": labels.get(1, 0), "benign": labels.get(0, 0),
-                         "share": f"{labels.get(1, 0) / n:.0%}" if n else "-"})
-        self.fold_model.set_rows(rows)
+        self.fold_model.set_rows(split["rows"])
         self.fold_note.setText("Each patient's images are in exactly one fold (no patient leaks between train and "
                                "test). Training uses this split.")
 
@@ -423,7 +463,7 @@ class DatasetPane(QWidget):
 
     def busy(self) -> bool:
         """A scan, thumbnails or a preview are still being made."""
-        tasks = (self.task, self.thumbnails.task, self.crop_preview.task)
+        tasks = (self.task, self.split_task, self.thumbnails.task, self.crop_preview.task)
         timers = (self._visible_timer, self.crop_preview._debounce)
         return (any(t is not None and t.is_running() for t in tasks) or self.thumbnails.pending() > 0
                 or any(t.isActive() for t in timers))
