@@ -26,7 +26,14 @@ from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
-from arfl_studio.experiments.sources import DataSource, ReadableBatches, SkipUnreadable, Unreadable, collate_readable
+from arfl_studio.experiments.sources import (
+    BatchPlan,
+    DataSource,
+    ReadableBatches,
+    SkipUnreadable,
+    Unreadable,
+    collate_readable,
+)
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.models.dual_bn import has_dual_bn
 from arfl_studio.models.image import PretrainedWeightsMissing
@@ -99,16 +106,48 @@ def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Op
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _loader(dataset, batch_size: int, *, sampler=None, workers: int = 0, device: torch.device, drop_last=False,
-            skipped: Callable[[Unreadable], None]):
-    """One loader per fold. Spawned workers are persistent: starting them every epoch (a fresh
-    interpreter importing torch per worker) made ``workers = 2`` 30x slower than 0."""
-    kwargs: dict[str, Any] = {}
-    if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
-        kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
-                        pin_memory=device.type == "cuda", collate_fn=collate_readable, **kwargs)
-    return ReadableBatches(loader, skipped)
+class RunLoader:
+    """One DataLoader for a whole run: every fold's training, validation and scoring batches.
+
+    Spawned worker processes start once per run, not per loader, fold or epoch (a fresh
+    interpreter importing torch per worker per epoch made ``workers = 2`` 30x slower than 0;
+    three persistent loaders per fold were still 27x slower on a short run). Each pass sets
+    the list of batches (indices into the run's records) it wants, then iterates.
+    """
+
+    def __init__(self, source: DataSource, records: list, workers: int, device: torch.device):
+        self.position = {id(record): i for i, record in enumerate(records)}
+        self.plan = BatchPlan()
+        self.skipped: Callable[[Unreadable], None] = lambda item: None
+        kwargs: dict[str, Any] = {}
+        if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
+            kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
+        self.loader = DataLoader(SkipUnreadable(source.dataset(records), records), batch_sampler=self.plan,
+                                 collate_fn=collate_readable, pin_memory=device.type == "cuda", **kwargs)
+
+    def indices(self, records: list) -> list[int]:
+        return [self.position[id(record)] for record in records]
+
+    def passes(self, batches: list[list[int]]) -> "LoaderPass":
+        return LoaderPass(self, batches)
+
+
+class LoaderPass:
+    """One pass over given batches of the run's loader, yielding (x, t); unreadable images are reported."""
+
+    def __init__(self, run_loader: RunLoader, batches: list[list[int]]):
+        self.run_loader, self.batches = run_loader, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        self.run_loader.plan.batches = self.batches
+        yield from ReadableBatches(self.run_loader.loader, self.run_loader.skipped)
+
+
+def in_order(indices: list[int], batch_size: int) -> list[list[int]]:
+    return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
 
 
 def _damaged_resume(path: Path, key: str, fold: int, reason: str) -> ExperimentError:
@@ -146,6 +185,7 @@ def run_fold(
     train_seed: int,
     seed_folder: int | None = None,
     restart_damaged: bool = False,
+    run_loader: RunLoader | None = None,
 ) -> dict | None:
     """Train and evaluate one fold; returns the fold manifest, or None when cancelled.
 
@@ -260,21 +300,23 @@ def run_fold(
     write_manifest()
 
     train_model = ddp.wrap(model, ctx, device, t.sync_batchnorm)
-    train_set = SkipUnreadable(source.dataset(train_records), train_records)
-    test_set = SkipUnreadable(source.dataset(test_records), test_records)
+    run_loader = run_loader or RunLoader(source, splits.records, t.workers, device)
+    run_loader.skipped = skipped
+    train_indices, test_indices = run_loader.indices(train_records), run_loader.indices(test_records)
     per_rank = max(1, t.batch_size // ctx.world_size)
-    shard = -(-len(train_set) // ctx.world_size)
+    shard = -(-len(train_indices) // ctx.world_size)
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
-    test_loader = _loader(test_set, t.eval_batch_size, workers=t.workers, device=device, skipped=skipped)
-    sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+    test_loader = run_loader.passes(in_order(test_indices, t.eval_batch_size))
+    sampler = DistributedSampler(train_indices, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=derive_seed(seed, "order"))
-    train_loader = _loader(train_set, per_rank, sampler=sampler, workers=t.workers, device=device,
-                           drop_last=drop_last, skipped=skipped)
 
     def batches(epoch: int):
         torch.manual_seed(derive_seed(seed, "epoch", epoch, ctx.rank))
         sampler.set_epoch(epoch)
-        return train_loader
+        plan = in_order([train_indices[i] for i in sampler], per_rank)
+        if drop_last and plan and len(plan[-1]) < per_rank:
+            plan.pop()
+        return run_loader.passes(plan)
 
     def evaluate(epoch: int) -> dict[str, float]:
         last = epoch + 1 == t.epochs
@@ -354,7 +396,7 @@ def run_fold(
     results: dict[str, Any] = {}
     if ctx.is_main:
         # The decision threshold is part of the model: chosen on the training folds' images.
-        train_scoring = _loader(train_set, t.eval_batch_size, workers=t.workers, device=device, skipped=skipped)
+        train_scoring = run_loader.passes(in_order(train_indices, t.eval_batch_size))
         threshold = fit_threshold(model, train_scoring, t.threshold, device)
         ev = config.evaluation
         results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),

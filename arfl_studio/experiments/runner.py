@@ -35,7 +35,7 @@ from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig, load_config
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
-from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, run_fold
+from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, RunLoader, run_fold
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
@@ -231,6 +231,8 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
 
     done: list[tuple] = []
     status = "finished"
+    # one loader (and one set of worker processes) for every fold of this run
+    run_loader = RunLoader(source, splits.records, config.training.workers, device)
     try:
         for run, (train_seed, seed_folder), fold in jobs:
             if cancel.is_set():
@@ -238,7 +240,8 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
                 break
             fold_manifest = run_fold(out=out, config=config, source=source, splits=splits, run=run, fold=fold,
                                      device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint,
-                                     train_seed=train_seed, seed_folder=seed_folder, restart_damaged=restart_damaged)
+                                     train_seed=train_seed, seed_folder=seed_folder, restart_damaged=restart_damaged,
+                                     run_loader=run_loader)
             if fold_manifest is None:
                 status = "cancelled"
                 break
@@ -253,6 +256,8 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
         if isinstance(exc, NoSpaceError):
             raise ExperimentError(str(exc)) from exc
         raise
+    finally:
+        del run_loader  # its worker processes end with it
     if status == "finished" and partial:
         status = "partial"
     manifest.update(status=status, ended=now(), folds_run=[list(d) for d in done])

@@ -81,6 +81,19 @@ def collate_readable(items: list) -> tuple[Any, list[Unreadable]]:
     return (default_collate(readable) if readable else None), skipped
 
 
+class BatchPlan:
+    """A DataLoader ``batch_sampler`` whose batches are set before each pass (one loader per run)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(list(self.batches))
+
+
 class ReadableBatches:
     """Iterates a loader built with :func:`collate_readable`: yields (x, t), reports the skipped."""
 
