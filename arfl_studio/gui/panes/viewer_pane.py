@@ -414,6 +414,7 @@ class ViewerPane(QWidget):
         self.preset_box.clear()
         self.preset_box.addItems(names)
         self.preset_box.setEnabled(bool(names))
+        self.labels[self.preset_box].setEnabled(bool(names))
 
     def _apply_preset(self, name: str) -> None:
         for view in self.current_views():

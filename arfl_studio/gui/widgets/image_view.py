@@ -115,7 +115,7 @@ class MammogramView(QWidget):
         self.view.window_level_dragged.connect(self._drag_levels)
         self.view.reset_requested.connect(self.reset_view)
         self.view.sigRangeChanged.connect(lambda *_: self._choose_level())
-        self.view.sigResized.connect(lambda *_: self._choose_level())
+        self.view.sigResized.connect(lambda *_: (self._choose_level(), self._place_corners()))
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # base image -------------------------------------------------------
@@ -282,11 +282,12 @@ class MammogramView(QWidget):
         self._place_corners()
 
     def _place_corners(self) -> None:
-        w, h = self.graphics.width(), self.graphics.height()
-        bar = self.colour_bar.width() if self.colour_bar is not None and self.colour_bar.isVisible() else 0
-        x = 6 if self.marker_side == "left" else max(6, int(w - bar - self.marker.width() - 6))
-        self.marker.move(x, 6)
-        self.wl_label.move(6, max(6, h - self.wl_label.height() - 6))
+        """Marker and W/L numbers inside the image area (never over the colour bar)."""
+        area = self.graphics.mapFromScene(self.view.sceneBoundingRect()).boundingRect()
+        left, right, bottom = area.left() + 6, area.right() - 6, area.bottom() - 6
+        x = left if self.marker_side == "left" else max(left, right - self.marker.width())
+        self.marker.move(int(x), int(area.top() + 6))
+        self.wl_label.move(int(left), int(max(area.top() + 6, bottom - self.wl_label.height())))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
