@@ -86,6 +86,13 @@ def drive(window, demo_dir=None, demo_patients=None, demo_size=None, training=No
     return {"run_dir": pane.run_dir, "request": request}
 
 
+def show_crop_box(pane, row: int = 1, timeout_s: float = 120) -> None:
+    """Select an image in the Dataset pane and wait for its crop box and the thumbnails in view."""
+    pane.select_row(row)
+    wait_until(lambda: pane.crop_preview.native_box() is not None, timeout_s, "the crop preview")
+    wait_until(lambda: not pane.busy(), timeout_s, "the dataset pane's thumbnails")
+
+
 def take_screenshots(out_dir: str | Path, size=(1440, 900), **drive_kwargs) -> int:
     from arfl_studio.gui.main_window import MainWindow
 
@@ -98,6 +105,7 @@ def take_screenshots(out_dir: str | Path, size=(1440, 900), **drive_kwargs) -> i
     try:
         drive(window, runs_root=out / "runs", **drive_kwargs)
         window.attack_pane.flip_table.selectRow(0)
+        show_crop_box(window.dataset_pane)
         for index, name in enumerate(PANES):
             window.tabs.setCurrentIndex(index)
             settle(0.6)
