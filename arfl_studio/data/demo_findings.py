@@ -11,6 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# Conspicuity of the findings (fractions of the view's shorter side; contrast in display units).
+MASS_SHARE = 0.85  # malignant breasts with a spiculated mass; the rest show only calcifications
+CALCS_WITH_MASS = 0.30  # malignant breasts with both a mass and a calcification cluster
+MALIGNANT_RADIUS = (0.06, 0.095)
+MALIGNANT_CONTRAST = (0.20, 0.34)
+BENIGN_MASS_SHARE = 0.35
+BENIGN_CALCS_SHARE = 0.20
+BENIGN_RADIUS = (0.03, 0.055)
+BENIGN_CONTRAST = (0.06, 0.14)
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
@@ -106,18 +116,21 @@ def plan_findings(rng: np.random.Generator, label: int | None) -> list[dict]:
     if label == 1:
         r = rng.random()
         out = []
-        # Malignant: a large, dense spiculated mass and/or a bright fine-calcification
-        # cluster -- still visible after downsampling to 64-96 px.
-        if r < 0.85:
-            out.append(place("spiculated", radius=rng.uniform(0.05, 0.09), contrast=rng.uniform(0.10, 0.22)))
-        if r >= 0.55:
-            out.append(place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(10, 24)), contrast=rng.uniform(0.12, 0.2)))
+        # Malignant: a dense spiculated mass (and/or a bright fine-calcification cluster)
+        # sized so it stays visible after the demo's downsampling to 64 px (radius
+        # >= ~3 px there); its contrast varies so some cancers stay subtle.
+        if r < MASS_SHARE:
+            out.append(place("spiculated", radius=rng.uniform(*MALIGNANT_RADIUS), contrast=rng.uniform(*MALIGNANT_CONTRAST)))
+        if r >= MASS_SHARE - CALCS_WITH_MASS:
+            out.append(place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(12, 26)),
+                             contrast=rng.uniform(0.14, 0.22)))
         return out
     # Benign: often nothing; otherwise smaller, fainter round masses or a few coarse
-    # calcifications. The overlap with small malignant masses keeps AUC below 1.
+    # calcifications. The overlap with small, faint malignant masses keeps AUC below 1.
     r = rng.random()
-    if r < 0.35:
-        return [place("round", radius=rng.uniform(0.03, 0.06), contrast=rng.uniform(0.06, 0.14))]
-    if r < 0.55:
-        return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)), contrast=rng.uniform(0.08, 0.16))]
+    if r < BENIGN_MASS_SHARE:
+        return [place("round", radius=rng.uniform(*BENIGN_RADIUS), contrast=rng.uniform(*BENIGN_CONTRAST))]
+    if r < BENIGN_MASS_SHARE + BENIGN_CALCS_SHARE:
+        return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)),
+                      contrast=rng.uniform(0.08, 0.16))]
     return []
