@@ -14,8 +14,8 @@ import numpy as np
 # Conspicuity of the findings (fractions of the view's shorter side; contrast in display units).
 MASS_SHARE = 0.85  # malignant breasts with a spiculated mass; the rest show only calcifications
 CALCS_WITH_MASS = 0.30  # malignant breasts with both a mass and a calcification cluster
-MALIGNANT_RADIUS = (0.06, 0.095)
-MALIGNANT_CONTRAST = (0.20, 0.34)
+MALIGNANT_RADIUS = (0.065, 0.10)
+MALIGNANT_CONTRAST = (0.24, 0.38)
 BENIGN_MASS_SHARE = 0.35
 BENIGN_CALCS_SHARE = 0.20
 BENIGN_RADIUS = (0.03, 0.055)
