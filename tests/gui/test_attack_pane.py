@@ -1,5 +1,6 @@
 """Attack pane: attack a trained fold in a worker; ROC, AUC-vs-eps, warnings, flipped cases."""
 
+import numpy as np
 import pytest
 
 from arfl_studio.gui.panes.attack_pane import AttackPane, parse_eps
@@ -39,6 +40,10 @@ def test_attack_on_a_trained_run(qtbot, trained_run):
     assert report["threshold"]["logit"] == pytest.approx(report["threshold_logit"])
     assert "decision threshold" in pane.flip_note.text()
     assert pane.progress.text() == "done" and pane.stage_label.text().startswith("Finished")
+    # every listed case keeps its own δ for the viewer (the attack's exact adversarial input)
+    for result in report["results"]:
+        for case in result["flipped"]:
+            assert case["delta_kept"] and (result["eps"], case["index"]) in pane.deltas
 
 
 def test_flipped_case_double_click_requests_the_viewer(qtbot, trained_run):
@@ -56,12 +61,14 @@ def test_flipped_case_double_click_requests_the_viewer(qtbot, trained_run):
         "auc_curve": {"eps": [0.01], "adversarial_auc": [0.0]},
         "warnings": [{"name": "pgd_beats_fgsm", "message": "FGSM did better than PGD"}],
     }
-    pane.show_report(report, [None, record])
+    delta = np.full((1, 8, 8), 0.01, dtype=np.float16)
+    pane.show_report(report, [None, record], {(0.01, 1): delta})
     assert "pgd_beats_fgsm" in pane.warnings.text() and "Sanity checks failed" in pane.warnings.text()
     with qtbot.waitSignal(pane.case_requested) as blocker:
         pane.flip_table.doubleClicked.emit(pane.flip_model.index(0, 0))
     request = blocker.args[0]
     assert request["record"] is record and request["method"] == "A" and request["eps"] == 0.01
+    assert request["delta"] is delta  # the viewer rebuilds the attack's own adversarial input
 
 
 def test_attack_without_a_run_says_why(qtbot):

@@ -45,6 +45,7 @@ class AttackPane(QWidget):
         self.task: TaskHandle | None = None
         self.report: dict | None = None
         self.records = []
+        self.deltas: dict = {}
         self.source: dict | None = None
         self.dataset_records = []  # from the dataset pane, for checkpoint attacks
         self.device = "auto"
@@ -367,7 +368,7 @@ class AttackPane(QWidget):
         self.progress.setFormat("done")  # "%p%" again on the next run
         seconds = (result["report"].get("seconds") or {}).get("total")
         self.stage_label.setText(f"Finished in {seconds:.0f} s." if seconds else "Finished.")
-        self.show_report(result["report"], result["records"])
+        self.show_report(result["report"], result["records"], result.get("deltas"))
         self.attack_finished.emit(result["report"])
 
     # ---------------------------------------------------------------- results
@@ -385,8 +386,10 @@ class AttackPane(QWidget):
             raise EmptyFigure("nothing to plot yet: run an attack first (Attack pane → Run attack)")
         return draw(self.report, path, model=self.model_title())
 
-    def show_report(self, report: dict, records=()) -> None:
+    def show_report(self, report: dict, records=(), deltas: dict | None = None) -> None:
+        """``deltas``: {(eps, index): δ} of the flipped cases, handed to the viewer with each case."""
         self.report, self.records = report, list(records)
+        self.deltas = dict(deltas or {})
         clean = report["clean"]
         model = self.model_title()
         self.roc_plot.remove_all()
@@ -441,7 +444,9 @@ class AttackPane(QWidget):
         case = self.flip_model.rows[row]
         i = case.get("index")
         record = self.records[i] if i is not None and i < len(self.records) else None
-        request = dict(self.source or {}, record=record, case=case, eps=self.flip_eps_box.currentData(),
+        eps = self.flip_eps_box.currentData()
+        delta = self.deltas.get((float(eps), int(i))) if i is not None and eps is not None else None
+        request = dict(self.source or {}, record=record, case=case, eps=eps, delta=delta,
                        attack=self.attack_box.currentText(), records=None)
         self.case_requested.emit(request)
         return request

@@ -3,7 +3,7 @@ threshold and the sanity checks' settings.
 
 The task calls :func:`arfl_studio.evaluation.robustness.evaluate_robustness` (which polls
 Stop after every attack step and reports each step by name) and returns plain data (the
-report's JSON, the threshold it used) for the pane to show.
+report's JSON, the threshold it used, the flipped cases' δ) for the pane to show.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def attack_task(source: dict, attack: str, eps: list[float], steps: int, restart
             callback=lambda p: report(("progress", _progress_payload(p)), lossy=True), **kwargs)
         doc = result.to_json()
         doc["threshold"] = threshold
-        return {"report": doc, "records": records, "source": dict(source, records=None), "cancelled": cancel.is_set()}
+        # the flipped cases' own δ (not in the JSON): the viewer shows exactly these adversarial inputs
+        return {"report": doc, "records": records, "source": dict(source, records=None), "cancelled": cancel.is_set(),
+                "deltas": dict(result.deltas)}
 
     return task
