@@ -89,16 +89,17 @@ class ViewerPane(QWidget):
                  (QLabel("Colormap"), self.cmap_box), (QLabel("Opacity"), self.opacity),
                  (QLabel("Window"), self.preset_box)]
         self.labels = {}
+        per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
         for i, (label, widget) in enumerate(pairs):
-            controls.addWidget(label, 0, i)
-            controls.addWidget(widget, 1, i)
+            row, col = 2 * (i // per_row), i % per_row
+            controls.addWidget(label, row, col)
+            controls.addWidget(widget, row + 1, col)
             self.labels[widget] = label
-        n = len(pairs)
-        controls.addWidget(self.adversarial_box, 0, n)
-        controls.addWidget(self.invert_box, 1, n)
-        controls.addWidget(self.link_wl_box, 0, n + 1)
-        controls.addWidget(self.compute_button, 1, n + 1)
-        controls.setColumnStretch(n + 2, 1)
+        controls.addWidget(self.adversarial_box, 0, per_row)
+        controls.addWidget(self.invert_box, 1, per_row)
+        controls.addWidget(self.link_wl_box, 2, per_row)
+        controls.addWidget(self.compute_button, 3, per_row)
+        controls.setColumnStretch(per_row + 1, 1)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
