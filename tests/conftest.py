@@ -11,3 +11,14 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread():
+    """The app turns automatic GC off (it collects on the UI thread by timer); collect after
+    each test here, on the main thread, so no cycle of Qt objects is left for a worker to free."""
+    yield
+    import gc
+
+    if not gc.isenabled():
+        gc.collect()

@@ -36,6 +36,13 @@ def make_app(argv: list[str] | None = None):
     import pyqtgraph as pg
 
     pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")  # software raster: AA paints cost 3-4x
+    if not hasattr(app, "_gui_thread_gc"):
+        # The cyclic GC must never run in a worker thread: it would destroy Qt widgets there,
+        # and a widget's destructor (wanting the GIL under a Qt lock) deadlocks against the UI
+        # thread. Automatic collection is switched off; a timer collects on the UI thread.
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        app._gui_thread_gc = GarbageCollector(interval=0.5)
     return app
 
 

@@ -134,6 +134,7 @@ def test_window_level_drag_presets_link_and_new_case(qtbot, tmp_path):
     assert a.wl_label.text() == f"W {width:.3f}  L {level:.3f}"
     assert b.levels == a.levels  # linked
     pane.link_wl_box.setChecked(False)
+    qtbot.wait(QApplication.doubleClickInterval() + 100)  # a second press this soon is a double-click (reset)
     drag(viewport, centre, centre + QPointF(-150, 0))
     assert b.levels != a.levels
     # presets: the header's second window (TISSUE) in display units, and the full range
