@@ -7,8 +7,8 @@ dead process is *stale* and the next run takes it over, with no race between two
 processes taking over the same stale file (only one gets the ``flock``; the other
 reads the winner's record and says who holds it). Where ``flock`` is not available
 (Windows, or a file system without locks) the file is created with ``O_EXCL`` and a
-stale one (same host, process no longer alive) is taken over through a rename that
-only one process can win.
+stale one (same host, process no longer alive) is replaced by one process at a time,
+under an ``O_EXCL`` claim file, with an atomic rename (see ``_replace_stale``).
 
 Locks:
     OUT/.run.lock                        held only while run-level files are written
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -96,7 +97,7 @@ class FileLock:
             return
         current = _read(self.path)
         # Remove the file only while it is ours (still holding the flock, or our token in it).
-        if current is None or current.get("token") == self.record["token"]:
+        if (current is None and self.fd is not None) or (current or {}).get("token") == self.record["token"]:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         if self.fd is not None:
@@ -176,56 +177,112 @@ def _holder_of_live(path: Path) -> dict | None:
     return None
 
 
-def _read_written(path: Path) -> dict | None:
-    """The record of a lock file another process may have created a moment ago and not yet written."""
+def _read_written(path: Path) -> bytes | None:
+    """The bytes of a lock file another process may have created a moment ago and not yet written."""
     for _ in range(50):
-        holder = _read(path)
-        if holder is not None:
-            return holder
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # removed just now
+            return None
+        except OSError:
+            raw = None
+        if _parse(raw) is not None:
+            return raw
         time.sleep(0.01)
     return None
 
 
+def _parse(raw: bytes | None) -> dict | None:
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _stale(holder: dict | None) -> bool:
+    """A record of a process on this host that is no longer alive (unreadable or foreign: never stale)."""
+    return bool(holder) and holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1)))
+
+
+def _create(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists (O_EXCL)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def _replace_stale(path: Path, stale: bytes, data: bytes, depth: int = 0) -> bool:
+    """Atomically replace the stale file at ``path`` (content ``stale``) with ``data``; False when
+    ``path`` no longer holds ``stale`` or another live process is replacing it.
+
+    Why this is race-free: a file holding a dead process's record is only ever replaced by the
+    process holding its claim, ``path.takeover-HASH(stale)``, created with O_EXCL, so one at a time.
+    The claimant re-reads ``path`` after claiming: if it still holds ``stale``, nobody else can
+    change it before our ``os.replace`` (its owner is dead, no one can create over it, no one else
+    holds the claim), so that rename swaps exactly the stale file for ours, with no moment without
+    a lock file; if it holds anything else (a racer took it over first) we touch nothing. A live
+    lock is never removed, moved or overwritten by anyone but its owner. A claim left by a
+    claimant that died is itself stale and is taken over the same way (one level deep).
+    """
+    claim = path.with_name(f"{path.name}.takeover-{hashlib.sha256(stale).hexdigest()[:16]}")
+    mine = json.dumps(holder_record()).encode()
+    try:
+        claimed = _create(claim, mine)
+    except FileNotFoundError:  # the lock folder went with its last lock: the stale file is gone
+        return False
+    if not claimed:
+        held = _read_written(claim)
+        if depth >= 1 or not _stale(_parse(held)) or not _replace_stale(claim, held, mine, depth + 1):
+            return False  # a live process is taking it over (or a dead claimant's claim was just taken)
+    try:
+        try:
+            current = path.read_bytes()
+        except OSError:
+            current = None
+        if current != stale:
+            return False
+        temp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        _create(temp, data)
+        try:
+            os.replace(temp, path)
+        except OSError:  # Windows: a reader has it open just now; the caller looks again
+            temp.unlink(missing_ok=True)
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            if claim.read_bytes() == mine:  # ours (a live claim is removed only by its claimant)
+                claim.unlink()
+
+
 def _acquire_exclusive(path: Path) -> FileLock:
     """O_EXCL fallback: create, or take over a stale file of a dead process on this host."""
-    for _ in range(100):
+    for _ in range(200):
         record = holder_record()
+        data = json.dumps(record).encode()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            if _create(path, data):
+                return FileLock(path, None, record)
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             continue
-        except FileExistsError:
-            holder = _read_written(path)
-            if holder is None or holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1))):
-                raise LockHeld(path, holder, what_of(path)) from None
-            # Stale: move it aside under a unique name (one rename wins), then check we moved
-            # the stale record and not a fresh lock another process just created.
-            aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            try:
-                os.rename(path, aside)
-            except FileNotFoundError:
-                continue
-            moved = _read(aside)
-            if moved is not None and moved.get("token") != holder.get("token"):
-                with contextlib.suppress(OSError):  # a live lock: put it back (link fails if taken again)
-                    os.link(aside, path)
-                aside.unlink(missing_ok=True)
-                continue
-            aside.unlink(missing_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(record))
+        raw = _read_written(path)
+        if raw is None and not path.exists():  # released just now: try again
+            continue
+        holder = _parse(raw)
+        if not _stale(holder):
+            raise LockHeld(path, holder, what_of(path))
+        if _replace_stale(path, raw, data):
             return FileLock(path, None, record, taken_over=holder)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(record))
-            handle.flush()
-            os.fsync(handle.fileno())
-        return FileLock(path, None, record)
-    raise LockHeld(path, _read(path), what_of(path))  # pragma: no cover
+        time.sleep(0.01)  # taken over by another process just now, or being taken over: look again
+    raise LockHeld(path, _read(path), what_of(path))  # pragma: no cover - lock churning for 200 tries
 
 
 def what_of(path: Path) -> str:

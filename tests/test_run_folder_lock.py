@@ -173,6 +173,46 @@ def test_a_live_holder_on_this_host_is_never_taken_over_in_fallback_mode(tmp_pat
     assert json.loads(lock.read_text())["pid"] == os.getppid()
 
 
+def test_a_late_racer_never_replaces_a_lock_just_taken_over_in_fallback_mode(tmp_path, monkeypatch):
+    """The fallback's old race, step by step: B judged the dead process's lock stale, A took it over
+    meanwhile; B's take-over of the content it judged stale must leave A's live lock alone."""
+    import arfl_studio.run_lock as run_lock
+
+    monkeypatch.setattr(run_lock, "fcntl", None)
+    lock = tmp_path / "A.fold_0.lock"
+    stale = json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "token": "stale"}).encode()
+    lock.write_bytes(stale)
+    a = acquire(lock)  # A takes it over
+    assert a.taken_over["token"] == "stale"
+    late = json.dumps(run_lock.holder_record()).encode()
+    assert not run_lock._replace_stale(lock, stale, late)  # B, acting on what it read before
+    assert json.loads(lock.read_text())["token"] == a.record["token"]
+    with pytest.raises(LockHeld):
+        acquire(lock)
+    a.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_take_over_claim_blocks_while_its_claimant_lives_and_is_taken_over_when_it_died(tmp_path, monkeypatch):
+    import hashlib
+
+    import arfl_studio.run_lock as run_lock
+
+    monkeypatch.setattr(run_lock, "fcntl", None)
+    lock = tmp_path / "A.fold_0.lock"
+    stale = json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "token": "stale"}).encode()
+    lock.write_bytes(stale)
+    claim = tmp_path / f"{lock.name}.takeover-{hashlib.sha256(stale).hexdigest()[:16]}"
+    claim.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "token": "live"}))
+    assert not run_lock._replace_stale(lock, stale, b"{}")  # a live process is taking it over
+    assert lock.read_bytes() == stale and json.loads(claim.read_text())["token"] == "live"
+    claim.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "token": "died"}))
+    held = acquire(lock)  # its claimant died mid-take-over: the claim is stale too
+    assert held.taken_over["token"] == "stale"
+    held.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("mode", [
     "flock",
     # the O_EXCL fallback (no flock: Windows, some network file systems) has a known narrow
