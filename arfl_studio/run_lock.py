@@ -168,18 +168,22 @@ def _acquire_flock(path: Path) -> FileLock:
 
 def _holder_of_live(path: Path) -> dict | None:
     """The live holder's record. A holder that has just taken the lock over may not have
-    written its own record yet (the file is empty or still names the dead process): wait a moment."""
-    for _ in range(100):
+    written its own record yet (the file is empty or still names the dead process): wait a moment
+    (seconds, not a count of tries: on a loaded machine that holder may not run for a while)."""
+    deadline = time.monotonic() + 3.0
+    while True:
         holder = _read(path)
-        if holder and (holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1)))):
+        if holder and not _stale(holder):
             return holder
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(0.01)
-    return None
 
 
 def _read_written(path: Path) -> bytes | None:
     """The bytes of a lock file another process may have created a moment ago and not yet written."""
-    for _ in range(50):
+    deadline = time.monotonic() + 3.0
+    while True:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:  # removed just now
@@ -188,8 +192,9 @@ def _read_written(path: Path) -> bytes | None:
             raw = None
         if _parse(raw) is not None:
             return raw
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(0.01)
-    return None
 
 
 def _parse(raw: bytes | None) -> dict | None:
@@ -264,7 +269,8 @@ def _replace_stale(path: Path, stale: bytes, data: bytes, depth: int = 0) -> boo
 
 def _acquire_exclusive(path: Path) -> FileLock:
     """O_EXCL fallback: create, or take over a stale file of a dead process on this host."""
-    for _ in range(200):
+    deadline = time.monotonic() + 10.0  # a take-over in progress takes a few file operations
+    while time.monotonic() < deadline:
         record = holder_record()
         data = json.dumps(record).encode()
         try:
@@ -282,7 +288,8 @@ def _acquire_exclusive(path: Path) -> FileLock:
         if _replace_stale(path, raw, data):
             return FileLock(path, None, record, taken_over=holder)
         time.sleep(0.01)  # taken over by another process just now, or being taken over: look again
-    raise LockHeld(path, _read(path), what_of(path))  # pragma: no cover - lock churning for 200 tries
+    holder = _read(path)  # pragma: no cover - a claimant stuck (stopped?) mid-take-over for 10 s
+    raise LockHeld(path, None if _stale(holder) else holder, what_of(path))  # pragma: no cover
 
 
 def what_of(path: Path) -> str:
