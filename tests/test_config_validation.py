@@ -42,6 +42,9 @@ INF = float("inf")
     ({"training": 3}, r"\[training\] must be a table of settings, got 3"),
     ({"evaluation": {"clamp": [1.0, 0.0]}}, r"\[evaluation\] clamp = \[1.0, 0.0\] is not allowed"),
     ({"training": {"seeds": ["a"]}}, r'\[training\] seeds = \["a"\] is not allowed: it must be a list of values, each an integer'),
+    ({"training": {"lr_schedule": "cosin"}}, r"\[training\] lr_schedule must be one of \('constant', 'cosine'\), got 'cosin'"),
+    ({"training": {"threshold_holdout": 0.8}}, r"\[training\] threshold_holdout = 0.8 is not allowed: it must be >= 0 and <= 0.5"),
+    ({"training": {"threshold_holdout": "some"}}, r'\[training\] threshold_holdout = "some" is not allowed'),
 ])
 def test_hostile_values_are_named_with_what_is_allowed(overrides, message):
     with pytest.raises(SettingError, match=message):

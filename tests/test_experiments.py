@@ -20,6 +20,7 @@ from arfl_studio.experiments import (
     load_fold_model,
     run_experiment,
 )
+from arfl_studio.experiments.fold_run import epoch_lr
 from arfl_studio.experiments.runner import RESUME_FORMAT
 from arfl_studio.models.dual_bn import has_dual_bn
 from arfl_studio.training.events import StepEvent
@@ -123,7 +124,8 @@ def _state(out: Path, key: str, fold: int) -> dict:
 
 @pytest.mark.parametrize("key", ["F", "H"])
 def test_cancelled_run_resumes_to_the_same_results(tmp_path, key):
-    config = tiny_config(training={"epochs": 3}, methods=[{"key": key, "attack": {"steps": 2}}])
+    # the cosine schedule is set from the epoch: the resumed fold continues the same learning rates
+    config = tiny_config(training={"epochs": 3, "lr_schedule": "cosine"}, methods=[{"key": key, "attack": {"steps": 2}}])
     reference = tmp_path / "uninterrupted"
     run_experiment(config, reference)
 
@@ -156,6 +158,7 @@ def test_cancelled_run_resumes_to_the_same_results(tmp_path, key):
         assert torch.allclose(tensor.float(), _state(out, key, 1)[name].float(), atol=1e-6), name
     lines = (out / key / "fold_1" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    assert [json.loads(line)["lr"] for line in lines] == [epoch_lr(1e-3, "cosine", e, 3) for e in range(3)]
 
 
 def test_fold_jobs_then_collect_equal_a_full_run(tmp_path):

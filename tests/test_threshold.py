@@ -123,39 +123,97 @@ def test_threshold_is_stored_with_the_checkpoint_and_old_checkpoints_default_to_
         load_threshold(old)
 
 
-def test_each_fold_model_stores_the_threshold_chosen_on_its_training_folds(tmp_path):
-    from arfl_studio.experiments import fold_records, load_fold_model, load_fold_threshold, run_experiment
-    from arfl_studio.experiments.results import render_table
-    from arfl_studio.experiments.sources import open_source
-    from arfl_studio.training.threshold import score_images
+def _threshold_run(tmp_path, name: str, samples: int, holdout: float):
+    from arfl_studio.experiments import run_experiment
 
     config = {
-        "name": "threshold",
-        "data": {"source": "synthetic", "synthetic_samples": 24, "synthetic_size": [16, 16]},
+        "name": name,
+        "data": {"source": "synthetic", "synthetic_samples": samples, "synthetic_size": [16, 16]},
         "preprocess": {"size": [16, 16], "channels": 1, "crop": "none"},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
         "training": {"epochs": 1, "batch_size": 8, "device": "cpu", "threshold": {"sensitivity": 1.0},
-                     "pos_weight": 2.0, "validate_adversarial_every": 0},
+                     "pos_weight": 2.0, "validate_adversarial_every": 0, "threshold_holdout": holdout},
         "cv": {"folds": 2, "seed": 0},
         "evaluation": {"eps": 1e-3, "steps": 1},
         "methods": [{"key": "A"}],
     }
-    out = tmp_path / "run"
+    out = tmp_path / name
     result = run_experiment(config, out)
     assert result.status == "finished"
+    return out, result
+
+
+def _rescored(out, records):
+    from arfl_studio.experiments import load_fold_model
+    from arfl_studio.experiments.sources import open_source
+    from arfl_studio.training.threshold import score_images
+
+    model, _ = load_fold_model(out, "A", 0)
+    images = open_source(load_config(out / "config.toml")).dataset(records)
+    return score_images(model, [(x.unsqueeze(0), torch.tensor([t])) for x, t in images])
+
+
+def _held_patients(out, manifest) -> set[str]:
+    """The patients of the manifest's threshold_indices (positions in splits.json's records)."""
+    records = json.loads((out / "splits.json").read_text())["records"]
+    assert all(str(r["patient_id"]) not in json.dumps(manifest) for r in records)  # no IDs in the manifest
+    return {str(records[i]["patient_id"]) for i in manifest["threshold_indices"]}
+
+
+def test_the_threshold_is_chosen_on_held_out_training_patients_that_do_not_train(tmp_path):
+    from arfl_studio.experiments import fold_records, load_fold_threshold
+    from arfl_studio.training.threshold import HOLDOUT
+
+    out, _ = _threshold_run(tmp_path, "holdout", samples=80, holdout=0.2)  # 40 patients, 20 per fold
+    for fold in (0, 1):
+        manifest = json.loads((out / "A" / f"fold_{fold}" / "manifest.json").read_text())
+        train, test = fold_records(out, fold)
+        held = _held_patients(out, manifest)
+        train_patients = {str(r.patient_id) for r in train}
+        # about a fifth of the training patients, of both classes, none of them held-out test patients
+        assert 2 <= len(held) <= 6 and held < train_patients and not held & {str(r.patient_id) for r in test}
+        assert {int(r.label) for r in train if str(r.patient_id) in held} == {0, 1}
+        assert manifest["train_images"] + manifest["threshold_images"] == len(train)
+        stored = load_fold_threshold(out, "A", fold)
+        assert stored.chosen_on == HOLDOUT and stored.n_images == manifest["threshold_images"]
+    # re-scoring the held-out training patients with the fold model reproduces the stored threshold
+    train, _ = fold_records(out, 0)
+    held = _held_patients(out, json.loads((out / "A" / "fold_0" / "manifest.json").read_text()))
+    targets, logits = _rescored(out, [r for r in train if str(r.patient_id) in held])
+    assert choose_threshold(targets, logits, {"sensitivity": 1.0}, HOLDOUT) == load_fold_threshold(out, "A", 0)
+
+
+def test_too_few_patients_to_hold_out_fall_back_to_the_training_images_with_a_note(tmp_path):
+    from arfl_studio.experiments import fold_records, load_fold_threshold
+    from arfl_studio.training.threshold import TRAINING_IMAGES
+
+    out, _ = _threshold_run(tmp_path, "small", samples=24, holdout=0.2)  # 3 patients per class and fold
+    stored = load_fold_threshold(out, "A", 0)
+    assert stored.chosen_on == TRAINING_IMAGES and "too few patients" in stored.note
+    train, _ = fold_records(out, 0)
+    assert stored.n_images == len(train)
+
+
+def test_each_fold_model_stores_the_threshold_chosen_on_its_training_folds(tmp_path):
+    from arfl_studio.experiments import fold_records, load_fold_threshold
+    from arfl_studio.experiments.results import render_table
+    from arfl_studio.training.threshold import TRAINING_IMAGES
+
+    out, result = _threshold_run(tmp_path, "threshold", samples=24, holdout=0.0)  # the paper's protocol
     for fold in (0, 1):
         stored = load_fold_threshold(out, "A", fold)
         assert stored.rule == "sensitivity" and stored.target == 1.0 and stored.sensitivity == 1.0
-        # chosen on the training folds' images, not the held-out ones: re-scoring them reproduces it
-        train, _ = fold_records(out, fold)
-        model, _ = load_fold_model(out, "A", fold)
-        train_set = open_source(load_config(out / "config.toml")).dataset(train)
-        targets, logits = score_images(model, [(x.unsqueeze(0), torch.tensor([t])) for x, t in train_set])
-        assert stored.n_images == len(train) and choose_threshold(targets, logits, {"sensitivity": 1.0}) == stored
+        assert stored.chosen_on == TRAINING_IMAGES and stored.note == ""
         manifest = json.loads((out / "A" / f"fold_{fold}" / "manifest.json").read_text())
-        assert manifest["pos_weight"] == 2.0
+        assert manifest["pos_weight"] == 2.0 and manifest["threshold_images"] == 0
         assert manifest["results"]["threshold"]["logit"] == stored.logit
         assert 0.0 <= manifest["results"]["standard_sensitivity"] <= 1.0
+    # chosen on the training folds' images, not the held-out ones: re-scoring them reproduces it
+    train, _ = fold_records(out, 0)
+    targets, logits = _rescored(out, train)
+    stored = load_fold_threshold(out, "A", 0)
+    assert stored.n_images == len(train)
+    assert choose_threshold(targets, logits, {"sensitivity": 1.0}, TRAINING_IMAGES) == stored
     # `arfl-studio attack RUN` scores accuracy, sensitivity, specificity and flips at the stored threshold
     from arfl_studio.cli import main as cli_main
 

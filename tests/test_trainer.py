@@ -105,3 +105,15 @@ def test_an_objective_replaces_the_method_loss():
     assert len(seen) == 6 and result.history[-1].losses["total"] < result.history[0].losses["total"]
     with pytest.raises(SettingError, match="needs a method"):
         train(model, torch.optim.SGD(model.parameters(), 0.1), _batches(2), None, epochs=1)
+
+
+def test_cosine_schedule_anneals_from_lr_towards_zero_and_resumes_on_the_same_curve():
+    from arfl_studio.experiments.fold_run import epoch_lr
+
+    epochs = 10
+    cosine = [epoch_lr(2e-3, "cosine", e, epochs) for e in range(epochs)]
+    assert cosine[0] == 2e-3 and all(a > b > 0 for a, b in zip(cosine, cosine[1:]))
+    assert cosine[5] == pytest.approx(1e-3) and cosine[-1] < 0.03 * 2e-3  # the last epoch takes small steps
+    assert [epoch_lr(2e-3, "constant", e, epochs) for e in range(epochs)] == [2e-3] * epochs
+    # set from the epoch number alone: a fold resumed at epoch 6 continues the same curve
+    assert epoch_lr(2e-3, "cosine", 6, epochs) == cosine[6]

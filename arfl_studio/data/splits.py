@@ -39,6 +39,28 @@ def patient_folds(records: Sequence[Any], k: int = 5, seed: int = 0) -> list[lis
     return folds
 
 
+def holdout_patients(records: Sequence[Any], fraction: float, seed: int = 0) -> list[int]:
+    """Indices of about ``fraction`` of the records' patients, held out whole and stratified on the label.
+
+    The inner split of a training fold: the model does not train on these patients, so
+    scores on them behave like held-out scores (used to choose the decision threshold).
+    Returns [] when ``fraction`` is 0 or the records cannot give each class a patient.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), not {fraction}")
+    groups = np.array([str(r.patient_id) for r in records])
+    labels = np.array([int(r.label) for r in records])
+    k = max(2, round(1.0 / fraction)) if fraction > 0 else 0
+    # every class needs at least k patients for each inner fold to see it
+    if k == 0 or min((len(set(groups[labels == c].tolist())) for c in (0, 1)), default=0) < k:
+        return []
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    _, held = next(splitter.split(np.zeros(len(records)), labels, groups))
+    return sorted(int(i) for i in held)
+
+
 def check_no_patient_leak(records: Sequence[Any], folds: Sequence[Sequence[int]]) -> None:
     """Raise PatientLeakError if a patient's images are in two folds, or a record is missing/doubled."""
     owner: dict[str, int] = {}

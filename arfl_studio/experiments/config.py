@@ -5,8 +5,10 @@ Sections (all optional except a data source)::
     [data]        root = "/data/CMMD" | demo = true | source = "synthetic"; labels, layout, cache_dir
     [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
-    [training]    epochs, batch_size, lr, optimizer, weight_decay, device, amp, workers, seed, ...,
+    [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
+                  amp, workers, seed, ...,
                   threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
+                  threshold_holdout = 0.2 (training patients kept out of training to choose it on),
                   pos_weight = "auto" | "off" | N
     [cv]          folds = 5, seed
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
@@ -35,6 +37,7 @@ from arfl_studio.training.threshold import ThresholdRule
 
 PAPER_KEYS = tuple(row["key"] for row in PAPER_ROWS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 DATA_SOURCES = ("dataset", "demo", "synthetic")
 SWEEP_AXES = ("mix_ratio", "robust_weight", "eps")
 
@@ -92,6 +95,7 @@ class TrainingConfig:
     batch_size: int = 16
     lr: float = 1e-4
     optimizer: str = "adam"
+    lr_schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * epoch / epochs)) / 2, set at each epoch's start
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     device: str = "auto"
@@ -109,6 +113,11 @@ class TrainingConfig:
     dropout: bool = True  # False: dropout layers stay in eval mode (deterministic training)
     sync_batchnorm: bool = False  # DDP on CUDA: SyncBatchNorm
     threshold: str | dict = "youden"  # decision threshold rule, chosen on the training folds (training/threshold.py)
+    # Fraction of each training fold's patients that do not train but choose the threshold: scores on
+    # images a model has memorised are optimistic, so a threshold chosen on them can be too strict on
+    # new images. 0 (default, the paper's protocol): every training patient trains, the threshold is
+    # chosen on their images.
+    threshold_holdout: float = 0.0
     pos_weight: str | float = "auto"  # BCE pos_weight: "auto" (negatives/positives of an imbalanced fold), "off", N
 
     def seed_list(self) -> list[int]:
@@ -124,6 +133,8 @@ class TrainingConfig:
             raise SettingError(f"[training] lr must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise SettingError(f"[training] optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SettingError(f"[training] lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.workers < 0:
             raise SettingError(f"[training] workers must be >= 0, got {self.workers}")
         if len(set(self.seeds)) != len(self.seeds) or not all(isinstance(x, int) for x in self.seeds):
@@ -136,6 +147,7 @@ class TrainingConfig:
                 isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float))
                 or not 0 < self.pos_weight < float("inf")):
             raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
+        check_range("[training]", "threshold_holdout", self.threshold_holdout, minimum=0, maximum=0.5)
         check_range("[training]", "eval_batch_size", self.eval_batch_size, minimum=1)
         check_range("[training]", "validation_attack_steps", self.validation_attack_steps, minimum=1)
         check_range("[training]", "weight_decay", self.weight_decay, minimum=0)

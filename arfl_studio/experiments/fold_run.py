@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +44,7 @@ from arfl_studio.training.events import EpochEvent, StatusEvent
 from arfl_studio.training.losses import fold_pos_weight
 from arfl_studio.training.methods import MethodSettings, SettingError
 from arfl_studio.training.objective import compute_loss
-from arfl_studio.training.threshold import fit_threshold
+from arfl_studio.training.threshold import HOLDOUT, HOLDOUT_TOO_SMALL, TRAINING_IMAGES, fit_threshold, threshold_split
 from arfl_studio.training.trainer import NonFiniteLossError, train
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,13 @@ def make_optimizer(model: nn.Module, config: ExperimentConfig) -> torch.optim.Op
     if t.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def epoch_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of (0-based) ``epoch``: constant, or cosine-annealed towards 0 over ``epochs``."""
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+    return lr
 
 
 class RunLoader:
@@ -205,6 +213,9 @@ def run_fold(
     spec: ModelSpec = config.model_spec_for(method)
     seed = derive_seed(train_seed, "fold", fold)  # every method of a fold starts from the same weights
     train_records, test_records = splits.train_test(fold)
+    train_records, threshold_records = threshold_split(train_records, t.threshold_holdout,
+                                                       derive_seed(config.cv.seed, "threshold", fold))
+    held_out = {id(r) for r in threshold_records}
     manifest: dict[str, Any] = {
         "method_key": key,
         "method": method_dict,
@@ -220,6 +231,9 @@ def run_fold(
         "data_fingerprint": fingerprint,
         "model": spec.to_dict(),
         "train_images": len(train_records),
+        "threshold_images": len(threshold_records),
+        # positions in splits.json's records (as its test_indices): no patient IDs in the manifest
+        "threshold_indices": [i for i, r in enumerate(splits.records) if id(r) in held_out],
         "test_images": len(test_records),
         "started": (previous or {}).get("started", now()),
         "epochs": t.epochs,
@@ -303,6 +317,7 @@ def run_fold(
     run_loader = run_loader or RunLoader(source, splits.records, t.workers, device)
     run_loader.skipped = skipped
     train_indices, test_indices = run_loader.indices(train_records), run_loader.indices(test_records)
+    threshold_indices = run_loader.indices(threshold_records) or train_indices
     per_rank = max(1, t.batch_size // ctx.world_size)
     shard = -(-len(train_indices) // ctx.world_size)
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
@@ -311,6 +326,9 @@ def run_fold(
                                  seed=derive_seed(seed, "order"))
 
     def batches(epoch: int):
+        # Set from the epoch alone, so a resumed fold continues the same schedule.
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(t.lr, t.lr_schedule, epoch, t.epochs)
         torch.manual_seed(derive_seed(seed, "epoch", epoch, ctx.rank))
         sampler.set_epoch(epoch)
         plan = in_order([train_indices[i] for i in sampler], per_rank)
@@ -337,6 +355,7 @@ def run_fold(
         atomic.append_jsonl(metrics_path, {
             "epoch": epoch,
             "losses": losses,
+            "lr": optimizer.param_groups[0]["lr"],
             **{k: (None if v != v else v) for k, v in event.metrics.items()},
             "seconds": round(event.seconds, 4),
         })
@@ -395,9 +414,13 @@ def run_fold(
 
     results: dict[str, Any] = {}
     if ctx.is_main:
-        # The decision threshold is part of the model: chosen on the training folds' images.
-        train_scoring = run_loader.passes(in_order(train_indices, t.eval_batch_size))
-        threshold = fit_threshold(model, train_scoring, t.threshold, device)
+        # The decision threshold is part of the model: chosen on the training folds' held-out
+        # patients (or, without them, on the images it trained on).
+        scoring = run_loader.passes(in_order(threshold_indices, t.eval_batch_size))
+        threshold = fit_threshold(model, scoring, t.threshold, device,
+                                  chosen_on=HOLDOUT if threshold_records else TRAINING_IMAGES)
+        if t.threshold_holdout and not threshold_records:
+            threshold = replace(threshold, note=" ".join(filter(None, (threshold.note, HOLDOUT_TOO_SMALL))))
         ev = config.evaluation
         results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
                                threshold=threshold.logit)

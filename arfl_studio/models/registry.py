@@ -74,9 +74,10 @@ class DecisionThreshold:
 
     ``rule`` says how it was chosen ("youden", a target "sensitivity"/"specificity",
     a fixed "logit", or "none" for a checkpoint without one, which uses logit 0);
-    ``target`` is the rule's value; ``sensitivity``/``specificity``/``n_images``/
-    ``n_positive`` describe the training data it was chosen on; ``note`` says
-    anything a reader must know (e.g. a fallback).
+    ``target`` is the rule's value; ``chosen_on`` names the images it was chosen on
+    ("held-out training patients" or "training images"), which ``sensitivity``/
+    ``specificity``/``n_images``/``n_positive`` describe; ``note`` says anything a
+    reader must know (e.g. a fallback).
     """
 
     logit: float = 0.0
@@ -87,6 +88,7 @@ class DecisionThreshold:
     n_images: int | None = None
     n_positive: int | None = None
     note: str = ""
+    chosen_on: str | None = None
 
     @property
     def probability(self) -> float:

@@ -2,8 +2,11 @@
 
 AUC needs no threshold, but accuracy, sensitivity, specificity, "flipped" cases and
 the viewer's verdict do. After training, the model scores the training folds' images
-(clean inputs, eval mode, clean batch norms) and a rule picks the logit above which
-an image is called malignant:
+(clean inputs, eval mode, clean batch norms) and a rule picks the logit above which an
+image is called malignant. By default (the paper's protocol, every training patient
+trains) these are the images it trained on; their scores are optimistic once a model
+memorises them, so ``[training] threshold_holdout = 0.2`` keeps a fifth of the training
+patients out of training and chooses the threshold on their images instead. The rules:
 
 - ``"youden"`` (default): the point of the ROC curve with the largest
   J = sensitivity + specificity - 1;
@@ -36,6 +39,19 @@ from arfl_studio.training.attacks import attack_mode
 from arfl_studio.training.methods import SettingError
 
 TARGET_RULES = ("sensitivity", "specificity")
+HOLDOUT = "held-out training patients"
+TRAINING_IMAGES = "training images"
+HOLDOUT_TOO_SMALL = ("The training fold has too few patients of a class to hold some out, so the threshold "
+                     "was chosen on the training images (optimistic).")
+
+
+def threshold_split(train_records: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(records that train, records that choose the threshold): ``fraction`` of the patients, whole."""
+    from arfl_studio.data.splits import holdout_patients
+
+    held = set(holdout_patients(train_records, fraction, seed)) if fraction else set()
+    return ([r for i, r in enumerate(train_records) if i not in held],
+            [r for i, r in enumerate(train_records) if i in held])
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,8 @@ def _between(scores_desc: np.ndarray, k: int) -> float:
     return float(scores_desc[k] - max(1.0, abs(scores_desc[k])) * 1e-3)
 
 
-def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "youden") -> DecisionThreshold:
+def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "youden",
+                     chosen_on: str | None = None) -> DecisionThreshold:
     """The decision threshold that ``rule`` picks on (training) ``targets`` and ``logits``.
 
     Falls back to logit 0 with a note when the scores cannot support the rule (one
@@ -99,7 +116,7 @@ def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "you
     if len(targets) != len(logits):
         raise ValueError(f"{len(targets)} targets but {len(logits)} scores")
     described = {"rule": rule.kind, "target": rule.value, "n_images": int(len(targets)),
-                 "n_positive": int(targets.sum())}
+                 "n_positive": int(targets.sum()), "chosen_on": chosen_on}
 
     def finish(logit: float, note: str = "") -> DecisionThreshold:
         rates = operating_point(targets, logits, logit)
@@ -151,7 +168,7 @@ class _no_route:
 
 
 def fit_threshold(model: nn.Module, batches: Iterable, rule: ThresholdRule | str | Mapping = "youden",
-                  device: torch.device | str = "cpu") -> DecisionThreshold:
-    """Score the (training) ``batches`` with the trained model and choose its threshold by ``rule``."""
+                  device: torch.device | str = "cpu", chosen_on: str | None = None) -> DecisionThreshold:
+    """Score ``batches`` (``chosen_on`` says which images) with the trained model; choose its threshold by ``rule``."""
     targets, logits = score_images(model, batches, device)
-    return choose_threshold(targets, logits, rule)
+    return choose_threshold(targets, logits, rule, chosen_on)

@@ -130,6 +130,28 @@ def test_patient_folds_have_no_leak_and_are_seeded(tmp_path, demo):
         check_no_patient_leak(recs, leaky)
 
 
+def test_holdout_patients_are_whole_patients_of_both_classes_and_seeded():
+    from types import SimpleNamespace
+
+    from arfl_studio.data.splits import holdout_patients
+
+    # 30 patients with 2-4 images each; a few have one benign and one malignant breast
+    recs = [SimpleNamespace(patient_id=f"P{p}", label=int(p % 3 == 0 or (p % 7 == 0 and i == 0)))
+            for p in range(30) for i in range(2 + p % 3)]
+    held = holdout_patients(recs, 0.2, seed=4)
+    held_patients = {recs[i].patient_id for i in held}
+    assert held and held == sorted(held)
+    assert all(r.patient_id not in held_patients for i, r in enumerate(recs) if i not in held)  # whole patients
+    assert {recs[i].label for i in held} == {0, 1}
+    assert 3 <= len(held_patients) <= 9  # about a fifth of 30
+    assert holdout_patients(recs, 0.2, seed=4) == held and holdout_patients(recs, 0.2, seed=5) != held
+    assert holdout_patients(recs, 0.0) == []
+    # fewer patients of a class than the inner split needs: nothing is held out
+    assert holdout_patients(recs[:12], 0.2) == []
+    with pytest.raises(ValueError, match="fraction"):
+        holdout_patients(recs, 1.0)
+
+
 def test_demo_data_then_scan_reports_the_numbers_written(tmp_path, capsys):
     from arfl_studio.cli import main
 
