@@ -45,7 +45,7 @@ __all__ = [
 DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
 LARGE_SIZE = (4096, 3328)  # a full-field detector at 0.07 mm
-GENERATOR_VERSION = 4  # bump when the images change: cached demos regenerate
+GENERATOR_VERSION = 5  # bump when the images change: cached demos regenerate
 _SYNTAXES = (
     "1.2.840.10008.1.2.1",  # explicit VR little endian
     "1.2.840.10008.1.2.5",  # RLE lossless

@@ -178,3 +178,24 @@ def test_final_table_prints_the_exported_numbers(qtbot, trained_run, tmp_path):
         numbers = re.findall(r"\d+\.\d", line)
         assert re.findall(r"\d+\.\d", row["standard"]) == numbers[:2]  # mean and sample std, in percent
         assert row["rates"].replace(" ", "") in line.replace(" ", "")
+
+
+def test_the_first_run_with_default_settings_is_the_headless_demo(qtbot, tmp_path):
+    """The app's first run trains what `arfl-studio` without a screen trains (issue 16)."""
+    from arfl_studio.experiments.config import load_config
+    from arfl_studio.experiments.headless_demo import demo_config
+
+    pane = TrainingPane(["cpu"])
+    qtbot.addWidget(pane)
+    data = {"demo": True, "demo_dir": str(tmp_path / "demo")}
+    first = load_config(pane.form.config_dict(data))
+    demo = load_config(demo_config(tmp_path / "demo"))
+    for name in ("epochs", "batch_size", "lr", "lr_schedule", "threshold", "threshold_holdout", "pos_weight"):
+        assert getattr(first.training, name) == getattr(demo.training, name), name
+    assert first.training.lr_schedule == "cosine"
+    assert first.preprocess["size"] == demo.preprocess["size"] and first.cv.folds == demo.cv.folds
+    assert first.model.backbone == demo.model.backbone == "small_cnn"
+    assert [m.key for m in first.methods] == [m.key for m in demo.methods]
+    assert [m.attack.steps for m in first.methods] == [m.attack.steps for m in demo.methods]
+    pane.form.set_values(lr_schedule="constant")
+    assert load_config(pane.form.config_dict(data)).training.lr_schedule == "constant"

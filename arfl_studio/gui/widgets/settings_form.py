@@ -13,6 +13,10 @@ from PySide6.QtWidgets import (
     QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
+from arfl_studio.experiments.config import LR_SCHEDULES
+from arfl_studio.experiments.headless_demo import (
+    DEMO_ATTACK_STEPS, DEMO_BATCH, DEMO_EPOCHS, DEMO_FOLDS, DEMO_LR, DEMO_LR_SCHEDULE, DEMO_METHODS, DEMO_SIZE,
+)
 from arfl_studio.training import PAPER_ROWS, AttackSettings, MethodSettings, paper_method
 
 BACKBONES = ("small_cnn", "resnet18", "vgg16", "vgg16_bn", "resnet50")
@@ -44,13 +48,16 @@ TIPS = {
     "attack": "The attack that makes the adversarial training images: PGD (iterated, random start) or FGSM "
               "(one step).",
     "eps": "ε1, the training attack's budget in pixel units [0, 1] (L∞). The paper uses 0.01 on mammograms.",
-    "steps": "PGD steps per training batch (the paper: 7); the step size is 2.5·ε1/steps. FGSM ignores it.",
+    "steps": "PGD steps per training batch (the paper: 7; 3 by default here, to keep a CPU run short); the step "
+             "size is 2.5·ε1/steps. FGSM ignores it.",
     "backbone": "The network: small_cnn trains on a CPU; vgg16 is the paper's (ImageNet weights, last conv "
                 "layer and classifier fine-tuned).",
     "size": "Side of the square model input in pixels, after the breast crop.",
     "epochs": "Training epochs per fold (the paper: 100 on mammograms).",
     "batch": "Images per training batch.",
     "lr": "Learning rate of the optimizer.",
+    "lr_schedule": "constant: the same learning rate every epoch; cosine: annealed from the learning rate "
+                   "towards 0 over the epochs, so training ends in small, stable steps.",
     "folds": "Cross-validation folds, split by patient; the same setting as the Dataset pane's fold preview.",
     "device": "Where to train: auto picks a GPU when there is one.",
     "eval_eps": "ε2, the PGD budget used for the validation AUC on adversarial images (the paper: 1e-4).",
@@ -87,7 +94,7 @@ class SettingsForm(QWidget):
         for i, row in enumerate(PAPER_ROWS):
             box = QCheckBox(f"{row['key']}  {SHORT_NAMES.get(row['key'], row['name'])}")
             box.setToolTip(f"<b>{row['key']}: {row['name']}</b><br>{ROW_HELP.get(row['key'], '')}")
-            box.setChecked(row["key"] in ("A", "B"))
+            box.setChecked(row["key"] in DEMO_METHODS)  # the defaults are the headless demo's run
             self.presets[row["key"]] = box
             grid.addWidget(box, i % half, i // half)
         # --- custom method
@@ -107,7 +114,7 @@ class SettingsForm(QWidget):
         self.attack_box = QComboBox()
         self.attack_box.addItems(("pgd", "fgsm"))
         self.eps_spin = _dspin(0, 1, 0.01, 5, 0.001)
-        self.steps_spin = _spin(1, 100, 7)
+        self.steps_spin = _spin(1, 100, DEMO_ATTACK_STEPS)
         self.add_custom = QPushButton("Add custom to queue")
         self.lambda_spin.setToolTip(TIPS["lambda"])
         self.variant_box.setToolTip(TIPS["variant"])
@@ -135,12 +142,15 @@ class SettingsForm(QWidget):
         run = QFormLayout(run_box)
         self.backbone_box = QComboBox()
         self.backbone_box.addItems(BACKBONES)
-        self.size_spin = _spin(16, 1024, 64)
+        self.size_spin = _spin(16, 1024, DEMO_SIZE)
         self.size_spin.setSingleStep(16)
-        self.epochs_spin = _spin(1, 1000, 3)
-        self.batch_spin = _spin(1, 512, 16)
-        self.lr_spin = _dspin(1e-6, 1.0, 1e-3, 6, 1e-4)
-        self.folds_spin = _spin(2, 10, 2)
+        self.epochs_spin = _spin(1, 1000, DEMO_EPOCHS)
+        self.batch_spin = _spin(1, 512, DEMO_BATCH)
+        self.lr_spin = _dspin(1e-6, 1.0, DEMO_LR, 6, 1e-4)
+        self.schedule_box = QComboBox()
+        self.schedule_box.addItems(LR_SCHEDULES)
+        self.schedule_box.setCurrentText(DEMO_LR_SCHEDULE)
+        self.folds_spin = _spin(2, 10, DEMO_FOLDS)
         self.device_box = QComboBox()
         self.device_box.addItem("auto")
         for name in devices or []:
@@ -149,7 +159,8 @@ class SettingsForm(QWidget):
         self.eval_eps_spin = _dspin(0, 1, 1e-4, 5, 1e-4)
         rows = (("Backbone:", "backbone", self.backbone_box), ("Image size (px):", "size", self.size_spin),
                 ("Epochs:", "epochs", self.epochs_spin), ("Batch size:", "batch", self.batch_spin),
-                ("Learning rate:", "lr", self.lr_spin), ("Folds:", "folds", self.folds_spin),
+                ("Learning rate:", "lr", self.lr_spin), ("LR schedule:", "lr_schedule", self.schedule_box),
+                ("Folds:", "folds", self.folds_spin),
                 ("Device:", "device", self.device_box), ("Validation ε2 (PGD):", "eval_eps", self.eval_eps_spin))
         for text, tip, widget in rows:
             if tip != "device":
@@ -199,8 +210,8 @@ class SettingsForm(QWidget):
         return {"r": self.r_slider, "lambda": self.lambda_spin, "variant": self.variant_box,
                 "attack": self.attack_box, "eps": self.eps_spin, "steps": self.steps_spin,
                 "backbone": self.backbone_box, "size": self.size_spin, "epochs": self.epochs_spin,
-                "batch": self.batch_spin, "lr": self.lr_spin, "folds": self.folds_spin, "device": self.device_box,
-                "eval_eps": self.eval_eps_spin, **{f"method {k}": box for k, box in self.presets.items()}}
+                "batch": self.batch_spin, "lr": self.lr_spin, "lr_schedule": self.schedule_box,
+                "folds": self.folds_spin, "device": self.device_box, "eval_eps": self.eval_eps_spin, **{f"method {k}": box for k, box in self.presets.items()}}
 
     # ------------------------------------------------------------------
     def custom_method(self) -> MethodSettings:
@@ -227,7 +238,7 @@ class SettingsForm(QWidget):
 
     def set_values(self, **values) -> None:
         """Set fields by name (tests, the screenshot script, restored settings)."""
-        boxes = {"backbone": self.backbone_box, "device": self.device_box}
+        boxes = {"backbone": self.backbone_box, "device": self.device_box, "lr_schedule": self.schedule_box}
         spins = {"image_size": self.size_spin, "epochs": self.epochs_spin, "batch_size": self.batch_spin,
                  "lr": self.lr_spin, "folds": self.folds_spin, "eval_eps": self.eval_eps_spin,
                  "robust_weight": self.lambda_spin, "eps": self.eps_spin, "steps": self.steps_spin}
@@ -253,7 +264,8 @@ class SettingsForm(QWidget):
             "preprocess": {"size": [size, size]},
             "model": {"backbone": self.backbone_box.currentText(), "pretrained": False},
             "training": {"epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
-                         "lr": self.lr_spin.value(), "device": self.device(), "workers": 0, "seed": 0},
+                         "lr": self.lr_spin.value(), "lr_schedule": self.schedule_box.currentText(),
+                         "device": self.device(), "workers": 0, "seed": 0},
             "cv": {"folds": self.folds_spin.value(), "seed": 0},
             "methods": [m.to_dict() for m in self.methods()],
             "evaluation": {"kind": "pgd", "eps": self.eval_eps_spin.value(), "steps": 7},
