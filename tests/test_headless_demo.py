@@ -48,7 +48,7 @@ def test_demo_configuration_detects_cancer_at_its_stored_threshold(tmp_path):
     result = run_experiment(config, tmp_path / "run")
     assert result.status == "finished"
     (row,) = result.results["methods"]
-    assert row["standard_auc"]["mean"] >= 0.75, row["standard_auc"]
+    assert 0.75 <= row["standard_auc"]["mean"] <= 0.95, row["standard_auc"]  # learns, and is not trivial
     assert row["standard_sensitivity"]["mean"] >= 0.5, row["standard_sensitivity"]
     assert row["standard_specificity"]["mean"] >= 0.5, row["standard_specificity"]
     for fold in range(headless_demo.DEMO_FOLDS):
