@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from arfl_studio.atomic import process_alive
+
 try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -62,17 +64,9 @@ def holder_record() -> dict:
 
 
 def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    except OSError:
-        return False
-    return True
+    # psutil, not os.kill(pid, 0): on Windows, where the O_EXCL fallback is used, signal 0 is
+    # CTRL_C_EVENT and would interrupt the holder instead of asking whether it runs.
+    return pid > 0 and process_alive(pid)
 
 
 def _read(path: Path) -> dict | None:
