@@ -130,8 +130,9 @@ def run_headless_demo(
     for key in ("A", "F"):
         model, _ = load_fold_model(out, key, 0)
         threshold = load_fold_threshold(out, key, 0)  # chosen on the fold's training images
+        # The gradient-free Square probe on 32 of the images: on all 102 it took 22 of the 29 s.
         report = evaluate_robustness(model, test_set, attack="pgd", eps=SWEEP_EPS, records=test_records, device="cpu",
-                                     probe_queries=100, threshold=threshold.logit)
+                                     probe_queries=100, probe_images=32, threshold=threshold.logit)
         reports[key] = {**report.to_json(), "decision_threshold": threshold.to_dict()}
         print(f"-- method {key}, decision threshold {threshold.describe()}\n{report.table()}")
     atomic.write_json(out / "headless_demo_attack.json", reports)
