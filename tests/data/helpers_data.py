@@ -83,3 +83,17 @@ def die_on_crash_files(path: str):
     if Path(path).name.startswith("crash"):
         os._exit(11)
     return path, "fine"
+
+
+def cancel_at(step: int):
+    """(cancel event, progress calls seen, progress callback that sets the event at ``step``)."""
+    import threading
+
+    cancel, seen = threading.Event(), []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == step:
+            cancel.set()
+
+    return cancel, seen, progress

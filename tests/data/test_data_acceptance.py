@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from helpers_data import phantom, write_dicom
+from helpers_data import cancel_at, write_dicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -202,20 +202,11 @@ def test_scan_cli_verify_and_options(tmp_path, capsys):
 
 
 def test_verify_can_be_cancelled_and_says_so(tmp_path):
-    import threading
-
     from arfl_studio.data import verify_scan
 
     for i in range(4):
         write_dicom(tmp_path / "benign" / f"{i}.dcm", patient_id=f"P{i}")
     result = scan_dataset(tmp_path)
-    cancel = threading.Event()
-    seen = []
-
-    def progress(done, total):
-        seen.append((done, total))
-        if done == 2:
-            cancel.set()
-
+    cancel, seen, progress = cancel_at(2)
     verify_scan(result, progress=progress, cancel=cancel)
     assert result.cancelled and not result.verified and len(result.images) == 4 and seen[-1] == (2, 4)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-from helpers_data import write_dicom
+from helpers_data import cancel_at, write_dicom
 
 from arfl_studio.data import LayoutError, scan_dataset
 
@@ -111,14 +110,7 @@ def test_scan_over_pydicom_test_files_never_raises():
 def test_cancel_and_progress(tmp_path):
     for i in range(6):
         write_dicom(tmp_path / "benign" / f"{i}.dcm", patient_id=f"P{i}")
-    cancel = threading.Event()
-    seen = []
-
-    def progress(done, total):
-        seen.append((done, total))
-        if done == 2:
-            cancel.set()
-
+    cancel, seen, progress = cancel_at(2)
     result = scan_dataset(tmp_path, progress=progress, cancel=cancel)
     assert result.cancelled and len(result.images) == 2 and seen[0] == (0, 6)
 
