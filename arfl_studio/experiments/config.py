@@ -8,7 +8,7 @@ Sections (all optional except a data source)::
     [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
                   amp, workers, seed, ...,
                   threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
-                  threshold_holdout = 0.2 (training patients kept out of training to choose it on),
+                  threshold_holdout = 0 | 0.2 (share of training patients kept out to choose it on),
                   pos_weight = "auto" | "off" | N
     [cv]          folds = 5, seed
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]

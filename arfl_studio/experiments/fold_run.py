@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -418,9 +418,8 @@ def run_fold(
         # patients (or, without them, on the images it trained on).
         scoring = run_loader.passes(in_order(threshold_indices, t.eval_batch_size))
         threshold = fit_threshold(model, scoring, t.threshold, device,
-                                  chosen_on=HOLDOUT if threshold_records else TRAINING_IMAGES)
-        if t.threshold_holdout and not threshold_records:
-            threshold = replace(threshold, note=" ".join(filter(None, (threshold.note, HOLDOUT_TOO_SMALL))))
+                                  chosen_on=HOLDOUT if threshold_records else TRAINING_IMAGES,
+                                  note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not threshold_records else "")
         ev = config.evaluation
         results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
                                threshold=threshold.logit)

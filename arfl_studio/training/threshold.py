@@ -104,7 +104,7 @@ def _between(scores_desc: np.ndarray, k: int) -> float:
 
 
 def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "youden",
-                     chosen_on: str | None = None) -> DecisionThreshold:
+                     chosen_on: str | None = None, note: str = "") -> DecisionThreshold:
     """The decision threshold that ``rule`` picks on (training) ``targets`` and ``logits``.
 
     Falls back to logit 0 with a note when the scores cannot support the rule (one
@@ -118,10 +118,11 @@ def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "you
     described = {"rule": rule.kind, "target": rule.value, "n_images": int(len(targets)),
                  "n_positive": int(targets.sum()), "chosen_on": chosen_on}
 
-    def finish(logit: float, note: str = "") -> DecisionThreshold:
+    def finish(logit: float, fallback: str = "") -> DecisionThreshold:
         rates = operating_point(targets, logits, logit)
         return DecisionThreshold(logit=float(logit), sensitivity=rates["sensitivity"],
-                                 specificity=rates["specificity"], note=note, **described)
+                                 specificity=rates["specificity"], note=" ".join(filter(None, (fallback, note))),
+                                 **described)
 
     if rule.kind == "logit":
         return finish(rule.value)
@@ -168,7 +169,10 @@ class _no_route:
 
 
 def fit_threshold(model: nn.Module, batches: Iterable, rule: ThresholdRule | str | Mapping = "youden",
-                  device: torch.device | str = "cpu", chosen_on: str | None = None) -> DecisionThreshold:
-    """Score ``batches`` (``chosen_on`` says which images) with the trained model; choose its threshold by ``rule``."""
+                  device: torch.device | str = "cpu", chosen_on: str | None = None,
+                  note: str = "") -> DecisionThreshold:
+    """Score ``batches`` (``chosen_on`` names them) with the trained model; choose its threshold by ``rule``.
+
+    ``note`` is kept with the threshold for its readers (e.g. why no patients were held out)."""
     targets, logits = score_images(model, batches, device)
-    return choose_threshold(targets, logits, rule, chosen_on)
+    return choose_threshold(targets, logits, rule, chosen_on, note)

@@ -211,7 +211,8 @@ class SettingsForm(QWidget):
                 "attack": self.attack_box, "eps": self.eps_spin, "steps": self.steps_spin,
                 "backbone": self.backbone_box, "size": self.size_spin, "epochs": self.epochs_spin,
                 "batch": self.batch_spin, "lr": self.lr_spin, "lr_schedule": self.schedule_box,
-                "folds": self.folds_spin, "device": self.device_box, "eval_eps": self.eval_eps_spin, **{f"method {k}": box for k, box in self.presets.items()}}
+                "folds": self.folds_spin, "device": self.device_box, "eval_eps": self.eval_eps_spin,
+                **{f"method {k}": box for k, box in self.presets.items()}}
 
     # ------------------------------------------------------------------
     def custom_method(self) -> MethodSettings:
