@@ -80,7 +80,8 @@ def run(args) -> int:
     import torch
 
     from arfl_studio.atomic import write_json
-    from arfl_studio.experiments.two_moons import format_table, public, run_two_moons
+    from arfl_studio.experiments.two_moons import run_two_moons
+    from arfl_studio.experiments.two_moons_table import format_table, public
     from arfl_studio.training import SettingError
 
     if args.threads:

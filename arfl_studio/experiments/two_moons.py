@@ -18,37 +18,37 @@ attack and the feature point form one ensemble even when lambda, the Eq. 5 sign 
 the L_robust variant differ (:func:`grouped_mix_loss`, equal to each member's own
 ``compute_loss`` averaged over members); TRADES and MIRST rows use the engine's
 ``compute_loss`` on their own ensemble. ``naive=True`` trains one network after
-another with the engine's ``train`` instead (the benchmark's baseline).
+another with the engine's ``train`` instead (the benchmark's baseline). The training is in
+``two_moons_training``, the text tables in ``two_moons_table``.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from arfl_studio.data.two_moons import epoch_order, two_moons_for_seeds
+from arfl_studio.data.two_moons import two_moons_for_seeds
+from arfl_studio.experiments.two_moons_training import (
+    Progress,
+    TrainedGroup,
+    _default_progress,
+    train_batched,
+    train_naive,
+)
 from arfl_studio.models.mlp import TwoMoonMLP
 from arfl_studio.training import (
     AttackSettings,
-    EpochEvent,
-    LossTerms,
     MethodSettings,
     SettingError,
-    classification_loss,
-    compute_loss,
     fgsm_attack,
-    make_adversarial,
-    robust_loss,
-    to_signed_labels,
-    train,
 )
 from arfl_studio.training.losses import ROBUST_VARIANTS
+
 
 BASE_ROWS = ("A", "B", "C", "D", "D'", "E", "F", "F'", "G", "H")
 OPTIMIZERS = ("adam", "sgd", "adamw")
@@ -178,168 +178,6 @@ def build_rows(s: TwoMoonSettings) -> list[RowSpec]:
         rows = [r for r in rows if not r.method.uses_arfl]
     return rows + extra
 
-
-def _group_key(row: RowSpec):
-    m = row.method
-    if m.scheme == "mix":
-        return ("mix", m.mix_ratio, row.features if m.uses_arfl else "post", m.attack)
-    return (m.scheme, row.key)
-
-
-def group_rows(rows: Sequence[RowSpec]) -> list[list[RowSpec]]:
-    """Rows that can train as one ensemble (same scheme, r, attack and feature point)."""
-    groups: dict = {}
-    for row in rows:
-        groups.setdefault(_group_key(row), []).append(row)
-    return list(groups.values())
-
-
-def grouped_mix_loss(model, x, targets, rows: Sequence[RowSpec], member_rows: torch.Tensor) -> torch.Tensor:
-    """Eq. 4/5 for an ensemble whose members may differ in lambda, Eq. 5 sign and variant.
-
-    ``member_rows[m]`` is the index into ``rows`` of member m; all rows share the
-    scheme ``mix``, r and the training attack. Returns the mean over members of each
-    member's own ``compute_loss(...).total`` (so ``loss * M`` gives every member the
-    gradient of its own loss, like the engine's ``loss_scale``).
-    """
-    r = rows[0].method.mix_ratio
-    attack = rows[0].method.attack
-    n_members = member_rows.numel()
-    subgroups: dict = {}
-    for i, row in enumerate(rows):
-        m = row.method
-        if m.uses_arfl:
-            idx = (member_rows == i).nonzero().squeeze(-1)
-            k = (m.robust_variant, m.robust_weight, m.eq5_sign)
-            subgroups[k] = idx if k not in subgroups else torch.cat([subgroups[k], idx])
-
-    def part(x_in, adversarial):
-        if not subgroups:
-            return classification_loss(model(x_in), targets)
-        logits, features = model(x_in, return_features=True)
-        loss = classification_loss(logits, targets)
-        y = to_signed_labels(targets)
-        for (variant, lam, eq5_sign), idx in subgroups.items():
-            sign = -1.0 if (adversarial and eq5_sign == "as-printed") else 1.0
-            loss = loss + sign * lam * (idx.numel() / n_members) * robust_loss(features[idx], y[idx], variant)
-        return loss
-
-    total = torch.zeros((), device=x.device)
-    if r < 1:
-        x_adv = make_adversarial(model, x, targets, attack)
-        total = total + (1 - r) * part(x_adv, True)
-    if r > 0:
-        total = total + r * part(x, False)
-    return total
-
-
-def _optimizer(s: TwoMoonSettings, params):
-    if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr)
-    if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=s.lr)
-    return torch.optim.SGD(params, lr=s.lr, momentum=0.9)
-
-
-def _batches(x_train, y_train, seeds, member_seed, batch_size, device):
-    """batches(epoch) -> list of (x (M, B, 2), targets (M, B)); each member sees its seed's data and order."""
-    n = x_train.shape[1]
-
-    def batches(epoch):
-        orders = torch.stack([epoch_order(s, epoch, n) for s in seeds])  # (S, N)
-        xs = torch.gather(x_train, 1, orders.unsqueeze(-1).expand(-1, -1, x_train.shape[-1]))
-        ys = torch.gather(y_train, 1, orders)
-        xs, ys = xs[member_seed].to(device), ys[member_seed].to(device)
-        return [(xs[:, i : i + batch_size], ys[:, i : i + batch_size]) for i in range(0, n, batch_size)]
-
-    return batches
-
-
-Progress = Callable[[str], None]
-
-
-def _default_progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _fit(model, optimizer, loss_fn, batches, epochs, n_members, progress, label, cancel):
-    """The engine's loop on an ensemble: ``loss_fn`` is each member's mean loss, scaled by M."""
-    started = time.perf_counter()
-    every = max(1, epochs // 10)
-
-    def report(event):
-        if isinstance(event, EpochEvent) and ((event.epoch + 1) % every == 0 or event.epoch + 1 == epochs):
-            progress(f"[{label}] epoch {event.epoch + 1}/{epochs} loss {event.losses['total']:.4f} "
-                     f"({time.perf_counter() - started:.1f} s)")
-
-    def objective(m, x, t):
-        loss = loss_fn(m, x, t)
-        return LossTerms(loss, {"total": loss.detach()})
-
-    result = train(model, optimizer, batches, None, epochs, objective=objective, loss_scale=n_members,
-                   device=next(model.parameters()).device, callback=report, cancel=cancel)
-    if result.status == "cancelled":
-        raise KeyboardInterrupt("cancelled")
-    return time.perf_counter() - started
-
-
-@dataclass
-class TrainedGroup:
-    rows: list[RowSpec]
-    model: TwoMoonMLP
-    member_rows: torch.Tensor  # (M,) row index per member
-    member_seed: torch.Tensor  # (M,) seed index per member
-    train_seconds: float
-
-
-def _model_for(s: TwoMoonSettings, features: str, init_seeds: Sequence[int]) -> TwoMoonMLP:
-    return TwoMoonMLP(hidden=tuple(s.hidden), activation=s.activation, features=features,
-                      n_models=len(init_seeds), seeds=list(init_seeds))
-
-
-def train_batched(s, rows, data, device, progress=_default_progress, cancel=None) -> list[TrainedGroup]:
-    trained = []
-    n_seeds = len(s.seeds)
-    for group in group_rows(rows):
-        member_rows = torch.arange(len(group)).repeat_interleave(n_seeds)
-        member_seed = torch.arange(n_seeds).repeat(len(group))
-        features = next((r.features for r in group if r.method.uses_arfl), "post")
-        model = _model_for(s, features, [s.seeds[i] for i in member_seed]).to(device)
-        optimizer = _optimizer(s, model.parameters())
-        if group[0].method.scheme == "mix":
-            mr = member_rows.to(device)
-            loss_fn = lambda m, x, t, g=group, mr=mr: grouped_mix_loss(m, x, t, g, mr)  # noqa: E731
-        else:
-            loss_fn = lambda m, x, t, meth=group[0].method: compute_loss(m, x, t, meth).total  # noqa: E731
-        batches = _batches(data.x_train, data.y_train, s.seeds, member_seed, s.batch_size, device)
-        label = ",".join(r.key for r in group)
-        seconds = _fit(model, optimizer, loss_fn, batches, s.epochs, len(member_rows), progress, label, cancel)
-        trained.append(TrainedGroup(list(group), model, member_rows, member_seed, seconds))
-    return trained
-
-
-def train_naive(s, rows, data, device, progress=_default_progress, cancel=None) -> list[TrainedGroup]:
-    """One network after another with the engine's ``train`` (the benchmark's baseline)."""
-    trained = []
-    n = data.x_train.shape[1]
-    for row in rows:
-        for si, seed in enumerate(s.seeds):
-            model = _model_for(s, row.features, [seed]).to(device)
-            optimizer = _optimizer(s, model.parameters())
-            x_all, y_all = data.x_train[si], data.y_train[si]
-
-            def batches(epoch, x_all=x_all, y_all=y_all, seed=seed):
-                order = epoch_order(seed, epoch, n)
-                xs, ys = x_all[order], y_all[order]
-                return [(xs[i : i + s.batch_size], ys[i : i + s.batch_size]) for i in range(0, n, s.batch_size)]
-
-            started = time.perf_counter()
-            train(model, optimizer, batches, row.method, s.epochs, device=device, cancel=cancel)
-            seconds = time.perf_counter() - started
-            progress(f"[naive {row.key} seed {seed}] {s.epochs} epochs ({seconds:.1f} s)")
-            trained.append(TrainedGroup([row], model, torch.zeros(1, dtype=torch.long),
-                                        torch.tensor([si]), seconds))
-    return trained
 
 
 def _stats(values: Sequence[float]) -> dict:
@@ -560,97 +398,3 @@ def save_models(doc: dict, path) -> None:
     save_torch(path, {"settings": doc["settings"], "groups": groups})
 
 
-def public(doc: dict) -> dict:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
-def _cell(stat: dict | None) -> str:
-    return "-" if stat is None else f"{stat['mean']:.1f} ({stat['std']:.1f})"
-
-
-def format_table(doc: dict) -> str:
-    """Table 1's format (mean (std) per cell), with PGD/worst-case columns and the paper's numbers."""
-    worst = any("worst_case_acc" in e for e in doc["rows"])
-    head = ["Key", "Training method", "Standard acc", "Adversarial acc (FGSM)", "Mean acc", "PGD acc"]
-    if worst:
-        head += ["Worst-case acc", "Zero-grad %", "Masking"]
-    head += ["Paper std / adv / mean"]
-    lines = []
-    for e in doc["rows"]:
-        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]),
-                 f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
-        if worst:
-            flag = e.get("masking_flag")
-            cells += [_cell(e.get("worst_case_acc")), f"{100 * e['zero_grad_fraction']['mean']:.1f}",
-                      "-" if flag is None else ("FLAGGED" if flag else "ok")]
-        p = e.get("paper")
-        cells += [f"{p['standard_acc']['mean']} / {p['adversarial_acc']['mean']} / {p['mean_acc']}" if p else ""]
-        lines.append(cells)
-    widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
-    paired = [e for e in doc["rows"] if "paired" in e]
-    if paired:
-        out += ["", "Paired per-seed differences against the row without ARFL (mean diff in points; "
-                "paired t-test p / Wilcoxon p):"]
-        metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if worst else []) + ["mean_acc"]
-        labels = {"standard_acc": "standard", "adversarial_acc": "FGSM", "pgd_acc": "PGD",
-                  "worst_case_acc": "worst-case", "mean_acc": "mean"}
-        for e in paired:
-            p = e["paired"]
-            parts = [f"{labels[k]} {p[k]['mean_diff']:+.1f} (p={p[k]['t_pvalue']:.3g}/{p[k]['wilcoxon_pvalue']:.3g})"
-                     for k in metrics]
-            out.append(f"  {e['key']} - {p['base']}: " + "; ".join(parts))
-    out.append("")
-    settings = doc["settings"]
-    out.append(f"{len(settings['seeds'])} seeds, {settings['epochs']} epochs, {settings['optimizer']} lr {settings['lr']}, "
-               f"batch {settings['batch_size']}, {settings['activation']}; eps_train {settings['eps_train']} (FGSM), "
-               f"eps_test {settings['eps_test']}; PGD {settings['pgd_steps']} steps x {settings['pgd_restarts']} restarts"
-               + (f"; worst case: {settings['grid']}x{settings['grid']} lattice + {settings['refine_top']}x"
-                  f"{settings['refine']}x{settings['refine']} refinement" if worst else "")
-               + f"; wall {doc['wall_seconds']:.1f} s on {doc['device']}")
-    if doc.get("grid_check"):
-        worst_change = max(c["max_abs_difference"] for c in doc["grid_check"])
-        changed = sum(c["points_changed"] for c in doc["grid_check"])
-        out.append(f"Grid check: a 2x finer lattice ({doc['grid_check'][0]['finer_grid']} per axis) changes worst-case "
-                   f"accuracy by at most {100 * worst_change:.2f} points ({changed} point verdicts changed in all models).")
-    if doc.get("worst_case_timing"):
-        t = doc["worst_case_timing"]
-        out.append(f"Worst-case search: {t['seconds_per_model']:.2f} s per model of {t['points'] // t['models']} points "
-                   f"({t['points_per_second']:.0f} points/s, {t['evaluations_per_point']} evaluations per point).")
-    return "\n".join(out)
-
-
-def format_markdown(doc: dict, paper: bool = True) -> str:
-    """A Markdown table of a run (ours next to the paper's Table 1 where it has the row)."""
-    worst = any("worst_case_acc" in e for e in doc["rows"])
-    head = ["Row", "Method", "Standard", "FGSM (adversarial)", "Mean", "PGD"]
-    if worst:
-        head += ["Worst case", "Masking flag"]
-    if paper:
-        head += ["Paper: standard", "Paper: adversarial", "Paper: mean"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in doc["rows"]:
-        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]),
-                 f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
-        if worst:
-            flag = e.get("masking_flag")
-            cells += [_cell(e.get("worst_case_acc")), "-" if flag is None else ("**flagged**" if flag else "no")]
-        if paper:
-            p = e.get("paper")
-            cells += ([f"{p['standard_acc']['mean']} ({p['standard_acc']['std']})",
-                       f"{p['adversarial_acc']['mean']} ({p['adversarial_acc']['std']})", f"{p['mean_acc']}"]
-                      if p else ["", "", ""])
-        lines.append("| " + " | ".join(cells) + " |")
-    paired = [e for e in doc["rows"] if "paired" in e]
-    if paired:
-        metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if worst else []) + ["mean_acc"]
-        labels = {"standard_acc": "Standard", "adversarial_acc": "FGSM", "pgd_acc": "PGD",
-                  "worst_case_acc": "Worst case", "mean_acc": "Mean"}
-        lines += ["", "| ARFL row - base | " + " | ".join(labels[m] for m in metrics) + " |",
-                  "|---|" + "---|" * len(metrics)]
-        for e in paired:
-            p = e["paired"]
-            lines.append(f"| {e['key']} - {p['base']} | " + " | ".join(
-                f"{p[m]['mean_diff']:+.1f} (p={p[m]['t_pvalue']:.2g})" for m in metrics) + " |")
-    return "\n".join(lines)
