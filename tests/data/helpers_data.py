@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ def write_dicom(
         transfer_syntax=syntax,
         study_uid="1.2.3.4",
         series_uid="1.2.3.4.1",
-        sop_uid=f"1.2.3.4.1.{abs(hash((str(path), laterality, view))) % 10**8}",
+        # deterministic and always 9 digits: files that differ only in pixels have the same size
+        sop_uid=f"1.2.3.4.1.{10**8 + zlib.crc32(f'{path}|{laterality}|{view}'.encode()) % (9 * 10**8)}",
         instance=1,
         flip=flip,
     )
