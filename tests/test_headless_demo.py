@@ -38,7 +38,7 @@ def test_headless_demo_trains_attacks_and_draws(tmp_path, capsys):
 def test_demo_configuration_detects_cancer_at_its_stored_threshold(tmp_path):
     """Issue 16: standard training on the demo data, exactly as the demo configures it (one seed),
     finds the cancers -- held-out AUC and both rates at the stored threshold, not only a ranking."""
-    from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
+    from arfl_studio.data.demo.dataset import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
     from arfl_studio.experiments import load_fold_threshold, run_experiment
 
     demo = ensure_demo_dataset(tmp_path / "demo", patients=DEFAULT_PATIENTS, size=DEFAULT_SIZE)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from arfl_studio.data.two_moons import epoch_order, make_two_moons, two_moons_for_seeds
+from arfl_studio.data.demo.two_moons import epoch_order, make_two_moons, two_moons_for_seeds
 from arfl_studio.experiments.two_moons import BASE_ROWS, TwoMoonSettings, build_rows
 from arfl_studio.experiments.two_moons_training import group_rows, grouped_mix_loss, train_batched, train_naive
 from arfl_studio.models.mlp import TwoMoonMLP

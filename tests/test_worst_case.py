@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from arfl_studio.data.two_moons import make_two_moons
+from arfl_studio.data.demo.two_moons import make_two_moons
 from arfl_studio.evaluation.masking import masking_report, zero_gradient_fractions
 from arfl_studio.evaluation.worst_case import grid_convergence, lattice, worst_case_search
 from arfl_studio.models.mlp import TwoMoonMLP

@@ -95,22 +95,13 @@ def checkpoint_threshold(checkpoint: Path) -> float | None:
     return None
 
 
-def run_dir_of(checkpoint: Path) -> Path | None:
-    """The run folder of OUT/<method>/fold_<k>/model.pt, if the checkpoint sits in one."""
-    for parent in list(checkpoint.resolve().parents)[:3]:
-        if (parent / "config.toml").is_file():
-            return parent
-    return None
-
-
 def preprocess_settings(args, spec, run_dir: Path | None):
     from arfl_studio.data import PreprocessSettings
 
     if run_dir is not None:
-        from arfl_studio.experiments import load_config
+        from arfl_studio.experiments import run_access
 
-        config = load_config(run_dir / "config.toml")
-        return PreprocessSettings.from_dict({**config.preprocess, "channels": spec.in_channels}), config
+        return run_access.preprocess_settings(run_dir, spec.in_channels)
     return PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=_size(args.size),
                               channels=spec.in_channels), None
 
@@ -171,12 +162,13 @@ def _print(report, title: str, show: int) -> None:
 
 def _checkpoint(args, path: Path) -> dict[str, Any]:
     from arfl_studio.data import MammogramDataset
+    from arfl_studio.experiments import run_access
     from arfl_studio.models.registry import load_checkpoint
 
     if not (args.data or args.demo):
         raise SystemExit("error: a checkpoint needs --data DIR (or --demo) with the images to attack")
     model, spec = load_checkpoint(path)
-    run_dir = run_dir_of(path)
+    run_dir = run_access.run_dir_of(path)
     settings, config = preprocess_settings(args, spec, run_dir)
     records = _scan_records(args)
     cache = args.cache_dir or (config.data.cache_dir if config is not None else None)
@@ -189,37 +181,29 @@ def _checkpoint(args, path: Path) -> dict[str, Any]:
 
 
 def _run_folder(args, run_dir: Path) -> dict[str, Any]:
-    from arfl_studio.data import MammogramDataset, PreprocessSettings
-    from arfl_studio.experiments import fold_records, load_config, load_fold_model
-    from arfl_studio.experiments.run_folder import fold_dir, seed_folders
+    from arfl_studio.experiments import run_access
 
-    config = load_config(run_dir / "config.toml")
-    seed_folder = seed_folders(config)[0][1]  # several-seed runs: the first seed's models
+    config = run_access.run_config(run_dir)
     keys = args.method or [m.key for m in config.methods]
-    splits = json.loads((run_dir / "splits.json").read_text(encoding="utf-8"))
-    folds = args.fold if args.fold is not None else list(range(len(splits["test_indices"])))
+    splits = run_access.read_json(run_dir / "splits.json") or {}
+    folds = args.fold if args.fold is not None else list(range(len(splits.get("test_indices") or [])))
     evaluations, summary = [], {}
     for key in keys:
+        finished = run_access.fold_models(run_dir, key)
         for fold in folds:
-            if not (fold_dir(run_dir, key, fold, seed_folder) / "model.pt").is_file():
+            models = [m for m in finished if m.fold == fold]
+            if not models:
                 print(f"skip {key} fold {fold}: no model.pt (not finished)")
                 continue
-            model, spec = load_fold_model(run_dir, key, fold, seed_folder)
-            _, test = fold_records(run_dir, fold)
-            test = test[: args.limit] if args.limit else test
-            if config.data.kind == "synthetic":
-                from arfl_studio.experiments.sources import open_source
-
-                dataset = open_source(config).dataset(test)
-            else:
-                settings = PreprocessSettings.from_dict({**config.preprocess, "channels": spec.in_channels})
-                dataset = MammogramDataset(test, settings, cache_dir=args.cache_dir or config.data.cache_dir)
-            threshold = args.threshold if args.threshold is not None else (
-                checkpoint_threshold(fold_dir(run_dir, key, fold, seed_folder) / "model.pt") or 0.0)
-            report = _evaluate(model, dataset, test, args, threshold)
-            _print(report, f"method {key} fold {fold}: {len(test)} held-out images", args.show_flipped)
-            evaluations.append({"method_key": key, "fold": fold, **report.to_json()})
-            summary.setdefault(key, []).append(report)
+            for which in models:  # every seed of a several-seed run
+                model, _spec, test, dataset = run_access.held_out(run_dir, key, fold, which.seed, args.limit,
+                                                                  args.cache_dir)
+                threshold = args.threshold if args.threshold is not None else (
+                    checkpoint_threshold(run_access.fold_checkpoint(run_dir, key, fold, which.seed)) or 0.0)
+                report = _evaluate(model, dataset, test, args, threshold)
+                _print(report, f"{which.label()}: {len(test)} held-out images", args.show_flipped)
+                evaluations.append({"method_key": key, "fold": fold, "seed": which.seed, **report.to_json()})
+                summary.setdefault(key, []).append(report)
     if not evaluations:
         raise SystemExit(f"error: no finished fold models under {run_dir} for methods {keys}")
     table = {}

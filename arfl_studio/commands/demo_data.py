@@ -9,7 +9,7 @@ from arfl_studio.atomic import write_json
 
 
 def register(subparsers) -> None:
-    from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE, LARGE_SIZE
+    from arfl_studio.data.demo.dataset import DEFAULT_PATIENTS, DEFAULT_SIZE, LARGE_SIZE
 
     parser = subparsers.add_parser(
         "demo-data",
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from arfl_studio.data.demo import generate_demo_dataset, read_demo_manifest
+    from arfl_studio.data.demo.dataset import generate_demo_dataset, read_demo_manifest
 
     try:
         out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed,

@@ -15,8 +15,8 @@ from arfl_studio.atomic import write_json
 
 
 def register(subparsers) -> None:
-    from arfl_studio.data.crop import CROP_METHODS, DEFAULT_CROP
-    from arfl_studio.data.geometry import FITS
+    from arfl_studio.data.preprocess.crop import CROP_METHODS, DEFAULT_CROP
+    from arfl_studio.data.preprocess.geometry import FITS
 
     parser = subparsers.add_parser(
         "preprocess",
@@ -52,9 +52,10 @@ def _spread(items: list, n: int) -> list:
 
 
 def run(args) -> int:
-    from arfl_studio.data.cache import PreprocessCache, default_cache_dir
-    from arfl_studio.data.layouts import LayoutError, scan_dataset
-    from arfl_studio.data.preprocess import PreprocessSettingError, PreprocessSettings, preprocess_records
+    from arfl_studio.data.preprocess.cache import PreprocessCache, default_cache_dir
+    from arfl_studio.data.datasets.layouts import LayoutError, scan_dataset
+    from arfl_studio.data.preprocess.dataset import preprocess_records
+    from arfl_studio.data.preprocess.settings import PreprocessSettingError, PreprocessSettings
 
     try:
         settings = PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=tuple(args.size),
@@ -83,7 +84,7 @@ def run(args) -> int:
             print(f"    {path}: {reason}")
         print(f"  took {report.seconds:.2f} s; cache {cache_dir}")
     if args.contact_sheet:
-        from arfl_studio.data.crop_sheet import crop_boxes, public, write_contact_sheet
+        from arfl_studio.data.preprocess.crop_sheet import crop_boxes, public, write_contact_sheet
 
         boxes = crop_boxes(_spread(records, args.sheet_images), settings)
         try:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from arfl_studio.atomic import write_json
-from arfl_studio.commands.attack import add_data_arguments, preprocess_settings, run_dir_of
+from arfl_studio.commands.attack import add_data_arguments, preprocess_settings
+from arfl_studio.experiments.run_access import run_dir_of
 
 
 def register(subparsers) -> None:
@@ -61,8 +62,8 @@ def register(subparsers) -> None:
 
 def load_image(path: Path, settings):
     """(model input (H, W) in [0, 1], native pixels, geometry) of one image file."""
-    from arfl_studio.data.geometry import Geometry
-    from arfl_studio.data.preprocess import preprocess_pixels, resize_image
+    from arfl_studio.data.preprocess.geometry import Geometry
+    from arfl_studio.data.preprocess.transform import preprocess_pixels, resize_image
 
     suffix = path.suffix.lower()
     if suffix == ".npy":  # already oriented and cropped: resized only
@@ -108,7 +109,7 @@ def _to_space(args, values, adv, pixels, geometry, settings):
     """Model-space map (and adversarial input) in the chosen space."""
     if args.space == "model":
         return values, adv
-    from arfl_studio.data.geometry import model_to_native
+    from arfl_studio.data.preprocess.geometry import model_to_native
 
     fit = getattr(settings, "fit", "stretch")
     native = model_to_native(values, geometry, fit)

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from arfl_studio.data.layouts import LayoutError, scan_dataset
+    from arfl_studio.data.datasets.layouts import LayoutError, scan_dataset
 
     try:
         result = scan_dataset(

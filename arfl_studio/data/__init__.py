@@ -1,9 +1,9 @@
 """Mammogram data: DICOM reading, dataset layouts and scan, preprocessing + cache,
 patient-level splits, and the built-in synthetic demo dataset. No Qt here."""
 
-from arfl_studio.data.cache import default_cache_dir, refresh_content_hashes
-from arfl_studio.data.crop import CROP_METHODS, DEFAULT_CROP
-from arfl_studio.data.demo import (
+from arfl_studio.data.preprocess.cache import default_cache_dir, refresh_content_hashes
+from arfl_studio.data.preprocess.crop import CROP_METHODS, DEFAULT_CROP
+from arfl_studio.data.demo.dataset import (
     DEFAULT_PATIENTS,
     DEFAULT_SIZE,
     GenerationCancelled,
@@ -12,24 +12,17 @@ from arfl_studio.data.demo import (
     ensure_demo_dataset,
     generate_demo_dataset,
 )
-from arfl_studio.data.deid import is_phi
-from arfl_studio.data.dicom import Mammogram, MammogramReadError, read_header, read_mammogram
-from arfl_studio.data.layouts import ImageRecord, LayoutError, ScanResult, detect_layout, scan_dataset, verify_scan
-from arfl_studio.data.reasons import CATEGORIES as REJECTION_CATEGORIES
-from arfl_studio.data.shareable import shareable_path
-from arfl_studio.data.views import view_family
-from arfl_studio.data.preprocess import (
-    PREPROCESS_VERSION,
-    MammogramDataset,
-    PreprocessCache,
-    PreprocessReport,
-    PreprocessSettingError,
-    PreprocessSettings,
-    compute_geometry,
-    preprocess_file,
-    preprocess_records,
-)
-from arfl_studio.data.splits import (
+from arfl_studio.data.dicom.deid import is_phi
+from arfl_studio.data.dicom.reader import Mammogram, MammogramReadError, read_header, read_mammogram
+from arfl_studio.data.datasets.layouts import ImageRecord, LayoutError, ScanResult, detect_layout, scan_dataset, verify_scan
+from arfl_studio.data.datasets.reasons import CATEGORIES as REJECTION_CATEGORIES
+from arfl_studio.data.dicom.shareable import shareable_path
+from arfl_studio.data.datasets.views import view_family
+from arfl_studio.data.preprocess.cache import PreprocessCache
+from arfl_studio.data.preprocess.dataset import MammogramDataset, PreprocessReport, preprocess_records
+from arfl_studio.data.preprocess.settings import PREPROCESS_VERSION, PreprocessSettingError, PreprocessSettings
+from arfl_studio.data.preprocess.transform import compute_geometry, preprocess_file
+from arfl_studio.data.datasets.splits import (
     PatientLeakError,
     check_no_patient_leak,
     load_splits,

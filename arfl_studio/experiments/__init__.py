@@ -16,15 +16,13 @@ from arfl_studio.experiments.runner import (
     FoldEvent,
     FoldFinished,
     evaluate_auc,
-    fold_records,
-    load_fold_model,
-    load_fold_threshold,
     run_experiment,
 )
+from arfl_studio.experiments.run_access import FoldModel, fold_models, fold_records, load_fold_model, load_fold_threshold
 
 __all__ = [
     "CVConfig", "DataConfig", "EvaluationConfig", "ExperimentConfig", "ExperimentError", "ExperimentResult",
-    "FoldEvent", "FoldFinished", "SweepConfig", "TrainingConfig", "collect", "comparison_rows",
+    "FoldEvent", "FoldFinished", "FoldModel", "fold_models", "SweepConfig", "TrainingConfig", "collect", "comparison_rows",
     "evaluate_auc", "export_table", "fold_records", "load_config", "load_fold_model", "load_fold_threshold", "mann_whitney",
     "run_experiment",
 ]

@@ -332,7 +332,7 @@ def _check_clamp(section: str, clamp) -> None:
 
 def check_preprocess(preprocess: Mapping) -> None:
     """[preprocess] against the data layer's PreprocessSettings (checked here, before any file is written)."""
-    from arfl_studio.data.preprocess import PreprocessSettings
+    from arfl_studio.data.preprocess.settings import PreprocessSettings
 
     data = dict(preprocess)
     size = data.pop("size", None)

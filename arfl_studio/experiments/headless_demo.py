@@ -14,18 +14,14 @@ import time
 from pathlib import Path
 
 from arfl_studio import atomic
-from arfl_studio.data.demo import DEFAULT_PATIENTS, DEFAULT_SIZE, default_data_dir, ensure_demo_dataset
+from arfl_studio.data.demo.dataset import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
+from arfl_studio.data.paths import default_data_dir
 from arfl_studio.evaluation.robustness import evaluate_robustness
 from arfl_studio.evaluation.saliency import blend_overlay, compare_figure, saliency_map
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.results import render_table
-from arfl_studio.experiments.runner import (
-    FoldFinished,
-    fold_records,
-    load_fold_model,
-    load_fold_threshold,
-    run_experiment,
-)
+from arfl_studio.experiments.run_access import fold_records, load_fold_model, load_fold_threshold
+from arfl_studio.experiments.runner import FoldFinished, run_experiment
 from arfl_studio.experiments.sources import open_source
 from arfl_studio.training.events import EpochEvent
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch.nn as nn
 
 from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
@@ -39,8 +38,7 @@ from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEve
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
-from arfl_studio.experiments.splits import fold_records, prepare_splits
-from arfl_studio.models.registry import DecisionThreshold, ModelSpec, load_checkpoint, load_threshold
+from arfl_studio.experiments.splits import prepare_splits
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.devices import resolve_device
 from arfl_studio.training.methods import SettingError
@@ -49,7 +47,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [  # the runner's public names (some live in the modules it is split into)
     "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "RunFolderInUse", "evaluate_auc",
-    "fold_records", "load_fold_model", "run_experiment",
+    "run_experiment",
 ]
 
 
@@ -282,26 +280,3 @@ def _write_quietly(write: Callable[[], None]) -> None:
         write()
     except (OSError, ExperimentError) as exc:
         log.warning("could not record the run's status: %s", exc)
-
-
-# ----------------------------------------------------------------------------------------------
-def load_fold_model(run_dir: str | Path, method_key: str, fold: int, seed: int | None = None) -> tuple[nn.Module, ModelSpec]:
-    """The trained model of one method's fold (eval mode; DSBN models on the clean route).
-
-    ``seed`` picks the training seed of a several-seed run (default: its first seed).
-    """
-    return load_checkpoint(_fold_checkpoint(run_dir, method_key, fold, seed))
-
-
-def load_fold_threshold(run_dir: str | Path, method_key: str, fold: int, seed: int | None = None) -> DecisionThreshold:
-    """The decision threshold stored with one fold's model (logit 0 with a note for older runs)."""
-    return load_threshold(_fold_checkpoint(run_dir, method_key, fold, seed))
-
-
-def _fold_checkpoint(run_dir: str | Path, method_key: str, fold: int, seed: int | None) -> Path:
-    if seed is None and (Path(run_dir) / "config.toml").is_file():
-        seed = seed_folders(load_config(Path(run_dir) / "config.toml"))[0][1]
-    path = fold_dir(run_dir, method_key, fold, seed) / "model.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: fold {fold} of {method_key!r} has not finished")
-    return path

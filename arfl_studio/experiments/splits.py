@@ -12,7 +12,7 @@ from pathlib import Path
 from arfl_studio import atomic
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.run_folder import ExperimentError, read_json
-from arfl_studio.experiments.sources import DataSource, patient_folds, record_from_dict, record_to_dict
+from arfl_studio.experiments.sources import DataSource, patient_folds, record_to_dict
 from arfl_studio.training import distributed as ddp
 
 
@@ -21,7 +21,7 @@ SHAREABLE = "splits_shareable.json"
 
 def shareable_splits(config: ExperimentConfig, records: list, folds: list[list[int]]) -> dict:
     """The split with de-identified paths and no dataset root, for sharing."""
-    from arfl_studio.data.shareable import identifying, shareable_path
+    from arfl_studio.data.dicom.shareable import identifying, shareable_path
 
     patients = {str(r.patient_id) for r in records}
 
@@ -35,7 +35,7 @@ def shareable_splits(config: ExperimentConfig, records: list, folds: list[list[i
         "folds": config.cv.folds,
         "seed": config.cv.seed,
         "method": "StratifiedGroupKFold (patient-level)",
-        "paths": "de-identified: study/series folders with dates or UIDs are keyed hashes (arfl_studio.data.shareable)",
+        "paths": "de-identified: study/series folders with dates or UIDs are keyed hashes (arfl_studio.data.dicom.shareable)",
         "records": [{"path": path_of(r), "patient_id": str(r.patient_id), "laterality": getattr(r, "laterality", None),
                      "view": getattr(r, "view", None), "label": int(r.label)} for r in records],
         "test_indices": folds,
@@ -89,15 +89,3 @@ def prepare_splits(out: Path, config: ExperimentConfig, source: DataSource, ctx:
             if leak:
                 raise ExperimentError(f"patients {sorted(leak)[:5]} appear in folds {a} and {b}")
     return Splits(records, folds)
-
-
-def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
-    """(train_records, test_records) of a fold, from the run's splits.json."""
-    splits = read_json(Path(run_dir) / "splits.json")
-    if splits is None:
-        raise FileNotFoundError(f"{Path(run_dir) / 'splits.json'} is missing or unreadable")
-    if not 0 <= fold < len(splits["test_indices"]):
-        raise ValueError(f"fold {fold} does not exist; the run has folds 0..{len(splits['test_indices']) - 1}")
-    records = [record_from_dict(splits.get("root"), r) for r in splits["records"]]
-    held = set(splits["test_indices"][fold])
-    return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from arfl_studio.data.two_moons import epoch_order
+from arfl_studio.data.demo.two_moons import epoch_order
+from arfl_studio.experiments.two_moons_rows import RowSpec, TwoMoonSettings
 from arfl_studio.models.mlp import TwoMoonMLP
 from arfl_studio.training import (
     EpochEvent,
@@ -28,8 +29,6 @@ from arfl_studio.training import (
     train,
 )
 
-if TYPE_CHECKING:  # annotations only: two_moons imports this module
-    from arfl_studio.experiments.two_moons import RowSpec, TwoMoonSettings
 
 
 def _group_key(row: RowSpec):

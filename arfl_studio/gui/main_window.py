@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (
 from arfl_studio import __version__
 from arfl_studio.gui import help as app_help
 from arfl_studio.gui import settings_store
-from arfl_studio.gui.dataset_summary import status_line
+from arfl_studio.data.datasets.summary import status_line
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.export import export_plot, export_run_table
 from arfl_studio.gui.messages import gui_message
-from arfl_studio.gui.runs import RunFolderError, RunsController, save_attack
+from arfl_studio.experiments.run_history import RunFolderError, save_attack
+from arfl_studio.gui.runs import RunsController
 from arfl_studio.gui.panes.attack_pane import AttackPane
 from arfl_studio.gui.panes.dataset_pane import DatasetPane
 from arfl_studio.gui.panes.training_pane import TrainingPane

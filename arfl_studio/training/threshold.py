@@ -47,7 +47,7 @@ HOLDOUT_TOO_SMALL = ("The training fold has too few patients of a class to hold 
 
 def threshold_split(train_records: list, fraction: float, seed: int) -> tuple[list, list]:
     """(records that train, records that choose the threshold): ``fraction`` of the patients, whole."""
-    from arfl_studio.data.splits import holdout_patients
+    from arfl_studio.data.datasets.splits import holdout_patients
 
     held = set(holdout_patients(train_records, fraction, seed)) if fraction else set()
     return ([r for i, r in enumerate(train_records) if i not in held],

@@ -77,8 +77,8 @@ def test_cached_epoch_vs_decoding(big_demo, tmp_path):
 
 
 def test_peak_memory_of_a_full_size_mammogram(tmp_path):
-    from arfl_studio.data.demo import build_dicom, render_view
-    from arfl_studio.data.preprocess import preprocess_file
+    from arfl_studio.data.demo.dataset import build_dicom, render_view
+    from arfl_studio.data.preprocess.transform import preprocess_file
 
     rows, cols = 3328, 2560
     rng = np.random.default_rng(0)
@@ -107,9 +107,9 @@ def test_peak_memory_of_a_full_size_mammogram(tmp_path):
 
 def test_breast_crop_costs_less_than_reading_the_image(tmp_path):
     from arfl_studio.data import read_mammogram
-    from arfl_studio.data.crop import breast_bbox
-    from arfl_studio.data.demo import dicom_for_view, render_demo_view
-    from arfl_studio.data.demo_image import breast_shape
+    from arfl_studio.data.preprocess.crop import breast_bbox
+    from arfl_studio.data.demo.dataset import dicom_for_view, render_demo_view
+    from arfl_studio.data.demo.image import breast_shape
 
     truth = render_demo_view(np.random.default_rng(0), (4096, 3328), "MLO", "L", breast_shape(np.random.default_rng(1)),
                              [], stripe="far")

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from arfl_studio.data.two_moons import two_moons_for_seeds
+from arfl_studio.data.demo.two_moons import two_moons_for_seeds
 from arfl_studio.evaluation.worst_case import worst_case_search
 from arfl_studio.experiments.two_moons import TwoMoonSettings, build_rows
 from arfl_studio.experiments.two_moons_training import train_batched, train_naive

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arfl_studio.data.demo import build_dicom
+from arfl_studio.data.demo.dataset import build_dicom
 
 
 def phantom(h: int = 48, w: int = 40, chest_wall_left: bool = True) -> np.ndarray:

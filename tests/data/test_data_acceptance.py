@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from arfl_studio.data import MammogramReadError, read_header, read_mammogram, scan_dataset
-from arfl_studio.data.reasons import MIN_SIDE
+from arfl_studio.data.datasets.reasons import MIN_SIDE
 
 
 def _reject(path, category, match, **options):

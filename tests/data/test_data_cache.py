@@ -18,9 +18,9 @@ from arfl_studio.data import (
     preprocess_records,
     refresh_content_hashes,
 )
-from arfl_studio.data.cache import PreprocessCache
-from arfl_studio.data.geometry import native_to_model_point, placement
-from arfl_studio.data.preprocess import compute_geometry
+from arfl_studio.data.preprocess.cache import PreprocessCache
+from arfl_studio.data.preprocess.geometry import native_to_model_point, placement
+from arfl_studio.data.preprocess.transform import compute_geometry
 
 
 def _record(path, label=0):

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from arfl_studio.data import PreprocessSettings, compute_geometry, read_mammogram
-from arfl_studio.data.crop import breast_bbox
-from arfl_studio.data.demo import dicom_for_view, render_demo_view
-from arfl_studio.data.demo_image import breast_shape
+from arfl_studio.data.preprocess.crop import breast_bbox
+from arfl_studio.data.demo.dataset import dicom_for_view, render_demo_view
+from arfl_studio.data.demo.image import breast_shape
 
 MARGIN = 0.02
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -11,8 +10,8 @@ import pytest
 from test_data_leftovers import dead_pid
 
 from arfl_studio.data import generate_demo_dataset, read_mammogram
-from arfl_studio.data import demo as demo_module
-from arfl_studio.data.demo_folder import remove_stale_partials
+from arfl_studio.data.demo import dataset as demo_module
+from arfl_studio.data.demo.folder import remove_stale_partials
 
 
 def test_regenerating_a_demo_keeps_the_users_files(tmp_path, capsys):
@@ -121,7 +120,7 @@ def test_large_patients_are_rendered_at_detector_size(tmp_path, monkeypatch):
 
 
 def test_skin_line_falls_off_gradually_with_a_dim_rim():
-    from arfl_studio.data.demo_image import breast_shape, render_view_with_mask
+    from arfl_studio.data.demo.image import breast_shape, render_view_with_mask
 
     shape = breast_shape(np.random.default_rng(0))
     img, breast = render_view_with_mask(np.random.default_rng(1), (200, 160), "CC", shape, [])

@@ -10,8 +10,8 @@ import pytest
 from helpers_data import phantom, write_dicom
 
 from arfl_studio.data import MammogramReadError, read_header, read_mammogram
-from arfl_studio.data.dicom import apply_window
-from arfl_studio.data.reasons import CATEGORIES
+from arfl_studio.data.dicom.reader import apply_window
+from arfl_studio.data.datasets.reasons import CATEGORIES
 
 
 def test_every_pydicom_test_file_loads_or_is_rejected_with_a_reason():
@@ -141,7 +141,7 @@ def test_jpeg_lossless_decodes_with_the_permissive_plugin():
     from pydicom.data import get_testdata_file
     from pydicom.pixels.decoders import JPEGLosslessSV1Decoder
 
-    from arfl_studio.data.dicom import missing_decoder
+    from arfl_studio.data.dicom.reader import missing_decoder
 
     # pydicom bundles no grayscale process-14 file; its RGB one proves the plugin works.
     ds = pydicom.dcmread(get_testdata_file("SC_rgb_jpeg_gdcm.dcm"))
@@ -186,7 +186,7 @@ def test_truncated_and_pixel_less_files_are_rejected(tmp_path):
 
 
 def test_missing_decoder_names_the_package(monkeypatch):
-    from arfl_studio.data import dicom
+    from arfl_studio.data.dicom import reader as dicom
 
     class Unavailable:
         is_available = False

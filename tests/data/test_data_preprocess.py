@@ -133,7 +133,7 @@ def test_patient_folds_have_no_leak_and_are_seeded(tmp_path, demo):
 def test_holdout_patients_are_whole_patients_of_both_classes_and_seeded():
     from types import SimpleNamespace
 
-    from arfl_studio.data.splits import holdout_patients
+    from arfl_studio.data.datasets.splits import holdout_patients
 
     # 30 patients with 2-4 images each; a few have one benign and one malignant breast
     recs = [SimpleNamespace(patient_id=f"P{p}", label=int(p % 3 == 0 or (p % 7 == 0 and i == 0)))

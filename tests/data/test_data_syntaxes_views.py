@@ -11,8 +11,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from arfl_studio.data import MammogramReadError, read_header, read_mammogram, scan_dataset
-from arfl_studio.data.decoders import transfer_syntax_problem
-from arfl_studio.data.views import view_family, view_of
+from arfl_studio.data.dicom.decoders import transfer_syntax_problem
+from arfl_studio.data.datasets.views import view_family, view_of
 
 
 @pytest.mark.parametrize(

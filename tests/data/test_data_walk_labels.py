@@ -9,8 +9,8 @@ import pytest
 from helpers_data import write_dicom
 
 from arfl_studio.data import LayoutError, scan_dataset
-from arfl_studio.data.shareable import shareable_path
-from arfl_studio.data.walk import walk_dataset
+from arfl_studio.data.dicom.shareable import shareable_path
+from arfl_studio.data.datasets.walk import walk_dataset
 
 CMMD_HEADER = "ID1,LeftRight,Age,number,abnormality,classification,subtype\n"
 
@@ -190,7 +190,7 @@ def test_walk_lists_files_in_name_order(tmp_path):
 def test_a_worker_killed_by_one_file_does_not_end_the_pass(tmp_path):
     from helpers_data import die_on_crash_files
 
-    from arfl_studio.data.file_jobs import run_jobs
+    from arfl_studio.data.datasets.file_jobs import run_jobs
 
     names = [f"{i:02d}.dcm" for i in range(9)]
     names[4] = "crash.dcm"

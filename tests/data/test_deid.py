@@ -4,7 +4,7 @@ import pydicom
 import pytest
 from pydicom.datadict import keyword_for_tag
 
-from arfl_studio.data.deid import PROFILE_ATTRIBUTES, is_phi
+from arfl_studio.data.dicom.deid import PROFILE_ATTRIBUTES, is_phi
 
 # Rows of PS3.15 Table E.1-1 written out from the standard: (tag, attribute name, basic profile action).
 # They span every kind of attribute the profile protects: names, IDs, dates/times, institution,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from arfl_studio.data.geometry import Geometry, model_to_native, model_to_native_point, native_to_model_point, placement
+from arfl_studio.data.preprocess.geometry import Geometry, model_to_native, model_to_native_point, native_to_model_point, placement
 
 
 def _model_input(native: np.ndarray, geometry: Geometry, size, fit):

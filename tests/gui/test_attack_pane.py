@@ -116,7 +116,7 @@ def test_summary_shows_threshold_rates_and_why_the_flip_table_is_empty(qtbot):
 def test_threshold_comes_from_the_saved_model(trained_run):
     import json
 
-    from arfl_studio.gui.panes.attack_task import model_threshold
+    from arfl_studio.experiments.attack_task import model_threshold
 
     stored = json.loads((trained_run / "B" / "fold_1" / "model.json").read_text())
     threshold = model_threshold({"run_dir": str(trained_run), "method": "B", "fold": 1})
@@ -148,7 +148,7 @@ def test_sanity_check_choices_and_budget_reach_the_core(qtbot, trained_run, monk
     import threading
 
     import arfl_studio.evaluation.robustness as robustness
-    from arfl_studio.gui.panes.attack_task import attack_task
+    from arfl_studio.experiments.attack_task import attack_task
 
     pane = AttackPane()
     qtbot.addWidget(pane)

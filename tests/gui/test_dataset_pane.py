@@ -215,7 +215,7 @@ def test_thumbnails_are_made_off_the_ui_thread_for_rows_in_view(qtbot, demo_dir,
 
 def test_selected_image_shows_the_crop_box_training_uses(qtbot, demo_dir, tmp_path):
     from arfl_studio.data import PreprocessSettings, read_mammogram
-    from arfl_studio.data.preprocess import compute_geometry
+    from arfl_studio.data.preprocess.transform import compute_geometry
 
     pane = _pane(qtbot, tmp_path, show=True)
     scan = _open(qtbot, pane, demo_dir)

@@ -1,10 +1,10 @@
 """What the GUI writes beside a run carries no PHI: the data layer's one list, shareable paths."""
 
-from arfl_studio.gui.deidentify import scrub
+from arfl_studio.data.dicom.scrub import scrub
 
 
 def test_scrub_drops_profile_attributes_and_dated_folders_keeps_pseudonymous_ids():
-    from arfl_studio.data.deid import is_phi
+    from arfl_studio.data.dicom.deid import is_phi
 
     doc = {"results": [{"flipped": [{
         "index": 3, "id": "CMMD/D1-0001/07-18-2010-NA-NA-10000/1.000000-NA-20000/1-1.dcm",

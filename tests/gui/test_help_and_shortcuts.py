@@ -1,7 +1,6 @@
 """Help: tooltips on every setting and method row, the Help menu (README sections, shortcuts,
 About), the title bar, and keyboard shortcuts wired to the panes."""
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from arfl_studio import __version__

@@ -3,7 +3,7 @@ the queue starts runs one after another."""
 
 import json
 
-from arfl_studio.gui.runs import read_plan, replay_events, run_status
+from arfl_studio.experiments.run_history import read_plan, replay_events, run_status
 
 from .conftest import TINY_TRAINING, wait_task
 

@@ -15,8 +15,8 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from arfl_studio.data import PreprocessSettings
-from arfl_studio.data.preprocess import preprocess_pixels
-from arfl_studio.gui import case_analysis
+from arfl_studio.data.preprocess.transform import preprocess_pixels
+from arfl_studio.evaluation import case_analysis
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
 
 from .conftest import wait_task
@@ -176,7 +176,7 @@ def test_export_full_resolution_under_the_typed_name(qtbot, tmp_path, suffix):
 
 
 def test_display_pyramid_keeps_a_microcalcification():
-    from arfl_studio.gui.viewer.pyramid import Pyramid
+    from arfl_studio.data.preprocess.pyramid import Pyramid
 
     image = np.zeros((2048, 1600), np.float32)
     image[1001, 803] = 1.0  # one bright pixel, off the stride-4 grid

@@ -120,7 +120,7 @@ def test_case_opened_in_four_views_fills_every_layout(qtbot, trained_run):
 def test_flipped_case_numbers_equal_the_attack_table(qtbot, trained_run):
     """The viewer rebuilds the attack's own adversarial example (its kept δ), not a new attack."""
     from arfl_studio.evaluation.robustness import evaluate_robustness
-    from arfl_studio.gui import run_access
+    from arfl_studio.experiments import run_access
 
     model, _spec, records, dataset = run_access.held_out(trained_run, "B", 0)
     threshold = run_access_threshold(trained_run)
@@ -157,6 +157,6 @@ def test_flipped_case_numbers_equal_the_attack_table(qtbot, trained_run):
 
 
 def run_access_threshold(run_dir) -> float:
-    from arfl_studio.experiments.runner import load_fold_threshold
+    from arfl_studio.experiments.run_access import load_fold_threshold
 
     return float(load_fold_threshold(run_dir, "B", 0).logit)

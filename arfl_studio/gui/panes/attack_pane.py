@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 from arfl_studio.experiments.figures import EmptyFigure, auc_eps_figure, roc_figure
-from arfl_studio.gui import run_access
+from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.panes.attack_text import checks_text, flip_note_text, pct, summary_text
-from arfl_studio.gui.panes.attack_task import (  # noqa: F401 - parse_eps/attack_task are this pane's API
+from arfl_studio.evaluation.report_text import checks_text, flip_note_text, pct, summary_text
+from arfl_studio.experiments.attack_task import (  # noqa: F401 - parse_eps/attack_task are this pane's API
     ATTACKS, DEFAULT_PROBE_QUERIES, LARGE_EPS, attack_task, default_probes, parse_eps,
 )
 from arfl_studio.gui.widgets.curves import ThrottledPlot
@@ -229,8 +229,11 @@ class AttackPane(QWidget):
         self.fold_box.clear()
         path = self.run_edit.text()
         if key and Path(path).is_dir():
-            for k in run_access.run_folds(path, key):
-                self.fold_box.addItem(f"Fold {k + 1}", k)
+            models = run_access.fold_models(path, key)
+            several_seeds = len({m.seed for m in models}) > 1
+            for m in models:
+                label = f"Fold {m.fold + 1}" + (f" · seed {m.seed}" if several_seeds else "")
+                self.fold_box.addItem(label, m.to_dict())
 
     def current_source(self) -> dict:
         path = self.run_edit.text().strip()
@@ -242,7 +245,8 @@ class AttackPane(QWidget):
             raise ValueError("choose a trained run folder or a checkpoint first")
         if self.fold_box.currentData() is None:
             raise ValueError(f"{path} has no trained fold yet")
-        return {"run_dir": path, "method": self.method_box.currentText(), "fold": int(self.fold_box.currentData())}
+        model = self.fold_box.currentData()
+        return {"run_dir": path, "method": model["method"], "fold": int(model["fold"]), "seed": model["seed"]}
 
     # ---------------------------------------------------------------- what runs
     def _attack_changed(self, attack: str) -> None:
@@ -378,7 +382,8 @@ class AttackPane(QWidget):
         if source.get("checkpoint"):
             return f"checkpoint {Path(source['checkpoint']).name}"
         if source.get("run_dir"):
-            return f"{Path(source['run_dir']).name} · method {source.get('method')} · fold {int(source.get('fold', 0)) + 1}"
+            seed = "" if source.get("seed") is None else f" · seed {source['seed']}"
+            return f"{Path(source['run_dir']).name} · method {source.get('method')} · fold {int(source.get('fold', 0)) + 1}{seed}"
         return ""
 
     def _figure(self, draw, path) -> Path:
@@ -386,8 +391,12 @@ class AttackPane(QWidget):
             raise EmptyFigure("nothing to plot yet: run an attack first (Attack pane → Run attack)")
         return draw(self.report, path, model=self.model_title())
 
-    def show_report(self, report: dict, records=(), deltas: dict | None = None) -> None:
-        """``deltas``: {(eps, index): δ} of the flipped cases, handed to the viewer with each case."""
+    def show_report(self, report: dict, records=(), deltas: dict | None = None, source: dict | None = None) -> None:
+        """``deltas``: {(eps, index): δ} of the flipped cases, handed to the viewer with each case.
+        ``source``: the model the report was made on (a saved report's own record), when it is not
+        the one this pane just attacked; the title and the viewer then follow the record."""
+        if source is not None:
+            self.source = dict(source)
         self.report, self.records = report, list(records)
         self.deltas = dict(deltas or {})
         clean = report["clean"]

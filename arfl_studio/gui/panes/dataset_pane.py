@@ -8,7 +8,6 @@ labels file picked later applies to it.
 from __future__ import annotations
 
 import gc
-import inspect
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from arfl_studio.gui.dataset_summary import counts, rejection_category, rejection_counts
+from arfl_studio.data.datasets.summary import counts, rejection_category, rejection_counts
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.messages import gui_message
 from arfl_studio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader, default_cache_dir
@@ -31,43 +30,19 @@ LAYOUTS = ("auto", "cmmd", "csv", "folders")
 ROW_MARGIN = 8  # thumbnails made this many rows beyond the visible ones
 
 
-def verify_scan(scan, report, cancel) -> None:
-    """Decode every listed image; files that fail move to ``rejected`` with the reason."""
-    from arfl_studio.data import read_mammogram
-
-    keep = []
-    total = len(scan.images)
-    for i, record in enumerate(scan.images):
-        if cancel.is_set():
-            scan.cancelled = True
-            return
-        try:
-            read_mammogram(record.path)
-        except Exception as exc:  # noqa: BLE001 - each failure is listed, the scan goes on
-            scan.rejected.append((record.rel_path, f"does not decode: {str(exc).strip() or type(exc).__name__}"))
-        else:
-            keep.append(record)
-        report(("verify", i + 1, total), lossy=True)
-    scan.images[:] = keep
-
-
 def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False):
     """The worker body: scan (and decode every file when asked), then the fold split."""
 
     def task(report, cancel):
         from sklearn.model_selection import StratifiedGroupKFold  # noqa: F401 - imported before the freeze
 
-        from arfl_studio.data import scan_dataset
+        from arfl_studio.data import scan_dataset, verify_scan
 
         freeze_startup_objects(again=True)  # the modules just imported are long-lived too
-        kwargs = {}
-        core_verifies = verify and "verify" in inspect.signature(scan_dataset).parameters
-        if core_verifies:
-            kwargs["verify"] = True
         scan = scan_dataset(root, labels, layout, progress=lambda d, t: report(("progress", d, t), lossy=True),
-                            cancel=cancel, **kwargs)
-        if verify and not core_verifies and not scan.cancelled:
-            verify_scan(scan, report, cancel)
+                            cancel=cancel)
+        if verify and not scan.cancelled:
+            verify_scan(scan, progress=lambda d, t: report(("verify", d, t), lossy=True), cancel=cancel)
         # the summary, the split and the rows walk every image: here, not on the UI thread
         return {"scan": scan, "summary": scan.summary(), "split": split_task(scan.images, folds)(report, cancel),
                 "image_rows": image_rows(scan.images)}

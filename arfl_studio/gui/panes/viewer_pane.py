@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
 )
 
-from arfl_studio.gui import run_access
+from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.viewer import tasks
+from arfl_studio.experiments import viewer_tasks as tasks
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView, colormap_lut
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
@@ -359,7 +359,7 @@ class ViewerPane(QWidget):
                 amp = float(np.abs(m["delta"]).max()) or 1.0
                 levels = (-amp, amp)
             if native:
-                from arfl_studio.data.geometry import Geometry, model_to_native
+                from arfl_studio.data.preprocess.geometry import Geometry, model_to_native
 
                 geometry, fit, model_map = Geometry.from_dict(image["geometry"]), image["fit"], m[key]
                 view.set_overlay(m["native"][key], self.cmap_box.currentText(), levels, label, step=image["step"],

@@ -24,7 +24,7 @@ PREVIEW_PX = 512  # longest side of the displayed copy
 def crop_preview_task(path: str | Path):
     def task(report, cancel):
         from arfl_studio.data import PreprocessSettings, read_mammogram
-        from arfl_studio.data.preprocess import compute_geometry
+        from arfl_studio.data.preprocess.transform import compute_geometry
 
         settings = PreprocessSettings()
         pixels = read_mammogram(path).pixels

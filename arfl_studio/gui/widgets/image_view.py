@@ -16,8 +16,8 @@ from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from arfl_studio.gui.viewer.blend import blend_lut
-from arfl_studio.gui.viewer.pyramid import Pyramid
+from arfl_studio.evaluation.blend import blend_lut
+from arfl_studio.data.preprocess.pyramid import Pyramid
 from arfl_studio.gui.widgets.scale_bar import ScaleBar
 from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels, width_level
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from arfl_studio.data.file_jobs import read_headers, verify_files
-from arfl_studio.data.labels import (
+from arfl_studio.data.datasets.file_jobs import read_headers, verify_files
+from arfl_studio.data.datasets.labels import (
     CMMD_COLUMNS,
-    CMMD_KEY_COLUMNS,
     CMMD_TABLE_NAMES,
     LABEL_NAMES,
     LabelProblem,
@@ -35,9 +34,9 @@ from arfl_studio.data.labels import (
     read_csv_labels,
     table_columns,
 )
-from arfl_studio.data.reasons import CATEGORIES, Rejection
-from arfl_studio.data.views import view_family
-from arfl_studio.data.walk import walk_dataset
+from arfl_studio.data.datasets.reasons import CATEGORIES, Rejection
+from arfl_studio.data.datasets.views import view_family
+from arfl_studio.data.datasets.walk import walk_dataset
 
 __all__ = [
     "CMMD_COLUMNS", "CMMD_TABLE_NAMES", "ImageRecord", "LABEL_NAMES", "LAYOUTS", "LayoutError", "ScanResult",
@@ -131,7 +130,7 @@ class ScanResult:
         share = _identity
         root = str(self.root)
         if shareable_paths:
-            from arfl_studio.data.shareable import default_key, shareable_path
+            from arfl_studio.data.dicom.shareable import default_key, shareable_path
 
             key = default_key() if key is None else key
             keep = frozenset(self.patients)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from arfl_studio.data.reasons import MammogramReadError
+from arfl_studio.data.datasets.reasons import MammogramReadError
 
 
 def _lut_item_usable(item: Any) -> bool:

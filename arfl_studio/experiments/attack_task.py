@@ -13,7 +13,7 @@ from typing import Any
 
 from arfl_studio.evaluation.attacks import ATTACKS as CORE_ATTACKS
 from arfl_studio.evaluation.robustness import LARGE_EPS, PROBE_QUERIES as DEFAULT_PROBE_QUERIES  # noqa: F401
-from arfl_studio.gui import run_access
+from arfl_studio.experiments import run_access
 
 ATTACKS = ("pgd",) + tuple(a for a in CORE_ATTACKS if a != "pgd")  # PGD first: the paper's test attack
 REFERENCE_ATTACKS = ("fgsm", "pgd", "square")  # the sanity checks' probes
@@ -48,9 +48,8 @@ def model_threshold(source: dict) -> dict[str, Any]:
         from arfl_studio.models.registry import load_threshold
 
         return load_threshold(source["checkpoint"]).to_dict()
-    from arfl_studio.experiments.runner import load_fold_threshold
-
-    return load_fold_threshold(source["run_dir"], source["method"], int(source["fold"])).to_dict()
+    return run_access.load_fold_threshold(source["run_dir"], source["method"], int(source["fold"]),
+                                          source.get("seed")).to_dict()
 
 
 def _progress_payload(progress) -> dict:
@@ -72,7 +71,8 @@ def attack_task(source: dict, attack: str, eps: list[float], steps: int, restart
             model, spec, records, dataset = run_access.checkpoint_on_records(
                 source["checkpoint"], source["records"], source["size"])
         else:
-            model, spec, records, dataset = run_access.held_out(source["run_dir"], source["method"], source["fold"])
+            model, spec, records, dataset = run_access.held_out(source["run_dir"], source["method"], int(source["fold"]),
+                                                                  source.get("seed"))
         report(("progress", {"done": 0, "total": 1, "stage": "loading"}))
         kwargs: dict[str, Any] = {}
         if "probes" in checks:

@@ -23,7 +23,7 @@ def dicom_tags(path: str | Path) -> list[dict]:
     """Header elements as rows (no pixel data), each flagged ``phi`` (PS3.15 basic profile, ``data.deid``)."""
     import pydicom
 
-    from arfl_studio.data.deid import is_phi
+    from arfl_studio.data.dicom.deid import is_phi
 
     ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
     rows = []
@@ -91,9 +91,9 @@ def native_image(path: str | Path, settings) -> dict:
     """The DICOM as acquired (pixels and their display pyramid), and the geometry that maps
     model space onto it."""
     from arfl_studio.data import read_mammogram
-    from arfl_studio.data.preprocess import compute_geometry
+    from arfl_studio.data.preprocess.transform import compute_geometry
 
-    from arfl_studio.gui.viewer.pyramid import Pyramid
+    from arfl_studio.data.preprocess.pyramid import Pyramid
 
     mammogram = read_mammogram(path)
     geometry = compute_geometry(mammogram.pixels, settings)
@@ -214,9 +214,9 @@ def display_step(shape: tuple[int, int], max_px: int = 1024) -> int:
 def add_native_maps(image: dict, max_px: int = 1024) -> dict:
     """For each model of ``image``: its maps on a display grid of the native image and the
     adversarial image in native space (native pixels + δ mapped back, inside the crop)."""
-    from arfl_studio.data.geometry import Geometry, model_to_native
-    from arfl_studio.gui.viewer.pyramid import Pyramid
-    from arfl_studio.gui.viewer.registration import model_to_native_grid
+    from arfl_studio.data.preprocess.geometry import Geometry, model_to_native
+    from arfl_studio.data.preprocess.pyramid import Pyramid
+    from arfl_studio.data.preprocess.registration import model_to_native_grid
 
     geometry = Geometry.from_dict(image["geometry"])
     step = display_step(geometry.shape, max_px)

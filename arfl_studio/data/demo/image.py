@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arfl_studio.data.demo_findings import draw_findings
+from arfl_studio.data.demo.findings import draw_findings
 
 
 def power_law_noise(rng: np.random.Generator, shape: tuple[int, int], beta: float) -> np.ndarray:

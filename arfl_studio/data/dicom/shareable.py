@@ -38,7 +38,7 @@ def identifying(component: str) -> bool:
 def default_key() -> bytes:
     """The per-user key, created on first use (random, 32 bytes, readable by the user only)."""
     from arfl_studio.atomic import write_bytes
-    from arfl_studio.data.demo import default_data_dir
+    from arfl_studio.data.paths import default_data_dir
 
     path = default_data_dir() / KEY_FILE
     try:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arfl_studio.data.dicom import MammogramReadError, read_mammogram
+from arfl_studio.data.dicom.reader import MammogramReadError, read_mammogram
 
 _THUMB = 256  # longest side of a thumbnail, pixels
 
@@ -27,7 +27,7 @@ def _thumbnail(pixels: np.ndarray) -> tuple[np.ndarray, int]:
 
 def crop_boxes(records: Sequence[Any], settings, progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """For each record: rel_path, native shape, flip and native crop box (or the error)."""
-    from arfl_studio.data.preprocess import compute_geometry
+    from arfl_studio.data.preprocess.transform import compute_geometry
 
     out = []
     for i, record in enumerate(records):

@@ -1,9 +1,9 @@
 """What the app writes for sharing carries no PHI: one rule set, the data layer's.
 
 ``scrub`` is applied to every JSON document the GUI writes beside a run (attack reports):
-attributes that the PS3.15 basic profile hides (``arfl_studio.data.deid.is_phi``) are dropped
+attributes that the PS3.15 basic profile hides (``arfl_studio.data.dicom.deid.is_phi``) are dropped
 wherever a DICOM keyword appears as a key, and file paths lose their date/UID folder names
-(``arfl_studio.data.shareable.shareable_path``: CMMD names study folders after the study date).
+(``arfl_studio.data.dicom.shareable.shareable_path``: CMMD names study folders after the study date).
 Pseudonymous patient IDs stay, as everywhere else.
 """
 
@@ -22,8 +22,8 @@ def _is_dicom_keyword(key: str) -> bool:
 
 def scrub(doc: Any, *, key: bytes | None = None) -> Any:
     """A copy of ``doc`` (dicts, lists, scalars) without PHI attributes and with shareable paths."""
-    from arfl_studio.data.deid import is_phi
-    from arfl_studio.data.shareable import default_key, shareable_path
+    from arfl_studio.data.dicom.deid import is_phi
+    from arfl_studio.data.dicom.shareable import default_key, shareable_path
 
     if key is None:
         key = default_key()

@@ -4,9 +4,9 @@
 usable mammogram: an image of at least MIN_SIDE px per side, grey (not RGB/YBR/PALETTE COLOR),
 one frame (or a chosen frame), in a transfer syntax this installation decodes, with finite
 rescale values; and, as policy, a mammogram (not CT, MR, ...) FOR PRESENTATION. ``read_mammogram``
-decodes the pixels and applies the LUT pipeline (``arfl_studio.data.lut``); it rejects what only
+decodes the pixels and applies the LUT pipeline (``arfl_studio.data.dicom.lut``); it rejects what only
 the pixels show (NaN/inf values). Each refusal is a MammogramReadError with a one-line reason and
-a category (``arfl_studio.data.reasons``).
+a category (``arfl_studio.data.datasets.reasons``).
 
 Nothing here reads, logs or returns PatientName, birth date or other PHI.
 """
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from arfl_studio.data.decoders import DECODER_PACKAGES, transfer_syntax_problem
-from arfl_studio.data.lut import apply_window, pixels_for_display
-from arfl_studio.data.reasons import MIN_SIDE, MammogramReadError
-from arfl_studio.data.views import MAMMOGRAPHY_VIEWS, view_family, view_of
+from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, transfer_syntax_problem
+from arfl_studio.data.dicom.lut import apply_window, pixels_for_display
+from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError
+from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
 __all__ = [
     "DECODER_PACKAGES", "HeaderInfo", "MIN_SIDE", "Mammogram", "MammogramReadError", "apply_window",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -28,12 +27,13 @@ from typing import Callable
 import numpy as np
 
 from arfl_studio.atomic import write_json
-from arfl_studio.data.demo_artifacts import add_edge_stripe, burn_label
-from arfl_studio.data.demo_clinical import clinical_rows, patient_plan, write_clinical_table
-from arfl_studio.data.demo_dicom import LATERALITY_CODES, VIEW_CODES, build_dicom, stored_values, tissue_window
-from arfl_studio.data.demo_findings import plan_findings
-from arfl_studio.data.demo_folder import CLINICAL_TABLE, MANIFEST, check_target, install, partial_folder, remove_stale_partials
-from arfl_studio.data.demo_image import breast_shape, power_law_noise, render_view, render_view_with_mask
+from arfl_studio.data.paths import default_data_dir
+from arfl_studio.data.demo.artifacts import add_edge_stripe, burn_label
+from arfl_studio.data.demo.clinical import clinical_rows, patient_plan, write_clinical_table
+from arfl_studio.data.demo.dicom_files import LATERALITY_CODES, VIEW_CODES, build_dicom, stored_values, tissue_window
+from arfl_studio.data.demo.findings import plan_findings
+from arfl_studio.data.demo.folder import CLINICAL_TABLE, MANIFEST, check_target, install, partial_folder, remove_stale_partials
+from arfl_studio.data.demo.image import breast_shape, power_law_noise, render_view, render_view_with_mask
 
 __all__ = [
     "CLINICAL_TABLE", "DEFAULT_PATIENTS", "DEFAULT_SIZE", "GENERATOR_VERSION", "LARGE_SIZE", "LATERALITY_CODES",
@@ -59,20 +59,6 @@ class GenerationCancelled(RuntimeError):
 
 
 # ---------------------------------------------------------------- where
-
-
-def default_data_dir() -> Path:
-    """The user's data folder for ARFL Studio (``ARFL_STUDIO_DATA`` overrides it)."""
-    env = os.environ.get("ARFL_STUDIO_DATA")
-    if env:
-        return Path(env).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-        return base / "ARFL Studio"
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "ARFL Studio"
-    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "arfl-studio"
 
 
 def default_demo_dir() -> Path:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from arfl_studio.data.reasons import Rejection
+from arfl_studio.data.datasets.reasons import Rejection
 
 # Files never tried as images (tables, notes, our own outputs).
 SKIP_SUFFIXES = {

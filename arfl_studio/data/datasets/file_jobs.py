@@ -12,7 +12,7 @@ import functools
 import threading
 from typing import Callable, Sequence
 
-from arfl_studio.data.dicom import HeaderInfo, MammogramReadError, read_header, read_mammogram
+from arfl_studio.data.dicom.reader import HeaderInfo, MammogramReadError, read_header, read_mammogram
 
 Progress = Callable[[int, int], None]
 # (path, header or None, reason or None, category or None)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from arfl_studio.gui import case_analysis, run_access
+from arfl_studio.evaluation import case_analysis
+from arfl_studio.experiments import run_access
 
 
 def tags_of(record) -> list[dict]:
@@ -41,14 +42,12 @@ def attack_settings_of(request: dict) -> dict:
     return settings
 
 
-def threshold_of(run_dir, key: str, fold: int) -> dict | None:
+def threshold_of(run_dir, key: str, fold: int, seed: int | None = None) -> dict | None:
     """The model's stored decision threshold as P(malignant) (None when it cannot be read)."""
     import math
 
     try:
-        from arfl_studio.experiments.runner import load_fold_threshold
-
-        t = load_fold_threshold(run_dir, key, fold)
+        t = run_access.load_fold_threshold(run_dir, key, fold, seed)
     except Exception:  # an older run or checkpoint: the verdict is simply not shown
         return None
     return {"prob": 1.0 / (1.0 + math.exp(-max(min(t.logit, 80), -80))), "rule": t.rule}
@@ -57,15 +56,14 @@ def threshold_of(run_dir, key: str, fold: int) -> dict | None:
 def case_task(request: dict, keys: list[str], saliency: str):
     """Two models on one case, and the first model on all the patient's views of the fold."""
     run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
+    seed = request.get("seed")  # the seed folder of a several-seed run (None: the run's first)
     settings_kept = attack_settings_of(request)
     attack = settings_kept.get("attack") or request.get("attack", "pgd")
     eps = float(settings_kept.get("eps") or request.get("eps") or 0.01)
 
     def task(report, cancel):
         from arfl_studio.data import MammogramDataset
-        from arfl_studio.experiments import fold_records, load_fold_model
-
-        loaded = {k: load_fold_model(run_dir, k, fold) for k in keys}
+        loaded = {k: run_access.load_fold_model(run_dir, k, fold, seed) for k in keys}
         models = {k: m.eval() for k, (m, _spec) in loaded.items()}
         settings, config = run_access.preprocess_settings(run_dir)
         cache = getattr(config.data, "cache_dir", None)
@@ -82,7 +80,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
         if cancel.is_set():
             return None
         try:
-            patient = [r for r in fold_records(run_dir, fold)[1] if r.patient_id == record.patient_id]
+            patient = [r for r in run_access.fold_records(run_dir, fold)[1] if r.patient_id == record.patient_id]
         except (OSError, ValueError):
             patient = [record]
         first = {keys[0]: models[keys[0]]}
@@ -90,7 +88,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
                                          settings_kept, model_input, cancel)
         return {"case": image, "views": views, "target": float(y), "attack": attack, "eps": eps,
                 "saliency": saliency, "tags": tags_of(record), "record": record,
-                "thresholds": {k: threshold_of(run_dir, k, fold) for k in keys}}
+                "thresholds": {k: threshold_of(run_dir, k, fold, seed) for k in keys}}
 
     return task
 
@@ -113,7 +111,7 @@ def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label:
 
     def task(report, cancel):
         from arfl_studio.evaluation.saliency import overlay_figure
-        from arfl_studio.gui.viewer.blend import blend_lut
+        from arfl_studio.evaluation.blend import blend_lut
 
         lut = np.asarray(colormap, dtype=np.float32)
         rendered = []

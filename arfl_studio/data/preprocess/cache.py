@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from arfl_studio.atomic import remove_stale_temp_files, write_bytes, write_json
-from arfl_studio.data.dicom import read_mammogram
-from arfl_studio.data.geometry import Geometry
+from arfl_studio.data.dicom.reader import read_mammogram
+from arfl_studio.data.paths import default_data_dir
+from arfl_studio.data.preprocess.geometry import Geometry
+from arfl_studio.data.preprocess.transform import preprocess_pixels
 
 if TYPE_CHECKING:
-    from arfl_studio.data.preprocess import PreprocessSettings
+    from arfl_studio.data.preprocess.settings import PreprocessSettings
 
 
 def default_cache_dir() -> Path:
-    from arfl_studio.data.demo import default_data_dir
-
     return default_data_dir() / "cache"
 
 
@@ -176,8 +176,6 @@ class PreprocessCache:
         ``frame``: the chosen 1-based frame of a multi-frame file; a given ``digest``
         must then be ``frame_digest(content hash, frame)``.
         """
-        from arfl_studio.data.preprocess import preprocess_pixels
-
         digest = digest or frame_digest(self.content_hash(path), frame)
         cached = self.load_image(digest, settings)
         if cached is not None:

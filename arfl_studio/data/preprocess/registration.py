@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arfl_studio.data.geometry import Geometry, placement
+from arfl_studio.data.preprocess.geometry import Geometry, placement
 
 
 def model_to_native_grid(model_map: np.ndarray, geometry: Geometry, fit: str = "stretch", step: int = 1,

@@ -1,0 +1,1 @@
+"""Datasets: layouts, walking and scanning folders, labels, views, patient-level splits."""

@@ -1,0 +1,1 @@
+"""The built-in synthetic phantom dataset and the two-moon data."""

@@ -1,0 +1,1 @@
+"""DICOM: reading, LUTs, decoder plugins, de-identification."""

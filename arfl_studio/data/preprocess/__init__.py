@@ -1,0 +1,1 @@
+"""Preprocessing: orientation, breast crop, geometry (model <-> native space), display pyramid, cache."""

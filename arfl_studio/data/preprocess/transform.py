@@ -1,0 +1,90 @@
+"""Preprocessing for training, and the torch Dataset.
+
+Steps, each a setting (``PreprocessSettings``):
+1. decode (``read_mammogram``: float32 [0, 1], tissue bright);
+2. ``orient``: flip left-right so every breast's chest wall is on the left (decided
+   from the image itself, the side holding more tissue, not from tags);
+3. ``crop``: the breast's box plus ``margin`` (``crop.py``): "breast" (default: a
+   level just above the background, largest component), "otsu", "threshold" (fixed
+   ``threshold``), or "none";
+4. resize to ``size`` (rows, columns), antialiased (Gaussian prefilter + bilinear):
+   ``fit = "stretch"`` fills the input (the paper's choice, aspect ratio not kept),
+   ``fit = "pad"`` keeps the aspect ratio and letterboxes with black, exactly where
+   ``geometry.placement`` says, so maps come back onto the anatomy;
+5. ``channels``: 1, or 3 (replicated, for ImageNet backbones) at load time.
+
+The on-disk cache is ``cache.PreprocessCache``; ``preprocess_records`` warms it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from arfl_studio.data.dicom.reader import read_mammogram
+from arfl_studio.data.preprocess.crop import breast_bbox, chest_wall_on_right
+from arfl_studio.data.preprocess.geometry import Geometry, placement
+from arfl_studio.data.preprocess.settings import PreprocessSettings
+
+
+def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Antialiased resize of a float32 image to (rows, columns)."""
+    from scipy import ndimage
+
+    rows, cols = pixels.shape
+    out_r, out_c = int(size[0]), int(size[1])
+    if (rows, cols) == (out_r, out_c):
+        return pixels.astype(np.float32, copy=True)
+    zoom = (out_r / rows, out_c / cols)
+    sigma = [max(0.0, (1.0 / z - 1.0) / 2.0) for z in zoom]
+    src = ndimage.gaussian_filter(pixels, sigma=sigma, mode="nearest") if max(sigma) > 0.3 else pixels
+    # sample at pixel centres (align corners = False)
+    rr = (np.arange(out_r, dtype=np.float32) + 0.5) / zoom[0] - 0.5
+    cc = (np.arange(out_c, dtype=np.float32) + 0.5) / zoom[1] - 0.5
+    coords = np.meshgrid(np.clip(rr, 0, rows - 1), np.clip(cc, 0, cols - 1), indexing="ij")
+    out = ndimage.map_coordinates(src, coords, order=1, mode="nearest")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
+    """The crop resized into a model input of ``size``: stretched, or letterboxed
+    (black around) at the block ``placement`` gives."""
+    place = placement(crop.shape, size, fit)
+    if (place.rows, place.cols) == tuple(int(s) for s in size):
+        return resize_image(crop, size)
+    out = np.zeros(tuple(int(s) for s in size), dtype=np.float32)
+    out[place.top:place.top + place.rows, place.left:place.left + place.cols] = resize_image(crop, (place.rows, place.cols))
+    return out
+
+
+def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings) -> Geometry:
+    """Flip and crop box of one decoded image (native pixels, float [0, 1])."""
+    flip = bool(settings.orient and chest_wall_on_right(pixels))
+    oriented = pixels[:, ::-1] if flip else pixels
+    bbox = breast_bbox(oriented, settings.crop, settings.threshold, settings.margin)
+    return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape))
+
+
+def apply_geometry(pixels: np.ndarray, geometry: Geometry) -> np.ndarray:
+    oriented = pixels[:, ::-1] if geometry.flip else pixels
+    r0, r1, c0, c1 = geometry.bbox
+    return oriented[r0:r1, c0:c1]
+
+
+def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None) -> tuple[np.ndarray, Geometry]:
+    """Orient, crop, resize one decoded image; returns (float32 (rows, cols), geometry)."""
+    if geometry is None or tuple(geometry.shape) != tuple(pixels.shape):
+        geometry = compute_geometry(pixels, settings)
+    return fit_image(apply_geometry(pixels, geometry), settings.size, settings.fit), geometry
+
+
+def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings, frame: int | None = None) -> np.ndarray:
+    """Decode and preprocess one file (``frame`` of a multi-frame one) without any cache; float32 (rows, cols)."""
+    image, _ = preprocess_pixels(read_mammogram(path, frame=frame).pixels, settings)
+    return image
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    return np.broadcast_to(image, (channels, *image.shape)) if channels > 1 else image[None]

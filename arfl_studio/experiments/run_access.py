@@ -1,0 +1,209 @@
+"""Reading a run folder: the one place the CLI, the GUI and scripts find what a run holds.
+
+A run folder keeps each fold model at ``OUT/KEY/fold_K/model.pt``, or at
+``OUT/KEY/seed_S/fold_K/model.pt`` when the run trains several seeds
+(:func:`arfl_studio.experiments.run_folder.fold_dir`). Everything here knows both
+layouts: which methods, seeds and folds have a finished model, the checkpoint and
+stored decision threshold of each, the held-out patients of a fold (from
+``splits.json``) and the preprocessing the run trained with (from ``config.toml``).
+Partial and resumed runs list only what has finished. No Qt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from arfl_studio.experiments.config import ExperimentConfig, load_config
+from arfl_studio.experiments.run_folder import fold_dir, seed_folders
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from arfl_studio.data import MammogramDataset, PreprocessSettings
+    from arfl_studio.models.registry import DecisionThreshold, ModelSpec
+
+
+@dataclass(frozen=True)
+class FoldModel:
+    """One trained model of a run: method key, fold (0-based) and seed folder (None: one seed)."""
+
+    method: str
+    fold: int
+    seed: int | None = None
+
+    def label(self) -> str:
+        """How a person names it: "F, fold 2" or "F, fold 2, seed 1"."""
+        text = f"{self.method}, fold {self.fold + 1}"
+        return text if self.seed is None else f"{text}, seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "fold": self.fold, "seed": self.seed}
+
+
+def _index_after(name: str, prefix: str) -> int | None:
+    if not name.startswith(prefix):
+        return None
+    try:
+        return int(name[len(prefix):])
+    except ValueError:
+        return None
+
+
+def _folds_in(folder: Path) -> list[int]:
+    folds = []
+    for child in folder.glob("fold_*"):
+        k = _index_after(child.name, "fold_")
+        if k is not None and (child / "model.pt").is_file():
+            folds.append(k)
+    return sorted(folds)
+
+
+def fold_models(run_dir: str | Path, method: str | None = None) -> list[FoldModel]:
+    """Every finished fold model of the run (of one ``method``), sorted by method, seed, fold."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found: list[FoldModel] = []
+    for child in sorted(run_dir.iterdir()):
+        if not child.is_dir() or (method is not None and child.name != method):
+            continue
+        found += [FoldModel(child.name, k) for k in _folds_in(child)]
+        for seed_dir in sorted(child.glob("seed_*"), key=lambda p: _index_after(p.name, "seed_") or 0):
+            seed = _index_after(seed_dir.name, "seed_")
+            if seed is not None and seed_dir.is_dir():
+                found += [FoldModel(child.name, k, seed) for k in _folds_in(seed_dir)]
+    return found
+
+
+def run_methods(run_dir: str | Path) -> list[str]:
+    """Method keys with at least one finished fold model (any seed)."""
+    return sorted({m.method for m in fold_models(run_dir)})
+
+
+def run_folds(run_dir: str | Path, method: str, seed: int | None = None) -> list[int]:
+    """Finished folds of ``method`` (of seed folder ``seed``; None: the plain layout)."""
+    return [m.fold for m in fold_models(run_dir, method) if m.seed == seed]
+
+
+def run_config(run_dir: str | Path) -> ExperimentConfig:
+    return load_config(Path(run_dir) / "config.toml")
+
+
+def default_seed(run_dir: str | Path) -> int | None:
+    """The seed folder a request without a seed means: the run's first seed (None with one seed)."""
+    if (Path(run_dir) / "config.toml").is_file():
+        return seed_folders(run_config(run_dir))[0][1]
+    return None
+
+
+def fold_checkpoint(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> Path:
+    """``model.pt`` of one fold; ``seed`` None means the run's first seed."""
+    if seed is None:
+        seed = default_seed(run_dir)
+    path = fold_dir(run_dir, method, fold, seed) / "model.pt"
+    if not path.exists():
+        which = FoldModel(method, fold, seed).label()
+        raise FileNotFoundError(f"{path} does not exist: {which} has not finished")
+    return path
+
+
+def load_fold_model(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> tuple[nn.Module, ModelSpec]:
+    """The trained model of one fold (DSBN models on the clean route); ``seed`` as in :func:`fold_checkpoint`."""
+    from arfl_studio.models.registry import load_checkpoint
+
+    return load_checkpoint(fold_checkpoint(run_dir, method, fold, seed))
+
+
+def load_fold_threshold(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> DecisionThreshold:
+    """The decision threshold stored with one fold's model (logit 0 with a note for older runs)."""
+    from arfl_studio.models.registry import load_threshold
+
+    return load_threshold(fold_checkpoint(run_dir, method, fold, seed))
+
+
+def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
+    """(train_records, test_records) of a fold, from the run's splits.json (the same for every seed)."""
+    from arfl_studio.experiments.sources import record_from_dict
+
+    splits = read_json(Path(run_dir) / "splits.json")
+    if splits is None:
+        raise FileNotFoundError(f"{Path(run_dir) / 'splits.json'} is missing or unreadable")
+    tests = splits.get("test_indices")
+    if not isinstance(tests, list) or not tests:
+        raise ValueError(f"{Path(run_dir) / 'splits.json'} lists no folds")
+    if not 0 <= fold < len(tests):
+        raise ValueError(f"fold {fold} does not exist; the run has folds 0..{len(tests) - 1}")
+    records = [record_from_dict(splits.get("root"), r) for r in splits["records"]]
+    held = set(tests[fold])
+    return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]
+
+
+def preprocess_settings(run_dir: str | Path, channels: int | None = None) -> tuple[PreprocessSettings, ExperimentConfig]:
+    """The preprocessing the run trained with (``channels`` from the model when given), and its config."""
+    from arfl_studio.data import PreprocessSettings
+
+    config = run_config(run_dir)
+    stored = dict(config.preprocess)
+    if channels is not None:
+        stored["channels"] = channels
+    return PreprocessSettings.from_dict(stored), config
+
+
+def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
+                cache_dir: str | Path | None = None) -> Any:
+    """``records`` preprocessed exactly as the run trained (its own cache unless ``cache_dir`` is given)."""
+    settings, config = preprocess_settings(run_dir, channels)
+    if config.data.kind == "synthetic":
+        from arfl_studio.experiments.sources import open_source
+
+        return open_source(config).dataset(list(records))
+    from arfl_studio.data import MammogramDataset
+
+    return MammogramDataset(list(records), settings, cache_dir=cache_dir or config.data.cache_dir)
+
+
+def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = None, limit: int | None = None,
+             cache_dir: str | Path | None = None) -> tuple[nn.Module, ModelSpec, list, Any]:
+    """(model in eval mode, spec, held-out records, dataset) for one fold model: its own test patients
+    (the first ``limit`` of them), preprocessed as the run trained."""
+    model, spec = load_fold_model(run_dir, method, fold, seed)
+    model.eval()
+    test = fold_records(run_dir, fold)[1][: limit or None]
+    return model, spec, list(test), run_dataset(run_dir, test, spec.in_channels, cache_dir)
+
+
+def checkpoint_on_records(checkpoint: str | Path, records: list, size: int) -> tuple[nn.Module, ModelSpec, list, MammogramDataset]:
+    """A bare checkpoint with the open dataset's records at ``size`` x ``size``."""
+    from arfl_studio.data import MammogramDataset, PreprocessSettings
+    from arfl_studio.models.registry import load_checkpoint
+
+    model, spec = load_checkpoint(checkpoint)
+    settings = PreprocessSettings(size=(size, size), channels=spec.in_channels)
+    return model, spec, list(records), MammogramDataset(list(records), settings)
+
+
+def run_dir_of(checkpoint: str | Path) -> Path | None:
+    """The run folder holding ``checkpoint`` (OUT/KEY/fold_K/model.pt or OUT/KEY/seed_S/fold_K/model.pt)."""
+    for parent in list(Path(checkpoint).resolve().parents)[:4]:
+        if (parent / "config.toml").is_file():
+            return parent
+    return None
+
+
+def latest_run(runs_root: str | Path) -> Path | None:
+    """The most recently changed run folder (one holding config.toml) under ``runs_root``."""
+    root = Path(runs_root)
+    runs = [p for p in root.glob("*") if (p / "config.toml").is_file()] if root.is_dir() else []
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def read_json(path: str | Path) -> dict | None:
+    """A JSON object from ``path``; None when the file is missing, unreadable or not an object."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
