@@ -24,7 +24,8 @@ def test_readme_commands_are_the_set_up_and_the_test_command_ci_runs():
     assert test_command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
-def test_readme_links_resolve():
+def test_readme_is_short_and_its_links_resolve():
+    assert len(README.splitlines()) <= 200  # a front page; the manual is docs/
     targets = re.findall(r"\]\(([^)\s]+)\)", README)
     local = [t.split("#")[0] for t in targets if not re.match(r"[a-z]+://", t)]
     assert any(t.startswith("docs/") for t in local)
