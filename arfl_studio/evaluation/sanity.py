@@ -38,8 +38,8 @@ CHECK_NAMES = (
     "large_eps_not_broken", "zero_input_gradients", "sparse_input_gradients", "nan_input_gradients", "nan_outputs",
 )
 METRICS = ("auc", "accuracy")
-BROKEN_LEVEL = 0.2  # AUC and accuracy a working attack reaches at eps >= 0.5 (measured: README)
-SPARSE_FRACTION = 0.5  # healthy ReLU CNNs: ~0 % zero-gradient pixels; the staircase phantom: 85 % (README)
+BROKEN_LEVEL = 0.2  # AUC and accuracy a working attack reaches at eps >= 0.5 (measured: docs/attacks.md)
+SPARSE_FRACTION = 0.5  # healthy ReLU CNNs: ~0 % zero-gradient pixels; the staircase phantom: 85 % (docs/attacks.md)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Help: the README's sections, the keyboard shortcuts, and the About box.
+"""Help: the user guide, the keyboard shortcuts, and the About box.
 
-The README is read from the source tree, else from the installed package's metadata
-(the wheel carries it as its long description), so Help works from a wheel too.
+The user guide is the documentation site's pages (``docs/*.md``; a wheel and the frozen app
+carry them, see :func:`arfl_studio.bundled.guide_pages`). Where they are missing, Help falls
+back to the README's sections, read from the source tree or else from the installed
+package's metadata (the wheel carries it as its long description).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
 
 from arfl_studio import __version__
+from arfl_studio.bundled import guide_pages
 
 APP_NAME = "ARFL Studio"
 CITATION = ("Degan Hao, Dooman Arefan, Margarita Zuley, Wendie Berg, Shandong Wu. "
@@ -73,6 +76,11 @@ def readme_sections(text: str | None = None) -> list[tuple[str, str]]:
     return [(title, "\n".join(lines)) for title, lines in sections]
 
 
+def guide_sections() -> list[tuple[str, str]]:
+    """[(title, markdown)]: one entry per page of the user guide, else per README section."""
+    return guide_pages() or readme_sections()
+
+
 def shortcuts_markdown() -> str:
     rows = "\n".join(f"| {keys} | {what} |" for _name, keys, what in SHORTCUTS)
     return "## Keyboard shortcuts\n\n| Keys | Action |\n|---|---|\n" + rows + "\n"
@@ -86,7 +94,7 @@ def about_text() -> str:
 
 
 class HelpDialog(QDialog):
-    """A README section (or the shortcuts) as formatted text; non-modal."""
+    """A page of the user guide (or the shortcuts) as formatted text; non-modal."""
 
     def __init__(self, title: str, markdown: str, parent: QWidget | None = None):
         super().__init__(parent)

@@ -125,13 +125,13 @@ class MainWindow(QMainWindow):
                      "toggle_adversarial")
 
         help_menu = self.menuBar().addMenu("&Help")
-        self.guide_menu = help_menu.addMenu("User guide (README)")
-        sections = app_help.readme_sections()
+        self.guide_menu = help_menu.addMenu("User guide pages")
+        sections = app_help.guide_sections()
         for title, text in sections:
             self._action(self.guide_menu, title, lambda t=title, m=text: self.show_help(t, m))
         self.guide_menu.setEnabled(bool(sections))
         whole = "\n\n".join(text for _t, text in sections)
-        self._action(help_menu, "User guide", lambda: self.show_help("User guide", whole or "README not found."),
+        self._action(help_menu, "User guide", lambda: self.show_help("User guide", whole or "The user guide was not found."),
                      key("help"), "help")
         self._action(help_menu, "Keyboard shortcuts", lambda: self.show_help("Keyboard shortcuts",
                                                                              app_help.shortcuts_markdown()))

@@ -102,7 +102,7 @@ def test_per_step_progress_and_cancel_polling_cost_little():
 @pytest.mark.timeout(3600)  # ~4 min on an idle 2-core machine, 12 min when it is shared
 def test_attack_table_on_phantom_models():
     """Model x eps x attack -> accuracy % / AUC, the worst-case ensemble beside its members, and the
-    warnings each model raises (README, "Attacking models"). A tiny CNN on blob images, the same CNN
+    warnings each model raises (docs/attacks.md, "Sanity checks"). A tiny CNN on blob images, the same CNN
     with logits x 1e4, behind a saturating tanh staircase, and behind a floor quantiser.
 
     Run: pytest -m benchmark tests/benchmarks/test_bench_evaluation.py -k phantom -s

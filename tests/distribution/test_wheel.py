@@ -24,7 +24,7 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("arfl_studio-*.whl"))
 
 
-def test_wheel_has_examples_icons_licence_and_metadata(wheel):
+def test_wheel_has_examples_icons_guide_licence_and_metadata(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         metadata = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
@@ -32,6 +32,8 @@ def test_wheel_has_examples_icons_licence_and_metadata(wheel):
         assert f"arfl_studio/resources/configs/{config.name}" in names
     for icon in (ROOT / "resources" / "icons").iterdir():
         assert f"arfl_studio/resources/icons/{icon.name}" in names
+    for page in (ROOT / "docs").glob("*.md"):  # the user guide of the Help menu
+        assert f"arfl_studio/resources/docs/{page.name}" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     for field in ("License-Expression: MIT", "Project-URL: Homepage", "Classifier: Topic :: Scientific/Engineering :: Medical Science Apps.",
                   "Requires-Python", "Description-Content-Type: text/markdown"):

@@ -13,7 +13,7 @@ import numpy as np
 
 # Conspicuity of the findings (fractions of the view's shorter side; contrast in display units).
 # The malignant masses were sized so the demo's small CNN, trained for about a minute on
-# 48-px images, reaches a held-out AUC of about 0.85-0.9 (README, "Demo data"): smaller
+# 48-px images, reaches a held-out AUC of about 0.85-0.9 (docs/data.md, "Demo data"): smaller
 # or fainter, and its training failed in some folds (AUC 0.55-0.75); the 10 % of cancers
 # shown only as fine calcifications, invisible at 48 px, keep AUC away from 1.
 MASS_SHARE = 0.90  # malignant breasts with a spiculated mass; the rest show only calcifications
