@@ -1,5 +1,14 @@
-"""One fold of one method (or sweep point): build the model, train it with the engine (validating
-every epoch on the held-out fold), checkpoint for resume, then evaluate the held-out fold.
+"""One fold of one method (or sweep point), step by step as the paper's procedure runs it:
+
+1. :func:`prepare_fold`: the fold's training, threshold and test records, the training
+   fold's class balance (``pos_weight``), and its manifest;
+2. :func:`build_fold_model`: the seeded initial model and optimizer, or the state saved in
+   ``resume.pt`` after the last finished epoch;
+3. :func:`train_fold`: the trainer, validating on the held-out fold and checkpointing for
+   resume every few epochs (its failures: :mod:`fold_failures`);
+4. :func:`choose_threshold`: the decision threshold, on the training folds' held-out patients;
+5. :func:`evaluate_held_out`: standard and adversarial AUC on the held-out fold;
+6. :func:`write_fold`: ``model.pt`` and the finished manifest; then :class:`FoldFinished`.
 
 Every epoch re-seeds the global RNG from (seed, fold, epoch, rank) and the validation
 attack uses its own generator, so a resumed CPU run gives the same numbers as an
@@ -8,8 +17,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import threading
@@ -26,6 +33,9 @@ from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
+from arfl_studio.experiments.fold_failures import training_failures
+from arfl_studio.experiments.fold_plan import FoldFinished, FoldPlan, derive_seed
+from arfl_studio.experiments.fold_resume import is_damaged, keep_metrics_through, restore, save_resume
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
 from arfl_studio.experiments.sources import (
     BatchPlan,
@@ -38,43 +48,16 @@ from arfl_studio.experiments.sources import (
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.models.dual_bn import has_dual_bn
 from arfl_studio.models.image import PretrainedWeightsMissing
-from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
+from arfl_studio.models.registry import DecisionThreshold, build_model, save_checkpoint
 from arfl_studio.training import distributed as ddp
-from arfl_studio.training.events import EpochEvent, StatusEvent
+from arfl_studio.training.events import EpochEvent
 from arfl_studio.training.losses import fold_pos_weight
-from arfl_studio.training.methods import MethodSettings, SettingError
+from arfl_studio.training.methods import SettingError
 from arfl_studio.training.objective import compute_loss
 from arfl_studio.training.threshold import HOLDOUT, HOLDOUT_TOO_SMALL, TRAINING_IMAGES, fit_threshold, threshold_split
-from arfl_studio.training.trainer import NonFiniteLossError, train
+from arfl_studio.training.trainer import train
 
 log = logging.getLogger(__name__)
-
-RESUME_FORMAT = 1
-INTERRUPTED = "interrupted (Ctrl-C); re-run the same command to resume"
-
-
-@dataclass(frozen=True)
-class FoldEvent:
-    """An engine event (StepEvent / EpochEvent / StatusEvent) of one method's fold."""
-
-    method_key: str
-    fold: int
-    event: Any
-    seed: int | None = None  # set when [training] seeds lists several
-
-
-@dataclass(frozen=True)
-class FoldFinished:
-    method_key: str
-    fold: int
-    standard_auc: float
-    adversarial_auc: float
-    seed: int | None = None
-
-
-def derive_seed(*parts: Any) -> int:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def keep_layers_in_eval(model: nn.Module, batchnorm: bool, dropout: bool) -> None:
@@ -158,22 +141,14 @@ def in_order(indices: list[int], batch_size: int) -> list[list[int]]:
     return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
 
 
-def _damaged_resume(path: Path, key: str, fold: int, reason: str) -> ExperimentError:
-    return ExperimentError(
-        f"{path} is damaged ({reason}); start fold {fold} of {key} over with --restart-damaged "
-        f"(or delete that file), then re-run the same command")
+@dataclass
+class FoldBatches:
+    """The fold's records as positions in the run's loader, and the held-out fold's scoring pass."""
 
-
-def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, not a checkpoint, or code in the pickle
-        raise _damaged_resume(path, key, fold, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from exc
-    if not isinstance(state, dict) or not {"format", "method", "epoch", "model", "optimizer"} <= set(state):
-        raise _damaged_resume(path, key, fold, "not a resume checkpoint of this program")
-    if state.get("format") != RESUME_FORMAT or state.get("method") != json.dumps(method_dict, sort_keys=True):
-        raise ExperimentError(f"{path} belongs to a different method or version; delete it to restart the fold")
-    return state
+    loader: RunLoader
+    train: list[int]
+    threshold: list[int]  # the training images themselves when no patients are held out
+    test: LoaderPass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,159 +175,213 @@ def run_fold(
     ``restart_damaged``: a damaged ``resume.pt`` (e.g. truncated) is removed and the fold
     starts over, instead of stopping with a message naming it.
     """
-    method: MethodSettings = run["method"]
-    key = run["key"]
-    folder = fold_dir(out, key, fold, seed_folder)
-    manifest_path = folder / "manifest.json"
-    previous = read_json(manifest_path)
-    method_dict = method.to_dict()
-    if previous and previous.get("status") == "finished" and previous.get("method") == method_dict:
+    folder = fold_dir(out, run["key"], fold, seed_folder)
+    previous = read_json(folder / "manifest.json")
+    if previous and previous.get("status") == "finished" and previous.get("method") == run["method"].to_dict():
         return previous
 
+    plan = prepare_fold(config=config, splits=splits, run=run, fold=fold, device=device, ctx=ctx, emit=emit,
+                        fingerprint=fingerprint, train_seed=train_seed, seed_folder=seed_folder, folder=folder,
+                        previous=previous, restart_damaged=restart_damaged)
+    model, optimizer, start_epoch = build_fold_model(plan)
+    batches = fold_batches(plan, run_loader or RunLoader(source, splits.records, config.training.workers, device))
+    started = time.perf_counter()
+    trained = train_fold(plan, model, optimizer, start_epoch, batches, cancel)
+    if trained is None:
+        return None
+    results: dict[str, Any] = {}
+    if ctx.is_main:
+        threshold = choose_threshold(plan, trained, batches)
+        results = evaluate_held_out(plan, trained, batches, threshold)
+        write_fold(plan, trained, threshold, results, started)
+    ddp.barrier(ctx)
+    if ctx.is_main:
+        emit(FoldFinished(plan.key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))
+    return plan.manifest
+
+
+# -- 1. the fold's data --------------------------------------------------------------------------
+def prepare_fold(*, config: ExperimentConfig, splits: Splits, run: dict, fold: int, device: torch.device,
+                 ctx: ddp.DistributedContext, emit: Callable[[Any], None], fingerprint: str, train_seed: int,
+                 seed_folder: int | None, folder: Path, previous: dict | None, restart_damaged: bool) -> FoldPlan:
+    """The fold's records (training, threshold hold-out, test), class balance and starting manifest."""
     t = config.training
-    spec: ModelSpec = config.model_spec_for(method)
-    seed = derive_seed(train_seed, "fold", fold)  # every method of a fold starts from the same weights
     train_records, test_records = splits.train_test(fold)
     train_records, threshold_records = threshold_split(train_records, t.threshold_holdout,
                                                        derive_seed(config.cv.seed, "threshold", fold))
-    held_out = {id(r) for r in threshold_records}
-    manifest: dict[str, Any] = {
-        "method_key": key,
-        "method": method_dict,
+    positives = sum(int(r.label) == 1 for r in train_records)  # class imbalance of the training fold
+    method = run["method"]
+    plan = FoldPlan(
+        key=run["key"], fold=fold, seed_folder=seed_folder, method=method, spec=config.model_spec_for(method),
+        seed=derive_seed(train_seed, "fold", fold),  # every method of a fold starts from the same weights
+        config=config, device=device, ctx=ctx, emit=emit, folder=folder, train_records=train_records,
+        threshold_records=threshold_records, test_records=test_records,
+        pos_weight=fold_pos_weight(t.pos_weight, positives, len(train_records) - positives),
+        previous=previous, restart_damaged=restart_damaged)
+    plan.manifest = _starting_manifest(plan, run, splits, train_seed, fingerprint)
+    return plan
+
+
+def _starting_manifest(plan: FoldPlan, run: dict, splits: Splits, train_seed: int, fingerprint: str) -> dict:
+    held_out = {id(r) for r in plan.threshold_records}
+    return {
+        "method_key": plan.key,
+        "method": plan.method.to_dict(),
         "point": run.get("point"),
         "params": run.get("params", {}),
-        "fold": fold,
+        "fold": plan.fold,
         "status": "running",
-        "seed": seed,
+        "seed": plan.seed,
         "training_seed": train_seed,
-        "device": describe_device(device),
-        "world_size": ctx.world_size,
+        "device": describe_device(plan.device),
+        "world_size": plan.ctx.world_size,
         "versions": versions(),
         "data_fingerprint": fingerprint,
-        "model": spec.to_dict(),
-        "train_images": len(train_records),
-        "threshold_images": len(threshold_records),
+        "model": plan.spec.to_dict(),
+        "train_images": len(plan.train_records),
+        "threshold_images": len(plan.threshold_records),
         # positions in splits.json's records (as its test_indices): no patient IDs in the manifest
         "threshold_indices": [i for i, r in enumerate(splits.records) if id(r) in held_out],
-        "test_images": len(test_records),
-        "started": (previous or {}).get("started", now()),
-        "epochs": t.epochs,
+        "test_images": len(plan.test_records),
+        "started": (plan.previous or {}).get("started", now()),
+        "epochs": plan.config.training.epochs,
         "epochs_completed": 0,
+        "pos_weight": plan.pos_weight,
     }
-    positives = sum(int(r.label) == 1 for r in train_records)  # class imbalance of the training fold
-    pos_weight = fold_pos_weight(t.pos_weight, positives, len(train_records) - positives)
-    manifest["pos_weight"] = pos_weight
 
-    def write_manifest() -> None:
-        if ctx.is_main:
-            atomic.write_json(manifest_path, manifest)
 
-    def fail(message: str, **extra) -> None:
-        """Record the failure; a full disk may refuse even that, which must not hide the cause."""
-        manifest.update(status="failed", message=message, ended=now(), **extra)
-        try:
-            write_manifest()
-        except OSError as exc:
-            log.warning("could not write %s: %s", manifest_path, exc)
-        emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
+def fold_batches(plan: FoldPlan, run_loader: RunLoader) -> FoldBatches:
+    """The fold's records in the run's loader; an image that stops decoding is noted in the manifest."""
+    run_loader.skipped = plan.skipped
+    train_indices, test_indices = run_loader.indices(plan.train_records), run_loader.indices(plan.test_records)
+    return FoldBatches(loader=run_loader, train=train_indices,
+                       threshold=run_loader.indices(plan.threshold_records) or train_indices,
+                       test=run_loader.passes(in_order(test_indices, plan.config.training.eval_batch_size)))
 
-    def skipped(item: Unreadable) -> None:
-        """An image that stopped decoding mid-fold is left out of its batch, with the reason."""
-        seen = manifest.setdefault("skipped_images", [])
-        if not any(entry["path"] == item.path for entry in seen):
-            seen.append({"path": item.path, "reason": item.reason})
-            log.warning("%s fold %d: skipped %s: %s", key, fold, item.path, item.reason)
 
-    torch.manual_seed(seed)
-    try:
-        model = build_model(spec)
-    except PretrainedWeightsMissing as exc:
-        manifest.update(status="failed", message=str(exc), ended=now())
-        write_manifest()
-        raise ExperimentError(str(exc)) from exc
-    model.to(device)
+# -- 2. the model --------------------------------------------------------------------------------
+def _initial_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The fold's starting weights (seeded: the same for every method and every attempt) and optimizer."""
+    t = plan.config.training
+    torch.manual_seed(plan.seed)
+    model = build_model(plan.spec).to(plan.device)
     keep_layers_in_eval(model, t.freeze_batchnorm, t.dropout)
-    optimizer = make_optimizer(model, config)
+    return model, make_optimizer(model, plan.config)
 
-    resume_path = folder / "resume.pt"
-    metrics_path = folder / "metrics.jsonl"
+
+def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, int]:
+    """The model and optimizer to train and the epoch to start at: fresh, or as ``resume.pt`` left them.
+
+    A damaged ``resume.pt`` stops the fold with a message naming it, or (``restart_damaged``)
+    is removed and the fold starts over from the same initial weights.
+    """
+    try:
+        model, optimizer = _initial_model(plan)
+    except PretrainedWeightsMissing as exc:
+        plan.manifest.update(status="failed", message=str(exc), ended=now())
+        plan.write_manifest()
+        raise ExperimentError(str(exc)) from exc
     start_epoch = 0
-    if resume_path.exists():
+    if plan.resume_path.exists():
         try:
-            state = _load_resume(resume_path, device, method_dict, key, fold)
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                start_epoch = int(state["epoch"])
-            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-                raise _damaged_resume(resume_path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
-            log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+            start_epoch = restore(plan.resume_path, model, optimizer, plan.device, plan.method.to_dict(), plan.key,
+                                  plan.fold)
         except ExperimentError as exc:
-            if not (restart_damaged and "is damaged" in str(exc)):
-                fail(str(exc))
+            if not (plan.restart_damaged and is_damaged(exc)):
+                plan.fail(str(exc))
                 raise
-            log.warning("%s; starting fold %d of %s over", exc, fold, key)
-            resume_path.unlink(missing_ok=True)
-            torch.manual_seed(seed)  # the same initial weights as an uninterrupted run
-            model = build_model(spec).to(device)
-            keep_layers_in_eval(model, t.freeze_batchnorm, t.dropout)
-            optimizer = make_optimizer(model, config)
-            start_epoch = 0
-    if ctx.is_main:
-        kept = []
-        if start_epoch and metrics_path.exists():
-            for line in metrics_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    epoch = json.loads(line)["epoch"]
-                except (ValueError, KeyError, TypeError):  # a damaged line is dropped, as a later epoch is
-                    continue
-                if isinstance(epoch, int) and epoch <= start_epoch:
-                    kept.append(line)
-        atomic.write_text(metrics_path, "".join(line + "\n" for line in kept))
-    manifest["epochs_completed"] = start_epoch
-    manifest["resumed_from_epoch"] = start_epoch or None
-    write_manifest()
+            log.warning("%s; starting fold %d of %s over", exc, plan.fold, plan.key)
+            plan.resume_path.unlink(missing_ok=True)
+            model, optimizer = _initial_model(plan)
+    if plan.ctx.is_main:
+        keep_metrics_through(plan.metrics_path, start_epoch)
+    plan.manifest["epochs_completed"] = start_epoch
+    plan.manifest["resumed_from_epoch"] = start_epoch or None
+    plan.write_manifest()
+    return model, optimizer, start_epoch
 
-    train_model = ddp.wrap(model, ctx, device, t.sync_batchnorm)
-    run_loader = run_loader or RunLoader(source, splits.records, t.workers, device)
-    run_loader.skipped = skipped
-    train_indices, test_indices = run_loader.indices(train_records), run_loader.indices(test_records)
-    threshold_indices = run_loader.indices(threshold_records) or train_indices
+
+# -- 3. training ---------------------------------------------------------------------------------
+def train_fold(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int,
+               batches: FoldBatches, cancel: threading.Event) -> nn.Module | None:
+    """Train from ``start_epoch`` to the last epoch; returns the trained model, or None when cancelled.
+
+    Every epoch is logged to ``metrics.jsonl`` and the manifest, every ``checkpoint_every``
+    epochs saved to ``resume.pt``; a failure is recorded by :func:`training_failures`.
+    """
+    t = plan.config.training
+    train_model = ddp.wrap(model, plan.ctx, plan.device, t.sync_batchnorm)
+    status = "finished"
+    if start_epoch < t.epochs:
+        with training_failures(plan):
+            result = train(train_model, optimizer, _epoch_batches(plan, optimizer, batches), plan.method, t.epochs,
+                           start_epoch=start_epoch, device=plan.device, callback=plan.report, cancel=cancel,
+                           evaluate=_validation(plan, model, batches), on_epoch_end=_epoch_end(plan, model, optimizer),
+                           amp=t.amp, objective=lambda m, x, y: compute_loss(m, x, y, plan.method, plan.pos_weight))
+        status = result.status
+    if status == "cancelled":
+        plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
+        plan.write_manifest()
+        return None
+    return model
+
+
+def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
+                   batches: FoldBatches) -> Callable[[int], LoaderPass]:
+    """``batches(epoch)`` for the trainer: this rank's shuffled share of the training images.
+
+    The order, the RNG and the learning rate are set from the epoch alone, so a resumed
+    fold continues the same schedule.
+    """
+    t, ctx = plan.config.training, plan.ctx
     per_rank = max(1, t.batch_size // ctx.world_size)
-    shard = -(-len(train_indices) // ctx.world_size)
+    shard = -(-len(batches.train) // ctx.world_size)
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
-    test_loader = run_loader.passes(in_order(test_indices, t.eval_batch_size))
-    sampler = DistributedSampler(train_indices, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=derive_seed(seed, "order"))
+    sampler = DistributedSampler(batches.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=derive_seed(plan.seed, "order"))
 
-    def batches(epoch: int):
-        # Set from the epoch alone, so a resumed fold continues the same schedule.
+    def epoch_batches(epoch: int) -> LoaderPass:
         for group in optimizer.param_groups:
             group["lr"] = epoch_lr(t.lr, t.lr_schedule, epoch, t.epochs)
-        torch.manual_seed(derive_seed(seed, "epoch", epoch, ctx.rank))
+        torch.manual_seed(derive_seed(plan.seed, "epoch", epoch, ctx.rank))
         sampler.set_epoch(epoch)
-        plan = in_order([train_indices[i] for i in sampler], per_rank)
-        if drop_last and plan and len(plan[-1]) < per_rank:
-            plan.pop()
-        return run_loader.passes(plan)
+        order = in_order([batches.train[i] for i in sampler], per_rank)
+        if drop_last and order and len(order[-1]) < per_rank:
+            order.pop()
+        return batches.loader.passes(order)
 
-    def evaluate(epoch: int) -> dict[str, float]:
+    return epoch_batches
+
+
+def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> Callable[[int], dict[str, float]]:
+    """``evaluate(epoch)`` for the trainer: AUC on the held-out fold every ``validate_every`` epochs
+    (adversarial every ``validate_adversarial_every``) and after the last, on the main rank."""
+    t, ev = plan.config.training, plan.config.evaluation
+
+    def validate(epoch: int) -> dict[str, float]:
         last = epoch + 1 == t.epochs
-        if not ctx.is_main or t.validate_every == 0:
+        if not plan.ctx.is_main or t.validate_every == 0:
             return {}
         if not last and (epoch + 1) % t.validate_every:
             return {}
         adversarial = t.validate_adversarial_every > 0 and (last or (epoch + 1) % t.validate_adversarial_every == 0)
-        return evaluate_auc(model, test_loader, device, config.evaluation, adversarial=adversarial,
-                            steps=t.validation_attack_steps, seed=derive_seed(config.evaluation.seed, "val", fold))
+        return evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial,
+                            steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))
 
-    def on_epoch_end(event: EpochEvent) -> None:
+    return validate
+
+
+def _epoch_end(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[EpochEvent], None]:
+    """``on_epoch_end`` for the trainer: log the epoch, checkpoint for resume, update the manifest."""
+    t = plan.config.training
+
+    def record(event: EpochEvent) -> None:
         epoch = event.epoch + 1
-        manifest["epochs_completed"] = epoch
-        losses = ddp.all_reduce_mean(event.losses, ctx)  # the global batch's losses under DDP
-        if not ctx.is_main:
+        plan.manifest["epochs_completed"] = epoch
+        losses = ddp.all_reduce_mean(event.losses, plan.ctx)  # the global batch's losses under DDP
+        if not plan.ctx.is_main:
             return
-        atomic.append_jsonl(metrics_path, {
+        atomic.append_jsonl(plan.metrics_path, {
             "epoch": epoch,
             "losses": losses,
             "lr": optimizer.param_groups[0]["lr"],
@@ -360,89 +389,53 @@ def run_fold(
             "seconds": round(event.seconds, 4),
         })
         if epoch % max(t.checkpoint_every, 1) == 0 or epoch == t.epochs:
-            atomic.save_torch(resume_path, {
-                "format": RESUME_FORMAT,
-                "method": json.dumps(method_dict, sort_keys=True),
-                "epoch": epoch,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-            })
-        write_manifest()
+            save_resume(plan.resume_path, model, optimizer, plan.method.to_dict(), epoch)
+        plan.write_manifest()
 
-    def forward_event(event: Any) -> None:
-        emit(FoldEvent(key, fold, event, seed_folder))
+    return record
 
-    started = time.perf_counter()
+
+# -- 4. the decision threshold -------------------------------------------------------------------
+def choose_threshold(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> DecisionThreshold:
+    """The decision threshold is part of the model: chosen on the training folds' held-out
+    patients (or, without them, on the images it trained on)."""
+    t = plan.config.training
+    scoring = batches.loader.passes(in_order(batches.threshold, t.eval_batch_size))
+    held_out = bool(plan.threshold_records)
+    return fit_threshold(model, scoring, t.threshold, plan.device, chosen_on=HOLDOUT if held_out else TRAINING_IMAGES,
+                         note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not held_out else "")
+
+
+# -- 5. evaluation on the held-out fold ----------------------------------------------------------
+def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
+                      threshold: DecisionThreshold) -> dict[str, Any]:
+    """Standard and adversarial AUC (and rates at ``threshold``) under the ``[evaluation]`` attack;
+    for DSBN also the adversarial-BN route, labelled as the oracle it is."""
+    ev = plan.config.evaluation
+    seed = derive_seed(ev.seed, "test", plan.fold)
+    results: dict[str, Any] = evaluate_auc(model, batches.test, plan.device, ev, seed=seed, threshold=threshold.logit)
+    results["threshold"] = threshold.to_dict()
+    results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
+                             "bn_route": "clean" if has_dual_bn(model) else None}
+    if has_dual_bn(model) and ev.dsbn_oracle:
+        oracle = evaluate_auc(model, batches.test, plan.device, ev, seed=seed, route="adversarial")
+        results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
+        results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
+                                  "an oracle that knows which inputs are adversarial; not a deployable figure")
+    return results
+
+
+# -- 6. the fold's files -------------------------------------------------------------------------
+def write_fold(plan: FoldPlan, model: nn.Module, threshold: DecisionThreshold, results: dict[str, Any],
+               started: float) -> None:
+    """``model.pt`` (with its threshold) and the finished manifest; ``resume.pt`` goes unless kept."""
     try:
-        if start_epoch < t.epochs:
-            result = train(train_model, optimizer, batches, method, t.epochs, start_epoch=start_epoch, device=device,
-                           callback=forward_event, cancel=cancel, evaluate=evaluate, on_epoch_end=on_epoch_end,
-                           amp=t.amp, objective=lambda m, x, y: compute_loss(m, x, y, method, pos_weight))
-            status = result.status
-        else:
-            status = "finished"
-    except NonFiniteLossError as exc:
-        manifest.update(status="failed", message=str(exc), failed_epoch=exc.epoch + 1, failed_step=exc.step + 1,
-                        ended=now())
-        write_manifest()
-        emit(FoldEvent(key, fold, StatusEvent("failed", str(exc)), seed_folder))
-        raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
-    except torch.OutOfMemoryError as exc:
-        size = config.preprocess.get("size")
-        message = (f"{device} ran out of memory training {key} fold {fold} (batch_size {t.batch_size}, image size "
-                   f"{size}): use a smaller [training] batch_size or [preprocess] size, or [model] fine_tune = \"paper\"")
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        manifest.update(status="failed", message=message, ended=now())
-        write_manifest()
-        emit(FoldEvent(key, fold, StatusEvent("failed", message), seed_folder))
-        raise ExperimentError(message) from exc
-    except KeyboardInterrupt:  # Ctrl-C: resume.pt holds the last finished epoch
-        manifest.update(status="cancelled", message=INTERRUPTED, ended=now())
-        try:
-            write_manifest()
-        except OSError:
-            pass
-        raise
+        save_checkpoint(plan.folder / "model.pt", model, plan.spec, threshold)
     except NoSpaceError as exc:
-        fail(str(exc))
-        raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
-    if status == "cancelled":
-        manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
-        write_manifest()
-        return None
-
-    results: dict[str, Any] = {}
-    if ctx.is_main:
-        # The decision threshold is part of the model: chosen on the training folds' held-out
-        # patients (or, without them, on the images it trained on).
-        scoring = run_loader.passes(in_order(threshold_indices, t.eval_batch_size))
-        threshold = fit_threshold(model, scoring, t.threshold, device,
-                                  chosen_on=HOLDOUT if threshold_records else TRAINING_IMAGES,
-                                  note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not threshold_records else "")
-        ev = config.evaluation
-        results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
-                               threshold=threshold.logit)
-        results["threshold"] = threshold.to_dict()
-        results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
-                                 "bn_route": "clean" if has_dual_bn(model) else None}
-        if has_dual_bn(model) and ev.dsbn_oracle:
-            oracle = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
-                                  route="adversarial")
-            results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
-            results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
-                                      "an oracle that knows which inputs are adversarial; not a deployable figure")
-        try:
-            save_checkpoint(folder / "model.pt", model, spec, threshold)
-        except NoSpaceError as exc:
-            fail(str(exc))
-            raise ExperimentError(f"{key} fold {fold}: {exc}") from exc
-        manifest.update(status="finished", results=results, ended=now(),
-                        seconds=round(time.perf_counter() - started, 3) + (previous or {}).get("seconds", 0.0))
-        write_manifest()
-        if not t.keep_resume:
-            resume_path.unlink(missing_ok=True)
-    ddp.barrier(ctx)
-    if ctx.is_main:
-        emit(FoldFinished(key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))
-    return manifest
+        plan.fail(str(exc))
+        raise ExperimentError(f"{plan.key} fold {plan.fold}: {exc}") from exc
+    plan.manifest.update(status="finished", results=results, ended=now(),
+                         seconds=round(time.perf_counter() - started, 3) + (plan.previous or {}).get("seconds", 0.0))
+    plan.write_manifest()
+    if not plan.config.training.keep_resume:
+        plan.resume_path.unlink(missing_ok=True)

@@ -34,7 +34,10 @@ from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig, load_config
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
-from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, RunLoader, run_fold
+from arfl_studio.experiments.fold_failures import INTERRUPTED
+from arfl_studio.experiments.fold_plan import FoldEvent, FoldFinished
+from arfl_studio.experiments.fold_resume import RESUME_FORMAT
+from arfl_studio.experiments.fold_run import RunLoader, run_fold
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source

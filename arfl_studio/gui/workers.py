@@ -10,7 +10,9 @@ dataclasses of those), never tensors the core still uses.
 :class:`TaskHandle` lives on the UI thread and re-emits the worker's signals there,
 so callbacks never touch widgets from the worker thread. ``lossy`` payloads (step
 progress) are throttled in the worker: at most one per ``throttle_s``, the newest
-one kept, so a fast loop cannot flood the event loop.
+one kept, so a fast loop cannot flood the event loop. The newest is never lost: it
+goes out when the interval ends (a trailing flush), before the next plain payload,
+and before the task's result, so a live curve ends on the last step.
 
 Every started thread is tracked in :data:`_ACTIVE` until it has finished;
 :func:`running_threads` lets the app (close) and the tests (leak check) wait for them.
@@ -18,6 +20,7 @@ Every started thread is tracked in :data:`_ACTIVE` until it has finished;
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -28,6 +31,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 Task = Callable[[Callable[..., None], threading.Event], Any]
 
 _ACTIVE: set["TaskHandle"] = set()
+_NOTHING = object()  # no throttled payload waiting (None is a payload like any other)
 
 
 class Worker(QObject):
@@ -41,25 +45,61 @@ class Worker(QObject):
         super().__init__()
         self._task = task
         self._throttle_s = throttle_s
-        self._last_lossy = 0.0
+        self._last_lossy = -math.inf
+        # a throttled payload waiting for the interval's end; the lock keeps the order of
+        # emissions from the task's thread and the flush timer's
+        self._lock = threading.Lock()
+        self._pending: Any = _NOTHING
+        self._flush_timer: threading.Timer | None = None
         self.cancel_event = threading.Event()
 
     def report(self, payload: Any, lossy: bool = False) -> None:
-        if lossy:
-            now = time.perf_counter()
-            if now - self._last_lossy < self._throttle_s:
-                return
-            self._last_lossy = now
-        self.event.emit(payload)
+        with self._lock:
+            if lossy:
+                now = time.perf_counter()
+                wait = self._last_lossy + self._throttle_s - now
+                if wait > 0:
+                    if self._pending is _NOTHING:
+                        self._flush_timer = threading.Timer(wait, self._flush)
+                        self._flush_timer.daemon = True
+                        self._flush_timer.start()
+                    self._pending = payload  # the newest replaces an older one still waiting
+                    return
+                self._pending = _NOTHING  # superseded by this newer one
+                self._last_lossy = now
+            else:
+                self._emit_pending()  # the progress it followed arrives first
+            self.event.emit(payload)
+
+    def _flush(self) -> None:
+        """The trailing flush: the newest throttled payload, once its interval has passed."""
+        with self._lock:
+            if self._pending is not _NOTHING:
+                self._last_lossy = time.perf_counter()
+                self._emit_pending()
+
+    def _emit_pending(self) -> None:
+        payload, self._pending = self._pending, _NOTHING
+        if payload is not _NOTHING:
+            self.event.emit(payload)
+
+    def _finish_reports(self) -> None:
+        """Deliver what is still throttled and stop the flush timer: nothing may follow the result."""
+        with self._lock:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            self._emit_pending()
 
     @Slot()
     def run(self) -> None:
         try:
             result = self._task(self.report, self.cancel_event)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
+            self._finish_reports()
             message = str(exc).strip() or type(exc).__name__
             self.failed.emit(f"{type(exc).__name__}: {message}", traceback.format_exc())
         else:
+            self._finish_reports()
             self.done.emit(result)
         finally:
             # quit from the worker thread itself: a queued quit would need the UI event
