@@ -11,6 +11,10 @@ Methods (``PreprocessSettings.crop``):
   the usual approach of mammography pipelines (a low threshold above the
   background, the largest object, holes filled) rather than a split of the
   histogram in two.
+- ``"breast-only"``: the breast and nothing else (``breast_region``): the threshold from the
+  breast/background histogram of the film (padding and edges left out), the largest component;
+  everything not connected to it — film labels, markers, stripes — is blanked in the model input.
+  The choice for digitised films and any data with burned-in labels.
 - ``"otsu"``: Otsu's threshold instead of the background level. It splits the
   histogram into two classes, and on a real mammogram the split falls inside the
   dim rim, so it can cut the lower breast of an MLO or the nipple of a CC.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CROP_METHODS = ("breast", "otsu", "threshold", "none")
+CROP_METHODS = ("breast", "breast-only", "otsu", "threshold", "none")
 DEFAULT_CROP = "breast"
 _WORK_SIZE = 512  # longest side of the working copy
 
@@ -174,7 +178,19 @@ def breast_bbox(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float
     rows, cols = pixels.shape
     if method == "none":
         return 0, rows, 0, cols
-    mask, step = breast_mask(pixels, method, threshold, fill_holes=False)
+    if method == "breast-only":
+        from arfl_studio.data.preprocess.breast_region import breast_region
+
+        mask, step = breast_region(pixels), 1
+    else:
+        mask, step = breast_mask(pixels, method, threshold, fill_holes=False)
+    return mask_bbox(mask, step, (rows, cols), margin)
+
+
+def mask_bbox(mask: np.ndarray, step: int, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """The box of ``mask`` (on a grid of ``step`` native pixels) plus ``margin``, in native pixels;
+    the whole image when the mask is empty or the box degenerate."""
+    rows, cols = shape
     found_rows, found_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if found_rows.size == 0:
         return 0, rows, 0, cols

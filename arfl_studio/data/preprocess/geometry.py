@@ -28,17 +28,20 @@ class Geometry:
     flip: bool
     bbox: tuple[int, int, int, int]
     shape: tuple[int, int]
+    masked: bool = False  # everything not connected to the breast blanked (crop "breast-only"); nothing moves
+
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bbox", tuple(int(v) for v in self.bbox))
         object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
 
     def to_dict(self) -> dict:
-        return {"flip": self.flip, "bbox": list(self.bbox), "shape": list(self.shape)}
+        d = {"flip": self.flip, "bbox": list(self.bbox), "shape": list(self.shape)}
+        return {**d, "masked": True} if self.masked else d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Geometry":
-        return cls(flip=bool(d["flip"]), bbox=tuple(d["bbox"]), shape=tuple(d["shape"]))
+        return cls(flip=bool(d["flip"]), bbox=tuple(d["bbox"]), shape=tuple(d["shape"]), masked=bool(d.get("masked", False)))
 
     @property
     def crop_shape(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from arfl_studio.data.preprocess.geometry import FITS
 
 # 2: the "breast" crop became the default and images carry the fit
 PREPROCESS_VERSION = 2
+INTENSITIES = ("as-read", "breast-percentile")
 
 
 class PreprocessSettingError(ValueError):
@@ -30,6 +31,8 @@ class PreprocessSettings:
     threshold: float = 0.1  # for crop="threshold", in display units [0, 1]
     margin: float = 0.02  # crop margin, fraction of the image size
     fit: str = "stretch"  # "stretch" (the paper) | "pad" (letterbox, aspect ratio kept)
+    # "as-read" (display units after the LUTs) | "breast-percentile" (1st/99th in-breast percentiles -> 0/1)
+    intensity: str = "as-read"
 
     def __post_init__(self) -> None:
         size = self.size
@@ -57,6 +60,8 @@ class PreprocessSettings:
                 raise PreprocessSettingError(f"{name} must be a number in [{low:g}, {high:g}{bracket}, not {value!r}")
         if self.fit not in FITS:
             raise PreprocessSettingError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
+        if self.intensity not in INTENSITIES:
+            raise PreprocessSettingError(f"intensity must be one of {', '.join(INTENSITIES)}, not {self.intensity!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -78,7 +83,10 @@ class PreprocessSettings:
         return _short_hash(parts)
 
     def image_key(self) -> str:
-        return _short_hash({"geometry": self.geometry_key(), "size": list(self.size), "fit": self.fit})
+        parts = {"geometry": self.geometry_key(), "size": list(self.size), "fit": self.fit}
+        if self.intensity != "as-read":  # older cache keys stay valid
+            parts["intensity"] = self.intensity
+        return _short_hash(parts)
 
 
 def _is_int(value: Any) -> bool:

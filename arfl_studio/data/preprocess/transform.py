@@ -5,8 +5,11 @@ Steps, each a setting (``PreprocessSettings``):
 2. ``orient``: flip left-right so every breast's chest wall is on the left (decided
    from the image itself, the side holding more tissue, not from tags);
 3. ``crop``: the breast's box plus ``margin`` (``crop.py``): "breast" (default: a
-   level just above the background, largest component), "otsu", "threshold" (fixed
-   ``threshold``), or "none";
+   level just above the background, largest component), "breast-only" (the breast region
+   of ``breast_region``; everything not connected to it is blanked), "otsu", "threshold"
+   (fixed ``threshold``), or "none";
+3b. ``intensity``: "as-read", or "breast-percentile" (the in-breast 1st/99th percentiles
+   map to 0/1, background 0: films and digital images on one scale);
 4. resize to ``size`` (rows, columns), antialiased (Gaussian prefilter + bilinear):
    ``fit = "stretch"`` fills the input (the paper's choice, aspect ratio not kept),
    ``fit = "pad"`` keeps the aspect ratio and letterboxes with black, exactly where
@@ -23,7 +26,8 @@ import os
 import numpy as np
 
 from arfl_studio.data.dicom.reader import read_mammogram
-from arfl_studio.data.preprocess.crop import breast_bbox, chest_wall_on_right
+from arfl_studio.data.preprocess.breast_region import breast_on_right, breast_region, normalise_in_breast
+from arfl_studio.data.preprocess.crop import breast_bbox, chest_wall_on_right, mask_bbox
 from arfl_studio.data.preprocess.geometry import Geometry, placement
 from arfl_studio.data.preprocess.settings import PreprocessSettings
 
@@ -58,8 +62,17 @@ def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> 
     return out
 
 
-def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings) -> Geometry:
-    """Flip and crop box of one decoded image (native pixels, float [0, 1])."""
+def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings, region: np.ndarray | None = None) -> Geometry:
+    """Flip and crop box of one decoded image (native pixels, float [0, 1]).
+
+    With crop ``"breast-only"`` both come from the breast region (``region``, computed when not
+    given): the flip from its centre of mass, the box from its extent."""
+    if settings.crop == "breast-only":
+        region = breast_region(pixels) if region is None else region
+        flip = bool(settings.orient and breast_on_right(region))
+        oriented = region[:, ::-1] if flip else region
+        bbox = mask_bbox(oriented, 1, pixels.shape, settings.margin)
+        return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape), masked=True)
     flip = bool(settings.orient and chest_wall_on_right(pixels))
     oriented = pixels[:, ::-1] if flip else pixels
     bbox = breast_bbox(oriented, settings.crop, settings.threshold, settings.margin)
@@ -73,10 +86,20 @@ def apply_geometry(pixels: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 
 def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None) -> tuple[np.ndarray, Geometry]:
-    """Orient, crop, resize one decoded image; returns (float32 (rows, cols), geometry)."""
+    """Orient, crop, (blank outside the breast, normalise inside it,) resize one decoded image;
+    returns (float32 (rows, cols), geometry)."""
+    needs_region = settings.crop == "breast-only" or settings.intensity == "breast-percentile"
+    region = breast_region(pixels) if needs_region else None
     if geometry is None or tuple(geometry.shape) != tuple(pixels.shape):
-        geometry = compute_geometry(pixels, settings)
-    return fit_image(apply_geometry(pixels, geometry), settings.size, settings.fit), geometry
+        geometry = compute_geometry(pixels, settings, region)
+    crop = apply_geometry(pixels, geometry)
+    if region is not None:
+        inside = apply_geometry(region, geometry)
+        if settings.intensity == "breast-percentile":
+            crop = normalise_in_breast(crop, inside)  # 0 outside the breast
+        elif geometry.masked:
+            crop = np.where(inside, crop, np.float32(0.0))
+    return fit_image(crop, settings.size, settings.fit), geometry
 
 
 def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings, frame: int | None = None) -> np.ndarray:
