@@ -34,6 +34,7 @@ from arfl_studio.data.datasets.labels import (
     read_csv_labels,
     table_columns,
 )
+from arfl_studio.data.datasets.lesions import LESIONS_TABLE, Lesion, count_lesions, read_lesion_table
 from arfl_studio.data.datasets.reasons import CATEGORIES, Rejection
 from arfl_studio.data.datasets.views import view_family
 from arfl_studio.data.datasets.walk import walk_dataset
@@ -55,13 +56,15 @@ class ImageRecord:
     view: str | None  # exact view: "CC", "MLO", "XCCL", "ML", ...
     label: int  # 0 benign, 1 malignant
     frame: int | None = None  # 1-based frame of a multi-frame file (None: single frame)
+    lesions: tuple[Lesion, ...] = ()  # native-pixel lesion marks, when the dataset has them
 
     @property
     def view_family(self) -> str | None:
         """"CC", "MLO" or None: what the model and the four-view layout group by."""
         return view_family(self.view)
 
-    def to_json(self, path: str | None = None) -> dict:
+    def to_json(self, path: str | None = None, share: Callable[[str], str] | None = None) -> dict:
+        """The record as JSON; ``share`` rewrites paths (the image's is ``path``, lesion masks' here)."""
         doc = {
             "path": path if path is not None else self.rel_path,
             "patient_id": self.patient_id,
@@ -72,6 +75,11 @@ class ImageRecord:
         }
         if self.frame is not None:
             doc["frame"] = self.frame
+        if self.lesions:
+            doc["lesions"] = [les.to_dict() for les in self.lesions]
+            for les in doc["lesions"]:
+                if share is not None and "mask" in les:
+                    les["mask"] = share(les["mask"])
         return doc
 
 
@@ -83,6 +91,7 @@ class ScanResult:
     rejected: list[Rejection] = field(default_factory=list)  # each unpacks as (rel_path, reason); .category
     unlabeled: list[str] = field(default_factory=list)  # rel_paths
     labels_without_images: list[tuple[str, str | None]] = field(default_factory=list)  # (patient, side)
+    lesion_problems: list[str] = field(default_factory=list)  # unreadable lesion rows, rows with no image
     files_seen: int = 0
     seconds: float = 0.0
     cancelled: bool = False
@@ -120,6 +129,8 @@ class ScanResult:
             "rejected_by_category": self.rejected_by_category(),
             "unlabeled": len(self.unlabeled),
             "labels_without_images": len(self.labels_without_images),
+            "lesions": count_lesions(self.images),
+            "lesion_problems": len(self.lesion_problems),
             "verified": self.verified,
             "cancelled": self.cancelled,
         }
@@ -150,13 +161,14 @@ class ScanResult:
                 key_: doc[key_]
                 for key_ in ("images", "patients", "by_label", "by_view", "by_view_family", "by_laterality",
                              "patients_by_label", "rejected", "rejected_by_category", "unlabeled",
-                             "labels_without_images")
+                             "labels_without_images", "lesions")
             },
-            "images": [r.to_json(share(r.rel_path)) for r in self.images],
+            "images": [r.to_json(share(r.rel_path), share) for r in self.images],
             "rejected": [dict(r.to_json(), path=share(r.path)) if isinstance(r, Rejection)
                          else {"path": share(r[0]), "reason": r[1], "category": "unreadable"} for r in self.rejected],
             "unlabeled": [share(p) for p in self.unlabeled],
             "labels_without_images": [{"patient_id": p, "side": s} for p, s in self.labels_without_images],
+            "lesion_problems": list(self.lesion_problems),
         }
 
 
@@ -221,6 +233,15 @@ def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = No
 
 
 # ---------------------------------------------------------------- scan
+
+
+def _lesions_beside(labels_path: Path | None, root: Path) -> tuple[dict[str, list[Lesion]], list[str]]:
+    """The optional lesions.csv beside the labels table (else in the dataset root)."""
+    for folder in ([labels_path.parent] if labels_path is not None else []) + [root]:
+        table = folder / LESIONS_TABLE
+        if table.is_file():
+            return read_lesion_table(table, root)
+    return {}, []
 
 
 def _rel(root: Path, path: str | Path) -> str:
@@ -303,6 +324,7 @@ def scan_dataset(
     elif layout == "csv":
         csv_rows, csv_problems = read_csv_labels(
             labels_path, root, path_column=path_column, patient_column=patient_column, label_column=label_column)
+    lesions, result.lesion_problems = _lesions_beside(labels_path, root) if layout == "csv" else ({}, [])
 
     files, skipped = walk_dataset(root, skip=[labels_path] if labels_path else ())
     result.rejected.extend(skipped)
@@ -346,6 +368,7 @@ def scan_dataset(
             ImageRecord(
                 path=Path(path), rel_path=rel, patient_id=patient, laterality=info.laterality,
                 view=info.view, label=int(label), frame=frame if info.frames > 1 else None,
+                lesions=tuple(lesions.get(rel, ())),
             )
         )
     if not result.cancelled:
@@ -356,6 +379,10 @@ def scan_dataset(
             result.labels_without_images = sorted(
                 (pid or Path(rel).stem, None) for rel, (pid, _) in csv_rows.items() if rel not in seen_csv
             )
+        kept = {r.rel_path for r in result.images}
+        result.lesion_problems += [f"{LESIONS_TABLE}: {len(found)} lesion row{'s' if len(found) > 1 else ''} for "
+                                   f"{rel}, which is not a labelled image of this scan"
+                                   for rel, found in sorted(lesions.items()) if rel not in kept]
     if verify and not result.cancelled:
         verify_scan(result, workers=workers, progress=progress, cancel=cancel)
     result.seconds = time.perf_counter() - start
