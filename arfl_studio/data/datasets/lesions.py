@@ -199,7 +199,8 @@ def read_lesion_table(path: str | os.PathLike, root: str | os.PathLike) -> tuple
 
 
 def read_mask_file(path: str | os.PathLike) -> np.ndarray:
-    """A lesion mask image (DICOM, PNG/TIFF or .npy) as a bool array: non-zero = lesion."""
+    """A lesion mask image (DICOM, PNG/TIFF or .npy) as a bool array: the bright class of a
+    binary image (0/255, 0/1 or a 12-bit window's two levels alike)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -213,7 +214,9 @@ def read_mask_file(path: str | os.PathLike) -> np.ndarray:
         import pydicom
 
         values = pydicom.dcmread(path).pixel_array
-    return np.asarray(values) > 0
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min(initial=0)), float(values.max(initial=0))
+    return values > (lo + hi) / 2 if hi > lo else np.zeros(values.shape, dtype=bool)
 
 
 def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
