@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
 
 
@@ -50,7 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", metavar="DIR", help="dataset folder to evaluate a checkpoint on")
     parser.add_argument("--demo", action="store_true", help="evaluate a checkpoint on the built-in demo dataset")
     parser.add_argument("--labels", metavar="FILE", help="labels table for --data")
-    parser.add_argument("--layout", choices=["auto", "cmmd", "csv", "folders"], default="auto")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="auto")
     parser.add_argument("--cache-dir", metavar="DIR", help="preprocessed-image cache")
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     parser.add_argument("--method", action="append", metavar="KEY", help="run folder: method key(s) to evaluate")

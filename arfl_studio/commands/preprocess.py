@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
 
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("dir", metavar="DIR", help="dataset folder")
     parser.add_argument("--labels", metavar="FILE", help="CMMD clinical table (xlsx/CSV) or a labels CSV")
-    parser.add_argument("--layout", choices=["auto", "cmmd", "csv", "folders"], default="auto")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="auto")
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: the user data folder's cache)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=[224, 224], help="model input rows and columns")
     parser.add_argument("--crop", choices=list(CROP_METHODS), default=DEFAULT_CROP, help=f"crop method (default {DEFAULT_CROP})")

@@ -13,6 +13,11 @@ adversarial image with ``--adv-out``). The image is read with the data layer and
 preprocessed as in training (the run's config when the checkpoint sits in a run
 folder, else the flags). ``--compare CHECKPOINT2`` writes one PNG with both models
 side by side and a colour bar, as in the paper's Figure 5.
+
+``arfl-studio saliency RUN --localisation``: where each method's models look, measured
+against the lesion marks of the run's held-out patients (or of ``--data DIR``): the
+pointing game, the saliency energy inside the lesions and off the breast, with chance
+beside them and paired tests between methods (``experiments.localisation_run``).
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ def register(subparsers) -> None:
         description="Write the mammogram with a saliency or adversarial-perturbation map blended over it, "
                     "registered to the DICOM as stored (--space native) or on the model input (--space model).",
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it)")
-    parser.add_argument("image", metavar="IMAGE", help="DICOM file (or a grey .npy / .png for tests)")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it); "
+                        "with --localisation: the run folder")
+    parser.add_argument("image", metavar="IMAGE", nargs="?", help="DICOM file (or a grey .npy / .png for tests)")
     parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"],
                         default="gradient")
     parser.add_argument("--target", type=int, choices=[0, 1], help="label whose loss is differentiated (default: prediction)")
-    parser.add_argument("--out", metavar="PATH.png", required=True, help="blended overlay (or the comparison figure)")
+    parser.add_argument("--out", metavar="PATH.png", help="blended overlay (or the comparison figure)")
     parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
     parser.add_argument("--space", choices=["native", "model"], default="native",
                         help="native: the image's own size and orientation (default); model: the model input")
@@ -57,6 +63,7 @@ def register(subparsers) -> None:
     parser.add_argument("--colormap", help="matplotlib colormap (default inferno; RdBu_r for perturbation)")
     add_data_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write a JSON summary")
+    add_localisation_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -119,6 +126,11 @@ def _to_space(args, values, adv, pixels, geometry, settings):
 
 
 def run(args) -> int:
+    if args.localisation:
+        return run_localisation(args)
+    if not args.image or not args.out:
+        print("error: CHECKPOINT IMAGE and --out PATH.png are needed (or RUN --localisation)", file=sys.stderr)
+        return 2
     from arfl_studio.evaluation.saliency import (
         blend_overlay, compare_figure, overlay_figure, perturbation_overlay, save_png,
     )
@@ -191,4 +203,54 @@ def run(args) -> int:
                                "space": args.space, "shape": list(maps[0].shape), "geometry": geometry.to_dict(),
                                "out": args.out, "raw": args.raw, "models": infos,
                                "attack": {"kind": args.attack, "eps": args.eps} if perturb else None})
+    return 0
+
+
+def add_localisation_arguments(parser) -> None:
+    group = parser.add_argument_group("localisation (RUN --localisation)")
+    group.add_argument("--localisation", action="store_true",
+                       help="measure each method's saliency against the lesion marks of the run's held-out patients")
+    group.add_argument("--data", metavar="DIR", help="measure on this dataset with lesion marks instead")
+    group.add_argument("--labels", metavar="FILE", help="labels table for --data")
+    group.add_argument("--layout", default="auto", help="layout of --data (default: detected)")
+    group.add_argument("--model", action="append", metavar="KEY", help="method key(s) to measure (default: all)")
+    group.add_argument("--fold", type=int, default=1, metavar="K", help="with --data: fold model to use (1-based)")
+    group.add_argument("--limit", type=int, metavar="N", help="at most N images per fold")
+    group.add_argument("--tolerance-mm", type=float, default=5.0, help="pointing-game tolerance (default 5 mm)")
+    group.add_argument("--table", metavar="PATH", help="write the table (.md, .csv or .tex)")
+
+
+def run_localisation(args) -> int:
+    from arfl_studio.atomic import write_json
+    from arfl_studio.experiments.localisation_run import (
+        LocalisationError, export_table, localisation_over_run, render_table,
+    )
+
+    if args.method == "perturbation":
+        print("error: --localisation measures saliency maps: use --method gradient, smoothgrad or "
+              "integrated-gradients", file=sys.stderr)
+        return 2
+    if args.image:
+        print("error: --localisation takes a run folder only (no IMAGE)", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 10 == 0:
+            print(f"\r{done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    try:
+        doc = localisation_over_run(
+            Path(args.checkpoint), methods=args.model, saliency=args.method, tolerance_mm=args.tolerance_mm,
+            data=args.data, labels=args.labels, layout=args.layout, fold=args.fold - 1, limit=args.limit,
+            progress=progress)
+    except (LocalisationError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(render_table(doc, "md"), end="")
+    for entry in doc["skipped"]:
+        print(f"skipped {entry['path']}: {entry['reason']}", file=sys.stderr)
+    if args.table:
+        print(f"wrote {export_table(doc, args.table)}")
+    if args.json:
+        write_json(args.json, doc)
     return 0

@@ -10,18 +10,24 @@ import os
 import sys
 
 from arfl_studio.atomic import write_json
+from arfl_studio.data.datasets.layout_names import LAYOUTS
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "scan",
-        help="scan a mammogram dataset folder (CMMD, folder + labels CSV, folder-per-class)",
+        help="scan a mammogram dataset folder (CMMD, CBIS-DDSM, VinDr-Mammo, INbreast, RSNA, folder + labels CSV, "
+             "folder-per-class)",
         description="Read the DICOM headers under DIR, join them to the labels and report usable, "
         "rejected and unlabeled images.",
     )
     parser.add_argument("dir", metavar="DIR", help="dataset folder")
     parser.add_argument("--labels", metavar="FILE", help="CMMD clinical table (xlsx/CSV) or a labels CSV")
-    parser.add_argument("--layout", choices=["auto", "cmmd", "csv", "folders"], default="auto")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="auto", help="force a layout (default: detected)")
+    parser.add_argument("--cmmd-missing", choices=["unlabeled", "negative"],
+                        help="CMMD: a breast with no clinical-table row is left unlabeled (default) or used as negative")
+    parser.add_argument("--birads-positive", metavar="LIST", help="VinDr/INbreast: positive BI-RADS (default 4,4a,4b,4c,5,6)")
+    parser.add_argument("--birads-negative", metavar="LIST", help="VinDr/INbreast: negative BI-RADS (default 1,2)")
     parser.add_argument("--path-column", default="path", help="labels CSV: column with the image path")
     parser.add_argument("--patient-column", default="patient", help="labels CSV: column with the patient ID")
     parser.add_argument("--label-column", default="label", help="labels CSV: column with the label")
@@ -57,12 +63,16 @@ def run(args) -> int:
             include_for_processing=args.include_for_processing,
             frame=args.frame,
             verify=args.verify,
+            layout_options={k: v for k, v in (("cmmd_missing", args.cmmd_missing),
+                                              ("birads_positive", args.birads_positive),
+                                              ("birads_negative", args.birads_negative)) if v is not None},
         )
     except LayoutError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     s = result.summary()
     print(f"Dataset {result.root} (layout: {result.layout})")
+    print(f"  labels              {result.label_rule}")
     print(f"  files examined      {result.files_seen}")
     print(f"  usable images       {s['images']} from {s['patients']} patients")
     print("  by label            " + ", ".join(f"{k} {v}" for k, v in s["by_label"].items()))
@@ -83,6 +93,13 @@ def run(args) -> int:
     if len(result.unlabeled) > args.show:
         print(f"    ... {len(result.unlabeled) - args.show} more (see --json)")
     print(f"  labels w/o images   {s['labels_without_images']}")
+    print(f"  excluded            {s['excluded']}" + "".join(f"\n    {why}: {n}" for why, n in s["excluded_by_reason"].items()))
+    lesions = s["lesions"]
+    if lesions["lesions"]:
+        print(f"  lesions             {lesions['lesions']} on {lesions['images_with_lesions']} images "
+              f"({lesions['positioned']} with a position)")
+    for note in result.notes:
+        print(f"  note: {note}")
     if result.verified:
         print("  verified            every usable image decoded")
     print(f"  took {result.seconds:.2f} s ({result.files_seen / max(result.seconds, 1e-9):.0f} files/s)")

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from arfl_studio.data import ImageRecord
+from arfl_studio.data.datasets.lesions import Lesion
 from arfl_studio.data import patient_folds as data_patient_folds
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.training.methods import SettingError
@@ -32,6 +33,8 @@ def record_to_dict(record: Any) -> dict:
         "view": getattr(record, "view", None),
         "label": int(record.label),
         **({"frame": record.frame} if getattr(record, "frame", None) is not None else {}),
+        # lesion marks travel with the split so localisation works on held-out patients later
+        **({"lesions": [les.to_dict() for les in record.lesions]} if getattr(record, "lesions", ()) else {}),
     }
 
 
@@ -39,7 +42,8 @@ def record_from_dict(root: str | None, data: dict) -> ImageRecord:
     path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
     return ImageRecord(path=Path(path), rel_path=data["rel_path"], patient_id=data["patient_id"],
                        laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]),
-                       frame=data.get("frame"))
+                       frame=data.get("frame"),
+                       lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()))
 
 
 @dataclass(frozen=True)

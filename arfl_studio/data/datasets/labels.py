@@ -131,13 +131,28 @@ def read_cmmd_labels(path: str | os.PathLike) -> tuple[dict[tuple[str, str], int
     return labels, problems
 
 
+def table_rel_path(raw: str, table: Path, root: Path) -> str:
+    """A path written in a table, relative to the dataset root ('/'-separated).
+
+    Relative paths resolve against the table's folder, else the dataset root; absolute paths
+    are kept. Normalised without following links so a loop in the tree cannot stop the read.
+    """
+    candidate = Path(raw) if Path(raw).is_absolute() else table.parent / raw
+    if not os.path.lexists(candidate) and not Path(raw).is_absolute():
+        candidate = root / raw
+    full = os.path.normpath(os.path.abspath(candidate))
+    try:
+        return Path(os.path.relpath(full, root)).as_posix()
+    except ValueError:  # another drive on Windows
+        return Path(full).as_posix()
+
+
 def read_csv_labels(
     path: Path, root: Path, *, path_column: str = "path", patient_column: str = "patient", label_column: str = "label",
 ) -> tuple[dict[str, tuple[str | None, int | None]], dict[str, LabelProblem]]:
     """rel_path -> (patient or None, label or None) from a labels table, and images with a problem.
 
-    Paths are relative to the table's folder (or the dataset root, or absolute), normalised
-    without following links so a loop in the tree cannot stop the read.
+    Paths resolve as :func:`table_rel_path` says.
     """
     rows = read_table(path)
     columns = set(rows[0]) if rows else set()
@@ -151,14 +166,7 @@ def read_csv_labels(
         raw = str(row.get(path_column) or "").strip()
         if not raw:
             continue
-        candidate = Path(raw) if Path(raw).is_absolute() else path.parent / raw
-        if not os.path.lexists(candidate) and not Path(raw).is_absolute():
-            candidate = root / raw
-        full = os.path.normpath(os.path.abspath(candidate))
-        try:
-            rel = Path(os.path.relpath(full, root)).as_posix()
-        except ValueError:  # another drive on Windows
-            rel = Path(full).as_posix()
+        rel = table_rel_path(raw, path, root)
         pid = str(row.get(patient_column) or "").strip() or None
         seen.setdefault(rel, []).append((number, pid, row.get(label_column)))
     labels: dict[str, tuple[str | None, int | None]] = {}

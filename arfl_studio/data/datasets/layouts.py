@@ -1,14 +1,18 @@
-"""Dataset layouts (CMMD, folder + labels CSV, folder-per-class) and the dataset scan.
+"""The dataset scan: detect the layout, walk the tree, read headers, let the layout label.
+
+One module per layout (the dataset's own documentation is named in each):
+``cmmd``, ``cbis_ddsm``, ``vindr``, ``inbreast``, ``rsna``, ``csv_folder`` (folder +
+labels CSV + optional lesions.csv) and ``folders`` (folder per class). Each is detected
+when a folder is opened, or forced with ``layout``.
 
 ``scan_dataset`` walks the tree recursively (folder names are not trusted; links are not
 followed, see ``walk``), reads headers only, and never stops on a bad file: each one is listed
 in ``rejected`` with a one-line reason and a category (``reasons.CATEGORIES``). Images whose
-breast has no label go to ``unlabeled``; label rows with no image go to
-``labels_without_images``. ``verify=True`` (or ``verify_scan`` afterwards) decodes every usable
-image in parallel and moves the ones that fail to ``rejected``.
-
-Only pseudonymous patient IDs (the dataset's own ID column / PatientID) are kept;
-PatientName, birth date and other PHI are never read into the results.
+breast has no label go to ``unlabeled``; readable files that are not training images (masks,
+crops, unlabelled test sets, BI-RADS categories the mapping excludes) go to ``excluded`` with
+why; label rows with no image go to ``labels_without_images``. ``verify=True`` (or
+``verify_scan`` afterwards) decodes every usable image in parallel and moves the ones that fail
+to ``rejected``.
 """
 
 from __future__ import annotations
@@ -16,26 +20,30 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from arfl_studio.data.datasets.cbis_ddsm import CbisDdsmLayout
+from arfl_studio.data.datasets.cmmd import CmmdLayout, find_cmmd_table
+from arfl_studio.data.datasets.csv_folder import LABEL_TABLES, CsvLayout
 from arfl_studio.data.datasets.file_jobs import read_headers, verify_files
+from arfl_studio.data.datasets.folders import FoldersLayout
+from arfl_studio.data.datasets.inbreast import InbreastLayout
+from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.data.datasets.labels import (
     CMMD_COLUMNS,
     CMMD_TABLE_NAMES,
     LABEL_NAMES,
-    LabelProblem,
     LayoutError,
     looks_like_cmmd,
     parse_label,
     read_cmmd_labels,
-    read_csv_labels,
     table_columns,
 )
-from arfl_studio.data.datasets.reasons import CATEGORIES, Rejection
-from arfl_studio.data.datasets.views import view_family
+from arfl_studio.data.datasets.reasons import Rejection
+from arfl_studio.data.datasets.records import ImageRecord, ScanResult
+from arfl_studio.data.datasets.rsna import RsnaLayout
+from arfl_studio.data.datasets.vindr import VindrLayout
 from arfl_studio.data.datasets.walk import walk_dataset
 
 __all__ = [
@@ -43,180 +51,38 @@ __all__ = [
     "detect_layout", "parse_label", "read_cmmd_labels", "scan_dataset", "verify_scan",
 ]
 
-LAYOUTS = ("auto", "cmmd", "csv", "folders")
-
-
-@dataclass
-class ImageRecord:
-    path: Path  # absolute
-    rel_path: str  # relative to the scanned root, '/'-separated
-    patient_id: str
-    laterality: str | None
-    view: str | None  # exact view: "CC", "MLO", "XCCL", "ML", ...
-    label: int  # 0 benign, 1 malignant
-    frame: int | None = None  # 1-based frame of a multi-frame file (None: single frame)
-
-    @property
-    def view_family(self) -> str | None:
-        """"CC", "MLO" or None: what the model and the four-view layout group by."""
-        return view_family(self.view)
-
-    def to_json(self, path: str | None = None) -> dict:
-        doc = {
-            "path": path if path is not None else self.rel_path,
-            "patient_id": self.patient_id,
-            "laterality": self.laterality,
-            "view": self.view,
-            "view_family": self.view_family,
-            "label": self.label,
-        }
-        if self.frame is not None:
-            doc["frame"] = self.frame
-        return doc
-
-
-@dataclass
-class ScanResult:
-    root: Path
-    layout: str
-    images: list[ImageRecord] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)  # each unpacks as (rel_path, reason); .category
-    unlabeled: list[str] = field(default_factory=list)  # rel_paths
-    labels_without_images: list[tuple[str, str | None]] = field(default_factory=list)  # (patient, side)
-    files_seen: int = 0
-    seconds: float = 0.0
-    cancelled: bool = False
-    verified: bool = False  # every image in ``images`` was decoded once
-    options: dict = field(default_factory=dict)
-
-    @property
-    def patients(self) -> list[str]:
-        return sorted({r.patient_id for r in self.images})
-
-    def rejected_by_category(self) -> dict[str, int]:
-        """Every category of ``reasons.CATEGORIES`` (zeros included), in that order."""
-        counts = Counter(getattr(r, "category", "unreadable") for r in self.rejected)
-        return {name: counts.get(name, 0) for name in CATEGORIES}
-
-    def summary(self) -> dict:
-        return {
-            "layout": self.layout,
-            "files": self.files_seen,
-            "images": len(self.images),
-            "patients": len(self.patients),
-            "by_label": {LABEL_NAMES[k]: v for k, v in sorted(Counter(r.label for r in self.images).items())},
-            "by_view": dict(sorted(Counter(r.view or "unknown" for r in self.images).items())),
-            "by_view_family": dict(sorted(Counter(r.view_family or "other" for r in self.images).items())),
-            "by_laterality": dict(sorted(Counter(r.laterality or "unknown" for r in self.images).items())),
-            "patients_by_label": {
-                LABEL_NAMES[k]: v
-                for k, v in sorted(
-                    Counter(
-                        max(r.label for r in self.images if r.patient_id == p) for p in self.patients
-                    ).items()
-                )
-            },
-            "rejected": len(self.rejected),
-            "rejected_by_category": self.rejected_by_category(),
-            "unlabeled": len(self.unlabeled),
-            "labels_without_images": len(self.labels_without_images),
-            "verified": self.verified,
-            "cancelled": self.cancelled,
-        }
-
-    def to_json(self, *, shareable_paths: bool = False, key: bytes | None = None) -> dict:
-        """The scan as JSON; ``shareable_paths`` hashes date/UID path components (``shareable``)."""
-        doc = self.summary()
-        share = _identity
-        root = str(self.root)
-        if shareable_paths:
-            from arfl_studio.data.dicom.shareable import default_key, shareable_path
-
-            key = default_key() if key is None else key
-            keep = frozenset(self.patients)
-            share = lambda p: shareable_path(p, key=key, keep=keep)  # noqa: E731
-            root = shareable_path(self.root.name, key=key)
-        return {
-            "root": root,
-            "layout": self.layout,
-            "cancelled": self.cancelled,
-            "verified": self.verified,
-            "shareable_paths": shareable_paths,
-            "options": dict(self.options),
-            "seconds": round(self.seconds, 3),
-            "files": self.files_seen,
-            "patients": doc["patients"],
-            "counts": {
-                key_: doc[key_]
-                for key_ in ("images", "patients", "by_label", "by_view", "by_view_family", "by_laterality",
-                             "patients_by_label", "rejected", "rejected_by_category", "unlabeled",
-                             "labels_without_images")
-            },
-            "images": [r.to_json(share(r.rel_path)) for r in self.images],
-            "rejected": [dict(r.to_json(), path=share(r.path)) if isinstance(r, Rejection)
-                         else {"path": share(r[0]), "reason": r[1], "category": "unreadable"} for r in self.rejected],
-            "unlabeled": [share(p) for p in self.unlabeled],
-            "labels_without_images": [{"patient_id": p, "side": s} for p, s in self.labels_without_images],
-        }
-
-
-def _identity(path: str) -> str:
-    return path
-
-
-# ---------------------------------------------------------------- detection
-
-
-def _find_cmmd_table(root: Path) -> Path | None:
-    for name in CMMD_TABLE_NAMES:
-        for base in (root, root.parent):
-            if (base / name).is_file():
-                return base / name
-    for depth_glob in ("*", "*/*"):
-        try:
-            candidates = sorted(root.glob(depth_glob))
-        except OSError:
-            continue
-        for path in candidates:
-            if path.suffix.lower() in (".xlsx", ".csv") and not path.is_symlink() and path.is_file():
-                try:
-                    if looks_like_cmmd(table_columns(path)):
-                        return path
-                except LayoutError:
-                    continue
-    return None
-
-
-def _class_folder_label(rel: Path) -> int | None:
-    for part in rel.parts[:-1]:
-        label = {"benign": 0, "malignant": 1}.get(part.lower())
-        if label is not None:
-            return label
-    return None
+LAYOUT_CLASSES = {cls.name: cls for cls in (CmmdLayout, CbisDdsmLayout, VindrLayout, InbreastLayout, RsnaLayout,
+                                            CsvLayout, FoldersLayout)}
 
 
 def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = None,
                   path_column: str = "path") -> tuple[str, Path | None]:
-    """('cmmd'|'csv'|'folders', labels file or None); raises LayoutError when nothing fits."""
+    """(layout name, its table or None); raises LayoutError when nothing fits.
+
+    The public datasets are recognised by their own tables (CBIS-DDSM's case descriptions,
+    VinDr's breast-level_annotations.csv, INbreast.xls/csv, RSNA's train.csv), then CMMD's
+    clinical table, then labels.csv, then benign/ and malignant/ folders.
+    """
     root = Path(root)
     if labels is not None:
         labels = Path(labels)
         return ("cmmd" if looks_like_cmmd(table_columns(labels), path_column) else "csv"), labels
-    table = _find_cmmd_table(root)
+    for cls in (CbisDdsmLayout, VindrLayout, InbreastLayout, RsnaLayout):
+        table = cls.detect(root)
+        if table is not None:
+            return cls.name, table
+    table = find_cmmd_table(root)
     if table is not None:
         return "cmmd", table
-    for name in ("labels.csv", "labels.tsv"):
+    for name in LABEL_TABLES:
         if (root / name).is_file():
             return "csv", root / name
-    try:
-        subdirs = {p.name.lower() for p in root.iterdir() if p.is_dir() and not p.is_symlink()}
-    except OSError:
-        subdirs = set()
-    if subdirs & {"benign", "malignant"}:
+    if FoldersLayout.detect(root):
         return "folders", None
     raise LayoutError(
-        f"cannot tell the layout of {root}: no CMMD clinical table ({CMMD_TABLE_NAMES[0]}), "
-        "no labels.csv and no benign/ or malignant/ folders; pass --labels FILE or --layout"
+        f"cannot tell the layout of {root}: no CBIS-DDSM, VinDr-Mammo, INbreast or RSNA tables, no CMMD clinical "
+        f"table ({CMMD_TABLE_NAMES[0]}), no labels.csv and no benign/ or malignant/ folders; pass --labels FILE "
+        "or --layout"
     )
 
 
@@ -258,12 +124,15 @@ def scan_dataset(
     include_for_processing: bool = False,
     frame: int | None = None,
     verify: bool = False,
+    layout_options: dict | None = None,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
 
-    ``layout`` is "auto" (detect), "cmmd", "csv" or "folders". ``labels`` is the CMMD clinical
-    table (xlsx/CSV) or the labels CSV. ``progress(done, total)`` is called after each file (and,
-    with ``verify``, again from 0 for the decode pass); setting ``cancel`` stops early with
+    ``layout`` is "auto" (detect) or one of ``LAYOUTS``. ``labels`` is the layout's table (the
+    CMMD clinical table, the labels CSV, ...). ``layout_options`` are the layouts' visible label
+    policies: ``cmmd_missing`` ("unlabeled" | "negative"), ``birads_positive`` /
+    ``birads_negative`` (VinDr, INbreast). ``progress(done, total)`` is called after each file
+    (and, with ``verify``, again from 0 for the decode pass); setting ``cancel`` stops early with
     ``cancelled=True``. By default non-mammograms, FOR PROCESSING images and multi-frame images
     are rejected with their reason; ``include_*`` keeps the first two, ``frame`` (1-based) takes
     that frame of multi-frame files. ``verify`` decodes every usable image (slower; see
@@ -280,82 +149,39 @@ def scan_dataset(
         raise LayoutError(f"labels file not found: {labels_path}")
     if layout == "auto":
         layout, labels_path = detect_layout(root, labels_path, path_column)
-    elif layout == "cmmd" and labels_path is None:
-        labels_path = _find_cmmd_table(root)
-        if labels_path is None:
-            raise LayoutError(f"no CMMD clinical table ({CMMD_TABLE_NAMES[0]}) found; pass --labels FILE")
-    elif layout == "csv" and labels_path is None:
-        if (root / "labels.csv").is_file():
-            labels_path = root / "labels.csv"
-        else:
-            raise LayoutError("the csv layout needs a labels CSV (--labels FILE)")
-
+    options = {"path_column": path_column, "patient_column": patient_column, "label_column": label_column,
+               **(layout_options or {})}
+    reader = LAYOUT_CLASSES[layout](root, labels_path, options)
     result = ScanResult(root=root, layout=layout, options={
         "include_non_mammograms": include_non_mammograms, "include_for_processing": include_for_processing,
-        "frame": frame, "verify": verify,
+        "frame": frame, "verify": verify, **(layout_options or {}),
     })
-    csv_rows: dict[str, tuple[str | None, int | None]] = {}
-    csv_problems: dict[str, LabelProblem] = {}
-    cmmd_labels: dict[tuple[str, str], int] = {}
-    cmmd_problems: dict[tuple[str, str], LabelProblem] = {}
-    if layout == "cmmd":
-        cmmd_labels, cmmd_problems = read_cmmd_labels(labels_path)
-    elif layout == "csv":
-        csv_rows, csv_problems = read_csv_labels(
-            labels_path, root, path_column=path_column, patient_column=patient_column, label_column=label_column)
+    result.label_rule = reader.label_rule
 
-    files, skipped = walk_dataset(root, skip=[labels_path] if labels_path else ())
+    files, skipped = walk_dataset(root, skip=[reader.table] if reader.table else ())
     result.rejected.extend(skipped)
     result.files_seen = len(files) + len(skipped)
+    wanted = []
+    for path in files:
+        why = reader.prefilter(_rel(root, path))
+        if why is None:
+            wanted.append(path)
+        else:
+            result.excluded.append((_rel(root, path), why))
     headers, result.cancelled = read_headers(
-        files, workers=workers, progress=progress, cancel=cancel, include_non_mammograms=include_non_mammograms,
+        wanted, workers=workers, progress=progress, cancel=cancel,
+        include_non_mammograms=include_non_mammograms or reader.accepts_stripped_headers,
         include_for_processing=include_for_processing, frame=frame)
-
-    seen_breasts: set[tuple[str, str]] = set()
-    seen_csv: set[str] = set()
+    readable = []
     for path, info, reason, category in headers:
         rel = _rel(root, path)
         if info is None:
             result.rejected.append(Rejection(rel, reason or "unreadable", category or "unreadable"))
-            continue
-        label: int | None = None
-        problem: LabelProblem | None = None
-        patient = info.patient_id
-        if layout == "cmmd":
-            if patient and info.laterality:
-                seen_breasts.add((patient, info.laterality))
-                label = cmmd_labels.get((patient, info.laterality))
-                problem = cmmd_problems.get((patient, info.laterality))
-        elif layout == "csv":
-            if rel in csv_rows:
-                seen_csv.add(rel)
-                csv_pid, label = csv_rows[rel]
-                problem = csv_problems.get(rel)
-                patient = csv_pid or patient
         else:
-            label = _class_folder_label(Path(rel))
-        if problem is not None:
-            result.rejected.append(Rejection(rel, problem.reason, problem.category))
-            continue
-        if label is None:
-            result.unlabeled.append(rel)
-            continue
-        if not patient:
-            patient = Path(rel).parent.as_posix() or Path(rel).stem
-        result.images.append(
-            ImageRecord(
-                path=Path(path), rel_path=rel, patient_id=patient, laterality=info.laterality,
-                view=info.view, label=int(label), frame=frame if info.frames > 1 else None,
-            )
-        )
+            readable.append((rel, path, info))
+    reader.assign(readable, result, frame)
     if not result.cancelled:
-        if layout == "cmmd":
-            result.labels_without_images = sorted(
-                k for k in set(cmmd_labels) | set(cmmd_problems) if k not in seen_breasts)
-        elif layout == "csv":
-            result.labels_without_images = sorted(
-                (pid or Path(rel).stem, None) for rel, (pid, _) in csv_rows.items() if rel not in seen_csv
-            )
+        reader.finish(result)
     if verify and not result.cancelled:
         verify_scan(result, workers=workers, progress=progress, cancel=cancel)
     result.seconds = time.perf_counter() - start

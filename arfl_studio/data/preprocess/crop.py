@@ -210,3 +210,15 @@ def chest_wall_on_right(pixels: np.ndarray) -> bool:
     columns = pixels[::step].mean(axis=0, dtype=np.float64)
     half = columns.size // 2
     return float(columns[columns.size - half:].sum()) > float(columns[:half].sum())
+
+
+def native_breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1) -> np.ndarray:
+    """The breast on the full native grid (bool, ``pixels.shape``): what localisation
+    counts as "on the breast" (labels, markers and background are off it)."""
+    rows, cols = pixels.shape
+    if method == "none":
+        return np.ones((rows, cols), dtype=bool)
+    mask, step = breast_mask(pixels, method, threshold)
+    if step > 1:
+        mask = np.repeat(np.repeat(mask, step, axis=0), step, axis=1)
+    return np.ascontiguousarray(mask[:rows, :cols])

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.data.datasets.summary import counts, rejection_category, rejection_counts
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.messages import gui_message
@@ -26,7 +27,6 @@ from arfl_studio.gui.widgets.crop_preview import CropPreview
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
-LAYOUTS = ("auto", "cmmd", "csv", "folders")
 ROW_MARGIN = 8  # thumbnails made this many rows beyond the visible ones
 
 

@@ -1,0 +1,102 @@
+"""INbreast (Moreira et al. 2012, Acad Radiol 19(2):236-248; the distribution's README).
+
+``AllDICOMs/<File Name>_<patient hash>_MG_<L|R>_<CC|ML>_ANON.dcm`` with ``INbreast.xls``
+(or its ``;``-separated CSV export; column names with trailing spaces, two total rows at
+the end) and ``AllXML/<File Name>.xml``: OsiriX plists whose ROIs have a ``Name`` (Mass,
+Calcification, Cluster, Distortion, Asymmetry, Spiculated Region, ...) and ``Point_px``
+``"(x, y)"`` strings; a calcification is often a single point.
+
+INbreast gives BI-RADS (1-6 with 4a/4b/4c), not pathology for every image: the label comes
+through the same visible mapping as VinDr (default 4-6 positive, 1-2 negative, 3 excluded).
+The patient is the hash in the file name (the table's Patient ID column is removed).
+"""
+
+from __future__ import annotations
+
+import plistlib
+import re
+from pathlib import Path, PurePosixPath
+
+from arfl_studio.data.datasets.labels import LayoutError, read_table
+from arfl_studio.data.datasets.layout_base import Layout, Verdict, birads_code, find_file
+from arfl_studio.data.datasets.lesions import Lesion, lesion_type
+from arfl_studio.data.datasets.vindr import mapping_from
+
+TABLES = ("INbreast.csv", "INbreast.xls")
+_NAME = re.compile(r"^(\d+)_([0-9a-fA-F]+)_MG_([LR])_([A-Z]+)_ANON$")
+_POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,[^)]*)?\)")
+
+
+def _read_xls(path: Path) -> list[dict]:
+    try:
+        import xlrd
+    except ImportError:
+        raise LayoutError(f"reading {path.name} needs the xlrd package (pip install xlrd), or save it as "
+                          "INbreast.csv") from None
+    sheet = xlrd.open_workbook(str(path)).sheet_by_index(0)
+    names = [str(v).strip() for v in sheet.row_values(0)]
+    return [dict(zip(names, sheet.row_values(i))) for i in range(1, sheet.nrows)]
+
+
+def read_rois(path: Path) -> list[Lesion]:
+    """The ROIs of one AllXML plist as lesions (outline polygons; one point = a point lesion)."""
+    with open(path, "rb") as handle:
+        doc = plistlib.load(handle)
+    lesions = []
+    for image in doc.get("Images", []):
+        for roi in image.get("ROIs", []):
+            points = [(float(y), float(x)) for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", [])
+                                                        if _POINT.match(p))]
+            name = str(roi.get("Name", "")).strip()
+            if not points:
+                continue
+            if len(points) == 1:
+                lesions.append(Lesion(lesion_type(name), name, centre=points[0]))
+            else:
+                lesions.append(Lesion(lesion_type(name), name, polygon=tuple(points)))
+    return lesions
+
+
+class InbreastLayout(Layout):
+    name = "inbreast"
+
+    @staticmethod
+    def detect(root: Path) -> Path | None:
+        return find_file(root, TABLES)
+
+    def __init__(self, root: Path, table: Path | None, options: dict):
+        table = table or self.detect(root)
+        if table is None:
+            raise LayoutError("INbreast needs INbreast.csv or INbreast.xls")
+        super().__init__(root, table, options)
+        self.mapping = mapping_from(options)
+        self.label_rule = f"{table.name} 'Bi-Rads' per image: {self.mapping.describe()}"
+        rows = _read_xls(table) if table.suffix.lower() == ".xls" else read_table(table)
+        self.rows = {}
+        for row in rows:
+            name = str(row.get("File Name") or "").strip()
+            name = name[:-2] if name.endswith(".0") else name
+            side = str(row.get("Laterality") or "").strip().upper()
+            if name.isdigit() and side in ("L", "R"):  # the total rows at the end are not images
+                self.rows[name] = row
+        self.xml_dir = table.parent / "AllXML"
+        self.seen: set[str] = set()
+
+    def judge(self, rel: str, info) -> Verdict:
+        match = _NAME.match(PurePosixPath(rel).stem)
+        if match is None or match.group(1) not in self.rows:
+            return Verdict()
+        name, patient, side, view = match.groups()
+        self.seen.add(name)
+        code = birads_code(self.rows[name].get("Bi-Rads"))
+        label = self.mapping.label(code)
+        common = dict(patient=patient, laterality=side, view=view)
+        if label is None:
+            return Verdict(excluded=f"excluded by the BI-RADS mapping: BI-RADS {code or 'missing'}", **common)
+        xml = self.xml_dir / f"{name}.xml"
+        lesions = tuple(read_rois(xml)) if xml.is_file() else ()
+        return Verdict(label=label, lesions=lesions, **common)
+
+    def finish(self, result) -> None:
+        result.labels_without_images = sorted((n, None) for n in self.rows if n not in self.seen)
+        result.notes.append(f"labels from BI-RADS, not pathology: {self.mapping.describe()}")
