@@ -3,8 +3,6 @@ on a real digitised film of mias-dev (skipped where ../shared/realdata is absent
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,8 +10,7 @@ from arfl_studio.data import PreprocessSettings
 from arfl_studio.data.preprocess.breast_region import breast_region, foreign_components
 from arfl_studio.data.preprocess.transform import preprocess_pixels
 
-MIAS = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "realdata" / "mias-dev",
-                         Path("/work/shared/realdata/mias-dev")) if p.is_dir()), None)
+from realdata import mias_dev
 
 
 def film_phantom(rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
@@ -55,11 +52,10 @@ def test_film_without_the_new_crop_keeps_the_label():
     assert not geometry.masked and foreign_components(image) >= 1
 
 
-@pytest.mark.skipif(MIAS is None, reason="../shared/realdata/mias-dev is not here")
 def test_real_film_label_blocks_are_gone_and_the_lesion_at_the_skin_line_kept():
     from arfl_studio.data import read_mammogram
 
-    pixels = read_mammogram(MIAS / "images" / "mdb110.dcm").pixels  # malignant, 23 px from the skin line
+    pixels = read_mammogram(mias_dev() / "images" / "mdb110.dcm").pixels  # malignant, 23 px from the skin line
     lesion = (596, 190)  # row, column (lesions.csv: x 190, y 596)
     assert foreign_components(pixels) >= 1  # a burned-in film label
     settings = PreprocessSettings(crop="breast-only", size=(256, 192), channels=1, fit="pad",

@@ -218,6 +218,10 @@ def native_breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold
     rows, cols = pixels.shape
     if method == "none":
         return np.ones((rows, cols), dtype=bool)
+    if method == "breast-only":
+        from arfl_studio.data.preprocess.breast_region import breast_region
+
+        return breast_region(pixels)
     mask, step = breast_mask(pixels, method, threshold)
     if step > 1:
         mask = np.repeat(np.repeat(mask, step, axis=0), step, axis=1)
