@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.experiments.config_checks import check_fields, check_range, check_value, toml_value
 from arfl_studio.models.registry import ModelSpec
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
@@ -119,6 +120,10 @@ class TrainingConfig:
     # chosen on their images.
     threshold_holdout: float = 0.0
     pos_weight: str | float = "auto"  # BCE pos_weight: "auto" (negatives/positives of an imbalanced fold), "off", N
+    # "last": the model after the last epoch (the paper). "validation-auc": the epoch whose model scores the
+    # best AUC on the threshold_holdout patients (early stopping on an inner validation split; needs
+    # threshold_holdout > 0), so the epoch and the threshold are chosen without looking at the test fold.
+    select_epoch: str = "last"
 
     def seed_list(self) -> list[int]:
         """The training seeds: every method trains every fold once per seed."""
@@ -148,6 +153,11 @@ class TrainingConfig:
                 or not 0 < self.pos_weight < float("inf")):
             raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
         check_range("[training]", "threshold_holdout", self.threshold_holdout, minimum=0, maximum=0.5)
+        if self.select_epoch not in SELECT_EPOCH:
+            raise SettingError(f"[training] select_epoch must be one of {SELECT_EPOCH}, got {self.select_epoch!r}")
+        if self.select_epoch == "validation-auc" and not self.threshold_holdout > 0:
+            raise SettingError("[training] select_epoch = \"validation-auc\" needs threshold_holdout > 0: the epoch "
+                               "is chosen on training patients held out of training, never on the test fold")
         check_range("[training]", "eval_batch_size", self.eval_batch_size, minimum=1)
         check_range("[training]", "validation_attack_steps", self.validation_attack_steps, minimum=1)
         check_range("[training]", "weight_decay", self.weight_decay, minimum=0)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from arfl_studio import atomic
+from arfl_studio.experiments.epoch_selection import EpochSelection
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.run_folder import now
 from arfl_studio.experiments.sources import Unreadable
@@ -73,6 +74,7 @@ class FoldPlan:
     previous: dict | None  # the manifest of an earlier, unfinished attempt
     restart_damaged: bool
     manifest: dict[str, Any] = field(default_factory=dict)  # written as the fold goes
+    selection: EpochSelection = field(default_factory=EpochSelection)  # select_epoch = "validation-auc"
 
     @property
     def manifest_path(self) -> Path:

@@ -47,8 +47,9 @@ def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, 
 
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-            method_dict: dict, key: str, fold: int) -> int:
-    """Load ``path`` into ``model`` and ``optimizer``; returns the number of epochs it holds.
+            method_dict: dict, key: str, fold: int) -> tuple[int, dict | None]:
+    """Load ``path`` into ``model`` and ``optimizer``; returns the number of epochs it holds and
+    the epoch selection's state (None when the run does not select epochs).
 
     Raises :class:`ExperimentError` when the file is damaged (:func:`is_damaged`) or
     belongs to another method or version of the program.
@@ -61,19 +62,23 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, devi
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise _damaged_resume(path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
     log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
-    return start_epoch
+    return start_epoch, state.get("selection")
 
 
 def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, method_dict: dict,
-                epoch: int) -> None:
-    """Write the state after ``epoch`` (1-based) finished epochs, atomically."""
-    atomic.save_torch(path, {
+                epoch: int, selection: dict | None = None) -> None:
+    """Write the state after ``epoch`` (1-based) finished epochs, atomically (with the epoch
+    selection's best model so far, when the run selects epochs)."""
+    state = {
         "format": RESUME_FORMAT,
         "method": json.dumps(method_dict, sort_keys=True),
         "epoch": epoch,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
-    })
+    }
+    if selection is not None:
+        state["selection"] = selection
+    atomic.save_torch(path, state)
 
 
 def keep_metrics_through(path: Path, epochs: int) -> None:

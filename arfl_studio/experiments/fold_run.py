@@ -35,6 +35,7 @@ from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.fold_failures import training_failures
 from arfl_studio.experiments.fold_plan import FoldFinished, FoldPlan, derive_seed
+from arfl_studio.experiments.epoch_selection import EpochSelection
 from arfl_studio.experiments.fold_resume import is_damaged, keep_metrics_through, restore, save_resume
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
 from arfl_studio.experiments.sources import (
@@ -284,8 +285,9 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
     start_epoch = 0
     if plan.resume_path.exists():
         try:
-            start_epoch = restore(plan.resume_path, model, optimizer, plan.device, plan.method.to_dict(), plan.key,
-                                  plan.fold)
+            start_epoch, selection = restore(plan.resume_path, model, optimizer, plan.device, plan.method.to_dict(),
+                                             plan.key, plan.fold)
+            plan.selection = EpochSelection.from_state(selection)
         except ExperimentError as exc:
             if not (plan.restart_damaged and is_damaged(exc)):
                 plan.fail(str(exc))
@@ -323,6 +325,9 @@ def train_fold(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
         plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
         plan.write_manifest()
         return None
+    if t.select_epoch == "validation-auc" and plan.selection.restore_best(model):
+        plan.manifest.update(selected_epoch=plan.selection.epoch, selection_auc=plan.selection.auc,
+                             selected_on="threshold_holdout patients (inner validation)")
     return model
 
 
@@ -358,15 +363,24 @@ def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> Calla
     (adversarial every ``validate_adversarial_every``) and after the last, on the main rank."""
     t, ev = plan.config.training, plan.config.evaluation
 
+    inner = batches.loader.passes(in_order(batches.threshold, t.eval_batch_size))
+
     def validate(epoch: int) -> dict[str, float]:
         last = epoch + 1 == t.epochs
-        if not plan.ctx.is_main or t.validate_every == 0:
+        if not plan.ctx.is_main:
             return {}
+        selection = {}
+        if t.select_epoch == "validation-auc":  # every epoch, on the held-out training patients
+            auc = evaluate_auc(model, inner, plan.device, ev, adversarial=False)["standard_auc"]
+            plan.selection.consider(epoch + 1, auc, model)
+            selection = {"inner_validation_auc": auc}
+        if t.validate_every == 0:
+            return selection
         if not last and (epoch + 1) % t.validate_every:
-            return {}
+            return selection
         adversarial = t.validate_adversarial_every > 0 and (last or (epoch + 1) % t.validate_adversarial_every == 0)
-        return evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial,
-                            steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))
+        return {**selection, **evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial,
+                                            steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))}
 
     return validate
 
@@ -389,7 +403,8 @@ def _epoch_end(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
             "seconds": round(event.seconds, 4),
         })
         if epoch % max(t.checkpoint_every, 1) == 0 or epoch == t.epochs:
-            save_resume(plan.resume_path, model, optimizer, plan.method.to_dict(), epoch)
+            selected = plan.selection.to_state() if t.select_epoch != "last" else None
+            save_resume(plan.resume_path, model, optimizer, plan.method.to_dict(), epoch, selected)
         plan.write_manifest()
 
     return record
