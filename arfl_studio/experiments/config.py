@@ -32,6 +32,7 @@ import tomli_w
 from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.experiments.config_checks import check_fields, check_range, check_value, toml_value
 from arfl_studio.models.registry import ModelSpec
+from arfl_studio.training.augment import AUGMENTS
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
 from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
 from arfl_studio.training.threshold import ThresholdRule
@@ -124,6 +125,9 @@ class TrainingConfig:
     # best AUC on the threshold_holdout patients (early stopping on an inner validation split; needs
     # threshold_holdout > 0), so the epoch and the threshold are chosen without looking at the test fold.
     select_epoch: str = "last"
+    # "none" | "standard": vertical flip, small rotation/scale/shift, gamma and contrast on training batches
+    # (training/augment.py), before any attack
+    augment: str = "none"
 
     def seed_list(self) -> list[int]:
         """The training seeds: every method trains every fold once per seed."""
@@ -153,6 +157,8 @@ class TrainingConfig:
                 or not 0 < self.pos_weight < float("inf")):
             raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
         check_range("[training]", "threshold_holdout", self.threshold_holdout, minimum=0, maximum=0.5)
+        if self.augment not in AUGMENTS:
+            raise SettingError(f"[training] augment must be one of {AUGMENTS}, got {self.augment!r}")
         if self.select_epoch not in SELECT_EPOCH:
             raise SettingError(f"[training] select_epoch must be one of {SELECT_EPOCH}, got {self.select_epoch!r}")
         if self.select_epoch == "validation-auc" and not self.threshold_holdout > 0:

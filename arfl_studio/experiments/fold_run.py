@@ -53,6 +53,7 @@ from arfl_studio.models.registry import DecisionThreshold, build_model, save_che
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.events import EpochEvent
 from arfl_studio.training.losses import fold_pos_weight
+from arfl_studio.training.augment import augmentation
 from arfl_studio.training.methods import SettingError
 from arfl_studio.training.objective import compute_loss
 from arfl_studio.training.threshold import HOLDOUT, HOLDOUT_TOO_SMALL, TRAINING_IMAGES, fit_threshold, threshold_split
@@ -120,22 +121,26 @@ class RunLoader:
     def indices(self, records: list) -> list[int]:
         return [self.position[id(record)] for record in records]
 
-    def passes(self, batches: list[list[int]]) -> "LoaderPass":
-        return LoaderPass(self, batches)
+    def passes(self, batches: list[list[int]], augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+               ) -> "LoaderPass":
+        return LoaderPass(self, batches, augment)
 
 
 class LoaderPass:
-    """One pass over given batches of the run's loader, yielding (x, t); unreadable images are reported."""
+    """One pass over given batches of the run's loader, yielding (x, t) (``augment``ed for training);
+    unreadable images are reported."""
 
-    def __init__(self, run_loader: RunLoader, batches: list[list[int]]):
-        self.run_loader, self.batches = run_loader, batches
+    def __init__(self, run_loader: RunLoader, batches: list[list[int]],
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.run_loader, self.batches, self.augment = run_loader, batches, augment
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self):
         self.run_loader.plan.batches = self.batches
-        yield from ReadableBatches(self.run_loader.loader, self.run_loader.skipped)
+        for x, t in ReadableBatches(self.run_loader.loader, self.run_loader.skipped):
+            yield (self.augment(x.float()) if self.augment is not None else x), t
 
 
 def in_order(indices: list[int], batch_size: int) -> list[list[int]]:
@@ -344,6 +349,7 @@ def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
     sampler = DistributedSampler(batches.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=derive_seed(plan.seed, "order"))
+    augment = augmentation(t.augment)
 
     def epoch_batches(epoch: int) -> LoaderPass:
         for group in optimizer.param_groups:
@@ -353,7 +359,7 @@ def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
         order = in_order([batches.train[i] for i in sampler], per_rank)
         if drop_last and order and len(order[-1]) < per_rank:
             order.pop()
-        return batches.loader.passes(order)
+        return batches.loader.passes(order, augment)
 
     return epoch_batches
 
