@@ -25,7 +25,6 @@ import numpy as np
 
 from arfl_studio.atomic import write_json
 from arfl_studio.commands.attack import add_data_arguments, preprocess_settings
-from arfl_studio.experiments.run_access import run_dir_of
 
 
 def register(subparsers) -> None:
@@ -126,11 +125,15 @@ def run(args) -> int:
 
     try:
         model, spec = load_checkpoint(args.checkpoint)
-        settings, _ = preprocess_settings(args, spec, run_dir_of(Path(args.checkpoint)))
+        settings = preprocess_settings(args, spec, Path(args.checkpoint))
         gray, pixels, geometry = load_image(Path(args.image), settings)
         models = [(Path(args.checkpoint), model, spec)]
         if args.compare:
             model2, spec2 = load_checkpoint(args.compare)
+            other = preprocess_settings(args, spec2, Path(args.compare))
+            if {**other.to_dict(), "channels": 0} != {**settings.to_dict(), "channels": 0}:
+                raise ValueError(f"{args.compare} was trained on another input than {args.checkpoint} "
+                                 f"({other.to_dict()} vs {settings.to_dict()}): one image cannot show both")
             models.append((Path(args.compare), model2, spec2))
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

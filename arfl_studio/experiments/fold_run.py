@@ -34,6 +34,7 @@ from arfl_studio.experiments.sources import (
     SkipUnreadable,
     Unreadable,
     collate_readable,
+    model_input_record,
 )
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.models.dual_bn import has_dual_bn
@@ -433,7 +434,7 @@ def run_fold(
             results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                       "an oracle that knows which inputs are adversarial; not a deployable figure")
         try:
-            save_checkpoint(folder / "model.pt", model, spec, threshold)
+            save_checkpoint(folder / "model.pt", model, spec, threshold, model_input_record(config))
         except NoSpaceError as exc:
             fail(str(exc))
             raise ExperimentError(f"{key} fold {fold}: {exc}") from exc

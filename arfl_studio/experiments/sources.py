@@ -264,6 +264,18 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
                         workers=config.training.workers)
 
 
+def model_input_record(config: ExperimentConfig) -> dict:
+    """The input a model of this config is trained on, as its ``model.json`` records it:
+    the whole [preprocess] (orientation, crop, size, channels, fit, intensity), or for
+    synthetic data the image size and channels (nothing is preprocessed)."""
+    from arfl_studio.data.preprocess.settings import PreprocessSettings
+
+    channels = int(config.preprocess.get("channels", 3))
+    if config.data.kind == "synthetic":
+        return {"source": "synthetic", "size": list(config.data.synthetic_size), "channels": channels}
+    return PreprocessSettings.from_dict(dict(config.preprocess)).model_input_record()
+
+
 def folds_are_valid(folds: list[list[int]], n: int) -> bool:
     flat = sorted(i for fold in folds for i in fold)
     return flat == list(range(n))
