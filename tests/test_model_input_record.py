@@ -1,5 +1,6 @@
-"""Item 6 of issue 26: a model records the whole input it was trained on (model.json
-"preprocess"), evaluation uses it, and a request for another input is refused naming both."""
+"""Issue 26 item 6: a model records the whole input it was trained on (model.json
+"preprocess"), evaluation uses it, and a request for another input is refused naming both;
+item 9: saliency's output suffix chooses its format."""
 
 from __future__ import annotations
 
@@ -89,3 +90,23 @@ def test_run_fold_models_record_their_input_and_attack_refuses_another(tmp_path,
     rc = main(["attack", str(tmp_path / "run"), "--attack", "fgsm", "--no-probes", "--size", "24"])
     err = capsys.readouterr().err
     assert rc == 2 and "24x24" in err and "16x16" in err
+
+
+@pytest.mark.parametrize("name, magic", [("x.svg", b"<?xml"), ("x.pdf", b"%PDF"), ("x.png", b"\x89PNG")])
+def test_saliency_suffix_chooses_the_format(demo_checkpoint, tmp_path, name, magic):
+    """Issue 26 item 9: --out x.svg held PNG bytes."""
+    _root, image, ckpt = demo_checkpoint
+    out = tmp_path / name
+    assert main(["saliency", str(ckpt), str(image), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_saliency_refuses_an_unknown_suffix_before_any_work(demo_checkpoint, tmp_path, capsys):
+    _root, image, ckpt = demo_checkpoint
+    for args in (["--out", str(tmp_path / "x.gif")], ["--out", str(tmp_path / "x")],
+                 ["--out", str(tmp_path / "ok.png"), "--raw", str(tmp_path / "map.csv")],
+                 ["--out", str(tmp_path / "ok.png"), "--method", "perturbation", "--adv-out", str(tmp_path / "a.bmp")]):
+        assert main(["saliency", str(ckpt), str(image), *args]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("suffix" in err or ".npy" in err), err
+    assert list(tmp_path.iterdir()) == []
