@@ -2,7 +2,8 @@
 
 Sections (all optional except a data source)::
 
-    [data]        root = "/data/CMMD" | demo = true | source = "synthetic" (exactly one); labels, layout, cache_dir
+    [data]        root = "/data/CMMD" | demo = true | source = "synthetic" (exactly one); labels, layout, cache_dir,
+                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own)
     [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
     [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
@@ -67,6 +68,8 @@ class DataConfig:
     demo: bool = False
     source: str | None = None  # "dataset" | "demo" | "synthetic"; inferred when None
     labels: str | None = None
+    # label words beyond the layout's own (data/datasets/labels.py LABEL_VOCABULARY): {TRUE = 1, FALSE = 0}
+    label_map: dict[str, Any] | None = None
     layout: str = "auto"
     cache_dir: str | None = None
     demo_dir: str | None = None
@@ -89,6 +92,13 @@ class DataConfig:
         if self.kind not in DATA_SOURCES:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
         self._check_one_source()
+        if self.label_map is not None:
+            from arfl_studio.data.datasets.labels import LayoutError, label_vocabulary
+
+            try:
+                label_vocabulary("csv", self.label_map)
+            except LayoutError as exc:
+                raise SettingError(f"[data] {exc}") from exc
         if self.kind == "dataset" and not self.root:
             raise SettingError("[data] needs root = \"/path/to/dataset\" (or demo = true)")
         # 0 patients used to fall back to the 64-patient default silently

@@ -184,7 +184,7 @@ class FolderSource(DataSource):
     """A dataset folder scanned by the data layer (CMMD, CSV, folder-per-class, the demo)."""
 
     def __init__(self, root: str | Path, labels: str | None, layout: str, preprocess: dict, cache_dir: str | None,
-                 kind: str = "dataset", cancel=None, workers: int = 1):
+                 kind: str = "dataset", cancel=None, workers: int = 1, label_map: dict | None = None):
         from arfl_studio import data as data_layer
 
         missing = [n for n in ("scan_dataset", "MammogramDataset", "PreprocessSettings") if not hasattr(data_layer, n)]
@@ -193,7 +193,7 @@ class FolderSource(DataSource):
         self.data_layer = data_layer
         self.root = str(Path(root).resolve())
         self.kind = kind
-        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel)
+        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map)
         self.scan_summary = scan.summary() if hasattr(scan, "summary") else {}
         self._records = sorted(scan.images, key=lambda r: str(r.rel_path))
         if not self._records:
@@ -259,9 +259,9 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
         else:
             root = Path(data_layer.ensure_demo_dataset())
         return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel,
-                            workers=config.training.workers)
+                            workers=config.training.workers, label_map=data.label_map)
     return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel,
-                        workers=config.training.workers)
+                        workers=config.training.workers, label_map=data.label_map)
 
 
 def model_input_record(config: ExperimentConfig) -> dict:

@@ -28,6 +28,7 @@ from arfl_studio.data.datasets.labels import (
     LABEL_NAMES,
     LabelProblem,
     LayoutError,
+    label_vocabulary,
     looks_like_cmmd,
     parse_label,
     read_cmmd_labels,
@@ -187,9 +188,9 @@ def _find_cmmd_table(root: Path) -> Path | None:
     return None
 
 
-def _class_folder_label(rel: Path) -> int | None:
+def _class_folder_label(rel: Path, vocabulary: dict[str, int]) -> int | None:
     for part in rel.parts[:-1]:
-        label = {"benign": 0, "malignant": 1}.get(part.lower())
+        label = parse_label(part, vocabulary)
         if label is not None:
             return label
     return None
@@ -258,6 +259,7 @@ def scan_dataset(
     include_for_processing: bool = False,
     frame: int | None = None,
     verify: bool = False,
+    label_map: dict[str, object] | None = None,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
 
@@ -267,7 +269,8 @@ def scan_dataset(
     ``cancelled=True``. By default non-mammograms, FOR PROCESSING images and multi-frame images
     are rejected with their reason; ``include_*`` keeps the first two, ``frame`` (1-based) takes
     that frame of multi-frame files. ``verify`` decodes every usable image (slower; see
-    ``verify_scan``).
+    ``verify_scan``). Labels are the layout's words (``labels.LABEL_VOCABULARY``) and those
+    ``label_map`` maps to 0/1 (or benign/malignant); any other label refuses its image.
     """
     start = time.perf_counter()
     root = _dataset_root(root)
@@ -298,11 +301,13 @@ def scan_dataset(
     csv_problems: dict[str, LabelProblem] = {}
     cmmd_labels: dict[tuple[str, str], int] = {}
     cmmd_problems: dict[tuple[str, str], LabelProblem] = {}
+    folder_words = label_vocabulary("folders", label_map)
     if layout == "cmmd":
-        cmmd_labels, cmmd_problems = read_cmmd_labels(labels_path)
+        cmmd_labels, cmmd_problems = read_cmmd_labels(labels_path, label_map)
     elif layout == "csv":
         csv_rows, csv_problems = read_csv_labels(
-            labels_path, root, path_column=path_column, patient_column=patient_column, label_column=label_column)
+            labels_path, root, path_column=path_column, patient_column=patient_column, label_column=label_column,
+            label_map=label_map)
 
     files, skipped = walk_dataset(root, skip=[labels_path] if labels_path else ())
     result.rejected.extend(skipped)
@@ -333,7 +338,7 @@ def scan_dataset(
                 problem = csv_problems.get(rel)
                 patient = csv_pid or patient
         else:
-            label = _class_folder_label(Path(rel))
+            label = _class_folder_label(Path(rel), folder_words)
         if problem is not None:
             result.rejected.append(Rejection(rel, problem.reason, problem.category))
             continue
