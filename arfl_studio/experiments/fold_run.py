@@ -131,8 +131,13 @@ class RunLoader:
         kwargs: dict[str, Any] = {}
         if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
             kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
+        # Its own generator: an iterator draws its base seed from it, and without one it drew from the
+        # global RNG on every single-process pass but only once with persistent workers, so dropout and
+        # attack random starts, and with them the AUCs, changed with ``workers``. Loading is
+        # deterministic per sample (no random augmentation), so workers need no seeds of their own.
         self.loader = DataLoader(SkipUnreadable(source.dataset(records), records), batch_sampler=self.plan,
-                                 collate_fn=collate_readable, pin_memory=device.type == "cuda", **kwargs)
+                                 collate_fn=collate_readable, pin_memory=device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(0), **kwargs)
 
     def indices(self, records: list) -> list[int]:
         return [self.position[id(record)] for record in records]
