@@ -171,6 +171,32 @@ def _damaged_resume(path: Path, key: str, fold: int, reason: str) -> ExperimentE
 
 
 def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
+    """The newest resume checkpoint that is intact: ``resume.pt``, else the one before it
+    (``resume.previous.pt``), with a ``"note"`` saying why the newest was passed over."""
+    note, first_error = "", None
+    for candidate in (path, atomic.previous_path(path)):
+        if not candidate.exists():
+            continue
+        try:
+            state = _read_resume(candidate, device, method_dict, key, fold)
+        except ExperimentError as exc:
+            if "is damaged" not in str(exc):
+                raise
+            first_error = first_error or exc
+            note = note or f"{exc}; resumed from the checkpoint before it"
+            log.warning("%s fold %d: %s", key, fold, exc)
+            continue
+        if candidate != path:
+            state["note"] = note
+        return state
+    raise first_error or _damaged_resume(path, key, fold, "missing")
+
+
+def _read_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
+    try:
+        atomic.verify_checksum(path)
+    except atomic.DamagedFileError as exc:
+        raise _damaged_resume(path, key, fold, "its content no longer matches the checksum written with it") from exc
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a checkpoint, or code in the pickle
@@ -283,7 +309,7 @@ def run_fold(
     resume_path = folder / "resume.pt"
     metrics_path = folder / "metrics.jsonl"
     start_epoch = 0
-    if resume_path.exists():
+    if resume_path.exists() or atomic.previous_path(resume_path).exists():
         try:
             state = _load_resume(resume_path, device, method_dict, key, fold)
             try:
@@ -293,12 +319,14 @@ def run_fold(
             except (RuntimeError, ValueError, KeyError, TypeError) as exc:
                 raise _damaged_resume(resume_path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
             log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+            if state.get("note"):
+                manifest["resume_note"] = state["note"]
         except ExperimentError as exc:
             if not (restart_damaged and "is damaged" in str(exc)):
                 fail(str(exc))
                 raise
             log.warning("%s; starting fold %d of %s over", exc, fold, key)
-            resume_path.unlink(missing_ok=True)
+            atomic.remove_checkpoint(resume_path)
             torch.manual_seed(seed)  # the same initial weights as an uninterrupted run
             model = build_model(spec).to(device)
             keep_layers_in_eval(model, t.freeze_batchnorm, t.dropout)
@@ -366,7 +394,7 @@ def run_fold(
             "seconds": round(event.seconds, 4),
         })
         if epoch % max(t.checkpoint_every, 1) == 0 or epoch == t.epochs:
-            atomic.save_torch(resume_path, {
+            atomic.save_torch(resume_path, keep_previous=True, obj={
                 "format": RESUME_FORMAT,
                 "method": json.dumps(method_dict, sort_keys=True),
                 "epoch": epoch,
@@ -447,7 +475,7 @@ def run_fold(
                         seconds=round(time.perf_counter() - started, 3) + (previous or {}).get("seconds", 0.0))
         write_manifest()
         if not t.keep_resume:
-            resume_path.unlink(missing_ok=True)
+            atomic.remove_checkpoint(resume_path)
     ddp.barrier(ctx)
     if ctx.is_main:
         emit(FoldFinished(key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))

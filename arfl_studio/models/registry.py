@@ -204,6 +204,10 @@ def load_state_dict_file(path: str | Path, map_location="cpu") -> dict[str, torc
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
+        atomic.verify_checksum(path)  # the checksum written with it, where there is one
+    except atomic.DamagedFileError as exc:
+        raise CheckpointError(str(exc)) from None
+    try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle with code, corrupt file, wrong format
         raise CheckpointError(
