@@ -110,3 +110,17 @@ def test_saliency_refuses_an_unknown_suffix_before_any_work(demo_checkpoint, tmp
         err = capsys.readouterr().err
         assert "Traceback" not in err and ("suffix" in err or ".npy" in err), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("description", ['{"threshold_logit": 0}', '{"model": 1}', "[]", "{not json"])
+def test_a_model_description_without_its_model_table_is_named(demo_checkpoint, tmp_path, capsys, description):
+    """Issue 26 item 4: a model.json without "model" ended in a KeyError traceback."""
+    import shutil
+
+    root, _image, ckpt = demo_checkpoint
+    copy = tmp_path / "m.pt"
+    shutil.copy(ckpt, copy)
+    (tmp_path / "m.json").write_text(description)
+    assert main(["attack", str(copy), "--data", str(root), "--no-probes"]) == 2
+    err = capsys.readouterr().err
+    assert "m.json" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -92,6 +92,9 @@ class DataConfig:
         if self.kind not in DATA_SOURCES:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
         self._check_one_source()
+        if self.cache_dir and Path(self.cache_dir).expanduser().exists() and not Path(self.cache_dir).expanduser().is_dir():
+            raise SettingError(f"[data] cache_dir = {toml_value(self.cache_dir)} is a file, not a folder: name a folder "
+                               "for the preprocessed-image cache")
         if self.label_map is not None:
             from arfl_studio.data.datasets.labels import LayoutError, label_vocabulary
 

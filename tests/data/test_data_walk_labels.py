@@ -249,3 +249,25 @@ def test_a_config_label_map_reaches_the_scan_and_a_bad_one_is_refused():
     assert config.data.label_map == {"TRUE": 1, "FALSE": 0}
     with pytest.raises(SettingError, match=r"\[data\] label_map maps 'TRUE' to 2"):
         load_config({"data": {"root": "/nowhere", "label_map": {"TRUE": 2}}, "methods": ["A"]})
+
+
+def test_a_csv_field_over_the_csv_limit_is_named_not_a_traceback(tmp_path):
+    """Issue 26 item 4: csv.Error from a 131,073-character field."""
+    write_dicom(tmp_path / "imgs" / "a.dcm", patient_id="A")
+    (tmp_path / "labels.csv").write_text("path,patient,label\nimgs/a.dcm,P1,1\nimgs/b.dcm,\"" + "x" * 131_073 + "\",0\n")
+    with pytest.raises(LayoutError, match=r"cannot read labels.csv \(after line 2\): field larger than field limit"):
+        scan_dataset(tmp_path)
+
+
+def test_a_cache_dir_that_is_a_file_is_named(tmp_path):
+    from arfl_studio.data.preprocess.cache import CacheFolderError, PreprocessCache
+    from arfl_studio.experiments import load_config
+    from arfl_studio.training.methods import SettingError
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("the user's file")
+    with pytest.raises(CacheFolderError, match="is a file, not a folder"):
+        PreprocessCache(blocker)
+    with pytest.raises(SettingError, match=r"\[data\] cache_dir = .* is a file, not a folder"):
+        load_config({"data": {"demo": True, "cache_dir": str(blocker)}, "methods": ["A"]})
+    assert blocker.read_text() == "the user's file"

@@ -113,9 +113,12 @@ def read_table(path: Path) -> list[dict[str, object]]:
             except csv.Error:
                 dialect = csv.excel
             reader = csv.DictReader(handle, dialect=dialect)
-            if reader.fieldnames:
-                reader.fieldnames = [f.strip() for f in reader.fieldnames]
-            return [row for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+            try:
+                if reader.fieldnames:
+                    reader.fieldnames = [f.strip() for f in reader.fieldnames]
+                return [row for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+            except csv.Error as err:  # e.g. a field over csv's 131,072-character limit
+                raise LayoutError(f"cannot read {path.name} (after line {reader.line_num}): {err}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise LayoutError(f"cannot read {path.name}: {err}") from None
 
