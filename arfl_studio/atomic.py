@@ -5,6 +5,11 @@ temporary name carries the writer's process id (``.NAME.p<PID>.<random>.tmp``), 
 what a killed process left behind is recognised and removed later
 (``remove_stale_temp_files``) without touching a live writer's file.
 
+After the rename the folder itself is fsynced, so a power cut cannot lose a file that was
+reported written. Checkpoints (:func:`save_torch`) get a checksum file beside them
+(``NAME.pt.sha256``) that :func:`verify_checksum` checks on load; ``keep_previous`` keeps the
+checkpoint it replaces as ``NAME.previous.pt`` (with its checksum) to fall back on.
+
 A full disk raises :class:`NoSpaceError` ("no space left on DEVICE (needs about N MB)")
 instead of torch's ``unexpected pos`` RuntimeError, and JSON is always valid JSON:
 NaN and infinities are written as ``null``.
@@ -13,6 +18,7 @@ NaN and infinities are written as ``null``.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -71,7 +77,23 @@ def no_space_message(path: Path, needed_bytes: int | None) -> str:
     return f"no space left on {_device_of(path.parent)} ({needs}{free_text}) writing {path}; free some space and re-run"
 
 
-def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size: Callable[[], int] | None = None) -> Path:
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # Windows, or a folder we may not open: the rename itself stands
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not fsync folders
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size: Callable[[], int] | None = None,
+                      replace: Callable[[Path, Path], None] | None = None) -> Path:
+    """``replace(tmp, path)`` (default ``os.replace``) puts the written, fsynced temporary file in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}.", suffix=".tmp", dir=path.parent)
@@ -80,7 +102,8 @@ def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        (replace or os.replace)(Path(tmp), path)
+        fsync_folder(path.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         cause = _no_space_cause(exc)
@@ -166,10 +189,77 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> Path:
     return write_text(path, old + json_text(record, indent=None) + "\n")
 
 
-def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+def save_torch(path: str | os.PathLike, obj: Any, keep_previous: bool = False) -> Path:
+    """``torch.save`` atomically, with a checksum file beside it (:func:`checksum_path`).
+
+    ``keep_previous``: the file it replaces becomes :func:`previous_path` (with its checksum), a
+    checkpoint to fall back on when this one is found damaged. Each step leaves a consistent pair
+    or a file without a checksum (unverified), never a file with another file's checksum.
+    """
     import torch
 
-    return _write_atomically(Path(path), lambda h: torch.save(obj, h), "wb", lambda: _tensor_bytes(obj))
+    def replace(tmp: Path, target: Path) -> None:
+        digest = file_sha256(tmp)
+        stamp = checksum_path(target)
+        if keep_previous and target.exists():
+            previous = previous_path(target)
+            checksum_path(previous).unlink(missing_ok=True)  # first: never a file with another's checksum
+            os.replace(target, previous)
+            if stamp.exists():
+                os.replace(stamp, checksum_path(previous))
+        stamp.unlink(missing_ok=True)
+        os.replace(tmp, target)
+        write_text(stamp, f"{digest}  {target.name}\n")
+
+    return _write_atomically(Path(path), lambda h: torch.save(obj, h), "wb", lambda: _tensor_bytes(obj), replace)
+
+
+class DamagedFileError(ValueError):
+    """A file's bytes no longer match the checksum recorded when it was written."""
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """Where the SHA-256 of ``path`` is kept: ``NAME.pt.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def previous_path(path: str | os.PathLike) -> Path:
+    """The checkpoint ``save_torch(keep_previous=True)`` replaced: ``NAME.previous.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike) -> bool:
+    """Check ``path`` against its recorded checksum: True when it matches, False when none was
+    recorded (a file from before checksums); :class:`DamagedFileError` when it does not match."""
+    path, stamp = Path(path), checksum_path(path)
+    try:
+        recorded = stamp.read_text(encoding="utf-8").split()[0].lower()
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        raise DamagedFileError(f"{stamp} (the checksum of {path.name}) cannot be read: {exc}") from None
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise DamagedFileError(f"{path} is damaged: its content no longer matches the checksum recorded when it "
+                               f"was written ({stamp}: sha256 {recorded[:12]}..., now {actual[:12]}...)")
+    return True
+
+
+def remove_checkpoint(path: str | os.PathLike) -> None:
+    """Remove a checkpoint written by :func:`save_torch`, its previous one and their checksums."""
+    path = Path(path)
+    for item in (path, checksum_path(path), previous_path(path), checksum_path(previous_path(path))):
+        item.unlink(missing_ok=True)
 
 
 def _tensor_bytes(obj: Any) -> int:

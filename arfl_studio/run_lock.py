@@ -41,6 +41,9 @@ except ImportError:  # pragma: no cover - Windows
 
 LOCK_DIR = ".locks"
 RUN_LOCK = ".run.lock"
+# An empty or unparseable lock file this old is stale: its creator died between creating and
+# writing it (a live one writes its record within milliseconds).
+UNREADABLE_LOCK_STALE_S = 5.0
 
 
 class LockHeld(RuntimeError):
@@ -276,6 +279,14 @@ def _acquire_exclusive(path: Path) -> FileLock:
         raw = _read_written(path)
         if raw is None and not path.exists():  # released just now: try again
             continue
+        if raw is None:  # empty or garbled for seconds: stale once old enough
+            garbled = _old_unreadable(path)
+            if garbled is not None and _replace_stale(path, garbled, data):
+                return FileLock(path, None, record, taken_over={"unreadable": garbled[:200].decode("utf-8", "replace")})
+            if garbled is None:
+                raise LockHeld(path, None, what_of(path))
+            time.sleep(0.01)
+            continue
         holder = _parse(raw)
         if not _stale(holder):
             raise LockHeld(path, holder, what_of(path))
@@ -284,6 +295,16 @@ def _acquire_exclusive(path: Path) -> FileLock:
         time.sleep(0.01)  # taken over by another process just now, or being taken over: look again
     holder = _read(path)  # pragma: no cover - a claimant stuck (stopped?) mid-take-over for 10 s
     raise LockHeld(path, None if _stale(holder) else holder, what_of(path))  # pragma: no cover
+
+
+def _old_unreadable(path: Path) -> bytes | None:
+    """The bytes of an empty or unparseable lock file at least :data:`UNREADABLE_LOCK_STALE_S` old, else None."""
+    try:
+        raw = path.read_bytes()
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    return raw if _parse(raw) is None and age >= UNREADABLE_LOCK_STALE_S else None
 
 
 def what_of(path: Path) -> str:

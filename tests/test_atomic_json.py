@@ -32,3 +32,29 @@ def test_jsonl_lines_are_valid_json_too(tmp_path):
     atomic.append_jsonl(path, {"epoch": 2, "loss": 0.25})
     assert [_strict(line) for line in path.read_text().splitlines()] == [{"epoch": 1, "loss": None},
                                                                           {"epoch": 2, "loss": 0.25}]
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    """Issue 26 item 19: without the folder's fsync a power cut can lose a file reported written."""
+    import os
+    import stat
+
+    from arfl_studio import atomic
+
+    synced = []
+    real_fsync, real_replace = os.fsync, os.replace
+    order = []
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        order.append("dir-fsync" if synced[-1] else "file-fsync")
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        order.append("rename")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic.write_json(tmp_path / "r.json", {"x": 1})
+    assert order == ["file-fsync", "rename", "dir-fsync"]

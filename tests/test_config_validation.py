@@ -50,6 +50,62 @@ def test_hostile_values_are_named_with_what_is_allowed(overrides, message):
         load_config(tiny_config(**overrides))
 
 
+@pytest.mark.parametrize("data, message", [
+    ({"source": None, "root": "/data/CMMD", "demo": True}, r'root = "/data/CMMD", demo = true'),
+    ({"root": "/data/CMMD"}, r'root = "/data/CMMD", source = "synthetic"'),
+    ({"source": "demo", "root": "/data/CMMD"}, r'root = "/data/CMMD", source = "demo"'),
+    ({"source": "dataset", "demo": True, "root": None}, r'demo = true, source = "dataset"'),
+])
+def test_a_config_naming_two_sources_of_images_is_refused(data, message):
+    """Issue 26 item 8: root and demo together silently used one of them."""
+    with pytest.raises(SettingError, match=r"\[data\] names more than one source of images \(" + message):
+        load_config(tiny_config(data=data))
+    # one source, said twice the same way, is fine
+    load_config(tiny_config(data={"source": "demo", "demo": True}))
+    load_config(tiny_config(data={"source": "dataset", "root": "/data/CMMD"}))
+
+
+def test_an_unknown_method_key_is_refused_naming_the_known_keys():
+    """Issue 26 item 10: [[methods]] key = "Z" trained a standard model called "Custom"."""
+    for methods in ([{"key": "Z"}], [{"key": "Z", "name": "my method"}], ["Z"]):
+        with pytest.raises(SettingError, match=r"'?Z'?.*A.*B.*C.*D.*E.*F.*G.*H.*I"):
+            load_config(tiny_config(methods=methods))
+    custom = load_config(tiny_config(methods=[{"key": "Z", "mix_ratio": 0.5}])).methods[0]
+    assert custom.mix_ratio == 0.5 and custom.name == "Z"  # defined by the config, named by its key
+    assert load_config(tiny_config(methods=[{"key": "Z", "preset": "F"}])).methods[0].mix_ratio == 0.5
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("training", "epochs", 10**20), ("training", "batch_size", 10**9), ("training", "lr", 1e6),
+    ("training", "workers", 10_000), ("training", "seed", -1), ("training", "momentum", 2.0),
+    ("training", "eval_batch_size", 0), ("training", "checkpoint_every", 10**12),
+    ("training", "pos_weight", 1e300), ("cv", "folds", 10**6), ("evaluation", "eps", 5.0),
+    ("evaluation", "steps", 10**9), ("evaluation", "restarts", 10**8), ("data", "synthetic_samples", 10**12),
+    ("model", "width", 10**6),
+])
+def test_absurd_numbers_are_refused_with_their_range(section, key, value):
+    """Issue 26 item 12: every config number has a documented range (config_checks.NUMBER_RANGES)."""
+    overrides = {section: {key: value}}
+    if section == "model":
+        overrides = {"model": {"backbone": "small_cnn", "in_channels": 1, key: value}}
+    with pytest.raises(SettingError, match=rf"\[{section}\] {key} = .* is not allowed: it must be"):
+        load_config(tiny_config(**overrides))
+
+
+@pytest.mark.parametrize("method", [
+    {"key": "F", "robust_weight": 1e12}, {"key": "F", "attack": {"steps": 10**9}},
+    {"key": "F", "attack": {"eps": 3.0}}, {"key": "X", "mix_ratio": 0.5, "trades_beta": 1e9},
+])
+def test_absurd_method_numbers_are_refused_naming_the_method(method):
+    with pytest.raises(SettingError, match=rf'\(key "{method["key"]}"\)|\(method "{method["key"]}"\)'):
+        load_config(tiny_config(methods=[method]))
+
+
+def test_absurd_sweep_points_are_refused():
+    with pytest.raises(SettingError, match=r"\(key \"F_lam1e\+12\"\) robust_weight = 1000000000000.0 is not allowed"):
+        load_config(tiny_config(sweep={"robust_weight": [1.0, 1e12]}))
+
+
 def test_a_valid_config_still_round_trips(tmp_path):
     config = load_config(tiny_config(sweep={"mix_ratio": [0.25, 0.75]}))
     path = tmp_path / "config.toml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -226,8 +227,17 @@ def test_config_errors_name_the_setting(tmp_path):
     assert preset.mix_ratio == 0.5 and preset.robust_weight == 1.0 and preset.key == "F2"
 
 
-def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
-    config = tiny_config(training={"epochs": 1, "lr": 1e30}, methods=["A"])
+def test_non_finite_loss_stops_with_epoch_and_step(tmp_path, monkeypatch):
+    import arfl_studio.experiments.fold_run as fold_run
+
+    real = fold_run.compute_loss
+
+    def diverged(*args, **kwargs):  # what a far too large lr does (lr = 1e30 is now refused by the config)
+        terms = real(*args, **kwargs)
+        return dataclasses.replace(terms, total=terms.total * float("nan"))
+
+    monkeypatch.setattr(fold_run, "compute_loss", diverged)
+    config = tiny_config(training={"epochs": 1}, methods=["A"])
     with pytest.raises(ExperimentError, match="epoch 1, step"):
         run_experiment(config, tmp_path / "nan")
     fold = json.loads((tmp_path / "nan" / "A" / "fold_0" / "manifest.json").read_text())

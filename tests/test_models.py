@@ -118,6 +118,7 @@ def test_checkpoints_that_are_not_plain_state_dicts_are_refused(tmp_path):
     spec = ModelSpec(width=4)
     model = build_model(spec)
     save_checkpoint(tmp_path / "m.pt", model, spec)
+    (tmp_path / "m.pt.sha256").unlink()  # a file from elsewhere: no checksum to catch the swap first
     torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "m.pt")  # nested: not a state dict
     with pytest.raises(CheckpointError, match="not a plain state dict"):
         load_checkpoint(tmp_path / "m.pt")

@@ -205,3 +205,47 @@ def test_splits_have_a_shareable_form_without_study_dates_or_root(tmp_path, monk
     run_experiment(tiny_config(training={"epochs": 1}, methods=["A"]), out, folds=[0])
     shared = _json(out / "splits_shareable.json")
     assert "root" not in shared and shared["test_indices"] == _json(out / "splits.json")["test_indices"]
+
+
+def _flip_a_bit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside the tensor data: torch.load alone would not notice
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flipped_resume_checkpoint_is_reported_and_resume_falls_back_to_the_one_before(tmp_path):
+    """Issue 26 item 14: every checkpoint has a checksum written with it, verified on load."""
+    config = tiny_config(training={"epochs": 3}, methods=["A"])
+    out = tmp_path / "run"
+    cancel = threading.Event()
+
+    def stop(event):  # in fold 0's third epoch: resume.pt after epoch 2, the previous one after epoch 1
+        if isinstance(event, FoldEvent) and isinstance(event.event, StepEvent) and event.event.epoch == 2:
+            cancel.set()
+
+    assert run_experiment(config, out, callback=stop, cancel=cancel).status == "cancelled"
+    fold = out / "A" / "fold_0"
+    assert {"resume.pt", "resume.pt.sha256", "resume.previous.pt", "resume.previous.pt.sha256"} <= {
+        p.name for p in fold.iterdir()}
+    _flip_a_bit(fold / "resume.pt")
+    torch.load(fold / "resume.pt", weights_only=True)  # the damage is silent without the checksum
+    assert run_experiment(config, out).status == "finished"
+    manifest = _json(fold / "manifest.json")
+    assert manifest["resumed_from_epoch"] == 1
+    assert "resume.pt is damaged" in manifest["resume_note"] and "checksum" in manifest["resume_note"]
+    assert [json.loads(line)["epoch"] for line in (fold / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert not any(p.name.startswith("resume") for p in fold.iterdir())  # all removed once the fold finished
+    assert atomic.verify_checksum(fold / "model.pt")
+
+
+def test_a_bit_flipped_model_is_refused_naming_the_checksum(tmp_path):
+    from arfl_studio.models.registry import CheckpointError, ModelSpec, build_model, load_checkpoint, save_checkpoint
+
+    spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
+    path = save_checkpoint(tmp_path / "m.pt", build_model(spec), spec)
+    load_checkpoint(path)
+    _flip_a_bit(path)
+    with pytest.raises(CheckpointError, match=r"m\.pt is damaged: its content no longer matches the checksum"):
+        load_checkpoint(path)
+    atomic.checksum_path(path).unlink()  # a checkpoint from before checksums loads as before
+    load_checkpoint(path)

@@ -169,6 +169,31 @@ def test_a_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
             run_lock.fcntl = saved
 
 
+@pytest.mark.parametrize("content", [b"", b'{"pid": 12', b"\x00\x00"])
+@pytest.mark.parametrize("fallback", [False, True])
+def test_an_empty_or_garbled_lock_left_by_a_crash_is_stale_once_a_few_seconds_old(tmp_path, monkeypatch, content,
+                                                                                  fallback):
+    """Issue 26 item 18: a crash between creating and writing the lock left one that blocked the fold forever."""
+    import arfl_studio.run_lock as run_lock
+
+    if fallback:
+        monkeypatch.setattr(run_lock, "fcntl", None)
+    lock = fold_lock_path(tmp_path, "A", 0)
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(content)
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    held = acquire(lock)
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    held.release()
+    assert not lock.exists()
+    if fallback and not content:  # a fresh empty file may be a live process about to write its record
+        lock.write_bytes(content)
+        with pytest.raises(LockHeld):
+            acquire(lock)
+        assert lock.read_bytes() == content
+
+
 def test_a_live_holder_on_this_host_is_never_taken_over_in_fallback_mode(tmp_path, monkeypatch):
     import arfl_studio.run_lock as run_lock
 

@@ -29,15 +29,35 @@ def _eps_list(text: str) -> list[float]:
 
 
 def _size(text: str) -> tuple[int, int]:
-    parts = [int(p) for p in str(text).lower().replace("x", ",").split(",") if p]
+    try:
+        parts = [int(p) for p in str(text).lower().replace("x", ",").split(",") if p]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise SystemExit(f"error: --size must be N or ROWSxCOLS, got {text!r}")
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def requested_preprocess(args) -> dict:
+    """The preprocessing flags given explicitly (a model's own record fills the rest)."""
+    asked: dict = {}
+    if args.size is not None:
+        asked["size"] = _size(args.size)
+    if args.crop is not None:
+        asked["crop"] = args.crop
+    if args.no_orient:
+        asked["orient"] = False
+    return asked
 
 
 def add_data_arguments(parser) -> None:
     """Image source and preprocessing flags (shared with ``saliency``)."""
-    parser.add_argument("--size", default="224", help="preprocessed size, N or ROWSxCOLS, when no run config gives it")
-    parser.add_argument("--crop", choices=["breast", "otsu", "threshold", "none"], default="breast")
-    parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side")
+    parser.add_argument("--size", help="preprocessed size, N or ROWSxCOLS (default: what the model was trained on, "
+                                       "else 224); refused when it differs from the model's recorded input")
+    parser.add_argument("--crop", choices=["breast", "otsu", "threshold", "none"],
+                        help="breast crop (default: the model's own, else breast); refused when it differs from it")
+    parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side "
+                                                                 "(only for a model trained that way)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
@@ -96,15 +116,12 @@ def checkpoint_threshold(checkpoint: Path) -> float | None:
     return None
 
 
-def preprocess_settings(args, spec, run_dir: Path | None):
-    from arfl_studio.data import PreprocessSettings
+def preprocess_settings(args, spec, checkpoint: Path):
+    """The preprocessing ``checkpoint`` was trained on (its model.json, else its run's config.toml,
+    else the flags); an explicit flag that conflicts with the record is refused."""
+    from arfl_studio.experiments import run_access
 
-    if run_dir is not None:
-        from arfl_studio.experiments import run_access
-
-        return run_access.preprocess_settings(run_dir, spec.in_channels)
-    return PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=_size(args.size),
-                              channels=spec.in_channels), None
+    return run_access.model_preprocess(checkpoint, spec.in_channels, requested_preprocess(args))
 
 
 def _scan_records(args) -> list:
@@ -170,7 +187,8 @@ def _checkpoint(args, path: Path) -> dict[str, Any]:
         raise SystemExit("error: a checkpoint needs --data DIR (or --demo) with the images to attack")
     model, spec = load_checkpoint(path)
     run_dir = run_access.run_dir_of(path)
-    settings, config = preprocess_settings(args, spec, run_dir)
+    config = run_access.run_config(run_dir) if run_dir is not None else None
+    settings = preprocess_settings(args, spec, path)
     records = _scan_records(args)
     cache = args.cache_dir or (config.data.cache_dir if config is not None else None)
     dataset = MammogramDataset(records, settings, cache_dir=cache)
@@ -198,7 +216,7 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
                 continue
             for which in models:  # every seed of a several-seed run
                 model, _spec, test, dataset = run_access.held_out(run_dir, key, fold, which.seed, args.limit,
-                                                                  args.cache_dir)
+                                                                  args.cache_dir, requested_preprocess(args))
                 threshold = args.threshold if args.threshold is not None else (
                     checkpoint_threshold(run_access.fold_checkpoint(run_dir, key, fold, which.seed)) or 0.0)
                 report = _evaluate(model, dataset, test, args, threshold)
@@ -240,7 +258,7 @@ def run(args) -> int:
         else:
             print(f"error: {target} does not exist", file=sys.stderr)
             return 2
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # CheckpointError and PreprocessConflict are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:

@@ -30,7 +30,6 @@ import numpy as np
 
 from arfl_studio.atomic import write_json
 from arfl_studio.commands.attack import add_data_arguments, preprocess_settings
-from arfl_studio.experiments.run_access import run_dir_of
 
 
 def register(subparsers) -> None:
@@ -46,7 +45,9 @@ def register(subparsers) -> None:
     parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"],
                         default="gradient")
     parser.add_argument("--target", type=int, choices=[0, 1], help="label whose loss is differentiated (default: prediction)")
-    parser.add_argument("--out", metavar="PATH.png", help="blended overlay (or the comparison figure)")
+    parser.add_argument("--out", metavar="PATH.png",
+                        help="blended overlay (or the comparison figure); the suffix chooses the format: "
+                             ".png, .svg or .pdf (and .tif for one model)")
     parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
     parser.add_argument("--space", choices=["native", "model"], default="native",
                         help="native: the image's own size and orientation (default); model: the model input")
@@ -125,6 +126,17 @@ def _to_space(args, values, adv, pixels, geometry, settings):
     return native, adv
 
 
+def _check_output_names(args) -> None:
+    """Each output's suffix names its format; refused before any work (``x.svg`` got PNG bytes)."""
+    from arfl_studio.evaluation.saliency import FIGURE_FORMATS, IMAGE_FORMATS, output_format
+
+    output_format(args.out, FIGURE_FORMATS if args.compare else IMAGE_FORMATS)
+    if args.adv_out:
+        output_format(args.adv_out, IMAGE_FORMATS)
+    if args.raw and Path(args.raw).suffix.lower() != ".npy":
+        raise ValueError(f"{args.raw}: --raw writes a NumPy array; give it a .npy name")
+
+
 def run(args) -> int:
     if args.localisation:
         return run_localisation(args)
@@ -137,12 +149,17 @@ def run(args) -> int:
     from arfl_studio.models.registry import CheckpointError, load_checkpoint
 
     try:
+        _check_output_names(args)
         model, spec = load_checkpoint(args.checkpoint)
-        settings, _ = preprocess_settings(args, spec, run_dir_of(Path(args.checkpoint)))
+        settings = preprocess_settings(args, spec, Path(args.checkpoint))
         gray, pixels, geometry = load_image(Path(args.image), settings)
         models = [(Path(args.checkpoint), model, spec)]
         if args.compare:
             model2, spec2 = load_checkpoint(args.compare)
+            other = preprocess_settings(args, spec2, Path(args.compare))
+            if {**other.to_dict(), "channels": 0} != {**settings.to_dict(), "channels": 0}:
+                raise ValueError(f"{args.compare} was trained on another input than {args.checkpoint} "
+                                 f"({other.to_dict()} vs {settings.to_dict()}): one image cannot show both")
             models.append((Path(args.compare), model2, spec2))
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -169,16 +169,34 @@ def perturbation_overlay(
     return blend_overlay(gray, shown, colormap, alpha), gain
 
 
+IMAGE_FORMATS = (".png", ".tif", ".tiff", ".svg", ".pdf")
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def output_format(path, formats: Sequence[str] = IMAGE_FORMATS) -> str:
+    """The format ``path``'s suffix names ("png", "svg", ...); an unknown suffix raises ValueError,
+    so that no file holds bytes of another format than its name says."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in formats:
+        raise ValueError(f"{path}: cannot write {suffix or 'a name without a suffix'!r}; "
+                         f"the suffix chooses the format, one of {', '.join(formats)}")
+    return "tiff" if suffix == ".tif" else suffix[1:]
+
+
 def save_png(path, rgb: np.ndarray) -> None:
-    """Write a uint8 RGB (or grey) array as PNG atomically."""
+    """Write a uint8 RGB (or grey) array atomically, in the format ``path``'s suffix names
+    (:data:`IMAGE_FORMATS`; the name is historical: PNG is the usual one)."""
     import io
 
     from matplotlib import image as mpimg  # PIL underneath; no pyplot, no GUI backend
 
     from arfl_studio import atomic
 
+    fmt = output_format(path)
     buf = io.BytesIO()
-    mpimg.imsave(buf, rgb, format="png", cmap="gray" if np.ndim(rgb) == 2 else None)
+    mpimg.imsave(buf, rgb, format=fmt, cmap="gray" if np.ndim(rgb) == 2 else None)
     atomic.write_bytes(path, buf.getvalue())
 
 
@@ -191,7 +209,8 @@ def compare_figure(
     vmin: float = 0.0,
     vmax: float = 1.0,
 ) -> None:
-    """Side-by-side panels (title, already-blended uint8 RGB) and one colour bar, as PNG (Figure 5)."""
+    """Side-by-side panels (title, already-blended uint8 RGB) and one colour bar (Figure 5), as PNG,
+    SVG or PDF by ``path``'s suffix."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -201,6 +220,7 @@ def compare_figure(
 
     from arfl_studio import atomic
 
+    fmt = output_format(path, FIGURE_FORMATS)
     n = len(panels)
     fig = Figure(figsize=(3.2 * n + 0.9, 3.8), dpi=120)
     FigureCanvasAgg(fig)
@@ -214,11 +234,9 @@ def compare_figure(
     if title:
         fig.suptitle(title, fontsize=10)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format=fmt, bbox_inches="tight")
     atomic.write_bytes(path, buf.getvalue())
 
-
-FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
 def overlay_figure(
@@ -238,7 +256,6 @@ def overlay_figure(
     ``aspect``: height of a pixel over its width (row / column spacing).
     """
     import io
-    from pathlib import Path
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
@@ -247,9 +264,7 @@ def overlay_figure(
 
     from arfl_studio import atomic
 
-    suffix = Path(path).suffix.lower()
-    if suffix not in FIGURE_FORMATS:
-        raise ValueError(f"overlay exports to {', '.join(FIGURE_FORMATS)}, not {suffix or 'a name without suffix'!r}")
+    fmt = output_format(path, FIGURE_FORMATS)
     if not panels:
         raise ValueError("no image to export")
     cmap = _colormap(colormap) if isinstance(colormap, str) else ListedColormap(np.asarray(colormap)[:, :3])
@@ -278,5 +293,5 @@ def overlay_figure(
     bar.ax.tick_params(labelsize=font_pt * 0.9)
     fig.text(gap / total_w, 0.3 * font_px / total_h, caption, ha="left", va="bottom", fontsize=font_pt)
     buf = io.BytesIO()
-    fig.savefig(buf, format=suffix[1:], dpi=dpi)
+    fig.savefig(buf, format=fmt, dpi=dpi)
     atomic.write_bytes(path, buf.getvalue())

@@ -2,7 +2,8 @@
 
 Sections (all optional except a data source)::
 
-    [data]        root = "/data/CMMD" | demo = true | source = "synthetic"; labels, layout, cache_dir
+    [data]        root = "/data/CMMD" | demo = true | source = "synthetic" (exactly one); labels, layout, cache_dir,
+                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own)
     [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
     [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
@@ -14,6 +15,9 @@ Sections (all optional except a data source)::
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
     [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...)
     [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
+
+Every number has an allowed range, listed in ``config_checks.NUMBER_RANGES``; a value
+outside it (``epochs = 1e20``) is refused naming the key, the value and the range.
 
 ``load_config`` accepts a path, TOML text's parsed dict, or a dict; ``to_toml``
 writes a complete file (every default spelled out) that re-runs the same experiment.
@@ -29,8 +33,16 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from arfl_studio.experiments.config_checks import (
+    SEED_MAX,
+    check_fields,
+    check_method_ranges,
+    check_range,
+    check_ranges,
+    check_value,
+    toml_value,
+)
 from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
-from arfl_studio.experiments.config_checks import check_fields, check_range, check_value, toml_value
 from arfl_studio.models.registry import ModelSpec
 from arfl_studio.training.augment import AUGMENTS
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
@@ -58,6 +70,8 @@ class DataConfig:
     demo: bool = False
     source: str | None = None  # "dataset" | "demo" | "synthetic"; inferred when None
     labels: str | None = None
+    # label words beyond the layout's own (data/datasets/labels.py LABEL_VOCABULARY): {TRUE = 1, FALSE = 0}
+    label_map: dict[str, Any] | None = None
     layout: str = "auto"
     cache_dir: str | None = None
     demo_dir: str | None = None
@@ -79,16 +93,39 @@ class DataConfig:
     def validate(self) -> None:
         if self.kind not in DATA_SOURCES:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
+        self._check_one_source()
+        if self.cache_dir and Path(self.cache_dir).expanduser().exists() and not Path(self.cache_dir).expanduser().is_dir():
+            raise SettingError(f"[data] cache_dir = {toml_value(self.cache_dir)} is a file, not a folder: name a folder "
+                               "for the preprocessed-image cache")
+        if self.label_map is not None:
+            from arfl_studio.data.datasets.labels import LayoutError, label_vocabulary
+
+            try:
+                label_vocabulary("csv", self.label_map)
+            except LayoutError as exc:
+                raise SettingError(f"[data] {exc}") from exc
         if self.kind == "dataset" and not self.root:
             raise SettingError("[data] needs root = \"/path/to/dataset\" (or demo = true)")
         # 0 patients used to fall back to the 64-patient default silently
-        check_range("[data]", "demo_patients", self.demo_patients, minimum=1)
-        check_range("[data]", "synthetic_samples", self.synthetic_samples, minimum=4)
+        check_ranges("[data]", asdict(self))
         for key in ("demo_size", "synthetic_size"):
             size = getattr(self, key)
             if size is not None and (len(size) != 2 or not all(8 <= s <= 8192 for s in size)):
                 raise SettingError(f"[data] {key} = {toml_value(size)} is not allowed: it must be [rows, columns], "
                                    "each 8..8192")
+
+
+    def _check_one_source(self) -> None:
+        """One source of images: a config naming two (root and demo, say) used one of them silently."""
+        named = []
+        if self.root:
+            named.append(f"root = {toml_value(self.root)}")
+        if self.demo:
+            named.append("demo = true")
+        if self.source and not (self.source == "demo" and self.demo) and not (self.source == "dataset" and self.root):
+            named.append(f"source = {toml_value(self.source)}")
+        if len(named) > 1:
+            raise SettingError(f"[data] names more than one source of images ({', '.join(named)}): keep one")
 
 
 @dataclass
@@ -134,29 +171,21 @@ class TrainingConfig:
         return list(self.seeds) or [self.seed]
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise SettingError(f"[training] epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise SettingError(f"[training] batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise SettingError(f"[training] lr must be > 0, got {self.lr}")
+        check_ranges("[training]", asdict(self))
         if self.optimizer not in OPTIMIZERS:
             raise SettingError(f"[training] optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise SettingError(f"[training] lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.workers < 0:
-            raise SettingError(f"[training] workers must be >= 0, got {self.workers}")
         if len(set(self.seeds)) != len(self.seeds) or not all(isinstance(x, int) for x in self.seeds):
             raise SettingError(f"[training] seeds must be distinct integers, got {self.seeds}")
-        for name in ("validate_every", "validate_adversarial_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise SettingError(f"[training] {name} must be >= 0, got {getattr(self, name)}")
+        for seed in self.seeds:
+            check_range("[training]", "seeds", seed, minimum=0, maximum=SEED_MAX)
         ThresholdRule.parse(self.threshold)
         if self.pos_weight not in POS_WEIGHT_SETTINGS and (
                 isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float))
-                or not 0 < self.pos_weight < float("inf")):
-            raise SettingError(f"[training] pos_weight must be \"auto\", \"off\" or a number > 0, got {self.pos_weight!r}")
-        check_range("[training]", "threshold_holdout", self.threshold_holdout, minimum=0, maximum=0.5)
+                or not 0 < self.pos_weight <= 1e6):
+            raise SettingError(f"[training] pos_weight = {toml_value(self.pos_weight)} is not allowed: it must be "
+                               "\"auto\", \"off\" or a number > 0 and <= 1e6")
         if self.augment not in AUGMENTS:
             raise SettingError(f"[training] augment must be one of {AUGMENTS}, got {self.augment!r}")
         if self.select_epoch not in SELECT_EPOCH:
@@ -164,10 +193,6 @@ class TrainingConfig:
         if self.select_epoch == "validation-auc" and not self.threshold_holdout > 0:
             raise SettingError("[training] select_epoch = \"validation-auc\" needs threshold_holdout > 0: the epoch "
                                "is chosen on training patients held out of training, never on the test fold")
-        check_range("[training]", "eval_batch_size", self.eval_batch_size, minimum=1)
-        check_range("[training]", "validation_attack_steps", self.validation_attack_steps, minimum=1)
-        check_range("[training]", "weight_decay", self.weight_decay, minimum=0)
-        check_range("[training]", "momentum", self.momentum, minimum=0)
 
 
 @dataclass
@@ -176,8 +201,7 @@ class CVConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.folds < 2:
-            raise SettingError(f"[cv] folds must be >= 2, got {self.folds}")
+        check_ranges("[cv]", asdict(self))
 
 
 @dataclass
@@ -199,8 +223,7 @@ class EvaluationConfig:
             AttackSettings(kind=self.kind, eps=self.eps, steps=self.steps, step_size=self.step_size).validate()
         except SettingError as exc:
             raise SettingError(f"[evaluation] {exc}") from exc
-        if self.restarts < 1:
-            raise SettingError(f"[evaluation] restarts must be >= 1, got {self.restarts}")
+        check_ranges("[evaluation]", asdict(self))
         _check_clamp("[evaluation]", self.clamp)
 
 
@@ -248,11 +271,12 @@ class ExperimentConfig:
         for method in self.methods:
             method.validate()
             _check_key(method.key)
-        if self.model.width < 1:
-            raise SettingError(f"[model] width = {toml_value(self.model.width)} is not allowed: it must be >= 1")
+            check_method_ranges(method)
+        check_ranges("[model]", self.model.to_dict())
         check_preprocess(self.preprocess)
         if self.sweep.active:
-            self.sweep_points()  # every point's method validates
+            for point in self.sweep_points():  # every point's method validates
+                check_method_ranges(point["method"])
         return self
 
     def check_types(self) -> None:
@@ -420,6 +444,12 @@ def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
     if preset is None and key is not None and str(key).upper() in PAPER_KEYS:
         preset = str(key).upper()
     if preset is None:
+        defined = set(entry) - {"key", "name"}
+        if not defined:  # a typo for a row letter used to train a standard model called "Custom"
+            raise SettingError(f"[[methods]] key = {toml_value(key)} is neither a paper row ({', '.join(PAPER_KEYS)}) "
+                               "nor a custom method: a custom method needs preset = \"A\"..\"I\" or its own settings "
+                               "(scheme, mix_ratio, robust_weight, attack, ...)")
+        entry.setdefault("name", str(key) if key is not None else "custom")
         return MethodSettings.from_dict(entry)
     base = paper_method(preset, robust_weight=entry.pop("robust_weight", default_lambda))
     attack = entry.pop("attack", None)

@@ -116,3 +116,50 @@ def check_range(section: str, key: str, value: Any, *, minimum: float | None = N
         if maximum is not None:
             allowed.append(f"<= {maximum:g}")
         raise SettingError(f"{section} {key} = {toml_value(value)} is not allowed: it must be {' and '.join(allowed)}")
+
+
+SEED_MAX = 2**32 - 1  # numpy's seed range
+_STEPS = 100_000
+
+# Every number a config can set and its allowed range, (low, high), both inclusive; a low
+# written as ``("above", x)`` is exclusive. The ranges are generous: they catch typos and
+# absurd values (``epochs = 1e20`` would never finish, ``lr = 1e6`` diverges at once), not
+# experiments. ``docs`` and the messages quote this table; extend it with every new number.
+NUMBER_RANGES: dict[str, dict[str, tuple[Any, float]]] = {
+    "[data]": {"demo_patients": (1, 100_000), "demo_seed": (0, SEED_MAX),
+               "synthetic_samples": (4, 1_000_000), "synthetic_seed": (0, SEED_MAX)},
+    "[model]": {"width": (1, 4096)},
+    "[training]": {
+        "epochs": (1, 100_000), "batch_size": (1, 65_536), "eval_batch_size": (1, 65_536),
+        "lr": (("above", 0.0), 10.0), "weight_decay": (0.0, 10.0), "momentum": (0.0, 1.0),
+        "workers": (0, 256), "seed": (0, SEED_MAX),
+        "validate_every": (0, _STEPS), "validate_adversarial_every": (0, _STEPS),
+        "validation_attack_steps": (1, _STEPS), "checkpoint_every": (0, _STEPS),
+        "threshold_holdout": (0.0, 0.5),
+    },
+    "[cv]": {"folds": (2, 1000), "seed": (0, SEED_MAX)},
+    "[evaluation]": {"eps": (0.0, 1.0), "steps": (1, _STEPS), "step_size": (("above", 0.0), 1.0),
+                     "restarts": (1, 10_000), "seed": (0, SEED_MAX)},
+    "[[methods]]": {"mix_ratio": (0.0, 1.0), "robust_weight": (0.0, 1e6), "trades_beta": (0.0, 1e6)},
+    "[methods.attack]": {"eps": (0.0, 1.0), "steps": (1, _STEPS), "step_size": (("above", 0.0), 1.0)},
+}
+
+
+def check_ranges(section: str, values: Mapping, shown: str | None = None) -> None:
+    """Each number of ``values`` that :data:`NUMBER_RANGES` lists for ``section`` against its range
+    (messages name ``shown``, e.g. the method's key, else the section)."""
+    for key, (low, high) in NUMBER_RANGES.get(section, {}).items():
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # None (unset) or a type the type checks report
+        if isinstance(low, tuple):
+            check_range(shown or section, key, value, above=low[1], maximum=high)
+        else:
+            check_range(shown or section, key, value, minimum=low, maximum=high)
+
+
+def check_method_ranges(method: Any) -> None:
+    """A method's numbers (and its attack's) against :data:`NUMBER_RANGES`."""
+    data = method.to_dict()
+    check_ranges("[[methods]]", data, f"[[methods]] (key {toml_value(method.key)})")
+    check_ranges("[methods.attack]", data["attack"], f"[methods.attack] (method {toml_value(method.key)})")

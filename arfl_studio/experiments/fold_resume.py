@@ -35,6 +35,32 @@ def is_damaged(exc: ExperimentError) -> bool:
 
 
 def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
+    """The newest resume checkpoint that is intact: ``resume.pt``, else the one before it
+    (``resume.previous.pt``), with a ``"note"`` saying why the newest was passed over."""
+    note, first_error = "", None
+    for candidate in (path, atomic.previous_path(path)):
+        if not candidate.exists():
+            continue
+        try:
+            state = _read_resume(candidate, device, method_dict, key, fold)
+        except ExperimentError as exc:
+            if not is_damaged(exc):
+                raise
+            first_error = first_error or exc
+            note = note or f"{exc}; resumed from the checkpoint before it"
+            log.warning("%s fold %d: %s", key, fold, exc)
+            continue
+        if candidate != path:
+            state["note"] = note
+        return state
+    raise first_error or _damaged_resume(path, key, fold, "missing")
+
+
+def _read_resume(path: Path, device: torch.device, method_dict: dict, key: str, fold: int) -> dict:
+    try:
+        atomic.verify_checksum(path)
+    except atomic.DamagedFileError as exc:
+        raise _damaged_resume(path, key, fold, "its content no longer matches the checksum written with it") from exc
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a checkpoint, or code in the pickle
@@ -47,9 +73,10 @@ def _load_resume(path: Path, device: torch.device, method_dict: dict, key: str, 
 
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-            method_dict: dict, key: str, fold: int) -> tuple[int, dict | None]:
-    """Load ``path`` into ``model`` and ``optimizer``; returns the number of epochs it holds and
-    the epoch selection's state (None when the run does not select epochs).
+            method_dict: dict, key: str, fold: int) -> tuple[int, dict | None, str]:
+    """Load ``path`` (or, when it is damaged, the checkpoint before it) into ``model`` and
+    ``optimizer``; returns the number of epochs it holds, the epoch selection's state (None when
+    the run does not select epochs) and a note when the checkpoint before was used.
 
     Raises :class:`ExperimentError` when the file is damaged (:func:`is_damaged`) or
     belongs to another method or version of the program.
@@ -62,7 +89,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, devi
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise _damaged_resume(path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
     log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
-    return start_epoch, state.get("selection")
+    return start_epoch, state.get("selection"), state.get("note", "")
 
 
 def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, method_dict: dict,
@@ -78,7 +105,7 @@ def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
     }
     if selection is not None:
         state["selection"] = selection
-    atomic.save_torch(path, state)
+    atomic.save_torch(path, state, keep_previous=True)
 
 
 def keep_metrics_through(path: Path, epochs: int) -> None:

@@ -45,6 +45,7 @@ from arfl_studio.experiments.sources import (
     SkipUnreadable,
     Unreadable,
     collate_readable,
+    model_input_record,
 )
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.models.dual_bn import has_dual_bn
@@ -115,8 +116,14 @@ class RunLoader:
         kwargs: dict[str, Any] = {}
         if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
             kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
+        # Its own generator: an iterator draws its base seed from it, and without one it drew from the
+        # global RNG on every single-process pass but only once with persistent workers, so dropout and
+        # attack random starts, and with them the AUCs, changed with ``workers``. Loading is
+        # deterministic per sample (augmentation runs on whole batches in this process, from the
+        # epoch's seeded RNG), so workers need no seeds of their own.
         self.loader = DataLoader(SkipUnreadable(source.dataset(records), records), batch_sampler=self.plan,
-                                 collate_fn=collate_readable, pin_memory=device.type == "cuda", **kwargs)
+                                 collate_fn=collate_readable, pin_memory=device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(0), **kwargs)
 
     def indices(self, records: list) -> list[int]:
         return [self.position[id(record)] for record in records]
@@ -288,17 +295,19 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
         plan.write_manifest()
         raise ExperimentError(str(exc)) from exc
     start_epoch = 0
-    if plan.resume_path.exists():
+    if plan.resume_path.exists() or atomic.previous_path(plan.resume_path).exists():
         try:
-            start_epoch, selection = restore(plan.resume_path, model, optimizer, plan.device, plan.method.to_dict(),
-                                             plan.key, plan.fold)
+            start_epoch, selection, note = restore(plan.resume_path, model, optimizer, plan.device,
+                                                   plan.method.to_dict(), plan.key, plan.fold)
             plan.selection = EpochSelection.from_state(selection)
+            if note:
+                plan.manifest["resume_note"] = note
         except ExperimentError as exc:
             if not (plan.restart_damaged and is_damaged(exc)):
                 plan.fail(str(exc))
                 raise
             log.warning("%s; starting fold %d of %s over", exc, plan.fold, plan.key)
-            plan.resume_path.unlink(missing_ok=True)
+            atomic.remove_checkpoint(plan.resume_path)
             model, optimizer = _initial_model(plan)
     if plan.ctx.is_main:
         keep_metrics_through(plan.metrics_path, start_epoch)
@@ -451,7 +460,7 @@ def write_fold(plan: FoldPlan, model: nn.Module, threshold: DecisionThreshold, r
                started: float) -> None:
     """``model.pt`` (with its threshold) and the finished manifest; ``resume.pt`` goes unless kept."""
     try:
-        save_checkpoint(plan.folder / "model.pt", model, plan.spec, threshold)
+        save_checkpoint(plan.folder / "model.pt", model, plan.spec, threshold, model_input_record(plan.config))
     except NoSpaceError as exc:
         plan.fail(str(exc))
         raise ExperimentError(f"{plan.key} fold {plan.fold}: {exc}") from exc
@@ -459,4 +468,4 @@ def write_fold(plan: FoldPlan, model: nn.Module, threshold: DecisionThreshold, r
                          seconds=round(time.perf_counter() - started, 3) + (plan.previous or {}).get("seconds", 0.0))
     plan.write_manifest()
     if not plan.config.training.keep_resume:
-        plan.resume_path.unlink(missing_ok=True)
+        atomic.remove_checkpoint(plan.resume_path)

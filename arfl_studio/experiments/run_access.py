@@ -142,7 +142,8 @@ def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
 
 
 def preprocess_settings(run_dir: str | Path, channels: int | None = None) -> tuple[PreprocessSettings, ExperimentConfig]:
-    """The preprocessing the run trained with (``channels`` from the model when given), and its config."""
+    """The preprocessing the run's config.toml asks for (``channels`` from the model when given), and the config.
+    A fold model's own record (:func:`model_preprocess`) is what evaluating that model must use."""
     from arfl_studio.data import PreprocessSettings
 
     config = run_config(run_dir)
@@ -152,10 +153,55 @@ def preprocess_settings(run_dir: str | Path, channels: int | None = None) -> tup
     return PreprocessSettings.from_dict(stored), config
 
 
+class PreprocessConflict(ValueError):
+    """A request asks a model for another input than the one it was trained on."""
+
+
+def recorded_preprocess(checkpoint: str | Path) -> tuple[dict | None, str]:
+    """(the preprocessing ``checkpoint`` was trained on, where that was read), or (None, "")
+    for a bare checkpoint that predates the record. A checkpoint in a run folder without a
+    record falls back to the run's config.toml."""
+    from arfl_studio.models.registry import load_model_input, spec_path
+
+    stored = load_model_input(checkpoint)
+    if stored is not None:
+        return stored, str(spec_path(checkpoint))
+    run_dir = run_dir_of(checkpoint)
+    if run_dir is not None:
+        return dict(run_config(run_dir).preprocess), str(run_dir / "config.toml")
+    return None, ""
+
+
+def model_preprocess(checkpoint: str | Path, channels: int, requested: dict | None = None) -> PreprocessSettings:
+    """The preprocessing to evaluate ``checkpoint`` with: the one it was trained on.
+
+    ``requested`` holds only the settings a person asked for explicitly (e.g. ``{"size": (128, 128)}``);
+    one that differs from the record raises :class:`PreprocessConflict` naming both values, since the
+    model's numbers at another input would look valid and be wrong. Without a record (an older bare
+    checkpoint) the request, over the defaults, is used.
+    """
+    from arfl_studio.data import PreprocessSettings
+    from arfl_studio.data.preprocess.settings import preprocess_conflicts
+
+    requested = {k: v for k, v in (requested or {}).items() if v is not None}
+    stored, where = recorded_preprocess(checkpoint)
+    if stored is None:
+        return PreprocessSettings.from_dict({**requested, "channels": channels})
+    conflicts = preprocess_conflicts(stored, requested)
+    if conflicts:
+        raise PreprocessConflict(f"{checkpoint} was trained on another input than requested: {'; '.join(conflicts)}, "
+                                 f"as {where} records; leave the option out to use the model's own preprocessing")
+    if stored.get("source") == "synthetic":
+        return PreprocessSettings(size=tuple(stored["size"]), channels=channels)
+    return PreprocessSettings.from_dict({**stored, "channels": channels})
+
+
 def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
-                cache_dir: str | Path | None = None) -> Any:
-    """``records`` preprocessed exactly as the run trained (its own cache unless ``cache_dir`` is given)."""
-    settings, config = preprocess_settings(run_dir, channels)
+                cache_dir: str | Path | None = None, settings: PreprocessSettings | None = None) -> Any:
+    """``records`` preprocessed exactly as the run trained (its own cache unless ``cache_dir`` is given);
+    ``settings``: a fold model's own record (:func:`model_preprocess`) instead of the run's config."""
+    config_settings, config = preprocess_settings(run_dir, channels)
+    settings = settings or config_settings
     if config.data.kind == "synthetic":
         from arfl_studio.experiments.sources import open_source
 
@@ -166,22 +212,25 @@ def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
 
 
 def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = None, limit: int | None = None,
-             cache_dir: str | Path | None = None) -> tuple[nn.Module, ModelSpec, list, Any]:
+             cache_dir: str | Path | None = None, requested: dict | None = None) -> tuple[nn.Module, ModelSpec, list, Any]:
     """(model in eval mode, spec, held-out records, dataset) for one fold model: its own test patients
-    (the first ``limit`` of them), preprocessed as the run trained."""
+    (the first ``limit`` of them), preprocessed as the model trained (``requested``: see :func:`model_preprocess`)."""
     model, spec = load_fold_model(run_dir, method, fold, seed)
     model.eval()
+    settings = model_preprocess(fold_checkpoint(run_dir, method, fold, seed), spec.in_channels, requested)
     test = fold_records(run_dir, fold)[1][: limit or None]
-    return model, spec, list(test), run_dataset(run_dir, test, spec.in_channels, cache_dir)
+    return model, spec, list(test), run_dataset(run_dir, test, spec.in_channels, cache_dir, settings)
 
 
-def checkpoint_on_records(checkpoint: str | Path, records: list, size: int) -> tuple[nn.Module, ModelSpec, list, MammogramDataset]:
-    """A bare checkpoint with the open dataset's records at ``size`` x ``size``."""
-    from arfl_studio.data import MammogramDataset, PreprocessSettings
+def checkpoint_on_records(checkpoint: str | Path, records: list,
+                          size: int | None = None) -> tuple[nn.Module, ModelSpec, list, MammogramDataset]:
+    """A bare checkpoint with the open dataset's records, preprocessed as the model was trained;
+    ``size`` (N x N) only for a checkpoint without a record, and refused when it conflicts with one."""
+    from arfl_studio.data import MammogramDataset
     from arfl_studio.models.registry import load_checkpoint
 
     model, spec = load_checkpoint(checkpoint)
-    settings = PreprocessSettings(size=(size, size), channels=spec.in_channels)
+    settings = model_preprocess(checkpoint, spec.in_channels, {"size": (size, size) if size else None})
     return model, spec, list(records), MammogramDataset(list(records), settings)
 
 

@@ -10,7 +10,8 @@ Run folder (every file written atomically)::
     OUT/manifest.json    versions, device, data fingerprint, status, times
     OUT/splits.json      the records and each fold's held-out indices
     OUT/results.json     the merged results (also ``arfl-studio collect OUT``)
-    OUT/<key>/fold_<k>/  metrics.jsonl, manifest.json, model.pt + model.json, resume.pt
+    OUT/<key>/fold_<k>/  metrics.jsonl, manifest.json, model.pt + model.json, resume.pt (+ resume.previous.pt),
+                         each .pt with its checksum (NAME.pt.sha256, verified on load)
 
 Re-running the same command resumes: finished folds are kept, an unfinished one
 continues from its last checkpoint (``resume.pt``: model, optimizer, epoch).

@@ -188,7 +188,7 @@ class FolderSource(DataSource):
     """A dataset folder scanned by the data layer (CMMD, CSV, folder-per-class, the demo)."""
 
     def __init__(self, root: str | Path, labels: str | None, layout: str, preprocess: dict, cache_dir: str | None,
-                 kind: str = "dataset", cancel=None, workers: int = 1):
+                 kind: str = "dataset", cancel=None, workers: int = 1, label_map: dict | None = None):
         from arfl_studio import data as data_layer
 
         missing = [n for n in ("scan_dataset", "MammogramDataset", "PreprocessSettings") if not hasattr(data_layer, n)]
@@ -197,7 +197,7 @@ class FolderSource(DataSource):
         self.data_layer = data_layer
         self.root = str(Path(root).resolve())
         self.kind = kind
-        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel)
+        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map)
         self.scan_summary = scan.summary() if hasattr(scan, "summary") else {}
         self._records = sorted(scan.images, key=lambda r: str(r.rel_path))
         if not self._records:
@@ -263,9 +263,21 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
         else:
             root = Path(data_layer.ensure_demo_dataset())
         return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel,
-                            workers=config.training.workers)
+                            workers=config.training.workers, label_map=data.label_map)
     return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel,
-                        workers=config.training.workers)
+                        workers=config.training.workers, label_map=data.label_map)
+
+
+def model_input_record(config: ExperimentConfig) -> dict:
+    """The input a model of this config is trained on, as its ``model.json`` records it:
+    the whole [preprocess] (orientation, crop, size, channels, fit, intensity), or for
+    synthetic data the image size and channels (nothing is preprocessed)."""
+    from arfl_studio.data.preprocess.settings import PreprocessSettings
+
+    channels = int(config.preprocess.get("channels", 3))
+    if config.data.kind == "synthetic":
+        return {"source": "synthetic", "size": list(config.data.synthetic_size), "channels": channels}
+    return PreprocessSettings.from_dict(dict(config.preprocess)).model_input_record()
 
 
 def folds_are_valid(folds: list[list[int]], n: int) -> bool:

@@ -65,8 +65,10 @@ def case_task(request: dict, keys: list[str], saliency: str):
         from arfl_studio.data import MammogramDataset
         loaded = {k: run_access.load_fold_model(run_dir, k, fold, seed) for k in keys}
         models = {k: m.eval() for k, (m, _spec) in loaded.items()}
-        settings, config = run_access.preprocess_settings(run_dir)
-        cache = getattr(config.data, "cache_dir", None)
+        # the models' own recorded input (the same for every method of a run)
+        settings = run_access.model_preprocess(run_access.fold_checkpoint(run_dir, keys[0], fold, seed),
+                                               loaded[keys[0]][1].in_channels)
+        cache = getattr(run_access.run_config(run_dir).data, "cache_dir", None)
 
         def model_input(r):
             return MammogramDataset([r], settings, cache_dir=cache)[0][0]

@@ -5,7 +5,12 @@ A checkpoint is two files: ``NAME.pt`` (the state dict only, loaded with
 rebuilds the architecture, and the model's :class:`DecisionThreshold` (the logit
 above which an image is called malignant, chosen on the training data)::
 
-    {"model": {...}, "threshold_logit": -0.31, "threshold": {"rule": "youden", ...}}
+    {"model": {...}, "threshold_logit": -0.31, "threshold": {"rule": "youden", ...},
+     "preprocess": {"orient": true, "crop": "breast", "size": [224, 224], "channels": 3, "fit": "stretch", ...}}
+
+``preprocess`` is the whole input the model was trained on (orientation, crop, size,
+channels, fit, intensity): evaluation, attack, saliency and the viewer use it and
+refuse a request for another input (:func:`load_model_input`).
 
 Nothing executable is ever unpickled.
 """
@@ -131,7 +136,9 @@ def spec_path(checkpoint: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec,
-                    threshold: DecisionThreshold | None = None) -> Path:
+                    threshold: DecisionThreshold | None = None, preprocess: Mapping | None = None) -> Path:
+    """Write the state dict and ``model.json``; ``preprocess`` is the model input's record
+    (``PreprocessSettings.model_input_record()``, or a synthetic source's size and channels)."""
     path = Path(path)
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -140,6 +147,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec,
     if threshold is not None:
         meta["threshold_logit"] = threshold.logit  # the one number a reader needs (attack --threshold default)
         meta["threshold"] = threshold.to_dict()
+    if preprocess is not None:
+        meta["preprocess"] = dict(preprocess)
     atomic.write_json(spec_path(path), meta)
     return path
 
@@ -169,10 +178,35 @@ def load_threshold(path: str | Path) -> DecisionThreshold:
         raise CheckpointError(f"{meta}: unreadable decision threshold: {exc}") from exc
 
 
+def load_model_input(path: str | Path) -> dict | None:
+    """The preprocessing recorded beside checkpoint ``path`` (None for a checkpoint that
+    predates the record); an unreadable description raises :class:`CheckpointError`."""
+    meta = spec_path(path)
+    data = _read_description(meta)
+    stored = data.get("preprocess")
+    if stored is not None and not isinstance(stored, Mapping):
+        raise CheckpointError(f"{meta}: 'preprocess' must be a table of settings, got {stored!r}")
+    return dict(stored) if stored is not None else None
+
+
+def _read_description(meta: Path) -> dict:
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{meta} (the model description beside the checkpoint) cannot be read: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{meta} is not a model description (a JSON object with a \"model\" table)")
+    return dict(data)
+
+
 def load_state_dict_file(path: str | Path, map_location="cpu") -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        atomic.verify_checksum(path)  # the checksum written with it, where there is one
+    except atomic.DamagedFileError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle with code, corrupt file, wrong format
@@ -191,7 +225,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[nn.Module, Mo
     meta = spec_path(path)
     if not meta.is_file():
         raise CheckpointError(f"{meta} (the model description beside the checkpoint) is missing")
-    spec = ModelSpec.from_dict(json.loads(meta.read_text(encoding="utf-8"))["model"])
+    data = _read_description(meta)
+    if not isinstance(data.get("model"), Mapping):
+        raise CheckpointError(f"{meta} has no \"model\" table describing the architecture; "
+                              "it is not the description written with this checkpoint")
+    try:
+        spec = ModelSpec.from_dict(data["model"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{meta}: {exc}") from exc
     # Architecture only: the checkpoint holds every weight, so no ImageNet file is needed.
     model = build_model(ModelSpec(**{**spec.to_dict(), "pretrained": False, "weights_path": None}))
     try:

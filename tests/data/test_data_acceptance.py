@@ -163,6 +163,33 @@ def test_non_finite_rescale_is_rejected_from_the_header(tmp_path):
     _reject(write_dicom(tmp_path / "s.dcm", edit=inf_slope), "non_finite", "non-finite RescaleSlope")
 
 
+@pytest.mark.parametrize("slope, reason", [("0", "RescaleSlope is 0"), ("1e308", "overflow"),
+                                           ("-1e300", "overflow"), ("1e-60", "too small")])
+def test_zero_or_overflowing_rescale_is_refused_with_its_reason(tmp_path, slope, reason):
+    """Issue 26 item 7: slope 0 was read as 1, slope 1e308 gave an all-ones image; both are refused."""
+    def edit(ds):
+        ds.RescaleSlope = slope
+
+    _reject(write_dicom(tmp_path / "s.dcm", edit=edit), "non_finite", reason)
+
+
+def test_refused_rescale_is_refused_by_the_pixel_step_too(tmp_path):
+    """The pixel step checks the rescale on the stored values themselves (not only the header's range)."""
+    from pydicom import dcmread
+
+    from arfl_studio.data.dicom.lut import pixels_for_display
+
+    ds = dcmread(write_dicom(tmp_path / "ok.dcm"))
+    arr = ds.pixel_array
+    ds.RescaleSlope = "1e308"
+    with pytest.raises(MammogramReadError, match="overflow"):
+        pixels_for_display(ds, arr)
+    ds.RescaleSlope = "2"
+    ds.RescaleIntercept = "-5"
+    shown = pixels_for_display(ds, arr)
+    assert np.isfinite(shown).all() and shown.max() > shown.min()
+
+
 def test_scan_verify_finds_what_only_decoding_shows(tmp_path):
     """NaN float pixels pass the header scan; --verify moves them to rejected with the reason."""
     write_dicom(tmp_path / "benign" / "ok.dcm", patient_id="P1")

@@ -201,3 +201,73 @@ def test_a_worker_killed_by_one_file_does_not_end_the_pass(tmp_path):
     assert [r[1] for r in results] == ["fine"] * 4 + ["crashed"] + ["fine"] * 4
     assert [r[0] for r in results] == [str(tmp_path / n) for n in names]
     assert seen[-1] == len(names)
+
+
+def test_labels_outside_the_layout_vocabulary_are_refused_listing_the_values_seen(tmp_path):
+    """Issue 26 item 11: a label TRUE was read as malignant. Only the layout's documented words
+    count (labels.LABEL_VOCABULARY); other values refuse the image, naming what the table holds."""
+    for name in ("a", "b", "c"):
+        write_dicom(tmp_path / "imgs" / f"{name}.dcm", patient_id=name.upper())
+    (tmp_path / "labels.csv").write_text("path,patient,label\nimgs/a.dcm,P1,TRUE\nimgs/b.dcm,P2,FALSE\n"
+                                         "imgs/c.dcm,P3,malignant\n")
+    result = scan_dataset(tmp_path)
+    assert [(r.rel_path, r.label) for r in result.images] == [("imgs/c.dcm", 1)]
+    reasons = {r.path: r for r in result.rejected}
+    assert {reasons[p].category for p in ("imgs/a.dcm", "imgs/b.dcm")} == {"bad_label"}
+    reason = reasons["imgs/a.dcm"].reason
+    assert "'TRUE'" in reason and "row 2" in reason and "'FALSE'" in reason and "'malignant'" in reason
+    assert "benign" in reason  # and which words are accepted
+    # the mapping a config states
+    mapped = scan_dataset(tmp_path, label_map={"true": 1, "False": "benign"})
+    assert sorted((r.rel_path, r.label) for r in mapped.images) == [("imgs/a.dcm", 1), ("imgs/b.dcm", 0),
+                                                                     ("imgs/c.dcm", 1)]
+    with pytest.raises(LayoutError, match="map each word to 0"):
+        scan_dataset(tmp_path, label_map={"true": "yes"})
+
+
+def test_cmmd_and_folder_layouts_keep_to_their_own_words(tmp_path):
+    write_dicom(tmp_path / "D1-0001" / "1-1.dcm", patient_id="D1-0001", laterality="L")
+    write_dicom(tmp_path / "D1-0001" / "1-2.dcm", patient_id="D1-0001", laterality="R")
+    _cmmd(tmp_path, ["D1-0001,L,44,1,mass,1,", "D1-0001,R,44,1,mass,Malignant,"])
+    result = scan_dataset(tmp_path)
+    assert [r.laterality for r in result.images] == ["R"]  # "1" is not a CMMD classification
+    assert "'1'" in result.rejected[0].reason and "'Malignant'" in result.rejected[0].reason
+    folders = tmp_path / "folders"
+    write_dicom(folders / "Malignant" / "x.dcm", patient_id="X")
+    write_dicom(folders / "positive" / "y.dcm", patient_id="Y")
+    scan = scan_dataset(folders, layout="folders")
+    assert [(r.rel_path, r.label) for r in scan.images] == [("Malignant/x.dcm", 1)] and scan.unlabeled == ["positive/y.dcm"]
+    mapped = scan_dataset(folders, layout="folders", label_map={"positive": 1})
+    assert sorted(r.rel_path for r in mapped.images) == ["Malignant/x.dcm", "positive/y.dcm"]
+
+
+def test_a_config_label_map_reaches_the_scan_and_a_bad_one_is_refused():
+    from arfl_studio.experiments import load_config
+    from arfl_studio.training.methods import SettingError
+
+    config = load_config({"data": {"root": "/nowhere", "label_map": {"TRUE": 1, "FALSE": 0}}, "methods": ["A"]})
+    assert config.data.label_map == {"TRUE": 1, "FALSE": 0}
+    with pytest.raises(SettingError, match=r"\[data\] label_map maps 'TRUE' to 2"):
+        load_config({"data": {"root": "/nowhere", "label_map": {"TRUE": 2}}, "methods": ["A"]})
+
+
+def test_a_csv_field_over_the_csv_limit_is_named_not_a_traceback(tmp_path):
+    """Issue 26 item 4: csv.Error from a 131,073-character field."""
+    write_dicom(tmp_path / "imgs" / "a.dcm", patient_id="A")
+    (tmp_path / "labels.csv").write_text("path,patient,label\nimgs/a.dcm,P1,1\nimgs/b.dcm,\"" + "x" * 131_073 + "\",0\n")
+    with pytest.raises(LayoutError, match=r"cannot read labels.csv \(after line 2\): field larger than field limit"):
+        scan_dataset(tmp_path)
+
+
+def test_a_cache_dir_that_is_a_file_is_named(tmp_path):
+    from arfl_studio.data.preprocess.cache import CacheFolderError, PreprocessCache
+    from arfl_studio.experiments import load_config
+    from arfl_studio.training.methods import SettingError
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("the user's file")
+    with pytest.raises(CacheFolderError, match="is a file, not a folder"):
+        PreprocessCache(blocker)
+    with pytest.raises(SettingError, match=r"\[data\] cache_dir = .* is a file, not a folder"):
+        load_config({"data": {"demo": True, "cache_dir": str(blocker)}, "methods": ["A"]})
+    assert blocker.read_text() == "the user's file"

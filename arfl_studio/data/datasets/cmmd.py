@@ -52,7 +52,7 @@ class CmmdLayout(Layout):
         self.missing = options.get("cmmd_missing") or "unlabeled"
         if self.missing not in MISSING_ROW_POLICIES:
             raise LayoutError(f"cmmd_missing must be one of {', '.join(MISSING_ROW_POLICIES)}, not {self.missing!r}")
-        self.labels, self.problems = read_cmmd_labels(table)
+        self.labels, self.problems = read_cmmd_labels(table, options.get("label_map"))
         self.seen: set[tuple[str, str]] = set()
         self.label_rule = (f"{table.name} 'classification' per patient (ID1) and breast (LeftRight), joined on the "
                            f"header's PatientID and laterality; a breast with no row: {self.missing}")

@@ -23,7 +23,8 @@ class CsvLayout(Layout):
         super().__init__(root, table, options)
         self.rows, self.problems = read_csv_labels(
             table, root, path_column=options.get("path_column", "path"),
-            patient_column=options.get("patient_column", "patient"), label_column=options.get("label_column", "label"))
+            patient_column=options.get("patient_column", "patient"), label_column=options.get("label_column", "label"),
+            label_map=options.get("label_map"))
         self.lesions, self.lesion_problems = {}, []
         for folder in (table.parent, root):
             if (folder / LESIONS_TABLE).is_file():

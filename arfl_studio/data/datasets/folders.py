@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from arfl_studio.data.datasets.labels import label_vocabulary, parse_label
 from arfl_studio.data.datasets.layout_base import Layout, Verdict
 
 
-def class_folder_label(rel: Path) -> int | None:
+def class_folder_label(rel: Path, vocabulary: dict[str, int] | None = None) -> int | None:
+    """The class of the first folder on ``rel``'s path that names one (``LABEL_VOCABULARY["folders"]``)."""
     for part in rel.parts[:-1]:
-        label = {"benign": 0, "malignant": 1}.get(part.lower())
+        label = parse_label(part, vocabulary or label_vocabulary("folders"))
         if label is not None:
             return label
     return None
@@ -19,8 +21,12 @@ class FoldersLayout(Layout):
     name = "folders"
     label_rule = "the benign/ or malignant/ folder an image lies under"
 
+    def __init__(self, root: Path, table: Path | None, options: dict):
+        super().__init__(root, table, options)
+        self.vocabulary = label_vocabulary("folders", options.get("label_map"))
+
     def judge(self, rel: str, info) -> Verdict:
-        return Verdict(label=class_folder_label(Path(rel)))
+        return Verdict(label=class_folder_label(Path(rel), self.vocabulary))
 
     @staticmethod
     def detect(root: Path) -> bool:

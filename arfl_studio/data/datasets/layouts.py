@@ -125,6 +125,7 @@ def scan_dataset(
     frame: int | None = None,
     verify: bool = False,
     layout_options: dict | None = None,
+    label_map: dict[str, object] | None = None,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
 
@@ -136,7 +137,8 @@ def scan_dataset(
     ``cancelled=True``. By default non-mammograms, FOR PROCESSING images and multi-frame images
     are rejected with their reason; ``include_*`` keeps the first two, ``frame`` (1-based) takes
     that frame of multi-frame files. ``verify`` decodes every usable image (slower; see
-    ``verify_scan``).
+    ``verify_scan``). Labels are the layout's words (``labels.LABEL_VOCABULARY``) and those
+    ``label_map`` maps to 0/1 (or benign/malignant); any other label refuses its image.
     """
     start = time.perf_counter()
     root = _dataset_root(root)
@@ -150,7 +152,7 @@ def scan_dataset(
     if layout == "auto":
         layout, labels_path = detect_layout(root, labels_path, path_column)
     options = {"path_column": path_column, "patient_column": patient_column, "label_column": label_column,
-               **(layout_options or {})}
+               "label_map": label_map, **(layout_options or {})}
     reader = LAYOUT_CLASSES[layout](root, labels_path, options)
     result = ScanResult(root=root, layout=layout, options={
         "include_non_mammograms": include_non_mammograms, "include_for_processing": include_for_processing,

@@ -12,6 +12,7 @@ functions are used for the LUT sequences).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,52 @@ def _lut_item_usable(item: Any) -> bool:
         return False
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def rescale_problem(slope: float, intercept: float, low: float, high: float) -> str | None:
+    """Why Rescale Slope/Intercept cannot map stored values ``low..high`` to usable pixels, or None.
+
+    A zero slope makes every pixel one value; a non-finite one, or one whose result leaves
+    float32, turns the image into infinities that would be shown as a flat white (or black)
+    image; a slope so small that distinct stored values become one float32 value does the same.
+    """
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        return f"non-finite RescaleSlope/RescaleIntercept ({slope:g}, {intercept:g})"
+    if slope == 0:
+        return "RescaleSlope is 0: every pixel would have the same value"
+    ends = [low * slope + intercept, high * slope + intercept]
+    if not all(math.isfinite(v) and abs(v) <= _FLOAT32_MAX for v in ends):
+        return (f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} overflow: stored values {low:g}..{high:g} "
+                "map outside the range of 32-bit floats")
+    if high > low and np.float32(ends[0]) == np.float32(ends[1]):
+        return f"RescaleSlope {slope:g} is too small: stored values {low:g}..{high:g} all map to one value"
+    return None
+
+
+def rescale_values(ds: Any) -> tuple[float, float]:
+    """(slope, intercept) of the header; absent or empty means (1, 0). An unreadable value raises
+    :class:`MammogramReadError`."""
+    values = []
+    for keyword, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        raw = ds.get(keyword)
+        if raw is None or raw == "":
+            values.append(default)
+            continue
+        try:
+            values.append(float(raw))
+        except (TypeError, ValueError):
+            raise MammogramReadError(f"invalid {keyword} {raw!r}") from None
+    return values[0], values[1]
+
+
 def _rescale(arr: np.ndarray, ds: Any) -> np.ndarray:
+    slope, intercept = rescale_values(ds)
+    if arr.size:
+        problem = rescale_problem(slope, intercept, float(arr.min()), float(arr.max()))
+        if problem:
+            raise MammogramReadError(problem, "non_finite")
     out = arr.astype(np.float32)
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    intercept = float(ds.get("RescaleIntercept", 0) or 0)
     if slope != 1.0:
         out *= slope
     if intercept != 0.0:

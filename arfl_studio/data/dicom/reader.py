@@ -14,7 +14,6 @@ Nothing here reads, logs or returns PatientName, birth date or other PHI.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, transfer_syntax_problem
-from arfl_studio.data.dicom.lut import apply_window, pixels_for_display
+from arfl_studio.data.dicom.lut import apply_window, pixels_for_display, rescale_problem, rescale_values
 from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError
 from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
@@ -202,14 +201,13 @@ def _image_checks(ds: Any, ts: str | None, frame: int | None) -> int:
     problem = _syntax_problem(ts, _int(ds, "BitsStored", 0) > 8)
     if problem:
         raise MammogramReadError(problem, "undecodable")
-    for keyword in ("RescaleSlope", "RescaleIntercept"):
-        if keyword in ds:
-            try:
-                value = float(ds.get(keyword))
-            except (TypeError, ValueError):
-                raise MammogramReadError(f"invalid {keyword} {ds.get(keyword)!r}") from None
-            if not math.isfinite(value):
-                raise MammogramReadError(f"non-finite {keyword} ({value})", "non_finite")
+    # Refused before decoding: a rescale that cannot give a usable image over the stored range.
+    slope, intercept = rescale_values(ds)
+    bits = min(max(_int(ds, "BitsStored", 16), 1), 32)
+    low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if _int(ds, "PixelRepresentation", 0) else (0.0, 2.0 ** bits - 1)
+    problem = rescale_problem(slope, intercept, low, high)
+    if problem:
+        raise MammogramReadError(problem, "non_finite")
     return frames
 
 

@@ -54,6 +54,10 @@ def file_stamp(path: str | os.PathLike) -> tuple[str, list[int]]:
     return os.path.realpath(path), [int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns), int(st.st_ino)]
 
 
+class CacheFolderError(ValueError):
+    """The cache folder cannot be used (a file has its name, or it cannot be created)."""
+
+
 class PreprocessCache:
     """Preprocessed images on disk, keyed by file content and settings."""
 
@@ -62,7 +66,13 @@ class PreprocessCache:
 
     def __init__(self, cache_dir: str | os.PathLike):
         self.dir = Path(cache_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise CacheFolderError(f"cache_dir {self.dir} is a file, not a folder; name a folder for the "
+                                   "preprocessed-image cache") from None
+        except OSError as exc:
+            raise CacheFolderError(f"cannot create the cache folder {self.dir}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
         self._hashes: dict[str, list] = {}
         self._dirty = False

@@ -18,6 +18,13 @@ PREPROCESS_VERSION = 2
 INTENSITIES = ("as-read", "breast-percentile")
 
 
+# What a model input's pixel values are. The decoded image in display units (VOI LUT or
+# window applied, MONOCHROME1 inverted, tissue bright) scaled to [0, 1], rescaled inside the
+# breast when ``intensity`` says so; the mean/std normalisation is the model's own first layer,
+# so it travels with the weights.
+PIXEL_VALUES = "display [0, 1] (intensity: as-read, or in-breast percentiles); mean/std in the model's first layer"
+
+
 class PreprocessSettingError(ValueError):
     """An invalid preprocessing setting; the message names it and what is allowed."""
 
@@ -76,6 +83,11 @@ class PreprocessSettings:
             known["size"] = tuple(known["size"]) if not isinstance(known["size"], int) else known["size"]
         return cls(**known)
 
+    def model_input_record(self) -> dict:
+        """The whole preprocessing as a model's ``model.json`` records it: these settings,
+        what the pixel values mean (:data:`PIXEL_VALUES`) and the pipeline version."""
+        return {**self.to_dict(), "pixel_values": PIXEL_VALUES, "version": PREPROCESS_VERSION}
+
     def geometry_key(self) -> str:
         parts = {"v": PREPROCESS_VERSION, "orient": self.orient, "crop": self.crop, "margin": self.margin}
         if self.crop == "threshold":
@@ -95,3 +107,23 @@ def _is_int(value: Any) -> bool:
 
 def _short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def preprocess_conflicts(recorded: dict, requested: dict) -> list[str]:
+    """One phrase per setting ``requested`` asks differently from ``recorded``
+    (e.g. "size 128x128 (the model was trained on 224x224)"); keys ``recorded`` lacks are not compared."""
+    out = []
+    for key, wanted in requested.items():
+        if wanted is None or key not in recorded:
+            continue
+        have = recorded[key]
+        same = list(have) == list(wanted) if isinstance(have, (list, tuple)) else have == wanted
+        if not same:
+            out.append(f"{key} {_shown(wanted)} (the model was trained on {_shown(have)})")
+    return out

@@ -69,7 +69,8 @@ class AttackPane(QWidget):
         self.size_spin = QSpinBox()
         self.size_spin.setRange(16, 1024)
         self.size_spin.setValue(64)
-        self.size_spin.setToolTip("input size for a bare checkpoint (runs use their own preprocessing)")
+        self.size_spin.setToolTip("input size for a bare checkpoint that does not record its own "
+                                  "(runs and newer checkpoints use the preprocessing they were trained on)")
         self.check_boxes = {name: QCheckBox(text) for name, text in CHECK_TEXT.items()}
         self.large_box = QCheckBox(f"Large ε = {LARGE_EPS:g} (the attack must break the model there)")
         self.large_box.setChecked(True)
@@ -240,7 +241,10 @@ class AttackPane(QWidget):
         if path.endswith(".pt"):
             if not self.dataset_records:
                 raise ValueError("a bare checkpoint is attacked on the open dataset: open one first")
-            return {"checkpoint": path, "records": list(self.dataset_records), "size": self.size_spin.value()}
+            # a checkpoint that records its input is evaluated on exactly that input; the box is for older ones
+            recorded, _where = run_access.recorded_preprocess(path)
+            size = None if recorded is not None else self.size_spin.value()
+            return {"checkpoint": path, "records": list(self.dataset_records), "size": size}
         if not path or not Path(path).is_dir():
             raise ValueError("choose a trained run folder or a checkpoint first")
         if self.fold_box.currentData() is None:
