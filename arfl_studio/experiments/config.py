@@ -12,7 +12,7 @@ Sections (all optional except a data source)::
                   pos_weight = "auto" | "off" | N
     [cv]          folds = 5, seed
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
-    [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...)
+    [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...); unit = "image"|"breast"|"patient"
     [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
 
 ``load_config`` accepts a path, TOML text's parsed dict, or a dict; ``to_toml``
@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from arfl_studio.evaluation.units import UNITS
 from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.experiments.config_checks import check_fields, check_range, check_value, toml_value
 from arfl_studio.models.registry import ModelSpec
@@ -193,6 +194,7 @@ class EvaluationConfig:
     clamp: list[float] | None = field(default_factory=lambda: [0.0, 1.0])
     seed: int = 0
     dsbn_oracle: bool = True  # also report the adversarial-BN route of DSBN models, labelled "oracle"
+    unit: str = "image"  # AUC per "image" (the paper), "breast" or "patient" (evaluation/units.py)
 
     def validate(self) -> None:
         try:
@@ -202,6 +204,8 @@ class EvaluationConfig:
         if self.restarts < 1:
             raise SettingError(f"[evaluation] restarts must be >= 1, got {self.restarts}")
         _check_clamp("[evaluation]", self.clamp)
+        if self.unit not in UNITS:
+            raise SettingError(f"[evaluation] unit must be one of {UNITS}, got {self.unit!r}")
 
 
 @dataclass
