@@ -48,3 +48,26 @@ def test_mismatched_lengths_and_unknown_units_are_refused():
         aggregate(RECORDS, LOGITS[:-1], LABELS, "breast")
     with pytest.raises(ValueError, match="unit"):
         aggregate(RECORDS, LOGITS, LABELS, "view")
+
+
+def test_unit_is_a_validated_evaluation_setting():
+    from arfl_studio.experiments.config import load_config
+    from arfl_studio.training.methods import SettingError
+    from test_experiments import tiny_config
+
+    config = load_config(tiny_config(evaluation={"unit": "breast"}))
+    assert config.evaluation.unit == "breast" and load_config(tiny_config()).evaluation.unit == "image"
+    assert 'unit = "breast"' in config.to_toml()
+    with pytest.raises(SettingError, match="unit"):
+        load_config(tiny_config(evaluation={"unit": "view"}))
+
+
+def test_unit_summary_counts_units_and_falls_back_to_images_when_an_image_was_skipped():
+    from arfl_studio.experiments.fold_evaluation import unit_summary
+
+    y, s = np.array(LABELS, float), np.array(LOGITS)
+    summary = unit_summary(RECORDS, y, s, s - 1, unit="patient", threshold=1.0)
+    assert (summary["unit"], summary["units"], summary["positives"], summary["negatives"]) == ("patient", 3, 2, 1)
+    assert "image_standard_auc" in summary and summary["standard_sensitivity"] == 1.0
+    skipped = unit_summary(RECORDS, y[:-1], s[:-1], None, unit="breast")
+    assert skipped["unit"] == "image" and skipped["units"] == 7 and "grouped" in skipped["unit_note"]

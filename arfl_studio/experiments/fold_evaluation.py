@@ -68,7 +68,9 @@ def score_logits(
                 adv.append(_clean_logits(model, x_adv).cpu())
     if not targets:
         return np.zeros(0), np.zeros(0), (np.zeros(0) if adversarial else None)
-    flat = lambda parts: torch.cat(parts).reshape(-1).numpy()  # noqa: E731
+    def flat(parts: list[torch.Tensor]) -> np.ndarray:
+        return torch.cat(parts).reshape(-1).numpy()
+
     return flat(targets), flat(clean), (flat(adv) if adversarial else None)
 
 
