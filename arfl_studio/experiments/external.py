@@ -119,7 +119,8 @@ def evaluate_external(
     """The external-validation document of ``run_dir``'s models on ``records`` (see the module docstring).
 
     ``unit`` defaults to the run's ``[evaluation] unit``; ``eps`` to its ε; ``attack`` False skips
-    the attacked AUC. ``progress(done, total)`` counts models scored.
+    the attacked AUC. ``progress(done, total)`` counts models scored; setting ``cancel`` raises
+    :class:`ExternalError` ("cancelled") after the model being scored.
     """
     run_dir = Path(run_dir)
     config = run_access.run_config(run_dir)
@@ -145,6 +146,8 @@ def evaluate_external(
         loader = torch.utils.data.DataLoader(dataset, batch_size=config.training.eval_batch_size)
         out = score_logits(model.to(device).eval(), loader, device, ev, adversarial=attack,
                            seed=derive_seed(ev.seed, *seed_key), cancel=cancel)
+        if cancel is not None and cancel.is_set():
+            raise ExternalError("cancelled")
         done += 1
         if progress is not None:
             progress(done, total)
@@ -177,7 +180,7 @@ def evaluate_external(
         "negatives": int(len(labels) - labels.sum()),
         "evaluation": {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
                        "attacked": attack, "from": "the run's [evaluation]" + (" with eps overridden" if eps else "")},
-        "rows": rows, "cancelled": bool(cancel is not None and cancel.is_set()),
+        "rows": rows,
     }
 
 
