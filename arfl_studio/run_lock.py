@@ -311,13 +311,16 @@ def what_of(path: Path) -> str:
     if path.name == RUN_LOCK:
         return f"run folder {path.parent}"
     stem = path.name.removesuffix(".lock")
+    if stem.endswith(".final"):
+        return f"the final model of {stem.removesuffix('.final').replace('.seed_', ' seed ')} in {path.parent.parent}"
     key, _, fold = stem.rpartition(".fold_")
     key = key.replace(".seed_", " seed ")
     return f"fold {fold} of {key} in {path.parent.parent}"
 
 
-def fold_lock_path(out: str | os.PathLike, method_key: str, fold: int, seed: int | None = None) -> Path:
-    name = method_key + ("" if seed is None else f".seed_{seed}") + f".fold_{fold}.lock"
+def fold_lock_path(out: str | os.PathLike, method_key: str, fold: int | None, seed: int | None = None) -> Path:
+    """The lock of one fold (``fold`` None: the method's final model)."""
+    name = method_key + ("" if seed is None else f".seed_{seed}") + (".final" if fold is None else f".fold_{fold}") + ".lock"
     return Path(out) / LOCK_DIR / name
 
 

@@ -2,7 +2,8 @@
 
 Re-running the same command resumes: finished folds are kept, an unfinished fold
 continues from its last checkpoint. ``--fold K`` / ``--point P`` run one fold / one
-sweep point (cluster job arrays); ``arfl-studio collect DIR`` merges them. Under
+sweep point (cluster job arrays); ``arfl-studio collect DIR`` merges them. ``--final`` also
+trains each method's final model on every patient (OUT/KEY/final), for ``arfl-studio evaluate``. Under
 ``torchrun --nproc_per_node N -m arfl_studio run CONFIG.toml`` each fold trains
 data-parallel on N GPUs.
 """
@@ -30,27 +31,35 @@ def register(subparsers) -> None:
                         help="run only sweep point P (0-based; repeatable)")
     parser.add_argument("--restart-damaged", action="store_true",
                         help="start a fold over when its resume checkpoint (resume.pt) is damaged, e.g. truncated")
+    parser.add_argument("--final", action="store_true",
+                        help="after the folds, also train each method's final model on every patient (OUT/KEY/final; "
+                        "threshold and epoch chosen on held-out training patients as [training] configures)")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
     parser.set_defaults(func=run)
 
 
 def _printer(quiet: bool):
+    from arfl_studio.experiments.final_run import FinalFinished
     from arfl_studio.experiments.runner import FoldEvent, FoldFinished
     from arfl_studio.training.events import EpochEvent, StatusEvent
 
     def show(event) -> None:
-        if isinstance(event, FoldFinished):
+        if isinstance(event, FinalFinished):
+            t = event.threshold
+            print(f"[{event.method_key} final] trained on every patient; threshold logit {t['logit']:.4g} "
+                  f"({t['rule']}, chosen on {t.get('chosen_on')})", flush=True)
+        elif isinstance(event, FoldFinished):
             print(f"[{event.method_key} fold {event.fold}] held-out standard AUC {event.standard_auc:.4f}, "
                   f"adversarial AUC {event.adversarial_auc:.4f}", flush=True)
         elif isinstance(event, FoldEvent) and not quiet:
-            inner = event.event
+            inner, where = event.event, "final" if event.fold is None else f"fold {event.fold}"
             if isinstance(inner, EpochEvent):
                 metrics = " ".join(f"{k} {v:.4f}" for k, v in inner.metrics.items())
-                print(f"[{event.method_key} fold {event.fold}] epoch {inner.epoch + 1}/{inner.epochs} "
+                print(f"[{event.method_key} {where}] epoch {inner.epoch + 1}/{inner.epochs} "
                       f"loss {inner.losses.get('total', float('nan')):.4f} {metrics} ({inner.seconds:.1f}s)", flush=True)
             elif isinstance(inner, StatusEvent) and inner.status in ("failed", "cancelled"):
-                print(f"[{event.method_key} fold {event.fold}] {inner.status}: {inner.message}", flush=True)
+                print(f"[{event.method_key} {where}] {inner.status}: {inner.message}", flush=True)
 
     return show
 
@@ -58,6 +67,7 @@ def _printer(quiet: bool):
 def run(args) -> int:
     from arfl_studio import atomic
     from arfl_studio.bundled import resolve_config
+    from arfl_studio.experiments import run_access
     from arfl_studio.experiments.config import load_config
     from arfl_studio.experiments.results import render_table
     from arfl_studio.experiments.runner import ExperimentError, run_experiment
@@ -73,7 +83,7 @@ def run(args) -> int:
     print(f"Run folder: {out}", flush=True)  # printed before the run: nothing is written until it validates
     try:
         result = run_experiment(config, out, folds=args.fold, points=args.point, callback=_printer(args.quiet),
-                                restart_damaged=args.restart_damaged)
+                                restart_damaged=args.restart_damaged, final=args.final)
     except KeyboardInterrupt:
         print(f"interrupted; re-run the same command to resume (run folder {out})", file=sys.stderr)
         return 130
@@ -85,6 +95,9 @@ def run(args) -> int:
     print()
     print(render_table(result.results, "md"))
     print(f"status: {result.status}; results in {out / 'results.json'}")
+    for key, *seed in result.finals:
+        print(f"final model of {key}{f' (seed {seed[0]})' if seed else ''}: "
+              f"{run_access.fold_checkpoint(out, key, None, seed[0] if seed else None)}")
     if args.json:
         try:
             atomic.write_json(args.json, {"status": result.status, "run_dir": str(out), **result.results})

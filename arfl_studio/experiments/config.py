@@ -13,7 +13,7 @@ Sections (all optional except a data source)::
                   pos_weight = "auto" | "off" | N
     [cv]          folds = 5, seed
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
-    [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...)
+    [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...); unit = "image"|"breast"|"patient"
     [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
 
 Every number has an allowed range, listed in ``config_checks.NUMBER_RANGES``; a value
@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from arfl_studio.evaluation.units import UNITS
 from arfl_studio.experiments.config_checks import (
     SEED_MAX,
     check_fields,
@@ -217,6 +218,7 @@ class EvaluationConfig:
     clamp: list[float] | None = field(default_factory=lambda: [0.0, 1.0])
     seed: int = 0
     dsbn_oracle: bool = True  # also report the adversarial-BN route of DSBN models, labelled "oracle"
+    unit: str = "image"  # AUC per "image" (the paper), "breast" or "patient" (evaluation/units.py)
 
     def validate(self) -> None:
         try:
@@ -225,6 +227,8 @@ class EvaluationConfig:
             raise SettingError(f"[evaluation] {exc}") from exc
         check_ranges("[evaluation]", asdict(self))
         _check_clamp("[evaluation]", self.clamp)
+        if self.unit not in UNITS:
+            raise SettingError(f"[evaluation] unit must be one of {UNITS}, got {self.unit!r}")
 
 
 @dataclass

@@ -25,7 +25,7 @@ KINDS = {"ratio": "mix_ratio", "lambda": "robust_weight", "epsilon": "eps"}
 LABELS = {"mix_ratio": "mixing ratio r (share of standard data)", "robust_weight": "weighting factor \u03bb",
           "eps": "training perturbation budget \u03b5\u2081"}
 FORMATS = ("png", "svg", "pdf")
-AUC_LABEL = "AUC (%)"
+AUC_LABEL = "AUC (%, per image)"  # validation curves and attack reports score images
 
 # One colour per method (A-I and custom), readable on white; the app's live plots use the same.
 METHOD_COLORS = {
@@ -88,7 +88,8 @@ def sweep_figure(results, kind: str, path: str | Path, fmt: str | None = None) -
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(LABELS[axis])
-    ax.set_ylabel("AUC (%, mean \u00b1 std over folds)")
+    unit = (results.get("evaluation") or {}).get("unit", "image")
+    ax.set_ylabel(f"AUC (%, per {unit}, mean \u00b1 std over folds)")
     ax.set_title(f"{results.get('name', '')}: {kind} sweep", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -289,7 +290,7 @@ def roc_figure(report: Mapping[str, Any], path: str | Path, fmt: str | None = No
     ax.set_aspect("equal")
     ax.set_xlabel("false positive rate (1 \u2212 specificity)")
     ax.set_ylabel("true positive rate (sensitivity)")
-    ax.set_title(f"ROC, clean vs adversarial\n{attack_title(report, model)}", fontsize=9)
+    ax.set_title(f"ROC per image, clean vs adversarial\n{attack_title(report, model)}", fontsize=9)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
     return _save(fig, path, fmt)

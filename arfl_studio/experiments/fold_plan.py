@@ -110,4 +110,4 @@ class FoldPlan:
         seen = self.manifest.setdefault("skipped_images", [])
         if not any(entry["path"] == item.path for entry in seen):
             seen.append({"path": item.path, "reason": item.reason})
-            log.warning("%s fold %d: skipped %s: %s", self.key, self.fold, item.path, item.reason)
+            log.warning("%s fold %s: skipped %s: %s", self.key, self.fold, item.path, item.reason)

@@ -88,7 +88,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, devi
         start_epoch = int(state["epoch"])
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise _damaged_resume(path, key, fold, f"does not fit the model: {str(exc)[:120]}") from exc
-    log.info("%s fold %d: resuming after epoch %d", key, fold, start_epoch)
+    log.info("%s fold %s: resuming after epoch %d", key, fold, start_epoch)
     return start_epoch, state.get("selection"), state.get("note", "")
 
 

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
-from arfl_studio.experiments.fold_evaluation import evaluate_auc
+from arfl_studio.experiments.fold_evaluation import evaluate_auc, score_logits, unit_summary
 from arfl_studio.experiments.fold_failures import training_failures
 from arfl_studio.experiments.fold_plan import FoldFinished, FoldPlan, derive_seed
 from arfl_studio.experiments.epoch_selection import EpochSelection
@@ -306,7 +306,7 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
             if not (plan.restart_damaged and is_damaged(exc)):
                 plan.fail(str(exc))
                 raise
-            log.warning("%s; starting fold %d of %s over", exc, plan.fold, plan.key)
+            log.warning("%s; starting fold %s of %s over", exc, plan.fold, plan.key)
             atomic.remove_checkpoint(plan.resume_path)
             model, optimizer = _initial_model(plan)
     if plan.ctx.is_main:
@@ -439,17 +439,18 @@ def choose_threshold(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> 
 # -- 5. evaluation on the held-out fold ----------------------------------------------------------
 def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
                       threshold: DecisionThreshold) -> dict[str, Any]:
-    """Standard and adversarial AUC (and rates at ``threshold``) under the ``[evaluation]`` attack;
-    for DSBN also the adversarial-BN route, labelled as the oracle it is."""
+    """Standard and adversarial AUC (and rates at ``threshold``) under the ``[evaluation]`` attack, per
+    ``[evaluation] unit``; for DSBN also the adversarial-BN route, labelled as the oracle it is."""
     ev = plan.config.evaluation
     seed = derive_seed(ev.seed, "test", plan.fold)
-    results: dict[str, Any] = evaluate_auc(model, batches.test, plan.device, ev, seed=seed, threshold=threshold.logit)
+    scores = score_logits(model, batches.test, plan.device, ev, seed=seed)
+    results: dict[str, Any] = unit_summary(plan.test_records, *scores, unit=ev.unit, threshold=threshold.logit)
     results["threshold"] = threshold.to_dict()
     results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
-                             "bn_route": "clean" if has_dual_bn(model) else None}
+                             "bn_route": "clean" if has_dual_bn(model) else None, "unit": results["unit"]}
     if has_dual_bn(model) and ev.dsbn_oracle:
-        oracle = evaluate_auc(model, batches.test, plan.device, ev, seed=seed, route="adversarial")
-        results["oracle_adversarial_auc"] = oracle["adversarial_auc"]
+        oracle = score_logits(model, batches.test, plan.device, ev, seed=seed, route="adversarial")
+        results["oracle_adversarial_auc"] = unit_summary(plan.test_records, *oracle, unit=ev.unit)["adversarial_auc"]
         results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                   "an oracle that knows which inputs are adversarial; not a deployable figure")
     return results

@@ -3,7 +3,7 @@
 ``collect(run_dir)`` reads every ``<key>/fold_<k>/manifest.json`` of a run (folds may
 have been trained by separate cluster jobs) and writes ``results.json``::
 
-    {"name", "run_dir", "folds", "complete", "reference", "evaluation", "sweep",
+    {"name", "run_dir", "folds", "complete", "reference", "evaluation" (attack and AUC unit), "sweep",
      "methods": [{"key", "method", "scheme", "mix_ratio", "robust_weight", "eps", "point", "params",
                   "standard_auc": {"mean", "std", "per_fold"}, "adversarial_auc": {...},
                   "standard_sensitivity", "standard_specificity", "adversarial_sensitivity",
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from arfl_studio import atomic
+from arfl_studio.evaluation.units import UNIT_WORDS
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 
@@ -131,7 +132,8 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         "complete": all(len(m["folds_finished"]) == k for m in methods),
         "reference": reference,
         "evaluation": {"kind": config.evaluation.kind, "eps": config.evaluation.eps,
-                       "steps": config.evaluation.steps, "restarts": config.evaluation.restarts},
+                       "steps": config.evaluation.steps, "restarts": config.evaluation.restarts,
+                       "unit": config.evaluation.unit},
         "sweep": config.sweep.axes() | {"base": config.sweep.base} if config.sweep.active else None,
         "methods": methods,
     }
@@ -271,7 +273,8 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
             notes.append(f"{row['key']}: oracle adversarial AUC {100 * row['oracle_adversarial_auc']:.1f} "
                          f"({ORACLE_LABEL}); the table reports the clean-BN route.")
     ev = results.get("evaluation") or {}
-    notes.insert(0, f"AUC in % as mean (std) over {results.get('folds')} patient-level folds; adversarial: "
+    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean (std) over "
+                    f"{results.get('folds')} patient-level folds; adversarial: "
                     f"{ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
                     "p: two-sided Mann-Whitney U on fold AUCs.")
     if rates:

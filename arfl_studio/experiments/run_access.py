@@ -2,7 +2,9 @@
 
 A run folder keeps each fold model at ``OUT/KEY/fold_K/model.pt``, or at
 ``OUT/KEY/seed_S/fold_K/model.pt`` when the run trains several seeds
-(:func:`arfl_studio.experiments.run_folder.fold_dir`). Everything here knows both
+(:func:`arfl_studio.experiments.run_folder.fold_dir`); a method's final model, trained on
+every patient (``run --final``), at ``OUT/KEY/final/model.pt`` (``OUT/KEY/seed_S/final``):
+a :class:`FoldModel` with ``fold`` None, which every loader here accepts. Everything here knows both
 layouts: which methods, seeds and folds have a finished model, the checkpoint and
 stored decision threshold of each, the held-out patients of a fold (from
 ``splits.json``) and the preprocessing the run trained with (from ``config.toml``).
@@ -28,15 +30,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FoldModel:
-    """One trained model of a run: method key, fold (0-based) and seed folder (None: one seed)."""
+    """One trained model of a run: method key, fold (0-based; None: the final model) and seed folder
+    (None: one seed)."""
 
     method: str
-    fold: int
+    fold: int | None
     seed: int | None = None
 
+    @property
+    def is_final(self) -> bool:
+        return self.fold is None
+
     def label(self) -> str:
-        """How a person names it: "F, fold 2" or "F, fold 2, seed 1"."""
-        text = f"{self.method}, fold {self.fold + 1}"
+        """How a person names it: "F, fold 2", "F, fold 2, seed 1" or "F, final"."""
+        text = f"{self.method}, final" if self.fold is None else f"{self.method}, fold {self.fold + 1}"
         return text if self.seed is None else f"{text}, seed {self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +85,22 @@ def fold_models(run_dir: str | Path, method: str | None = None) -> list[FoldMode
     return found
 
 
+def final_models(run_dir: str | Path, method: str | None = None) -> list[FoldModel]:
+    """Every finished final model of the run (of one ``method``; ``run --final``), sorted by method, seed."""
+    run_dir = Path(run_dir)
+    found: list[FoldModel] = []
+    for child in sorted(run_dir.iterdir()) if run_dir.is_dir() else []:
+        if not child.is_dir() or (method is not None and child.name != method):
+            continue
+        if (fold_dir(run_dir, child.name, None) / "model.pt").is_file():
+            found.append(FoldModel(child.name, None))
+        for seed_dir in sorted(child.glob("seed_*"), key=lambda p: _index_after(p.name, "seed_") or 0):
+            seed = _index_after(seed_dir.name, "seed_")
+            if seed is not None and (fold_dir(run_dir, child.name, None, seed) / "model.pt").is_file():
+                found.append(FoldModel(child.name, None, seed))
+    return found
+
+
 def run_methods(run_dir: str | Path) -> list[str]:
     """Method keys with at least one finished fold model (any seed)."""
     return sorted({m.method for m in fold_models(run_dir)})
@@ -99,8 +122,8 @@ def default_seed(run_dir: str | Path) -> int | None:
     return None
 
 
-def fold_checkpoint(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> Path:
-    """``model.pt`` of one fold; ``seed`` None means the run's first seed."""
+def fold_checkpoint(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None) -> Path:
+    """``model.pt`` of one fold (``fold`` None: the final model); ``seed`` None means the run's first seed."""
     if seed is None:
         seed = default_seed(run_dir)
     path = fold_dir(run_dir, method, fold, seed) / "model.pt"
@@ -110,15 +133,19 @@ def fold_checkpoint(run_dir: str | Path, method: str, fold: int, seed: int | Non
     return path
 
 
-def load_fold_model(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> tuple[nn.Module, ModelSpec]:
-    """The trained model of one fold (DSBN models on the clean route); ``seed`` as in :func:`fold_checkpoint`."""
+def load_fold_model(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None
+                    ) -> tuple[nn.Module, ModelSpec]:
+    """The trained model of one fold, or the final model (``fold`` None), DSBN models on the clean route;
+    ``seed`` as in :func:`fold_checkpoint`."""
     from arfl_studio.models.registry import load_checkpoint
 
     return load_checkpoint(fold_checkpoint(run_dir, method, fold, seed))
 
 
-def load_fold_threshold(run_dir: str | Path, method: str, fold: int, seed: int | None = None) -> DecisionThreshold:
-    """The decision threshold stored with one fold's model (logit 0 with a note for older runs)."""
+def load_fold_threshold(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None
+                        ) -> DecisionThreshold:
+    """The decision threshold stored with one fold's (``fold`` None: the final) model (logit 0 with a note
+    for older runs)."""
     from arfl_studio.models.registry import load_threshold
 
     return load_threshold(fold_checkpoint(run_dir, method, fold, seed))
@@ -209,6 +236,17 @@ def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
     from arfl_studio.data import MammogramDataset
 
     return MammogramDataset(list(records), settings, cache_dir=cache_dir or config.data.cache_dir)
+
+
+def external_dataset(run_dir: str | Path, records: list, channels: int | None = None,
+                     cache_dir: str | Path | None = None) -> MammogramDataset:
+    """Images of another dataset (``records`` from a scan) preprocessed exactly as the run trained, through
+    ``cache_dir`` (default: the run's cache, else the data layer's; the cache is keyed by content and settings)."""
+    from arfl_studio.data import MammogramDataset, default_data_dir
+
+    settings, config = preprocess_settings(run_dir, channels)
+    cache = cache_dir or config.data.cache_dir or Path(default_data_dir()) / "cache"
+    return MammogramDataset(list(records), settings, cache_dir=cache)
 
 
 def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = None, limit: int | None = None,

@@ -1,5 +1,5 @@
 """A run folder's layout and records: where each fold lives (OUT/KEY/fold_K, or OUT/KEY/seed_S/fold_K
-with several seeds), reading its JSON files, and what a manifest says about the machine."""
+with several seeds; a final model in OUT/KEY/final), reading its JSON files, and what a manifest says about the machine."""
 
 from __future__ import annotations
 
@@ -20,10 +20,14 @@ class ExperimentError(RuntimeError):
 
 
 
-def fold_dir(out_dir: str | Path, method_key: str, fold: int, seed: int | None = None) -> Path:
-    """OUT/KEY/fold_K, or OUT/KEY/seed_S/fold_K when a run trains several seeds."""
+FINAL = "final"  # the folder of a method's final model, trained on every patient (run --final)
+
+
+def fold_dir(out_dir: str | Path, method_key: str, fold: int | None, seed: int | None = None) -> Path:
+    """OUT/KEY/fold_K, or OUT/KEY/seed_S/fold_K when a run trains several seeds; fold None: the final
+    model's OUT/KEY/final (OUT/KEY/seed_S/final)."""
     base = Path(out_dir) / method_key
-    return (base if seed is None else base / f"seed_{seed}") / f"fold_{fold}"
+    return (base if seed is None else base / f"seed_{seed}") / (FINAL if fold is None else f"fold_{fold}")
 
 
 def seed_folders(config: ExperimentConfig) -> list[tuple[int, int | None]]:

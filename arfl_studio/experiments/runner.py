@@ -12,6 +12,7 @@ Run folder (every file written atomically)::
     OUT/results.json     the merged results (also ``arfl-studio collect OUT``)
     OUT/<key>/fold_<k>/  metrics.jsonl, manifest.json, model.pt + model.json, resume.pt (+ resume.previous.pt),
                          each .pt with its checksum (NAME.pt.sha256, verified on load)
+    OUT/<key>/final/     with ``final``: the same for the model trained on every patient (:mod:`final_run`)
 
 Re-running the same command resumes: finished folds are kept, an unfinished one
 continues from its last checkpoint (``resume.pt``: model, optimizer, epoch).
@@ -38,6 +39,7 @@ from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.fold_failures import INTERRUPTED
 from arfl_studio.experiments.fold_plan import FoldEvent, FoldFinished
 from arfl_studio.experiments.fold_resume import RESUME_FORMAT
+from arfl_studio.experiments.final_run import run_final
 from arfl_studio.experiments.fold_run import RunLoader, run_fold
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
@@ -62,6 +64,7 @@ class ExperimentResult:
     results: dict = field(default_factory=dict)  # the collect() document
     folds_run: list[tuple] = field(default_factory=list)  # (key, fold) or (key, fold, seed)
     message: str = ""
+    finals: list[tuple] = field(default_factory=list)  # (key,) or (key, seed): final models written (final=True)
 
 
 def _check_config(out: Path, config: ExperimentConfig) -> bool:
@@ -115,6 +118,7 @@ def run_experiment(
     cancel: threading.Event | None = None,
     source: DataSource | None = None,
     restart_damaged: bool = False,
+    final: bool = False,
 ) -> ExperimentResult:
     """Run (or resume) a cross-validated experiment into ``out_dir``.
 
@@ -123,6 +127,8 @@ def run_experiment(
     ``cancel`` (a ``threading.Event``) stops at the next step, leaving a resumable
     checkpoint. Under ``torchrun`` every fold trains data-parallel; rank 0 writes.
     ``restart_damaged``: a fold whose ``resume.pt`` is damaged starts over instead of stopping.
+    ``final``: after the folds, also train each method's final model on every patient
+    (:mod:`final_run`; the threshold and epoch on held-out training patients as configured).
 
     The config is validated and the data opened before anything is written to
     ``out_dir``. Each fold this call trains is locked (:mod:`run_lock`): a second
@@ -151,6 +157,7 @@ def run_experiment(
         raise ExperimentError(f"{out} is a file, not a run folder; choose another --out")
     _check_config(out, config)  # read-only: a different config is refused before anything is written
     jobs = [(run, seeds, fold) for run in runs for seeds in seed_folders(config) for fold in fold_list]
+    finals = [(run, seeds, None) for run in runs for seeds in seed_folders(config)] if final else []
     job = "" if not partial else "job" + "".join(
         [f"_fold{'-'.join(map(str, fold_list))}" if folds is not None else "",
          f"_point{'-'.join(map(str, points))}" if points is not None else ""])
@@ -161,14 +168,14 @@ def run_experiment(
     try:
         if ctx.is_main:  # one torchrun job is one writer: rank 0 holds its locks
             try:
-                stale_locks = fold_locks.take(out, [(run["key"], fold, sf) for run, (_, sf), fold in jobs])
+                stale_locks = fold_locks.take(out, [(run["key"], fold, sf) for run, (_, sf), fold in jobs + finals])
             except LockHeld as exc:
                 raise RunFolderInUse(str(exc)) from exc
             for stale in stale_locks:
                 log.warning("took over a lock left by process %s on %s (no longer running)",
                             stale.get("pid"), stale.get("host"))
-        return _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
-                           cancel, restart_damaged)
+        return _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device,
+                           emit, cancel, restart_damaged)
     finally:
         fold_locks.release()
         if created_out:  # nothing was written (the data could not be opened): leave no empty folder
@@ -194,7 +201,7 @@ def _run_lock(out: Path, ctx: ddp.DistributedContext):
         yield
 
 
-def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, source, ctx, device, emit,
+def _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device, emit,
                 cancel, restart_damaged) -> ExperimentResult:
     source = source or _open_source(config, cancel)
     fingerprint = source.fingerprint()
@@ -222,7 +229,7 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
         with _run_lock(out, ctx):
             if ctx.is_main:
                 out.mkdir(parents=True, exist_ok=True)
-                _remove_leftovers(out, [fold_dir(out, run["key"], fold, sf) for run, (_, sf), fold in jobs])
+                _remove_leftovers(out, [fold_dir(out, run["key"], fold, sf) for run, (_, sf), fold in jobs + finals])
                 if not _check_config(out, config):  # again under the lock: another job may have written it
                     atomic.write_text(out / "config.toml", config.to_toml())
             splits = prepare_splits(out, config, source, ctx)
@@ -232,6 +239,7 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
         raise ExperimentError(str(exc)) from exc
 
     done: list[tuple] = []
+    final_done: list[tuple] = []
     status = "finished"
     # one loader (and one set of worker processes) for every fold of this run
     run_loader = RunLoader(source, splits.records, config.training.workers, device)
@@ -248,6 +256,14 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
                 status = "cancelled"
                 break
             done.append((run["key"], fold) if seed_folder is None else (run["key"], fold, seed_folder))
+        for run, (train_seed, seed_folder), _ in finals if status == "finished" else []:
+            if cancel.is_set() or run_final(out=out, config=config, splits=splits, run=run, device=device, ctx=ctx,
+                                            emit=emit, cancel=cancel, fingerprint=fingerprint, train_seed=train_seed,
+                                            run_loader=run_loader, seed_folder=seed_folder,
+                                            restart_damaged=restart_damaged) is None:
+                status = "cancelled"
+                break
+            final_done.append((run["key"],) if seed_folder is None else (run["key"], seed_folder))
     except KeyboardInterrupt:  # Ctrl-C: the folds keep their checkpoints; re-running resumes
         manifest.update(status="cancelled", message=INTERRUPTED, ended=now(), folds_run=[list(d) for d in done])
         _write_quietly(write_manifest)
@@ -263,6 +279,8 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
     if status == "finished" and partial:
         status = "partial"
     manifest.update(status=status, ended=now(), folds_run=[list(d) for d in done])
+    if final_done:
+        manifest["finals_run"] = [list(d) for d in final_done]
     if status == "cancelled":
         manifest["message"] = "cancelled; re-run the same command to resume"
     results: dict = {}
@@ -275,7 +293,7 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
                 results = collect(out)
         except NoSpaceError as exc:
             raise ExperimentError(str(exc)) from exc
-    return ExperimentResult(out, status, results, done, manifest.get("message", ""))
+    return ExperimentResult(out, status, results, done, manifest.get("message", ""), final_done)
 
 
 def _write_quietly(write: Callable[[], None]) -> None:
