@@ -47,6 +47,7 @@ from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.models.registry import ModelSpec
 from arfl_studio.training.augment import AUGMENTS
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
+from arfl_studio.training.patch_stage import PatchStageSettings
 from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
 from arfl_studio.training.threshold import ThresholdRule
 
@@ -261,6 +262,7 @@ class ExperimentConfig:
     methods: list[MethodSettings] = field(default_factory=lambda: [paper_method(k) for k in PAPER_KEYS])
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    patch_stage: PatchStageSettings = field(default_factory=PatchStageSettings)  # lesion patches first
 
     def validate(self) -> "ExperimentConfig":
         self.check_types()  # first: the range checks below compare values
@@ -269,6 +271,10 @@ class ExperimentConfig:
         self.cv.validate()
         self.evaluation.validate()
         self.model.validate()
+        self.patch_stage.validate()
+        if self.patch_stage.epochs and self.model.backbone != "patch_fcn":
+            raise SettingError(f"[patch_stage] trains a patch classifier: set [model] backbone = \"patch_fcn\" "
+                               f"(got {self.model.backbone!r}), or patch_stage epochs = 0")
         keys = [m.key for m in self.methods]
         if len(set(keys)) != len(keys):
             raise SettingError(f"method keys must be unique, got {keys}")
@@ -287,7 +293,8 @@ class ExperimentConfig:
         """Every value against its field's type, naming the section, key and value."""
         check_value("", "name", self.name, str)
         for section, obj in (("[data]", self.data), ("[training]", self.training), ("[cv]", self.cv),
-                             ("[evaluation]", self.evaluation), ("[sweep]", self.sweep), ("[model]", self.model)):
+                             ("[evaluation]", self.evaluation), ("[sweep]", self.sweep), ("[model]", self.model),
+                             ("[patch_stage]", self.patch_stage)):
             check_fields(section, asdict(obj), type(obj))
         for method in self.methods:
             check_method_types(method.key, method.to_dict())
@@ -361,6 +368,8 @@ class ExperimentConfig:
         }
         if self.sweep.active:
             data["sweep"] = {"base": self.sweep.base, **self.sweep.axes()}
+        if self.patch_stage.epochs:
+            data["patch_stage"] = asdict(self.patch_stage)
         return data
 
     def to_toml(self) -> str:
@@ -495,7 +504,7 @@ def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentCo
                 raise SettingError(f"{path} is not valid TOML: {exc}") from exc
     else:
         data = dict(source)
-    known = {"name", "data", "preprocess", "model", "training", "cv", "methods", "evaluation", "sweep"}
+    known = {"name", "data", "preprocess", "model", "training", "cv", "methods", "evaluation", "sweep", "patch_stage"}
     unknown = set(data) - known
     if unknown:
         raise SettingError(f"unknown sections {sorted(unknown)}; allowed: {sorted(known)}")
@@ -531,5 +540,6 @@ def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentCo
         methods=methods,
         evaluation=_dataclass_from(EvaluationConfig, "evaluation", evaluation),
         sweep=_dataclass_from(SweepConfig, "sweep", data.get("sweep")),
+        patch_stage=_dataclass_from(PatchStageSettings, "patch_stage", data.get("patch_stage")),
     )
     return config.validate()

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 
 from arfl_studio.experiments.config import ExperimentConfig
+from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_run import (
     RunLoader, build_fold_model, choose_threshold, fold_batches, prepare_fold, train_fold, write_fold,
 )
@@ -63,6 +64,8 @@ def run_final(*, out: Path, config: ExperimentConfig, splits: Splits, run: dict,
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader)
     started = time.perf_counter()
+    if config.patch_stage.epochs and start_epoch == 0:
+        pretrain_on_patches(plan, model, run_loader.source, batches, cancel)
     trained = train_fold(plan, model, optimizer, start_epoch, batches, cancel)
     if trained is None:
         return None

@@ -34,6 +34,7 @@ from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc, score_logits, unit_summary
 from arfl_studio.experiments.fold_failures import training_failures
+from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_plan import FoldFinished, FoldPlan, derive_seed
 from arfl_studio.experiments.epoch_selection import EpochSelection
 from arfl_studio.experiments.fold_resume import is_damaged, keep_metrics_through, restore, save_resume
@@ -110,6 +111,7 @@ class RunLoader:
     """
 
     def __init__(self, source: DataSource, records: list, workers: int, device: torch.device):
+        self.source = source  # the patch stage reads its images through the same preprocessing
         self.position = {id(record): i for i, record in enumerate(records)}
         self.plan = BatchPlan()
         self.skipped: Callable[[Unreadable], None] = lambda item: None
@@ -199,6 +201,8 @@ def run_fold(
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader or RunLoader(source, splits.records, config.training.workers, device))
     started = time.perf_counter()
+    if config.patch_stage.epochs and start_epoch == 0:
+        pretrain_on_patches(plan, model, source, batches, cancel)
     trained = train_fold(plan, model, optimizer, start_epoch, batches, cancel)
     if trained is None:
         return None

@@ -29,8 +29,9 @@ import torch.nn as nn
 from arfl_studio import atomic
 from arfl_studio.models.dual_bn import convert_to_dual_bn
 from arfl_studio.models.image import small_cnn, torchvision_classifier
+from arfl_studio.models.patch_net import NORMS, PatchScoreNet
 
-BACKBONES = ("small_cnn", "vgg16", "vgg16_bn", "resnet18", "resnet50")
+BACKBONES = ("small_cnn", "patch_fcn", "vgg16", "vgg16_bn", "resnet18", "resnet50")
 
 
 class CheckpointError(ValueError):
@@ -46,13 +47,19 @@ class ModelSpec:
     fine_tune: str = "auto"  # "paper" with ImageNet weights, else "all"
     dual_bn: bool = False
     features: str = "post"
-    width: int = 16  # small_cnn only
+    width: int = 16  # small_cnn and patch_fcn
+    top_k: int = 10  # patch_fcn: the image logit is the mean of the top_k patch logits on the breast
+    norm: str = "batch"  # patch_fcn: "batch" | "group"
 
     def validate(self) -> "ModelSpec":
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.features not in ("post", "pre"):
             raise ValueError(f"features must be 'post' or 'pre', got {self.features!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k must be a whole number >= 1, got {self.top_k!r}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
         return self
@@ -124,6 +131,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
     spec.validate()
     if spec.backbone == "small_cnn":
         model = small_cnn(spec.in_channels, spec.width, spec.features)
+    elif spec.backbone == "patch_fcn":
+        model = PatchScoreNet(spec.in_channels, spec.width, spec.norm, spec.top_k)
     else:
         model = torchvision_classifier(
             spec.backbone, spec.in_channels, spec.pretrained, spec.weights_path, spec.fine_tune, spec.features

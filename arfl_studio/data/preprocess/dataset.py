@@ -11,10 +11,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from arfl_studio.data.dicom.reader import MammogramReadError
+from arfl_studio.data.dicom.reader import MammogramReadError, read_mammogram
+from arfl_studio.data.preprocess.geometry import Geometry
 from arfl_studio.data.preprocess.cache import PreprocessCache, frame_digest
 from arfl_studio.data.preprocess.settings import PreprocessSettings
-from arfl_studio.data.preprocess.transform import preprocess_file, to_channels
+from arfl_studio.data.preprocess.transform import compute_geometry, preprocess_file, to_channels
 
 
 class MammogramDataset:
@@ -61,6 +62,17 @@ class MammogramDataset:
             return cache.get_or_compute(record.path, self.settings, frame=frame)[0]
         except MammogramReadError as err:
             raise MammogramReadError(f"{getattr(record, 'rel_path', record.path)}: {err}") from None
+
+    def geometry(self, index: int) -> Geometry:
+        """The preprocessing geometry of image ``index`` (from the cache when it holds it)."""
+        record = self.records[index]
+        frame = getattr(record, "frame", None)
+        cache = self._get_cache()
+        if cache is not None:
+            stored = cache.load_geometry(frame_digest(cache.content_hash(record.path), frame), self.settings)
+            if stored is not None:
+                return stored
+        return compute_geometry(read_mammogram(record.path, frame=frame).pixels, self.settings)
 
     def __getitem__(self, index: int):
         import torch
