@@ -255,7 +255,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
 
     def _on_scanned(self, scan) -> None:
-        self.training_pane.set_dataset(str(scan.root), self.dataset_pane.labels_path, scan.layout)
+        self.training_pane.set_dataset(str(scan.root), self.dataset_pane.labels_path, scan.layout,
+                                       lesions=sum(len(getattr(r, "lesions", ()) or ()) for r in scan.images))
         self.attack_pane.dataset_records = list(scan.images)
         self.statusBar().showMessage(status_line(scan))
 

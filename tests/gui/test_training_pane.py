@@ -199,3 +199,17 @@ def test_the_first_run_with_default_settings_is_the_headless_demo(qtbot, tmp_pat
     assert [m.attack.steps for m in first.methods] == [m.attack.steps for m in demo.methods]
     pane.form.set_values(lr_schedule="constant")
     assert load_config(pane.form.config_dict(data)).training.lr_schedule == "constant"
+
+
+def test_real_films_with_lesion_marks_are_offered_the_real_data_recipe(qtbot, tmp_path):
+    from arfl_studio.experiments import load_config
+
+    pane = TrainingPane(["cpu"])
+    qtbot.addWidget(pane)
+    pane.set_dataset(str(tmp_path / "films"), layout="csv", lesions=12)
+    assert pane.form.recipe_box.currentText() == "real_cpu" and not pane.form.backbone_box.isEnabled()
+    config = load_config(pane.form.config_dict(pane.data_section))
+    assert config.model.backbone == "patch_fcn" and config.patch_stage.epochs > 0
+    assert config.data.root == str(tmp_path / "films") and config.preprocess["crop"] == "breast-only"
+    pane.set_dataset(str(tmp_path / "films"), layout="csv", lesions=0)  # no lesion marks: the form
+    assert pane.form.recipe_box.currentText() == "form" and pane.form.backbone_box.isEnabled()

@@ -80,6 +80,12 @@ def _spin(lo, hi, value) -> QSpinBox:
     return box
 
 
+RECIPES = ("form", "real_cpu")
+RECIPE_TIP = ("form: the settings below (the demo's small CNN by default). real_cpu: the recipe for real films "
+              "(resources/configs/real_cpu.toml: breast-only crop, in-breast intensity, lesion patch stage with a "
+              "patch classifier, inner-validation epoch and threshold); it needs lesion marks (e.g. lesions.csv).")
+
+
 class SettingsForm(QWidget):
     changed = Signal()
 
@@ -140,6 +146,11 @@ class SettingsForm(QWidget):
         # --- run settings
         run_box = QGroupBox("Run")
         run = QFormLayout(run_box)
+        self.recipe_box = QComboBox()
+        self.recipe_box.addItems(RECIPES)
+        self.recipe_box.setToolTip(RECIPE_TIP)
+        self.recipe_box.currentTextChanged.connect(self._recipe_changed)
+        run.addRow(QLabel("Recipe:"), self.recipe_box)
         self.backbone_box = QComboBox()
         self.backbone_box.addItems(BACKBONES)
         self.size_spin = _spin(16, 1024, DEMO_SIZE)
@@ -254,11 +265,31 @@ class SettingsForm(QWidget):
             else:
                 raise KeyError(f"unknown setting {name!r}")
 
+    def offer_recipe(self, name: str) -> None:
+        """Switch to a recipe (the window offers ``real_cpu`` when a non-demo dataset opens)."""
+        self.recipe_box.setCurrentText(name)
+
+    def _recipe_changed(self, name: str) -> None:
+        # the recipe brings its own model, image size, epochs and learning rate: those fields are its
+        for widget in (self.backbone_box, self.size_spin, self.epochs_spin, self.batch_spin, self.lr_spin,
+                       self.schedule_box):
+            widget.setEnabled(name == "form")
+
     def device(self) -> str:
         return self.device_box.currentText().split(" ")[0]
 
     def config_dict(self, data: dict) -> dict:
-        """The experiment configuration for ``data`` (the [data] section)."""
+        """The experiment configuration for ``data`` (the [data] section): the form's settings, or a
+        bundled recipe's with the form's methods, folds, device and ε2."""
+        if self.recipe_box.currentText() != "form":
+            from arfl_studio.bundled import example_config
+            from arfl_studio.experiments import load_config
+
+            config = load_config(example_config(self.recipe_box.currentText())).to_dict()
+            config["training"]["device"] = self.device()
+            config["cv"]["folds"] = self.folds_spin.value()
+            config["evaluation"]["eps"] = self.eval_eps_spin.value()
+            return {**config, "data": data, "methods": [m.to_dict() for m in self.methods()]}
         size = self.size_spin.value()
         return {
             "data": data,
