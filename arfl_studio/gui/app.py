@@ -43,7 +43,22 @@ def make_app(argv: list[str] | None = None):
         from pyqtgraph.util.garbage_collector import GarbageCollector
 
         app._gui_thread_gc = GarbageCollector(interval=0.5)
+    _own_decode_pool(app)
     return app
+
+
+def _own_decode_pool(app) -> None:
+    """The app's JPEG 2000/JPEG-LS decoder processes: started on the first compressed image,
+    stopped when the app quits (or, for a QApplication that never quits, at interpreter exit)."""
+    import atexit
+
+    from arfl_studio.data.dicom import decode_pool
+
+    if getattr(app, "decode_pool", None) is None:
+        app.decode_pool = decode_pool.DecodePool(workers=2)
+        decode_pool.install(app.decode_pool)
+        app.aboutToQuit.connect(app.decode_pool.shutdown)
+        atexit.register(app.decode_pool.shutdown)
 
 
 def run_app(startup_probe: bool = False) -> int:
