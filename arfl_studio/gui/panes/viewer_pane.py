@@ -11,6 +11,8 @@ starts from its header window. The DICOM tag panel hides PHI unless asked.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -263,8 +265,21 @@ class ViewerPane(QWidget):
         return self.task
 
     def _on_error(self, message: str, details: str) -> None:
-        self.prediction.setText(f"Failed: {message}")
+        self.clear(f"Could not load: {message}")
         show_error(self, "Viewer", message, (self.request or {}).get("run_dir"), details)
+
+    def clear(self, reason: str = "") -> None:
+        """No image, header or prediction of an earlier case stays on screen; ``reason`` says why, in place."""
+        self.analysis, self.case_image, self.views, self.tags = None, None, {}, []
+        self._shown_path = None
+        self._new_case = True
+        self.refresh()
+        for view in self.all_views():
+            view.title.setText("")
+            view.caption.setText(reason)
+        self.prediction.setText(html.escape(reason))
+        self._fill_tags()
+        self._enable_controls()
 
     def _on_views(self, result: dict | None) -> None:
         if result is None:
