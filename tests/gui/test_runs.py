@@ -5,7 +5,7 @@ import json
 
 from arfl_studio.experiments.run_history import read_plan, replay_events, run_status
 
-from .conftest import TINY_TRAINING, wait_task
+from .conftest import TINY_TRAINING, report_with_one_flip, wait_task
 
 ONE_METHOD = dict(TINY_TRAINING, methods=("A",))
 
@@ -105,23 +105,12 @@ def test_replay_reads_every_epoch_of_every_fold(trained_run):
     assert len(epochs) == 2 * 2 * 1 and len(finished) == 2 * 2
 
 
-def _report_with_one_flip(case: dict) -> dict:
-    """A minimal saved attack report: one ε at which ``case`` flipped."""
-    roc = {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.5, 1.0]}
-    flipped = dict(case, label=1, clean_prob=0.7, adversarial_prob=0.3,
-                   attack_settings={"attack": "fgsm", "eps": 0.02, "steps": 1})
-    return {"attack": "fgsm", "settings": {}, "threshold_logit": 0.0, "n": 4, "n_positive": 2,
-            "clean": {"auc": 0.75, "roc": roc},
-            "results": [{"eps": 0.02, "auc": 0.5, "roc": roc, "flipped": [flipped], "flipped_count": 1}],
-            "auc_curve": {"eps": [0.02], "adversarial_auc": [0.5]}}
-
-
 def test_open_run_shows_the_last_attack_under_its_own_model(qtbot, window, trained_run):
     from arfl_studio.experiments import run_access
     from arfl_studio.experiments.run_history import save_attack
 
     held_out = run_access.fold_records(trained_run, 1)[1]
-    save_attack(trained_run, {"method": "B", "fold": 1, "seed": None}, _report_with_one_flip({"index": 0}))
+    save_attack(trained_run, {"method": "B", "fold": 1, "seed": None}, report_with_one_flip({"index": 0}))
     attack = window.attack_pane
     attack.set_run(str(trained_run))
     attack.method_box.setCurrentText("A")  # the pane shows method A, fold 1 ...
@@ -129,7 +118,7 @@ def test_open_run_shows_the_last_attack_under_its_own_model(qtbot, window, train
     assert window.open_run(trained_run) is not None
     # ... the opened report is B's on fold 2: the title and the selectors say so
     assert "method B" in attack.model_title() and "fold 2" in attack.model_title()
-    assert "method B · fold 2" in attack.roc_plot.getPlotItem().titleLabel.text
+    assert "method B · fold 2" in attack.roc_plot.title_text()
     assert attack.method_box.currentText() == "B" and attack.fold_box.currentData()["fold"] == 1
     # the flipped case opens B's fold-2 model on fold 2's own held-out image
     request = attack.open_flipped(0)
