@@ -61,8 +61,9 @@ def _own_decode_pool(app) -> None:
         atexit.register(app.decode_pool.shutdown)
 
 
-def run_app(startup_probe: bool = False) -> int:
-    """``arfl-studio`` with no arguments: the main window on the demo dataset.
+def run_app(startup_probe: bool = False, paths: list[str] | None = None) -> int:
+    """``arfl-studio`` with no arguments: the main window on the demo dataset; ``arfl-studio PATH ...``:
+    the window opening PATH (a DICOM folder, a DICOM file, a run folder) instead.
 
     ``startup_probe``: print the seconds from process start to the shown main window
     and quit (measures start-up, frozen or not; no demo work starts).
@@ -82,7 +83,10 @@ def run_app(startup_probe: bool = False) -> int:
 
         QTimer.singleShot(0, report)  # after the first paint
         return int(app.exec())
-    window.start_demo()
+    if paths:
+        window.open_paths(list(paths))
+    else:
+        window.start_demo()
     return int(app.exec())
 
 

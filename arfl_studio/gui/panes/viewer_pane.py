@@ -264,6 +264,18 @@ class ViewerPane(QWidget):
                                on_done=self._on_views, on_error=self._on_error, parent=self)
         return self.task
 
+    def open_files(self, paths: list[str]) -> TaskHandle:
+        """DICOM files the user pointed at: the first one and its patient's other views (see ``files_task``)."""
+        self.request = None
+        self.analysis = None
+        self._new_case = True
+        self.prediction.setText(f"Loading {html.escape(str(paths[0]))} …")
+        if self.task is not None and self.task.is_running():
+            self.task.cancel()
+        self.task = start_task(tasks.files_task([str(p) for p in paths]), "views",
+                               on_done=self._on_views, on_error=self._on_error, parent=self)
+        return self.task
+
     def _on_error(self, message: str, details: str) -> None:
         self.clear(f"Could not load: {message}")
         show_error(self, "Viewer", message, (self.request or {}).get("run_dir"), details)
@@ -289,9 +301,11 @@ class ViewerPane(QWidget):
         self._mark_new(record)
         name = f"{record.laterality}{record.view}"
         self.case_image = self.views.get(name)
+        self.mode_box.setCurrentIndex(1 if name in self.hanging else 0)  # a view outside the hanging: alone
         self._enable_controls()
         self.refresh(auto_range=True)
-        self.prediction.setText(f"<b>Patient {record.patient_id}</b> — {'malignant' if record.label else 'benign'} "
+        label = {None: "label unknown (a file opened on its own)", 0: "benign", 1: "malignant"}.get(record.label, "")
+        self.prediction.setText(f"<b>Patient {html.escape(record.patient_id)}</b> — {label} "
                                 f"({record.laterality}). Views: {', '.join(sorted(self.views)) or 'none'}. "
                                 "Open a case from the Attack pane to see a model's maps.")
         self.tags = result["tags"]
