@@ -56,9 +56,30 @@ def _has_screen() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def split_paths(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """``arfl-studio PATH ...`` (a file manager's "Open with"): the paths to open in the app, and the
+    other arguments. Positionals are paths unless the first one names a subcommand."""
+    commands = next((set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), set())
+    takes_value = {"--screenshot"}
+    paths, rest, skip = [], [], False
+    for arg in argv:
+        if skip or arg.startswith("-"):
+            rest.append(arg)
+            skip = arg in takes_value
+        elif not paths and arg in commands:
+            return [], list(argv)
+        else:
+            paths.append(arg)
+    return paths, rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers
+    multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers (and the decoder processes)
     parser = build_parser()
+    paths, argv = split_paths(sys.argv[1:] if argv is None else list(argv), parser)
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -76,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         from arfl_studio.gui.app import run_screenshots
 
         return run_screenshots(args.screenshot)
+    if paths and (args.headless or not _has_screen()):
+        print(f"Opening {', '.join(paths)} needs the desktop app, and no screen was found.", file=sys.stderr)
+        return 2
     if (args.headless or not _has_screen()) and not args.startup_probe:
         from arfl_studio.experiments.headless_demo import run_headless_demo
 
@@ -83,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_headless_demo()
     from arfl_studio.gui.app import run_app
 
-    return run_app(startup_probe=args.startup_probe)
+    return run_app(startup_probe=args.startup_probe, paths=paths)
 
 
 if __name__ == "__main__":

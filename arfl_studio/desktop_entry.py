@@ -9,7 +9,6 @@ The files under ``packaging/`` are these same texts with ``Exec=arfl-studio``
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -36,7 +35,8 @@ def desktop_file_text(exec_command: str = "arfl-studio") -> str:
         f"Name={APP_NAME}",
         "GenericName=Mammography AI robustness workbench",
         f"Comment={SUMMARY}",
-        f"Exec={exec_command}",
+        f"Exec={exec_command} %F",  # files and folders from a file manager's "Open with" (arfl-studio PATH)
+        "MimeType=application/dicom;",
         "Icon=arfl-studio",
         "Terminal=false",
         "Categories=Science;MedicalSoftware;Education;",
@@ -76,14 +76,23 @@ def metainfo_text() -> str:
     ])
 
 
+def exec_quote(arg: str) -> str:
+    """One argument of a desktop entry's Exec key, double-quoted where the Desktop Entry
+    Specification requires it (a space or a reserved character; shell single quotes are not allowed)."""
+    if not any(c in arg for c in ' \t\n"\'\\><~|&;$*?#()`'):
+        return arg
+    escaped = "".join("\\" + c if c in '"`$\\' else c for c in arg)
+    return f'"{escaped}"'
+
+
 def _launch_command() -> str:
     """What the launcher runs: the frozen executable, the installed script, or this Python."""
     if getattr(sys, "frozen", False):
-        return shlex.quote(sys.executable)
+        return exec_quote(sys.executable)
     script = shutil.which("arfl-studio")
     if script:
-        return shlex.quote(script)
-    return f"{shlex.quote(sys.executable)} -m arfl_studio"
+        return exec_quote(script)
+    return f"{exec_quote(sys.executable)} -m arfl_studio"
 
 
 def data_home() -> Path:

@@ -90,12 +90,12 @@ def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
 def native_image(path: str | Path, settings) -> dict:
     """The DICOM as acquired (pixels and their display pyramid), and the geometry that maps
     model space onto it."""
-    from arfl_studio.data import read_mammogram
+    from arfl_studio.data.dicom.decode_pool import read_mammogram_isolated
     from arfl_studio.data.preprocess.transform import compute_geometry
 
     from arfl_studio.data.preprocess.pyramid import Pyramid
 
-    mammogram = read_mammogram(path)
+    mammogram = read_mammogram_isolated(path)  # a JPEG 2000 decode must not hold the UI thread's GIL
     geometry = compute_geometry(mammogram.pixels, settings)
     pyramid = Pyramid(mammogram.pixels)  # display levels built here, off the UI thread
     pyramid.value_range()

@@ -46,8 +46,10 @@ def score_logits(
     seed: int = 0,
     route: str = "clean",
     cancel: threading.Event | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(targets, clean logits, attacked logits or None) of every image the ``loader`` yields, in order.
+
+    ``cancel`` is polled per batch; a stopped evaluation returns None (never scores of part of the fold).
 
     Attacks run in float32 (eps = 1e-4 is below float16's resolution near 1) with a
     generator of their own, so evaluating never moves the training RNG.
@@ -59,7 +61,7 @@ def score_logits(
     with route_ctx:
         for x, t in loader:
             if cancel is not None and cancel.is_set():
-                break
+                return None  # stopped: no AUC of part of the images
             x, t = x.to(device).float(), t.to(device).float()
             targets.append(t.cpu())
             clean.append(_clean_logits(model, x).cpu())
@@ -68,6 +70,7 @@ def score_logits(
                 adv.append(_clean_logits(model, x_adv).cpu())
     if not targets:
         return np.zeros(0), np.zeros(0), (np.zeros(0) if adversarial else None)
+
     def flat(parts: list[torch.Tensor]) -> np.ndarray:
         return torch.cat(parts).reshape(-1).numpy()
 
@@ -105,10 +108,10 @@ def evaluate_auc(
     threshold: float | None = None,
 ) -> dict[str, float]:
     """Standard AUC and (optionally) adversarial AUC under ``settings``' attack, through BN ``route``
-    (:func:`score_logits`, then :func:`auc_summary` with ``threshold``)."""
+    (:func:`score_logits`, then :func:`auc_summary` with ``threshold``); ``{}`` when stopped."""
     scores = score_logits(model, loader, device, settings, adversarial=adversarial, steps=steps, seed=seed,
                           route=route, cancel=cancel)
-    return auc_summary(*scores, threshold=threshold)
+    return {} if scores is None else auc_summary(*scores, threshold=threshold)
 
 
 def unit_summary(records: Sequence, targets: np.ndarray, clean: np.ndarray, adv: np.ndarray | None,

@@ -207,11 +207,20 @@ def run_fold(
     if trained is None:
         return None
     results: dict[str, Any] = {}
+    stopped = False
     if ctx.is_main:
-        threshold = choose_threshold(plan, trained, batches)
-        results = evaluate_held_out(plan, trained, batches, threshold)
-        write_fold(plan, trained, threshold, results, started)
+        threshold = choose_threshold(plan, trained, batches, cancel)
+        results = evaluate_held_out(plan, trained, batches, threshold, cancel) if threshold is not None else {}
+        stopped = cancel.is_set()  # polled per batch by the scoring and the attacks
+        if stopped:  # resume.pt holds the last epoch: a resumed fold goes straight to the threshold
+            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume",
+                                 ended=now())
+            plan.write_manifest()
+        else:
+            write_fold(plan, trained, threshold, results, started)
     ddp.barrier(ctx)
+    if stopped:
+        return None
     if ctx.is_main:
         emit(FoldFinished(plan.key, fold, results["standard_auc"], results["adversarial_auc"], seed_folder))
     return plan.manifest
@@ -336,7 +345,7 @@ def train_fold(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
         with training_failures(plan):
             result = train(train_model, optimizer, _epoch_batches(plan, optimizer, batches), plan.method, t.epochs,
                            start_epoch=start_epoch, device=plan.device, callback=plan.report, cancel=cancel,
-                           evaluate=_validation(plan, model, batches), on_epoch_end=_epoch_end(plan, model, optimizer),
+                           evaluate=_validation(plan, model, batches, cancel), on_epoch_end=_epoch_end(plan, model, optimizer),
                            amp=t.amp, objective=lambda m, x, y: compute_loss(m, x, y, plan.method, plan.pos_weight))
         status = result.status
     if status == "cancelled":
@@ -377,11 +386,11 @@ def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
     return epoch_batches
 
 
-def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> Callable[[int], dict[str, float]]:
+def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
+                cancel: threading.Event | None = None) -> Callable[[int], dict[str, float]]:
     """``evaluate(epoch)`` for the trainer: AUC on the held-out fold every ``validate_every`` epochs
     (adversarial every ``validate_adversarial_every``) and after the last, on the main rank."""
     t, ev = plan.config.training, plan.config.evaluation
-
     inner = batches.loader.passes(in_order(batches.threshold, t.eval_batch_size))
 
     def validate(epoch: int) -> dict[str, float]:
@@ -390,7 +399,10 @@ def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> Calla
             return {}
         selection = {}
         if t.select_epoch == "validation-auc":  # every epoch, on the held-out training patients
-            auc = evaluate_auc(model, inner, plan.device, ev, adversarial=False)["standard_auc"]
+            inner_result = evaluate_auc(model, inner, plan.device, ev, adversarial=False, cancel=cancel)
+            if not inner_result:  # stopped
+                return {}
+            auc = inner_result["standard_auc"]
             plan.selection.consider(epoch + 1, auc, model)
             selection = {"inner_validation_auc": auc}
         if t.validate_every == 0:
@@ -398,8 +410,9 @@ def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> Calla
         if not last and (epoch + 1) % t.validate_every:
             return selection
         adversarial = t.validate_adversarial_every > 0 and (last or (epoch + 1) % t.validate_adversarial_every == 0)
-        return {**selection, **evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial,
-                                            steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))}
+        results = evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial, cancel=cancel,
+                               steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))
+        return {**selection, **results} if results else {}
 
     return validate
 
@@ -430,30 +443,36 @@ def _epoch_end(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
 
 
 # -- 4. the decision threshold -------------------------------------------------------------------
-def choose_threshold(plan: FoldPlan, model: nn.Module, batches: FoldBatches) -> DecisionThreshold:
+def choose_threshold(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
+                     cancel: threading.Event | None = None) -> DecisionThreshold | None:
     """The decision threshold is part of the model: chosen on the training folds' held-out
-    patients (or, without them, on the images it trained on)."""
+    patients (or, without them, on the images it trained on). None when stopped."""
     t = plan.config.training
     scoring = batches.loader.passes(in_order(batches.threshold, t.eval_batch_size))
     held_out = bool(plan.threshold_records)
     return fit_threshold(model, scoring, t.threshold, plan.device, chosen_on=HOLDOUT if held_out else TRAINING_IMAGES,
-                         note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not held_out else "")
+                         note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not held_out else "", cancel=cancel)
 
 
 # -- 5. evaluation on the held-out fold ----------------------------------------------------------
 def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
-                      threshold: DecisionThreshold) -> dict[str, Any]:
+                      threshold: DecisionThreshold, cancel: threading.Event | None = None) -> dict[str, Any]:
     """Standard and adversarial AUC (and rates at ``threshold``) under the ``[evaluation]`` attack, per
-    ``[evaluation] unit``; for DSBN also the adversarial-BN route, labelled as the oracle it is."""
+    ``[evaluation] unit``; for DSBN also the adversarial-BN route, labelled as the oracle it is.
+    ``{}`` when stopped."""
     ev = plan.config.evaluation
     seed = derive_seed(ev.seed, "test", plan.fold)
-    scores = score_logits(model, batches.test, plan.device, ev, seed=seed)
+    scores = score_logits(model, batches.test, plan.device, ev, seed=seed, cancel=cancel)
+    if scores is None:
+        return {}
     results: dict[str, Any] = unit_summary(plan.test_records, *scores, unit=ev.unit, threshold=threshold.logit)
     results["threshold"] = threshold.to_dict()
     results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
                              "bn_route": "clean" if has_dual_bn(model) else None, "unit": results["unit"]}
     if has_dual_bn(model) and ev.dsbn_oracle:
-        oracle = score_logits(model, batches.test, plan.device, ev, seed=seed, route="adversarial")
+        oracle = score_logits(model, batches.test, plan.device, ev, seed=seed, route="adversarial", cancel=cancel)
+        if oracle is None:
+            return {}
         results["oracle_adversarial_auc"] = unit_summary(plan.test_records, *oracle, unit=ev.unit)["adversarial_auc"]
         results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                   "an oracle that knows which inputs are adversarial; not a deployable figure")

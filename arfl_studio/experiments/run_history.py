@@ -37,6 +37,12 @@ class Plan:
         return f"{keys} × {self.config['cv']['folds']} folds, {self.config['training']['epochs']} epochs"
 
 
+def is_run_folder(path: str | Path) -> bool:
+    """A folder a training run wrote (its ``config.toml`` and ``manifest.json``), not a dataset."""
+    path = Path(path)
+    return path.is_dir() and (path / "config.toml").is_file() and (path / "manifest.json").is_file()
+
+
 def read_plan(run_dir: str | Path) -> Plan:
     """The plan that re-runs (resumes) ``run_dir``: its own saved configuration."""
     from arfl_studio.experiments import load_config

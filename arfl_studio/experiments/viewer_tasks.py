@@ -107,6 +107,46 @@ def views_task(records, record):
     return task
 
 
+SIBLINGS_READ = 24  # files of the opened file's folder whose headers are read to find the patient's other views
+
+
+def file_record(path):
+    """An image record for a DICOM file opened on its own (no dataset, so no label: ``label`` is None)."""
+    from pathlib import Path
+
+    from arfl_studio.data import read_header
+    from arfl_studio.data.datasets.layouts import ImageRecord
+
+    header = read_header(path, include_non_mammograms=True, include_for_processing=True)
+    return ImageRecord(path=Path(path), rel_path=Path(path).name, patient_id=header.patient_id or "",
+                       laterality=header.laterality or "?", view=header.view or "image", label=None)
+
+
+def files_task(paths):
+    """DICOM files opened by the user (command line, file manager, drop): the first file and the
+    same patient's other views from the files given or, for one file, from its folder."""
+
+    def task(report, cancel):
+        from pathlib import Path
+
+        from arfl_studio.data import MammogramReadError, PreprocessSettings
+
+        record = file_record(paths[0])  # its reason, when it is no mammogram, is the task's error
+        others = list(paths[1:]) or sorted(p for p in Path(paths[0]).parent.iterdir()
+                                           if p.is_file() and p != Path(paths[0]))[:SIBLINGS_READ]
+        records = [record]
+        for other in others:
+            try:
+                records.append(file_record(other))
+            except (MammogramReadError, OSError):
+                continue  # not a DICOM of this study: it is simply not shown
+        records = [r for r in records if r.patient_id == record.patient_id]
+        views = case_analysis.four_views(records, record.patient_id, PreprocessSettings(), cancel=cancel)
+        return {"views": views, "tags": tags_of(record), "record": record}
+
+    return task
+
+
 def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label: str, caption: str):
     """``panels``: [{"title", "gray", "heat" (callable or None), "opacity", "gray_levels", "invert",
     "heat_levels", "aspect"}] blended here at full resolution, then one figure to ``path``."""

@@ -43,11 +43,27 @@ def make_app(argv: list[str] | None = None):
         from pyqtgraph.util.garbage_collector import GarbageCollector
 
         app._gui_thread_gc = GarbageCollector(interval=0.5)
+    _own_decode_pool(app)
     return app
 
 
-def run_app(startup_probe: bool = False) -> int:
-    """``arfl-studio`` with no arguments: the main window on the demo dataset.
+def _own_decode_pool(app) -> None:
+    """The app's JPEG 2000/JPEG-LS decoder processes: started on the first compressed image,
+    stopped when the app quits (or, for a QApplication that never quits, at interpreter exit)."""
+    import atexit
+
+    from arfl_studio.data.dicom import decode_pool
+
+    if getattr(app, "decode_pool", None) is None:
+        app.decode_pool = decode_pool.DecodePool(workers=2)
+        decode_pool.install(app.decode_pool)
+        app.aboutToQuit.connect(app.decode_pool.shutdown)
+        atexit.register(app.decode_pool.shutdown)
+
+
+def run_app(startup_probe: bool = False, paths: list[str] | None = None) -> int:
+    """``arfl-studio`` with no arguments: the main window on the demo dataset; ``arfl-studio PATH ...``:
+    the window opening PATH (a DICOM folder, a DICOM file, a run folder) instead.
 
     ``startup_probe``: print the seconds from process start to the shown main window
     and quit (measures start-up, frozen or not; no demo work starts).
@@ -67,7 +83,10 @@ def run_app(startup_probe: bool = False) -> int:
 
         QTimer.singleShot(0, report)  # after the first paint
         return int(app.exec())
-    window.start_demo()
+    if paths:
+        window.open_paths(list(paths))
+    else:
+        window.start_demo()
     return int(app.exec())
 
 

@@ -40,6 +40,12 @@ def export_run_table(run_dir: str | Path, path: str | Path) -> Path:
     return export_table(collect(run_dir), path)
 
 
+def _title(plot) -> str:
+    """The plot's whole title (a ThrottledPlot elides what it shows)."""
+    whole = getattr(plot, "title_text", None)
+    return whole() if callable(whole) else plot.getPlotItem().titleLabel.text
+
+
 def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Path:
     """Write one plot as .png, .svg or .pdf: the pane's publication figure when it has one."""
     path = Path(path)
@@ -49,7 +55,7 @@ def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Pat
     if source is not None:
         return source(path)
     if hasattr(plot, "has_data") and not plot.has_data():
-        raise EmptyFigure(f"nothing to plot yet in {plot.getPlotItem().titleLabel.text or 'this plot'}")
+        raise EmptyFigure(f"nothing to plot yet in {_title(plot) or 'this plot'}")
     item = plot.getPlotItem()
     if path.suffix.lower() == ".svg":
         _render_svg(plot, path)
@@ -94,7 +100,7 @@ def _render_svg(widget, path: Path) -> None:
     generator.setFileName(str(path))
     generator.setSize(QSize(size.width(), size.height()))
     generator.setViewBox(QRect(0, 0, size.width(), size.height()))
-    generator.setTitle(widget.getPlotItem().titleLabel.text or "ARFL Studio plot")
+    generator.setTitle(_title(widget) or "ARFL Studio plot")
     painter = QPainter(generator)
     try:
         widget.render(painter)

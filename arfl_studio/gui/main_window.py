@@ -462,13 +462,25 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def open_paths(self, paths: list[str]) -> None:
-        folder = next((p for p in paths if Path(p).is_dir()), None)
+        """What the user points at (command line, file manager, drop): a run folder opens as File → Open
+        run, a DICOM folder in the Dataset pane (with a label table beside it), a DICOM file in the Viewer."""
+        from arfl_studio.experiments.run_history import is_run_folder
+
+        run = next((p for p in paths if is_run_folder(p)), None)
+        folder = next((p for p in paths if Path(p).is_dir() and not is_run_folder(p)), None)
         labels = next((p for p in paths if Path(p).suffix.lower() in (".xlsx", ".csv")), None)
-        if folder:
+        files = [p for p in paths if Path(p).is_file() and p != labels]
+        if run:
+            self.open_run(run)
+        elif folder:
             self.dataset_pane.load(folder, labels)
+            self.tabs.setCurrentWidget(self.dataset_pane)
         elif labels:
             self.dataset_pane.apply_labels(labels)
-        self.tabs.setCurrentWidget(self.dataset_pane)
+            self.tabs.setCurrentWidget(self.dataset_pane)
+        elif files:
+            self.viewer_pane.open_files(files)
+            self.tabs.setCurrentWidget(self.viewer_pane)
 
     # ---------------------------------------------------------------- close
     def _ask_on_close(self) -> bool:

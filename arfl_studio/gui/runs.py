@@ -112,7 +112,9 @@ class RunsController(QObject):
             doc = latest_attack(run_dir)
             if doc is not None:
                 try:
-                    source = {"run_dir": str(run_dir), **{k: doc["source"].get(k) for k in ("method", "fold", "seed")}}
+                    kept = doc["source"]
+                    source = {"run_dir": str(run_dir), "method": str(kept["method"]), "fold": int(kept["fold"]),
+                              "seed": kept.get("seed")}
                     self.attack.show_report(doc["report"], self._held_out(run_dir, doc["source"]), source=source)
                 except (KeyError, TypeError, ValueError):  # a report of an older version: the run still opens
                     pass

@@ -23,6 +23,8 @@ ROC point on the training data exactly.
 
 from __future__ import annotations
 
+import threading
+
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -146,13 +148,17 @@ def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "you
 
 
 @torch.no_grad()
-def score_images(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(targets, clean logits) of every batch, in eval mode through the clean batch norms."""
+def score_images(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
+                 cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(targets, clean logits) of every batch, in eval mode through the clean batch norms;
+    None when ``cancel`` (polled per batch) is set."""
     model = getattr(model, "module", model)
     targets, logits = [], []
     route = bn_route(model, "clean") if has_dual_bn(model) else _no_route()
     with route, attack_mode(model):
         for x, t in batches:
+            if cancel is not None and cancel.is_set():
+                return None
             logits.append(model(x.to(device).float()).float().reshape(-1).cpu())
             targets.append(torch.as_tensor(t).float().reshape(-1).cpu())
     if not targets:
@@ -170,9 +176,12 @@ class _no_route:
 
 def fit_threshold(model: nn.Module, batches: Iterable, rule: ThresholdRule | str | Mapping = "youden",
                   device: torch.device | str = "cpu", chosen_on: str | None = None,
-                  note: str = "") -> DecisionThreshold:
+                  note: str = "", cancel: threading.Event | None = None) -> DecisionThreshold | None:
     """Score ``batches`` (``chosen_on`` names them) with the trained model; choose its threshold by ``rule``.
 
-    ``note`` is kept with the threshold for its readers (e.g. why no patients were held out)."""
-    targets, logits = score_images(model, batches, device)
-    return choose_threshold(targets, logits, rule, chosen_on, note)
+    ``note`` is kept with the threshold for its readers (e.g. why no patients were held out).
+    None when ``cancel`` is set while scoring."""
+    scored = score_images(model, batches, device, cancel)
+    if scored is None:
+        return None
+    return choose_threshold(*scored, rule, chosen_on, note)

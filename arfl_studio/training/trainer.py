@@ -115,7 +115,10 @@ def train(
         event = EpochEvent(epoch, epochs, means, metrics, time.perf_counter() - started)
         history.append(event)
         if on_epoch_end is not None:
-            on_epoch_end(event)
+            on_epoch_end(event)  # the epoch's training is kept even when its validation was stopped
         callback(event)
+        if cancel.is_set():  # stopped during validation (which polls it per batch and then reports nothing)
+            callback(StatusEvent("cancelled", f"stopped after epoch {epoch + 1}"))
+            return TrainResult("cancelled", epoch + 1 - start_epoch, history)
     callback(StatusEvent("finished"))
     return TrainResult("finished", epochs - start_epoch, history)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from arfl_studio.bundled import APP_ID, ICON_SIZES, example_config, example_names, icon_path, resolve_config
-from arfl_studio.desktop_entry import desktop_file_text, install_desktop_entry, metainfo_text
+from arfl_studio.desktop_entry import desktop_file_text, exec_quote, install_desktop_entry, metainfo_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,11 +29,13 @@ def test_checked_in_launcher_and_metainfo_are_the_generated_ones():
 def test_launcher_is_a_valid_desktop_entry():
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str
-    parser.read_string(desktop_file_text("/opt/arfl studio/arfl-studio"))
+    parser.read_string(desktop_file_text(exec_quote("/opt/arfl studio/arfl-studio")))
     entry = parser["Desktop Entry"]
     assert entry["Type"] == "Application" and entry["Name"] == "ARFL Studio"
     assert entry["Icon"] == "arfl-studio" and entry["Categories"].endswith(";")
-    assert entry["Exec"] == "/opt/arfl studio/arfl-studio"
+    # a file manager's "Open with ARFL Studio" passes DICOM files (and folders) as %F
+    assert entry["Exec"] == '"/opt/arfl studio/arfl-studio" %F'
+    assert "application/dicom" in entry["MimeType"].split(";")
 
 
 @pytest.mark.skipif(shutil.which("appstreamcli") is None, reason="appstreamcli is not installed")

@@ -5,7 +5,7 @@ import json
 
 from arfl_studio.experiments.run_history import read_plan, replay_events, run_status
 
-from .conftest import TINY_TRAINING, wait_task
+from .conftest import TINY_TRAINING, report_with_one_flip, wait_task
 
 ONE_METHOD = dict(TINY_TRAINING, methods=("A",))
 
@@ -103,3 +103,29 @@ def test_replay_reads_every_epoch_of_every_fold(trained_run):
     epochs = [e for e in events if hasattr(e, "event")]
     finished = [e for e in events if hasattr(e, "standard_auc")]
     assert len(epochs) == 2 * 2 * 1 and len(finished) == 2 * 2
+
+
+def test_open_run_shows_the_last_attack_under_its_own_model(qtbot, window, trained_run):
+    from arfl_studio.experiments import run_access
+    from arfl_studio.experiments.run_history import save_attack
+
+    held_out = run_access.fold_records(trained_run, 1)[1]
+    save_attack(trained_run, {"method": "B", "fold": 1, "seed": None}, report_with_one_flip({"index": 0}))
+    attack = window.attack_pane
+    attack.set_run(str(trained_run))
+    attack.method_box.setCurrentText("A")  # the pane shows method A, fold 1 ...
+    attack.fold_box.setCurrentIndex(0)
+    assert window.open_run(trained_run) is not None
+    # ... the opened report is B's on fold 2: the title and the selectors say so
+    assert "method B" in attack.model_title() and "fold 2" in attack.model_title()
+    assert "method B · fold 2" in attack.roc_plot.title_text()
+    assert attack.method_box.currentText() == "B" and attack.fold_box.currentData()["fold"] == 1
+    # the flipped case opens B's fold-2 model on fold 2's own held-out image
+    request = attack.open_flipped(0)
+    assert request["method"] == "B" and request["fold"] == 1 and request["attack"] == "fgsm"
+    assert request["record"] == held_out[0]
+    viewer = window.viewer_pane
+    assert viewer.model_a.currentText() == "B" and window.tabs.currentWidget() is viewer
+    wait_task(qtbot, viewer.task, timeout=120_000)
+    assert viewer.task.outcome == "done", viewer.prediction.text()
+    assert viewer.analysis is not None and "B" in viewer.analysis["case"]["models"]

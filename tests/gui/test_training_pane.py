@@ -132,7 +132,7 @@ def test_loss_plot_shows_l_cls_by_default_unscaled_with_legend_outside(qtbot, de
     pane.auc_plot.flush()
     assert pane.loss_plot.curve("F").yData[0] == pytest.approx(0.5 * 0.70 + 0.5 * 0.74)  # r-weighted L_cls
     assert pane.auc_plot.curve("F/std").yData[0] == pytest.approx(60.0)  # percent, like the tables
-    assert "L_cls" in pane.loss_plot.getPlotItem().titleLabel.text
+    assert "L_cls" in pane.loss_plot.title_text()
     pane.loss_box.setCurrentIndex(1)  # the total objective on request
     pane.loss_plot.flush()
     assert pane.loss_plot.curve("F").yData[0] == pytest.approx(-5.14)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from arfl_studio.atomic import remove_stale_temp_files, write_bytes, write_json
-from arfl_studio.data.dicom.reader import read_mammogram
+from arfl_studio.data.dicom.decode_pool import read_mammogram_isolated
 from arfl_studio.data.paths import default_data_dir
 from arfl_studio.data.preprocess.geometry import Geometry
 from arfl_studio.data.preprocess.transform import preprocess_pixels
@@ -191,7 +191,7 @@ class PreprocessCache:
         if cached is not None:
             return cached.astype(np.float32), True
         geometry = self.load_geometry(digest, settings)
-        pixels = read_mammogram(path, frame=frame).pixels
+        pixels = read_mammogram_isolated(path, frame=frame).pixels
         image, new_geometry = preprocess_pixels(pixels, settings, geometry)
         del pixels
         if geometry is None or geometry != new_geometry:

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from arfl_studio.data.dicom.reader import read_mammogram
+from arfl_studio.data.dicom.decode_pool import read_mammogram_isolated
 from arfl_studio.data.preprocess.breast_region import breast_on_right, breast_region, normalise_in_breast
 from arfl_studio.data.preprocess.crop import breast_bbox, chest_wall_on_right, mask_bbox
 from arfl_studio.data.preprocess.geometry import Geometry, placement
@@ -104,7 +104,7 @@ def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry
 
 def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings, frame: int | None = None) -> np.ndarray:
     """Decode and preprocess one file (``frame`` of a multi-frame one) without any cache; float32 (rows, cols)."""
-    image, _ = preprocess_pixels(read_mammogram(path, frame=frame).pixels, settings)
+    image, _ = preprocess_pixels(read_mammogram_isolated(path, frame=frame).pixels, settings)
     return image
 
 

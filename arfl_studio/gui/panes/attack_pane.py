@@ -236,6 +236,21 @@ class AttackPane(QWidget):
                 label = f"Fold {m.fold + 1}" + (f" · seed {m.seed}" if several_seeds else "")
                 self.fold_box.addItem(label, m.to_dict())
 
+    def select_model(self, source: dict) -> None:
+        """Point the method and fold boxes at ``source``'s model (a report opened from its record),
+        so the pane never shows one model's report under another's name."""
+        if not source.get("run_dir") or Path(source["run_dir"]) != Path(self.run_edit.text().strip() or "."):
+            return
+        if self.method_box.findText(str(source.get("method"))) < 0:
+            return
+        self.method_box.setCurrentText(str(source["method"]))  # refills the folds
+        for i in range(self.fold_box.count()):
+            model = self.fold_box.itemData(i) or {}
+            seed_ok = source.get("seed") is None or model.get("seed") == source.get("seed")
+            if int(model.get("fold", -1)) == int(source.get("fold") or 0) and seed_ok:
+                self.fold_box.setCurrentIndex(i)
+                return
+
     def current_source(self) -> dict:
         path = self.run_edit.text().strip()
         if path.endswith(".pt"):
@@ -401,6 +416,7 @@ class AttackPane(QWidget):
         the one this pane just attacked; the title and the viewer then follow the record."""
         if source is not None:
             self.source = dict(source)
+            self.select_model(source)
         self.report, self.records = report, list(records)
         self.deltas = dict(deltas or {})
         clean = report["clean"]
@@ -460,6 +476,6 @@ class AttackPane(QWidget):
         eps = self.flip_eps_box.currentData()
         delta = self.deltas.get((float(eps), int(i))) if i is not None and eps is not None else None
         request = dict(self.source or {}, record=record, case=case, eps=eps, delta=delta,
-                       attack=self.attack_box.currentText(), records=None)
+                       attack=self.report.get("attack") or self.attack_box.currentText(), records=None)
         self.case_requested.emit(request)
         return request

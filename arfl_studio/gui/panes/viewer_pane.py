@@ -11,6 +11,8 @@ starts from its header window. The DICOM tag panel hides PHI unless asked.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -262,9 +264,34 @@ class ViewerPane(QWidget):
                                on_done=self._on_views, on_error=self._on_error, parent=self)
         return self.task
 
+    def open_files(self, paths: list[str]) -> TaskHandle:
+        """DICOM files the user pointed at: the first one and its patient's other views (see ``files_task``)."""
+        self.request = None
+        self.analysis = None
+        self._new_case = True
+        self.prediction.setText(f"Loading {html.escape(str(paths[0]))} …")
+        if self.task is not None and self.task.is_running():
+            self.task.cancel()
+        self.task = start_task(tasks.files_task([str(p) for p in paths]), "views",
+                               on_done=self._on_views, on_error=self._on_error, parent=self)
+        return self.task
+
     def _on_error(self, message: str, details: str) -> None:
-        self.prediction.setText(f"Failed: {message}")
+        self.clear(f"Could not load: {message}")
         show_error(self, "Viewer", message, (self.request or {}).get("run_dir"), details)
+
+    def clear(self, reason: str = "") -> None:
+        """No image, header or prediction of an earlier case stays on screen; ``reason`` says why, in place."""
+        self.analysis, self.case_image, self.views, self.tags = None, None, {}, []
+        self._shown_path = None
+        self._new_case = True
+        self.refresh()
+        for view in self.all_views():
+            view.title.setText("")
+            view.caption.setText(reason)
+        self.prediction.setText(html.escape(reason))
+        self._fill_tags()
+        self._enable_controls()
 
     def _on_views(self, result: dict | None) -> None:
         if result is None:
@@ -274,9 +301,11 @@ class ViewerPane(QWidget):
         self._mark_new(record)
         name = f"{record.laterality}{record.view}"
         self.case_image = self.views.get(name)
+        self.mode_box.setCurrentIndex(1 if name in self.hanging else 0)  # a view outside the hanging: alone
         self._enable_controls()
         self.refresh(auto_range=True)
-        self.prediction.setText(f"<b>Patient {record.patient_id}</b> — {'malignant' if record.label else 'benign'} "
+        label = {None: "label unknown (a file opened on its own)", 0: "benign", 1: "malignant"}.get(record.label, "")
+        self.prediction.setText(f"<b>Patient {html.escape(record.patient_id)}</b> — {label} "
                                 f"({record.laterality}). Views: {', '.join(sorted(self.views)) or 'none'}. "
                                 "Open a case from the Attack pane to see a model's maps.")
         self.tags = result["tags"]

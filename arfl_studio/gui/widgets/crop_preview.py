@@ -23,11 +23,12 @@ PREVIEW_PX = 512  # longest side of the displayed copy
 
 def crop_preview_task(path: str | Path):
     def task(report, cancel):
-        from arfl_studio.data import PreprocessSettings, read_mammogram
+        from arfl_studio.data import PreprocessSettings
+        from arfl_studio.data.dicom.decode_pool import read_mammogram_isolated
         from arfl_studio.data.preprocess.transform import compute_geometry
 
         settings = PreprocessSettings()
-        pixels = read_mammogram(path).pixels
+        pixels = read_mammogram_isolated(path).pixels
         geometry = compute_geometry(pixels, settings)
         step = max(1, int(np.ceil(max(pixels.shape) / PREVIEW_PX)))
         shown = (np.clip(pixels[::step, ::step], 0, 1) * 255).astype(np.uint8).copy()

@@ -5,8 +5,10 @@ timer pushes the latest data of the curves that changed into their existing
 ``PlotDataItem`` at most ``1 / interval`` times per second. No plot item is ever
 created per update, so a long run neither slows the event loop nor grows memory.
 
-The legend sits in its own column right of the axes (never over the curves), and
-the axes print plain values (no "x0.001" SI scaling). A pane may set
+The legend sits in its own column right of the axes (never over the curves), or under
+them when the plot is narrow (a 1024-px laptop window); a title longer than the plot is
+elided (the whole title in the tooltip), so the axes always get the widget's width. The
+axes print plain values (no "x0.001" SI scaling). A pane may set
 ``figure_source(path)``: exporting the plot then writes the publication figure
 (matplotlib, :mod:`arfl_studio.experiments.figures`) instead of a screen grab.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsItem, QSizePolicy
 
 from arfl_studio.experiments.figures import METHOD_COLORS, color_for  # noqa: F401 - one palette for app and figures
@@ -26,6 +29,8 @@ class ThrottledPlot(pg.PlotWidget):
 
     def __init__(self, title: str = "", x_label: str = "", y_label: str = "", interval_ms: int = 250, parent=None):
         super().__init__(parent=parent, background="w")
+        self._title: tuple[str, dict] = ("", {})
+        self._legend_below: bool | None = None
         self.setTitle(title, color="#222", size="11pt")
         item = self.getPlotItem()
         item.setLabel("bottom", x_label, color="#222")
@@ -40,8 +45,7 @@ class ThrottledPlot(pg.PlotWidget):
         # The legend gets its own grid cell right of the view box: it can never cover a curve.
         self._legend = pg.LegendItem(labelTextColor="#222", labelTextSize="8pt", verSpacing=-6)
         self._legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
-        item.layout.addItem(self._legend, 2, 3)
-        item.layout.setAlignment(self._legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._place_legend()
         self._legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.figure_source = None  # callable(path) -> Path, set by the pane that owns the plot
         self._items: dict[str, pg.PlotDataItem] = {}
@@ -52,6 +56,68 @@ class ThrottledPlot(pg.PlotWidget):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
+
+    # ------------------------------------------------------------ fitting a narrow widget
+    def setTitle(self, title: str | None = None, **args) -> None:
+        """The plot's title, elided to the widget's width (pyqtgraph would widen the plot to fit it)."""
+        earlier = getattr(self, "_title", ("", {}))  # PlotWidget.__init__ calls this before ours runs
+        self._title = (title or "", dict(args) or earlier[1])
+        if hasattr(self, "_legend"):
+            self._refit()
+        else:
+            self._fit_title()
+
+    def title_text(self) -> str:
+        """The whole title (what is shown may be elided)."""
+        return self._title[0]
+
+    def _fit_title(self, width: int | None = None) -> None:
+        text, args = self._title
+        font = QFont(self.font())
+        size = str(args.get("size", "")).removesuffix("pt")
+        if size:
+            font.setPointSizeF(float(size))
+        width = self.width() if width is None else width
+        legend = self._legend_width() if getattr(self, "_legend_below", None) is False else 0.0
+        available = max(60, int(width - 70 - legend))  # less the left axis and a legend beside the axes
+        shown = QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideRight, available)
+        item = self.getPlotItem()
+        item.setTitle(shown or None, **args)
+        item.titleLabel.setMinimumWidth(0)  # the elided text fits; the title must not widen the plot
+        self.setToolTip(text if shown != text else "")
+
+    def _refit(self) -> None:
+        """Legend and title for the current width, then the plot laid out to the widget again
+        (a plot that grew for a long title does not shrink back by itself)."""
+        self._place_legend()
+        self._fit_title()
+        pg.GraphicsView.setRange(self, self.range, padding=0, disableAutoPixel=False)
+
+    def _legend_width(self) -> float:
+        """One legend entry's natural width (sample + text; the legend's geometry is what the layout gave it)."""
+        return max((sample.boundingRect().width() + label.item.boundingRect().width() + 12
+                    for sample, label in self._legend.items), default=0.0)
+
+    def _place_legend(self, width: int | None = None) -> None:
+        """Legend right of the axes when there is room, else under them in as many columns as fit."""
+        legend, layout = self._legend, self.getPlotItem().layout
+        width = max(1, self.width() if width is None else width)
+        one_column = self._legend_width()
+        below = one_column > 0.3 * width
+        legend.setColumnCount(max(1, int((width - 60) // max(one_column, 1))) if below else 1)
+        if below == self._legend_below:
+            return
+        if self._legend_below is not None:
+            layout.removeItem(legend)
+        layout.addItem(legend, *((4, 1) if below else (2, 3)))
+        layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self._legend_below = below
+
+    def resizeEvent(self, event) -> None:
+        if hasattr(self, "_legend"):  # not during PlotWidget.__init__; before the plot takes the new size
+            self._place_legend(event.size().width())
+            self._fit_title(event.size().width())
+        super().resizeEvent(event)
 
     def curve(self, key: str, name: str | None = None, color: str | None = None, dash: bool = False,
               symbol: str | None = None, in_legend: bool = True) -> pg.PlotDataItem:
@@ -64,6 +130,7 @@ class ThrottledPlot(pg.PlotWidget):
             self._items[key] = self.getPlotItem().plot([], [], **kwargs)
             if in_legend:
                 self._legend.addItem(self._items[key], kwargs["name"])
+                self._refit()
         return self._items[key]
 
     def set_curve(self, key: str, x, y, **style) -> None:
@@ -90,6 +157,7 @@ class ThrottledPlot(pg.PlotWidget):
             self.getPlotItem().removeItem(item)
             self._legend.removeItem(item)
         self._items.clear()
+        self._refit()
         self._data.clear()
         self._dirty.clear()
 

@@ -138,6 +138,7 @@ class MammogramView(QWidget):
                 self.view.removeItem(group)
             self.level_groups, self.tiles = [], []
             self.readout.setText("")
+            self.wl_label.setText("")  # an empty view keeps no label of the image it showed
             return
         spacing = tuple(float(s) for s in spacing) if spacing else None
         same = gray is self._source and spacing == self.spacing
