@@ -4,7 +4,6 @@ and nothing is written to --out before the config and the data have been checked
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

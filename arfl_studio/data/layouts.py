@@ -24,7 +24,6 @@ from typing import Callable
 from arfl_studio.data.file_jobs import read_headers, verify_files
 from arfl_studio.data.labels import (
     CMMD_COLUMNS,
-    CMMD_KEY_COLUMNS,
     CMMD_TABLE_NAMES,
     LABEL_NAMES,
     LabelProblem,
