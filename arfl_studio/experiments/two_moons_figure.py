@@ -51,8 +51,10 @@ def plot_decision_boundaries(panels, x_test, y_test, eps, path, *, n_points=50, 
             wrong_adv = ((model(x_adv) > 0).float() != ys).numpy()
         for c, (pts, wrong, kind) in enumerate([(xs, wrong_clean, "standard"), (x_adv, wrong_adv, f"FGSM eps={eps:g}")]):
             ax = axes[r][c]
-            ax.contourf(gx, gy, (z > 0).float(), levels=[-0.5, 0.5, 1.5], colors=["#f6d5c4", "#c9dcf0"], alpha=0.8)
-            ax.contour(gx, gy, z, levels=[0.0], colors="k", linewidths=1.2)
+            # numpy, not tensors: matplotlib < 3.9 cannot take a tensor grid for contour plots
+            ax.contourf(gx.numpy(), gy.numpy(), (z > 0).float().numpy(), levels=[-0.5, 0.5, 1.5],
+                        colors=["#f6d5c4", "#c9dcf0"], alpha=0.8)
+            ax.contour(gx.numpy(), gy.numpy(), z.numpy(), levels=[0.0], colors="k", linewidths=1.2)
             for cls, colour in ((0, "#c0392b"), (1, "#1f5fa8")):
                 sel = (ys.numpy() == cls)
                 ax.scatter(pts[sel, 0], pts[sel, 1], c=colour, s=22, edgecolors="k", linewidths=0.4,

@@ -58,7 +58,8 @@ def test_header_predicts_decodability_on_pydicom_test_files():
                 read_mammogram(path)
             except MammogramReadError as err:
                 surprises.append((path.rsplit("/", 1)[-1], str(err)))
-    assert [name for name, _ in surprises] == ["JPEG2000-embedded-sequence-delimiter.dcm"], surprises
+    # the one damaged stream: newer decoders refuse it, older ones (pylibjpeg-openjpeg 2.3) decode it
+    assert [name for name, _ in surprises] in ([], ["JPEG2000-embedded-sequence-delimiter.dcm"]), surprises
 
 
 def test_monochrome1_comes_out_with_bright_tissue(tmp_path):

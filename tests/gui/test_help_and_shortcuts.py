@@ -2,13 +2,15 @@
 About), the title bar, and keyboard shortcuts wired to the panes."""
 
 from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMenu
 
 from arfl_studio import __version__
 from arfl_studio.gui import help as app_help
 
 
 def _menu(window, title):
-    return next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == title)
+    # by title among the window's menus: QAction.menu() hands back a wrapper that PySide6 6.6 deletes
+    return next(m for m in window.menuBar().findChildren(QMenu) if m.title().replace("&", "") == title)
 
 
 def test_every_setting_and_method_row_has_a_tooltip(window):

@@ -87,16 +87,34 @@ def test_overlay_peak_lands_on_the_lesion(qtbot, tmp_path, laterality, view):
     assert pane.view_a.gray.shape == (32, 32) and pane.view_a.heat.shape == (32, 32)
 
 
+def settle(qtbot, view, tries=40):
+    """Wait until the view box's size and range stop changing: the graphics layout gives the
+    colour bar its column on a later event (pyqtgraph 0.14 / PySide6 6.11), so a screen position
+    computed right after showing the case points at another pixel once the layout settles."""
+    state = None
+    for _ in range(tries):
+        now = (view.view.geometry(), view.view.viewRange())
+        if now == state:
+            return
+        state = now
+        qtbot.wait(50)
+    raise AssertionError(f"the view did not settle: {state}")
+
+
 def test_readout_in_mm_and_aspect(qtbot, tmp_path):
     result, _, _ = phantom_case(tmp_path, "L", "CC", spacing=(0.1, 0.07))
     pane = open_result(qtbot, result)
     view = pane.view_a
     rect = view.shown_rect()
     assert rect.height() / rect.width() == pytest.approx(300 * 0.1 / (220 * 0.07), rel=0.02)  # aspect from spacing
+    settle(qtbot, view)  # map the pixel to the screen only once the view has its final size
+    range_before = view.view.viewRange()
     point = QPointF((50 + 0.5) * 0.07, (100 + 0.5) * 0.1)
     scene = view.view.mapViewToScene(point)
     qtbot.mouseMove(view.graphics.viewport(), view.graphics.mapFromScene(scene))
     qtbot.waitUntil(lambda: "row 100" in view.readout.text(), timeout=3000)
+    qtbot.wait(50)
+    assert view.view.viewRange() == range_before  # the readout's text does not re-lay out (and move) the image
     text = view.readout.text()
     x, y = (float(v) for v in re.search(r"x\s+([\d.]+) mm\s+y\s+([\d.]+) mm", text).groups())
     assert x == pytest.approx(50.5 * 0.07, abs=0.05) and y == pytest.approx(100.5 * 0.1, abs=0.05)
@@ -149,6 +167,7 @@ def test_window_level_drag_presets_link_and_new_case(qtbot, tmp_path):
     a.reset_view()
     assert a.levels == (0.0, 1.0) and a.view.viewRange()[0][1] - a.view.viewRange()[0][0] > 10
     # a new case starts from its own header window, not the last case's W/L
+    qtbot.wait(QApplication.doubleClickInterval() + 100)  # else this press and the last one are a double-click
     drag(viewport, centre, centre + QPointF(80, 80))
     assert a.levels != (0.0, 1.0)
     (tmp_path / "next").mkdir()

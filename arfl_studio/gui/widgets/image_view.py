@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from arfl_studio.evaluation.blend import blend_lut
 from arfl_studio.data.preprocess.pyramid import Pyramid
@@ -66,6 +66,9 @@ class MammogramView(QWidget):
         self.caption.setWordWrap(True)
         self.readout = QLabel("")
         self.readout.setStyleSheet("color: #555; font-family: monospace;")
+        # the readout's text must not set the view's width: else the first mouse move over the
+        # image widens the pane and the image jumps (re-fits) under the cursor
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
         self.view = WindowLevelViewBox(lockAspect=True, invertY=True, enableMenu=False)
