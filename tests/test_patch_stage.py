@@ -126,3 +126,18 @@ def test_real_cpu_recipe_runs_a_tiny_epoch_on_real_films(tmp_path):
         assert manifest["selected_epoch"] in (0, 1)
         recorded = json.loads((out / key / "fold_0" / "model.json").read_text())["preprocess"]
         assert recorded["crop"] == "breast-only" and recorded["intensity"] == "breast-percentile"
+
+
+@pytest.mark.parametrize("key", list("ABCDEFGHI"))
+def test_every_paper_method_trains_the_patch_classifier(key):
+    config = load_config("resources/configs/real_cpu.toml")
+    method = paper_method(key)
+    spec = config.model_spec_for(method)  # DSBN gets its dual batch norms here
+    model = build_model(ModelSpec(**{**spec.to_dict(), "width": 8}))
+    settings = PatchStageSettings(epochs=1, patch=24, per_epoch=16, batch_size=16)
+    history = train_patch_stage(model, phantom_sources(np.random.default_rng(2)), method, settings,
+                                torch.device("cpu"), seed=0)
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 64, 48)).shape == (2,)
