@@ -99,6 +99,15 @@ def test_nine_methods_on_demo_data_write_every_file_and_all_tables(demo_root, tm
     assert set(f) >= {"key", "method", "standard_auc", "adversarial_auc", "mean_auc", "p_values"}
     assert len(f["standard_auc"]["per_fold"]) == 2 and f["standard_auc"]["mean"] is not None
     assert set(f["p_values"]["mean_auc"]) == set(PAPER_KEYS) - {"F"}
+    # per-image out-of-fold predictions: pooled AUC with its DeLong interval, paired DeLong tests
+    splits = json.loads((out / "splits.json").read_text())
+    for fold in (0, 1):
+        predictions = json.loads((out / "F" / f"fold_{fold}" / "predictions.json").read_text())
+        assert predictions["index"] == splits["test_indices"][fold] and len(predictions["adversarial_logit"]) == len(
+            predictions["label"])
+    pooled = f["pooled_oof"]["standard_auc"]
+    assert pooled["n_folds"] == 2 and pooled["n"] == sum(len(t) for t in splits["test_indices"])
+    assert pooled["lo"] <= pooled["auc"] <= pooled["hi"] and 0 <= f["delong"]["adversarial_auc"]["A"]["p"] <= 1
     # events for the GUI
     assert any(isinstance(e, FoldEvent) and isinstance(e.event, StepEvent) for e in events)
     assert sum(isinstance(e, FoldFinished) for e in events) == 18

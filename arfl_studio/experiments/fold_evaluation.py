@@ -45,11 +45,13 @@ def evaluate_auc(
     route: str = "clean",
     cancel: threading.Event | None = None,
     threshold: float | None = None,
+    predictions: dict | None = None,
 ) -> dict[str, float]:
     """Standard AUC and (optionally) adversarial AUC under ``settings``' attack, through BN ``route``.
 
     With a decision ``threshold`` (a logit) also ``standard_``/``adversarial_`` sensitivity,
-    specificity and accuracy of ``logit > threshold``.
+    specificity and accuracy of ``logit > threshold``. ``predictions`` (a dict) receives the
+    per-image ``label``, ``clean_logit`` and ``adversarial_logit`` arrays in loader order.
 
     Attacks run in float32 (eps = 1e-4 is below float16's resolution near 1) with a
     generator of their own, so evaluating never moves the training RNG.
@@ -71,6 +73,9 @@ def evaluate_auc(
     if not targets:
         return {}
     t = torch.cat(targets).numpy()
+    if predictions is not None:
+        predictions.update(label=t, clean_logit=torch.cat(clean).numpy().reshape(-1),
+                           adversarial_logit=torch.cat(adv).numpy().reshape(-1) if adversarial else None)
     out = {"standard_auc": roc_auc(t, torch.cat(clean).numpy())}
     if adversarial:
         out["adversarial_auc"] = roc_auc(t, torch.cat(adv).numpy())

@@ -26,6 +26,7 @@ from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
+from arfl_studio.experiments.fold_predictions import evaluated_indices, write_predictions
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
 from arfl_studio.experiments.sources import (
     BatchPlan,
@@ -421,8 +422,14 @@ def run_fold(
                                   chosen_on=HOLDOUT if threshold_records else TRAINING_IMAGES,
                                   note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not threshold_records else "")
         ev = config.evaluation
+        predictions: dict = {}
         results = evaluate_auc(model, test_loader, device, ev, seed=derive_seed(ev.seed, "test", fold),
-                               threshold=threshold.logit)
+                               threshold=threshold.logit, predictions=predictions)
+        # per-image out-of-fold scores (positions in splits.json) for pooled AUC and paired DeLong tests
+        evaluated = evaluated_indices(splits.records, test_indices,
+                                      [s["path"] for s in manifest.get("skipped_images", [])])
+        if predictions and write_predictions(folder, fold, evaluated, **predictions) is None:
+            log.warning("%s fold %d: predictions.json not written (evaluated images do not match the fold)", key, fold)
         results["threshold"] = threshold.to_dict()
         results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
                                  "bn_route": "clean" if has_dual_bn(model) else None}
