@@ -175,9 +175,14 @@ def test_fold_jobs_then_collect_equal_a_full_run(tmp_path):
     full = tmp_path / "full"
     run_experiment(config, full)
     jobs = tmp_path / "jobs"
+    statuses = []
     for fold in (1, 0):  # e.g. two SLURM array tasks
         result = run_experiment(config, jobs, folds=[fold])
         assert result.status == "partial"
+        statuses.append(json.loads((jobs / "manifest.json").read_text()))
+    # the last job's finished fold marks the run finished, without a collect (issue 27)
+    assert statuses[0]["status"] == "partial" and statuses[0]["folds_finished"] < statuses[0]["folds_declared"]
+    assert statuses[1]["status"] == "finished" and statuses[1]["folds_finished"] == statuses[1]["folds_declared"]
     assert (jobs / "jobs" / "job_fold0.json").is_file()
     assert cli_main(["collect", str(jobs), "--json", str(tmp_path / "c.json")]) == 0
     merged = json.loads((jobs / "results.json").read_text())

@@ -44,6 +44,7 @@ from arfl_studio.experiments.comparisons import (
 )
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.run_folder import fold_dir, seed_folders
+from arfl_studio.experiments.run_status import update_run_status
 
 FORMATS = ("csv", "xlsx", "md", "tex")
 # Rates of each fold model at its own decision threshold (chosen on the training folds, stored in model.json).
@@ -158,9 +159,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         results["skipped_manifests"] = skipped
     if write:
         atomic.write_json(out / "results.json", results)
-        if not (out / "manifest.json").exists():  # only cluster jobs ran: leave a top-level manifest too
-            atomic.write_json(out / "manifest.json", {"name": config.name, "status": "finished" if results["complete"]
-                                                      else "partial", "collected_from_jobs": True})
+        update_run_status(out, config)  # only cluster jobs ran: leaves a top-level manifest too
     return results
 
 

@@ -36,6 +36,7 @@ from arfl_studio.experiments.config import ExperimentConfig, load_config
 from arfl_studio.experiments.fold_evaluation import evaluate_auc
 from arfl_studio.experiments.fold_run import INTERRUPTED, RESUME_FORMAT, FoldEvent, FoldFinished, RunLoader, run_fold
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
+from arfl_studio.experiments.run_status import update_run_status
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
 from arfl_studio.experiments.splits import prepare_splits
@@ -244,6 +245,9 @@ def _run_locked(out, config, runs, jobs, fold_list, manifest_path, partial, sour
                 status = "cancelled"
                 break
             done.append((run["key"], fold) if seed_folder is None else (run["key"], fold, seed_folder))
+            if ctx.is_main:  # the run's manifest says at once when this fold completed the run
+                with _run_lock(out, ctx):
+                    update_run_status(out, config)
     except KeyboardInterrupt:  # Ctrl-C: the folds keep their checkpoints; re-running resumes
         manifest.update(status="cancelled", message=INTERRUPTED, ended=now(), folds_run=[list(d) for d in done])
         _write_quietly(write_manifest)
