@@ -63,7 +63,8 @@ def register(subparsers) -> None:
     parser.add_argument("--loss", choices=["margin", "ce", "both"], default="margin",
                         help="apgd loss: the logit margin (default), BCE (AutoAttack's APGD-CE) or both (worse case)")
     parser.add_argument("--step-size", type=float, help="pgd/pgd-strong step size (default 2.5 eps / steps)")
-    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000)")
+    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000; worst then gives the "
+                        "images still unbroken at least AutoAttack's 5000 more)")
     parser.add_argument("--threshold", type=float, help="decision threshold as a logit (default: checkpoint's, else 0)")
     parser.add_argument("--no-probes", action="store_true", help="skip the reference attacks of the sanity checks")
     parser.add_argument("--probes", metavar="LIST",
