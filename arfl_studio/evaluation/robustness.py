@@ -26,7 +26,7 @@ from arfl_studio.evaluation.progress import (
     GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
 )
 from arfl_studio.evaluation.report import RobustnessReport, threshold_metrics
-from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, sanity_checks
+from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, eps_rise_errors, sanity_checks
 from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode, project
 from arfl_studio.training.devices import resolve_device
@@ -357,5 +357,6 @@ class _Evaluation:
             n=n,
             n_reference=len(t_probe),
             tolerance=self.settings["tolerance"],
+            rise_se=eps_rise_errors(targets, {0.0: clean_np, **adv_np}, self.threshold),
         )
         return report

@@ -1,0 +1,40 @@
+"""Issue 27: attack reports say what they were computed on (n, intervals, every parameter), the
+eps-monotonicity check sees slow rises, and the JSON alone replays the attack."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arfl_studio.evaluation.report import threshold_metrics
+from arfl_studio.evaluation.sanity import eps_rise_errors, sanity_checks
+
+
+def _sweep(rise_per_step: float, steps: int = 6, n: int = 600, seed: int = 0):
+    """Logits whose class separation grows by ``rise_per_step`` per eps on the same images."""
+    rng = np.random.default_rng(seed)
+    t = (rng.random(n) < 0.5).astype(float)
+    noise = rng.normal(size=n)
+    eps = [0.0] + [0.01 * (k + 1) for k in range(steps)]
+    return t, {e: noise + (0.4 + rise_per_step * k) * (2 * t - 1) for k, e in enumerate(eps)}
+
+
+def _check(t, logits):
+    metrics = {e: threshold_metrics(t, z) for e, z in logits.items()}
+    return sanity_checks(attack="pgd", clean=metrics[0.0], adversarial={e: m for e, m in metrics.items() if e > 0},
+                         n=len(t), rise_se=eps_rise_errors(t, logits))
+
+
+def test_a_slow_rise_over_the_sweep_is_flagged_though_no_neighbours_differ_much():
+    t, logits = _sweep(0.03)
+    aucs = [threshold_metrics(t, logits[e])["auc"] for e in sorted(logits)]
+    assert max(np.diff(aucs)) < 0.02 < aucs[-1] - aucs[0]  # each step below the old neighbour tolerance
+    names = {w.name: w.message for w in _check(t, logits)}
+    assert "auc_rises_with_eps" in names and "paired SE" in names["auc_rises_with_eps"]
+    assert "at eps=0 ->" in names["auc_rises_with_eps"]  # compared with the clean AUC, not only a neighbour
+
+
+def test_a_flat_sweep_within_its_sampling_error_is_not_flagged():
+    t, logits = _sweep(0.0)
+    rng = np.random.default_rng(1)
+    logits = {e: z + 0.02 * rng.normal(size=len(z)) for e, z in logits.items()}  # jitter, no trend
+    assert not [w for w in _check(t, logits) if w.name.endswith("rises_with_eps")]
