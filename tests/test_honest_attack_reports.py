@@ -38,3 +38,30 @@ def test_a_flat_sweep_within_its_sampling_error_is_not_flagged():
     rng = np.random.default_rng(1)
     logits = {e: z + 0.02 * rng.normal(size=len(z)) for e, z in logits.items()}  # jitter, no trend
     assert not [w for w in _check(t, logits) if w.name.endswith("rises_with_eps")]
+
+
+def test_attack_json_records_every_parameter_and_replays_to_the_same_numbers():
+    import json
+
+    import torch
+
+    from arfl_studio.atomic import json_text
+    from arfl_studio.evaluation import evaluate_robustness
+    from arfl_studio.evaluation.report import replay_arguments
+    from arfl_studio.evaluation.synthetic import blob_images, train_tiny_cnn
+
+    torch.manual_seed(0)
+    x, y = blob_images(48, size=12, seed=1)
+    model = train_tiny_cnn(x, y, epochs=3, width=4)
+    xt, yt = blob_images(20, size=12, seed=2)
+    first = evaluate_robustness(model, xt, yt, attack="pgd", eps=[0.01, 0.03], steps=3, probe_queries=15,
+                                probe_images=8, batch_size=8, device="cpu", seed=3, threshold=0.2)
+    doc = json.loads(json_text(first.to_json()))  # exactly what --json writes
+    used = doc["settings"]["parameters"]["0.03"]
+    assert used["step_size"] == 2.5 * 0.03 / 3 and used["restarts"] == 1 and used["random_start"]
+    assert doc["settings"]["probe_parameters"]["square"]["queries"] == 15
+    assert doc["results"][0]["flipped"] == [] or doc["results"][0]["flipped"][0]["attack_settings"]["parameters"]
+    again = evaluate_robustness(model, xt, yt, device="cpu", **replay_arguments(doc)).to_json()
+    for key in ("auc", "accuracy", "sensitivity", "specificity", "flipped_count"):
+        assert [r[key] for r in again["results"]] == [r[key] for r in doc["results"]], key
+    assert again["probes"] == doc["probes"] and again["large_eps_check"] == doc["large_eps_check"]

@@ -72,6 +72,32 @@ DEFAULT_QUERIES = 1000
 AUTOATTACK_SQUARE_QUERIES = 5000  # AutoAttack's Square budget (Croce & Hein 2020, "standard" version)
 
 
+def attack_parameters(attack: str, eps: float, *, steps: int | None = None, restarts: int | None = None,
+                      step_size: float | None = None, queries: int | None = None, loss: str = "margin") -> dict:
+    """Every parameter ``attack`` uses at radius ``eps`` with these settings (defaults filled in):
+    the attack JSON records them so that it alone reproduces the attack."""
+    if attack == "fgsm":
+        return {"attack": attack, "steps": 1, "step_size": eps, "random_start": False, "loss": "margin"}
+    if attack in ("pgd", "pgd-strong"):
+        n = steps or DEFAULT_STEPS[attack]
+        return {"attack": attack, "steps": n, "restarts": restarts or DEFAULT_RESTARTS[attack],
+                "step_size": 2.5 * eps / n if step_size is None else step_size, "random_start": True, "loss": "margin"}
+    if attack == "apgd":
+        return {"attack": attack, "steps": steps or DEFAULT_STEPS["apgd"], "restarts": restarts or DEFAULT_RESTARTS["apgd"],
+                "loss": loss, "initial_step_size": 2.0 * eps, "momentum": 0.75, "rho": 0.75, "random_start": True}
+    if attack == "square":
+        return {"attack": attack, "queries": queries or DEFAULT_QUERIES, "p_init": 0.8, "loss": "margin"}
+    if attack == "worst":
+        n, q = steps or DEFAULT_STEPS["worst"], queries or DEFAULT_QUERIES
+        return {"attack": attack, "members": {
+            "pgd-strong": attack_parameters("pgd-strong", eps, steps=n, restarts=restarts or DEFAULT_RESTARTS["worst"],
+                                            step_size=step_size),
+            "apgd": attack_parameters("apgd", eps, steps=n, restarts=1),
+            "square": {**attack_parameters("square", eps, queries=q), "queries_unbroken": square_budget(q)}},
+            "keeps": "each image's largest margin over the members"}
+    raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
+
+
 def bce_objective(targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda logits: F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
 

@@ -73,6 +73,22 @@ def _fmt(v: float, width: int = 7) -> str:
     return f"{v:{width}.3f}" if math.isfinite(v) else f"{'n/a':>{width}}"
 
 
+REPLAYED = ("attack", "eps", "steps", "restarts", "step_size", "queries", "loss", "clamp", "probes", "probe_queries",
+            "probe_images", "large_eps", "tolerance", "seed", "batch_size")
+
+
+def replay_arguments(doc: dict) -> dict[str, Any]:
+    """Keyword arguments of :func:`~arfl_studio.evaluation.robustness.evaluate_robustness` that
+    re-run the evaluation an attack JSON (``RobustnessReport.to_json``) describes, on the same images."""
+    settings = doc["settings"]
+    args = {k: settings.get(k) for k in REPLAYED if k in settings}
+    args["attack"] = doc["attack"]
+    args["threshold"] = doc["threshold_logit"]
+    args["clamp"] = tuple(args["clamp"]) if args.get("clamp") else None
+    args["probes"] = list(args.get("probes") or [])  # the probes that ran, exactly (an empty list: none)
+    return args
+
+
 @dataclass
 class RobustnessReport:
     attack: str
@@ -116,6 +132,7 @@ class RobustnessReport:
         """Everything that made this eps's adversarial examples (stored with each flipped case)."""
         keys = ("steps", "restarts", "step_size", "loss", "queries", "seed", "clamp")
         return {"attack": self.attack, "eps": float(eps), **{k: self.settings.get(k) for k in keys},
+                "parameters": (self.settings.get("parameters") or {}).get(f"{float(eps):g}"),
                 "threshold_logit": self.threshold}
 
     def flipped(self, eps: float, logits: np.ndarray | None = None) -> list[dict[str, Any]]:

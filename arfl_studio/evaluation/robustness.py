@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from arfl_studio.evaluation.attacks import (
-    APGD_LOSSES, ATTACKS, DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_STEPS, ENSEMBLE_MEMBERS, GRADIENT_FREE, run_attack,
+    APGD_LOSSES, ATTACKS, DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_STEPS, ENSEMBLE_MEMBERS, GRADIENT_FREE,
+    attack_parameters, run_attack,
 )
 from arfl_studio.evaluation.progress import (
     GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
@@ -171,6 +172,11 @@ def evaluate_robustness(
         "probe_images": probe_images, "large_eps": large_eps, "tolerance": tolerance, "seed": seed,
         "device": str(dev), "batch_size": batch_size,
     }
+    # every parameter as used, per eps (the JSON alone reproduces the attack: report.replay_arguments)
+    settings["parameters"] = {f"{e:g}": attack_parameters(attack, e, steps=steps, restarts=restarts, step_size=step_size,
+                                                          queries=queries, loss=settings["loss"])
+                              for e in eps_list if e > 0}
+    settings["probe_parameters"] = {p: attack_parameters(p, eps_list[-1], queries=probe_queries) for p in probe_names}
     with contextlib.ExitStack() as stack:
         if has_dual_bn(model):  # deployed models cannot know which inputs are adversarial
             stack.enter_context(bn_route(model, "clean"))
