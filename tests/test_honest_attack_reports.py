@@ -65,3 +65,32 @@ def test_attack_json_records_every_parameter_and_replays_to_the_same_numbers():
     for key in ("auc", "accuracy", "sensitivity", "specificity", "flipped_count"):
         assert [r[key] for r in again["results"]] == [r[key] for r in doc["results"]], key
     assert again["probes"] == doc["probes"] and again["large_eps_check"] == doc["large_eps_check"]
+
+
+def test_every_printed_metric_says_its_images_and_the_probe_auc_its_interval():
+    import re
+
+    import torch
+
+    from arfl_studio.evaluation import evaluate_robustness
+    from arfl_studio.evaluation.report_text import checks_text, summary_text
+    from arfl_studio.evaluation.synthetic import blob_images, train_tiny_cnn
+
+    torch.manual_seed(0)
+    x, y = blob_images(48, size=12, seed=1)
+    model = train_tiny_cnn(x, y, epochs=3, width=4)
+    xt, yt = blob_images(24, size=12, seed=2)
+    report = evaluate_robustness(model, xt, yt, attack="pgd", eps=[0.02], steps=3, probe_queries=10, probe_images=8,
+                                 device="cpu")
+    doc = report.to_json()
+    probe = doc["probes"]["square"][0]
+    assert probe["n"] == 8 and probe["n_positive"] + probe["n_negative"] == 8
+    lo, hi = probe["auc_ci"]
+    assert lo <= probe["auc"] <= hi and hi - lo > 0.1  # 8 images: a wide interval, and it says so
+    assert doc["clean"]["n"] == 24 and doc["large_eps_check"]["n"] == 8 and doc["results"][0]["auc_ci"]
+    table = report.table()
+    assert f"on 24 images ({int(yt.sum())} positive / {24 - int(yt.sum())} negative)" in table
+    assert re.search(r"probe square: eps=0.02 AUC \S+ \(95% CI [\d.]+-[\d.]+\) on 8 images \(\d+ pos / \d+ neg\)", table)
+    assert "large-eps check" in table and "on 8 images" in table.split("large-eps check")[1]
+    assert "95 % CI" in summary_text(doc) and "benign" in summary_text(doc)
+    assert doc["warnings"] or "on 8 of 24 images" in checks_text(doc)

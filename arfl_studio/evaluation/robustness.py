@@ -26,7 +26,7 @@ from arfl_studio.evaluation.attacks import (
 from arfl_studio.evaluation.progress import (
     GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
 )
-from arfl_studio.evaluation.report import RobustnessReport, threshold_metrics
+from arfl_studio.evaluation.report import RobustnessReport, sample_size, threshold_metrics
 from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, eps_rise_errors, sanity_checks
 from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode, project
@@ -341,7 +341,7 @@ class _Evaluation:
         if large:
             big = metrics(t_probe, cat(large))
             report.large_eps_check = {"eps": self.settings["large_eps"], "attack": self.large_attack,
-                                      "auc": big["auc"], "accuracy": big["accuracy"], "n": len(t_probe),
+                                      "auc": big["auc"], "accuracy": big["accuracy"], **sample_size(t_probe, cat(large)),
                                       "trivial_accuracy": None}
             if grey and self.clamp is not None and tuple(self.clamp) == (0.0, 1.0) and self.settings["large_eps"] >= 0.5:
                 # accuracy when every image is mapped to mid-grey: what any attack at this eps can reach

@@ -188,7 +188,7 @@ def sanity_checks(
                 if _finite(w) and _finite(s) and w > s + tol(metric, n_reference):
                     bad.append(f"eps={e:g} {'AUC' if metric == 'auc' else 'accuracy'} {w:.3f} vs {s:.3f}")
         if bad:
-            out.append(SanityWarning(name, f"{text} ({'; '.join(bad)})"))
+            out.append(SanityWarning(name, f"{text} ({'; '.join(bad)}; on {n_reference} images)"))
 
     white_box_members = [m for m in members if m in WHITE_BOX]
     if attack in WHITE_BOX and attack != "fgsm" and "fgsm" in probes:
