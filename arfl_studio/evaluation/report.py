@@ -295,6 +295,12 @@ class RobustnessReport:
             big = self.large_eps_check
             lines.append(f"  large-eps check: {big.get('attack')} at eps={big['eps']:g}: {size_text(big)}, "
                          f"acc {_fmt(big['accuracy'], 0)}")
+        plan = self.settings.get("sanity_plan")
+        if plan:
+            spent = self.seconds.get("sanity", 0.0) + self.seconds.get("gradient_check", 0.0)
+            lines.append(f"sanity checks on {plan['probe_images']} of {plan['images']} images: estimated "
+                         f"{plan['ratio']:.2f}x the attack's cost" + (f", measured {spent:.1f} s for a "
+                         f"{self.seconds['attack']:.1f} s attack" if self.seconds.get("attack") else ""))
         note = auc_note(self.targets)
         if note:
             lines.append(note)
