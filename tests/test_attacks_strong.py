@@ -147,6 +147,8 @@ def test_every_attack_reports_each_step_by_name(trained):
     assert [s for s in seen if s[0] == "pgd-strong"][-1] == ("pgd-strong", 6, 6)
     assert [s for s in seen if s[0] == "apgd"][-1] == ("apgd", 3, 3)
     assert [s for s in seen if s[0] == "square"] == [("square", i, 5) for i in range(1, 6)]
+    more = [s for s in seen if s[0] == "square-unbroken"]  # AutoAttack's budget on the images still unbroken
+    assert not more or more[-1] == ("square-unbroken", 5000, 5000)
 
 
 def test_fgsm_and_pgd_called_directly_clamp_images_but_not_feature_vectors():
@@ -193,3 +195,28 @@ def test_apgd_moves_confident_positives_the_full_distance(bias):
         adv = run_attack(model, x, y, attack, 0.03, steps=10, restarts=1, queries=10,
                          generator=torch.Generator().manual_seed(0))
         assert torch.allclose(model(x) - model(adv), torch.full((4,), 3.0), atol=1e-3), attack
+
+
+def test_worst_on_a_staircase_model_is_as_strong_as_autoattack_square():
+    """Issue 27: on a model that masks gradients, `worst` gives Square at least AutoAttack's 5,000
+    queries on the images still unbroken, and leaves no more images unbroken than that Square."""
+    from arfl_studio.evaluation.attacks import AUTOATTACK_SQUARE_QUERIES
+    from arfl_studio.evaluation.synthetic import StaircaseInput
+
+    torch.manual_seed(0)
+    x, y = blob_images(96, size=12, seed=1)
+    model = StaircaseInput(train_tiny_cnn(x, y, epochs=8, width=4))
+    xt, yt = blob_images(16, size=12, seed=2)
+    eps = 0.035
+
+    def unbroken(adv):
+        return int((margin(predict_logits(model, adv), yt) <= 0).sum())
+
+    seen = []
+    worst = run_attack(model, xt, yt, "worst", eps, steps=10, restarts=1, queries=1000,
+                       generator=torch.Generator().manual_seed(10), on_step=lambda *s: seen.append(s))
+    autoattack = square_attack(model, xt, yt, eps, queries=AUTOATTACK_SQUARE_QUERIES,
+                               generator=torch.Generator().manual_seed(0))
+    assert ("square-unbroken", AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_SQUARE_QUERIES) in seen
+    assert unbroken(xt) > unbroken(autoattack)  # the attack has work to do
+    assert unbroken(worst) <= unbroken(autoattack)

@@ -125,3 +125,22 @@ def test_attack_cli_writes_valid_json_when_auc_is_undefined(demo, tmp_path, caps
     assert doc["clean"]["auc"] is None and "only one class" in doc["auc_note"]
     printed = capsys.readouterr().out
     assert not re.search(r"\bnan\b", printed) and "n/a" in printed and "only one class" in printed
+
+
+def test_attack_cli_prints_the_sanity_estimate_first_and_the_measured_cost_after(demo, tmp_path, capsys):
+    """Issue 27: the checks' cost is estimated before the attack and measured after; by default they
+    cost at most the requested attack, --full-sanity runs them on every image."""
+    root, records, *_ , ckpt = demo
+    base = ["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", "0.01", "--steps", "2",
+            "--probe-queries", "40"]
+    out = tmp_path / "a.json"
+    assert main(base + ["--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.index("estimated") < text.index("measured: attack") < text.index("eps")  # estimate before the table
+    plan = json.loads(out.read_text())["settings"]["sanity_plan"]
+    assert plan["budget"] == 1.0 and plan["probe_images"] < len(records)
+    assert plan["ratio"] <= 1.0 or plan["probe_images"] == 16  # the floor of images an AUC needs
+    assert main(base + ["--full-sanity", "--json", str(out)]) == 0
+    assert "--full-sanity" not in capsys.readouterr().out
+    full = json.loads(out.read_text())["settings"]["sanity_plan"]
+    assert full["probe_images"] == len(records) and full["budget"] is None and full["ratio"] > plan["ratio"]

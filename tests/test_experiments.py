@@ -100,6 +100,15 @@ def test_nine_methods_on_demo_data_write_every_file_and_all_tables(demo_root, tm
     assert set(f) >= {"key", "method", "standard_auc", "adversarial_auc", "mean_auc", "p_values"}
     assert len(f["standard_auc"]["per_fold"]) == 2 and f["standard_auc"]["mean"] is not None
     assert set(f["p_values"]["mean_auc"]) == set(PAPER_KEYS) - {"F"}
+    # per-image out-of-fold predictions: pooled AUC with its DeLong interval, paired DeLong tests
+    splits = json.loads((out / "splits.json").read_text())
+    for fold in (0, 1):
+        predictions = json.loads((out / "F" / f"fold_{fold}" / "predictions.json").read_text())
+        assert predictions["index"] == splits["test_indices"][fold] and len(predictions["adversarial_logit"]) == len(
+            predictions["label"])
+    pooled = f["pooled_oof"]["standard_auc"]
+    assert pooled["n_folds"] == 2 and pooled["n"] == sum(len(t) for t in splits["test_indices"])
+    assert pooled["lo"] <= pooled["auc"] <= pooled["hi"] and 0 <= f["delong"]["adversarial_auc"]["A"]["p"] <= 1
     # events for the GUI
     assert any(isinstance(e, FoldEvent) and isinstance(e.event, StepEvent) for e in events)
     assert sum(isinstance(e, FoldFinished) for e in events) == 18
@@ -167,9 +176,14 @@ def test_fold_jobs_then_collect_equal_a_full_run(tmp_path):
     full = tmp_path / "full"
     run_experiment(config, full)
     jobs = tmp_path / "jobs"
+    statuses = []
     for fold in (1, 0):  # e.g. two SLURM array tasks
         result = run_experiment(config, jobs, folds=[fold])
         assert result.status == "partial"
+        statuses.append(json.loads((jobs / "manifest.json").read_text()))
+    # the last job's finished fold marks the run finished, without a collect (issue 27)
+    assert statuses[0]["status"] == "partial" and statuses[0]["folds_finished"] < statuses[0]["folds_declared"]
+    assert statuses[1]["status"] == "finished" and statuses[1]["folds_finished"] == statuses[1]["folds_declared"]
     assert (jobs / "jobs" / "job_fold0.json").is_file()
     assert cli_main(["collect", str(jobs), "--json", str(tmp_path / "c.json")]) == 0
     merged = json.loads((jobs / "results.json").read_text())

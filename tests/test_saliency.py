@@ -151,3 +151,29 @@ def test_saliency_native_raw_lies_on_the_breast(tmp_path, one_channel_checkpoint
     assert on_breast > 0.6, on_breast
     assert saved[breast].mean() > 3 * saved[~breast].mean()
     assert saved[-30:-12, -40:-10].max() == 0 if laterality == "L" else saved[-30:-12, 10:40].max() == 0  # the label
+
+
+def test_the_stored_threshold_decides_the_class_a_map_explains(tmp_path, one_channel_checkpoint):
+    """Issue 27: not logit 0 — the decision threshold stored with the model; caption and JSON say which class."""
+    from arfl_studio.evaluation.saliency import explained_class
+    from arfl_studio.models.registry import DecisionThreshold, load_checkpoint
+
+    model, spec = load_checkpoint(one_channel_checkpoint)
+    image = np.clip(np.random.default_rng(0).random((32, 32)).astype(np.float32) * 0.5 + 0.2, 0, 1)
+    np.save(tmp_path / "img.npy", image)
+    with torch.no_grad():
+        z = float(model(torch.from_numpy(image)[None, None]).reshape(-1)[0])
+    explained, deltas = {}, {}
+    for name, logit in (("low", z - 1.0), ("high", z + 1.0)):
+        path = save_checkpoint(tmp_path / f"{name}.pt", model, spec, DecisionThreshold(logit=logit, rule="logit"))
+        js = tmp_path / f"{name}.json"
+        assert main(["saliency", str(path), str(tmp_path / "img.npy"), "--size", "32", "--space", "model",
+                     "--method", "perturbation", "--eps", "0.02", "--steps", "3", "--out", str(tmp_path / "o.png"),
+                     "--raw", str(tmp_path / f"{name}.npy"), "--json", str(js)]) == 0
+        info = json.loads(js.read_text())["models"][0]
+        explained[name] = info["explains"]
+        assert "stored threshold" in info["explains_why"] and info["threshold"]["logit"] == pytest.approx(logit)
+        deltas[name] = np.load(tmp_path / f"{name}.npy")
+        assert explained_class(model, torch.from_numpy(image)[None], None, logit) == (explained[name] == "malignant")
+    assert explained == {"low": "malignant", "high": "benign"}  # the same logit, two thresholds, two classes
+    assert np.sum(deltas["low"] * deltas["high"]) < 0  # the attack pushes away from the explained class

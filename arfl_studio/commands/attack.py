@@ -84,7 +84,8 @@ def register(subparsers) -> None:
     parser.add_argument("--loss", choices=["margin", "ce", "both"], default="margin",
                         help="apgd loss: the logit margin (default), BCE (AutoAttack's APGD-CE) or both (worse case)")
     parser.add_argument("--step-size", type=float, help="pgd/pgd-strong step size (default 2.5 eps / steps)")
-    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000)")
+    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000; worst then gives the "
+                        "images still unbroken at least AutoAttack's 5000 more)")
     parser.add_argument("--threshold", type=float, help="decision threshold as a logit (default: checkpoint's, else 0)")
     parser.add_argument("--no-probes", action="store_true", help="skip the reference attacks of the sanity checks")
     parser.add_argument("--probes", metavar="LIST",
@@ -92,7 +93,11 @@ def register(subparsers) -> None:
                              "(default: fgsm,square; fgsm,pgd for square; fgsm for worst)")
     parser.add_argument("--probe-queries", type=int, default=200, help="queries of the Square probe (default 200)")
     parser.add_argument("--probe-images", type=int, metavar="N",
-                        help="run the sanity-check attacks on N evenly spaced images only (default: all)")
+                        help="run the sanity-check attacks on N evenly spaced images (default: chosen so the "
+                             "checks cost at most the attack; see --full-sanity)")
+    parser.add_argument("--full-sanity", action="store_true",
+                        help="run the sanity checks on every image (default: on as many evenly spaced images as keep "
+                             "their estimated cost within the requested attack's; the estimate is printed first)")
     parser.add_argument("--large-eps", type=float, default=0.5,
                         help="eps of the 'breaks at large eps' check (default 0.5; 0: off)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -137,21 +142,30 @@ def _scan_records(args) -> list:
 
 def _evaluate(model, dataset, records, args, threshold: float):
     from arfl_studio.evaluation import evaluate_robustness
+    from arfl_studio.evaluation.robustness import sanity_plan
 
     def progress(event) -> None:
         if event.stage != "done" and sys.stderr.isatty():
             eta = f", ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
             print(f"\r  {100 * event.fraction:3.0f}% {event.message}{eta}\033[K", end="", file=sys.stderr, flush=True)
 
+    checks = dict(probes=_probes(args), probe_queries=args.probe_queries, probe_images=args.probe_images,
+                  sanity_budget=None if args.full_sanity else 1.0, large_eps=args.large_eps or None, steps=args.steps,
+                  restarts=args.restarts, queries=args.queries, loss=args.loss)
+    plan = sanity_plan(args.attack, _eps_list(args.eps), len(dataset), **checks)
+    print(f"  {plan.describe()}" + ("" if args.full_sanity or plan.probe_images == plan.images
+                                    else "; --full-sanity runs them on every image"))
     report = evaluate_robustness(
-        model, dataset, attack=args.attack, eps=_eps_list(args.eps), steps=args.steps, restarts=args.restarts,
-        step_size=args.step_size, queries=args.queries, loss=args.loss, threshold=threshold, records=records,
-        probes=_probes(args), probe_queries=args.probe_queries, probe_images=args.probe_images,
-        large_eps=args.large_eps or None, batch_size=args.batch_size, device=args.device, seed=args.seed,
-        callback=progress,
+        model, dataset, attack=args.attack, eps=_eps_list(args.eps), step_size=args.step_size, threshold=threshold,
+        records=records, batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress, **checks,
     )
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    seconds = report.seconds
+    print(f"  measured: attack {seconds.get('attack', 0):.1f} s, sanity checks {seconds.get('sanity', 0):.1f} s "
+          f"+ gradient check {seconds.get('gradient_check', 0):.1f} s "
+          f"({(seconds.get('sanity', 0) + seconds.get('gradient_check', 0)) / max(seconds.get('attack', 0), 1e-9):.2f}x"
+          " the attack)")
     return report
 
 

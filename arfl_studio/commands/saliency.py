@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     parser.add_argument("image", metavar="IMAGE", nargs="?", help="DICOM file (or a grey .npy / .png for tests)")
     parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"],
                         default="gradient")
-    parser.add_argument("--target", type=int, choices=[0, 1], help="label whose loss is differentiated (default: prediction)")
+    parser.add_argument("--target", type=int, choices=[0, 1],
+                        help="class the map explains (default: the prediction at the model's stored decision threshold)")
     parser.add_argument("--out", metavar="PATH.png",
                         help="blended overlay (or the comparison figure); the suffix chooses the format: "
                              ".png, .svg or .pdf (and .tif for one model)")
@@ -92,15 +93,16 @@ def load_image(path: Path, settings):
     return gray, pixels, geometry
 
 
-def _model_map(model, spec, gray: np.ndarray, args):
+def _model_map(model, spec, gray: np.ndarray, args, threshold):
     import torch
 
-    from arfl_studio.evaluation.saliency import perturbation, saliency_map
+    from arfl_studio.evaluation.saliency import explained_class, perturbation, saliency_map
 
     image = torch.from_numpy(np.broadcast_to(gray, (spec.in_channels, *gray.shape)).copy())
     with torch.no_grad():
         logit = float(model(image[None].float()).reshape(-1)[0])
-    target = args.target if args.target is not None else int(logit > 0)
+    # the predicted class at the decision threshold stored with the model (not at logit 0)
+    target = explained_class(model, image, args.target, threshold.logit)
     start = time.perf_counter()
     if args.method == "perturbation":
         delta, adv = perturbation(model, image, target, args.attack, args.eps, steps=args.steps)
@@ -108,9 +110,14 @@ def _model_map(model, spec, gray: np.ndarray, args):
     else:
         out = (saliency_map(model, image, args.method, target, samples=args.samples, noise=args.noise,
                             ig_steps=args.ig_steps), None)
+    chosen = "--target" if args.target is not None else f"prediction at the stored threshold ({threshold.describe()})"
     info = {"logit": logit, "probability": float(1 / (1 + np.exp(-logit))), "target": target,
+            "explains": CLASS_NAMES[target], "explains_why": chosen, "threshold": threshold.to_dict(),
             "seconds": round(time.perf_counter() - start, 4)}
     return out, info
+
+
+CLASS_NAMES = {0: "benign", 1: "malignant"}
 
 
 def _to_space(args, values, adv, pixels, geometry, settings):
@@ -146,21 +153,21 @@ def run(args) -> int:
     from arfl_studio.evaluation.saliency import (
         blend_overlay, compare_figure, overlay_figure, perturbation_overlay, save_png,
     )
-    from arfl_studio.models.registry import CheckpointError, load_checkpoint
+    from arfl_studio.models.registry import CheckpointError, load_checkpoint, load_threshold
 
     try:
         _check_output_names(args)
         model, spec = load_checkpoint(args.checkpoint)
         settings = preprocess_settings(args, spec, Path(args.checkpoint))
         gray, pixels, geometry = load_image(Path(args.image), settings)
-        models = [(Path(args.checkpoint), model, spec)]
+        models = [(Path(args.checkpoint), model, spec, load_threshold(args.checkpoint))]
         if args.compare:
             model2, spec2 = load_checkpoint(args.compare)
             other = preprocess_settings(args, spec2, Path(args.compare))
             if {**other.to_dict(), "channels": 0} != {**settings.to_dict(), "channels": 0}:
                 raise ValueError(f"{args.compare} was trained on another input than {args.checkpoint} "
                                  f"({other.to_dict()} vs {settings.to_dict()}): one image cannot show both")
-            models.append((Path(args.compare), model2, spec2))
+            models.append((Path(args.compare), model2, spec2, load_threshold(args.compare)))
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -168,8 +175,8 @@ def run(args) -> int:
     cmap = args.colormap or ("RdBu_r" if perturb else "inferno")
     base = gray if args.space == "model" else pixels
     panels, maps, infos = [], [], []
-    for path, m, s in models:
-        (values, adv), info = _model_map(m, s, gray, args)
+    for path, m, s, threshold in models:
+        (values, adv), info = _model_map(m, s, gray, args, threshold)
         values, adv = _to_space(args, values, adv, pixels, geometry, settings)
         if perturb:
             rgb, gain = perturbation_overlay(base, values, cmap, args.alpha)
@@ -178,7 +185,8 @@ def run(args) -> int:
         else:
             rgb = blend_overlay(base, values, cmap, args.alpha)
         name = path.parent.parent.name + "/" + path.parent.name if path.stem == "model" else path.stem
-        panels.append((f"{name}  p={info['probability']:.2f}", rgb))
+        what = "δ against" if perturb else "explains"
+        panels.append((f"{name}  p={info['probability']:.2f} · {what} {info['explains']}", rgb))
         maps.append(values)
         info["checkpoint"] = str(path)
         infos.append(info)
@@ -212,8 +220,8 @@ def run(args) -> int:
         np.save(buf, np.stack(maps).astype(np.float32) if len(maps) > 1 else maps[0].astype(np.float32))
         atomic.write_bytes(args.raw, buf.getvalue())
     for info in infos:
-        print(f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}, target {info['target']}, "
-              f"{args.method} in {info['seconds']:.2f} s")
+        print(f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}; the map explains class "
+              f"{info['explains']} ({info['explains_why']}); {args.method} in {info['seconds']:.2f} s")
     print(f"wrote {args.out}" + (f" and {args.raw}" if args.raw else "") + f" ({args.space} space, {maps[0].shape[0]}x{maps[0].shape[1]})")
     if args.json:
         write_json(args.json, {"image": str(args.image), "method": args.method, "preprocess": settings.to_dict(),

@@ -23,7 +23,11 @@ confident predictions (BCE's gradient ``sigmoid(z) - y`` rounds to 0 in float32 
   batched, with a query budget; a probe for gradient masking.
 - ``worst``: the ensemble pgd-strong + apgd (margin) + square, keeping each sample's
   largest margin. Unlike AutoAttack it does not stop at the first misclassification:
-  AUC depends on how far every score moves. Decreasing positives' and raising
+  AUC depends on how far every score moves. Square's budget: ``queries`` (default
+  1,000) on every image, then a second run of at least AutoAttack's 5,000
+  (:data:`AUTOATTACK_SQUARE_QUERIES`) on the images still unbroken, where masked
+  gradients leave only the gradient-free member to find the way; broken images drop
+  out of the long run, so the cost stays close to the short one on unmasked models. Decreasing positives' and raising
   negatives' scores can only lower AUC and accuracy, so the ensemble is never weaker
   than any member, per sample and in AUC / accuracy.
 
@@ -65,6 +69,33 @@ APGD_LOSSES = ("margin", "ce", "both")
 DEFAULT_STEPS = {"pgd": 10, "pgd-strong": 100, "apgd": 100, "worst": 100}
 DEFAULT_RESTARTS = {"pgd": 1, "pgd-strong": 5, "apgd": 1, "worst": 5}
 DEFAULT_QUERIES = 1000
+AUTOATTACK_SQUARE_QUERIES = 5000  # AutoAttack's Square budget (Croce & Hein 2020, "standard" version)
+
+
+def attack_parameters(attack: str, eps: float, *, steps: int | None = None, restarts: int | None = None,
+                      step_size: float | None = None, queries: int | None = None, loss: str = "margin") -> dict:
+    """Every parameter ``attack`` uses at radius ``eps`` with these settings (defaults filled in):
+    the attack JSON records them so that it alone reproduces the attack."""
+    if attack == "fgsm":
+        return {"attack": attack, "steps": 1, "step_size": eps, "random_start": False, "loss": "margin"}
+    if attack in ("pgd", "pgd-strong"):
+        n = steps or DEFAULT_STEPS[attack]
+        return {"attack": attack, "steps": n, "restarts": restarts or DEFAULT_RESTARTS[attack],
+                "step_size": 2.5 * eps / n if step_size is None else step_size, "random_start": True, "loss": "margin"}
+    if attack == "apgd":
+        return {"attack": attack, "steps": steps or DEFAULT_STEPS["apgd"], "restarts": restarts or DEFAULT_RESTARTS["apgd"],
+                "loss": loss, "initial_step_size": 2.0 * eps, "momentum": 0.75, "rho": 0.75, "random_start": True}
+    if attack == "square":
+        return {"attack": attack, "queries": queries or DEFAULT_QUERIES, "p_init": 0.8, "loss": "margin"}
+    if attack == "worst":
+        n, q = steps or DEFAULT_STEPS["worst"], queries or DEFAULT_QUERIES
+        return {"attack": attack, "members": {
+            "pgd-strong": attack_parameters("pgd-strong", eps, steps=n, restarts=restarts or DEFAULT_RESTARTS["worst"],
+                                            step_size=step_size),
+            "apgd": attack_parameters("apgd", eps, steps=n, restarts=1),
+            "square": {**attack_parameters("square", eps, queries=q), "queries_unbroken": square_budget(q)}},
+            "keeps": "each image's largest margin over the members"}
+    raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
 
 
 def bce_objective(targets: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -266,21 +297,55 @@ def worst_case_attack(
 ) -> torch.Tensor:
     """The ensemble of :data:`ENSEMBLE_MEMBERS`: each sample keeps the member output with the largest margin.
 
-    ``steps`` applies to pgd-strong and apgd, ``restarts`` to pgd-strong, ``queries``
-    to square. ``members_out`` (a dict) receives each member's adversarial examples.
+    ``steps`` applies to pgd-strong and apgd, ``restarts`` to pgd-strong. Square runs
+    ``queries`` queries on every sample, then :func:`square_budget` (at least
+    AutoAttack's 5,000) more on the samples no member has broken (margin <= 0). ``members_out``
+    (a dict) receives each member's adversarial examples.
     """
     x = x.detach().float()
     targets = targets.to(x.device).float()
     best_adv, best_margin = x.clone(), None
     for member in ENSEMBLE_MEMBERS:
-        adv = run_attack(model, x, targets, member, eps, steps=steps, restarts=restarts if member == "pgd-strong" else 1,
-                         step_size=step_size, queries=queries, clamp=clamp, threshold=threshold, generator=generator,
-                         on_step=on_step)
+        if member == "square":
+            adv = _square_where_unbroken(model, x, targets, eps, queries, best_margin, clamp, threshold, generator,
+                                         on_step)
+        else:
+            adv = run_attack(model, x, targets, member, eps, steps=steps, restarts=restarts if member == "pgd-strong"
+                             else 1, step_size=step_size, clamp=clamp, threshold=threshold, generator=generator,
+                             on_step=on_step)
         if members_out is not None:
             members_out[member] = adv
         with attack_mode(model):
             best_adv, best_margin = keep_worst(best_adv, best_margin, adv, _margin_of(model, adv, targets, threshold))
     return best_adv.detach()
+
+
+def square_budget(queries: int) -> int:
+    """Square's queries on the images the ensemble leaves unbroken after its short run."""
+    return max(int(queries), AUTOATTACK_SQUARE_QUERIES)
+
+
+def _square_where_unbroken(model, x, targets, eps, queries, margins, clamp, threshold, generator, on_step):
+    """Square with ``queries`` on every sample, then :func:`square_budget` more on those still unbroken.
+
+    The second run reports its queries as ``square-unbroken``; each sample keeps the run
+    with the larger margin.
+    """
+    adv = square_attack(model, x, targets, eps, queries=queries, clamp=clamp, threshold=threshold, generator=generator,
+                        on_step=on_step)
+    with attack_mode(model):
+        found = _margin_of(model, adv, targets, threshold)
+    best = found if margins is None else torch.maximum(found, margins)
+    unbroken = best <= 0
+    if unbroken.any():
+        more = square_attack(model, x[unbroken], targets[unbroken], eps, queries=square_budget(queries), clamp=clamp,
+                             threshold=threshold, generator=generator,
+                             on_step=None if on_step is None else lambda _n, d, t: on_step("square-unbroken", d, t))
+        with attack_mode(model):
+            better = _margin_of(model, more, targets[unbroken], threshold) > found[unbroken]
+        rows = torch.nonzero(unbroken).reshape(-1)[better]
+        adv[rows] = more[better]
+    return adv
 
 
 def run_attack(

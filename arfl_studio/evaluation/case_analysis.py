@@ -128,14 +128,21 @@ def _attack_delta(model, image: torch.Tensor, target: float, attack: str, eps: f
     return (adv - x)[0].detach().cpu().numpy().astype(np.float32)
 
 
+CLASS_NAMES = {0: "benign", 1: "malignant"}
+
+
 def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str = "pgd", eps: float = 0.01,
-                 saliency: str = "gradient", deltas: dict | None = None, attack_settings: dict | None = None) -> dict:
-    """``models``: {name: model}. ``image``: (C, H, W) in [0, 1].
+                 saliency: str = "gradient", deltas: dict | None = None, attack_settings: dict | None = None,
+                 thresholds: dict | None = None) -> dict:
+    """``models``: {name: model}. ``image``: (C, H, W) in [0, 1]. ``thresholds``: {name: the
+    model's stored decision threshold (a logit)}: each saliency map explains the class the
+    model predicts at it (logit 0 where absent); ``explains`` names that class.
 
     ``deltas``: {name: δ in model space, (H, W) or (C, H, W)} kept by the attack that
     listed the case; a model without one is attacked here (``attack_settings``: steps,
     restarts, step_size, seed)."""
     from arfl_studio.evaluation import saliency_map
+    from arfl_studio.evaluation.saliency import explained_class
 
     from arfl_studio.training.attacks import project
 
@@ -144,6 +151,7 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
     x = image.detach().float()
     out = {"image": _gray(image), "target": float(target), "attack": attack, "eps": float(eps), "models": {}}
     for name, model in models.items():
+        threshold = float((thresholds or {}).get(name, 0.0))
         kept = deltas.get(name)
         if kept is not None:
             delta = np.asarray(kept, dtype=np.float32)
@@ -160,8 +168,13 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
             "delta": (adv_t.float() - x).mean(dim=0).numpy().astype(np.float32),
             "delta_source": source,
             "adversarial": _gray(adv_t),
-            "saliency_clean": np.asarray(saliency_map(model, image, method=saliency), dtype=np.float32).copy(),
-            "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency), dtype=np.float32).copy(),
+            "saliency_clean": np.asarray(saliency_map(model, image, method=saliency, threshold=threshold),
+                                         dtype=np.float32).copy(),
+            "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency, threshold=threshold),
+                                               dtype=np.float32).copy(),
+            "explains": {"clean": CLASS_NAMES[explained_class(model, image, None, threshold)],
+                         "adversarial": CLASS_NAMES[explained_class(model, adv_t, None, threshold)],
+                         "threshold_logit": threshold},
         }
     return out
 

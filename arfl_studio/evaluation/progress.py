@@ -57,8 +57,8 @@ def attack_units(attack: str, steps: int, restarts: int, queries: int, loss: str
     raise ValueError(f"unknown attack {attack!r}")
 
 
-_KIND = {"square": "query"}
-_PART = {"apgd-ce": "apgd"}  # APGD's CE run reports as part of its "apgd" share
+_KIND = {"square": "query", "square-unbroken": "query"}
+_PART = {"apgd-ce": "apgd", "square-unbroken": "square"}  # second runs report within their member's share
 
 
 class ProgressMeter:
@@ -95,7 +95,8 @@ class ProgressMeter:
         self.check_cancel()
         part = self.parts.get(_PART.get(name, name))
         offset, units = part if part is not None else (0.0, self.units)
-        self.current = min(offset + units * done / max(total, 1), self.units)
+        # max: a member's second run (square-unbroken) must not move the count backwards
+        self.current = max(self.current, min(offset + units * done / max(total, 1), self.units))
         member = f"{name} " if part is not None or name not in self.label else ""
         self._emit(f"{self.label}: {member}{_KIND.get(name, 'step')} {done}/{total}")
 

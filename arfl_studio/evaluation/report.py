@@ -44,6 +44,30 @@ def threshold_metrics(targets: np.ndarray, logits: np.ndarray, threshold: float 
     }
 
 
+def sample_size(targets, logits) -> dict[str, Any]:
+    """What a metric was computed on: n images (positives / negatives), and the AUC's 95 % DeLong interval."""
+    from arfl_studio.evaluation.roc_stats import delong_auc_ci
+
+    t = np.asarray(targets) > 0.5
+    out: dict[str, Any] = {"n": int(len(t)), "n_positive": int(t.sum()), "n_negative": int((~t).sum()),
+                           "auc_ci": None, "auc_se": None}
+    try:
+        _, lo, hi, se = delong_auc_ci(t, logits)
+        out.update(auc_ci=[lo, hi], auc_se=se)
+    except ValueError:  # one class only, or non-finite logits: no interval
+        pass
+    return out
+
+
+def size_text(metrics: dict) -> str:
+    """'AUC 0.812 (95% CI 0.70-0.92) on 40 images (20 pos / 20 neg)' from a metrics dict with sizes."""
+    auc, ci = metrics.get("auc"), metrics.get("auc_ci")
+    text = f"AUC {_fmt(auc, 0)}" if auc is not None else "AUC n/a"
+    if ci:
+        text += f" (95% CI {ci[0]:.2f}-{ci[1]:.2f})"
+    return text + f" on {metrics['n']} images ({metrics['n_positive']} pos / {metrics['n_negative']} neg)"
+
+
 def auc_note(targets: np.ndarray) -> str | None:
     """Why AUC is undefined, or None when it is defined."""
     t = np.asarray(targets) > 0.5
@@ -69,8 +93,28 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -80, 80)))
 
 
+def _ci(size: dict) -> str:
+    return "n/a" if not size.get("auc_ci") else f"{size['auc_ci'][0]:.3f}-{size['auc_ci'][1]:.3f}"
+
+
 def _fmt(v: float, width: int = 7) -> str:
     return f"{v:{width}.3f}" if math.isfinite(v) else f"{'n/a':>{width}}"
+
+
+REPLAYED = ("attack", "eps", "steps", "restarts", "step_size", "queries", "loss", "clamp", "probes", "probe_queries",
+            "probe_images", "large_eps", "tolerance", "seed", "batch_size")
+
+
+def replay_arguments(doc: dict) -> dict[str, Any]:
+    """Keyword arguments of :func:`~arfl_studio.evaluation.robustness.evaluate_robustness` that
+    re-run the evaluation an attack JSON (``RobustnessReport.to_json``) describes, on the same images."""
+    settings = doc["settings"]
+    args = {k: settings.get(k) for k in REPLAYED if k in settings}
+    args["attack"] = doc["attack"]
+    args["threshold"] = doc["threshold_logit"]
+    args["clamp"] = tuple(args["clamp"]) if args.get("clamp") else None
+    args["probes"] = list(args.get("probes") or [])  # the probes that ran, exactly (an empty list: none)
+    return args
 
 
 @dataclass
@@ -116,6 +160,7 @@ class RobustnessReport:
         """Everything that made this eps's adversarial examples (stored with each flipped case)."""
         keys = ("steps", "restarts", "step_size", "loss", "queries", "seed", "clamp")
         return {"attack": self.attack, "eps": float(eps), **{k: self.settings.get(k) for k in keys},
+                "parameters": (self.settings.get("parameters") or {}).get(f"{float(eps):g}"),
                 "threshold_logit": self.threshold}
 
     def flipped(self, eps: float, logits: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -179,8 +224,9 @@ class RobustnessReport:
     def group_metrics(self, group: dict[str, dict[float, np.ndarray]]) -> dict[str, list[dict[str, float]]]:
         """Metrics per eps of the probes (on the probe images) or the ensemble members (on all images)."""
         pick = slice(None) if group is not self.probes or self.probe_indices is None else self.probe_indices
-        return {name: [{"eps": e, **threshold_metrics(self.targets[pick], v, self.threshold)} for e, v in sorted(r.items())]
-                for name, r in group.items()}
+        t = self.targets[pick]
+        return {name: [{"eps": e, **threshold_metrics(t, v, self.threshold), **sample_size(t, v)}
+                       for e, v in sorted(r.items())] for name, r in group.items()}
 
     # --------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
@@ -191,7 +237,7 @@ class RobustnessReport:
             adv = self.adversarial_logits[e]
             flips = self.flipped(e)
             results.append({
-                "eps": e, **self.adversarial(e), **self.shift_summary(e),
+                "eps": e, **self.adversarial(e), **sample_size(targets, adv), **self.shift_summary(e),
                 "flipped": flips,
                 "roc": _roc(targets, adv),
             })
@@ -202,8 +248,9 @@ class RobustnessReport:
             "threshold_prob": float(_sigmoid(np.array(self.threshold))),
             "n": int(len(targets)),
             "n_positive": int(targets.sum()),
+            "n_negative": int(len(targets) - targets.sum()),
             "auc_note": auc_note(self.targets),
-            "clean": {**self.clean, "roc": _roc(targets, self.clean_logits)},
+            "clean": {**self.clean, **sample_size(targets, self.clean_logits), "roc": _roc(targets, self.clean_logits)},
             "results": results,
             "auc_curve": {"eps": list(self.eps), "adversarial_auc": self.auc_curve()[1]},
             "probes": self.group_metrics(self.probes),
@@ -228,18 +275,32 @@ class RobustnessReport:
     def table(self) -> str:
         """A human-readable summary (the CLI prints it)."""
         c = self.clean
-        lines = [f"attack {self.attack}  n={len(self.targets)}  threshold logit {self.threshold:g}",
-                 f"{'eps':>10} {'AUC':>7} {'acc':>7} {'sens':>7} {'spec':>7} {'flipped':>8} {'moved':>6}",
-                 f"{'clean':>10} {_fmt(c['auc'])} {_fmt(c['accuracy'])} {_fmt(c['sensitivity'])} "
+        size = sample_size(self.targets, self.clean_logits)
+        lines = [f"attack {self.attack}  on {size['n']} images ({size['n_positive']} positive / {size['n_negative']} "
+                 f"negative)  threshold logit {self.threshold:g}",
+                 "metrics as fractions; AUC with its 95% DeLong interval",
+                 f"{'eps':>10} {'AUC':>7} {'95% CI':>13} {'acc':>7} {'sens':>7} {'spec':>7} {'flipped':>8} {'moved':>6}",
+                 f"{'clean':>10} {_fmt(c['auc'])} {_ci(size):>13} {_fmt(c['accuracy'])} {_fmt(c['sensitivity'])} "
                  f"{_fmt(c['specificity'])} {'':>8} {'':>6}"]
         for e in self.eps:
             a, s = self.adversarial(e), self.shift_summary(e)
-            lines.append(f"{e:10.3g} {_fmt(a['auc'])} {_fmt(a['accuracy'])} {_fmt(a['sensitivity'])} "
+            ci = _ci(sample_size(self.targets, self.adversarial_logits[e]))
+            lines.append(f"{e:10.3g} {_fmt(a['auc'])} {ci:>13} {_fmt(a['accuracy'])} {_fmt(a['sensitivity'])} "
                          f"{_fmt(a['specificity'])} {s['flipped_count']:8d} {s['moved_against_label']:6d}")
         for kind, group in (("member", self.group_metrics(self.members)), ("probe", self.group_metrics(self.probes))):
             for name, rows in group.items():
-                cells = ", ".join(f"eps={r['eps']:g} AUC {_fmt(r['auc'], 0)} acc {_fmt(r['accuracy'], 0)}" for r in rows)
+                cells = "; ".join(f"eps={r['eps']:g} {size_text(r)}, acc {_fmt(r['accuracy'], 0)}" for r in rows)
                 lines.append(f"  {kind} {name}: {cells}")
+        if self.large_eps_check:
+            big = self.large_eps_check
+            lines.append(f"  large-eps check: {big.get('attack')} at eps={big['eps']:g}: {size_text(big)}, "
+                         f"acc {_fmt(big['accuracy'], 0)}")
+        plan = self.settings.get("sanity_plan")
+        if plan:
+            spent = self.seconds.get("sanity", 0.0) + self.seconds.get("gradient_check", 0.0)
+            lines.append(f"sanity checks on {plan['probe_images']} of {plan['images']} images: estimated "
+                         f"{plan['ratio']:.2f}x the attack's cost" + (f", measured {spent:.1f} s for a "
+                         f"{self.seconds['attack']:.1f} s attack" if self.seconds.get("attack") else ""))
         note = auc_note(self.targets)
         if note:
             lines.append(note)

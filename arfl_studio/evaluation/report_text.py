@@ -22,15 +22,23 @@ def threshold_text(report: dict) -> str:
     return f"logit {logit:+.3g} (P(malignant) > {prob:.2f}; {how})"
 
 
+def auc_ci_text(metrics: dict) -> str:
+    """'81.2 % (95 % CI 74.0–88.4)', or the AUC alone where no interval was stored."""
+    ci = metrics.get("auc_ci")
+    return pct(metrics.get("auc")) + (f" (95 % CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci else "")
+
+
 def summary_text(report: dict) -> str:
     clean = report["clean"]
-    lines = [f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant).",
+    negatives = report.get("n_negative", report["n"] - report["n_positive"])
+    lines = [f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant, "
+             f"{negatives} benign); AUC with its 95 % DeLong interval.",
              f"Decision threshold: {threshold_text(report)}.",
              f"<table cellspacing=4><tr><th align=left>ε</th><th>AUC</th><th>sensitivity</th><th>specificity</th>"
-             f"<th>flipped</th></tr><tr><td>clean</td><td>{pct(clean['auc'])}</td>"
+             f"<th>flipped</th></tr><tr><td>clean</td><td>{auc_ci_text(clean)}</td>"
              f"<td>{pct(clean.get('sensitivity'))}</td><td>{pct(clean.get('specificity'))}</td><td></td></tr>"]
     for r in report["results"]:
-        lines[-1] += (f"<tr><td>{r['eps']:g}</td><td>{pct(r['auc'])}</td><td>{pct(r.get('sensitivity'))}</td>"
+        lines[-1] += (f"<tr><td>{r['eps']:g}</td><td>{auc_ci_text(r)}</td><td>{pct(r.get('sensitivity'))}</td>"
                       f"<td>{pct(r.get('specificity'))}</td><td align=center>{r['flipped_count']}</td></tr>")
     lines[-1] += "</table>"
     if report.get("auc_note"):
@@ -51,11 +59,14 @@ def checks_text(report: dict) -> str:
     ran = []
     probes = settings.get("probes") or []
     if probes:
-        ran.append(f"{report['attack']} did at least as well as {', '.join(probes)}")
-    ran.append("the AUC did not rise with ε")
+        probed = report.get("probe_images") or report["n"]
+        ran.append(f"{report['attack']} did at least as well as {', '.join(probes)} (on {probed} of "
+                   f"{report['n']} images)")
+    ran.append("the AUC did not rise with ε beyond its sampling error")
     large = report.get("large_eps_check") or {}
     if large.get("auc") is not None:
-        ran.append(f"at ε = {large['eps']:g} the attack brought the AUC to {pct(large['auc'])}")
+        on = f" on {large['n']} images ({large.get('n_positive', '?')} malignant)" if large.get("n") else ""
+        ran.append(f"at ε = {large['eps']:g} the attack brought the AUC to {auc_ci_text(large)}{on}")
     ran.append("the input gradients are non-zero and finite")
     return ("<span style='color:#006000'>✔ Sanity checks passed: " + "; ".join(ran) +
             ".</span> <span style='color:#555'>(No check proves robustness.)</span>")

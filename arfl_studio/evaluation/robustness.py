@@ -20,19 +20,21 @@ import torch
 import torch.nn as nn
 
 from arfl_studio.evaluation.attacks import (
-    APGD_LOSSES, ATTACKS, DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_STEPS, ENSEMBLE_MEMBERS, GRADIENT_FREE, run_attack,
+    APGD_LOSSES, ATTACKS, DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_STEPS, ENSEMBLE_MEMBERS, GRADIENT_FREE,
+    attack_parameters, run_attack,
 )
 from arfl_studio.evaluation.progress import (
     GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
 )
-from arfl_studio.evaluation.report import RobustnessReport, threshold_metrics
-from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, sanity_checks
+from arfl_studio.evaluation.report import RobustnessReport, sample_size, threshold_metrics
+from arfl_studio.evaluation.sanity_budget import DEFAULT_BUDGET, SanityPlan, plan_sanity
+from arfl_studio.evaluation.sanity import SPARSE_FRACTION, checks_run, eps_rise_errors, sanity_checks
 from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode, project
 from arfl_studio.training.devices import resolve_device
 
 __all__ = ["EvaluationCancelled", "EvaluationProgress", "RobustnessReport", "evaluate_robustness",
-           "input_gradient_stats", "threshold_metrics"]
+           "input_gradient_stats", "sanity_plan", "threshold_metrics"]
 
 LARGE_EPS = 0.5  # pixel space [0, 1]: every image can reach the same mid-grey image
 PROBE_QUERIES = 200
@@ -101,6 +103,21 @@ def _probe_subset(n: int | None, probe_images: int | None) -> np.ndarray | None:
     return np.unique(np.round(np.linspace(0, n - 1, probe_images)).astype(int))
 
 
+def sanity_plan(attack: str, eps: float | Sequence[float], images: int, *, probes: bool | Sequence[str] = True,
+                probe_queries: int = PROBE_QUERIES, probe_images: int | None = None,
+                sanity_budget: float | None = DEFAULT_BUDGET, large_eps: float | None = LARGE_EPS,
+                steps: int | None = None, restarts: int | None = None, queries: int | None = None,
+                loss: str = "margin") -> SanityPlan:
+    """The sanity checks :func:`evaluate_robustness` will run with these arguments on ``images``
+    images, and their estimated cost relative to the attack (print it before the attack starts)."""
+    names = _probe_attacks(attack) if probes is True else list(probes or [])
+    return plan_sanity(attack=attack, eps=sorted({float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps)}),
+                       images=images, probes=[p for p in names if p != attack], probe_queries=probe_queries,
+                       large_attack=None if large_eps is None else ("apgd" if attack == "worst" else attack),
+                       steps=steps, restarts=restarts, queries=queries, loss=loss, probe_images=probe_images,
+                       budget=sanity_budget)
+
+
 def evaluate_robustness(
     model: nn.Module,
     images,
@@ -119,6 +136,7 @@ def evaluate_robustness(
     probes: bool | Sequence[str] = True,
     probe_queries: int = PROBE_QUERIES,
     probe_images: int | None = None,
+    sanity_budget: float | None = DEFAULT_BUDGET,
     large_eps: float | None = LARGE_EPS,
     tolerance: float = 0.02,
     batch_size: int = 32,
@@ -142,6 +160,9 @@ def evaluate_robustness(
     none), on ``probe_images`` evenly spaced images (None: all); ``large_eps`` — the
     attack (APGD for ``worst``) is also run at this eps on the probe images to check that
     it breaks the model (None: skip). The input-gradient check (one backward pass) always runs.
+    Without ``probe_images``, ``sanity_budget`` chooses them: the checks' estimated cost is
+    at most that multiple of the requested attack's (:mod:`sanity_budget`; None: all images).
+    The plan and the measured seconds are in ``report.settings["sanity_plan"]`` and ``report.seconds``.
 
     ``cancel`` is polled after every attack step: :class:`EvaluationCancelled` is raised
     within one step of it being set. ``callback`` receives :class:`EvaluationProgress`
@@ -163,6 +184,12 @@ def evaluate_robustness(
         raise ValueError(f"large_eps must be > 0 (or None to skip), got {large_eps}")
     dev = resolve_device(device) if isinstance(device, str) else device
     model = model.to(dev)
+    n_images = len(images) if hasattr(images, "__len__") else None
+    plan = None if n_images is None else sanity_plan(
+        attack, eps_list, n_images, probes=probe_names, probe_queries=probe_queries, probe_images=probe_images,
+        sanity_budget=sanity_budget, large_eps=large_eps, steps=steps, restarts=restarts, queries=queries, loss=loss)
+    if plan is not None and plan.probe_images < n_images:
+        probe_images = plan.probe_images
     settings = {
         "eps": eps_list, "steps": steps or DEFAULT_STEPS.get(attack), "restarts": restarts or DEFAULT_RESTARTS.get(attack),
         "step_size": step_size, "loss": loss if attack == "apgd" else "margin",
@@ -170,7 +197,13 @@ def evaluate_robustness(
         "clamp": list(clamp) if clamp else None, "probes": probe_names, "probe_queries": probe_queries,
         "probe_images": probe_images, "large_eps": large_eps, "tolerance": tolerance, "seed": seed,
         "device": str(dev), "batch_size": batch_size,
+        "sanity_plan": None if plan is None else plan.to_dict(),
     }
+    # every parameter as used, per eps (the JSON alone reproduces the attack: report.replay_arguments)
+    settings["parameters"] = {f"{e:g}": attack_parameters(attack, e, steps=steps, restarts=restarts, step_size=step_size,
+                                                          queries=queries, loss=settings["loss"])
+                              for e in eps_list if e > 0}
+    settings["probe_parameters"] = {p: attack_parameters(p, eps_list[-1], queries=probe_queries) for p in probe_names}
     with contextlib.ExitStack() as stack:
         if has_dual_bn(model):  # deployed models cannot know which inputs are adversarial
             stack.enter_context(bn_route(model, "clean"))
@@ -335,7 +368,7 @@ class _Evaluation:
         if large:
             big = metrics(t_probe, cat(large))
             report.large_eps_check = {"eps": self.settings["large_eps"], "attack": self.large_attack,
-                                      "auc": big["auc"], "accuracy": big["accuracy"], "n": len(t_probe),
+                                      "auc": big["auc"], "accuracy": big["accuracy"], **sample_size(t_probe, cat(large)),
                                       "trivial_accuracy": None}
             if grey and self.clamp is not None and tuple(self.clamp) == (0.0, 1.0) and self.settings["large_eps"] >= 0.5:
                 # accuracy when every image is mapped to mid-grey: what any attack at this eps can reach
@@ -357,5 +390,6 @@ class _Evaluation:
             n=n,
             n_reference=len(t_probe),
             tolerance=self.settings["tolerance"],
+            rise_se=eps_rise_errors(targets, {0.0: clean_np, **adv_np}, self.threshold),
         )
         return report

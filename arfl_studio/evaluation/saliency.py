@@ -37,11 +37,16 @@ class _SignedLogit(nn.Module):
         return self.sign * self.model(x).float().reshape(len(x))
 
 
-def _target_sign(model: nn.Module, x: torch.Tensor, target: int | float | None) -> float:
-    if target is None:  # the model's own prediction
-        with torch.no_grad():
-            target = float(model(x).float().reshape(-1)[0] > 0)
-    return 1.0 if float(target) > 0.5 else -1.0
+def explained_class(model: nn.Module, image: torch.Tensor, target: int | float | None = None,
+                    threshold: float = 0.0) -> int:
+    """The class (1 malignant, 0 benign) a map explains: ``target`` if given, else the model's
+    prediction at its decision ``threshold`` (a logit: the one stored with the model)."""
+    if target is not None:
+        return int(float(target) > 0.5)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = image.detach().float().to(device)
+    with attack_mode(model), torch.no_grad():
+        return int(float(model(x if x.dim() == 4 else x[None]).float().reshape(-1)[0]) > threshold)
 
 
 def scale01(values: np.ndarray) -> np.ndarray:
@@ -61,8 +66,10 @@ def attribution(
     noise: float = 0.1,
     ig_steps: int = 32,
     seed: int = 0,
+    threshold: float = 0.0,
 ) -> np.ndarray:
-    """The raw attribution (C, H, W) for one image (C, H, W) in [0, 1]."""
+    """The raw attribution (C, H, W) for one image (C, H, W) in [0, 1], of class ``target``
+    (None: the model's prediction at its decision ``threshold``, a logit)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if image.dim() != 3:
@@ -70,7 +77,7 @@ def attribution(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = image.detach().float().to(device)[None]
     with attack_mode(model), torch.enable_grad():
-        forward = _SignedLogit(model, _target_sign(model, x, target))
+        forward = _SignedLogit(model, 1.0 if explained_class(model, x, target, threshold) else -1.0)
         if method == "gradient":
             x = x.requires_grad_(True)
             (grad,) = torch.autograd.grad(forward(x).sum(), x)
@@ -101,7 +108,9 @@ def saliency_map(
     """(H, W) float32 in [0, 1]: |attribution|, max over channels, min-max scaled.
 
     ``target`` is the label (0/1) whose loss is differentiated; None uses the model's
-    prediction. Extra keywords go to :func:`attribution` (samples, noise, ig_steps, seed).
+    prediction at ``threshold`` (pass the model's stored decision threshold; see
+    :func:`explained_class`). Extra keywords go to :func:`attribution` (samples, noise,
+    ig_steps, seed, threshold).
     """
     attr = attribution(model, image, method, target, **kwargs)
     return scale01(np.abs(attr).max(axis=0))

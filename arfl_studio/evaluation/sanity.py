@@ -6,8 +6,11 @@ comparisons look at both AUC and accuracy, at every eps.
 Names (stable, used in the JSON):
 
 - ``auc_rises_with_eps`` / ``accuracy_rises_with_eps``: the adversarial AUC (accuracy)
-  rose as eps grew (a bigger ball contains the smaller one, so a working attack can
-  only do better).
+  at some eps is higher than at *any* smaller eps (clean included) by more than its
+  sampling error (a bigger ball contains the smaller one, so a working attack can only
+  do better). Not only neighbours: a slow rise over the whole sweep is caught. The
+  sampling error is the paired one on the same images (:func:`eps_rise_errors`: DeLong
+  for AUC, paired proportions for accuracy), 1.96 standard errors, never below ``tolerance``.
 - ``pgd_weaker_than_fgsm``: the iterative white-box attack left a higher AUC or
   accuracy than one FGSM step at the same eps (steps too few/small, or gradients that
   mislead).
@@ -33,12 +36,15 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 CHECK_NAMES = (
     "auc_rises_with_eps", "accuracy_rises_with_eps", "pgd_weaker_than_fgsm", "gradient_free_beats_white_box",
     "large_eps_not_broken", "zero_input_gradients", "sparse_input_gradients", "nan_input_gradients", "nan_outputs",
 )
 METRICS = ("auc", "accuracy")
 BROKEN_LEVEL = 0.2  # AUC and accuracy a working attack reaches at eps >= 0.5 (measured: docs/attacks.md)
+RISE_Z = 1.959964  # a rise beyond 1.96 paired standard errors (two-sided 95 %) is flagged
 SPARSE_FRACTION = 0.5  # healthy ReLU CNNs: ~0 % zero-gradient pixels; the staircase phantom: 85 % (docs/attacks.md)
 
 
@@ -61,6 +67,30 @@ def _finite(v: float | None) -> bool:
 
 def _as_metrics(v: Any) -> dict[str, float]:
     return dict(v) if isinstance(v, Mapping) else {"auc": float(v)}
+
+
+def eps_rise_errors(targets, logits: Mapping[float, Any], threshold: float = 0.0) -> dict[str, dict]:
+    """Paired standard errors of metric(e_hi) - metric(e_lo) for every pair of eps in ``logits``.
+
+    ``logits``: {eps: per-image logits on the same images} (eps 0: the clean logits).
+    Returns {"auc": {(e_lo, e_hi): se}, "accuracy": {...}}: DeLong's for AUC (None where
+    AUC is undefined), that of a difference of paired proportions for accuracy.
+    """
+    from arfl_studio.evaluation.roc_stats import difference_se
+
+    t = np.asarray(targets) > 0.5
+    eps = sorted(logits)
+    out: dict[str, dict] = {"auc": {}, "accuracy": {}}
+    for i, lo in enumerate(eps):
+        for hi in eps[i + 1:]:
+            a, b = np.asarray(logits[lo], dtype=float), np.asarray(logits[hi], dtype=float)
+            try:
+                out["auc"][(lo, hi)] = difference_se(t, a, b)
+            except ValueError:  # one class, or non-finite logits
+                out["auc"][(lo, hi)] = None
+            d = ((b > threshold) == t).astype(float) - ((a > threshold) == t).astype(float)
+            out["accuracy"][(lo, hi)] = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
+    return out
 
 
 def checks_run(attack: str, probes, members, large_eps: Mapping[str, Any] | None) -> list[str]:
@@ -97,6 +127,7 @@ def sanity_checks(
     n_reference: int | None = None,
     tolerance: float = 0.02,
     broken_level: float = BROKEN_LEVEL,
+    rise_se: Mapping[str, Mapping[tuple[float, float], float | None]] | None = None,
 ) -> list[SanityWarning]:
     """Run every check that the given numbers allow.
 
@@ -108,6 +139,8 @@ def sanity_checks(
     ``large_eps``: {"eps", "auc", "accuracy", "attack"} of the large-eps probe;
     ``gradients``: {"zero_images", "nan_images", "sparse_images", "sparse_fraction"}.
     Accuracy differences of a single image never warn (tolerance max(``tolerance``, 1/n)).
+    ``rise_se``: :func:`eps_rise_errors` of the sweep (clean at eps 0); without it a rise
+    is flagged beyond ``tolerance``.
     """
     from arfl_studio.evaluation.attacks import GRADIENT_FREE, WHITE_BOX
 
@@ -126,14 +159,23 @@ def sanity_checks(
         curve = sorted((e, m.get(metric, math.nan)) for e, m in adversarial.items())
         if _finite(clean.get(metric)):
             curve = [(0.0, clean[metric])] + [p for p in curve if p[0] > 0]
-        rises = [f"{a0:.3f} at eps={e0:g} -> {a1:.3f} at eps={e1:g}" for (e0, a0), (e1, a1) in zip(curve, curve[1:])
-                 if _finite(a0) and _finite(a1) and a1 > a0 + tol(metric, n)]
+        errors = (rise_se or {}).get(metric, {})
+        rises = []
+        for j, (e1, a1) in enumerate(curve):
+            # the smaller eps that this one exceeds by the most standard errors (or the most, without errors)
+            excess = [(a1 - a0 - max(tol(metric, n), RISE_Z * (errors.get((e0, e1)) or 0.0)), e0, a0)
+                      for e0, a0 in curve[:j] if _finite(a0) and _finite(a1)]
+            worst = max(excess, default=None)
+            if worst is not None and worst[0] > 0:
+                se = errors.get((worst[1], e1))
+                rises.append(f"{worst[2]:.3f} at eps={worst[1]:g} -> {a1:.3f} at eps={e1:g}"
+                             + (f" (paired SE {se:.3f})" if se else ""))
         if rises:
             out.append(SanityWarning(
                 f"{metric}_rises_with_eps",
-                f"{attack} adversarial {metric.upper() if metric == 'auc' else metric} rose with eps "
-                f"({'; '.join(rises)}); the attack is failing to find examples a smaller ball already contained "
-                "(too few steps, or masked gradients).",
+                f"{attack} adversarial {metric.upper() if metric == 'auc' else metric} is higher at a larger eps "
+                f"than at a smaller one by more than its sampling error ({'; '.join(rises)}); the attack is failing "
+                "to find examples a smaller ball already contained (too few steps, or masked gradients).",
             ))
 
     def compare(name: str, weaker: Mapping[float, Metrics], stronger: Mapping[float, Metrics], text: str) -> None:
@@ -146,7 +188,7 @@ def sanity_checks(
                 if _finite(w) and _finite(s) and w > s + tol(metric, n_reference):
                     bad.append(f"eps={e:g} {'AUC' if metric == 'auc' else 'accuracy'} {w:.3f} vs {s:.3f}")
         if bad:
-            out.append(SanityWarning(name, f"{text} ({'; '.join(bad)})"))
+            out.append(SanityWarning(name, f"{text} ({'; '.join(bad)}; on {n_reference} images)"))
 
     white_box_members = [m for m in members if m in WHITE_BOX]
     if attack in WHITE_BOX and attack != "fgsm" and "fgsm" in probes:

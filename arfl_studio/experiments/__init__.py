@@ -9,7 +9,8 @@ from arfl_studio.experiments.config import (
     TrainingConfig,
     load_config,
 )
-from arfl_studio.experiments.results import collect, comparison_rows, export_table, mann_whitney
+from arfl_studio.experiments.comparisons import mann_whitney
+from arfl_studio.experiments.results import collect, comparison_rows, export_table
 from arfl_studio.experiments.runner import (
     ExperimentError,
     ExperimentResult,

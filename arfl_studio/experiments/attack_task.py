@@ -83,6 +83,8 @@ def attack_task(source: dict, attack: str, eps: list[float], steps: int, restart
             kwargs["large_eps"] = LARGE_EPS if checks["large_eps"] else None
         if checks.get("subset"):
             kwargs["probe_images"] = int(checks["subset"])
+        else:  # the pane chose "every image" and estimated that cost (its plan text): the full set
+            kwargs["sanity_budget"] = None
         result = evaluate_robustness(
             model, dataset, attack=attack, eps=eps, steps=steps, restarts=restarts, records=records,
             threshold=threshold["logit"], device=device, cancel=cancel, batch_size=32,

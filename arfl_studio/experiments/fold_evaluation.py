@@ -106,6 +106,7 @@ def evaluate_auc(
     route: str = "clean",
     cancel: threading.Event | None = None,
     threshold: float | None = None,
+    predictions: dict | None = None,
 ) -> dict[str, float]:
     """Standard AUC and (optionally) adversarial AUC under ``settings``' attack, through BN ``route``
     (:func:`score_logits`, then :func:`auc_summary` with ``threshold``); ``{}`` when stopped."""

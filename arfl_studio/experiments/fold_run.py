@@ -38,6 +38,7 @@ from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_plan import FoldFinished, FoldPlan, derive_seed
 from arfl_studio.experiments.epoch_selection import EpochSelection
 from arfl_studio.experiments.fold_resume import is_damaged, keep_metrics_through, restore, save_resume
+from arfl_studio.experiments.fold_predictions import evaluated_indices, write_predictions
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, read_json, versions
 from arfl_studio.experiments.sources import (
     BatchPlan,
@@ -112,6 +113,7 @@ class RunLoader:
 
     def __init__(self, source: DataSource, records: list, workers: int, device: torch.device):
         self.source = source  # the patch stage reads its images through the same preprocessing
+        self.records = records  # positions in the loader are positions in splits.json
         self.position = {id(record): i for i, record in enumerate(records)}
         self.plan = BatchPlan()
         self.skipped: Callable[[Unreadable], None] = lambda item: None
@@ -466,6 +468,7 @@ def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
     if scores is None:
         return {}
     results: dict[str, Any] = unit_summary(plan.test_records, *scores, unit=ev.unit, threshold=threshold.logit)
+    _keep_predictions(plan, batches, scores)
     results["threshold"] = threshold.to_dict()
     results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
                              "bn_route": "clean" if has_dual_bn(model) else None, "unit": results["unit"]}
@@ -477,6 +480,17 @@ def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
         results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
                                   "an oracle that knows which inputs are adversarial; not a deployable figure")
     return results
+
+
+def _keep_predictions(plan: FoldPlan, batches: FoldBatches, scores: tuple) -> None:
+    """Per-image out-of-fold scores (positions in splits.json) for the pooled AUC and paired DeLong tests."""
+    targets, clean, adversarial = scores
+    test_indices = [i for batch in batches.test.batches for i in batch]
+    skipped = [s["path"] for s in plan.manifest.get("skipped_images", [])]
+    evaluated = evaluated_indices(batches.loader.records, test_indices, skipped)
+    if write_predictions(plan.folder, plan.fold, evaluated, targets, clean, adversarial) is None:
+        log.warning("%s fold %s: predictions.json not written (evaluated images do not match the fold)",
+                    plan.key, plan.fold)
 
 
 # -- 6. the fold's files -------------------------------------------------------------------------

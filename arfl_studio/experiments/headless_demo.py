@@ -17,7 +17,7 @@ from arfl_studio import atomic
 from arfl_studio.data.demo.dataset import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
 from arfl_studio.data.paths import default_data_dir
 from arfl_studio.evaluation.robustness import evaluate_robustness
-from arfl_studio.evaluation.saliency import blend_overlay, compare_figure, saliency_map
+from arfl_studio.evaluation.saliency import blend_overlay, compare_figure, explained_class, saliency_map
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.results import render_table
 from arfl_studio.experiments.run_access import fold_records, load_fold_model, load_fold_threshold
@@ -139,8 +139,10 @@ def run_headless_demo(
     panels = []
     for key, title in (("A", "A. Standard training"), ("F", "F. Dual adversarial + ARFL")):
         model, _ = load_fold_model(out, key, 0)
-        heat = saliency_map(model, image, "gradient")
-        panels.append((title, blend_overlay(image.mean(dim=0).numpy(), heat, alpha=0.55)))
+        logit = load_fold_threshold(out, key, 0).logit  # the map explains the class predicted at it
+        heat = saliency_map(model, image, "gradient", threshold=logit)
+        explains = "malignant" if explained_class(model, image, None, logit) else "benign"
+        panels.append((f"{title} (explains {explains})", blend_overlay(image.mean(dim=0).numpy(), heat, alpha=0.55)))
     figure = out / "saliency_A_vs_F.png"
     compare_figure(panels, figure, title=f"Input-gradient saliency, {test_records[index].patient_id}")
     print(f"  {figure}\ndone in {time.perf_counter() - started:.0f} s; results in {out}")

@@ -1,21 +1,30 @@
-"""Merging fold results, the comparison table of Tables 2-3, and Mann-Whitney U statistics.
+"""Merging fold results, the comparison table of Tables 2-3, and the statistics between methods.
 
 ``collect(run_dir)`` reads every ``<key>/fold_<k>/manifest.json`` of a run (folds may
 have been trained by separate cluster jobs) and writes ``results.json``::
 
-    {"name", "run_dir", "folds", "complete", "reference", "evaluation" (attack and AUC unit), "sweep",
+    {"name", "run_dir", "folds", "seeds", "complete", "reference", "evaluation" (attack and AUC unit), "sweep",
      "methods": [{"key", "method", "scheme", "mix_ratio", "robust_weight", "eps", "point", "params",
-                  "standard_auc": {"mean", "std", "per_fold"}, "adversarial_auc": {...},
+                  "standard_auc": {"mean", "std", "per_fold", "n"}, "adversarial_auc": {...},
                   "standard_sensitivity", "standard_specificity", "adversarial_sensitivity",
                   "adversarial_specificity": {...} (at each fold model's stored decision threshold),
-                  "mean_auc", "folds_finished",
+                  "mean_auc", "folds_finished", "folds_declared", "seeds_declared", "seeds_per_fold", "partial",
                   "oracle_adversarial_auc": {...} (DSBN only, labelled oracle),
-                  "p_values": {"standard_auc": {other: p}, "adversarial_auc": {...}, "mean_auc": {...}}}]}
+                  "pooled_oof": {"standard_auc": {"auc", "lo", "hi", "se", "level", "n", "n_positive",
+                                 "n_negative", "folds", ...}, "adversarial_auc": {...}} (one seed; else per seed),
+                  "p_values": {"standard_auc": {other: p}, "adversarial_auc": {...}, "mean_auc": {...}},
+                  "tests": {metric: {other: {"test", "p", "paired_test", "paired_p", "folds", "n_folds",
+                                             "folds_declared", "partial"}}},
+                  "delong": {"standard_auc": {other: {"test", "auc", "auc_other", "z", "p", "n", "folds",
+                                                      ...}}, "adversarial_auc": {...}}}]}
 
-``std`` is the sample standard deviation over folds (ddof = 1). ``p_values`` are
-two-sided Mann-Whitney U tests between two methods' per-fold AUCs (``mean_auc``
-uses each fold's mean of standard and adversarial AUC); with k = 5 folds the
-smallest attainable two-sided p is 0.0079.
+``std`` is the sample standard deviation over folds (ddof = 1) and ``n`` the number of
+folds it is over. ``p_values`` are two-sided Mann-Whitney U tests on the fold AUCs
+*both* methods have (``mean_auc`` uses each fold's mean of standard and adversarial
+AUC); ``tests`` says so for each, with the paired Wilcoxon test beside it
+(:mod:`comparisons`). A method (``partial``) or a test on fewer folds than the run
+declares is marked in every table format. Pooled out-of-fold AUCs and the paired
+DeLong tests come from each fold's ``predictions.json`` (runs that stored them).
 """
 
 from __future__ import annotations
@@ -31,8 +40,12 @@ import numpy as np
 
 from arfl_studio import atomic
 from arfl_studio.evaluation.units import UNIT_WORDS
+from arfl_studio.experiments.comparisons import (
+    fold_comparison, fold_predictions, paired_delong, pooled_auc,
+)
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.run_folder import fold_dir, seed_folders
+from arfl_studio.experiments.run_status import update_run_status
 
 FORMATS = ("csv", "xlsx", "md", "tex")
 # Rates of each fold model at its own decision threshold (chosen on the training folds, stored in model.json).
@@ -44,19 +57,7 @@ def _summary(values: list[float | None]) -> dict[str, Any]:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     mean = float(np.mean(finite)) if finite else None
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
-    return {"mean": mean, "std": std, "per_fold": values}
-
-
-def mann_whitney(a: list[float | None], b: list[float | None]) -> float | None:
-    from scipy.stats import mannwhitneyu
-
-    a = [v for v in a if v is not None and math.isfinite(v)]
-    b = [v for v in b if v is not None and math.isfinite(v)]
-    if len(a) < 2 or len(b) < 2:
-        return None
-    if len(set(a) | set(b)) == 1:
-        return 1.0
-    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return {"mean": mean, "std": std, "per_fold": values, "n": len(finite)}
 
 
 def collect(out_dir: str | Path, write: bool = True) -> dict:
@@ -115,20 +116,39 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         entry["_fold_means"] = [None if x is None or y is None else (x + y) / 2 for x, y in zip(standard, adversarial)]
         if any(v is not None for v in oracle):
             entry["oracle_adversarial_auc"] = {**_summary(oracle), "label": ORACLE_LABEL}
+        seeds_per_fold = [sum(per_seed[s]["standard"][f] is not None for _, s in seeds) for f in range(k)]
+        used = [f for f in range(k) if standard[f] is not None or adversarial[f] is not None]
+        entry.update(folds_declared=k, seeds_declared=len(seeds), seeds_per_fold=seeds_per_fold,
+                     partial=len(used) < k or any(seeds_per_fold[f] < len(seeds) for f in used))
+        # per seed folder: fold -> per-image predictions (pooled AUC, paired DeLong tests)
+        entry["_predictions"] = {s: fold_predictions(out, run["key"], s, used) for _, s in seeds}
+        pooled = {str(s): pooled_auc(p, k) for s, p in entry["_predictions"].items()}
+        if len(seeds) == 1:
+            entry["pooled_oof"] = next(iter(pooled.values()))
+        else:
+            entry["pooled_oof_per_seed"] = pooled
         methods.append(entry)
     for entry in methods:
-        entry["p_values"] = {
-            metric: {other["key"]: _p(entry, other, metric) for other in methods if other is not entry}
-            for metric in ("standard_auc", "adversarial_auc", "mean_auc")
-        }
+        others = [other for other in methods if other is not entry]
+        entry["tests"] = {metric: {other["key"]: fold_comparison(_per_fold(entry, metric), _per_fold(other, metric), k)
+                                   for other in others} for metric in ("standard_auc", "adversarial_auc", "mean_auc")}
+        entry["p_values"] = {metric: {o: t["p"] for o, t in tests.items()} for metric, tests in entry["tests"].items()}
+        if len(seeds) == 1:  # images scored once per method: paired DeLong on the same images
+            (seed,) = entry["_predictions"]
+            pairs = {other["key"]: paired_delong(entry["_predictions"][seed], other["_predictions"][seed], k)
+                     for other in others}
+            entry["delong"] = {metric: {o: t[metric] for o, t in pairs.items() if metric in t}
+                               for metric in ("standard_auc", "adversarial_auc")}
     for entry in methods:
         entry.pop("_fold_means")
+        entry.pop("_predictions")
     keys = [m["key"] for m in methods]
     reference = "F" if "F" in keys else (keys[0] if keys else None)
     results = {
         "name": config.name,
         "run_dir": str(out.resolve()),
         "folds": k,
+        "seeds": len(seeds),
         "complete": all(len(m["folds_finished"]) == k for m in methods),
         "reference": reference,
         "evaluation": {"kind": config.evaluation.kind, "eps": config.evaluation.eps,
@@ -141,9 +161,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         results["skipped_manifests"] = skipped
     if write:
         atomic.write_json(out / "results.json", results)
-        if not (out / "manifest.json").exists():  # only cluster jobs ran: leave a top-level manifest too
-            atomic.write_json(out / "manifest.json", {"name": config.name, "status": "finished" if results["complete"]
-                                                      else "partial", "collected_from_jobs": True})
+        update_run_status(out, config)  # only cluster jobs ran: leaves a top-level manifest too
     return results
 
 
@@ -180,10 +198,8 @@ def _nan_to_none(value):
     return value if math.isfinite(value) else None
 
 
-def _p(entry: dict, other: dict, metric: str) -> float | None:
-    if metric == "mean_auc":
-        return mann_whitney(entry["_fold_means"], other["_fold_means"])
-    return mann_whitney(entry[metric]["per_fold"], other[metric]["per_fold"])
+def _per_fold(entry: dict, metric: str) -> list[float | None]:
+    return entry["_fold_means"] if metric == "mean_auc" else entry[metric]["per_fold"]
 
 
 def load_results(path_or_results: str | Path | dict) -> dict:
@@ -207,11 +223,17 @@ def load_results(path_or_results: str | Path | dict) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 def comparison_rows(results: dict) -> list[dict]:
-    """One row per method: AUCs (fractions), std, mean AUC, p-values against the reference row."""
+    """One row per method: AUCs (fractions), std, mean AUC, the folds (and seeds) they are over,
+    p-values against the reference row with the folds each test used; ``partial`` rows and
+    ``p_..._partial`` tests are on fewer folds than the run declares."""
     results = load_results(results)
     ref = results.get("reference")
+    declared = results.get("folds")
     rows = []
     for m in results["methods"]:
+        folds = max(m["standard_auc"].get("n", 0), m["adversarial_auc"].get("n", 0)) \
+            if "n" in m["standard_auc"] else len(m["folds_finished"])
+        seeds = [c for c in m.get("seeds_per_fold", []) if c]
         row = {
             "key": m["key"],
             "method": m["method"],
@@ -220,18 +242,39 @@ def comparison_rows(results: dict) -> list[dict]:
             "adversarial_auc": m["adversarial_auc"]["mean"],
             "adversarial_auc_std": m["adversarial_auc"]["std"],
             "mean_auc": m["mean_auc"],
-            "folds": len(m["folds_finished"]),
+            "folds": folds,
+            "folds_declared": m.get("folds_declared", declared),
+            "seeds_min": min(seeds) if seeds else None,
+            "seeds_declared": m.get("seeds_declared", results.get("seeds", 1)),
+            "partial": bool(m.get("partial", folds < (declared or 0))),
         }
         for name in RATES:
             if name in m:
                 row[name] = m[name]["mean"]
+        for metric, est in (m.get("pooled_oof") or {}).items():
+            row.update({f"pooled_{metric}": est["auc"], f"pooled_{metric}_lo": est["lo"],
+                        f"pooled_{metric}_hi": est["hi"], f"pooled_{metric}_n": est["n"],
+                        f"pooled_{metric}_n_positive": est["n_positive"],
+                        f"pooled_{metric}_n_negative": est["n_negative"], f"pooled_{metric}_folds": est["n_folds"],
+                        f"pooled_{metric}_partial": est["partial"]})
         if ref is not None:
             for metric in ("standard_auc", "adversarial_auc", "mean_auc"):
+                test = None if m["key"] == ref else (m.get("tests") or {}).get(metric, {}).get(ref)
                 row[f"p_{metric}_vs_{ref}"] = None if m["key"] == ref else m["p_values"][metric].get(ref)
+                row[f"p_{metric}_vs_{ref}_folds"] = None if test is None else test["n_folds"]
+                row[f"p_{metric}_vs_{ref}_partial"] = None if test is None else test["partial"]
+            for metric, test in ((k, v.get(ref)) for k, v in (m.get("delong") or {}).items()):
+                if test is not None:
+                    row[f"p_delong_{metric}_vs_{ref}"] = test["p"]
+                    row[f"p_delong_{metric}_vs_{ref}_partial"] = test["partial"]
         if "oracle_adversarial_auc" in m:
             row["oracle_adversarial_auc"] = m["oracle_adversarial_auc"]["mean"]
         rows.append(row)
     return rows
+
+
+PARTIAL_ROW = "\u2020"  # dagger: a row on fewer folds (or seeds) than the run declares
+PARTIAL_TEST = "\u2021"  # double dagger: a test on fewer folds than the run declares
 
 
 def _pct(mean, std) -> str:
@@ -244,42 +287,84 @@ def _pair(a, b) -> str:
     return "--" if a is None or b is None else f"{100 * a:.0f} / {100 * b:.0f}"
 
 
-def _pfmt(p) -> str:
+def _pfmt(p, partial=False) -> str:
     if p is None:
         return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return ("<0.001" if p < 0.001 else f"{p:.3f}") + (f" {PARTIAL_TEST}" if partial else "")
+
+
+def folds_text(row: dict) -> str:
+    """'3/5 †', or '5/5 × 3 seeds': the folds (and seeds per fold) a row is over, marked when partial."""
+    text = f"{row['folds']}/{row['folds_declared']}"
+    if (row.get("seeds_declared") or 1) > 1:
+        text += f" \u00d7 {row.get('seeds_min') or 0}/{row['seeds_declared']} seeds"
+    return text + (f" {PARTIAL_ROW}" if row.get("partial") else "")
+
+
+def _pooled(row: dict, metric: str) -> str:
+    auc = row.get(f"pooled_{metric}")
+    if auc is None:
+        return "--"
+    return (f"{100 * auc:.1f} ({100 * row[f'pooled_{metric}_lo']:.1f}\u2013{100 * row[f'pooled_{metric}_hi']:.1f})"
+            + (f" {PARTIAL_ROW}" if row.get(f"pooled_{metric}_partial") else ""))
 
 
 def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]:
     ref = results.get("reference")
+    declared = results.get("folds")
     rows = comparison_rows(results)
     rates = any(row.get("standard_sensitivity") is not None for row in rows)
-    header = ["Training method", "Standard AUC", "Adversarial AUC", "Mean AUC"]
+    pooled = any(row.get("pooled_standard_auc") is not None for row in rows)
+    delong = ref is not None and any(f"p_delong_standard_auc_vs_{ref}" in row for row in rows)
+    header = ["Training method", "Folds", "Standard AUC", "Adversarial AUC", "Mean AUC"]
     header += ["Sens / spec", "Adv. sens / spec"] if rates else []
+    header += ["Pooled OOF standard AUC (95% CI)", "Pooled OOF adversarial AUC (95% CI)"] if pooled else []
     if ref is not None:
         header += [f"p vs {ref} (standard)", f"p vs {ref} (adversarial)", f"p vs {ref} (mean)"]
+        header += [f"DeLong p vs {ref} (standard)", f"DeLong p vs {ref} (adversarial)"] if delong else []
     body, notes = [], []
     for row in rows:
-        line = [f"{row['key']}. {row['method']}", _pct(row["standard_auc"], row["standard_auc_std"]),
+        line = [f"{row['key']}. {row['method']}", folds_text(row), _pct(row["standard_auc"], row["standard_auc_std"]),
                 _pct(row["adversarial_auc"], row["adversarial_auc_std"]),
                 "--" if row["mean_auc"] is None else f"{100 * row['mean_auc']:.1f}"]
         if rates:
             line += [_pair(row.get(f"{part}_sensitivity"), row.get(f"{part}_specificity"))
                      for part in ("standard", "adversarial")]
+        if pooled:
+            line += [_pooled(row, m) for m in ("standard_auc", "adversarial_auc")]
         if ref is not None:
-            line += [_pfmt(row.get(f"p_{m}_vs_{ref}")) for m in ("standard_auc", "adversarial_auc", "mean_auc")]
+            line += [_pfmt(row.get(f"p_{m}_vs_{ref}"), row.get(f"p_{m}_vs_{ref}_partial"))
+                     for m in ("standard_auc", "adversarial_auc", "mean_auc")]
+            if delong:
+                line += [_pfmt(row.get(f"p_delong_{m}_vs_{ref}"), row.get(f"p_delong_{m}_vs_{ref}_partial"))
+                         for m in ("standard_auc", "adversarial_auc")]
         body.append(line)
+        if row.get("pooled_standard_auc") is not None:
+            notes.append(f"{row['key']}: pooled over {row['pooled_standard_auc_folds']} folds, n = "
+                         f"{row['pooled_standard_auc_n']} images ({row['pooled_standard_auc_n_positive']} malignant / "
+                         f"{row['pooled_standard_auc_n_negative']} benign).")
         if row.get("oracle_adversarial_auc") is not None:
             notes.append(f"{row['key']}: oracle adversarial AUC {100 * row['oracle_adversarial_auc']:.1f} "
                          f"({ORACLE_LABEL}); the table reports the clean-BN route.")
     ev = results.get("evaluation") or {}
-    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean (std) over "
-                    f"{results.get('folds')} patient-level folds; adversarial: "
-                    f"{ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
-                    "p: two-sided Mann-Whitney U on fold AUCs.")
+    seeds = results.get("seeds") or 1
+    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean (std) over the patient-level folds in column Folds (finished / the "
+                    f"{declared} the run declares"
+                    + (f"; a fold's value is the mean over its {seeds} training seeds" if seeds > 1 else "")
+                    + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
+                    "p: two-sided Mann-Whitney U on the fold AUCs both methods have "
+                    "(paired Wilcoxon signed-rank in results.json).")
     if rates:
         notes.insert(1, "Sens / spec: sensitivity / specificity in % at each fold model's decision threshold "
                         "(chosen on its training folds, stored in model.json).")
+    if pooled:
+        notes.insert(1, "Pooled OOF: AUC in % of every held-out image's score pooled over the folds, with its "
+                        "95% DeLong interval" + ("; DeLong p: paired DeLong test on the same images." if delong else "."))
+    if any(row["partial"] or row.get("pooled_standard_auc_partial") for row in rows):
+        notes.append(f"{PARTIAL_ROW} on fewer folds{' or seeds' if seeds > 1 else ''} than the run declares "
+                     f"({declared}): the row's mean (std), or the pooled AUC, is over the folds it states only.")
+    if any(row.get(k) for row in rows for k in row if k.endswith("_partial") and k.startswith("p_")):
+        notes.append(f"{PARTIAL_TEST} test on fewer than {declared} folds: only the folds both methods finished.")
     if not results.get("complete", True):
         notes.append("Incomplete: some folds have not finished.")
     return header, body, notes
@@ -287,7 +372,8 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
 
 def _tex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("<", r"$<$")):
+                 ("<", r"$<$"), (PARTIAL_ROW, r"$^\dagger$"), (PARTIAL_TEST, r"$^\ddagger$"),
+                 ("\u00d7", r"$\times$"), ("\u2013", "--")):
         text = text.replace(a, b)
     return text
 

@@ -42,6 +42,7 @@ from arfl_studio.experiments.fold_resume import RESUME_FORMAT
 from arfl_studio.experiments.final_run import run_final
 from arfl_studio.experiments.fold_run import RunLoader, run_fold
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
+from arfl_studio.experiments.run_status import update_run_status
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
 from arfl_studio.experiments.splits import prepare_splits
@@ -256,6 +257,9 @@ def _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, parti
                 status = "cancelled"
                 break
             done.append((run["key"], fold) if seed_folder is None else (run["key"], fold, seed_folder))
+            if ctx.is_main:  # the run's manifest says at once when this fold completed the run
+                with _run_lock(out, ctx):
+                    update_run_status(out, config)
         for run, (train_seed, seed_folder), _ in finals if status == "finished" else []:
             if cancel.is_set() or run_final(out=out, config=config, splits=splits, run=run, device=device, ctx=ctx,
                                             emit=emit, cancel=cancel, fingerprint=fingerprint, train_seed=train_seed,

@@ -53,6 +53,17 @@ def threshold_of(run_dir, key: str, fold: int, seed: int | None = None) -> dict 
     return {"prob": 1.0 / (1.0 + math.exp(-max(min(t.logit, 80), -80))), "rule": t.rule}
 
 
+def stored_logits(run_dir, keys: list[str], fold: int, seed: int | None) -> dict[str, float]:
+    """Each model's stored decision threshold as a logit (models without one are left out: logit 0)."""
+    out = {}
+    for key in keys:
+        try:
+            out[key] = run_access.load_fold_threshold(run_dir, key, fold, seed).logit
+        except Exception:  # an older run or checkpoint  # noqa: BLE001
+            continue
+    return out
+
+
 def case_task(request: dict, keys: list[str], saliency: str):
     """Two models on one case, and the first model on all the patient's views of the fold."""
     run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
@@ -76,7 +87,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
         x, y = MammogramDataset([record], settings, cache_dir=cache)[0]
         image = case_analysis.native_image(record.path, settings)
         result = case_analysis.analyse_case(models, x, float(y), attack, eps, saliency, deltas=table_deltas(request),
-                                            attack_settings=settings_kept)
+                                            attack_settings=settings_kept, thresholds=stored_logits(run_dir, keys, fold, seed))
         image.update(model_input=result["image"], models=result["models"])
         case_analysis.add_native_maps(image)
         if cancel.is_set():

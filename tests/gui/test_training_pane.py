@@ -213,3 +213,27 @@ def test_real_films_with_lesion_marks_are_offered_the_real_data_recipe(qtbot, tm
     assert config.data.root == str(tmp_path / "films") and config.preprocess["crop"] == "breast-only"
     pane.set_dataset(str(tmp_path / "films"), layout="csv", lesions=0)  # no lesion marks: the form
     assert pane.form.recipe_box.currentText() == "form" and pane.form.backbone_box.isEnabled()
+
+
+def test_final_table_marks_rows_and_tests_on_fewer_folds(qtbot, tmp_path):
+    """Issue 27: a method at 2 of 5 folds is marked, and so is every p-value that compares with it."""
+    from arfl_studio import atomic
+    from arfl_studio.experiments.config import load_config
+    from arfl_studio.experiments.results import PARTIAL_ROW, PARTIAL_TEST
+
+    out = tmp_path / "run"
+    atomic.write_text(out / "config.toml", load_config({"name": "uneven", "data": {"source": "synthetic"},
+                                                         "cv": {"folds": 5}, "methods": ["A", "F"]}).to_toml())
+    for key, folds in (("A", range(5)), ("F", (0, 3))):
+        for fold in folds:
+            atomic.write_json(out / key / f"fold_{fold}" / "manifest.json", {"status": "finished", "results": {
+                "standard_auc": 0.6 + 0.02 * fold + (0.1 if key == "F" else 0), "adversarial_auc": 0.5}})
+    pane = TrainingPane(["cpu"])
+    qtbot.addWidget(pane)
+    pane.run_dir = out
+    pane._fill_final_table()
+    rows = {row["key"]: row for row in pane.table_model.rows}
+    assert rows["F"]["folds"] == f"2/5 {PARTIAL_ROW}" and rows["A"]["folds"] == "5/5"
+    assert rows["A"]["p_standard_auc_vs_F"].endswith(PARTIAL_TEST)
+    column = [k for k, _ in pane.table_model.columns].index("folds")
+    assert pane.table_model.data(pane.table_model.index(list(rows).index("F"), column)) == f"2/5 {PARTIAL_ROW}"

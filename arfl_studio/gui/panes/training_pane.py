@@ -25,6 +25,7 @@ from arfl_studio.experiments.figures import EmptyFigure, classification_loss, tr
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
+from arfl_studio.experiments.results import PARTIAL_TEST, folds_text
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 from arfl_studio.training import EpochEvent, StatusEvent, StepEvent
@@ -69,7 +70,7 @@ def final_columns(row: dict) -> list[tuple[str, str]]:
     if row.get("standard_sensitivity") is not None:
         columns += [("rates", "Sens / spec (%)"), ("adversarial_rates", "Adv. sens / spec (%)")]
     for k in row:
-        if k.startswith("p_") and "_vs_" in k:
+        if k.startswith("p_") and "_vs_" in k and not k.endswith(("_partial", "_folds")):
             metric, ref = k[2:].split("_vs_", 1)
             columns.append((k, f"p vs {ref} ({metric.replace('_auc', '').replace('_', ' ')})"))
     return columns
@@ -90,9 +91,11 @@ def format_row(row: dict) -> dict:
     out["mean_auc_pct"] = auc_text(row.get("mean_auc"), None)
     out["rates"] = _rates(row.get("standard_sensitivity"), row.get("standard_specificity"))
     out["adversarial_rates"] = _rates(row.get("adversarial_sensitivity"), row.get("adversarial_specificity"))
+    if "folds_declared" in row:  # "2/5 †": rows on fewer folds than the run declares are marked
+        out["folds"] = folds_text(row)
     for k in row:
-        if k.startswith("p_"):
-            out[k] = _p_text(row[k])
+        if k.startswith("p_") and not k.endswith(("_partial", "_folds")):
+            out[k] = _p_text(row[k]) + (f" {PARTIAL_TEST}" if row.get(f"{k}_partial") else "")
     return out
 
 
