@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, transfer_syntax_problem
+from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, route_plugin_failures, transfer_syntax_problem
 from arfl_studio.data.dicom.lut import apply_window, pixels_for_display, rescale_problem, rescale_values
 from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError
 from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
@@ -392,6 +392,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
     file is refused rather than silently read as its first frame. The policy checks of
     ``read_header`` (mammogram, FOR PRESENTATION) are the scan's business, not done here.
     """
+    route_plugin_failures()  # each plugin's failure would print a traceback; the reason says it once
     ds = _dcmread(path)
     try:
         if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
