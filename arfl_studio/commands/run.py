@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -32,6 +34,7 @@ def register(subparsers) -> None:
                         help="start a fold over when its resume checkpoint (resume.pt) is damaged, e.g. truncated")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
+    declare_outputs(parser, files=("json",), folders=("out",))
     parser.set_defaults(func=run)
 
 
