@@ -210,8 +210,7 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
 
     config = run_access.run_config(run_dir)
     keys = args.method or [m.key for m in config.methods]
-    splits = run_access.read_json(run_dir / "splits.json") or {}
-    folds = args.fold if args.fold is not None else list(range(len(splits.get("test_indices") or [])))
+    folds = args.fold if args.fold is not None else list(range(len(run_access.splits_document(run_dir)["test_indices"])))
     evaluations, summary = [], {}
     for key in keys:
         finished = run_access.fold_models(run_dir, key)
