@@ -10,7 +10,9 @@ reported written. Checkpoints (:func:`save_torch`) get a checksum file beside th
 (``NAME.pt.sha256``) that :func:`verify_checksum` checks on load; ``keep_previous`` keeps the
 checkpoint it replaces as ``NAME.previous.pt`` (with its checksum) to fall back on.
 
-A full disk raises :class:`NoSpaceError` ("no space left on DEVICE (needs about N MB)")
+A symlink is written through to its target (never replaced by a regular file) and an existing
+file keeps its permission bits. A write that fails is a :class:`WriteError` ("cannot write PATH:
+reason"); a full disk raises :class:`NoSpaceError` ("no space left on DEVICE (needs about N MB)")
 instead of torch's ``unexpected pos`` RuntimeError, and JSON is always valid JSON:
 NaN and infinities are written as ``null``.
 """
@@ -24,13 +26,22 @@ import math
 import os
 import re
 import shutil
+import stat
 import time
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 
-class NoSpaceError(OSError):
+class WriteError(OSError):
+    """A file could not be written: the message is "cannot write PATH: reason" (or, for a full
+    disk, :class:`NoSpaceError`'s). Nothing was left half-written."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class NoSpaceError(WriteError):
     """The disk (or quota) is full: the message names the device, the file and the space needed."""
 
     def __str__(self) -> str:
@@ -91,21 +102,51 @@ def fsync_folder(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def write_target(path: str | os.PathLike) -> Path:
+    """Where a write to ``path`` lands: a symlink's final target (a link is written through, never
+    replaced by a regular file); ``path`` itself otherwise."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError) or exc.errno == errno.EISDIR:
+        return "it is a folder"
+    if exc.errno == errno.ENOTDIR:
+        return "a part of its folder path is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
 def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size: Callable[[], int] | None = None,
                       replace: Callable[[Path, Path], None] | None = None) -> Path:
-    """``replace(tmp, path)`` (default ``os.replace``) puts the written, fsynced temporary file in place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    """``replace(tmp, path)`` (default ``os.replace``) puts the written, fsynced temporary file in place.
+
+    A symlink is written through (its target gets the new content); an existing file keeps its
+    permission bits. Any failure is a :class:`WriteError` naming ``path``.
+    """
+    named = Path(path)
+    path = write_target(named)
+    if path.is_dir():
+        raise WriteError(errno.EISDIR, f"cannot write {named}: it is a folder")
+    try:
+        keep_mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(exc.errno, f"cannot write {named}: {_reason(exc)}") from exc
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_mode is not None:
+            os.chmod(tmp, keep_mode)  # the user's permission bits survive the replace
         (replace or os.replace)(Path(tmp), path)
         fsync_folder(path.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, WriteError):
+            raise
         cause = _no_space_cause(exc)
         if cause is not None:
             needed = None
@@ -114,8 +155,10 @@ def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size:
             except Exception:  # noqa: BLE001 - the estimate is only for the message
                 pass
             raise NoSpaceError(cause.errno, no_space_message(path, needed)) from exc
+        if isinstance(exc, OSError):
+            raise WriteError(exc.errno, f"cannot write {named}: {_reason(exc)}") from exc
         raise
-    return path
+    return named
 
 
 _TEMP_NAME = re.compile(r"^\..+\.p(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp$")

@@ -73,9 +73,42 @@ def split_paths(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[
     return paths, rest
 
 
+def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
+    """Run a subcommand: its outputs checked first; an unwritable output, a failed write or Ctrl-C
+    end in one line on stderr (exit status 1, 1 and 130), never a traceback.
+
+    ``exit_at_once`` (the command line, not a caller in Python): after Ctrl-C the process ends as
+    soon as the command has unwound (its locks released, temporary files removed), skipping the
+    interpreter's teardown, which takes over a second once torch is loaded. Worker processes end
+    by their parent watchdog (``arfl_studio.data.child_processes``).
+    """
+    from arfl_studio.atomic import WriteError
+    from arfl_studio.commands import interruption
+    from arfl_studio.commands.outputs import OutputError, check_outputs
+
+    try:
+        check_outputs(args)
+        return int(args.func(args) or 0)
+    except (OutputError, WriteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{interruption.summary(args.command)}", file=sys.stderr, flush=True)
+        if exit_at_once:
+            sys.stdout.flush()
+            os._exit(130)
+        return 130
+    except OSError as exc:  # a read or folder operation the command did not foresee: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]  # some wrap a traceback in it
+        print(f"error: {where}{reason}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers (and the decoder processes)
     parser = build_parser()
+    from_shell = argv is None  # the command line, not a caller in Python
     paths, argv = split_paths(sys.argv[1:] if argv is None else list(argv), parser)
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
@@ -86,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command:
-        return int(args.func(args) or 0)
+        return run_command(args, exit_at_once=from_shell)
     if args.install_desktop_entry:
         from arfl_studio.desktop_entry import install_desktop_entry
 

@@ -77,7 +77,7 @@ def test_cli_localisation_table_for_each_method_on_held_out_patients(lesion_fold
     assert rows[0][0] == "Method" and [r[0] for r in rows[1:]] == ["A", "F"]
     # another dataset with lesion marks, scored by one fold's models
     assert main(["saliency", str(out), "--localisation", "--data", str(lesion_folder), "--model", "F",
-                 "--limit", "3", "--json", str(doc_path)]) == 0
+                 "--limit", "3", "--json", str(doc_path), "--force"]) == 0
     doc = json.loads(doc_path.read_text())
     assert [r["images"] for r in doc["rows"]] == [3] and "fold 1" in doc["evaluated_on"]
 

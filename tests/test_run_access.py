@@ -96,3 +96,18 @@ def test_attack_command_reads_every_seed_of_a_run(seeded_run, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert sorted(e["seed"] for e in doc["evaluations"]) == [0, 1]
     assert "A, fold 1, seed 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"test_indices": [], "records": []}', "not json"])
+def test_a_damaged_splits_json_is_named_by_every_reader(plain_run, tmp_path, capsys, content):
+    """Issue 26 item 4: splits.json that is [] (or otherwise not a splits document) ends in a message
+    naming the file, from the run-access layer, the attack command and the localisation command."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(plain_run, damaged)
+    (damaged / "splits.json").write_text(content)
+    with pytest.raises(ValueError, match=r"splits\.json (is damaged|cannot be read)"):
+        run_access.fold_records(damaged, 0)
+    for command in (["attack", str(damaged)], ["saliency", str(damaged), "--localisation"]):
+        assert cli_main(command) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"{damaged / 'splits.json'}" in err and len(err.strip().splitlines()) == 1

@@ -113,17 +113,17 @@ def test_saliency_cli_on_demo_dicom(tmp_path):
     assert doc["method"] == "gradient" and 0 <= doc["models"][0]["probability"] <= 1 and doc["space"] == "model"
     cmp = tmp_path / "cmp.png"
     assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "smoothgrad", "--samples", "4",
-                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw), "--space", "model"]) == 0
+                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw), "--space", "model", "--force"]) == 0
     assert np.load(raw).shape == (2, 32, 32) and mpimg.imread(cmp).shape[1] > 200
     # default: the DICOM's own grid, both panels at full size
     assert main(["saliency", ckpts[0], dcm, "--size", "32", "--compare", ckpts[1], "--out", str(cmp),
-                 "--raw", str(raw)]) == 0
+                 "--raw", str(raw), "--force"]) == 0  # replacing our own earlier outputs
     assert np.load(raw).shape == (2, 128, 104) and mpimg.imread(cmp).shape[1] > 2 * 104
     adv = tmp_path / "adv.png"
     assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "perturbation", "--eps", "0.02",
                  "--steps", "3", "--out", str(tmp_path / "p.png"), "--adv-out", str(adv)]) == 0
     assert adv.is_file()
-    assert main(["saliency", str(tmp_path / "none.pt"), dcm, "--out", str(out)]) == 2
+    assert main(["saliency", str(tmp_path / "none.pt"), dcm, "--out", str(out), "--force"]) == 2
 
 
 @pytest.fixture(scope="module")

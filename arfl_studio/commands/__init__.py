@@ -14,4 +14,5 @@ import pkgutil
 def register_all(subparsers) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(subparsers)
+        if hasattr(module, "register"):  # helpers (outputs, interruption) have none
+            module.register(subparsers)

@@ -16,6 +16,7 @@ from typing import Any
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.outputs import declare_outputs
 
 
 def _eps_list(text: str) -> list[float]:
@@ -105,6 +106,7 @@ def register(subparsers) -> None:
     parser.add_argument("--show-flipped", type=int, default=10, metavar="N", help="print at most N flipped cases")
     add_data_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
+    declare_outputs(parser, files=("json",))
     parser.set_defaults(func=run)
 
 
@@ -140,11 +142,15 @@ def _scan_records(args) -> list:
     return records[: args.limit] if args.limit else records
 
 
-def _evaluate(model, dataset, records, args, threshold: float):
+def _evaluate(model, dataset, records, args, threshold: float, finished: int = 0):
     from arfl_studio.evaluation import evaluate_robustness
     from arfl_studio.evaluation.robustness import sanity_plan
 
+    from arfl_studio.commands.interruption import note
+
     def progress(event) -> None:
+        note(f"{finished} {'model evaluated' if finished == 1 else 'models evaluated'}, the current one "
+             f"{100 * event.fraction:.0f}% done", "nothing was written (the --json is written at the end)")
         if event.stage != "done" and sys.stderr.isatty():
             eta = f", ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
             print(f"\r  {100 * event.fraction:3.0f}% {event.message}{eta}\033[K", end="", file=sys.stderr, flush=True)
@@ -218,8 +224,7 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
 
     config = run_access.run_config(run_dir)
     keys = args.method or [m.key for m in config.methods]
-    splits = run_access.read_json(run_dir / "splits.json") or {}
-    folds = args.fold if args.fold is not None else list(range(len(splits.get("test_indices") or [])))
+    folds = args.fold if args.fold is not None else list(range(len(run_access.splits_document(run_dir)["test_indices"])))
     evaluations, summary = [], {}
     for key in keys:
         finished = run_access.fold_models(run_dir, key)
@@ -233,7 +238,7 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
                                                                   args.cache_dir, requested_preprocess(args))
                 threshold = args.threshold if args.threshold is not None else (
                     checkpoint_threshold(run_access.fold_checkpoint(run_dir, key, fold, which.seed)) or 0.0)
-                report = _evaluate(model, dataset, test, args, threshold)
+                report = _evaluate(model, dataset, test, args, threshold, len(evaluations))
                 _print(report, f"{which.label()}: {len(test)} held-out images", args.show_flipped)
                 evaluations.append({"method_key": key, "fold": fold, "seed": which.seed, **report.to_json()})
                 summary.setdefault(key, []).append(report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -14,6 +16,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("dir", metavar="DIR", help="run folder")
     parser.add_argument("--json", metavar="PATH", help="also write the results document here")
+    declare_outputs(parser, files=("json",))
     parser.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.outputs import declare_outputs
 
 
 def register(subparsers) -> None:
@@ -29,15 +30,20 @@ def register(subparsers) -> None:
     parser.add_argument("--large", type=int, default=0, metavar="N",
                         help=f"render the first N patients at detector size, {LARGE_SIZE[0]}x{LARGE_SIZE[1]} (slow; default 0)")
     parser.add_argument("--json", metavar="PATH", help="write what was generated as JSON")
+    declare_outputs(parser, files=("json",), folders=("dir",))
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from arfl_studio.commands.interruption import progress_note
     from arfl_studio.data.demo.dataset import generate_demo_dataset, read_demo_manifest
 
+    # Written into a hidden sibling folder and moved into place at the end: Ctrl-C keeps nothing.
+    progress = progress_note("images generated", f"nothing was written to {args.dir} "
+                                                 "(an earlier demo dataset there is unchanged)")
     try:
         out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed,
-                                    large_patients=args.large)
+                                    large_patients=args.large, progress=progress)
     except (ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     parser.add_argument("--cache-dir", metavar="DIR", help="preprocessing cache (default: the run's)")
     parser.add_argument("--json", metavar="PATH", help="write the evaluation document (JSON) here")
+    declare_outputs(parser, files=("json",), folders=("cache_dir",))
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,6 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--kind", choices=["ratio", "lambda", "epsilon"], required=True)
     parser.add_argument("--out", metavar="PATH", required=True, help="image file: .png, .svg or .pdf")
     parser.add_argument("--json", metavar="PATH", help="write the plotted points as JSON")
+    declare_outputs(parser, files=("json", "out"))
     parser.set_defaults(func=run)
 
 

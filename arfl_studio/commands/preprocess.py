@@ -13,6 +13,7 @@ import sys
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.outputs import declare_outputs
 
 
 def register(subparsers) -> None:
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--sheet-images", type=int, default=24, metavar="N", help="images on the contact sheet (default 24)")
     parser.add_argument("--sheet-only", action="store_true", help="only draw the contact sheet; leave the cache alone")
     parser.add_argument("--json", metavar="PATH", help="write what was done as JSON")
+    declare_outputs(parser, files=("json", "contact_sheet"), folders=("cache",))
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def _csv(kind):
     def parse(text):
@@ -57,6 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--figure", metavar="PATH", help="write the Figure 3 decision-boundary plot (.png/.svg/.pdf)")
     p.add_argument("--save-models", metavar="PATH", help="save every trained ensemble (state dicts + layout) to this .pt file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    declare_outputs(p, files=("json", "figure", "save_models"))
     p.set_defaults(func=run)
 
 

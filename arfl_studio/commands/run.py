@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -36,6 +38,7 @@ def register(subparsers) -> None:
                         "threshold and epoch chosen on held-out training patients as [training] configures)")
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
+    declare_outputs(parser, files=("json",), folders=("out",))
     parser.set_defaults(func=run)
 
 

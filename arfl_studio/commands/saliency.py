@@ -30,6 +30,7 @@ import numpy as np
 
 from arfl_studio.atomic import write_json
 from arfl_studio.commands.attack import add_data_arguments, preprocess_settings
+from arfl_studio.commands.outputs import declare_outputs
 
 
 def register(subparsers) -> None:
@@ -66,6 +67,7 @@ def register(subparsers) -> None:
     add_data_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write a JSON summary")
     add_localisation_arguments(parser)
+    declare_outputs(parser, files=("json", "out", "raw", "adv_out", "table"))
     parser.set_defaults(func=run)
 
 

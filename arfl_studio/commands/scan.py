@@ -11,6 +11,7 @@ import sys
 
 from arfl_studio.atomic import write_json
 from arfl_studio.data.datasets.layout_names import LAYOUTS
+from arfl_studio.commands.outputs import declare_outputs
 
 
 def register(subparsers) -> None:
@@ -44,15 +45,26 @@ def register(subparsers) -> None:
                         help="in --json, replace date/UID path components with keyed hashes (for sharing)")
     parser.add_argument("--show", type=int, default=10, metavar="N", help="list at most N rejected/unlabeled files")
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
+    declare_outputs(parser, files=("json",))
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from arfl_studio.commands.interruption import note as note_progress
     from arfl_studio.data.datasets.layouts import LayoutError, scan_dataset
+
+    stage = {"name": "headers read", "started": False}
+
+    def progress(done: int, total: int) -> None:  # --verify counts again from 0 for the decode pass
+        if done == 0 and stage["started"]:
+            stage["name"] = "files decoded (--verify; every header was read)"
+        stage["started"] = True
+        note_progress(f"{done} of {total} {stage['name']}", "nothing was written (the scan writes only its --json, at the end)")
 
     try:
         result = scan_dataset(
             args.dir,
+            progress=progress,
             labels=args.labels,
             layout=args.layout,
             workers=max(1, args.workers),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from arfl_studio.commands.outputs import declare_outputs
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,6 +20,7 @@ def register(subparsers) -> None:
                         help="output format (default: from --out's suffix, else md)")
     parser.add_argument("--out", metavar="PATH", help="write the table here (default: print it; xlsx needs --out)")
     parser.add_argument("--json", metavar="PATH", help="write the table rows as JSON")
+    declare_outputs(parser, files=("json", "out"))
     parser.set_defaults(func=run)
 
 

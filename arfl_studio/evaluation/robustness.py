@@ -69,7 +69,10 @@ def _batches(images, targets, batch_size: int, workers: int):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         total = math.ceil(len(images) / batch_size)
         return total, ((images[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(images), batch_size))
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers)
+    from arfl_studio.data.child_processes import loader_worker_init_fn  # workers end when this process is killed
+
+    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         worker_init_fn=loader_worker_init_fn() if workers else None)
     return len(loader), ((x, torch.as_tensor(t).float()) for x, *rest in loader for t in [rest[0]])
 
 

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from arfl_studio import atomic
 from arfl_studio.atomic import NoSpaceError
+from arfl_studio.data.child_processes import loader_worker_init_fn, quiet_spawn_context
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_evaluation import evaluate_auc, score_logits, unit_summary
 from arfl_studio.experiments.fold_failures import training_failures
@@ -119,7 +120,8 @@ class RunLoader:
         self.skipped: Callable[[Unreadable], None] = lambda item: None
         kwargs: dict[str, Any] = {}
         if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
-            kwargs.update(num_workers=workers, multiprocessing_context="spawn", persistent_workers=True)
+            kwargs.update(num_workers=workers, multiprocessing_context=quiet_spawn_context(), persistent_workers=True,
+                          worker_init_fn=loader_worker_init_fn())  # workers end when this process is killed
         # Its own generator: an iterator draws its base seed from it, and without one it drew from the
         # global RNG on every single-process pass but only once with persistent workers, so dropout and
         # attack random starts, and with them the AUCs, changed with ``workers``. Loading is

@@ -93,7 +93,7 @@ def localisation_over_run(
         jobs = [(fold, positioned(records))]
         where = f"dataset {Path(data).name}, fold {fold + 1} models"
     else:
-        root = (run_access.read_json(run_dir / "splits.json") or {}).get("root")  # lesion masks are relative to it
+        root = run_access.splits_document(run_dir).get("root")  # lesion masks are relative to it
         jobs = [(k, positioned(run_access.fold_records(run_dir, k)[1])) for k in folds]
         where = "held-out patients of each fold"
     if limit:

@@ -151,16 +151,29 @@ def load_fold_threshold(run_dir: str | Path, method: str, fold: int | None, seed
     return load_threshold(fold_checkpoint(run_dir, method, fold, seed))
 
 
+def splits_document(run_dir: str | Path) -> dict:
+    """The run's splits.json, checked: an object with a non-empty ``test_indices`` list of folds and
+    its ``records``. A missing, unreadable or damaged file (``[]``, no folds) is an error naming it."""
+    path = Path(run_dir) / "splits.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the run has not made its folds yet") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} cannot be read: {exc}") from None
+    tests = doc.get("test_indices") if isinstance(doc, dict) else None
+    if not isinstance(tests, list) or not tests or not all(isinstance(f, list) for f in tests) \
+            or not isinstance(doc.get("records"), list):
+        raise ValueError(f"{path} is damaged: not a splits document with folds (test_indices) and records")
+    return doc
+
+
 def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
     """(train_records, test_records) of a fold, from the run's splits.json (the same for every seed)."""
     from arfl_studio.experiments.sources import record_from_dict
 
-    splits = read_json(Path(run_dir) / "splits.json")
-    if splits is None:
-        raise FileNotFoundError(f"{Path(run_dir) / 'splits.json'} is missing or unreadable")
-    tests = splits.get("test_indices")
-    if not isinstance(tests, list) or not tests:
-        raise ValueError(f"{Path(run_dir) / 'splits.json'} lists no folds")
+    splits = splits_document(run_dir)
+    tests = splits["test_indices"]
     if not 0 <= fold < len(tests):
         raise ValueError(f"fold {fold} does not exist; the run has folds 0..{len(tests) - 1}")
     records = [record_from_dict(splits.get("root"), r) for r in splits["records"]]

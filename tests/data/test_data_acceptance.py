@@ -220,7 +220,7 @@ def test_scan_cli_verify_and_options(tmp_path, capsys):
     assert "for_processing 1" in printed and "multi_frame 1" in printed and "non_finite 1" in printed
     doc = json.loads(out.read_text())
     assert doc["verified"] and [i["path"] for i in doc["images"]] == ["benign/ok.dcm"]
-    assert main(["scan", str(tmp_path), "--include-for-processing", "--frame", "2", "--json", str(out)]) == 0
+    assert main(["scan", str(tmp_path), "--include-for-processing", "--frame", "2", "--json", str(out), "--force"]) == 0
     doc = json.loads(out.read_text())
     kept = {i["path"]: i.get("frame") for i in doc["images"]}
     assert kept == {"benign/ok.dcm": None, "benign/nan.dcm": None, "benign/raw.dcm": None, "benign/tomo.dcm": 2}

@@ -235,7 +235,7 @@ def test_findings_near_the_border_do_not_break_generation(tmp_path):
         ({"orient": "yes"}, r"^orient must be true or false"),
         ({"margin": float("nan")}, r"^margin must be a number in \[0, 0.25\]"),
         ({"threshold": "0.1"}, r"^threshold must be a number in \[0, 1\)"),
-        ({"crop": "magic"}, r"^crop must be one of breast, otsu, threshold, none"),
+        ({"crop": "magic"}, r"^crop must be one of breast, breast-only, otsu, threshold, none"),
     ],
 )
 def test_a_bad_setting_gets_one_line_naming_it(section, message):

@@ -72,12 +72,11 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
             if progress:
                 progress(i + 1, total)
         return results, False
-    import multiprocessing
     from collections import deque
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe with threads (GUI, torch)
+    from arfl_studio.data.child_processes import guarded_pool  # spawn; workers die with their parent
     chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
     slots: list = [None] * total
     done = 0
@@ -95,7 +94,7 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
     while queue or isolate:
         source, width = (isolate, 1) if isolate else (queue, 2 * workers)
         suspects: list[int] = []
-        with ProcessPoolExecutor(max_workers=1 if width == 1 else workers, mp_context=ctx) as pool:
+        with guarded_pool(1 if width == 1 else workers) as pool:
             pending: dict = {}
             while source or pending:
                 while source and len(pending) < width:

@@ -88,9 +88,36 @@ def _bad_label(value: object, where: str, vocabulary: Mapping[str, int], seen: s
                         f"the table's labels are {seen}: state what other words mean with a label map", "bad_label")
 
 
+# Most bytes an xlsx may expand to (the sum of its zip members' declared sizes, which zipfile
+# enforces while inflating): a clinical table of 100,000 rows is a few tens of MB; a
+# decompression bomb (kilobytes that inflate to gigabytes) is refused before openpyxl opens it.
+# Set the environment variable ARFL_MAX_TABLE_BYTES to change it.
+DEFAULT_MAX_TABLE_BYTES = 500_000_000
+
+
+def _check_expanded_size(path: Path) -> None:
+    import os
+    import zipfile
+
+    try:
+        limit = int(os.environ.get("ARFL_MAX_TABLE_BYTES", "")) or DEFAULT_MAX_TABLE_BYTES
+    except ValueError:
+        limit = DEFAULT_MAX_TABLE_BYTES
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise LayoutError(f"cannot read {path.name}: not an xlsx workbook ({err})") from None
+    if expanded > limit:
+        raise LayoutError(f"cannot read {path.name}: it expands to {expanded / 1e6:.0f} MB, more than the "
+                          f"{limit / 1e6:g} MB a labels table may (a decompression bomb?); set "
+                          "ARFL_MAX_TABLE_BYTES to allow it")
+
+
 def read_table(path: Path) -> list[dict[str, object]]:
     """Rows of an xlsx (first sheet) or CSV file as dicts keyed by the header row."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
+        _check_expanded_size(path)
         try:
             from openpyxl import load_workbook
 

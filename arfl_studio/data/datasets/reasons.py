@@ -15,6 +15,7 @@ CATEGORIES: dict[str, str] = {
     "unreadable": "not a DICOM image, damaged or truncated",
     "non_finite": "NaN or infinite pixel values",
     "too_small": "image smaller than the minimum size",
+    "too_large": "more pixels than the limit (ARFL_MAX_PIXELS)",
     "label_conflict": "the labels table disagrees with itself about this image",
     "bad_label": "a label that is neither benign nor malignant",
     "link": "symbolic link skipped (a loop, to itself, or out of the dataset folder)",
@@ -25,6 +26,23 @@ CATEGORIES: dict[str, str] = {
 # 1x1 or 2x2 "image" is a placeholder or a broken export) and resizing it to the model's input
 # only invents pixels.
 MIN_SIDE = 32
+
+# Most pixels (rows x columns x frames, from the header) decoded for one image, checked before any
+# decoding: a full-field mammogram is 10-30 megapixels, a 50-um film scan about 40; a 20000x20000
+# "image" (400 MP, 1.6 GB as float32 and minutes to preprocess) is refused with the reason.
+# Set the environment variable ARFL_MAX_PIXELS (a whole number) to change it.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def max_pixels() -> int:
+    """The pixel-count limit: ARFL_MAX_PIXELS when set to a positive whole number, else the default."""
+    import os
+
+    try:
+        value = int(os.environ.get("ARFL_MAX_PIXELS", ""))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+    return value if value > 0 else DEFAULT_MAX_PIXELS
 
 
 class MammogramReadError(ValueError):

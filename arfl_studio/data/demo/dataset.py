@@ -18,6 +18,7 @@ per seed (images, tags and UIDs).
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import threading
@@ -26,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from arfl_studio.atomic import write_json
+from arfl_studio.atomic import write_bytes, write_json
 from arfl_studio.data.paths import default_data_dir
 from arfl_studio.data.demo.artifacts import add_edge_stripe, burn_label
 from arfl_studio.data.demo.clinical import clinical_rows, patient_plan, write_clinical_table
@@ -201,7 +202,9 @@ def generate_demo_dataset(
                         sop_uid=_uid(seed, patient_id, instance),
                         instance=instance,
                     )
-                    ds.save_as(series_dir / f"1-{instance}.dcm", enforce_file_format=True)
+                    encoded = io.BytesIO()  # written atomically: a full disk is a NoSpaceError naming the file
+                    ds.save_as(encoded, enforce_file_format=True)
+                    write_bytes(series_dir / f"1-{instance}.dcm", encoded.getvalue())
                     label = plan["labels"][side]
                     counts["images"] += 1
                     counts["by_view"][view] += 1

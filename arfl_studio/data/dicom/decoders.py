@@ -5,9 +5,19 @@ pydicom 3 keeps a decoder per transfer syntax (``pydicom.pixels.get_decoder``) w
 some bit depths (12-bit JPEG Extended is decoded only by pylibjpeg-libjpeg). Asking the
 registry with the file's transfer syntax and BitsStored tells, without decoding, whether a
 file will decode here; the reason names the syntax (UID and name), why it fails, and the fix.
+
+When decoding fails, pydicom's decoder stack and the plugins log each plugin's exception with
+a full traceback (``LOGGER.exception``) before the error the reader turns into a one-line
+reason; :func:`route_plugin_failures` moves those records to debug (seen with ``-v`` only).
 """
 
 from __future__ import annotations
+
+import functools
+import logging
+
+# Loggers that report a plugin's decode failure with a traceback (pydicom 3, pylibjpeg plugins).
+PLUGIN_LOGGERS = ("pydicom.pixels.decoders.base", "pylibjpeg", "openjpeg", "libjpeg", "rle", "jpeg_ls")
 
 # Compressed transfer syntaxes -> the permissive-licence package that decodes it.
 DECODER_PACKAGES: dict[str, str] = {
@@ -84,3 +94,22 @@ def transfer_syntax_problem(transfer_syntax: str | None, bits_stored: int | None
         return None
     package = DECODER_PACKAGES.get(str(uid), "a pydicom decoder plugin").split(" (")[0]
     return f"cannot decode {label}: no decoder installed; install {package} (pip install {package.split(' or ')[0]})"
+
+
+class _PluginFailureToDebug(logging.Filter):
+    """A plugin's failure is the reader's one-line reason; its traceback is a debug record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.exc_info:
+            return True
+        if not logging.getLogger(__name__).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+@functools.lru_cache(maxsize=1)
+def route_plugin_failures() -> None:
+    """Install the filter above on the plugin loggers (once per process; decode workers too)."""
+    for name in PLUGIN_LOGGERS:
+        logging.getLogger(name).addFilter(_PluginFailureToDebug())

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, transfer_syntax_problem
+from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, route_plugin_failures, transfer_syntax_problem
 from arfl_studio.data.dicom.lut import apply_window, pixels_for_display, rescale_problem, rescale_values
-from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError
+from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError, max_pixels
 from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
 __all__ = [
@@ -198,6 +198,11 @@ def _image_checks(ds: Any, ts: str | None, frame: int | None) -> int:
             f"multi-frame image ({frames} frames, e.g. tomosynthesis); no frame chosen", "multi_frame")
     if frames > 1 and not 1 <= frame <= frames:
         raise MammogramReadError(f"frame {frame} chosen but the image has frames 1-{frames}", "multi_frame")
+    limit = max_pixels()
+    if rows * columns * frames > limit:  # before decoding: a huge image would take minutes and gigabytes
+        size = f"{columns}x{rows}" + (f"x{frames} frames" if frames > 1 else "")
+        raise MammogramReadError(f"image too large ({size} = {rows * columns * frames / 1e6:.0f} megapixels; the "
+                                 f"limit is {limit / 1e6:g}, set ARFL_MAX_PIXELS to change it)", "too_large")
     problem = _syntax_problem(ts, _int(ds, "BitsStored", 0) > 8)
     if problem:
         raise MammogramReadError(problem, "undecodable")
@@ -392,6 +397,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
     file is refused rather than silently read as its first frame. The policy checks of
     ``read_header`` (mammogram, FOR PRESENTATION) are the scan's business, not done here.
     """
+    route_plugin_failures()  # each plugin's failure would print a traceback; the reason says it once
     ds = _dcmread(path)
     try:
         if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):

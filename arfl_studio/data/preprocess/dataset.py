@@ -184,14 +184,14 @@ def preprocess_records(
             handle(_preprocess_job(job))
     else:
         import logging
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        from arfl_studio.data.child_processes import guarded_pool  # spawn; workers die with their parent
+
         handled: set[int] = set()
-        ctx = multiprocessing.get_context("spawn")
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with guarded_pool(workers) as pool:
                 pending = set()
                 queue = list(jobs)
                 queue.reverse()
