@@ -206,7 +206,8 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
     keys = args.method or [m.key for m in config.methods]
     splits = run_access.read_json(run_dir / "splits.json") or {}
     folds = args.fold if args.fold is not None else list(range(len(splits.get("test_indices") or [])))
-    evaluations, summary = [], {}
+    evaluations: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
     for key in keys:
         finished = run_access.fold_models(run_dir, key)
         for fold in folds:

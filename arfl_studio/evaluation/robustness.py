@@ -207,7 +207,8 @@ class _Evaluation:
         steps, queries = s["steps"] or 1, s["queries"] or DEFAULT_QUERIES
         restarts = (s["restarts"] if name == self.attack else DEFAULT_RESTARTS.get(name)) or 1
         if name == "worst":
-            parts = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries) for m in ENSEMBLE_MEMBERS}
+            parts: dict[str, float] = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries)
+                                       for m in ENSEMBLE_MEMBERS}
             return attack_units(name, steps, restarts, queries), parts
         return attack_units(name, steps, restarts, queries, s["loss"]), None
 
@@ -239,7 +240,8 @@ class _Evaluation:
         in_subset = None if subset is None else set(subset.tolist())
         n_batches, batches = _batches(images, targets, bs, workers)
         meter = ProgressMeter(self.total_units(n_batches, bs, n_total, subset), n_batches, self.callback, self.cancel)
-        all_t, clean, adv = [], [], {e: [] for e in self.eps_list}
+        all_t, clean = [], []
+        adv: dict[float, list[Any]] = {e: [] for e in self.eps_list}
         members: dict[str, dict[float, list]] = {m: {e: [] for e in self.eps_list} for m in ENSEMBLE_MEMBERS} \
             if self.attack == "worst" else {}
         probe_out: dict[str, dict[float, list]] = {p: {e: [] for e in self.eps_list} for p in self.probe_names}
