@@ -75,8 +75,10 @@ def guide_pages() -> list[tuple[str, str]]:
     """[(title, markdown)] for each page of the user guide, titled by its first ``# `` heading
     (headings inside code blocks skipped); [] when the pages are missing."""
     folder = guide_dir()
+    if folder is None:
+        return []
     pages = []
-    for name in GUIDE_PAGES if folder is not None else ():
+    for name in GUIDE_PAGES:
         try:
             text = (folder / name).read_text(encoding="utf-8")
         except OSError:

@@ -61,7 +61,9 @@ def split_paths(argv: list[str], parser: argparse.ArgumentParser) -> tuple[list[
     other arguments. Positionals are paths unless the first one names a subcommand."""
     commands = next((set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)), set())
     takes_value = {"--screenshot"}
-    paths, rest, skip = [], [], False
+    paths: list[str] = []
+    rest: list[str] = []
+    skip = False
     for arg in argv:
         if skip or arg.startswith("-"):
             rest.append(arg)

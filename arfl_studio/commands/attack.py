@@ -225,7 +225,8 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
     config = run_access.run_config(run_dir)
     keys = args.method or [m.key for m in config.methods]
     folds = args.fold if args.fold is not None else list(range(len(run_access.splits_document(run_dir)["test_indices"])))
-    evaluations, summary = [], {}
+    evaluations: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
     for key in keys:
         finished = run_access.fold_models(run_dir, key)
         for fold in folds:

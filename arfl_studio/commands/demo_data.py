@@ -51,7 +51,8 @@ def run(args) -> int:
     counts = manifest.get("counts", {})
     print(f"Wrote the demo dataset to {out}")
     print(f"  patients            {manifest.get('patients')}")
-    print(f"  images              {counts.get('images')} ({manifest.get('size')[0]}x{manifest.get('size')[1]})")
+    size = manifest.get("size") or ("?", "?")  # an unreadable manifest must not hide that the data was written
+    print(f"  images              {counts.get('images')} ({size[0]}x{size[1]})")
     print(f"  labelled images     {manifest.get('labelled_images')}: " + ", ".join(f"{k} {v}" for k, v in counts.get("by_label", {}).items()))
     print(f"  unlabeled images    {counts.get('unlabeled')} (breasts without a clinical row, as in CMMD)")
     print("  breasts             " + ", ".join(f"{k} {v}" for k, v in manifest.get("breasts", {}).items()))

@@ -108,7 +108,7 @@ def _model_map(model, spec, gray: np.ndarray, args, threshold):
     start = time.perf_counter()
     if args.method == "perturbation":
         delta, adv = perturbation(model, image, target, args.attack, args.eps, steps=args.steps)
-        out = (delta, adv)
+        out: tuple[np.ndarray, np.ndarray | None] = (delta, adv)
     else:
         out = (saliency_map(model, image, args.method, target, samples=args.samples, noise=args.noise,
                             ig_steps=args.ig_steps), None)

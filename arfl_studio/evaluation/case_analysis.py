@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
         return presets
     if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "SIGMOID":
         return presets  # the display is not linear in the stored values: other windows do not map to levels
-    names = _floats(None)
+    names: list[str] = []
     explanation = ds.get("WindowCenterWidthExplanation")
     if explanation is not None:
         names = [str(e) for e in (explanation if isinstance(explanation, (list, tuple)) or
@@ -149,7 +150,7 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
     deltas, settings = deltas or {}, attack_settings or {}
     clamp = tuple(settings["clamp"]) if settings.get("clamp") else None if "clamp" in settings else (0.0, 1.0)
     x = image.detach().float()
-    out = {"image": _gray(image), "target": float(target), "attack": attack, "eps": float(eps), "models": {}}
+    out: dict[str, Any] = {"image": _gray(image), "target": float(target), "attack": attack, "eps": float(eps), "models": {}}
     for name, model in models.items():
         threshold = float((thresholds or {}).get(name, 0.0))
         kept = deltas.get(name)
@@ -181,7 +182,7 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
 
 def patient_views(records, patient_id: str) -> dict:
     """The patient's records by hanging name (RCC, LCC, RMLO, LMLO, ...); the first of each."""
-    views = {}
+    views: dict[str, Any] = {}
     for r in records:
         if r.patient_id == patient_id and r.laterality and r.view:
             views.setdefault(f"{r.laterality}{r.view}", r)

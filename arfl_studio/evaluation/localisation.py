@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Sequence
+from typing import Mapping, Sequence, cast
 
 import numpy as np
 
@@ -51,8 +51,8 @@ def _spacing(spacing_mm: float | Sequence[float] | None) -> tuple[float, float]:
     if spacing_mm is None:
         return 1.0, 1.0
     if np.isscalar(spacing_mm):
-        return float(spacing_mm), float(spacing_mm)
-    row, col = spacing_mm
+        return float(cast(float, spacing_mm)), float(cast(float, spacing_mm))
+    row, col = cast(Sequence[float], spacing_mm)
     return float(row), float(col)
 
 
@@ -141,7 +141,7 @@ def wilcoxon_paired(a: Sequence[float], b: Sequence[float]) -> dict:
             "p": float(result.pvalue)}
 
 
-def paired_tests(per_method: dict[str, Sequence[Localisation | None]]) -> list[dict]:
+def paired_tests(per_method: Mapping[str, Sequence[Localisation | None]]) -> list[dict]:
     """Every pair of methods on the images both scored (lists aligned by image; None = not scored)."""
     tests = []
     for first, second in combinations(sorted(per_method), 2):

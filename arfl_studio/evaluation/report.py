@@ -169,7 +169,7 @@ class RobustnessReport:
         settings = self.attack_settings(eps)
         out = []
         for i in np.flatnonzero(before != after):
-            case = dict(self.cases[i]) if i < len(self.cases) else {"index": int(i)}
+            case: dict[str, Any] = dict(self.cases[i]) if i < len(self.cases) else {"index": int(i)}
             case.update(
                 label=int(self.targets[i] > 0.5),
                 clean_prob=float(_sigmoid(self.clean_logits[i])),

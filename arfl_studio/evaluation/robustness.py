@@ -191,7 +191,7 @@ def evaluate_robustness(
     plan = None if n_images is None else sanity_plan(
         attack, eps_list, n_images, probes=probe_names, probe_queries=probe_queries, probe_images=probe_images,
         sanity_budget=sanity_budget, large_eps=large_eps, steps=steps, restarts=restarts, queries=queries, loss=loss)
-    if plan is not None and plan.probe_images < n_images:
+    if plan is not None and n_images is not None and plan.probe_images < n_images:
         probe_images = plan.probe_images
     settings = {
         "eps": eps_list, "steps": steps or DEFAULT_STEPS.get(attack), "restarts": restarts or DEFAULT_RESTARTS.get(attack),
@@ -204,7 +204,7 @@ def evaluate_robustness(
     }
     # every parameter as used, per eps (the JSON alone reproduces the attack: report.replay_arguments)
     settings["parameters"] = {f"{e:g}": attack_parameters(attack, e, steps=steps, restarts=restarts, step_size=step_size,
-                                                          queries=queries, loss=settings["loss"])
+                                                          queries=queries, loss=str(settings["loss"]))
                               for e in eps_list if e > 0}
     settings["probe_parameters"] = {p: attack_parameters(p, eps_list[-1], queries=probe_queries) for p in probe_names}
     with contextlib.ExitStack() as stack:
@@ -243,7 +243,8 @@ class _Evaluation:
         steps, queries = s["steps"] or 1, s["queries"] or DEFAULT_QUERIES
         restarts = (s["restarts"] if name == self.attack else DEFAULT_RESTARTS.get(name)) or 1
         if name == "worst":
-            parts = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries) for m in ENSEMBLE_MEMBERS}
+            parts: dict[str, float] = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries)
+                                       for m in ENSEMBLE_MEMBERS}
             return attack_units(name, steps, restarts, queries), parts
         return attack_units(name, steps, restarts, queries, s["loss"]), None
 
@@ -275,7 +276,8 @@ class _Evaluation:
         in_subset = None if subset is None else set(subset.tolist())
         n_batches, batches = _batches(images, targets, bs, workers)
         meter = ProgressMeter(self.total_units(n_batches, bs, n_total, subset), n_batches, self.callback, self.cancel)
-        all_t, clean, adv = [], [], {e: [] for e in self.eps_list}
+        all_t, clean = [], []
+        adv: dict[float, list[Any]] = {e: [] for e in self.eps_list}
         members: dict[str, dict[float, list]] = {m: {e: [] for e in self.eps_list} for m in ENSEMBLE_MEMBERS} \
             if self.attack == "worst" else {}
         probe_out: dict[str, dict[float, list]] = {p: {e: [] for e in self.eps_list} for p in self.probe_names}

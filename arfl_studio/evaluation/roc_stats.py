@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import ndtri
 from scipy.stats import norm, rankdata
 
@@ -145,11 +146,11 @@ def difference_se(y, scores_a, scores_b) -> float:
     return math.sqrt(max(float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]), 0.0))
 
 
-def pooled_oof(folds: Iterable[tuple[Sequence, Sequence]]) -> tuple[np.ndarray, np.ndarray, int]:
+def pooled_oof(folds: Iterable[tuple[ArrayLike, ArrayLike]]) -> tuple[np.ndarray, np.ndarray, int]:
     """Concatenate per-fold (labels, scores) of out-of-fold predictions: (labels, scores, folds pooled)."""
     ys, ss, k = [], [], 0
-    for y, s in folds:
-        y, s = np.asarray(y, dtype=float).reshape(-1), np.asarray(s, dtype=float).reshape(-1)
+    for fold_y, fold_s in folds:
+        y, s = np.asarray(fold_y, dtype=float).reshape(-1), np.asarray(fold_s, dtype=float).reshape(-1)
         if len(y) != len(s):
             raise ValueError(f"a fold has {len(y)} labels but {len(s)} scores")
         ys.append(y)
@@ -160,7 +161,7 @@ def pooled_oof(folds: Iterable[tuple[Sequence, Sequence]]) -> tuple[np.ndarray, 
     return np.concatenate(ys), np.concatenate(ss), k
 
 
-def pooled_oof_auc(folds: Iterable[tuple[Sequence, Sequence]], level: float = 0.95) -> AUCEstimate:
+def pooled_oof_auc(folds: Iterable[tuple[ArrayLike, ArrayLike]], level: float = 0.95) -> AUCEstimate:
     """The AUC of all folds' held-out predictions pooled, with its DeLong interval.
 
     ``folds``: one (labels, scores) pair per fold, each scored by that fold's model on its
@@ -173,8 +174,8 @@ def pooled_oof_auc(folds: Iterable[tuple[Sequence, Sequence]], level: float = 0.
     return auc_estimate(y, s, level, folds=k)
 
 
-def pooled_paired_delong(folds_a: Iterable[tuple[Sequence, Sequence]],
-                         folds_b: Iterable[tuple[Sequence, Sequence]]) -> tuple[float, float, float, float]:
+def pooled_paired_delong(folds_a: Iterable[tuple[ArrayLike, ArrayLike]],
+                         folds_b: Iterable[tuple[ArrayLike, ArrayLike]]) -> tuple[float, float, float, float]:
     """:func:`paired_delong_test` on two methods' pooled out-of-fold predictions of the same images.
 
     The folds must list the same images in the same order (labels are checked to agree).

@@ -53,7 +53,7 @@ def model_threshold(source: dict) -> dict[str, Any]:
 
 
 def _progress_payload(progress) -> dict:
-    if dataclasses.is_dataclass(progress):
+    if dataclasses.is_dataclass(progress) and not isinstance(progress, type):
         return dataclasses.asdict(progress)
     return {k: getattr(progress, k) for k in ("done", "total", "stage", "message", "eta_s") if hasattr(progress, k)}
 

@@ -14,6 +14,7 @@ Every result names its test, its folds and whether it used fewer folds than the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def mann_whitney(a: list[float | None], b: list[float | None]) -> float | None:
+def mann_whitney(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
     """Two-sided Mann-Whitney U p of two lists of fold AUCs (None where either has fewer than 2 values)."""
     from scipy.stats import mannwhitneyu
 
@@ -59,7 +60,7 @@ def wilcoxon_paired(a: list[float], b: list[float]) -> float | None:
 def fold_comparison(a: list[float | None], b: list[float | None], declared: int) -> dict:
     """Tests between two methods' per-fold values, on the folds both have."""
     folds = [k for k, (x, y) in enumerate(zip(a, b)) if _finite(x) and _finite(y)]
-    xa, xb = [a[k] for k in folds], [b[k] for k in folds]
+    xa, xb = [float(a[k] or 0.0) for k in folds], [float(b[k] or 0.0) for k in folds]  # finite: filtered above
     return {"test": MANN_WHITNEY, "p": mann_whitney(xa, xb), "paired_test": WILCOXON, "paired_p": wilcoxon_paired(xa, xb),
             "folds": folds, "n_folds": len(folds), "folds_declared": declared, "partial": len(folds) < declared}
 

@@ -22,7 +22,9 @@ def out_of_fold_scores(run_dir: str | Path, method: str, seed: int | None = None
     folds = []
     for fold in run_access.run_folds(run_dir, method, seed if seed is not None else run_access.default_seed(run_dir)):
         model, _spec, _records, dataset = run_access.held_out(run_dir, method, fold, seed)
-        folds.append(score_images(model, DataLoader(dataset, batch_size=16)))
+        scored = score_images(model, DataLoader(dataset, batch_size=16))
+        assert scored is not None  # None only when stopped, and nothing stops this
+        folds.append(scored)
     return folds
 
 

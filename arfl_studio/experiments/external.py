@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -140,13 +140,15 @@ def evaluate_external(
     total, done, rows = len(loaded) + len(ensembles), 0, []
     attacked_eps = ev.eps if attack else None
 
-    def score(model: nn.Module, in_channels: int, *seed_key) -> tuple:
+    def score(model: nn.Module, in_channels: int, *seed_key: object) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         nonlocal done
         dataset = run_access.external_dataset(run_dir, records, in_channels, cache_dir)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=config.training.eval_batch_size)
+        # torch takes any map-style data set (__getitem__, __len__); its annotation asks for its own Dataset class
+        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+            dataset, batch_size=config.training.eval_batch_size)  # type: ignore[arg-type]
         out = score_logits(model.to(device).eval(), loader, device, ev, adversarial=attack,
                            seed=derive_seed(ev.seed, *seed_key), cancel=cancel)
-        if cancel is not None and cancel.is_set():
+        if out is None or (cancel is not None and cancel.is_set()):  # None only when cancelled
             raise ExternalError("cancelled")
         done += 1
         if progress is not None:

@@ -72,6 +72,7 @@ def run_final(*, out: Path, config: ExperimentConfig, splits: Splits, run: dict,
     threshold = None
     if ctx.is_main:
         threshold = choose_threshold(plan, trained, batches)
+        assert threshold is not None  # None only when stopped, and no cancel is passed here
         write_fold(plan, trained, threshold, {"threshold": threshold.to_dict(), "trained_on": TRAINED_ON}, started)
     ddp.barrier(ctx)
     if ctx.is_main and threshold is not None:

@@ -45,7 +45,8 @@ def patch_sources(records: list, dataset) -> list[PatchSource]:
     sources = []
     for index, record in enumerate(records):
         image = dataset[index][0].numpy()
-        malignant, benign = [], []
+        malignant: list[tuple[float, float, float]] = []
+        benign: list[tuple[float, float, float]] = []
         lesions = tuple(getattr(record, "lesions", ()) or ())
         if lesions:
             moved = lesions_in_model_space(lesions, dataset.geometry(index), settings.size, settings.fit)

@@ -33,7 +33,7 @@ class FoldEvent:
     """An engine event (StepEvent / EpochEvent / StatusEvent) of one method's fold."""
 
     method_key: str
-    fold: int
+    fold: int | None  # None: the final model
     event: Any
     seed: int | None = None  # set when [training] seeds lists several
 
@@ -57,7 +57,7 @@ class FoldPlan:
     """One fold of one method (or sweep point), as its steps share it."""
 
     key: str
-    fold: int
+    fold: int | None  # None: the final model, trained on every patient
     seed_folder: int | None  # the seed_S/ level of a multi-seed run, else None
     method: MethodSettings
     spec: ModelSpec

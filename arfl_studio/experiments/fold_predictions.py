@@ -60,7 +60,8 @@ def read_predictions(folder: Path) -> dict | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
     try:
-        out = {name: np.asarray(doc[name], dtype=float) for name in ("index", "label", "clean_logit")}
+        out: dict[str, np.ndarray | None] = {name: np.asarray(doc[name], dtype=float)
+                                             for name in ("index", "label", "clean_logit")}
         adv = doc.get("adversarial_logit")
         out["adversarial_logit"] = None if adv is None else np.asarray(adv, dtype=float)
     except (KeyError, TypeError, ValueError):
@@ -68,5 +69,5 @@ def read_predictions(folder: Path) -> dict | None:
     columns = [v for v in out.values() if v is not None]
     if len({len(v) for v in columns}) != 1 or not all(np.all(np.isfinite(v)) for v in columns):
         return None
-    out["index"] = out["index"].astype(int)
+    out["index"] = np.asarray(out["index"]).astype(int)
     return out

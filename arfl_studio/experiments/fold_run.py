@@ -231,7 +231,7 @@ def run_fold(
 
 
 # -- 1. the fold's data --------------------------------------------------------------------------
-def prepare_fold(*, config: ExperimentConfig, splits: Splits, run: dict, fold: int, device: torch.device,
+def prepare_fold(*, config: ExperimentConfig, splits: Splits, run: dict, fold: int | None, device: torch.device,
                  ctx: ddp.DistributedContext, emit: Callable[[Any], None], fingerprint: str, train_seed: int,
                  seed_folder: int | None, folder: Path, previous: dict | None, restart_damaged: bool) -> FoldPlan:
     """The fold's records (training, threshold hold-out, test), class balance and starting manifest."""

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from arfl_studio.evaluation.localisation import DEFAULT_TOLERANCE_MM, localise, paired_tests, summarise
+from arfl_studio.evaluation.localisation import DEFAULT_TOLERANCE_MM, Localisation, localise, paired_tests, summarise
 from arfl_studio.experiments import run_access
 
 TABLE_FORMATS = ("md", "csv", "tex")
@@ -86,6 +86,7 @@ def localisation_over_run(
         raise LocalisationError(f"no finished models for {', '.join(missing) or 'any method'} in {run_dir}")
     seed = run_access.default_seed(run_dir)
     folds = sorted(set.intersection(*(set(run_access.run_folds(run_dir, m, seed)) for m in methods)))
+    root: str | Path | None  # the folder lesion mask paths are relative to
     if data is not None:
         if fold not in folds:
             raise LocalisationError(f"fold {fold + 1} has no finished model for every method")
@@ -102,7 +103,7 @@ def localisation_over_run(
     if total == 0:
         raise LocalisationError(f"no image with a positioned lesion among the {where} (lesions come from the "
                                 "dataset's lesion marks, e.g. lesions.csv beside labels.csv)")
-    per_method: dict[str, list] = {m: [] for m in methods}
+    per_method: dict[str, list[Localisation]] = {m: [] for m in methods}
     images, skipped, done = [], [], 0
     for k, records in jobs:
         models = {}

@@ -378,7 +378,7 @@ def _tex_escape(text: str) -> str:
     return text
 
 
-def render_table(results: dict, fmt: str) -> str | bytes:
+def render_table(results: dict | str | Path, fmt: str) -> str | bytes:
     results = load_results(results)
     if fmt == "csv":
         rows = comparison_rows(results)
@@ -431,9 +431,9 @@ def render_table(results: dict, fmt: str) -> str | bytes:
         for m in results["methods"]:
             for k, (s, a) in enumerate(zip(m["standard_auc"]["per_fold"], m["adversarial_auc"]["per_fold"])):
                 folds.append([m["key"], k, s, a])
-        buffer = io.BytesIO()
-        wb.save(buffer)
-        return buffer.getvalue()
+        workbook = io.BytesIO()
+        wb.save(workbook)
+        return workbook.getvalue()
     raise ValueError(f"table format must be one of {FORMATS}, got {fmt!r}")
 
 

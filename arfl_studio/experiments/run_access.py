@@ -24,7 +24,7 @@ from arfl_studio.experiments.run_folder import fold_dir, seed_folders
 if TYPE_CHECKING:
     from torch import nn
 
-    from arfl_studio.data import MammogramDataset, PreprocessSettings
+    from arfl_studio.data import ImageRecord, MammogramDataset, PreprocessSettings
     from arfl_studio.models.registry import DecisionThreshold, ModelSpec
 
 
@@ -108,7 +108,7 @@ def run_methods(run_dir: str | Path) -> list[str]:
 
 def run_folds(run_dir: str | Path, method: str, seed: int | None = None) -> list[int]:
     """Finished folds of ``method`` (of seed folder ``seed``; None: the plain layout)."""
-    return [m.fold for m in fold_models(run_dir, method) if m.seed == seed]
+    return [m.fold for m in fold_models(run_dir, method) if m.seed == seed and m.fold is not None]
 
 
 def run_config(run_dir: str | Path) -> ExperimentConfig:
@@ -151,7 +151,7 @@ def load_fold_threshold(run_dir: str | Path, method: str, fold: int | None, seed
     return load_threshold(fold_checkpoint(run_dir, method, fold, seed))
 
 
-def splits_document(run_dir: str | Path) -> dict:
+def splits_document(run_dir: str | Path) -> dict[str, Any]:
     """The run's splits.json, checked: an object with a non-empty ``test_indices`` list of folds and
     its ``records``. A missing, unreadable or damaged file (``[]``, no folds) is an error naming it."""
     path = Path(run_dir) / "splits.json"
@@ -165,10 +165,10 @@ def splits_document(run_dir: str | Path) -> dict:
     if not isinstance(tests, list) or not tests or not all(isinstance(f, list) for f in tests) \
             or not isinstance(doc.get("records"), list):
         raise ValueError(f"{path} is damaged: not a splits document with folds (test_indices) and records")
-    return doc
+    return dict(doc)
 
 
-def fold_records(run_dir: str | Path, fold: int) -> tuple[list, list]:
+def fold_records(run_dir: str | Path, fold: int) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """(train_records, test_records) of a fold, from the run's splits.json (the same for every seed)."""
     from arfl_studio.experiments.sources import record_from_dict
 
@@ -197,7 +197,7 @@ class PreprocessConflict(ValueError):
     """A request asks a model for another input than the one it was trained on."""
 
 
-def recorded_preprocess(checkpoint: str | Path) -> tuple[dict | None, str]:
+def recorded_preprocess(checkpoint: str | Path) -> tuple[dict[str, Any] | None, str]:
     """(the preprocessing ``checkpoint`` was trained on, where that was read), or (None, "")
     for a bare checkpoint that predates the record. A checkpoint in a run folder without a
     record falls back to the run's config.toml."""
@@ -212,7 +212,7 @@ def recorded_preprocess(checkpoint: str | Path) -> tuple[dict | None, str]:
     return None, ""
 
 
-def model_preprocess(checkpoint: str | Path, channels: int, requested: dict | None = None) -> PreprocessSettings:
+def model_preprocess(checkpoint: str | Path, channels: int, requested: dict[str, Any] | None = None) -> PreprocessSettings:
     """The preprocessing to evaluate ``checkpoint`` with: the one it was trained on.
 
     ``requested`` holds only the settings a person asked for explicitly (e.g. ``{"size": (128, 128)}``);
@@ -236,7 +236,7 @@ def model_preprocess(checkpoint: str | Path, channels: int, requested: dict | No
     return PreprocessSettings.from_dict({**stored, "channels": channels})
 
 
-def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
+def run_dataset(run_dir: str | Path, records: list[ImageRecord], channels: int | None = None,
                 cache_dir: str | Path | None = None, settings: PreprocessSettings | None = None) -> Any:
     """``records`` preprocessed exactly as the run trained (its own cache unless ``cache_dir`` is given);
     ``settings``: a fold model's own record (:func:`model_preprocess`) instead of the run's config."""
@@ -251,7 +251,7 @@ def run_dataset(run_dir: str | Path, records: list, channels: int | None = None,
     return MammogramDataset(list(records), settings, cache_dir=cache_dir or config.data.cache_dir)
 
 
-def external_dataset(run_dir: str | Path, records: list, channels: int | None = None,
+def external_dataset(run_dir: str | Path, records: list[ImageRecord], channels: int | None = None,
                      cache_dir: str | Path | None = None) -> MammogramDataset:
     """Images of another dataset (``records`` from a scan) preprocessed exactly as the run trained, through
     ``cache_dir`` (default: the run's cache, else the data layer's; the cache is keyed by content and settings)."""
@@ -263,7 +263,8 @@ def external_dataset(run_dir: str | Path, records: list, channels: int | None = 
 
 
 def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = None, limit: int | None = None,
-             cache_dir: str | Path | None = None, requested: dict | None = None) -> tuple[nn.Module, ModelSpec, list, Any]:
+             cache_dir: str | Path | None = None, requested: dict[str, Any] | None = None
+             ) -> tuple[nn.Module, ModelSpec, list[ImageRecord], Any]:
     """(model in eval mode, spec, held-out records, dataset) for one fold model: its own test patients
     (the first ``limit`` of them), preprocessed as the model trained (``requested``: see :func:`model_preprocess`)."""
     model, spec = load_fold_model(run_dir, method, fold, seed)
@@ -273,8 +274,8 @@ def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = Non
     return model, spec, list(test), run_dataset(run_dir, test, spec.in_channels, cache_dir, settings)
 
 
-def checkpoint_on_records(checkpoint: str | Path, records: list,
-                          size: int | None = None) -> tuple[nn.Module, ModelSpec, list, MammogramDataset]:
+def checkpoint_on_records(checkpoint: str | Path, records: list[ImageRecord], size: int | None = None
+                          ) -> tuple[nn.Module, ModelSpec, list[ImageRecord], MammogramDataset]:
     """A bare checkpoint with the open dataset's records, preprocessed as the model was trained;
     ``size`` (N x N) only for a checkpoint without a record, and refused when it conflicts with one."""
     from arfl_studio.data import MammogramDataset
@@ -300,7 +301,7 @@ def latest_run(runs_root: str | Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def read_json(path: str | Path) -> dict | None:
+def read_json(path: str | Path) -> dict[str, Any] | None:
     """A JSON object from ``path``; None when the file is missing, unreadable or not an object."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))

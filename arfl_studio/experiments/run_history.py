@@ -80,7 +80,7 @@ def replay_events(run_dir: str | Path, plan: Plan) -> list:
 
     run_dir = Path(run_dir)
     epochs = int(plan.config["training"]["epochs"])
-    events = []
+    events: list[FoldEvent | FoldFinished] = []
     for method in plan.methods:
         for fold, folder in _fold_folders(run_dir, method.key):
             try:

@@ -10,6 +10,7 @@ misclassified). Matplotlib with the Agg backend: no screen, no Qt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,12 +92,11 @@ def figure_from_run(doc: dict, path, *, seed_index: int = 0, n_points: int = 50,
     from arfl_studio.experiments.two_moons import model_for_row
 
     data, eps = doc["_data"], doc["settings"]["eps_test"]
-    panels, worst = [], []
+    panels = []
+    worst: list[Any] = []
     for key, label in (("E", "E. Dual adversarial training"), ("F", "F. Dual adversarial training + ARFL")):
         panels.append((f"{label} (seed {doc['settings']['seeds'][seed_index]})", model_for_row(doc, key, seed_index)))
         w = doc.get("_worst_points", {}).get(key, [None])[seed_index] if mark_worst_case else None
         worst.append(w)
-    if all(w is None for w in worst):
-        worst = None
-    return plot_decision_boundaries(panels, data.x_test[seed_index], data.y_test[seed_index], eps, path,
-                                    n_points=n_points, seed=seed_index, worst_case=worst)
+    return plot_decision_boundaries(panels, data.x_test[seed_index], data.y_test[seed_index], eps, path, n_points=n_points,
+                                    seed=seed_index, worst_case=None if all(w is None for w in worst) else worst)

@@ -7,6 +7,7 @@ they live apart from either.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from arfl_studio.training import AttackSettings, MethodSettings, SettingError
 from arfl_studio.training.losses import ROBUST_VARIANTS
@@ -102,7 +103,7 @@ class RowSpec:
 def _base_row(key: str, s: TwoMoonSettings) -> RowSpec:
     attack = AttackSettings(kind="fgsm", eps=s.eps_train, clamp=None)
     lam = s.robust_weight
-    table = {
+    table: dict[str, tuple[str, dict[str, Any], str | None]] = {
         "A": ("Standard training", dict(mix_ratio=1.0), None),
         "B": ("Standard training + ARFL", dict(mix_ratio=1.0, robust_weight=lam), "A"),
         "C": ("Adversarial training", dict(mix_ratio=0.0), None),

@@ -74,7 +74,8 @@ class PatchScoreNet(nn.Module):
         if self.patch_logit:  # the 2x2 cells at the centre: the patch's own lesion
             h, w = logits.shape[-2:]
             return logits[:, max(h // 2 - 1, 0):h // 2 + 1, max(w // 2 - 1, 0):w // 2 + 1].flatten(1).mean(1)
-        valid = self.breast_cells(x, tuple(logits.shape[-2:]))
+        rows, cols = logits.shape[-2:]
+        valid = self.breast_cells(x, (rows, cols))
         flat = logits.masked_fill(~valid, float("-inf")).flatten(1)
         k = min(self.top_k, flat.shape[1])
         top = flat.topk(k, dim=1).values

@@ -129,6 +129,7 @@ class DecisionThreshold:
 
 def build_model(spec: ModelSpec) -> nn.Module:
     spec.validate()
+    model: nn.Module
     if spec.backbone == "small_cnn":
         model = small_cnn(spec.in_channels, spec.width, spec.features)
     elif spec.backbone == "patch_fcn":

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from arfl_studio.models.patch_net import patch_mode
+from arfl_studio.models.patch_net import PatchScoreNet, patch_mode
 from arfl_studio.training.methods import MethodSettings, SettingError
 from arfl_studio.training.objective import compute_loss
 
@@ -138,7 +138,7 @@ class PatchSampler:
     @torch.no_grad()
     def mine(self, model: nn.Module, device: torch.device, per_image: int = 6, images: int = 40) -> None:
         """The highest-scoring map cells of normal tissue become the hard negatives."""
-        net = getattr(model, "module", model)
+        net = cast(PatchScoreNet, getattr(model, "module", model))  # unwrapped from DDP
         was_training = model.training
         model.eval()
         found = []

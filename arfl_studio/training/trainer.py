@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sized, cast
 
 import torch
 import torch.nn as nn
@@ -89,7 +89,7 @@ def train(
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         iterable = batches(epoch)
-        total_steps = len(iterable) if hasattr(iterable, "__len__") else None
+        total_steps = len(cast(Sized, iterable)) if hasattr(iterable, "__len__") else None
         for step, (x, targets) in enumerate(iterable):
             if cancel.is_set():
                 callback(StatusEvent("cancelled", f"stopped at epoch {epoch + 1}, step {step + 1}"))

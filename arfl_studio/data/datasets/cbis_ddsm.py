@@ -27,10 +27,15 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import LayoutError
-from arfl_studio.data.datasets.layout_base import Layout, Verdict, add_record
+from arfl_studio.data.datasets.layout_base import HeaderRow, Layout, Verdict, add_record
 from arfl_studio.data.datasets.lesions import Lesion, lesion_type, pathology
+
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
+    from arfl_studio.data.dicom.reader import HeaderInfo
 
 CASE_TABLES = ("mass_case_description_train_set.csv", "mass_case_description_test_set.csv",
                "calc_case_description_train_set.csv", "calc_case_description_test_set.csv")
@@ -63,7 +68,7 @@ class CbisDdsmLayout(Layout):
                 return base / "metadata.csv"
         return None
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         table = table or self.detect(root)
         if table is None:
             raise LayoutError("CBIS-DDSM needs metadata.csv and the case-description CSVs at the download root")
@@ -73,7 +78,7 @@ class CbisDdsmLayout(Layout):
             if row.get("File Location"):
                 self.series[_series_key(row["File Location"])] = (row.get("Subject ID", ""),
                                                                   row.get("Series Description", "").lower())
-        self.cases: dict[str, list[dict]] = defaultdict(list)  # full-image subject -> abnormality rows
+        self.cases: dict[str, list[dict[str, str]]] = defaultdict(list)  # full-image subject -> abnormality rows
         self.split_of: dict[str, set[str]] = defaultdict(set)  # patient -> official splits
         for name in CASE_TABLES:
             path = table.parent / name
@@ -89,8 +94,8 @@ class CbisDdsmLayout(Layout):
     def _subject(self, rel: str) -> tuple[str, str]:
         return self.series.get(tuple(PurePosixPath(rel).parent.parts[-3:]), ("", ""))
 
-    def assign(self, headers, result, frame) -> None:
-        by_subject: dict[str, list] = defaultdict(list)
+    def assign(self, headers: list[HeaderRow], result: ScanResult, frame: int | None) -> None:
+        by_subject: dict[str, list[HeaderRow]] = defaultdict(list)
         for rel, path, info in headers:
             subject, description = self._subject(rel)
             if subject:
@@ -109,7 +114,7 @@ class CbisDdsmLayout(Layout):
                     what = "ROI mask or cropped image" if self._subject(rel)[1] in (ROI, CROP) else "not in a case CSV"
                     result.excluded.append((rel, f"not a training image: CBIS-DDSM {what}"))
 
-    def _full_verdict(self, subject: str, info, by_subject: dict, result) -> Verdict:
+    def _full_verdict(self, subject: str, info: HeaderInfo, by_subject: dict[str, list[HeaderRow]], result: ScanResult) -> Verdict:
         rows = self.cases[subject]
         lesions = []
         for row in rows:
@@ -133,12 +138,12 @@ class CbisDdsmLayout(Layout):
                        laterality=side, view=first.get("image view", "").upper() or None, lesions=tuple(lesions),
                        split=first["_split"])
 
-    def finish(self, result) -> None:
+    def finish(self, result: ScanResult) -> None:
         both = sorted(p for p, splits in self.split_of.items() if len(splits) > 1)
         if both:
             result.notes.append(f"{len(both)} patient(s) in both the official train and test CSVs "
                                 f"(e.g. {', '.join(both[:3])}): the official split leaks them")
-        views: dict[tuple, set[str]] = defaultdict(set)
+        views: dict[tuple[str | None, str | None, str | None], set[str]] = defaultdict(set)
         for subject, rows in self.cases.items():
             row = rows[0]
             views[(row.get("patient_id"), row.get("left or right breast"), row.get("image view"))].add(row["_kind"])

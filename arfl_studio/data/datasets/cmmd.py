@@ -14,9 +14,14 @@ a visible setting, ``cmmd_missing``: ``unlabeled`` (default: listed, not used) o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import CMMD_TABLE_NAMES, LayoutError, looks_like_cmmd, read_cmmd_labels, table_columns
 from arfl_studio.data.datasets.layout_base import Layout, Verdict
+
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
+    from arfl_studio.data.dicom.reader import HeaderInfo
 
 MISSING_ROW_POLICIES = ("unlabeled", "negative")
 
@@ -44,7 +49,7 @@ def find_cmmd_table(root: Path) -> Path | None:
 class CmmdLayout(Layout):
     name = "cmmd"
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         table = table or find_cmmd_table(root)
         if table is None:
             raise LayoutError(f"no CMMD clinical table ({CMMD_TABLE_NAMES[0]}) found; pass --labels FILE")
@@ -57,7 +62,7 @@ class CmmdLayout(Layout):
         self.label_rule = (f"{table.name} 'classification' per patient (ID1) and breast (LeftRight), joined on the "
                            f"header's PatientID and laterality; a breast with no row: {self.missing}")
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         patient, side = info.patient_id, info.laterality
         if not (patient and side):
             return Verdict()
@@ -68,7 +73,7 @@ class CmmdLayout(Layout):
             label = 0
         return Verdict(label=label, patient=patient, problem=problem)
 
-    def finish(self, result) -> None:
+    def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted(k for k in set(self.labels) | set(self.problems) if k not in self.seen)
         if self.missing == "negative":
             result.notes.append("CMMD breasts without a clinical-table row are used as negatives (cmmd_missing)")

@@ -9,16 +9,22 @@ cancel; nothing here touches Qt.
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar, overload
 
 from arfl_studio.data.dicom.reader import HeaderInfo, MammogramReadError, read_header, read_mammogram
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Progress = Callable[[int, int], None]
 # (path, header or None, reason or None, category or None)
 HeaderResult = tuple[str, "HeaderInfo | None", "str | None", "str | None"]
 # (path, reason or None, category or None)
 VerifyResult = tuple[str, "str | None", "str | None"]
+AnyPath = str | os.PathLike[str]  # a file, as a string or a Path
+T = TypeVar("T")
 
 
 def header_job(path: str, include_non_mammograms: bool = False, include_for_processing: bool = False,
@@ -45,13 +51,25 @@ def verify_job(path: str, frame: int | None = None) -> VerifyResult:
         return path, f"unreadable: {type(err).__name__}", "unreadable"
 
 
-def _chunk_job(job: Callable, paths: list[str]) -> list:
+def _chunk_job(job: Callable[[str], T], paths: list[str]) -> list[T]:
     return [job(path) for path in paths]
 
 
-def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progress | None = None,
+@overload
+def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
+             cancel: threading.Event | None = None, chunk: int | None = None, *,
+             crash_result: Callable[[str], T]) -> tuple[list[T], bool]: ...
+
+
+@overload
+def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
              cancel: threading.Event | None = None, chunk: int | None = None,
-             crash_result: Callable[[str], object] | None = None) -> tuple[list, bool]:
+             crash_result: None = None) -> tuple[list[T | None], bool]: ...
+
+
+def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
+             cancel: threading.Event | None = None, chunk: int | None = None,
+             crash_result: Callable[[str], T] | None = None) -> tuple[list[T], bool] | tuple[list[T | None], bool]:
     """``job(str(path))`` for every path, in order; returns (results, cancelled).
 
     A worker process that dies (a decoder crashing on a hostile file, the system killing it
@@ -64,7 +82,7 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
     if progress:
         progress(0, total)
     if workers <= 1 or total < 2 * max(workers, 1):
-        results: list = []
+        results: list[T] = []
         for i, path in enumerate(names):
             if cancel is not None and cancel.is_set():
                 return results, True
@@ -78,12 +96,12 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
 
     from arfl_studio.data.child_processes import guarded_pool  # spawn; workers die with their parent
     chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
-    slots: list = [None] * total
+    slots: list[T | None] = [None] * total
     done = 0
     queue = deque(list(range(b, min(b + chunk, total))) for b in range(0, total, chunk))
-    isolate: deque = deque()  # files in flight when a worker died, retried one at a time
+    isolate: deque[list[int]] = deque()  # files in flight when a worker died, retried one at a time
 
-    def finish(indices, outcome):
+    def finish(indices: list[int], outcome: Sequence[T | None]) -> None:
         nonlocal done
         for i, item in zip(indices, outcome):
             slots[i] = item
@@ -95,7 +113,7 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
         source, width = (isolate, 1) if isolate else (queue, 2 * workers)
         suspects: list[int] = []
         with guarded_pool(1 if width == 1 else workers) as pool:
-            pending: dict = {}
+            pending: dict[Future[list[T]], list[int]] = {}
             while source or pending:
                 while source and len(pending) < width:
                     indices = source.popleft()
@@ -121,7 +139,7 @@ def run_jobs(job: Callable, paths: Sequence, workers: int = 1, progress: Progres
     return slots, False
 
 
-def read_headers(paths: Sequence, workers: int = 1, progress: Progress | None = None,
+def read_headers(paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
                  cancel: threading.Event | None = None, *, include_non_mammograms: bool = False,
                  include_for_processing: bool = False, frame: int | None = None) -> tuple[list[HeaderResult], bool]:
     """Header-only reads; returns (results, cancelled)."""
@@ -134,7 +152,7 @@ def _header_crash(path: str) -> HeaderResult:
     return path, None, "reading the header crashed its worker process", "unreadable"
 
 
-def verify_files(paths: Sequence, workers: int = 1, progress: Progress | None = None,
+def verify_files(paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
                  cancel: threading.Event | None = None, *, frame: int | None = None) -> tuple[list[VerifyResult], bool]:
     """Decode every file's pixels (as training will); returns (results, cancelled).
 

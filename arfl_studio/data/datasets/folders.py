@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import label_vocabulary, parse_label
 from arfl_studio.data.datasets.layout_base import Layout, Verdict
+
+if TYPE_CHECKING:
+    from arfl_studio.data.dicom.reader import HeaderInfo
 
 
 def class_folder_label(rel: Path, vocabulary: dict[str, int] | None = None) -> int | None:
@@ -21,11 +25,11 @@ class FoldersLayout(Layout):
     name = "folders"
     label_rule = "the benign/ or malignant/ folder an image lies under"
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         super().__init__(root, table, options)
         self.vocabulary = label_vocabulary("folders", options.get("label_map"))
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         return Verdict(label=class_folder_label(Path(rel), self.vocabulary))
 
     @staticmethod

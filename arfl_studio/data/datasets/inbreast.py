@@ -16,18 +16,23 @@ from __future__ import annotations
 import plistlib
 import re
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import LayoutError, read_table
 from arfl_studio.data.datasets.layout_base import Layout, Verdict, birads_code, find_file
 from arfl_studio.data.datasets.lesions import Lesion, lesion_type
 from arfl_studio.data.datasets.vindr import mapping_from
 
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
+    from arfl_studio.data.dicom.reader import HeaderInfo
+
 TABLES = ("INbreast.csv", "INbreast.xls")
 _NAME = re.compile(r"^(\d+)_([0-9a-fA-F]+)_MG_([LR])_([A-Z]+)_ANON$")
 _POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,[^)]*)?\)")
 
 
-def _read_xls(path: Path) -> list[dict]:
+def _read_xls(path: Path) -> list[dict[str, object]]:
     try:
         import xlrd
     except ImportError:
@@ -45,8 +50,8 @@ def read_rois(path: Path) -> list[Lesion]:
     lesions = []
     for image in doc.get("Images", []):
         for roi in image.get("ROIs", []):
-            points = [(float(y), float(x)) for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", [])
-                                                        if _POINT.match(p))]
+            matches = (_POINT.match(p) for p in roi.get("Point_px", []))
+            points = [(float(y), float(x)) for x, y in (m.groups() for m in matches if m)]
             name = str(roi.get("Name", "")).strip()
             if not points:
                 continue
@@ -64,7 +69,7 @@ class InbreastLayout(Layout):
     def detect(root: Path) -> Path | None:
         return find_file(root, TABLES)
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         table = table or self.detect(root)
         if table is None:
             raise LayoutError("INbreast needs INbreast.csv or INbreast.xls")
@@ -72,7 +77,7 @@ class InbreastLayout(Layout):
         self.mapping = mapping_from(options)
         self.label_rule = f"{table.name} 'Bi-Rads' per image: {self.mapping.describe()}"
         rows = _read_xls(table) if table.suffix.lower() == ".xls" else read_table(table)
-        self.rows = {}
+        self.rows: dict[str, dict[str, object]] = {}
         for row in rows:
             name = str(row.get("File Name") or "").strip()
             name = name[:-2] if name.endswith(".0") else name
@@ -82,7 +87,7 @@ class InbreastLayout(Layout):
         self.xml_dir = table.parent / "AllXML"
         self.seen: set[str] = set()
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         match = _NAME.match(PurePosixPath(rel).stem)
         if match is None or match.group(1) not in self.rows:
             return Verdict()
@@ -90,13 +95,13 @@ class InbreastLayout(Layout):
         self.seen.add(name)
         code = birads_code(self.rows[name].get("Bi-Rads"))
         label = self.mapping.label(code)
-        common = dict(patient=patient, laterality=side, view=view)
+        common: dict[str, Any] = dict(patient=patient, laterality=side, view=view)
         if label is None:
             return Verdict(excluded=f"excluded by the BI-RADS mapping: BI-RADS {code or 'missing'}", **common)
         xml = self.xml_dir / f"{name}.xml"
         lesions = tuple(read_rois(xml)) if xml.is_file() else ()
         return Verdict(label=label, lesions=lesions, **common)
 
-    def finish(self, result) -> None:
+    def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted((n, None) for n in self.rows if n not in self.seen)
         result.notes.append(f"labels from BI-RADS, not pathology: {self.mapping.describe()}")

@@ -162,7 +162,7 @@ def looks_like_cmmd(columns: set[str], path_column: str = "path") -> bool:
     return path_column not in columns and len(columns & set(CMMD_KEY_COLUMNS)) >= 2
 
 
-def read_cmmd_labels(path: str | os.PathLike, label_map: Mapping[str, object] | None = None,
+def read_cmmd_labels(path: str | os.PathLike[str], label_map: Mapping[str, object] | None = None,
                      ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], LabelProblem]]:
     """(ID1, LeftRight) -> 0/1 from the CMMD clinical table, and breasts whose label is unusable
     (a word outside :data:`LABEL_VOCABULARY` ``["cmmd"]`` and ``label_map``).
@@ -237,10 +237,10 @@ def read_csv_labels(
     values = _values_seen([row.get(label_column) for row in rows])
     seen: dict[str, list[tuple[int, str | None, object]]] = {}
     for number, row in enumerate(rows, start=2):
-        raw = str(row.get(path_column) or "").strip()
-        if not raw:
+        raw_path = str(row.get(path_column) or "").strip()
+        if not raw_path:
             continue
-        rel = table_rel_path(raw, path, root)
+        rel = table_rel_path(raw_path, path, root)
         pid = str(row.get(patient_column) or "").strip() or None
         seen.setdefault(rel, []).append((number, pid, row.get(label_column)))
     labels: dict[str, tuple[str | None, int | None]] = {}

@@ -13,11 +13,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import LabelProblem
 from arfl_studio.data.datasets.lesions import Lesion
 from arfl_studio.data.datasets.reasons import Rejection
 from arfl_studio.data.datasets.records import ImageRecord, ScanResult
+
+if TYPE_CHECKING:
+    from arfl_studio.data.dicom.reader import HeaderInfo
+
+# (path relative to the dataset root, the file's path, its header) of one readable file
+HeaderRow = tuple[str, str, "HeaderInfo"]
 
 # BI-RADS -> label for datasets without pathology (VinDr-Mammo, INbreast); 3 and 0 excluded.
 DEFAULT_BIRADS_POSITIVE = ("4", "4a", "4b", "4c", "5", "6")
@@ -72,7 +79,7 @@ class Layout:
     name = ""
     accepts_stripped_headers = False  # the dataset's table, not the header, says it is a mammogram
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         self.root, self.table, self.options = root, table, options
 
     label_rule = ""
@@ -81,10 +88,10 @@ class Layout:
         """Why a file is excluded before its header is read (None: read it)."""
         return None
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         raise NotImplementedError
 
-    def assign(self, headers: list[tuple[str, str, object]], result: ScanResult, frame: int | None) -> None:
+    def assign(self, headers: list[HeaderRow], result: ScanResult, frame: int | None) -> None:
         """(rel, path, header) of every readable file -> records, unlabeled, rejected, excluded."""
         for rel, path, info in headers:
             verdict = self.judge(rel, info)
@@ -94,7 +101,7 @@ class Layout:
         """After the files: label rows without images, traps and notes."""
 
 
-def add_record(result: ScanResult, rel: str, path: str, info, verdict: Verdict, frame: int | None) -> None:
+def add_record(result: ScanResult, rel: str, path: str, info: HeaderInfo, verdict: Verdict, frame: int | None) -> None:
     if verdict.problem is not None:
         result.rejected.append(Rejection(rel, verdict.problem.reason, verdict.problem.category))
     elif verdict.excluded is not None:

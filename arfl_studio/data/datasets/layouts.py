@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from arfl_studio.data.datasets.cbis_ddsm import CbisDdsmLayout
 from arfl_studio.data.datasets.cmmd import CmmdLayout, find_cmmd_table
@@ -55,7 +55,7 @@ LAYOUT_CLASSES = {cls.name: cls for cls in (CmmdLayout, CbisDdsmLayout, VindrLay
                                             CsvLayout, FoldersLayout)}
 
 
-def detect_layout(root: str | os.PathLike, labels: str | os.PathLike | None = None,
+def detect_layout(root: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None,
                   path_column: str = "path") -> tuple[str, Path | None]:
     """(layout name, its table or None); raises LayoutError when nothing fits.
 
@@ -96,7 +96,7 @@ def _rel(root: Path, path: str | Path) -> str:
         return Path(path).as_posix()
 
 
-def _dataset_root(root: str | os.PathLike) -> Path:
+def _dataset_root(root: str | os.PathLike[str]) -> Path:
     """The real path of a readable dataset folder, else LayoutError with a one-line reason."""
     real = Path(os.path.realpath(os.path.expanduser(os.fspath(root))))
     if not real.is_dir():
@@ -110,8 +110,8 @@ def _dataset_root(root: str | os.PathLike) -> Path:
 
 
 def scan_dataset(
-    root: str | os.PathLike,
-    labels: str | os.PathLike | None = None,
+    root: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None = None,
     layout: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
@@ -124,7 +124,7 @@ def scan_dataset(
     include_for_processing: bool = False,
     frame: int | None = None,
     verify: bool = False,
-    layout_options: dict | None = None,
+    layout_options: dict[str, Any] | None = None,
     label_map: dict[str, object] | None = None,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
@@ -175,12 +175,12 @@ def scan_dataset(
         include_non_mammograms=include_non_mammograms or reader.accepts_stripped_headers,
         include_for_processing=include_for_processing, frame=frame)
     readable = []
-    for path, info, reason, category in headers:
-        rel = _rel(root, path)
+    for read_path, info, reason, category in headers:
+        rel = _rel(root, read_path)
         if info is None:
             result.rejected.append(Rejection(rel, reason or "unreadable", category or "unreadable"))
         else:
-            readable.append((rel, path, info))
+            readable.append((rel, read_path, info))
     reader.assign(readable, result, frame)
     if not result.cancelled:
         reader.finish(result)

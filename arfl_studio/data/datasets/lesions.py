@@ -23,11 +23,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from arfl_studio.data.datasets.labels import LayoutError, read_table, table_rel_path
+
+if TYPE_CHECKING:
+    from arfl_studio.data.preprocess.geometry import Geometry
 
 LESION_TYPES = ("mass", "calcification", "distortion", "asymmetry", "other")
 LESIONS_TABLE = "lesions.csv"
@@ -94,8 +97,8 @@ class Lesion:
             return "point"
         return None
 
-    def to_dict(self) -> dict:
-        doc: dict = {"lesion_type": self.lesion_type, "source_type": self.source_type}
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"lesion_type": self.lesion_type, "source_type": self.source_type}
         for name in ("pathology", "birads", "radius", "mask"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
@@ -108,7 +111,7 @@ class Lesion:
         return doc
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Lesion":
+    def from_dict(cls, d: dict[str, Any]) -> "Lesion":
         return cls(
             lesion_type=str(d.get("lesion_type") or "other"), source_type=str(d.get("source_type") or ""),
             pathology=d.get("pathology"), birads=d.get("birads"),
@@ -120,7 +123,7 @@ class Lesion:
         )
 
 
-def count_lesions(records: Iterable) -> dict:
+def count_lesions(records: Iterable[object]) -> dict[str, Any]:
     """{lesions, images_with_lesions, positioned, by_type, by_pathology} over scan records."""
     lesions = [les for r in records for les in getattr(r, "lesions", ())]
     by_type: dict[str, int] = {}
@@ -137,7 +140,7 @@ def count_lesions(records: Iterable) -> dict:
 # ---------------------------------------------------------------- lesions.csv
 
 
-def _number(row: dict, name: str) -> float | None:
+def _number(row: dict[str, Any], name: str) -> float | None:
     text = str(row.get(name) or "").strip()
     if not text:
         return None
@@ -147,7 +150,7 @@ def _number(row: dict, name: str) -> float | None:
     return value
 
 
-def _row_lesion(row: dict, table: Path, root: Path) -> Lesion:
+def _row_lesion(row: dict[str, Any], table: Path, root: Path) -> Lesion:
     code = str(row.get("lesion_type") or "").strip()
     x, y, radius = _number(row, "x"), _number(row, "y"), _number(row, "radius")
     if (x is None) != (y is None):
@@ -156,8 +159,8 @@ def _row_lesion(row: dict, table: Path, root: Path) -> Lesion:
     if any(v is not None for v in corners) and not all(v is not None for v in corners):
         raise ValueError("a box needs all of xmin, ymin, xmax, ymax")
     box = None
-    if corners[0] is not None:
-        xmin, ymin, xmax, ymax = corners
+    xmin, ymin, xmax, ymax = corners
+    if xmin is not None and ymin is not None and xmax is not None and ymax is not None:
         box = (min(ymin, ymax), max(ymin, ymax), min(xmin, xmax), max(xmin, xmax))
     if radius is not None and radius < 0:
         raise ValueError(f"radius {radius:g} is negative")
@@ -166,11 +169,11 @@ def _row_lesion(row: dict, table: Path, root: Path) -> Lesion:
         mask = table_rel_path(mask, table, root)
     birads = str(row.get("birads") or "").strip() or None
     return Lesion(lesion_type=lesion_type(code), source_type=code, pathology=pathology(row.get("pathology")),
-                  birads=birads, centre=(y, x) if x is not None else None,
+                  birads=birads, centre=(y, x) if x is not None and y is not None else None,
                   radius=radius if x is not None else None, box=box, mask=mask)
 
 
-def read_lesion_table(path: str | os.PathLike, root: str | os.PathLike) -> tuple[dict[str, list[Lesion]], list[str]]:
+def read_lesion_table(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> tuple[dict[str, list[Lesion]], list[str]]:
     """rel_path -> lesions from a ``lesions.csv``, and one line per row that could not be read.
 
     Paths resolve as in the labels table (relative to the table's folder, or the dataset root).
@@ -198,7 +201,7 @@ def read_lesion_table(path: str | os.PathLike, root: str | os.PathLike) -> tuple
 # ---------------------------------------------------------------- masks
 
 
-def read_mask_file(path: str | os.PathLike) -> np.ndarray:
+def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:
     """A lesion mask image (DICOM, PNG/TIFF or .npy) as a bool array: the bright class of a
     binary image (0/255, 0/1 or a 12-bit window's two levels alike)."""
     path = Path(path)
@@ -240,19 +243,20 @@ def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _one_mask(lesion: Lesion, shape: tuple[int, int], root: Path | None) -> np.ndarray:
     out = np.zeros(shape, dtype=bool)
     kind = lesion.shape_kind
-    if kind == "mask":
+    if kind == "mask" and lesion.mask is not None:
         mask = read_mask_file(Path(root or ".") / lesion.mask)
         if mask.shape != tuple(shape):
             raise ValueError(f"mask {lesion.mask} is {mask.shape[0]}x{mask.shape[1]}, the image {shape[0]}x{shape[1]}")
         return mask
     if kind == "polygon":
         return _polygon_mask(np.asarray(lesion.polygon, dtype=np.float64), shape)
-    if kind == "box":
+    if kind == "box" and lesion.box is not None:
         r0, r1, c0, c1 = lesion.box
         out[max(0, math.ceil(r0)):max(0, math.floor(r1) + 1), max(0, math.ceil(c0)):max(0, math.floor(c1) + 1)] = True
         return out
-    if kind in ("circle", "point"):
-        r, c = lesion.centre if lesion.centre is not None else lesion.polygon[0]
+    point = lesion.centre if lesion.centre is not None else (lesion.polygon[0] if lesion.polygon else None)
+    if kind in ("circle", "point") and point is not None:
+        r, c = point
         radius = float(lesion.radius or 0.0)
         reach = int(math.ceil(radius)) + 1
         r0, r1 = max(0, int(r) - reach), min(shape[0], int(r) + reach + 1)
@@ -264,7 +268,7 @@ def _one_mask(lesion: Lesion, shape: tuple[int, int], root: Path | None) -> np.n
     return out
 
 
-def lesion_mask(lesions: Sequence[Lesion], shape: tuple[int, int], root: str | os.PathLike | None = None) -> np.ndarray:
+def lesion_mask(lesions: Sequence[Lesion], shape: tuple[int, int], root: str | os.PathLike[str] | None = None) -> np.ndarray:
     """The union of the lesions' areas on a native pixel grid of ``shape`` (bool).
 
     Lesions without a position add nothing; a point lesion marks its pixel (measure it
@@ -280,7 +284,7 @@ def lesion_mask(lesions: Sequence[Lesion], shape: tuple[int, int], root: str | o
 # ---------------------------------------------------------------- model space
 
 
-def _to_model(points: np.ndarray, geometry, size: tuple[int, int], fit: str) -> np.ndarray:
+def _to_model(points: np.ndarray, geometry: Geometry, size: tuple[int, int], fit: str) -> np.ndarray:
     """Native pixel indices (N, 2) -> model pixel indices, as the image is flipped, cropped and resized."""
     from arfl_studio.data.preprocess.geometry import placement
 
@@ -300,7 +304,7 @@ def _circle(centre: tuple[float, float], radius: float, corners: int = 48) -> np
     return np.column_stack([centre[0] + radius * np.sin(angles), centre[1] + radius * np.cos(angles)])
 
 
-def lesions_in_model_space(lesions: Sequence[Lesion], geometry, size: tuple[int, int], fit: str = "stretch") -> list[Lesion]:
+def lesions_in_model_space(lesions: Sequence[Lesion], geometry: Geometry, size: tuple[int, int], fit: str = "stretch") -> list[Lesion]:
     """The lesions on the model input of ``size`` (through flip, crop box and resize).
 
     Circles become outline polygons (a stretch makes them ellipses); boxes stay boxes;
@@ -314,7 +318,7 @@ def lesions_in_model_space(lesions: Sequence[Lesion], geometry, size: tuple[int,
         polygon = box = centre = None
         if les.centre is not None:
             centre = tuple(_to_model(np.array([les.centre], dtype=np.float64), geometry, size, fit)[0])
-        if kind == "circle":
+        if kind == "circle" and les.centre is not None and les.radius:
             polygon = tuple(map(tuple, _to_model(_circle(les.centre, les.radius), geometry, size, fit)))
         elif les.polygon is not None:
             polygon = tuple(map(tuple, _to_model(np.asarray(les.polygon, dtype=np.float64), geometry, size, fit)))
@@ -327,8 +331,8 @@ def lesions_in_model_space(lesions: Sequence[Lesion], geometry, size: tuple[int,
     return moved
 
 
-def model_space_mask(lesions: Sequence[Lesion], geometry, size: tuple[int, int], fit: str = "stretch",
-                     root: str | os.PathLike | None = None) -> np.ndarray:
+def model_space_mask(lesions: Sequence[Lesion], geometry: Geometry, size: tuple[int, int], fit: str = "stretch",
+                     root: str | os.PathLike[str] | None = None) -> np.ndarray:
     """The lesions' union on the model input: the native mask flipped, cropped and resized.
 
     A model pixel is lesion when any native lesion pixel falls in its footprint, so a

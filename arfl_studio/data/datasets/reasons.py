@@ -6,6 +6,8 @@ them, zeros included), of ``scan --json`` and of the Dataset pane's Rejected lis
 
 from __future__ import annotations
 
+from typing import Any
+
 CATEGORIES: dict[str, str] = {
     "not_mammogram": "not a mammogram (CT, MR, US, ... or no breast in the header)",
     "for_processing": "FOR PROCESSING image (raw detector data)",
@@ -53,10 +55,12 @@ class MammogramReadError(ValueError):
         self.category = category if category in CATEGORIES else "unreadable"
 
 
-class Rejection(tuple):
+class Rejection(tuple[str, str]):
     """A rejected path: unpacks as ``(path, reason)``; ``.category`` is one of CATEGORIES."""
 
-    def __new__(cls, path: str, reason: str, category: str = "unreadable"):
+    category: str
+
+    def __new__(cls, path: str, reason: str, category: str = "unreadable") -> Rejection:
         self = super().__new__(cls, (path, reason))
         self.category = category if category in CATEGORIES else "unreadable"
         return self
@@ -69,8 +73,8 @@ class Rejection(tuple):
     def reason(self) -> str:
         return self[1]
 
-    def __reduce__(self):  # survives pickling to and from worker processes
+    def __reduce__(self) -> tuple[type[Rejection], tuple[str, str, str]]:  # survives pickling to and from worker processes
         return (Rejection, (self[0], self[1], self.category))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"path": self[0], "reason": self[1], "category": self.category}

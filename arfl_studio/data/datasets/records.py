@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from arfl_studio.data.datasets.labels import LABEL_NAMES
 from arfl_studio.data.datasets.lesions import Lesion, count_lesions
@@ -34,9 +34,9 @@ class ImageRecord:
         """"CC", "MLO" or None: what the model and the four-view layout group by."""
         return view_family(self.view)
 
-    def to_json(self, path: str | None = None, share: Callable[[str], str] | None = None) -> dict:
+    def to_json(self, path: str | None = None, share: Callable[[str], str] | None = None) -> dict[str, Any]:
         """The record as JSON; ``share`` rewrites paths (the image's is ``path``, lesion masks' here)."""
-        doc = {
+        doc: dict[str, Any] = {
             "path": path if path is not None else self.rel_path,
             "patient_id": self.patient_id,
             "laterality": self.laterality,
@@ -72,7 +72,7 @@ class ScanResult:
     seconds: float = 0.0
     cancelled: bool = False
     verified: bool = False  # every image in ``images`` was decoded once
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def patients(self) -> list[str]:
@@ -83,7 +83,7 @@ class ScanResult:
         counts = Counter(getattr(r, "category", "unreadable") for r in self.rejected)
         return {name: counts.get(name, 0) for name in CATEGORIES}
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "layout": self.layout,
             "files": self.files_seen,
@@ -116,10 +116,10 @@ class ScanResult:
             "cancelled": self.cancelled,
         }
 
-    def to_json(self, *, shareable_paths: bool = False, key: bytes | None = None) -> dict:
+    def to_json(self, *, shareable_paths: bool = False, key: bytes | None = None) -> dict[str, Any]:
         """The scan as JSON; ``shareable_paths`` hashes date/UID path components (``shareable``)."""
         doc = self.summary()
-        share = _identity
+        share: Callable[[str], str] = _identity
         root = str(self.root)
         if shareable_paths:
             from arfl_studio.data.dicom.shareable import default_key, shareable_path

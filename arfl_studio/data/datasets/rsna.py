@@ -13,9 +13,14 @@ excluded before their headers are read.
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from arfl_studio.data.datasets.labels import LayoutError, parse_label, read_table
 from arfl_studio.data.datasets.layout_base import Layout, Verdict, find_file
+
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
+    from arfl_studio.data.dicom.reader import HeaderInfo
 
 RSNA_COLUMNS = {"patient_id", "image_id", "laterality", "view", "cancer"}
 
@@ -34,7 +39,7 @@ class RsnaLayout(Layout):
             header = {c.strip() for c in handle.readline().split(",")}
         return table if RSNA_COLUMNS <= header else None
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         table = table or self.detect(root)
         if table is None:
             raise LayoutError("RSNA needs train.csv beside train_images/")
@@ -47,7 +52,7 @@ class RsnaLayout(Layout):
             return "not a training image: RSNA test_images/ (unlabelled)"
         return None
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         path = PurePosixPath(rel)
         key = (path.parent.name, path.stem)
         row = self.rows.get(key)
@@ -58,7 +63,7 @@ class RsnaLayout(Layout):
                        laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
                        view=str(row.get("view") or "").strip().upper() or None)
 
-    def finish(self, result) -> None:
+    def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted((p, None) for p, i in self.rows if (p, i) not in self.seen)
         result.notes.append("RSNA files have no Modality or ViewPosition: train.csv is the evidence that a file "
                             "is a mammogram, and gives its laterality and view")

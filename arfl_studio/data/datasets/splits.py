@@ -82,7 +82,7 @@ def train_indices(folds: Sequence[Sequence[int]], fold: int) -> list[int]:
     return sorted(i for f in folds for i in f if i not in held_out)
 
 
-def save_splits(path: str | os.PathLike, records: Sequence[Any], folds: Sequence[Sequence[int]], *, k: int | None = None, seed: int | None = None) -> Path:
+def save_splits(path: str | os.PathLike[str], records: Sequence[Any], folds: Sequence[Sequence[int]], *, k: int | None = None, seed: int | None = None) -> Path:
     """Write the folds as JSON (record paths and patients, so they can be checked later)."""
     doc = {
         "method": "StratifiedGroupKFold",
@@ -100,7 +100,7 @@ def save_splits(path: str | os.PathLike, records: Sequence[Any], folds: Sequence
     return write_json(path, doc)
 
 
-def load_splits(path: str | os.PathLike, records: Sequence[Any] | None = None) -> list[list[int]]:
+def load_splits(path: str | os.PathLike[str], records: Sequence[Any] | None = None) -> list[list[int]]:
     """Folds from ``save_splits``; with ``records``, map by path and re-check for leaks."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     if records is None:

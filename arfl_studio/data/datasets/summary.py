@@ -8,6 +8,10 @@ label for their breast) are counted apart, and so are label rows without images.
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
 
 # Rejection categories, in the order they are listed; matched on the one-line reason.
 CATEGORIES = (
@@ -28,7 +32,7 @@ def rejection_category(reason: str) -> str:
     return "other"
 
 
-def rejection_counts(scan, summary: dict | None = None) -> dict[str, int]:
+def rejection_counts(scan: ScanResult, summary: dict[str, Any] | None = None) -> dict[str, int]:
     """{category: files}: the scan's own per-category counts when it gives them, else from the reasons."""
     summary = scan.summary() if summary is None else summary
     for key in ("rejected_by_category", "rejected_by_reason", "rejections"):
@@ -40,12 +44,12 @@ def rejection_counts(scan, summary: dict | None = None) -> dict[str, int]:
     return {name: counts[name] for name in order if counts.get(name)}
 
 
-def counts(scan) -> dict[str, int]:
+def counts(scan: ScanResult) -> dict[str, int]:
     return {"images": len(scan.images), "patients": len(scan.patients), "rejected": len(scan.rejected),
             "unlabeled": len(scan.unlabeled), "labels_without_images": len(scan.labels_without_images)}
 
 
-def status_line(scan) -> str:
+def status_line(scan: ScanResult) -> str:
     """One line for the status bar, with the same numbers as the pane."""
     c = counts(scan)
     line = (f"{scan.root}: {c['patients']} patients, {c['images']} images, {c['rejected']} rejected, "

@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Iterable
 
 from arfl_studio.data.datasets.labels import LayoutError, read_table
 from arfl_studio.data.datasets.layout_base import BiradsMapping, Layout, Verdict, birads_code, find_file
 from arfl_studio.data.datasets.lesions import Lesion, lesion_type
 
+if TYPE_CHECKING:
+    from arfl_studio.data.datasets.records import ScanResult
+    from arfl_studio.data.dicom.reader import HeaderInfo
+
 BREAST_TABLE, FINDING_TABLE = "breast-level_annotations.csv", "finding_annotations.csv"
 
 
-def mapping_from(options: dict) -> BiradsMapping:
+def mapping_from(options: dict[str, Any]) -> BiradsMapping:
     """The BI-RADS mapping of ``options`` (lists or comma-separated text), else the default."""
-    def codes(value, default):
+    def codes(value: str | Iterable[object] | None, default: tuple[str, ...]) -> tuple[str, ...]:
         if value is None:
             return default
         items = value.split(",") if isinstance(value, str) else value
@@ -51,6 +56,14 @@ def _float(text: object) -> float | None:
         return None
 
 
+def _box(row: dict[str, object]) -> tuple[float, float, float, float] | None:
+    """(row0, row1, col0, col1) from a finding's xmin, ymin, xmax, ymax; None when any is empty."""
+    xmin, ymin, xmax, ymax = (_float(row.get(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+    if xmin is None or ymin is None or xmax is None or ymax is None:
+        return None
+    return ymin, ymax, xmin, xmax
+
+
 class VindrLayout(Layout):
     name = "vindr"
 
@@ -58,7 +71,7 @@ class VindrLayout(Layout):
     def detect(root: Path) -> Path | None:
         return find_file(root, (BREAST_TABLE,))
 
-    def __init__(self, root: Path, table: Path | None, options: dict):
+    def __init__(self, root: Path, table: Path | None, options: dict[str, Any]):
         table = table or self.detect(root)
         if table is None:
             raise LayoutError(f"VinDr-Mammo needs {BREAST_TABLE}")
@@ -70,16 +83,15 @@ class VindrLayout(Layout):
         findings = table.parent / FINDING_TABLE
         for row in read_table(findings) if findings.is_file() else []:
             categories = [c for c in _categories(str(row.get("finding_categories") or "").strip()) if c != "No Finding"]
-            box = [_float(row.get(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
             if not categories:
                 continue
             lesion = Lesion(lesion_type(categories[0]), "; ".join(categories), None,
                             birads_code(row.get("finding_birads")),
-                            box=(box[1], box[3], box[0], box[2]) if None not in box else None)
+                            box=_box(row))
             self.findings.setdefault(str(row.get("image_id") or "").strip(), []).append(lesion)
         self.seen: set[str] = set()
 
-    def judge(self, rel: str, info) -> Verdict:
+    def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         image_id = PurePosixPath(rel).stem
         row = self.rows.get(image_id)
         if row is None:
@@ -88,14 +100,14 @@ class VindrLayout(Layout):
         code = birads_code(row.get("breast_birads"))
         label = self.mapping.label(code)
         split = str(row.get("split") or "").strip().lower() or None
-        common = dict(patient=str(row.get("study_id") or "").strip() or None,
+        common: dict[str, Any] = dict(patient=str(row.get("study_id") or "").strip() or None,
                       laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
                       view=str(row.get("view_position") or "").strip().upper() or None, split=split)
         if label is None:
             return Verdict(excluded=f"excluded by the BI-RADS mapping: breast BI-RADS {code or 'missing'}", **common)
         return Verdict(label=label, lesions=tuple(self.findings.get(image_id, ())), **common)
 
-    def finish(self, result) -> None:
+    def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted(
             ((str(r.get("study_id") or ""), str(r.get("laterality") or "") or None)
              for i, r in self.rows.items() if i not in self.seen), key=lambda k: (k[0], k[1] or ""))

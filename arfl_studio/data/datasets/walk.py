@@ -51,7 +51,7 @@ def link_reason(path: str, root: str) -> str:
     return f"symbolic link to a {kind} inside the dataset folder (scanned under its own path)"
 
 
-def walk_dataset(root: str | os.PathLike, skip: Iterable[str | os.PathLike] = ()) -> tuple[list[Path], list[Rejection]]:
+def walk_dataset(root: str | os.PathLike[str], skip: Iterable[str | os.PathLike[str]] = ()) -> tuple[list[Path], list[Rejection]]:
     """(candidate files sorted by path, skipped links and unreadable folders with reasons).
 
     ``root`` should be a real path (no links in it); ``skip`` holds files not to list (the

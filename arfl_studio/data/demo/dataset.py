@@ -23,7 +23,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -151,7 +151,7 @@ def generate_demo_dataset(
     done = 0
     if progress:
         progress(0, total)
-    counts = {"images": 0, "by_label": {"benign": 0, "malignant": 0}, "by_view": {"CC": 0, "MLO": 0},
+    counts: dict[str, Any] = {"images": 0, "by_label": {"benign": 0, "malignant": 0}, "by_view": {"CC": 0, "MLO": 0},
               "by_laterality": {"L": 0, "R": 0}, "unlabeled": 0}
     clinical: list[list] = []
     breasts = {"benign": 0, "malignant": 0}

@@ -53,7 +53,9 @@ def _decode_to_file(path: str, frame: int | None, out_dir: str) -> dict:
     mapped[:] = pixels
     mapped.flush()
     del mapped
-    return {"file": name, "shape": pixels.shape, "meta": dataclasses.replace(mammogram, pixels=None)}
+    # the pixels travel in the file; the record keeps an empty array in their place
+    meta = dataclasses.replace(mammogram, pixels=np.empty((0, 0), np.float32))
+    return {"file": name, "shape": pixels.shape, "meta": meta}
 
 
 def _take_pixels(name: str, shape: tuple[int, int]) -> np.ndarray:
@@ -89,6 +91,7 @@ class DecodePool:
                 self._folder = tempfile.mkdtemp(prefix="arfl-decode-")  # private (0700): pixels may show PHI
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                                      initializer=_lower_priority)
+            assert self._folder is not None  # made with the executor; shutdown clears both
             return self._executor, self._folder
 
     def read(self, path: str | os.PathLike, frame: int | None = None) -> Mammogram:

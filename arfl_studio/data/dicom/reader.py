@@ -196,7 +196,7 @@ def _image_checks(ds: Any, ts: str | None, frame: int | None) -> int:
     if frames > 1 and frame is None:
         raise MammogramReadError(
             f"multi-frame image ({frames} frames, e.g. tomosynthesis); no frame chosen", "multi_frame")
-    if frames > 1 and not 1 <= frame <= frames:
+    if frames > 1 and frame is not None and not 1 <= frame <= frames:
         raise MammogramReadError(f"frame {frame} chosen but the image has frames 1-{frames}", "multi_frame")
     limit = max_pixels()
     if rows * columns * frames > limit:  # before decoding: a huge image would take minutes and gigabytes
@@ -337,9 +337,9 @@ def read_header(
         ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
     deflated = ts == "1.2.840.10008.1.2.1.99"  # positions are in the inflated stream
     if not deflated and tag[:4] not in _PIXEL_TAGS:
-        problem = transfer_syntax_problem(ts)
-        if problem:  # an unknown syntax can hide the pixel element from pydicom's parser
-            raise MammogramReadError(problem, "undecodable")
+        syntax_problem = transfer_syntax_problem(ts)
+        if syntax_problem:  # an unknown syntax can hide the pixel element from pydicom's parser
+            raise MammogramReadError(syntax_problem, "undecodable")
         raise MammogramReadError("no pixel data")
     frames = _image_checks(ds, ts, frame)
     _policy_checks(ds, include_non_mammograms, include_for_processing)
@@ -408,7 +408,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
             from pydicom.pixels import pixel_array
 
             # pixel_array(ds) does not keep a copy on the data set (ds.pixel_array would).
-            arr = pixel_array(ds, index=(frame - 1) if frames > 1 else None)
+            arr = pixel_array(ds, index=(frame - 1) if frames > 1 and frame is not None else None)
         except MammogramReadError:
             raise
         except Exception as err:

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from arfl_studio.data.preprocess.geometry import Geometry
 from arfl_studio.data.preprocess.cache import PreprocessCache, frame_digest
 from arfl_studio.data.preprocess.settings import PreprocessSettings
 from arfl_studio.data.preprocess.transform import compute_geometry, preprocess_file, to_channels
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 class MammogramDataset:
@@ -192,7 +195,7 @@ def preprocess_records(
         handled: set[int] = set()
         try:
             with guarded_pool(workers) as pool:
-                pending = set()
+                pending: set[Future[tuple[int, bool, str | None]]] = set()
                 queue = list(jobs)
                 queue.reverse()
                 while queue or pending:

@@ -42,7 +42,7 @@ class PreprocessSettings:
     intensity: str = "as-read"
 
     def __post_init__(self) -> None:
-        size = self.size
+        size: Any = self.size  # checked here: a caller may pass one number or anything else
         if _is_int(size):
             size = (size, size)
         if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2 or not all(_is_int(s) for s in size):
