@@ -140,7 +140,7 @@ def test_attack_cli_prints_the_sanity_estimate_first_and_the_measured_cost_after
     plan = json.loads(out.read_text())["settings"]["sanity_plan"]
     assert plan["budget"] == 1.0 and plan["probe_images"] < len(records)
     assert plan["ratio"] <= 1.0 or plan["probe_images"] == 16  # the floor of images an AUC needs
-    assert main(base + ["--full-sanity", "--json", str(out)]) == 0
+    assert main(base + ["--full-sanity", "--force", "--json", str(out)]) == 0  # replaces a.json
     assert "--full-sanity" not in capsys.readouterr().out
     full = json.loads(out.read_text())["settings"]["sanity_plan"]
     assert full["probe_images"] == len(records) and full["budget"] is None and full["ratio"] > plan["ratio"]

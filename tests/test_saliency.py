@@ -166,9 +166,9 @@ def test_the_stored_threshold_decides_the_class_a_map_explains(tmp_path, one_cha
     explained, deltas = {}, {}
     for name, logit in (("low", z - 1.0), ("high", z + 1.0)):
         path = save_checkpoint(tmp_path / f"{name}.pt", model, spec, DecisionThreshold(logit=logit, rule="logit"))
-        js = tmp_path / f"{name}.json"
+        js = tmp_path / f"{name}-saliency.json"  # {name}.json is the model's own description
         assert main(["saliency", str(path), str(tmp_path / "img.npy"), "--size", "32", "--space", "model",
-                     "--method", "perturbation", "--eps", "0.02", "--steps", "3", "--out", str(tmp_path / "o.png"),
+                     "--method", "perturbation", "--eps", "0.02", "--steps", "3", "--out", str(tmp_path / f"{name}.png"),
                      "--raw", str(tmp_path / f"{name}.npy"), "--json", str(js)]) == 0
         info = json.loads(js.read_text())["models"][0]
         explained[name] = info["explains"]
