@@ -55,6 +55,7 @@ def _row(name: str, method: str, s: dict, loc: dict) -> str:
             f"{loc['pointing']:.3f} (chance {loc['chance_pointing']:.3f}) | {loc['energy_off_breast']:.3f} |")
 
 
+@pytest.mark.timeout(4 * 3600)  # 2 configs x 2 methods x 5 folds on 2 cores
 def test_recipe_against_the_old_default_on_real_films():
     root = mias_dev()
     report = {}
