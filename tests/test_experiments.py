@@ -292,6 +292,11 @@ def test_example_configs_load():
     assert (paper.evaluation.kind, paper.evaluation.eps) == ("pgd", 1e-4)
     dsbn = paper.model_spec_for(next(m for m in paper.methods if m.key == "G"))
     assert dsbn.backbone == "vgg16_bn" and dsbn.dual_bn
+    for name in ("real_cpu", "real_gpu"):  # the real-data recipes: lesion patches first, then whole images
+        real = load_config(root / f"{name}.toml")
+        assert real.model.backbone == "patch_fcn" and real.model.norm == "batch" and real.patch_stage.epochs > 0
+        assert real.preprocess["crop"] == "breast-only" and real.preprocess["fit"] == "pad"
+        assert real.training.select_epoch == "validation-auc" and real.training.threshold_holdout > 0
 
 
 def test_several_training_seeds_per_fold(tmp_path):

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         "metrics/checkpoints into the run folder. Re-run the same command to resume.",
     )
     parser.add_argument("config", metavar="CONFIG.toml",
-                        help="experiment config, or the name of a bundled example (demo_tiny, cmmd_table3)")
+                        help="experiment config, or the name of a bundled example (demo_tiny, cmmd_table3, real_cpu, real_gpu)")
     parser.add_argument("--out", metavar="DIR", help="run folder (default: runs/<config name>)")
     parser.add_argument("--fold", type=int, action="append", metavar="K",
                         help="run only fold K (0-based; repeatable) -- for cluster job arrays")
