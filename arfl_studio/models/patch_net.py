@@ -45,7 +45,10 @@ class PatchScoreNet(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         w = width
-        self.normalize = Normalize((0.5,), (0.25,), in_channels)
+        # zero stays zero: 0 is the blanked background, the letterbox and the convolutions' padding, so a
+        # patch cut at the breast edge looks the same as that edge inside a whole image (a mean shift
+        # would paint a grey frame around every patch and image)
+        self.normalize = Normalize((0.0,), (0.25,), in_channels)
         self.body = nn.Sequential(
             *_block(in_channels, w // 2, norm, stride=2, kernel=5),  # receptive field 5, /2
             *_block(w // 2, w, norm), nn.MaxPool2d(2),  # 11, /4

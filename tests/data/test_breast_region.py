@@ -66,3 +66,18 @@ def test_real_film_label_blocks_are_gone_and_the_lesion_at_the_skin_line_kept():
     r0, r1, c0, c1 = geometry.bbox
     column = pixels.shape[1] - 1 - lesion[1] if geometry.flip else lesion[1]
     assert r0 <= lesion[0] < r1 and c0 <= column < c1
+
+
+def test_contact_sheet_shades_what_the_breast_only_crop_blanks(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from arfl_studio.data.preprocess import crop_sheet
+
+    pixels, _ = film_phantom(np.random.default_rng(3))
+    monkeypatch.setattr(crop_sheet, "read_mammogram", lambda path: SimpleNamespace(pixels=pixels))
+    record = SimpleNamespace(path="phantom", rel_path="phantom", lesions=())
+    boxes = crop_sheet.crop_boxes([record], PreprocessSettings(crop="breast-only"))
+    region = boxes[0]["_region"]
+    assert region.max() == 1.0 and region.min() == 0.0  # breast in, label and padding out
+    out = crop_sheet.write_contact_sheet(tmp_path / "sheet.png", boxes)
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -1,4 +1,6 @@
-"""A contact sheet of crops: each image in native space with its crop box drawn.
+"""A contact sheet of crops: each image in native space with its crop box drawn (and, for the
+"breast-only" crop, the breast region's outline, what is blanked shaded; lesion marks as circles,
+malignant red, others yellow).
 
 Lets a researcher check at a glance that the crop keeps the whole breast (skin line,
 nipple, lower MLO) and leaves out labels, edge stripes and background. Matplotlib
@@ -37,6 +39,12 @@ def crop_boxes(records: Sequence[Any], settings, progress: Callable[[int, int], 
             geometry = compute_geometry(pixels, settings)
             entry.update(shape=list(geometry.shape), flip=geometry.flip, native_box=list(geometry.native_box()))
             entry["_thumb"] = _thumbnail(pixels)
+            if geometry.masked:
+                from arfl_studio.data.preprocess.breast_region import breast_region
+
+                entry["_region"] = _thumbnail(breast_region(pixels).astype(np.float32))[0]
+            entry["_lesions"] = [(les.centre, les.radius, les.pathology) for les in getattr(record, "lesions", ())
+                                 if les.centre is not None]
         except MammogramReadError as err:
             entry["error"] = str(err)
         out.append(entry)
@@ -49,7 +57,7 @@ def write_contact_sheet(path: str | os.PathLike, boxes: list[dict], columns: int
     """Draw the thumbnails of ``crop_boxes`` with their boxes into a PNG at ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Circle, Rectangle
 
     from arfl_studio.atomic import write_bytes
 
@@ -66,6 +74,14 @@ def write_contact_sheet(path: str | os.PathLike, boxes: list[dict], columns: int
         ax = fig.add_subplot(rows, columns, k + 1)
         thumb, step = entry["_thumb"]
         ax.imshow(thumb, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        if "_region" in entry:  # blanked in the model input: shaded; the breast's outline in green
+            region = entry["_region"]
+            ax.imshow(np.ma.masked_where(region > 0.5, np.ones_like(region)), cmap="autumn", alpha=0.35,
+                      interpolation="nearest")
+            ax.contour(region, levels=[0.5], colors="#34c759", linewidths=0.8)
+        for (row, col), radius, pathology in entry.get("_lesions", ()):
+            ax.add_patch(Circle((col / step, row / step), max((radius or 0) / step, 2.0), fill=False, linewidth=0.9,
+                                edgecolor="#ff3b30" if pathology == "malignant" else "#ffcc00"))
         r0, r1, c0, c1 = entry["native_box"]
         # pixel edges: box rows r0..r1-1 span r0-0.5 .. r1-0.5 in native pixel centres
         ax.add_patch(Rectangle(((c0 - 0.5) / step, (r0 - 0.5) / step), (c1 - c0) / step, (r1 - r0) / step,
