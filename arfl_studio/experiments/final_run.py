@@ -23,8 +23,9 @@ import torch
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_run import (
-    RunLoader, build_fold_model, choose_threshold, fold_batches, prepare_fold, train_fold, write_fold,
+    build_fold_model, choose_threshold, fold_batches, prepare_fold, train_fold, write_fold,
 )
+from arfl_studio.experiments.run_loader import RunLoader
 from arfl_studio.experiments.run_folder import fold_dir, read_json
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.training import distributed as ddp

@@ -40,7 +40,8 @@ from arfl_studio.experiments.fold_failures import INTERRUPTED
 from arfl_studio.experiments.fold_plan import FoldEvent, FoldFinished
 from arfl_studio.experiments.fold_resume import RESUME_FORMAT
 from arfl_studio.experiments.final_run import run_final
-from arfl_studio.experiments.fold_run import RunLoader, run_fold
+from arfl_studio.experiments.fold_run import run_fold
+from arfl_studio.experiments.run_loader import RunLoader
 from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_status import update_run_status
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions

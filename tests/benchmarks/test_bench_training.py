@@ -161,7 +161,7 @@ def test_dataloader_workers_help_not_hurt(tmp_path, monkeypatch):
     config); now one persistent pool serves every fold and pass of a run. Also prints the
     old behaviour (workers re-spawned on every pass) for comparison; asserts only the current one.
     """
-    import arfl_studio.experiments.fold_run as fold_run
+    import arfl_studio.experiments.run_loader as run_loader
     from arfl_studio.data import generate_demo_dataset
 
     root = generate_demo_dataset(tmp_path / "demo", patients=16, size=(448, 364), seed=0)
@@ -189,7 +189,7 @@ def test_dataloader_workers_help_not_hurt(tmp_path, monkeypatch):
     print(f"\nworkers=0: {w0:.1f} s, workers=2 (one persistent pool per run): {w2:.1f} s, ratio {w2 / w0:.2f}")
     if os.environ.get("ARFL_BENCH_OLD_LOADER"):  # minutes: workers re-spawned on every pass, as before
         with monkeypatch.context() as patch:
-            patch.setattr(fold_run, "DataLoader", _non_persistent(fold_run.DataLoader))
+            patch.setattr(run_loader, "DataLoader", _non_persistent(run_loader.DataLoader))
             old = _timed_run(config(2), tmp_path / "w2-old")
         print(f"workers=2 re-spawned every pass (before): {old:.1f} s, ratio {old / w0:.2f}")
     assert w2 <= 1.10 * w0
