@@ -36,6 +36,7 @@ import tomli_w
 from arfl_studio.evaluation.units import UNITS
 from arfl_studio.experiments.config_checks import (
     SEED_MAX,
+    check_clamp,
     check_fields,
     check_method_ranges,
     check_range,
@@ -43,15 +44,15 @@ from arfl_studio.experiments.config_checks import (
     check_value,
     toml_value,
 )
+from arfl_studio.experiments.config_methods import PAPER_KEYS, check_key, check_method_types, parse_method
 from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.models.registry import ModelSpec
 from arfl_studio.training.augment import AUGMENTS
 from arfl_studio.training.losses import POS_WEIGHT_SETTINGS
 from arfl_studio.training.patch_stage import PatchStageSettings
-from arfl_studio.training.methods import PAPER_ROWS, AttackSettings, MethodSettings, SettingError, paper_method
+from arfl_studio.training.methods import AttackSettings, MethodSettings, SettingError, paper_method
 from arfl_studio.training.threshold import ThresholdRule
 
-PAPER_KEYS = tuple(row["key"] for row in PAPER_ROWS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 DATA_SOURCES = ("dataset", "demo", "synthetic")
@@ -227,7 +228,7 @@ class EvaluationConfig:
         except SettingError as exc:
             raise SettingError(f"[evaluation] {exc}") from exc
         check_ranges("[evaluation]", asdict(self))
-        _check_clamp("[evaluation]", self.clamp)
+        check_clamp("[evaluation]", self.clamp)
         if self.unit not in UNITS:
             raise SettingError(f"[evaluation] unit must be one of {UNITS}, got {self.unit!r}")
 
@@ -280,7 +281,7 @@ class ExperimentConfig:
             raise SettingError(f"method keys must be unique, got {keys}")
         for method in self.methods:
             method.validate()
-            _check_key(method.key)
+            check_key(method.key)
             check_method_ranges(method)
         check_ranges("[model]", self.model.to_dict())
         check_preprocess(self.preprocess)
@@ -377,12 +378,6 @@ class ExperimentConfig:
         return header + tomli_w.dumps(self.to_dict())
 
 
-def _check_clamp(section: str, clamp) -> None:
-    if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
-        raise SettingError(f"{section} clamp = {toml_value(list(clamp))} is not allowed: it must be [low, high] "
-                           "with low < high (or left out)")
-
-
 def check_preprocess(preprocess: Mapping) -> None:
     """[preprocess] against the data layer's PreprocessSettings (checked here, before any file is written)."""
     from arfl_studio.data.preprocess.settings import PreprocessSettings
@@ -408,23 +403,6 @@ def check_size_value(size: Any) -> bool:
     return isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and 8 <= v <= 8192 for v in size)
 
 
-def check_method_types(key: Any, entry: Mapping) -> None:
-    """A [[methods]] entry's keys and value types (its [methods.attack] too)."""
-    section = f"[[methods]] (key {toml_value(key)})" if key is not None else "[[methods]]"
-    entry = dict(entry)
-    attack = entry.pop("attack", None)
-    check_fields(section, entry, MethodSettings, extra_keys=("preset",))
-    if attack is not None:
-        attack_section = f"[methods.attack] (method {toml_value(key)})"
-        check_fields(attack_section, attack, AttackSettings)
-        _check_clamp(attack_section, attack.get("clamp"))
-
-
-def _check_key(key: str) -> None:
-    if not key or any(c in key for c in "/\\:*?\"<>| ") or key.startswith("."):
-        raise SettingError(f"method key {key!r} must be a short name usable as a folder name (no spaces or / \\ : * ? \" < > |)")
-
-
 def _drop_none(data: dict) -> dict:
     out = {}
     for key, value in data.items():
@@ -440,44 +418,6 @@ def _dataclass_from(cls, section: str, data: Mapping | None):
     data = dict(data or {})
     check_fields(f"[{section}]", data, cls)
     return cls(**data)
-
-
-def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
-    """One ``[[methods]]`` entry: a paper row letter, or a table with ``key`` (and/or ``preset``)."""
-    if isinstance(entry, str):
-        return paper_method(entry, robust_weight=default_lambda)
-    if isinstance(entry, MethodSettings):
-        return entry.validate()
-    if not isinstance(entry, Mapping):
-        raise SettingError(f"a [[methods]] entry must be a paper row letter or a table, got {toml_value(entry)}")
-    check_method_types(entry.get("key", entry.get("preset")), entry)
-    entry = dict(entry)
-    preset = entry.pop("preset", None)
-    key = entry.get("key", preset)
-    if preset is None and key is not None and str(key).upper() in PAPER_KEYS:
-        preset = str(key).upper()
-    if preset is None:
-        defined = set(entry) - {"key", "name"}
-        if not defined:  # a typo for a row letter used to train a standard model called "Custom"
-            raise SettingError(f"[[methods]] key = {toml_value(key)} is neither a paper row ({', '.join(PAPER_KEYS)}) "
-                               "nor a custom method: a custom method needs preset = \"A\"..\"I\" or its own settings "
-                               "(scheme, mix_ratio, robust_weight, attack, ...)")
-        entry.setdefault("name", str(key) if key is not None else "custom")
-        return MethodSettings.from_dict(entry)
-    base = paper_method(preset, robust_weight=entry.pop("robust_weight", default_lambda))
-    attack = entry.pop("attack", None)
-    if attack:
-        attack = dict(attack)
-        if attack.get("clamp") is not None:
-            attack["clamp"] = tuple(attack["clamp"])
-        base = replace(base, attack=replace(base.attack, **attack))
-    if "mirst_levels" in entry:
-        entry["mirst_levels"] = tuple(entry["mirst_levels"])
-    known = set(MethodSettings.__dataclass_fields__)
-    unknown = set(entry) - known
-    if unknown:
-        raise SettingError(f"unknown method settings {sorted(unknown)}; allowed: {sorted(known | {'preset'})}")
-    return replace(base, **entry).validate()
 
 
 def _check_sweep_axes(sweep: Mapping) -> None:

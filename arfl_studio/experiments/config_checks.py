@@ -163,3 +163,9 @@ def check_method_ranges(method: Any) -> None:
     data = method.to_dict()
     check_ranges("[[methods]]", data, f"[[methods]] (key {toml_value(method.key)})")
     check_ranges("[methods.attack]", data["attack"], f"[methods.attack] (method {toml_value(method.key)})")
+
+
+def check_clamp(section: str, clamp) -> None:
+    if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
+        raise SettingError(f"{section} clamp = {toml_value(list(clamp))} is not allowed: it must be [low, high] "
+                           "with low < high (or left out)")
