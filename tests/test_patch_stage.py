@@ -141,3 +141,21 @@ def test_every_paper_method_trains_the_patch_classifier(key):
     model.eval()
     with torch.no_grad():
         assert model(torch.rand(2, 1, 64, 48)).shape == (2,)
+
+
+def test_the_patch_stage_alone_is_a_run_and_nothing_else_trains_no_epoch():
+    config = load_config("resources/configs/real_cpu.toml").to_dict()
+    config["training"]["epochs"] = 0  # the patch stage alone
+    assert load_config(config).training.epochs == 0
+    config["patch_stage"]["epochs"] = 0
+    with pytest.raises(SettingError, match="epochs = 0 is allowed only with a \\[patch_stage\\]"):
+        load_config(config)
+
+
+def test_patch_stage_keeps_its_best_validated_epoch_from_the_last_two_thirds():
+    sources = phantom_sources(np.random.default_rng(4))
+    model = build_model(ModelSpec(backbone="patch_fcn", in_channels=1, width=8))
+    aucs = iter([0.6, 0.9, 0.7, 0.9])  # epochs 3..6 of 6 (the first third, epochs 1-2, are not candidates)
+    history = train_patch_stage(model, sources, paper_method("A"), PatchStageSettings(epochs=6, patch=24, per_epoch=16),
+                                torch.device("cpu"), seed=0, validate=lambda m: next(aucs))
+    assert history["validation_auc"] == [0.6, 0.9, 0.7, 0.9] and history["selected_epoch"] == 6  # ties: the later

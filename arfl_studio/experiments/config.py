@@ -273,6 +273,9 @@ class ExperimentConfig:
         self.evaluation.validate()
         self.model.validate()
         self.patch_stage.validate()
+        if self.training.epochs == 0 and not self.patch_stage.epochs:
+            raise SettingError("[training] epochs = 0 is allowed only with a [patch_stage] (the patch stage alone); "
+                               "otherwise train at least 1 epoch")
         if self.patch_stage.epochs and self.model.backbone != "patch_fcn":
             raise SettingError(f"[patch_stage] trains a patch classifier: set [model] backbone = \"patch_fcn\" "
                                f"(got {self.model.backbone!r}), or patch_stage epochs = 0")

@@ -130,7 +130,7 @@ NUMBER_RANGES: dict[str, dict[str, tuple[Any, float]]] = {
                "synthetic_samples": (4, 1_000_000), "synthetic_seed": (0, SEED_MAX)},
     "[model]": {"width": (1, 4096)},
     "[training]": {
-        "epochs": (1, 100_000), "batch_size": (1, 65_536), "eval_batch_size": (1, 65_536),
+        "epochs": (0, 100_000), "batch_size": (1, 65_536), "eval_batch_size": (1, 65_536),
         "lr": (("above", 0.0), 10.0), "weight_decay": (0.0, 10.0), "momentum": (0.0, 1.0),
         "workers": (0, 256), "seed": (0, SEED_MAX),
         "validate_every": (0, _STEPS), "validate_adversarial_every": (0, _STEPS),
