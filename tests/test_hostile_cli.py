@@ -292,6 +292,21 @@ def test_ctrl_c_during_attack_stops_at_once(demo, tmp_path):
     assert not (tmp_path / "attack.json").exists()
 
 
+def test_ctrl_c_during_run_keeps_the_resume_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    env = {**_env(), "ARFL_STUDIO_DATA": str(tmp_path / "data")}  # the demo copy demo_tiny makes goes here
+    proc = subprocess.Popen([sys.executable, "-m", "arfl_studio", "run", "demo_tiny", "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: any(out.rglob("resume.pt")), proc)  # an epoch is finished: training goes on
+    kept = {p: p.read_bytes() for p in out.rglob("resume.pt")}
+    status, err, seconds = _ctrl_c(proc)
+    assert status == 130 and seconds < 1.5, (status, seconds, err)
+    line = _one_line_error(err)
+    assert line.startswith("run interrupted: ") and "resume.pt" in line and "re-run the same command" in line
+    assert all(p.exists() for p in kept), "a finished epoch's checkpoint was lost"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "cancelled"
+
+
 # ---------------------------------------------------------------- item 15: kill -9 of the parent
 
 ORPHAN_PARENT = """
