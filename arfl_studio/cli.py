@@ -114,8 +114,17 @@ def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
         return 1
 
 
+def _print_any_file_name() -> None:
+    """A file name whose bytes are not UTF-8 (lone surrogates in Python) prints as ``\\udcNN``
+    instead of ending the command where the terminal's encoding is strict UTF-8."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers (and the decoder processes)
+    _print_any_file_name()
     parser = build_parser()
     from_shell = argv is None  # the command line, not a caller in Python
     paths, argv = split_paths(sys.argv[1:] if argv is None else list(argv), parser)
