@@ -292,6 +292,33 @@ def test_ctrl_c_during_attack_stops_at_once(demo, tmp_path):
     assert not (tmp_path / "attack.json").exists()
 
 
+SLOW_PREPROCESS = """
+import pathlib, sys, time
+import arfl_studio.data.preprocess.transform as transform
+real, marker = transform.compute_geometry, pathlib.Path(sys.argv[1])
+def slow(*args, **kwargs):  # one step of a very large image
+    marker.touch()
+    time.sleep(0.5)
+    return real(*args, **kwargs)
+transform.compute_geometry = slow
+from arfl_studio.cli import main
+sys.argv[1:] = sys.argv[2:]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_inside_the_preprocessing_of_one_image_stops_at_once(demo, tmp_path):
+    marker, cache = tmp_path / "preprocessing", tmp_path / "cache"
+    proc = _start(str(marker), "preprocess", str(demo), "--cache", str(cache), "--size", "32", "32",
+                  "--json", str(tmp_path / "pre.json"), code=SLOW_PREPROCESS)
+    _wait_for(marker.exists, proc)
+    status, err, seconds = _ctrl_c(proc)
+    assert status == 130 and seconds < 1.5, (status, seconds, err)
+    line = _one_line_error(err)
+    assert line.startswith("preprocess interrupted: 0 of ") and "images preprocessed" in line and "stays in the cache" in line
+    assert not (tmp_path / "pre.json").exists() and not list(cache.rglob("*.npy"))
+
+
 def test_ctrl_c_during_run_keeps_the_resume_checkpoint(tmp_path):
     out = tmp_path / "run"
     env = {**_env(), "ARFL_STUDIO_DATA": str(tmp_path / "data")}  # the demo copy demo_tiny makes goes here
