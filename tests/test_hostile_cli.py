@@ -186,6 +186,21 @@ def test_a_write_onto_a_folder_is_a_write_error_naming_it(tmp_path):
 # ---------------------------------------------------------------- item 3: Ctrl-C
 
 
+def test_the_first_ctrl_c_sets_the_cancel_event_and_a_second_forces_out():
+    from arfl_studio.commands import interruption
+
+    before = signal.getsignal(signal.SIGINT)
+    interruption.reset()
+    with pytest.raises(KeyboardInterrupt), interruption.ctrl_c_cancels() as cancel:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs between bytecodes
+        assert cancel.is_set()  # no exception: the command's loops see it and stop
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        pytest.fail("the second Ctrl-C did not force out")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def _ctrl_c(proc: subprocess.Popen) -> tuple[int, str, float]:
     """SIGINT to the whole process group, as a terminal's Ctrl-C; (status, stderr, seconds to exit)."""
     start = time.monotonic()
