@@ -32,6 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from arfl_studio.file_names import escape_name
+
 
 class WriteError(OSError):
     """A file could not be written: the message is "cannot write PATH: reason" (or, for a full
@@ -317,11 +319,15 @@ def _tensor_bytes(obj: Any) -> int:
 
 
 def finite_json(value: Any) -> Any:
-    """``value`` with every non-finite float (Python or numpy) replaced by None."""
+    """``value`` with every non-finite float (Python or numpy) replaced by None, and every string
+    holding a file name's undecodable bytes escaped (:func:`arfl_studio.file_names.escape_name`):
+    the JSON is valid UTF-8 and shows them as ``\\xNN``."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, (str, os.PathLike)):
+        return escape_name(os.fspath(value))
     if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
+        return {escape_name(k) if isinstance(k, str) else k: finite_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy scalars/arrays, tensors

@@ -9,6 +9,7 @@ an attack). Subcommands run the same core functions headless; each one takes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -79,6 +80,10 @@ def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
     """Run a subcommand: its outputs checked first; an unwritable output, a failed write or Ctrl-C
     end in one line on stderr (exit status 1, 1 and 130), never a traceback.
 
+    A command declared cancellable (:func:`interruption.declare_cancellable`) runs with Ctrl-C
+    setting ``interruption.CANCEL``, which its loops poll, instead of raising inside whatever
+    library call is running; a second Ctrl-C raises ``KeyboardInterrupt``.
+
     ``exit_at_once`` (the command line, not a caller in Python): after Ctrl-C the process ends as
     soon as the command has unwound (its locks released, temporary files removed), skipping the
     interpreter's teardown, which takes over a second once torch is loaded. Worker processes end
@@ -88,13 +93,15 @@ def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
     from arfl_studio.commands import interruption
     from arfl_studio.commands.outputs import OutputError, check_outputs
 
+    interruption.reset()
     try:
         check_outputs(args)
-        return int(args.func(args) or 0)
+        with interruption.ctrl_c_cancels() if getattr(args, "cancellable", False) else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except (OutputError, WriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, interruption.Interrupted):
         print(f"\n{interruption.summary(args.command)}", file=sys.stderr, flush=True)
         if exit_at_once:
             sys.stdout.flush()
@@ -107,8 +114,17 @@ def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
         return 1
 
 
+def _print_any_file_name() -> None:
+    """A file name whose bytes are not UTF-8 (lone surrogates in Python) prints as ``\\udcNN``
+    instead of ending the command where the terminal's encoding is strict UTF-8."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()  # frozen app + spawn DataLoader workers (and the decoder processes)
+    _print_any_file_name()
     parser = build_parser()
     from_shell = argv is None  # the command line, not a caller in Python
     paths, argv = split_paths(sys.argv[1:] if argv is None else list(argv), parser)

@@ -77,3 +77,29 @@ def test_cv_auc_per_patient_aggregates_the_fold_models_scores(tmp_path):
     assert results["standard_auc"] == pytest.approx(roc_auc_score(unit_labels, unit_logits), abs=1e-6)
     assert results["image_standard_auc"] == pytest.approx(roc_auc_score(targets, logits), abs=1e-6)
     assert "per patient" in render_table(out, "md")
+
+
+def test_a_final_model_stopped_while_its_threshold_is_chosen_resumes_straight_to_it(tmp_path, monkeypatch):
+    import threading
+
+    from arfl_studio.experiments import final_run as final_module
+
+    config = tiny_config(training={"epochs": 1, "threshold_holdout": 0.25}, methods=["A"])
+    cancel, real = threading.Event(), final_module.choose_threshold
+
+    def stop_during_threshold(*args, **kwargs):  # Stop pressed as the threshold choice starts
+        cancel.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(final_module, "choose_threshold", stop_during_threshold)
+    result = run_experiment(config, tmp_path / "run", final=True, cancel=cancel)
+    final = tmp_path / "run" / "A" / "final"
+    assert result.status == "cancelled" and result.finals == []
+    assert json.loads((final / "manifest.json").read_text())["status"] == "cancelled"
+    assert not (final / "model.pt").exists() and (final / "resume.pt").exists()  # the trained epoch is kept
+    epochs = (final / "metrics.jsonl").read_text()
+    monkeypatch.undo()
+    again = run_experiment(config, tmp_path / "run", final=True)
+    assert again.status == "finished" and run_access.final_models(tmp_path / "run") == [FoldModel("A", None)]
+    assert (final / "metrics.jsonl").read_text() == epochs  # not trained again: straight to the threshold
+    assert run_access.load_fold_threshold(tmp_path / "run", "A", None).chosen_on == HOLDOUT

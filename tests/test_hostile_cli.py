@@ -186,6 +186,21 @@ def test_a_write_onto_a_folder_is_a_write_error_naming_it(tmp_path):
 # ---------------------------------------------------------------- item 3: Ctrl-C
 
 
+def test_the_first_ctrl_c_sets_the_cancel_event_and_a_second_forces_out():
+    from arfl_studio.commands import interruption
+
+    before = signal.getsignal(signal.SIGINT)
+    interruption.reset()
+    with pytest.raises(KeyboardInterrupt), interruption.ctrl_c_cancels() as cancel:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs between bytecodes
+        assert cancel.is_set()  # no exception: the command's loops see it and stop
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        pytest.fail("the second Ctrl-C did not force out")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def _ctrl_c(proc: subprocess.Popen) -> tuple[int, str, float]:
     """SIGINT to the whole process group, as a terminal's Ctrl-C; (status, stderr, seconds to exit)."""
     start = time.monotonic()
@@ -290,6 +305,48 @@ def test_ctrl_c_during_attack_stops_at_once(demo, tmp_path):
     line = _one_line_error(err)
     assert line.startswith("attack interrupted: 0 models evaluated") and "nothing was written" in line
     assert not (tmp_path / "attack.json").exists()
+
+
+SLOW_PREPROCESS = """
+import pathlib, sys, time
+import arfl_studio.data.preprocess.transform as transform
+real, marker = transform.compute_geometry, pathlib.Path(sys.argv[1])
+def slow(*args, **kwargs):  # one step of a very large image
+    marker.touch()
+    time.sleep(0.5)
+    return real(*args, **kwargs)
+transform.compute_geometry = slow
+from arfl_studio.cli import main
+sys.argv[1:] = sys.argv[2:]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_inside_the_preprocessing_of_one_image_stops_at_once(demo, tmp_path):
+    marker, cache = tmp_path / "preprocessing", tmp_path / "cache"
+    proc = _start(str(marker), "preprocess", str(demo), "--cache", str(cache), "--size", "32", "32",
+                  "--json", str(tmp_path / "pre.json"), code=SLOW_PREPROCESS)
+    _wait_for(marker.exists, proc)
+    status, err, seconds = _ctrl_c(proc)
+    assert status == 130 and seconds < 1.5, (status, seconds, err)
+    line = _one_line_error(err)
+    assert line.startswith("preprocess interrupted: 0 of ") and "images preprocessed" in line and "stays in the cache" in line
+    assert not (tmp_path / "pre.json").exists() and not list(cache.rglob("*.npy"))
+
+
+def test_ctrl_c_during_run_keeps_the_resume_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    env = {**_env(), "ARFL_STUDIO_DATA": str(tmp_path / "data")}  # the demo copy demo_tiny makes goes here
+    proc = subprocess.Popen([sys.executable, "-m", "arfl_studio", "run", "demo_tiny", "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: any(out.rglob("resume.pt")), proc)  # an epoch is finished: training goes on
+    kept = {p: p.read_bytes() for p in out.rglob("resume.pt")}
+    status, err, seconds = _ctrl_c(proc)
+    assert status == 130 and seconds < 1.5, (status, seconds, err)
+    line = _one_line_error(err)
+    assert line.startswith("run interrupted: ") and "resume.pt" in line and "re-run the same command" in line
+    assert all(p.exists() for p in kept), "a finished epoch's checkpoint was lost"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "cancelled"
 
 
 # ---------------------------------------------------------------- item 15: kill -9 of the parent

@@ -16,6 +16,7 @@ from typing import Any
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -107,6 +108,7 @@ def register(subparsers) -> None:
     add_data_arguments(parser)
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     declare_outputs(parser, files=("json",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
@@ -132,10 +134,16 @@ def preprocess_settings(args, spec, checkpoint: Path):
 
 
 def _scan_records(args) -> list:
+    from arfl_studio.commands.interruption import CANCEL, Interrupted, stop_if_cancelled
     from arfl_studio.data import ensure_demo_dataset, scan_dataset
+    from arfl_studio.data.demo.dataset import GenerationCancelled
 
-    root = ensure_demo_dataset() if args.demo else args.data
-    result = scan_dataset(root, labels=args.labels, layout=args.layout)
+    try:
+        root = ensure_demo_dataset(cancel=CANCEL) if args.demo else args.data
+    except GenerationCancelled:
+        raise Interrupted from None
+    result = scan_dataset(root, labels=args.labels, layout=args.layout, cancel=CANCEL)
+    stop_if_cancelled()
     records = list(result.images)
     if not records:
         raise SystemExit(f"error: no labelled images found under {root}")
@@ -146,7 +154,8 @@ def _evaluate(model, dataset, records, args, threshold: float, finished: int = 0
     from arfl_studio.evaluation import evaluate_robustness
     from arfl_studio.evaluation.robustness import sanity_plan
 
-    from arfl_studio.commands.interruption import note
+    from arfl_studio.commands.interruption import CANCEL, Interrupted, note, stop_if_cancelled
+    from arfl_studio.evaluation.progress import EvaluationCancelled
 
     def progress(event) -> None:
         note(f"{finished} {'model evaluated' if finished == 1 else 'models evaluated'}, the current one "
@@ -161,10 +170,15 @@ def _evaluate(model, dataset, records, args, threshold: float, finished: int = 0
     plan = sanity_plan(args.attack, _eps_list(args.eps), len(dataset), **checks)
     print(f"  {plan.describe()}" + ("" if args.full_sanity or plan.probe_images == plan.images
                                     else "; --full-sanity runs them on every image"))
-    report = evaluate_robustness(
-        model, dataset, attack=args.attack, eps=_eps_list(args.eps), step_size=args.step_size, threshold=threshold,
-        records=records, batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress, **checks,
-    )
+    stop_if_cancelled()  # Ctrl-C while the images were scanned or loaded
+    try:
+        report = evaluate_robustness(
+            model, dataset, attack=args.attack, eps=_eps_list(args.eps), step_size=args.step_size, threshold=threshold,
+            records=records, batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress,
+            cancel=CANCEL, **checks,
+        )
+    except EvaluationCancelled:
+        raise Interrupted from None
     if sys.stderr.isatty():
         print(file=sys.stderr)
     seconds = report.seconds
@@ -266,6 +280,9 @@ def _nanmean(values) -> float | None:
 
 
 def run(args) -> int:
+    from arfl_studio.commands.interruption import note
+
+    note("0 models evaluated", "nothing was written (the --json is written at the end)")
     target = Path(args.target)
     try:
         if target.is_dir():

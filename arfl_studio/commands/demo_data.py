@@ -6,6 +6,7 @@ import os
 import sys
 
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -31,19 +32,22 @@ def register(subparsers) -> None:
                         help=f"render the first N patients at detector size, {LARGE_SIZE[0]}x{LARGE_SIZE[1]} (slow; default 0)")
     parser.add_argument("--json", metavar="PATH", help="write what was generated as JSON")
     declare_outputs(parser, files=("json",), folders=("dir",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from arfl_studio.commands.interruption import progress_note
-    from arfl_studio.data.demo.dataset import generate_demo_dataset, read_demo_manifest
+    from arfl_studio.commands.interruption import CANCEL, Interrupted, progress_note
+    from arfl_studio.data.demo.dataset import GenerationCancelled, generate_demo_dataset, read_demo_manifest
 
     # Written into a hidden sibling folder and moved into place at the end: Ctrl-C keeps nothing.
     progress = progress_note("images generated", f"nothing was written to {args.dir} "
                                                  "(an earlier demo dataset there is unchanged)")
     try:
         out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed,
-                                    large_patients=args.large, progress=progress)
+                                    large_patients=args.large, progress=progress, cancel=CANCEL)
+    except GenerationCancelled:
+        raise Interrupted from None
     except (ValueError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import sys
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
 from arfl_studio.atomic import write_json
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     parser.add_argument("--sheet-only", action="store_true", help="only draw the contact sheet; leave the cache alone")
     parser.add_argument("--json", metavar="PATH", help="write what was done as JSON")
     declare_outputs(parser, files=("json", "contact_sheet"), folders=("cache",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,6 +57,7 @@ def _spread(items: list, n: int) -> list:
 
 
 def run(args) -> int:
+    from arfl_studio.commands.interruption import CANCEL, Interrupted, note, progress_note, stop_if_cancelled
     from arfl_studio.data.preprocess.cache import PreprocessCache, default_cache_dir
     from arfl_studio.data.datasets.layouts import LayoutError, scan_dataset
     from arfl_studio.data.preprocess.dataset import preprocess_records
@@ -63,10 +66,13 @@ def run(args) -> int:
     try:
         settings = PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=tuple(args.size),
                                       channels=args.channels, fit=args.fit)
-        scan = scan_dataset(args.dir, labels=args.labels, layout=args.layout)
+        scan = scan_dataset(args.dir, labels=args.labels, layout=args.layout, cancel=CANCEL)
     except (PreprocessSettingError, LayoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    kept = "every image preprocessed so far stays in the cache (re-running skips it); no --json or sheet was written"
+    note("0 images preprocessed", kept)
+    stop_if_cancelled()
     records = scan.images
     cache_dir = os.path.expanduser(args.cache) if args.cache else str(default_cache_dir())
     result: dict = {"dir": str(scan.root), "images": len(records), "settings": settings.to_dict(), "cache": cache_dir}
@@ -78,7 +84,11 @@ def run(args) -> int:
             cache.save_index()
             result["rehash"] = {"files": len(records), "changed": [str(p) for p in changed]}
             print(f"  rehashed            {len(records)} files, {len(changed)} changed behind an unchanged stamp")
-        report = preprocess_records(records, settings, cache_dir, workers=max(1, args.workers))
+        report = preprocess_records(records, settings, cache_dir, workers=max(1, args.workers),
+                                    progress=progress_note("images preprocessed (or found in the cache)", kept),
+                                    cancel=CANCEL)
+        if report.cancelled:
+            raise Interrupted
         result["preprocess"] = report.to_dict()
         print(f"  decoded             {report.decoded}")
         print(f"  already cached      {report.cached}")

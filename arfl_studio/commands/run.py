@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -39,15 +40,29 @@ def register(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
     declare_outputs(parser, files=("json",), folders=("out",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
-def _printer(quiet: bool):
+def _printer(quiet: bool, out: Path):
+    from arfl_studio.commands.interruption import note
     from arfl_studio.experiments.final_run import FinalFinished
     from arfl_studio.experiments.runner import FoldEvent, FoldFinished
     from arfl_studio.training.events import EpochEvent, StatusEvent
 
+    finished = {"folds": 0, "finals": 0}
+
+    def remember(event) -> None:  # what the one line after Ctrl-C says
+        if isinstance(event, (FinalFinished, FoldFinished)):
+            finished["finals" if isinstance(event, FinalFinished) else "folds"] += 1
+        folds, finals = finished["folds"], finished["finals"]
+        note(f"{folds} {'fold' if folds == 1 else 'folds'} finished by this command"
+             + (f" and {finals} final {'model' if finals == 1 else 'models'}" if finals else ""),
+             f"every finished fold and the last finished epoch of each unfinished one (resume.pt) are kept "
+             f"in {out}; re-run the same command to resume")
+
     def show(event) -> None:
+        remember(event)
         if isinstance(event, FinalFinished):
             t = event.threshold
             print(f"[{event.method_key} final] trained on every patient; threshold logit {t['logit']:.4g} "
@@ -70,6 +85,7 @@ def _printer(quiet: bool):
 def run(args) -> int:
     from arfl_studio import atomic
     from arfl_studio.bundled import resolve_config
+    from arfl_studio.commands.interruption import CANCEL, Interrupted
     from arfl_studio.experiments import run_access
     from arfl_studio.experiments.config import load_config
     from arfl_studio.experiments.results import render_table
@@ -84,15 +100,16 @@ def run(args) -> int:
         return 2
     out = Path(args.out) if args.out else Path("runs") / (config.name or Path(args.config).stem)
     print(f"Run folder: {out}", flush=True)  # printed before the run: nothing is written until it validates
+    printer = _printer(args.quiet, out)
+    printer(None)  # the note for a Ctrl-C before the first event
     try:
-        result = run_experiment(config, out, folds=args.fold, points=args.point, callback=_printer(args.quiet),
-                                restart_damaged=args.restart_damaged, final=args.final)
-    except KeyboardInterrupt:
-        print(f"interrupted; re-run the same command to resume (run folder {out})", file=sys.stderr)
-        return 130
+        result = run_experiment(config, out, folds=args.fold, points=args.point, callback=printer,
+                                restart_damaged=args.restart_damaged, final=args.final, cancel=CANCEL)
     except (ExperimentError, SettingError, PretrainedWeightsMissing, ValueError) as exc:
         print(f"error: {exc}\n(run folder: {out})", file=sys.stderr)
         return 1
+    if result.status == "cancelled":  # Ctrl-C: the run folder says so; cli prints what was kept
+        raise Interrupted
     if not result.results:  # not rank 0 under torchrun
         return 0
     print()

@@ -11,6 +11,7 @@ import sys
 
 from arfl_studio.atomic import write_json
 from arfl_studio.data.datasets.layout_names import LAYOUTS
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -46,10 +47,12 @@ def register(subparsers) -> None:
     parser.add_argument("--show", type=int, default=10, metavar="N", help="list at most N rejected/unlabeled files")
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     declare_outputs(parser, files=("json",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from arfl_studio.commands.interruption import CANCEL, Interrupted
     from arfl_studio.commands.interruption import note as note_progress
     from arfl_studio.data.datasets.layouts import LayoutError, scan_dataset
 
@@ -75,6 +78,7 @@ def run(args) -> int:
             include_for_processing=args.include_for_processing,
             frame=args.frame,
             verify=args.verify,
+            cancel=CANCEL,
             layout_options={k: v for k, v in (("cmmd_missing", args.cmmd_missing),
                                               ("birads_positive", args.birads_positive),
                                               ("birads_negative", args.birads_negative)) if v is not None},
@@ -82,6 +86,8 @@ def run(args) -> int:
     except LayoutError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if result.cancelled:  # Ctrl-C: a part of the dataset is not a scan of it
+        raise Interrupted
     s = result.summary()
     print(f"Dataset {result.root} (layout: {result.layout})")
     print(f"  labels              {result.label_rule}")

@@ -26,7 +26,7 @@ from arfl_studio.experiments.fold_run import (
     build_fold_model, choose_threshold, fold_batches, prepare_fold, train_fold, write_fold,
 )
 from arfl_studio.experiments.run_loader import RunLoader
-from arfl_studio.experiments.run_folder import fold_dir, read_json
+from arfl_studio.experiments.run_folder import fold_dir, now, read_json
 from arfl_studio.experiments.splits import Splits
 from arfl_studio.training import distributed as ddp
 
@@ -71,11 +71,21 @@ def run_final(*, out: Path, config: ExperimentConfig, splits: Splits, run: dict,
     if trained is None:
         return None
     threshold = None
+    stopped = False
     if ctx.is_main:
-        threshold = choose_threshold(plan, trained, batches)
-        assert threshold is not None  # None only when stopped, and no cancel is passed here
-        write_fold(plan, trained, threshold, {"threshold": threshold.to_dict(), "trained_on": TRAINED_ON}, started)
+        threshold = choose_threshold(plan, trained, batches, cancel)  # polls cancel per batch; None when stopped
+        stopped = threshold is None or cancel.is_set()
+        if stopped:  # as a fold: resume.pt holds the last epoch, a resumed final goes straight to the threshold
+            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume",
+                                 ended=now())
+            plan.write_manifest()
+        else:
+            assert threshold is not None
+            write_fold(plan, trained, threshold, {"threshold": threshold.to_dict(), "trained_on": TRAINED_ON},
+                       started)
     ddp.barrier(ctx)
+    if stopped:
+        return None
     if ctx.is_main and threshold is not None:
         emit(FinalFinished(plan.key, threshold.to_dict(), seed_folder))
     return plan.manifest

@@ -22,12 +22,17 @@ from arfl_studio.data import ImageRecord
 from arfl_studio.data.datasets.lesions import Lesion
 from arfl_studio.data import patient_folds as data_patient_folds
 from arfl_studio.experiments.config import ExperimentConfig
+from arfl_studio.file_names import escape_name, has_undecodable_bytes, name_bytes, unescape_name
 from arfl_studio.training.methods import SettingError
 
 
 def record_to_dict(record: Any) -> dict:
+    """A record as splits.json keeps it; a file name with bytes that are not UTF-8 is written escaped
+    (``\\xNN``) and marked, so :func:`record_from_dict` finds the file again."""
+    rel_path = str(getattr(record, "rel_path", ""))
     return {
-        "rel_path": str(getattr(record, "rel_path", "")),
+        "rel_path": escape_name(rel_path),
+        **({"rel_path_escaped": True} if has_undecodable_bytes(rel_path) else {}),
         "patient_id": str(record.patient_id),
         "laterality": getattr(record, "laterality", None),
         "view": getattr(record, "view", None),
@@ -39,8 +44,9 @@ def record_to_dict(record: Any) -> dict:
 
 
 def record_from_dict(root: str | None, data: dict) -> ImageRecord:
-    path = str(Path(root) / data["rel_path"]) if root else data["rel_path"]
-    return ImageRecord(path=Path(path), rel_path=data["rel_path"], patient_id=data["patient_id"],
+    rel_path = unescape_name(data["rel_path"]) if data.get("rel_path_escaped") else data["rel_path"]
+    path = str(Path(root) / rel_path) if root else rel_path
+    return ImageRecord(path=Path(path), rel_path=rel_path, patient_id=data["patient_id"],
                        laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]),
                        frame=data.get("frame"),
                        lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()))
@@ -228,7 +234,7 @@ class FolderSource(DataSource):
         for record in self._records:
             path = Path(record.path)
             size = path.stat().st_size if path.exists() else -1
-            digest.update(f"{record.rel_path}|{size}|{record.patient_id}|{record.label}\n".encode())
+            digest.update(name_bytes(f"{record.rel_path}|{size}|{record.patient_id}|{record.label}\n"))
         if self.labels_file and Path(self.labels_file).is_file():
             digest.update(Path(self.labels_file).read_bytes())
         return "sha256:" + digest.hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,27 @@ def test_a_dead_decoder_process_costs_one_file_at_most(tmp_path, pool):
         except MammogramReadError as err:  # the file in flight when the process died
             outcomes.append(err)
     np.testing.assert_array_equal(outcomes[-1], expected)
+
+
+def test_a_crashed_pool_s_folder_and_its_partial_pixel_file_are_removed(tmp_path):
+    pool = decode_pool.DecodePool(workers=1)
+    path = write_dicom(tmp_path / "j2k.dcm", phantom(96, 80), syntax=JPEG2000_LOSSLESS)
+    try:
+        pool.read(path)
+        old = pool._folder
+        (Path(old) / "tmpcrashed.f32").write_bytes(b"\1" * 4096)  # what a decode killed mid-write leaves
+        for process in list(pool._executor._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+        for _ in range(2):  # the read that meets the dead pool fails or starts a fresh one
+            try:
+                pool.read(path)
+                break
+            except MammogramReadError:
+                pass
+        assert not os.path.exists(old), "the crashed pool's folder (patient pixels) was left behind"
+        assert pool._folder != old and os.listdir(pool._folder) == []
+    finally:
+        pool.shutdown()
 
 
 def test_shutdown_stops_the_processes_and_removes_the_folder(tmp_path):

@@ -25,6 +25,7 @@ HeaderResult = tuple[str, "HeaderInfo | None", "str | None", "str | None"]
 VerifyResult = tuple[str, "str | None", "str | None"]
 AnyPath = str | os.PathLike[str]  # a file, as a string or a Path
 T = TypeVar("T")
+CANCEL_POLL_S = 0.1  # how often a pool run looks at the cancel event while every worker is busy
 
 
 def header_job(path: str, include_non_mammograms: bool = False, include_for_processing: bool = False,
@@ -94,7 +95,7 @@ def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from arfl_studio.data.child_processes import guarded_pool  # spawn; workers die with their parent
+    from arfl_studio.data.child_processes import guarded_pool, stop_pool  # spawn; workers die with their parent
     chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
     slots: list[T | None] = [None] * total
     done = 0
@@ -118,7 +119,7 @@ def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1
                 while source and len(pending) < width:
                     indices = source.popleft()
                     pending[pool.submit(_chunk_job, job, [names[i] for i in indices])] = indices
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     indices = pending.pop(future)
                     try:
@@ -130,7 +131,7 @@ def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1
                         suspects.extend(indices)
                     break
                 if cancel is not None and cancel.is_set():
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    stop_pool(pool)  # a decode of a huge image in flight is not waited for
                     return [item for item in slots if item is not None], True
         if suspects and width == 1:  # alone in its process: this file kills it
             finish(suspects, [crash_result(names[i]) if crash_result else None for i in suspects])

@@ -100,9 +100,10 @@ def _check_expanded_size(path: Path) -> None:
     import zipfile
 
     try:
-        limit = int(os.environ.get("ARFL_MAX_TABLE_BYTES", "")) or DEFAULT_MAX_TABLE_BYTES
+        limit = int(os.environ.get("ARFL_MAX_TABLE_BYTES", ""))
     except ValueError:
-        limit = DEFAULT_MAX_TABLE_BYTES
+        limit = 0
+    limit = limit if limit > 0 else DEFAULT_MAX_TABLE_BYTES  # like ARFL_MAX_PIXELS: a positive whole number
     try:
         with zipfile.ZipFile(path) as archive:
             expanded = sum(member.file_size for member in archive.infolist())

@@ -117,10 +117,15 @@ class DecodePool:
         return dataclasses.replace(result["meta"], pixels=_take_pixels(result["file"], result["shape"]))
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:
+        """Drop a broken pool and its folder, which may hold a crashed decode's partial pixel file
+        (patient data): the next read starts a fresh pool in a new folder."""
         with self._lock:
+            folder = None
             if self._executor is executor:
-                self._executor = None
-        executor.shutdown(wait=False, cancel_futures=True)
+                folder, self._executor, self._folder = self._folder, None, None
+        executor.shutdown(wait=True, cancel_futures=True)  # broken: its processes are ended, not waited for
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def shutdown(self) -> None:
         """Stop the processes and remove the pool's folder (a later read starts the pool again)."""

@@ -21,6 +21,8 @@ import re
 import secrets
 from pathlib import Path, PurePosixPath
 
+from arfl_studio.file_names import name_bytes
+
 KEY_FILE = "deid-path.key"
 
 _DATE = re.compile(
@@ -57,7 +59,7 @@ def default_key() -> bytes:
 
 def _hashed(component: str, key: bytes) -> str:
     stem, dot, suffix = component.rpartition(".") if _is_extension(component) else (component, "", "")
-    digest = hmac.new(key, stem.encode("utf-8"), hashlib.sha256).hexdigest()[:10]
+    digest = hmac.new(key, name_bytes(stem), hashlib.sha256).hexdigest()[:10]  # a name need not be UTF-8
     return f"x{digest}{dot}{suffix}"
 
 

@@ -30,7 +30,7 @@ from arfl_studio.atomic import remove_stale_temp_files, write_bytes, write_json
 from arfl_studio.data.dicom.decode_pool import read_mammogram_isolated
 from arfl_studio.data.paths import default_data_dir
 from arfl_studio.data.preprocess.geometry import Geometry
-from arfl_studio.data.preprocess.transform import preprocess_pixels
+from arfl_studio.data.preprocess.transform import preprocess_pixels, stop_if_cancelled
 
 if TYPE_CHECKING:
     from arfl_studio.data.preprocess.settings import PreprocessSettings
@@ -180,19 +180,21 @@ class PreprocessCache:
         write_json(self.geometry_path(digest, settings), geometry.to_dict())
 
     def get_or_compute(self, path: str | os.PathLike, settings: "PreprocessSettings", digest: str | None = None,
-                       frame: int | None = None) -> tuple[np.ndarray, bool]:
+                       frame: int | None = None, cancel: threading.Event | None = None) -> tuple[np.ndarray, bool]:
         """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file.
 
         ``frame``: the chosen 1-based frame of a multi-frame file; a given ``digest``
-        must then be ``frame_digest(content hash, frame)``.
+        must then be ``frame_digest(content hash, frame)``. ``cancel``: checked after the
+        decode and between the preprocessing steps (``PreprocessCancelled``; nothing is stored).
         """
         digest = digest or frame_digest(self.content_hash(path), frame)
         cached = self.load_image(digest, settings)
         if cached is not None:
             return cached.astype(np.float32), True
         geometry = self.load_geometry(digest, settings)
+        stop_if_cancelled(cancel)
         pixels = read_mammogram_isolated(path, frame=frame).pixels
-        image, new_geometry = preprocess_pixels(pixels, settings, geometry)
+        image, new_geometry = preprocess_pixels(pixels, settings, geometry, cancel)
         del pixels
         if geometry is None or geometry != new_geometry:
             self.store_geometry(digest, settings, new_geometry)

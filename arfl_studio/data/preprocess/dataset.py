@@ -15,7 +15,7 @@ from arfl_studio.data.dicom.reader import MammogramReadError, read_mammogram
 from arfl_studio.data.preprocess.geometry import Geometry
 from arfl_studio.data.preprocess.cache import PreprocessCache, frame_digest
 from arfl_studio.data.preprocess.settings import PreprocessSettings
-from arfl_studio.data.preprocess.transform import compute_geometry, preprocess_file, to_channels
+from arfl_studio.data.preprocess.transform import PreprocessCancelled, compute_geometry, preprocess_file, to_channels
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -105,16 +105,20 @@ class PreprocessReport:
         }
 
 
-def _preprocess_job(args: tuple[int, str, dict, str, str, int | None]) -> tuple[int, bool, str | None]:
-    """(index, was_cached, error) for one file (runs in a worker process).
+def _preprocess_job(args: tuple[int, str, dict, str, str, int | None],
+                    cancel: threading.Event | None = None) -> tuple[int, bool, str | None]:
+    """(index, was_cached, error) for one file (in a worker process, or here with ``cancel``).
 
     ``digest`` is the file's (frame's) cache key, already computed (and remembered) by the caller.
+    Raises :class:`PreprocessCancelled` when ``cancel`` is set during the file.
     """
     index, path, settings_dict, cache_dir, digest, frame = args
     settings = PreprocessSettings.from_dict(settings_dict)
     try:
-        _, was_cached = PreprocessCache.worker(cache_dir).get_or_compute(path, settings, digest, frame)
+        _, was_cached = PreprocessCache.worker(cache_dir).get_or_compute(path, settings, digest, frame, cancel)
         return index, was_cached, None
+    except PreprocessCancelled:
+        raise
     except MammogramReadError as err:
         return index, False, str(err)
     except Exception as err:  # one bad file never stops the pass
@@ -133,6 +137,9 @@ def preprocess_records(
 
     ``workers > 1`` uses a process pool with the spawn start method (safe next to
     Qt). Returns a report listing files that failed (drop them before training).
+    ``cancel`` is checked per file while hashing, between the steps of each image
+    preprocessed here, and every 0.5 s while pool workers are busy (they are then ended
+    at once, a huge image half done); the report says ``cancelled``.
     """
     if cache_dir is None:
         raise ValueError("preprocess_records needs a cache_dir")
@@ -147,6 +154,9 @@ def preprocess_records(
         progress(0, len(records))
     # Already-cached files are found here without a worker (hash memo + one stat).
     for i, record in enumerate(records):
+        if cancel is not None and cancel.is_set():  # hashing a large dataset takes a while
+            report.cancelled = True
+            break
         frame = getattr(record, "frame", None)
         try:
             digest = frame_digest(cache.content_hash(record.path), frame)
@@ -179,18 +189,23 @@ def preprocess_records(
         if progress:
             progress(done, len(records))
 
+    if report.cancelled:
+        jobs = []  # stopped while hashing: nothing is preprocessed
     if workers <= 1 or len(jobs) < 2:
         for job in jobs:
-            if cancel is not None and cancel.is_set():
+            try:
+                if cancel is not None and cancel.is_set():
+                    raise PreprocessCancelled
+                handle(_preprocess_job(job, cancel))
+            except PreprocessCancelled:
                 report.cancelled = True
                 break
-            handle(_preprocess_job(job))
     else:
         import logging
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from arfl_studio.data.child_processes import guarded_pool  # spawn; workers die with their parent
+        from arfl_studio.data.child_processes import guarded_pool, stop_pool  # spawn; workers die with their parent
 
         handled: set[int] = set()
         try:
@@ -203,7 +218,8 @@ def preprocess_records(
                         pending.add(pool.submit(_preprocess_job, queue.pop()))
                     if cancel is not None and cancel.is_set():
                         report.cancelled = True
-                        queue.clear()
+                        stop_pool(pool)  # a huge image in a worker is not waited for
+                        break
                     if not pending:
                         break
                     finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -220,10 +236,13 @@ def preprocess_records(
             for job in jobs:
                 if job[0] in handled:
                     continue
-                if cancel is not None and cancel.is_set():
+                try:
+                    if cancel is not None and cancel.is_set():
+                        raise PreprocessCancelled
+                    handle(_preprocess_job(job, cancel))
+                except PreprocessCancelled:
                     report.cancelled = True
                     break
-                handle(_preprocess_job(job))
     cache.save_index()
     report.seconds = time.perf_counter() - start
     return report

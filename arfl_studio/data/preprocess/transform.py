@@ -22,6 +22,7 @@ The on-disk cache is ``cache.PreprocessCache``; ``preprocess_records`` warms it.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -85,20 +86,40 @@ def apply_geometry(pixels: np.ndarray, geometry: Geometry) -> np.ndarray:
     return oriented[r0:r1, c0:c1]
 
 
-def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None) -> tuple[np.ndarray, Geometry]:
+class PreprocessCancelled(RuntimeError):
+    """The cancel event was set while one image was being preprocessed; nothing was stored."""
+
+
+def stop_if_cancelled(cancel: threading.Event | None) -> None:
+    """Raise :class:`PreprocessCancelled` when ``cancel`` is set (checked between the steps of one image)."""
+    if cancel is not None and cancel.is_set():
+        raise PreprocessCancelled("preprocessing cancelled")
+
+
+def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None,
+                      cancel: threading.Event | None = None) -> tuple[np.ndarray, Geometry]:
     """Orient, crop, (blank outside the breast, normalise inside it,) resize one decoded image;
-    returns (float32 (rows, cols), geometry)."""
+    returns (float32 (rows, cols), geometry).
+
+    ``cancel`` is checked between the steps (each takes seconds on a very large image):
+    :class:`PreprocessCancelled` is raised at the first check after it is set.
+    """
     needs_region = settings.crop == "breast-only" or settings.intensity == "breast-percentile"
+    stop_if_cancelled(cancel)
     region = breast_region(pixels) if needs_region else None
     if geometry is None or tuple(geometry.shape) != tuple(pixels.shape):
+        stop_if_cancelled(cancel)
         geometry = compute_geometry(pixels, settings, region)
+    stop_if_cancelled(cancel)
     crop = apply_geometry(pixels, geometry)
     if region is not None:
+        stop_if_cancelled(cancel)
         inside = apply_geometry(region, geometry)
         if settings.intensity == "breast-percentile":
             crop = normalise_in_breast(crop, inside)  # 0 outside the breast
         elif geometry.masked:
             crop = np.where(inside, crop, np.float32(0.0))
+    stop_if_cancelled(cancel)
     return fit_image(crop, settings.size, settings.fit), geometry
 
 
