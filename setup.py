@@ -5,8 +5,11 @@ wheel install has every file the commands refer to, and the user guide's pages
 
 from setuptools import find_packages, setup
 
-RESOURCES = {"arfl_studio.resources.configs": ["*.toml"], "arfl_studio.resources.icons": ["*.svg", "*.png", "*.ico", "*.icns"],
-             "arfl_studio.resources.docs": ["*.md"]}
+RESOURCES = {
+    "arfl_studio.resources.configs": ["*.toml"],
+    "arfl_studio.resources.icons": ["*.svg", "*.png", "*.ico", "*.icns"],
+    "arfl_studio.resources.docs": ["*.md"],
+}
 
 setup(
     packages=find_packages(include=["arfl_studio*"]) + list(RESOURCES),

@@ -119,8 +119,13 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _write_atomically(path: Path, write: Callable[[Any], None], mode: str, size: Callable[[], int] | None = None,
-                      replace: Callable[[Path, Path], None] | None = None) -> Path:
+def _write_atomically(
+    path: Path,
+    write: Callable[[Any], None],
+    mode: str,
+    size: Callable[[], int] | None = None,
+    replace: Callable[[Path, Path], None] | None = None,
+) -> Path:
     """``replace(tmp, path)`` (default ``os.replace``) puts the written, fsynced temporary file in place.
 
     A symlink is written through (its target gets the new content); an existing file keeps its
@@ -295,8 +300,10 @@ def verify_checksum(path: str | os.PathLike) -> bool:
         raise DamagedFileError(f"{stamp} (the checksum of {path.name}) cannot be read: {exc}") from None
     actual = file_sha256(path)
     if actual != recorded:
-        raise DamagedFileError(f"{path} is damaged: its content no longer matches the checksum recorded when it "
-                               f"was written ({stamp}: sha256 {recorded[:12]}..., now {actual[:12]}...)")
+        raise DamagedFileError(
+            f"{path} is damaged: its content no longer matches the checksum recorded when it "
+            f"was written ({stamp}: sha256 {recorded[:12]}..., now {actual[:12]}...)"
+        )
     return True
 
 

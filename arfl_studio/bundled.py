@@ -15,8 +15,7 @@ APP_ID = "io.github.arfl_studio.ArflStudio"  # reverse-DNS id used by the deskto
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 # The user guide's pages in reading order: the "User guide" and "Development" entries of
 # mkdocs.yml's nav (tests/test_docs.py keeps the two lists equal).
-GUIDE_PAGES = ("install.md", "gui.md", "method.md", "two-moons.md", "data.md", "experiments.md",
-               "attacks.md", "speed.md", "development.md")
+GUIDE_PAGES = ("install.md", "gui.md", "method.md", "two-moons.md", "data.md", "experiments.md", "attacks.md", "speed.md", "development.md")
 
 
 def resource_dir() -> Path:
@@ -25,8 +24,7 @@ def resource_dir() -> Path:
         if (candidate / "configs").is_dir():
             return candidate
     raise FileNotFoundError(
-        f"the program's resources folder is missing (looked in {here / 'resources'} and {here.parent / 'resources'}); "
-        "reinstall arfl-studio"
+        f"the program's resources folder is missing (looked in {here / 'resources'} and {here.parent / 'resources'}); reinstall arfl-studio"
     )
 
 

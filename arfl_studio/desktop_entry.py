@@ -29,51 +29,55 @@ HOMEPAGE = "https://github.com/arfl-studio/arfl-studio"
 
 
 def desktop_file_text(exec_command: str = "arfl-studio") -> str:
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        f"Name={APP_NAME}",
-        "GenericName=Mammography AI robustness workbench",
-        f"Comment={SUMMARY}",
-        f"Exec={exec_command} %F",  # files and folders from a file manager's "Open with" (arfl-studio PATH)
-        "MimeType=application/dicom;",
-        "Icon=arfl-studio",
-        "Terminal=false",
-        "Categories=Science;MedicalSoftware;Education;",
-        "Keywords=mammography;DICOM;adversarial;robustness;deep learning;radiology;",
-        f"StartupWMClass={APP_NAME}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            f"Name={APP_NAME}",
+            "GenericName=Mammography AI robustness workbench",
+            f"Comment={SUMMARY}",
+            f"Exec={exec_command} %F",  # files and folders from a file manager's "Open with" (arfl-studio PATH)
+            "MimeType=application/dicom;",
+            "Icon=arfl-studio",
+            "Terminal=false",
+            "Categories=Science;MedicalSoftware;Education;",
+            "Keywords=mammography;DICOM;adversarial;robustness;deep learning;radiology;",
+            f"StartupWMClass={APP_NAME}",
+            "",
+        ]
+    )
 
 
 def metainfo_text() -> str:
-    return "\n".join([
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        "<component type=\"desktop-application\">",
-        f"  <id>{APP_ID}</id>",
-        "  <metadata_license>CC0-1.0</metadata_license>",
-        "  <project_license>MIT</project_license>",
-        f"  <name>{escape(APP_NAME)}</name>",
-        f"  <summary>{escape(SUMMARY)}</summary>",
-        "  <description>",
-        f"    <p>{escape(DESCRIPTION)}</p>",
-        "  </description>",
-        f'  <launchable type="desktop-id">{APP_ID}.desktop</launchable>',
-        f'  <url type="homepage">{HOMEPAGE}</url>',
-        "  <categories>",
-        "    <category>Science</category>",
-        "    <category>MedicalSoftware</category>",
-        "  </categories>",
-        "  <provides>",
-        "    <binary>arfl-studio</binary>",
-        "  </provides>",
-        "  <releases>",
-        f'    <release version="{__version__}" date="{RELEASE_DATE}"/>',
-        "  </releases>",
-        '  <content_rating type="oars-1.1"/>',
-        "</component>",
-        "",
-    ])
+    return "\n".join(
+        [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            "<component type=\"desktop-application\">",
+            f"  <id>{APP_ID}</id>",
+            "  <metadata_license>CC0-1.0</metadata_license>",
+            "  <project_license>MIT</project_license>",
+            f"  <name>{escape(APP_NAME)}</name>",
+            f"  <summary>{escape(SUMMARY)}</summary>",
+            "  <description>",
+            f"    <p>{escape(DESCRIPTION)}</p>",
+            "  </description>",
+            f'  <launchable type="desktop-id">{APP_ID}.desktop</launchable>',
+            f'  <url type="homepage">{HOMEPAGE}</url>',
+            "  <categories>",
+            "    <category>Science</category>",
+            "    <category>MedicalSoftware</category>",
+            "  </categories>",
+            "  <provides>",
+            "    <binary>arfl-studio</binary>",
+            "  </provides>",
+            "  <releases>",
+            f'    <release version="{__version__}" date="{RELEASE_DATE}"/>',
+            "  </releases>",
+            '  <content_rating type="oars-1.1"/>',
+            "</component>",
+            "",
+        ]
+    )
 
 
 def exec_quote(arg: str) -> str:

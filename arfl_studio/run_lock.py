@@ -52,18 +52,24 @@ class LockHeld(RuntimeError):
     def __init__(self, path: Path, holder: dict | None, what: str):
         self.path, self.holder = path, holder or {}
         if holder:
-            who = (f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')}"
-                   + (f": {holder['command']}" if holder.get("command") else "") + ")")
+            who = (
+                f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')}"
+                + (f": {holder['command']}" if holder.get("command") else "")
+                + ")"
+            )
         else:
             who = "another process"
-        super().__init__(f"{what} is in use by {who}; wait for it to finish or stop it "
-                         f"(lock file {path})")
+        super().__init__(f"{what} is in use by {who}; wait for it to finish or stop it (lock file {path})")
 
 
 def holder_record() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv)[:300], "token": uuid.uuid4().hex}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv)[:300],
+        "token": uuid.uuid4().hex,
+    }
 
 
 def pid_alive(pid: int) -> bool:

@@ -35,8 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         print('PyInstaller is not installed: python -m pip install -e ".[package]"', file=sys.stderr)
         return 2
     start = time.perf_counter()
-    command = [sys.executable, "-m", "PyInstaller", str(ROOT / "packaging" / "arfl-studio.spec"), "--noconfirm",
-               "--distpath", args.dist, "--workpath", args.work, "--log-level", "WARN"]
+    command = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        str(ROOT / "packaging" / "arfl-studio.spec"),
+        "--noconfirm",
+        "--distpath",
+        args.dist,
+        "--workpath",
+        args.work,
+        "--log-level",
+        "WARN",
+    ]
     result = subprocess.run(command, cwd=ROOT, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     seconds = time.perf_counter() - start
     if result.returncode != 0:

@@ -29,8 +29,8 @@ def phantom_pixels(laterality: str, view: str, shape=(300, 220), lesion=(0.42, 0
         pectoral = (xx < cols * 0.25 * (1 - yy / (rows * 0.45))) & breast
         img[pectoral] = 0.7
     r, c = int(lesion[0] * rows), int(lesion[1] * cols)
-    img += 0.5 * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 6.0 ** 2)) * breast
-    img[rows - 30:rows - 12, cols - 40:cols - 10] = 1.0  # burned-in label, far from the breast
+    img += 0.5 * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 6.0**2)) * breast
+    img[rows - 30 : rows - 12, cols - 40 : cols - 10] = 1.0  # burned-in label, far from the breast
     img = np.clip(img, 0, 1)
     if laterality == "R":
         img, breast, c = img[:, ::-1].copy(), breast[:, ::-1].copy(), cols - 1 - c

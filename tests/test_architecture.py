@@ -17,7 +17,8 @@ QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "shiboken6", "superqt")
 
 def test_importing_every_core_module_loads_no_qt():
     modules = [
-        m.name for m in pkgutil.walk_packages([str(PACKAGE)], prefix="arfl_studio.")
+        m.name
+        for m in pkgutil.walk_packages([str(PACKAGE)], prefix="arfl_studio.")
         if ".gui" not in m.name and m.name != "arfl_studio.__main__"
     ]
     code = (

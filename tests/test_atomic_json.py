@@ -18,20 +18,39 @@ def _strict(text: str):
 
 def test_non_finite_floats_are_written_as_null(tmp_path):
     path = tmp_path / "r.json"
-    atomic.write_json(path, {"auc": float("nan"), "eps": float("inf"), "low": -float("inf"), "ok": 0.5,
-                             "np": np.float32("nan"), "array": np.array([1.0, np.inf]), "nested": [{"x": float("nan")}],
-                             "path": tmp_path, "n": np.int64(3)})
+    atomic.write_json(
+        path,
+        {
+            "auc": float("nan"),
+            "eps": float("inf"),
+            "low": -float("inf"),
+            "ok": 0.5,
+            "np": np.float32("nan"),
+            "array": np.array([1.0, np.inf]),
+            "nested": [{"x": float("nan")}],
+            "path": tmp_path,
+            "n": np.int64(3),
+        },
+    )
     data = _strict(path.read_text())
-    assert data == {"auc": None, "eps": None, "low": None, "ok": 0.5, "np": None, "array": [1.0, None],
-                    "nested": [{"x": None}], "path": str(tmp_path), "n": 3}
+    assert data == {
+        "auc": None,
+        "eps": None,
+        "low": None,
+        "ok": 0.5,
+        "np": None,
+        "array": [1.0, None],
+        "nested": [{"x": None}],
+        "path": str(tmp_path),
+        "n": 3,
+    }
 
 
 def test_jsonl_lines_are_valid_json_too(tmp_path):
     path = tmp_path / "metrics.jsonl"
     atomic.append_jsonl(path, {"epoch": 1, "loss": float("nan")})
     atomic.append_jsonl(path, {"epoch": 2, "loss": 0.25})
-    assert [_strict(line) for line in path.read_text().splitlines()] == [{"epoch": 1, "loss": None},
-                                                                          {"epoch": 2, "loss": 0.25}]
+    assert [_strict(line) for line in path.read_text().splitlines()] == [{"epoch": 1, "loss": None}, {"epoch": 2, "loss": 0.25}]
 
 
 def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):

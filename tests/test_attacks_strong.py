@@ -41,8 +41,7 @@ def test_apgd_checkpoints():
 def test_attacks_stay_in_ball_and_range(trained, attack):
     model, x, y = trained
     eps = 0.03
-    adv = run_attack(model, x, y, attack, eps, steps=5, restarts=2, queries=20,
-                     generator=torch.Generator().manual_seed(0))
+    adv = run_attack(model, x, y, attack, eps, steps=5, restarts=2, queries=20, generator=torch.Generator().manual_seed(0))
     assert adv.shape == x.shape
     assert (adv - x).abs().max() <= eps + 1e-6
     assert adv.min() >= 0 and adv.max() <= 1
@@ -125,8 +124,9 @@ def test_worst_ensemble_is_never_weaker_than_a_member_per_sample(trained):
 
     model, x, y = trained
     members = {}
-    adv = run_attack(model, x, y, "worst", 0.02, steps=5, restarts=2, queries=30, members_out=members,
-                     generator=torch.Generator().manual_seed(0))
+    adv = run_attack(
+        model, x, y, "worst", 0.02, steps=5, restarts=2, queries=30, members_out=members, generator=torch.Generator().manual_seed(0)
+    )
     assert set(members) == {"pgd-strong", "apgd", "square"}
     worst_z = predict_logits(model, adv)
     worst = margin(worst_z, y)
@@ -142,8 +142,17 @@ def test_worst_ensemble_is_never_weaker_than_a_member_per_sample(trained):
 def test_every_attack_reports_each_step_by_name(trained):
     model, x, y = trained
     seen = []
-    run_attack(model, x[:4], y[:4], "worst", 0.02, steps=3, restarts=2, queries=5,
-               on_step=lambda name, done, total: seen.append((name, done, total)))
+    run_attack(
+        model,
+        x[:4],
+        y[:4],
+        "worst",
+        0.02,
+        steps=3,
+        restarts=2,
+        queries=5,
+        on_step=lambda name, done, total: seen.append((name, done, total)),
+    )
     assert [s for s in seen if s[0] == "pgd-strong"][-1] == ("pgd-strong", 6, 6)
     assert [s for s in seen if s[0] == "apgd"][-1] == ("apgd", 3, 3)
     assert [s for s in seen if s[0] == "square"] == [("square", i, 5) for i in range(1, 6)]
@@ -192,8 +201,7 @@ def test_apgd_moves_confident_positives_the_full_distance(bias):
     model = MeanLogit(bias)
     x, y = torch.full((4, 1, 8, 8), 0.5), torch.ones(4)
     for attack in ("apgd", "pgd-strong", "worst"):
-        adv = run_attack(model, x, y, attack, 0.03, steps=10, restarts=1, queries=10,
-                         generator=torch.Generator().manual_seed(0))
+        adv = run_attack(model, x, y, attack, 0.03, steps=10, restarts=1, queries=10, generator=torch.Generator().manual_seed(0))
         assert torch.allclose(model(x) - model(adv), torch.full((4,), 3.0), atol=1e-3), attack
 
 
@@ -213,10 +221,19 @@ def test_worst_on_a_staircase_model_is_as_strong_as_autoattack_square():
         return int((margin(predict_logits(model, adv), yt) <= 0).sum())
 
     seen = []
-    worst = run_attack(model, xt, yt, "worst", eps, steps=10, restarts=1, queries=1000,
-                       generator=torch.Generator().manual_seed(10), on_step=lambda *s: seen.append(s))
-    autoattack = square_attack(model, xt, yt, eps, queries=AUTOATTACK_SQUARE_QUERIES,
-                               generator=torch.Generator().manual_seed(0))
+    worst = run_attack(
+        model,
+        xt,
+        yt,
+        "worst",
+        eps,
+        steps=10,
+        restarts=1,
+        queries=1000,
+        generator=torch.Generator().manual_seed(10),
+        on_step=lambda *s: seen.append(s),
+    )
+    autoattack = square_attack(model, xt, yt, eps, queries=AUTOATTACK_SQUARE_QUERIES, generator=torch.Generator().manual_seed(0))
     assert ("square-unbroken", AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_SQUARE_QUERIES) in seen
     assert unbroken(xt) > unbroken(autoattack)  # the attack has work to do
     assert unbroken(worst) <= unbroken(autoattack)

@@ -47,6 +47,5 @@ def test_a_run_trains_on_augmented_batches(tmp_path):
     plain, augmented = tmp_path / "plain", tmp_path / "augmented"
     run_experiment(tiny_config(training={"epochs": 1}, methods=["A"]), plain)
     run_experiment(tiny_config(training={"epochs": 1, "augment": "standard"}, methods=["A"]), augmented)
-    loss = [json.loads((out / "A" / "fold_0" / "metrics.jsonl").read_text().splitlines()[0])["losses"]
-            for out in (plain, augmented)]
+    loss = [json.loads((out / "A" / "fold_0" / "metrics.jsonl").read_text().splitlines()[0])["losses"] for out in (plain, augmented)]
     assert loss[0] != loss[1]  # same seed, same images: only the augmentation differs

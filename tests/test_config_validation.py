@@ -16,46 +16,58 @@ from test_experiments import tiny_config
 INF = float("inf")
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"methods": [{"key": "F", "attack": {"epsilon": 0.1}}]},
-     r"unknown settings in \[methods.attack\] \(method \"F\"\): \['epsilon'\]; allowed: .*'eps'"),
-    ({"methods": [{"key": "X", "mix_ratio": 0.5, "attack": {"epsilon": 0.1}}]},
-     r"unknown settings in \[methods.attack\] \(method \"X\"\): \['epsilon'\]"),
-    ({"training": {"epochs": "three"}}, r'\[training\] epochs = "three" is not allowed: it must be an integer'),
-    ({"training": {"epochs": True}}, r"\[training\] epochs = true is not allowed: it must be an integer"),
-    ({"training": {"lr": "fast"}}, r'\[training\] lr = "fast" is not allowed: it must be a finite number'),
-    ({"training": {"lr": float("nan")}}, r"\[training\] lr = nan is not allowed"),
-    ({"training": {"amp": 1}}, r"\[training\] amp = 1 is not allowed: it must be true or false"),
-    ({"cv": {"folds": 2.5}}, r"\[cv\] folds = 2.5 is not allowed: it must be an integer"),
-    ({"model": {"backbone": "small_cnn", "in_channels": 1, "width": 0}}, r"\[model\] width = 0 is not allowed: it must be >= 1"),
-    ({"preprocess": {"size": "big"}}, r'\[preprocess\] size = "big" is not allowed: it must be \[rows, columns\]'),
-    ({"preprocess": {"size": [1, 1]}}, r"\[preprocess\] size = \[1, 1\] is not allowed"),
-    ({"evaluation": {"eps": INF}}, r"\[evaluation\] eps = inf is not allowed: it must be a finite number"),
-    ({"methods": [{"key": "F", "attack": {"eps": INF}}]},
-     r"\[methods.attack\] \(method \"F\"\) eps = inf is not allowed: it must be a finite number"),
-    ({"methods": [{"key": "F", "mix_ratio": "half"}]}, r'\[\[methods\]\] \(key "F"\) mix_ratio = "half" is not allowed'),
-    ({"data": {"source": None, "demo": True, "demo_patients": 0}}, r"\[data\] demo_patients = 0 is not allowed: it must be >= 1"),
-    ({"sweep": {"mix_ratio": []}}, r"\[sweep\] sweeps nothing \(mix_ratio = \[\]\)"),
-    ({"sweep": {"eps": [0.01, INF]}}, r"\[sweep\] eps = \[0.01, inf\] is not allowed"),
-    ({"methods": []}, r"methods = \[\] is not allowed: list at least one method"),
-    ({"training": 3}, r"\[training\] must be a table of settings, got 3"),
-    ({"evaluation": {"clamp": [1.0, 0.0]}}, r"\[evaluation\] clamp = \[1.0, 0.0\] is not allowed"),
-    ({"training": {"seeds": ["a"]}}, r'\[training\] seeds = \["a"\] is not allowed: it must be a list of values, each an integer'),
-    ({"training": {"lr_schedule": "cosin"}}, r"\[training\] lr_schedule must be one of \('constant', 'cosine'\), got 'cosin'"),
-    ({"training": {"threshold_holdout": 0.8}}, r"\[training\] threshold_holdout = 0.8 is not allowed: it must be >= 0 and <= 0.5"),
-    ({"training": {"threshold_holdout": "some"}}, r'\[training\] threshold_holdout = "some" is not allowed'),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"methods": [{"key": "F", "attack": {"epsilon": 0.1}}]},
+            r"unknown settings in \[methods.attack\] \(method \"F\"\): \['epsilon'\]; allowed: .*'eps'",
+        ),
+        (
+            {"methods": [{"key": "X", "mix_ratio": 0.5, "attack": {"epsilon": 0.1}}]},
+            r"unknown settings in \[methods.attack\] \(method \"X\"\): \['epsilon'\]",
+        ),
+        ({"training": {"epochs": "three"}}, r'\[training\] epochs = "three" is not allowed: it must be an integer'),
+        ({"training": {"epochs": True}}, r"\[training\] epochs = true is not allowed: it must be an integer"),
+        ({"training": {"lr": "fast"}}, r'\[training\] lr = "fast" is not allowed: it must be a finite number'),
+        ({"training": {"lr": float("nan")}}, r"\[training\] lr = nan is not allowed"),
+        ({"training": {"amp": 1}}, r"\[training\] amp = 1 is not allowed: it must be true or false"),
+        ({"cv": {"folds": 2.5}}, r"\[cv\] folds = 2.5 is not allowed: it must be an integer"),
+        ({"model": {"backbone": "small_cnn", "in_channels": 1, "width": 0}}, r"\[model\] width = 0 is not allowed: it must be >= 1"),
+        ({"preprocess": {"size": "big"}}, r'\[preprocess\] size = "big" is not allowed: it must be \[rows, columns\]'),
+        ({"preprocess": {"size": [1, 1]}}, r"\[preprocess\] size = \[1, 1\] is not allowed"),
+        ({"evaluation": {"eps": INF}}, r"\[evaluation\] eps = inf is not allowed: it must be a finite number"),
+        (
+            {"methods": [{"key": "F", "attack": {"eps": INF}}]},
+            r"\[methods.attack\] \(method \"F\"\) eps = inf is not allowed: it must be a finite number",
+        ),
+        ({"methods": [{"key": "F", "mix_ratio": "half"}]}, r'\[\[methods\]\] \(key "F"\) mix_ratio = "half" is not allowed'),
+        ({"data": {"source": None, "demo": True, "demo_patients": 0}}, r"\[data\] demo_patients = 0 is not allowed: it must be >= 1"),
+        ({"sweep": {"mix_ratio": []}}, r"\[sweep\] sweeps nothing \(mix_ratio = \[\]\)"),
+        ({"sweep": {"eps": [0.01, INF]}}, r"\[sweep\] eps = \[0.01, inf\] is not allowed"),
+        ({"methods": []}, r"methods = \[\] is not allowed: list at least one method"),
+        ({"training": 3}, r"\[training\] must be a table of settings, got 3"),
+        ({"evaluation": {"clamp": [1.0, 0.0]}}, r"\[evaluation\] clamp = \[1.0, 0.0\] is not allowed"),
+        ({"training": {"seeds": ["a"]}}, r'\[training\] seeds = \["a"\] is not allowed: it must be a list of values, each an integer'),
+        ({"training": {"lr_schedule": "cosin"}}, r"\[training\] lr_schedule must be one of \('constant', 'cosine'\), got 'cosin'"),
+        ({"training": {"threshold_holdout": 0.8}}, r"\[training\] threshold_holdout = 0.8 is not allowed: it must be >= 0 and <= 0.5"),
+        ({"training": {"threshold_holdout": "some"}}, r'\[training\] threshold_holdout = "some" is not allowed'),
+    ],
+)
 def test_hostile_values_are_named_with_what_is_allowed(overrides, message):
     with pytest.raises(SettingError, match=message):
         load_config(tiny_config(**overrides))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"source": None, "root": "/data/CMMD", "demo": True}, r'root = "/data/CMMD", demo = true'),
-    ({"root": "/data/CMMD"}, r'root = "/data/CMMD", source = "synthetic"'),
-    ({"source": "demo", "root": "/data/CMMD"}, r'root = "/data/CMMD", source = "demo"'),
-    ({"source": "dataset", "demo": True, "root": None}, r'demo = true, source = "dataset"'),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"source": None, "root": "/data/CMMD", "demo": True}, r'root = "/data/CMMD", demo = true'),
+        ({"root": "/data/CMMD"}, r'root = "/data/CMMD", source = "synthetic"'),
+        ({"source": "demo", "root": "/data/CMMD"}, r'root = "/data/CMMD", source = "demo"'),
+        ({"source": "dataset", "demo": True, "root": None}, r'demo = true, source = "dataset"'),
+    ],
+)
 def test_a_config_naming_two_sources_of_images_is_refused(data, message):
     """Issue 26 item 8: root and demo together silently used one of them."""
     with pytest.raises(SettingError, match=r"\[data\] names more than one source of images \(" + message):
@@ -75,14 +87,26 @@ def test_an_unknown_method_key_is_refused_naming_the_known_keys():
     assert load_config(tiny_config(methods=[{"key": "Z", "preset": "F"}])).methods[0].mix_ratio == 0.5
 
 
-@pytest.mark.parametrize("section, key, value", [
-    ("training", "epochs", 10**20), ("training", "batch_size", 10**9), ("training", "lr", 1e6),
-    ("training", "workers", 10_000), ("training", "seed", -1), ("training", "momentum", 2.0),
-    ("training", "eval_batch_size", 0), ("training", "checkpoint_every", 10**12),
-    ("training", "pos_weight", 1e300), ("cv", "folds", 10**6), ("evaluation", "eps", 5.0),
-    ("evaluation", "steps", 10**9), ("evaluation", "restarts", 10**8), ("data", "synthetic_samples", 10**12),
-    ("model", "width", 10**6),
-])
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("training", "epochs", 10**20),
+        ("training", "batch_size", 10**9),
+        ("training", "lr", 1e6),
+        ("training", "workers", 10_000),
+        ("training", "seed", -1),
+        ("training", "momentum", 2.0),
+        ("training", "eval_batch_size", 0),
+        ("training", "checkpoint_every", 10**12),
+        ("training", "pos_weight", 1e300),
+        ("cv", "folds", 10**6),
+        ("evaluation", "eps", 5.0),
+        ("evaluation", "steps", 10**9),
+        ("evaluation", "restarts", 10**8),
+        ("data", "synthetic_samples", 10**12),
+        ("model", "width", 10**6),
+    ],
+)
 def test_absurd_numbers_are_refused_with_their_range(section, key, value):
     """Issue 26 item 12: every config number has a documented range (config_checks.NUMBER_RANGES)."""
     overrides = {section: {key: value}}
@@ -92,10 +116,15 @@ def test_absurd_numbers_are_refused_with_their_range(section, key, value):
         load_config(tiny_config(**overrides))
 
 
-@pytest.mark.parametrize("method", [
-    {"key": "F", "robust_weight": 1e12}, {"key": "F", "attack": {"steps": 10**9}},
-    {"key": "F", "attack": {"eps": 3.0}}, {"key": "X", "mix_ratio": 0.5, "trades_beta": 1e9},
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"key": "F", "robust_weight": 1e12},
+        {"key": "F", "attack": {"steps": 10**9}},
+        {"key": "F", "attack": {"eps": 3.0}},
+        {"key": "X", "mix_ratio": 0.5, "trades_beta": 1e9},
+    ],
+)
 def test_absurd_method_numbers_are_refused_naming_the_method(method):
     with pytest.raises(SettingError, match=rf'\(key "{method["key"]}"\)|\(method "{method["key"]}"\)'):
         load_config(tiny_config(methods=[method]))
@@ -141,11 +170,14 @@ key = "A"
 """
 
 
-@pytest.mark.parametrize("epochs, eval_eps, expected", [
-    ('"three"', "1e-3", '[training] epochs = "three" is not allowed'),
-    ("true", "1e-3", "[training] epochs = true is not allowed"),
-    ("1", "inf", "[evaluation] eps = inf is not allowed"),
-])
+@pytest.mark.parametrize(
+    "epochs, eval_eps, expected",
+    [
+        ('"three"', "1e-3", '[training] epochs = "three" is not allowed'),
+        ("true", "1e-3", "[training] epochs = true is not allowed"),
+        ("1", "inf", "[evaluation] eps = inf is not allowed"),
+    ],
+)
 def test_run_command_refuses_before_writing(tmp_path, capsys, epochs, eval_eps, expected):
     config = tmp_path / "config.toml"
     config.write_text(TOML.format(epochs=epochs, eval_eps=eval_eps))
@@ -161,8 +193,7 @@ def test_a_run_that_cannot_open_its_data_writes_nothing_and_the_fixed_config_reu
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("the user's")
-    bad = tiny_config(data={"source": None, "root": str(tmp_path / "no-such-dataset")}, training={"epochs": 1},
-                      methods=["A"])
+    bad = tiny_config(data={"source": None, "root": str(tmp_path / "no-such-dataset")}, training={"epochs": 1}, methods=["A"])
     with pytest.raises((ExperimentError, SettingError)):
         run_experiment(bad, out)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

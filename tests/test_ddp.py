@@ -41,8 +41,7 @@ def ddp_config() -> dict:
         "data": {"source": "synthetic", "synthetic_samples": 32, "synthetic_size": [32, 32]},
         "preprocess": {"size": [32, 32], "channels": 1},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
-        "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "device": "cpu", "seed": 1,
-                     "freeze_batchnorm": True, "dropout": False},
+        "training": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "device": "cpu", "seed": 1, "freeze_batchnorm": True, "dropout": False},
         "cv": {"folds": 2},
         "evaluation": {"eps": 1e-3, "steps": 2, "random_start": False},
         "methods": [{"key": "F", "attack": {"steps": 2, "random_start": False}}],
@@ -58,9 +57,26 @@ def test_two_process_ddp_matches_single_process(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "arfl_studio", "run", str(config_path),
-               "--out", str(tmp_path / "ddp"), "--fold", "0", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "arfl_studio",
+        "run",
+        str(config_path),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--fold",
+        "0",
+        "--quiet",
+    ]
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

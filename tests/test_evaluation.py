@@ -80,35 +80,56 @@ def test_sanity_checks_each_rule():
     def m(auc, acc):
         return {"auc": auc, "accuracy": acc}
 
-    ok = sanity_checks(attack="pgd", clean=m(0.9, 0.8), adversarial={0.01: m(0.6, 0.5), 0.1: m(0.1, 0.1)},
-                       probes={"fgsm": {0.01: m(0.7, 0.6), 0.1: m(0.3, 0.2)}, "square": {0.01: m(0.8, 0.7), 0.1: m(0.2, 0.2)}},
-                       large_eps={"eps": 0.5, "auc": 0.0, "accuracy": 0.05}, n=100)
+    ok = sanity_checks(
+        attack="pgd",
+        clean=m(0.9, 0.8),
+        adversarial={0.01: m(0.6, 0.5), 0.1: m(0.1, 0.1)},
+        probes={"fgsm": {0.01: m(0.7, 0.6), 0.1: m(0.3, 0.2)}, "square": {0.01: m(0.8, 0.7), 0.1: m(0.2, 0.2)}},
+        large_eps={"eps": 0.5, "auc": 0.0, "accuracy": 0.05},
+        n=100,
+    )
     assert ok == []
     assert names(sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.3, 0.1: 0.6})) == {"auc_rises_with_eps"}
-    assert names(sanity_checks(attack="pgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.3, 0.2), 0.1: m(0.2, 0.5)},
-                               n=100)) == {"accuracy_rises_with_eps"}
-    assert names(sanity_checks(attack="apgd", clean=0.9, adversarial={0.01: 0.6}, probes={"fgsm": {0.01: 0.4}})) == {
-        "pgd_weaker_than_fgsm"}
+    assert names(sanity_checks(attack="pgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.3, 0.2), 0.1: m(0.2, 0.5)}, n=100)) == {
+        "accuracy_rises_with_eps"
+    }
+    assert names(sanity_checks(attack="apgd", clean=0.9, adversarial={0.01: 0.6}, probes={"fgsm": {0.01: 0.4}})) == {"pgd_weaker_than_fgsm"}
     # an accuracy failure alone is caught (AUC equal), at any eps of the sweep
-    acc_only = sanity_checks(attack="apgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.5, 0.6), 0.03: m(0.1, 0.457)},
-                             probes={"fgsm": {0.01: m(0.5, 0.6), 0.03: m(0.1, 0.386)}}, n=100)
+    acc_only = sanity_checks(
+        attack="apgd",
+        clean=m(0.9, 0.9),
+        adversarial={0.01: m(0.5, 0.6), 0.03: m(0.1, 0.457)},
+        probes={"fgsm": {0.01: m(0.5, 0.6), 0.03: m(0.1, 0.386)}},
+        n=100,
+    )
     assert names(acc_only) == {"pgd_weaker_than_fgsm"} and "0.457 vs 0.386" in acc_only[0].message
     # ... but one image of difference is not a failure
-    assert sanity_checks(attack="apgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.5, 0.6)},
-                         probes={"fgsm": {0.01: m(0.5, 0.57)}}, n=32) == []
-    assert names(sanity_checks(attack="fgsm", clean=0.9, adversarial={0.01: 0.4}, probes={"pgd": {0.01: 0.6}})) == {
-        "pgd_weaker_than_fgsm"}
-    assert names(sanity_checks(attack="square", clean=0.9, adversarial={0.01: 0.2},
-                               probes={"pgd": {0.01: 0.6}, "fgsm": {0.01: 0.7}})) == {"gradient_free_beats_white_box"}
+    assert (
+        sanity_checks(attack="apgd", clean=m(0.9, 0.9), adversarial={0.01: m(0.5, 0.6)}, probes={"fgsm": {0.01: m(0.5, 0.57)}}, n=32) == []
+    )
+    assert names(sanity_checks(attack="fgsm", clean=0.9, adversarial={0.01: 0.4}, probes={"pgd": {0.01: 0.6}})) == {"pgd_weaker_than_fgsm"}
+    assert names(sanity_checks(attack="square", clean=0.9, adversarial={0.01: 0.2}, probes={"pgd": {0.01: 0.6}, "fgsm": {0.01: 0.7}})) == {
+        "gradient_free_beats_white_box"
+    }
     # the ensemble compares its own members
-    assert names(sanity_checks(attack="worst", clean=0.9, adversarial={0.01: 0.2},
-                               members={"pgd-strong": {0.01: 0.6}, "apgd": {0.01: 0.5}, "square": {0.01: 0.2}})) == {
-        "gradient_free_beats_white_box"}
+    assert names(
+        sanity_checks(
+            attack="worst",
+            clean=0.9,
+            adversarial={0.01: 0.2},
+            members={"pgd-strong": {0.01: 0.6}, "apgd": {0.01: 0.5}, "square": {0.01: 0.2}},
+        )
+    ) == {"gradient_free_beats_white_box"}
     for big in ({"eps": 0.5, "auc": 0.47, "accuracy": 0.1}, {"eps": 0.5, "auc": 0.0, "accuracy": 0.5}):
-        assert names(sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.85}, large_eps=big)) == {
-            "large_eps_not_broken"}
-    ws = sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.5}, n=10,
-                       gradients={"zero_images": 2, "nan_images": 1, "sparse_images": 3}, nan_outputs=3)
+        assert names(sanity_checks(attack="pgd", clean=0.9, adversarial={0.01: 0.85}, large_eps=big)) == {"large_eps_not_broken"}
+    ws = sanity_checks(
+        attack="pgd",
+        clean=0.9,
+        adversarial={0.01: 0.5},
+        n=10,
+        gradients={"zero_images": 2, "nan_images": 1, "sparse_images": 3},
+        nan_outputs=3,
+    )
     assert names(ws) == {"zero_input_gradients", "sparse_input_gradients", "nan_input_gradients", "nan_outputs"}
     assert {w.severity for w in ws if w.name.startswith("nan")} == {"error"}
 
@@ -118,8 +139,9 @@ def test_dataset_input_records_and_callback(model_and_data):
     dataset = torch.utils.data.TensorDataset(x[:10], y[:10])
     records = [{"id": f"case{i}.dcm", "patient_id": f"P{i // 2}"} for i in range(10)]
     events = []
-    report = evaluate_robustness(model, dataset, attack="fgsm", eps=0.1, records=records, probes=False,
-                                 large_eps=None, batch_size=4, callback=events.append)
+    report = evaluate_robustness(
+        model, dataset, attack="fgsm", eps=0.1, records=records, probes=False, large_eps=None, batch_size=4, callback=events.append
+    )
     assert events[-1].stage == "done" and events[-1].done == events[-1].total
     done = [e.done for e in events]
     assert done == sorted(done) and all(e.batches == 3 for e in events)
@@ -192,8 +214,7 @@ def test_progress_names_each_step_with_an_eta(model_and_data, monkeypatch):
     monkeypatch.setattr(progress, "EMIT_EVERY_S", 0.0)  # every event, not a few per second
     model, x, y = model_and_data
     events = []
-    evaluate_robustness(model, x[:16], y[:16], attack="pgd", eps=[0.01], steps=3, probe_queries=4, batch_size=8,
-                        callback=events.append)
+    evaluate_robustness(model, x[:16], y[:16], attack="pgd", eps=[0.01], steps=3, probe_queries=4, batch_size=8, callback=events.append)
     messages = [e.message for e in events]
     assert "pgd eps=0.01: step 3/3, batch 2/2" in messages
     assert "sanity: square eps=0.01: query 4/4, batch 1/2" in messages
@@ -207,8 +228,9 @@ def test_progress_names_each_step_with_an_eta(model_and_data, monkeypatch):
 
 def test_user_chooses_sanity_checks_and_their_budget(model_and_data):
     model, x, y = model_and_data
-    report = evaluate_robustness(model, x, y, attack="pgd", eps=[0.01, 0.03], steps=3, probes=["square"],
-                                 probe_queries=7, probe_images=9, large_eps=None)
+    report = evaluate_robustness(
+        model, x, y, attack="pgd", eps=[0.01, 0.03], steps=3, probes=["square"], probe_queries=7, probe_images=9, large_eps=None
+    )
     assert set(report.probes) == {"square"} and report.large_eps_check is None
     assert len(report.probe_indices) == 9 and all(len(v) == 9 for v in report.probes["square"].values())
     doc = report.to_json()
@@ -222,8 +244,9 @@ def test_staircase_front_raises_masking_warnings(model_and_data):
     # tanh(1000 (x - k/8)) steps: differentiable, but ~85 % of the pixels get an exactly-zero gradient
     # and the rest only point at the nearest step. Before: only gradient_free_beats_white_box fired.
     model, x, y = model_and_data
-    report = evaluate_robustness(StaircaseInput(model, levels=8), x, y, attack="pgd", eps=[0.01, 0.03], steps=5,
-                                 probe_queries=60, large_eps=None)
+    report = evaluate_robustness(
+        StaircaseInput(model, levels=8), x, y, attack="pgd", eps=[0.01, 0.03], steps=5, probe_queries=60, large_eps=None
+    )
     names = {w.name for w in report.warnings}
     assert "sparse_input_gradients" in names
     assert report.gradient_stats["zero_pixel_fraction_mean"] > 0.5 and report.zero_gradients == 0
@@ -236,8 +259,7 @@ def test_staircase_front_raises_masking_warnings(model_and_data):
 def test_empty_flip_list_says_why_and_counts_cases_that_moved(model_and_data):
     model, x, y = model_and_data
     # at a threshold far below every logit all images are called malignant: benign ones move up, none crosses
-    report = evaluate_robustness(model, x, y, attack="pgd", eps=[0.003], steps=3, threshold=-1e3, probes=False,
-                                 large_eps=None)
+    report = evaluate_robustness(model, x, y, attack="pgd", eps=[0.003], steps=3, threshold=-1e3, probes=False, large_eps=None)
     result = report.to_json()["results"][0]
     assert result["flipped"] == [] and result["flipped_count"] == 0
     assert result["moved_against_label"] > 0 and result["misclassified_clean"] == int((y < 0.5).sum())
@@ -248,8 +270,7 @@ def test_empty_flip_list_says_why_and_counts_cases_that_moved(model_and_data):
 def test_json_is_valid_when_auc_is_undefined(model_and_data):
     model, x, y = model_and_data
     benign = y < 0.5
-    report = evaluate_robustness(model, x[benign], y[benign], attack="fgsm", eps=[0.01], probes=["fgsm"],
-                                 large_eps=None)
+    report = evaluate_robustness(model, x[benign], y[benign], attack="fgsm", eps=[0.01], probes=["fgsm"], large_eps=None)
     doc = report.to_json()
     text = json.dumps(doc, allow_nan=False)  # raises on NaN / Infinity
     assert doc["clean"]["auc"] is None and doc["results"][0]["auc"] is None and doc["clean"]["sensitivity"] is None
@@ -281,8 +302,7 @@ def test_bad_settings(model_and_data):
 @pytest.mark.parametrize("attack", ["pgd", "apgd"])
 def test_flipped_cases_are_reproducible_from_the_kept_delta(model_and_data, attack):
     model, x, y = model_and_data
-    report = evaluate_robustness(model, x, y, attack=attack, eps=[0.03], steps=5, probes=False, large_eps=None,
-                                 batch_size=8)
+    report = evaluate_robustness(model, x, y, attack=attack, eps=[0.03], steps=5, probes=False, large_eps=None, batch_size=8)
     flips = report.flipped(0.03)
     assert flips
     for case in flips:
@@ -305,7 +325,6 @@ def test_flipped_cases_are_reproducible_from_the_kept_delta(model_and_data, atta
 def test_delta_budget_limits_what_is_kept(model_and_data):
     model, x, y = model_and_data
     one = x[0].numel() * 2 / 2**20  # MB of one float16 delta
-    report = evaluate_robustness(model, x, y, attack="fgsm", eps=[0.1], probes=False, large_eps=None,
-                                 delta_budget_mb=2.5 * one)
+    report = evaluate_robustness(model, x, y, attack="fgsm", eps=[0.1], probes=False, large_eps=None, delta_budget_mb=2.5 * one)
     flips = report.flipped(0.1)
     assert len(flips) > 2 and sum(c["delta_kept"] for c in flips) == 2

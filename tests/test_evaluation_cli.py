@@ -39,8 +39,7 @@ def demo(tmp_path_factory):
 def test_demo_standard_cnn_curve_and_checks(demo, tmp_path):
     root, records, x, y, model, ckpt = demo
     out = tmp_path / "attack.json"
-    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", EPS,
-               "--probe-queries", "60", "--json", str(out)])
+    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", EPS, "--probe-queries", "60", "--json", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["n"] == len(records) and doc["kind"] == "checkpoint"
@@ -56,8 +55,7 @@ def test_demo_standard_cnn_curve_and_checks(demo, tmp_path):
 
 def test_demo_masked_model_warns(demo):
     root, records, x, y, model, ckpt = demo
-    report = evaluate_robustness(QuantizedInput(model, 8), x, y, attack="pgd", eps=[float(e) for e in EPS.split(",")],
-                                 probe_queries=60)
+    report = evaluate_robustness(QuantizedInput(model, 8), x, y, attack="pgd", eps=[float(e) for e in EPS.split(",")], probe_queries=60)
     names = {w.name for w in report.warnings}
     assert {"zero_input_gradients", "gradient_free_beats_white_box"} <= names
 
@@ -74,20 +72,21 @@ def test_attack_cli_errors(demo, tmp_path):
 def test_attack_run_folder(tmp_path):
     from arfl_studio.experiments import load_config, run_experiment
 
-    config = load_config({
-        "name": "tiny",
-        "data": {"source": "synthetic", "synthetic_samples": 24, "synthetic_size": [16, 16]},
-        "preprocess": {"size": [16, 16], "channels": 1},
-        "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
-        "training": {"epochs": 1, "batch_size": 8, "device": "cpu"},
-        "cv": {"folds": 2},
-        "methods": [{"key": "A"}],
-    })
+    config = load_config(
+        {
+            "name": "tiny",
+            "data": {"source": "synthetic", "synthetic_samples": 24, "synthetic_size": [16, 16]},
+            "preprocess": {"size": [16, 16], "channels": 1},
+            "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
+            "training": {"epochs": 1, "batch_size": 8, "device": "cpu"},
+            "cv": {"folds": 2},
+            "methods": [{"key": "A"}],
+        }
+    )
     run_dir = tmp_path / "run"
     run_experiment(config, run_dir)
     out = tmp_path / "run.json"
-    rc = main(["attack", str(run_dir), "--attack", "fgsm", "--eps", "0.01,0.1", "--fold", "1", "--no-probes",
-               "--json", str(out)])
+    rc = main(["attack", str(run_dir), "--attack", "fgsm", "--eps", "0.01,0.1", "--fold", "1", "--no-probes", "--json", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["kind"] == "run" and [(e["method_key"], e["fold"]) for e in doc["evaluations"]] == [("A", 1)]
@@ -106,9 +105,32 @@ def _strict_json(path):
 def test_attack_cli_chooses_loss_and_sanity_budget(demo, tmp_path):
     root, records, x, y, model, ckpt = demo
     out = tmp_path / "apgd.json"
-    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--attack", "apgd", "--loss", "both",
-               "--steps", "3", "--eps", "0.01", "--probes", "fgsm", "--probe-images", "6", "--large-eps", "0",
-               "--json", str(out)])
+    rc = main(
+        [
+            "attack",
+            str(ckpt),
+            "--data",
+            str(root),
+            "--size",
+            str(SIZE),
+            "--attack",
+            "apgd",
+            "--loss",
+            "both",
+            "--steps",
+            "3",
+            "--eps",
+            "0.01",
+            "--probes",
+            "fgsm",
+            "--probe-images",
+            "6",
+            "--large-eps",
+            "0",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     doc = _strict_json(out)
     assert doc["settings"]["loss"] == "both" and doc["settings"]["steps"] == 3
@@ -118,8 +140,27 @@ def test_attack_cli_chooses_loss_and_sanity_budget(demo, tmp_path):
 def test_attack_cli_writes_valid_json_when_auc_is_undefined(demo, tmp_path, capsys):
     root, records, x, y, model, ckpt = demo
     out = tmp_path / "one.json"
-    rc = main(["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--limit", "1", "--attack", "fgsm",
-               "--eps", "0.01", "--no-probes", "--large-eps", "0", "--json", str(out)])
+    rc = main(
+        [
+            "attack",
+            str(ckpt),
+            "--data",
+            str(root),
+            "--size",
+            str(SIZE),
+            "--limit",
+            "1",
+            "--attack",
+            "fgsm",
+            "--eps",
+            "0.01",
+            "--no-probes",
+            "--large-eps",
+            "0",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     doc = _strict_json(out)  # NaN / Infinity would raise
     assert doc["clean"]["auc"] is None and "only one class" in doc["auc_note"]
@@ -130,9 +171,8 @@ def test_attack_cli_writes_valid_json_when_auc_is_undefined(demo, tmp_path, caps
 def test_attack_cli_prints_the_sanity_estimate_first_and_the_measured_cost_after(demo, tmp_path, capsys):
     """Issue 27: the checks' cost is estimated before the attack and measured after; by default they
     cost at most the requested attack, --full-sanity runs them on every image."""
-    root, records, *_ , ckpt = demo
-    base = ["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", "0.01", "--steps", "2",
-            "--probe-queries", "40"]
+    root, records, *_, ckpt = demo
+    base = ["attack", str(ckpt), "--data", str(root), "--size", str(SIZE), "--eps", "0.01", "--steps", "2", "--probe-queries", "40"]
     out = tmp_path / "a.json"
     assert main(base + ["--json", str(out)]) == 0
     text = capsys.readouterr().out

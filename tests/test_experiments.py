@@ -104,8 +104,7 @@ def test_nine_methods_on_demo_data_write_every_file_and_all_tables(demo_root, tm
     splits = json.loads((out / "splits.json").read_text())
     for fold in (0, 1):
         predictions = json.loads((out / "F" / f"fold_{fold}" / "predictions.json").read_text())
-        assert predictions["index"] == splits["test_indices"][fold] and len(predictions["adversarial_logit"]) == len(
-            predictions["label"])
+        assert predictions["index"] == splits["test_indices"][fold] and len(predictions["adversarial_logit"]) == len(predictions["label"])
     pooled = f["pooled_oof"]["standard_auc"]
     assert pooled["n_folds"] == 2 and pooled["n"] == sum(len(t) for t in splits["test_indices"])
     assert pooled["lo"] <= pooled["auc"] <= pooled["hi"] and 0 <= f["delong"]["adversarial_auc"]["A"]["p"] <= 1
@@ -143,8 +142,7 @@ def test_cancelled_run_resumes_to_the_same_results(tmp_path, key):
     cancel = threading.Event()
 
     def stop_mid_fold(event):  # fold 1 is cancelled after the first step of its second epoch
-        if isinstance(event, FoldEvent) and isinstance(event.event, StepEvent) and event.fold == 1 \
-                and event.event.epoch == 1:
+        if isinstance(event, FoldEvent) and isinstance(event.event, StepEvent) and event.fold == 1 and event.event.epoch == 1:
             cancel.set()
 
     first = run_experiment(config, out, callback=stop_mid_fold, cancel=cancel)
@@ -189,8 +187,7 @@ def test_fold_jobs_then_collect_equal_a_full_run(tmp_path):
     merged = json.loads((jobs / "results.json").read_text())
     reference = collect(full, write=False)
     assert merged["complete"]
-    assert merged["methods"][0]["standard_auc"]["per_fold"] == pytest.approx(
-        reference["methods"][0]["standard_auc"]["per_fold"])
+    assert merged["methods"][0]["standard_auc"]["per_fold"] == pytest.approx(reference["methods"][0]["standard_auc"]["per_fold"])
 
 
 def test_sweep_points_and_figures(tmp_path):
@@ -234,8 +231,13 @@ def test_config_errors_name_the_setting(tmp_path):
         load_config(tiny_config(methods=["Z"]))
     with pytest.raises(SettingError, match="mix_ratio"):
         load_config(tiny_config(methods=[{"key": "mine", "mix_ratio": 2.0}]))
-    custom = load_config(tiny_config(methods=[{"key": "mine", "mix_ratio": 0.3, "robust_weight": 2.0,
-                                               "robust_variant": "batch-correlation", "attack": {"kind": "fgsm"}}]))
+    custom = load_config(
+        tiny_config(
+            methods=[
+                {"key": "mine", "mix_ratio": 0.3, "robust_weight": 2.0, "robust_variant": "batch-correlation", "attack": {"kind": "fgsm"}}
+            ]
+        )
+    )
     assert custom.methods[0].attack.kind == "fgsm" and custom.methods[0].mix_ratio == 0.3
     preset = load_config(tiny_config(methods=[{"key": "F2", "preset": "F", "robust_weight": 1.0}])).methods[0]
     assert preset.mix_ratio == 0.5 and preset.robust_weight == 1.0 and preset.key == "F2"
@@ -274,8 +276,7 @@ def test_out_of_memory_ends_the_run_with_advice(tmp_path, monkeypatch):
 
 def test_missing_imagenet_weights_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    config = tiny_config(model={"backbone": "vgg16", "in_channels": 1, "pretrained": True, "width": 16},
-                         methods=["A"])
+    config = tiny_config(model={"backbone": "vgg16", "in_channels": 1, "pretrained": True, "width": 16}, methods=["A"])
     with pytest.raises(ExperimentError, match="never downloads"):
         run_experiment(config, tmp_path / "vgg")
 

@@ -18,8 +18,9 @@ def test_no_screen_runs_the_headless_demo(monkeypatch):
 
 def test_headless_demo_trains_attacks_and_draws(tmp_path, capsys):
     out = tmp_path / "run"
-    code = headless_demo.run_headless_demo(out, epochs=1, folds=2, size=32, demo_dir=tmp_path / "demo",
-                                           demo_patients=12, demo_size=(96, 80))
+    code = headless_demo.run_headless_demo(
+        out, epochs=1, folds=2, size=32, demo_dir=tmp_path / "demo", demo_patients=12, demo_size=(96, 80)
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "| F. Dual adversarial training + ARFL |" in printed and "sanity checks" in printed

@@ -20,8 +20,13 @@ def _sweep(rise_per_step: float, steps: int = 6, n: int = 600, seed: int = 0):
 
 def _check(t, logits):
     metrics = {e: threshold_metrics(t, z) for e, z in logits.items()}
-    return sanity_checks(attack="pgd", clean=metrics[0.0], adversarial={e: m for e, m in metrics.items() if e > 0},
-                         n=len(t), rise_se=eps_rise_errors(t, logits))
+    return sanity_checks(
+        attack="pgd",
+        clean=metrics[0.0],
+        adversarial={e: m for e, m in metrics.items() if e > 0},
+        n=len(t),
+        rise_se=eps_rise_errors(t, logits),
+    )
 
 
 def test_a_slow_rise_over_the_sweep_is_flagged_though_no_neighbours_differ_much():
@@ -54,8 +59,20 @@ def test_attack_json_records_every_parameter_and_replays_to_the_same_numbers():
     x, y = blob_images(48, size=12, seed=1)
     model = train_tiny_cnn(x, y, epochs=3, width=4)
     xt, yt = blob_images(20, size=12, seed=2)
-    first = evaluate_robustness(model, xt, yt, attack="pgd", eps=[0.01, 0.03], steps=3, probe_queries=15,
-                                probe_images=8, batch_size=8, device="cpu", seed=3, threshold=0.2)
+    first = evaluate_robustness(
+        model,
+        xt,
+        yt,
+        attack="pgd",
+        eps=[0.01, 0.03],
+        steps=3,
+        probe_queries=15,
+        probe_images=8,
+        batch_size=8,
+        device="cpu",
+        seed=3,
+        threshold=0.2,
+    )
     doc = json.loads(json_text(first.to_json()))  # exactly what --json writes
     used = doc["settings"]["parameters"]["0.03"]
     assert used["step_size"] == 2.5 * 0.03 / 3 and used["restarts"] == 1 and used["random_start"]
@@ -80,8 +97,7 @@ def test_every_printed_metric_says_its_images_and_the_probe_auc_its_interval():
     x, y = blob_images(48, size=12, seed=1)
     model = train_tiny_cnn(x, y, epochs=3, width=4)
     xt, yt = blob_images(24, size=12, seed=2)
-    report = evaluate_robustness(model, xt, yt, attack="pgd", eps=[0.02], steps=3, probe_queries=10, probe_images=8,
-                                 device="cpu")
+    report = evaluate_robustness(model, xt, yt, attack="pgd", eps=[0.02], steps=3, probe_queries=10, probe_images=8, device="cpu")
     doc = report.to_json()
     probe = doc["probes"]["square"][0]
     assert probe["n"] == 8 and probe["n_positive"] + probe["n_negative"] == 8

@@ -25,8 +25,7 @@ SHIFT = {"A": 0.5, "E": 1.0, "F": 1.5}
 
 def _run(tmp_path):
     out = tmp_path / "run"
-    config = load_config({"name": "uneven", "data": {"source": "synthetic"}, "cv": {"folds": FOLDS},
-                          "methods": list(FINISHED)})
+    config = load_config({"name": "uneven", "data": {"source": "synthetic"}, "cv": {"folds": FOLDS}, "methods": list(FINISHED)})
     atomic.write_text(out / "config.toml", config.to_toml())
     rng = np.random.default_rng(0)
     labels = (rng.random(IMAGES) < 0.4).astype(int)
@@ -38,9 +37,16 @@ def _run(tmp_path):
         for fold in folds:
             idx = np.arange(fold, IMAGES, FOLDS)
             folder = out / key / f"fold_{fold}"
-            atomic.write_json(folder / "manifest.json", {"status": "finished", "results": {
-                "standard_auc": roc_auc_score(labels[idx], clean[idx]),
-                "adversarial_auc": roc_auc_score(labels[idx], adv[idx])}})
+            atomic.write_json(
+                folder / "manifest.json",
+                {
+                    "status": "finished",
+                    "results": {
+                        "standard_auc": roc_auc_score(labels[idx], clean[idx]),
+                        "adversarial_auc": roc_auc_score(labels[idx], adv[idx]),
+                    },
+                },
+            )
             write_predictions(folder, fold, idx, labels[idx], clean[idx], adv[idx])
     return out, labels, scores
 
@@ -100,8 +106,9 @@ def test_complete_run_has_no_markers_unless_predictions_are_missing(tmp_path):
         idx = np.arange(fold, IMAGES, FOLDS)
         write_predictions(out / "F" / f"fold_{fold}", fold, idx, labels[idx], *(s[idx] for s in scores["F"]))
     for fold in (0, 2, 4):
-        atomic.write_json(out / "F" / f"fold_{fold}" / "manifest.json",
-                          {"status": "finished", "results": {"standard_auc": 0.8, "adversarial_auc": 0.7}})
+        atomic.write_json(
+            out / "F" / f"fold_{fold}" / "manifest.json", {"status": "finished", "results": {"standard_auc": 0.8, "adversarial_auc": 0.7}}
+        )
     results = collect(out)
     f = next(m for m in results["methods"] if m["key"] == "F")
     assert results["complete"] and not f["partial"]
@@ -110,7 +117,8 @@ def test_complete_run_has_no_markers_unless_predictions_are_missing(tmp_path):
     assert "| 5/5 |" in md and f"5/5 {PARTIAL_ROW}" not in md
     pooled_cells = [line.split(" | ")[5] for line in md.splitlines() if line.startswith("| F.")]
     assert pooled_cells[0].endswith(PARTIAL_ROW)  # the pooled AUC over 4 of 5 folds is marked
-    write_predictions(out / "F" / "fold_4", 4, *(lambda i: (i, labels[i], scores["F"][0][i], scores["F"][1][i]))(
-        np.arange(4, IMAGES, FOLDS)))
+    write_predictions(
+        out / "F" / "fold_4", 4, *(lambda i: (i, labels[i], scores["F"][0][i], scores["F"][1][i]))(np.arange(4, IMAGES, FOLDS))
+    )
     md = render_table(collect(out), "md")
     assert PARTIAL_ROW not in md and PARTIAL_TEST not in md

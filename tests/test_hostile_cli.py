@@ -29,8 +29,9 @@ def _env() -> dict:
 
 
 def _cli(*args: str, preexec_fn=None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "arfl_studio", *args], env=_env(), capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=preexec_fn)
+    return subprocess.run(
+        [sys.executable, "-m", "arfl_studio", *args], env=_env(), capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn
+    )
 
 
 def _one_line_error(stderr: str) -> str:
@@ -144,8 +145,9 @@ def test_a_full_disk_during_the_write_is_one_line_and_leaves_no_half_file(demo, 
 
 def test_a_full_disk_while_generating_demo_data_keeps_nothing(tmp_path):
     out = tmp_path / "demo"
-    done = _cli("demo-data", str(out), "--patients", "2", "--size", "256", "192",
-                preexec_fn=_file_size_limit(20_000))  # each image is ~100 kB
+    done = _cli(
+        "demo-data", str(out), "--patients", "2", "--size", "256", "192", preexec_fn=_file_size_limit(20_000)
+    )  # each image is ~100 kB
     assert done.returncode == 1
     _one_line_error(done.stderr)
     assert list(tmp_path.iterdir()) == []  # no half dataset, no hidden work folder
@@ -211,8 +213,7 @@ def _ctrl_c(proc: subprocess.Popen) -> tuple[int, str, float]:
 
 def _start(*args: str, code: str | None = None) -> subprocess.Popen:
     command = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "arfl_studio", *args]
-    return subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def _wait_for(condition, proc: subprocess.Popen, seconds: float = 90) -> None:
@@ -293,11 +294,23 @@ def test_ctrl_c_during_attack_stops_at_once(demo, tmp_path):
     from arfl_studio.models.registry import ModelSpec, build_model, save_checkpoint
 
     spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
-    checkpoint = save_checkpoint(tmp_path / "model.pt", build_model(spec), spec,
-                                 preprocess={"size": [32, 32], "channels": 1})
+    checkpoint = save_checkpoint(tmp_path / "model.pt", build_model(spec), spec, preprocess={"size": [32, 32], "channels": 1})
     cache = tmp_path / "cache"
-    proc = _start("attack", str(checkpoint), "--data", str(demo), "--cache-dir", str(cache), "--attack", "pgd",
-                  "--steps", "1000000", "--no-probes", "--json", str(tmp_path / "attack.json"))
+    proc = _start(
+        "attack",
+        str(checkpoint),
+        "--data",
+        str(demo),
+        "--cache-dir",
+        str(cache),
+        "--attack",
+        "pgd",
+        "--steps",
+        "1000000",
+        "--no-probes",
+        "--json",
+        str(tmp_path / "attack.json"),
+    )
     _wait_for(lambda: len(list(cache.rglob("*.npy"))) >= 6, proc)  # every image loaded: the attack runs
     time.sleep(1.0)
     status, err, seconds = _ctrl_c(proc)
@@ -324,8 +337,19 @@ sys.exit(main())
 
 def test_ctrl_c_inside_the_preprocessing_of_one_image_stops_at_once(demo, tmp_path):
     marker, cache = tmp_path / "preprocessing", tmp_path / "cache"
-    proc = _start(str(marker), "preprocess", str(demo), "--cache", str(cache), "--size", "32", "32",
-                  "--json", str(tmp_path / "pre.json"), code=SLOW_PREPROCESS)
+    proc = _start(
+        str(marker),
+        "preprocess",
+        str(demo),
+        "--cache",
+        str(cache),
+        "--size",
+        "32",
+        "32",
+        "--json",
+        str(tmp_path / "pre.json"),
+        code=SLOW_PREPROCESS,
+    )
     _wait_for(marker.exists, proc)
     status, err, seconds = _ctrl_c(proc)
     assert status == 130 and seconds < 1.5, (status, seconds, err)
@@ -337,8 +361,14 @@ def test_ctrl_c_inside_the_preprocessing_of_one_image_stops_at_once(demo, tmp_pa
 def test_ctrl_c_during_run_keeps_the_resume_checkpoint(tmp_path):
     out = tmp_path / "run"
     env = {**_env(), "ARFL_STUDIO_DATA": str(tmp_path / "data")}  # the demo copy demo_tiny makes goes here
-    proc = subprocess.Popen([sys.executable, "-m", "arfl_studio", "run", "demo_tiny", "--out", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arfl_studio", "run", "demo_tiny", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     _wait_for(lambda: any(out.rglob("resume.pt")), proc)  # an epoch is finished: training goes on
     kept = {p: p.read_bytes() for p in out.rglob("resume.pt")}
     status, err, seconds = _ctrl_c(proc)
@@ -379,8 +409,9 @@ def test_workers_end_within_5_s_of_their_parent_being_killed(tmp_path):
     script, started = tmp_path / "parent.py", tmp_path / "started"
     script.write_text(ORPHAN_PARENT)
     started.mkdir()
-    proc = subprocess.Popen([sys.executable, str(script), str(started)], env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(started)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     parent = psutil.Process(proc.pid)
     try:
         _wait_for(lambda: len(list(started.iterdir())) >= 4, proc)  # 2 pool and 2 loader workers are busy

@@ -16,8 +16,7 @@ def test_worker_processes_do_not_change_the_trained_model_or_its_auc(tmp_path):
     runs = {}
     for workers in (0, 1):
         out = tmp_path / f"w{workers}"
-        run_experiment(tiny_config(training={"epochs": 2, "workers": workers}, methods=["F"],
-                                   data={"synthetic_samples": 16}), out)
+        run_experiment(tiny_config(training={"epochs": 2, "workers": workers}, methods=["F"], data={"synthetic_samples": 16}), out)
         runs[workers] = out
     for fold in (0, 1):
         a = torch.load(run_access.fold_checkpoint(runs[0], "F", fold), weights_only=True)

@@ -13,15 +13,15 @@ SHAPE = (120, 100)
 
 
 def _masks():
-    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
+    yy, xx = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
     breast = ((yy - 60) / 50.0) ** 2 + (xx / 70.0) ** 2 <= 1  # half ellipse on the chest wall
     lesions = lesion_mask([Lesion("mass", centre=(60, 30), radius=6)], SHAPE)
     return breast, lesions
 
 
 def _blob(row, col, sd=3.0):
-    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]
-    return np.exp(-((yy - row) ** 2 + (xx - col) ** 2) / (2 * sd ** 2))
+    yy, xx = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
+    return np.exp(-((yy - row) ** 2 + (xx - col) ** 2) / (2 * sd**2))
 
 
 def test_a_map_on_the_lesion_hits_and_a_map_on_the_label_misses():
@@ -56,10 +56,10 @@ def test_a_map_spread_evenly_on_the_breast_scores_chance_and_a_constant_map_has_
 def test_paired_tests_tell_a_method_that_finds_lesions_from_one_that_does_not():
     breast, lesions = _masks()
     rng = np.random.default_rng(0)
-    good = [localise(_blob(60 + rng.integers(-3, 4), 30 + rng.integers(-3, 4)) + 0.01 * rng.random(SHAPE),
-                     lesions, breast) for _ in range(12)]
-    bad = [localise(_blob(rng.integers(20, 100), 60 + rng.integers(-5, 6)) + 0.01 * rng.random(SHAPE),
-                    lesions, breast) for _ in range(12)]
+    good = [
+        localise(_blob(60 + rng.integers(-3, 4), 30 + rng.integers(-3, 4)) + 0.01 * rng.random(SHAPE), lesions, breast) for _ in range(12)
+    ]
+    bad = [localise(_blob(rng.integers(20, 100), 60 + rng.integers(-5, 6)) + 0.01 * rng.random(SHAPE), lesions, breast) for _ in range(12)]
     summary = summarise(good)
     assert summary["images"] == 12 and summary["pointing"] == 1.0 and summary["energy_inside"] > summary["chance"]
     (test,) = paired_tests({"arfl": good, "standard": bad})
@@ -79,8 +79,8 @@ def test_on_a_real_film_a_map_on_the_marked_lesion_beats_chance_and_the_film_lab
     breast = native_breast_mask(mammogram.pixels)
     (lesion,) = read_lesion_table(root / "lesions.csv", root)[0]["images/mdb023.dcm"]
     lesions = lesion_mask([lesion], mammogram.pixels.shape)
-    yy, xx = np.mgrid[0:breast.shape[0], 0:breast.shape[1]]
-    on = np.exp(-((yy - lesion.centre[0]) ** 2 + (xx - lesion.centre[1]) ** 2) / (2 * 15.0 ** 2))
+    yy, xx = np.mgrid[0 : breast.shape[0], 0 : breast.shape[1]]
+    on = np.exp(-((yy - lesion.centre[0]) ** 2 + (xx - lesion.centre[1]) ** 2) / (2 * 15.0**2))
     result = localise(on, lesions, breast, mammogram.pixel_spacing, tolerance_mm=5)
     assert result.pointing == 1.0 and result.energy_inside > 10 * result.chance
     bright_off_breast = np.where(~breast, mammogram.pixels, 0)  # film labels and markers

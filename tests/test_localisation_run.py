@@ -41,8 +41,15 @@ def test_a_model_that_looks_at_the_lesion_scores_on_the_native_grid(tmp_path, si
     from arfl_studio.data import ImageRecord
 
     path, (row, col), _ = write_phantom(tmp_path / "x.dcm", side, "MLO")
-    record = ImageRecord(path=path, rel_path="x.dcm", patient_id="P", laterality=side, view="MLO", label=1,
-                         lesions=(Lesion("mass", centre=(float(row), float(col)), radius=10.0),))
+    record = ImageRecord(
+        path=path,
+        rel_path="x.dcm",
+        patient_id="P",
+        laterality=side,
+        view="MLO",
+        label=1,
+        lesions=(Lesion("mass", centre=(float(row), float(col)), radius=10.0),),
+    )
     settings = PreprocessSettings(size=(96, 64), channels=1, fit=fit)
     spec = type("Spec", (), {"in_channels": 1})()
     scores, facts = measure_image(record, {"bright": (BrightSpotModel().eval(), spec)}, settings, "gradient", 3.0)
@@ -55,9 +62,12 @@ def test_a_model_that_looks_at_the_lesion_scores_on_the_native_grid(tmp_path, si
 
 def test_cli_localisation_table_for_each_method_on_held_out_patients(lesion_folder, tmp_path):
     out = tmp_path / "run"
-    config = tiny_config(data={"source": None, "root": str(lesion_folder), "cache_dir": str(tmp_path / "cache")},
-                         preprocess={"size": [48, 32], "channels": 1, "crop": "breast"},
-                         training={"epochs": 1, "batch_size": 8}, methods=["A", "F"])
+    config = tiny_config(
+        data={"source": None, "root": str(lesion_folder), "cache_dir": str(tmp_path / "cache")},
+        preprocess={"size": [48, 32], "channels": 1, "crop": "breast"},
+        training={"epochs": 1, "batch_size": 8},
+        methods=["A", "F"],
+    )
     run_experiment(config, out)
     splits = json.loads((out / "splits.json").read_text())
     assert all(r.get("lesions") for r in splits["records"])  # the marks travel with the run folder
@@ -76,8 +86,25 @@ def test_cli_localisation_table_for_each_method_on_held_out_patients(lesion_fold
         rows = list(csv.reader(handle))
     assert rows[0][0] == "Method" and [r[0] for r in rows[1:]] == ["A", "F"]
     # another dataset with lesion marks, scored by one fold's models
-    assert main(["saliency", str(out), "--localisation", "--data", str(lesion_folder), "--model", "F",
-                 "--limit", "3", "--json", str(doc_path), "--force"]) == 0
+    assert (
+        main(
+            [
+                "saliency",
+                str(out),
+                "--localisation",
+                "--data",
+                str(lesion_folder),
+                "--model",
+                "F",
+                "--limit",
+                "3",
+                "--json",
+                str(doc_path),
+                "--force",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(doc_path.read_text())
     assert [r["images"] for r in doc["rows"]] == [3] and "fold 1" in doc["evaluated_on"]
 

@@ -23,8 +23,7 @@ def demo_checkpoint(tmp_path_factory):
     root = generate_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", patients=4, size=(96, 80), seed=0)
     image = scan_dataset(root).images[0].path
     spec = ModelSpec(backbone="small_cnn", in_channels=1, width=4)
-    ckpt = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.pt", build_model(spec), spec,
-                           preprocess=TRAINED.model_input_record())
+    ckpt = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.pt", build_model(spec), spec, preprocess=TRAINED.model_input_record())
     return root, image, ckpt
 
 
@@ -74,15 +73,17 @@ def test_bare_checkpoint_without_record_still_takes_the_flags(tmp_path):
 
 
 def test_run_fold_models_record_their_input_and_attack_refuses_another(tmp_path, capsys):
-    config = load_config({
-        "name": "tiny",
-        "data": {"source": "synthetic", "synthetic_samples": 16, "synthetic_size": [16, 16]},
-        "preprocess": {"size": [16, 16], "channels": 1},
-        "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
-        "training": {"epochs": 1, "batch_size": 8, "device": "cpu"},
-        "cv": {"folds": 2},
-        "methods": [{"key": "A"}],
-    })
+    config = load_config(
+        {
+            "name": "tiny",
+            "data": {"source": "synthetic", "synthetic_samples": 16, "synthetic_size": [16, 16]},
+            "preprocess": {"size": [16, 16], "channels": 1},
+            "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
+            "training": {"epochs": 1, "batch_size": 8, "device": "cpu"},
+            "cv": {"folds": 2},
+            "methods": [{"key": "A"}],
+        }
+    )
     run_experiment(config, tmp_path / "run")
     stored = load_model_input(run_access.fold_checkpoint(tmp_path / "run", "A", 0))
     assert stored["size"] == [16, 16] and stored["channels"] == 1
@@ -103,9 +104,12 @@ def test_saliency_suffix_chooses_the_format(demo_checkpoint, tmp_path, name, mag
 
 def test_saliency_refuses_an_unknown_suffix_before_any_work(demo_checkpoint, tmp_path, capsys):
     _root, image, ckpt = demo_checkpoint
-    for args in (["--out", str(tmp_path / "x.gif")], ["--out", str(tmp_path / "x")],
-                 ["--out", str(tmp_path / "ok.png"), "--raw", str(tmp_path / "map.csv")],
-                 ["--out", str(tmp_path / "ok.png"), "--method", "perturbation", "--adv-out", str(tmp_path / "a.bmp")]):
+    for args in (
+        ["--out", str(tmp_path / "x.gif")],
+        ["--out", str(tmp_path / "x")],
+        ["--out", str(tmp_path / "ok.png"), "--raw", str(tmp_path / "map.csv")],
+        ["--out", str(tmp_path / "ok.png"), "--method", "perturbation", "--adv-out", str(tmp_path / "a.bmp")],
+    ):
         assert main(["saliency", str(ckpt), str(image), *args]) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and ("suffix" in err or ".npy" in err), err

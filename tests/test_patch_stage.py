@@ -93,8 +93,8 @@ def _tiny_mias(tmp_path, patients: int = 10):
     rows = list(csv.DictReader(open(root / "labels.csv")))
     lesions = list(csv.DictReader(open(root / "lesions.csv")))
     marked = {r["path"] for r in lesions if r["x"] and r["pathology"] == "malignant"}
-    wanted = sorted({r["patient"] for r in rows if r["path"] in marked})[:patients // 2]
-    wanted += sorted({r["patient"] for r in rows if r["label"] == "normal"})[:patients - len(wanted)]
+    wanted = sorted({r["patient"] for r in rows if r["path"] in marked})[: patients // 2]
+    wanted += sorted({r["patient"] for r in rows if r["label"] == "normal"})[: patients - len(wanted)]
     keep = [r for r in rows if r["patient"] in wanted]
     (tmp_path / "images").mkdir(parents=True)
     for r in keep:
@@ -135,8 +135,7 @@ def test_every_paper_method_trains_the_patch_classifier(key):
     spec = config.model_spec_for(method)  # DSBN gets its dual batch norms here
     model = build_model(ModelSpec(**{**spec.to_dict(), "width": 8}))
     settings = PatchStageSettings(epochs=1, patch=24, per_epoch=16, batch_size=16)
-    history = train_patch_stage(model, phantom_sources(np.random.default_rng(2)), method, settings,
-                                torch.device("cpu"), seed=0)
+    history = train_patch_stage(model, phantom_sources(np.random.default_rng(2)), method, settings, torch.device("cpu"), seed=0)
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
     model.eval()
     with torch.no_grad():
@@ -156,6 +155,13 @@ def test_patch_stage_keeps_its_best_validated_epoch_from_the_last_two_thirds():
     sources = phantom_sources(np.random.default_rng(4))
     model = build_model(ModelSpec(backbone="patch_fcn", in_channels=1, width=8))
     aucs = iter([0.6, 0.9, 0.7, 0.9])  # epochs 3..6 of 6 (the first third, epochs 1-2, are not candidates)
-    history = train_patch_stage(model, sources, paper_method("A"), PatchStageSettings(epochs=6, patch=24, per_epoch=16),
-                                torch.device("cpu"), seed=0, validate=lambda m: next(aucs))
+    history = train_patch_stage(
+        model,
+        sources,
+        paper_method("A"),
+        PatchStageSettings(epochs=6, patch=24, per_epoch=16),
+        torch.device("cpu"),
+        seed=0,
+        validate=lambda m: next(aucs),
+    )
     assert history["validation_auc"] == [0.6, 0.9, 0.7, 0.9] and history["selected_epoch"] == 6  # ties: the later

@@ -7,7 +7,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from arfl_studio.evaluation.roc_stats import (
-    auc_estimate, delong_auc_ci, delong_covariance, paired_delong_test, pooled_oof_auc, pooled_paired_delong,
+    auc_estimate,
+    delong_auc_ci,
+    delong_covariance,
+    paired_delong_test,
+    pooled_oof_auc,
+    pooled_paired_delong,
 )
 
 

@@ -90,8 +90,9 @@ def test_resumed_run_lists_the_fold_once_it_finishes(tmp_path):
 
 def test_attack_command_reads_every_seed_of_a_run(seeded_run, tmp_path, capsys):
     out = tmp_path / "attack.json"
-    code = cli_main(["attack", str(seeded_run), "--method", "A", "--fold", "0", "--attack", "fgsm", "--eps", "0.001",
-                     "--no-probes", "--json", str(out)])
+    code = cli_main(
+        ["attack", str(seeded_run), "--method", "A", "--fold", "0", "--attack", "fgsm", "--eps", "0.001", "--no-probes", "--json", str(out)]
+    )
     assert code in (0, None)
     doc = json.loads(out.read_text())
     assert sorted(e["seed"] for e in doc["evaluations"]) == [0, 1]

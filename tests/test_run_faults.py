@@ -131,8 +131,11 @@ def test_leftover_temporaries_of_dead_processes_are_removed_and_nothing_else(tmp
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     fold = out / "A" / "fold_0"
-    stale = [out / f".manifest.json.p{dead.pid}.abcdefgh.tmp", fold / f".manifest.json.p{dead.pid}.a1b2c3d4.tmp",
-             fold / f".resume.pt.p{dead.pid}.zzzzzzzz.tmp"]
+    stale = [
+        out / f".manifest.json.p{dead.pid}.abcdefgh.tmp",
+        fold / f".manifest.json.p{dead.pid}.a1b2c3d4.tmp",
+        fold / f".resume.pt.p{dead.pid}.zzzzzzzz.tmp",
+    ]
     kept = [fold / "notes.tmp", fold / f".manifest.json.p{os.getppid()}.abcdefgh.tmp", out / "my.manifest.json.tmp"]
     old = time.time() - 7200
     for path in stale + kept:
@@ -191,8 +194,16 @@ def test_splits_have_a_shareable_form_without_study_dates_or_root(tmp_path, monk
     from arfl_studio.experiments.splits import shareable_splits
 
     monkeypatch.setenv("ARFL_STUDIO_DATA", str(tmp_path / "data"))  # the per-user path key lives here
-    records = [SimpleNamespace(rel_path=f"CMMD/D1-000{i}/07-18-2010-NA-NA-7937/1.000000-NA-70244/1-{i}.dcm",
-                               patient_id=f"D1-000{i}", laterality="L", view="CC", label=i % 2) for i in range(4)]
+    records = [
+        SimpleNamespace(
+            rel_path=f"CMMD/D1-000{i}/07-18-2010-NA-NA-7937/1.000000-NA-70244/1-{i}.dcm",
+            patient_id=f"D1-000{i}",
+            laterality="L",
+            view="CC",
+            label=i % 2,
+        )
+        for i in range(4)
+    ]
     config = load_config(tiny_config())
     document = shareable_splits(config, records, [[0, 1], [2, 3]])
     text = json.dumps(document)
@@ -225,8 +236,7 @@ def test_a_bit_flipped_resume_checkpoint_is_reported_and_resume_falls_back_to_th
 
     assert run_experiment(config, out, callback=stop, cancel=cancel).status == "cancelled"
     fold = out / "A" / "fold_0"
-    assert {"resume.pt", "resume.pt.sha256", "resume.previous.pt", "resume.previous.pt.sha256"} <= {
-        p.name for p in fold.iterdir()}
+    assert {"resume.pt", "resume.pt.sha256", "resume.previous.pt", "resume.previous.pt.sha256"} <= {p.name for p in fold.iterdir()}
     _flip_a_bit(fold / "resume.pt")
     torch.load(fold / "resume.pt", weights_only=True)  # the damage is silent without the checksum
     assert run_experiment(config, out).status == "finished"

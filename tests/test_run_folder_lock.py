@@ -89,9 +89,13 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 def _holder(tmp_path: Path, config: dict, out: Path, folds: list[int] | None) -> tuple[subprocess.Popen, Path]:
     started, release = tmp_path / "started", tmp_path / "release"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, json.dumps(config), str(out), json.dumps(folds),
-                             str(started), str(release)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, json.dumps(config), str(out), json.dumps(folds), str(started), str(release)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(started, proc)
     return proc, release
 
@@ -171,8 +175,7 @@ def test_a_stale_lock_file_of_a_dead_pid_is_taken_over(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b'{"pid": 12', b"\x00\x00"])
 @pytest.mark.parametrize("fallback", [False, True])
-def test_an_empty_or_garbled_lock_left_by_a_crash_is_stale_once_a_few_seconds_old(tmp_path, monkeypatch, content,
-                                                                                  fallback):
+def test_an_empty_or_garbled_lock_left_by_a_crash_is_stale_once_a_few_seconds_old(tmp_path, monkeypatch, content, fallback):
     """Issue 26 item 18: a crash between creating and writing the lock left one that blocked the fold forever."""
     import arfl_studio.run_lock as run_lock
 
@@ -255,8 +258,10 @@ def test_processes_racing_for_one_stale_lock_get_exactly_one_winner(tmp_path, mo
         lock, reports, go, finish = folder / "A.fold_0.lock", folder / "reports", folder / "go", folder / "finish"
         reports.mkdir(parents=True)
         lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "token": "stale"}))
-        racers = [subprocess.Popen([sys.executable, "-c", RACER, str(lock), str(reports), str(go), str(finish), mode],
-                                   env=_env()) for _ in range(5)]
+        racers = [
+            subprocess.Popen([sys.executable, "-c", RACER, str(lock), str(reports), str(go), str(finish), mode], env=_env())
+            for _ in range(5)
+        ]
         try:
             deadline = time.time() + 60
             while len(list(reports.glob("ready-*"))) < len(racers):

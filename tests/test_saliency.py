@@ -102,8 +102,9 @@ def test_saliency_cli_on_demo_dicom(tmp_path):
             model.load_state_dict(train_tiny_cnn(x, y, epochs=epochs, width=4).state_dict())
         ckpts.append(str(save_checkpoint(tmp_path / f"m{i}.pt", model, spec)))
     out, raw, js = tmp_path / "s.png", tmp_path / "s.npy", tmp_path / "s.json"
-    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--space", "model", "--out", str(out), "--raw", str(raw),
-                 "--json", str(js)]) == 0
+    assert (
+        main(["saliency", ckpts[0], dcm, "--size", "32", "--space", "model", "--out", str(out), "--raw", str(raw), "--json", str(js)]) == 0
+    )
     from matplotlib import image as mpimg
 
     assert mpimg.imread(out).shape[:2] == (32, 32)
@@ -112,16 +113,60 @@ def test_saliency_cli_on_demo_dicom(tmp_path):
     doc = json.loads(js.read_text())
     assert doc["method"] == "gradient" and 0 <= doc["models"][0]["probability"] <= 1 and doc["space"] == "model"
     cmp = tmp_path / "cmp.png"
-    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "smoothgrad", "--samples", "4",
-                 "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw), "--space", "model", "--force"]) == 0
+    assert (
+        main(
+            [
+                "saliency",
+                ckpts[0],
+                dcm,
+                "--size",
+                "32",
+                "--method",
+                "smoothgrad",
+                "--samples",
+                "4",
+                "--compare",
+                ckpts[1],
+                "--out",
+                str(cmp),
+                "--raw",
+                str(raw),
+                "--space",
+                "model",
+                "--force",
+            ]
+        )
+        == 0
+    )
     assert np.load(raw).shape == (2, 32, 32) and mpimg.imread(cmp).shape[1] > 200
     # default: the DICOM's own grid, both panels at full size
-    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--compare", ckpts[1], "--out", str(cmp),
-                 "--raw", str(raw), "--force"]) == 0  # replacing our own earlier outputs
+    assert (
+        main(["saliency", ckpts[0], dcm, "--size", "32", "--compare", ckpts[1], "--out", str(cmp), "--raw", str(raw), "--force"]) == 0
+    )  # replacing our own earlier outputs
     assert np.load(raw).shape == (2, 128, 104) and mpimg.imread(cmp).shape[1] > 2 * 104
     adv = tmp_path / "adv.png"
-    assert main(["saliency", ckpts[0], dcm, "--size", "32", "--method", "perturbation", "--eps", "0.02",
-                 "--steps", "3", "--out", str(tmp_path / "p.png"), "--adv-out", str(adv)]) == 0
+    assert (
+        main(
+            [
+                "saliency",
+                ckpts[0],
+                dcm,
+                "--size",
+                "32",
+                "--method",
+                "perturbation",
+                "--eps",
+                "0.02",
+                "--steps",
+                "3",
+                "--out",
+                str(tmp_path / "p.png"),
+                "--adv-out",
+                str(adv),
+            ]
+        )
+        == 0
+    )
     assert adv.is_file()
     assert main(["saliency", str(tmp_path / "none.pt"), dcm, "--out", str(out), "--force"]) == 2
 
@@ -142,8 +187,23 @@ def test_saliency_native_raw_lies_on_the_breast(tmp_path, one_channel_checkpoint
 
     dcm, _lesion, breast = write_phantom(tmp_path / "p.dcm", laterality, "CC")
     raw, out = tmp_path / "raw.npy", tmp_path / "overlay.png"
-    args = ["saliency", one_channel_checkpoint, str(dcm), "--size", "32", "--method", method, "--eps", "0.02",
-            "--steps", "2", "--out", str(out), "--raw", str(raw)]
+    args = [
+        "saliency",
+        one_channel_checkpoint,
+        str(dcm),
+        "--size",
+        "32",
+        "--method",
+        method,
+        "--eps",
+        "0.02",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--raw",
+        str(raw),
+    ]
     assert main(args) == 0
     saved = np.abs(np.load(raw))
     assert saved.shape == breast.shape == mpimg.imread(out).shape[:2]  # the DICOM's size and orientation
@@ -167,9 +227,32 @@ def test_the_stored_threshold_decides_the_class_a_map_explains(tmp_path, one_cha
     for name, logit in (("low", z - 1.0), ("high", z + 1.0)):
         path = save_checkpoint(tmp_path / f"{name}.pt", model, spec, DecisionThreshold(logit=logit, rule="logit"))
         js = tmp_path / f"{name}-saliency.json"  # {name}.json is the model's own description
-        assert main(["saliency", str(path), str(tmp_path / "img.npy"), "--size", "32", "--space", "model",
-                     "--method", "perturbation", "--eps", "0.02", "--steps", "3", "--out", str(tmp_path / f"{name}.png"),
-                     "--raw", str(tmp_path / f"{name}.npy"), "--json", str(js)]) == 0
+        assert (
+            main(
+                [
+                    "saliency",
+                    str(path),
+                    str(tmp_path / "img.npy"),
+                    "--size",
+                    "32",
+                    "--space",
+                    "model",
+                    "--method",
+                    "perturbation",
+                    "--eps",
+                    "0.02",
+                    "--steps",
+                    "3",
+                    "--out",
+                    str(tmp_path / f"{name}.png"),
+                    "--raw",
+                    str(tmp_path / f"{name}.npy"),
+                    "--json",
+                    str(js),
+                ]
+            )
+            == 0
+        )
         info = json.loads(js.read_text())["models"][0]
         explained[name] = info["explains"]
         assert "stored threshold" in info["explains_why"] and info["threshold"]["logit"] == pytest.approx(logit)

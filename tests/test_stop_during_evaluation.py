@@ -46,8 +46,7 @@ def test_stop_during_validation_keeps_the_epoch_without_partial_numbers_and_resu
 
     def stop_at_the_end_of_epoch_1(event):
         inner = getattr(event, "event", None)
-        if isinstance(event, FoldEvent) and isinstance(inner, StepEvent) and inner.epoch == 0 \
-                and inner.step + 1 == inner.steps_per_epoch:
+        if isinstance(event, FoldEvent) and isinstance(inner, StepEvent) and inner.epoch == 0 and inner.step + 1 == inner.steps_per_epoch:
             cancel.set()  # the last step is done: validation is next
 
     assert run_experiment(config, out, callback=stop_at_the_end_of_epoch_1, cancel=cancel).status == "cancelled"

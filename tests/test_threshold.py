@@ -39,8 +39,7 @@ def test_youden_recovers_sensitivity_that_logit_zero_loses():
     assert chosen.sensitivity > 0.7 and chosen.specificity > 0.7
     # the recorded rates are the strict rule's rates at the stored logit, and J is the maximum over all cuts
     assert operating_point(targets, logits, chosen.logit)["sensitivity"] == chosen.sensitivity
-    best_j = max(sum(operating_point(targets, logits, t)[k] for k in ("sensitivity", "specificity"))
-                 for t in np.r_[logits, logits - 1e-9])
+    best_j = max(sum(operating_point(targets, logits, t)[k] for k in ("sensitivity", "specificity")) for t in np.r_[logits, logits - 1e-9])
     assert chosen.sensitivity + chosen.specificity == pytest.approx(best_j)
 
 
@@ -64,8 +63,18 @@ def test_separated_scores_put_the_threshold_in_the_gap_and_one_class_falls_back(
     assert fallback.logit == 0.0 and "one class" in fallback.note
 
 
-@pytest.mark.parametrize("bad", ["median", {"sensitivity": 1.5}, {"sensitivity": 0}, {"youden": 1},
-                                 {"sensitivity": 0.9, "specificity": 0.9}, {"logit": float("nan")}, 3])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "median",
+        {"sensitivity": 1.5},
+        {"sensitivity": 0},
+        {"youden": 1},
+        {"sensitivity": 0.9, "specificity": 0.9},
+        {"logit": float("nan")},
+        3,
+    ],
+)
 def test_bad_threshold_settings_are_refused_with_the_key(bad):
     with pytest.raises(SettingError, match="threshold"):
         ThresholdRule.parse(bad)
@@ -74,8 +83,7 @@ def test_bad_threshold_settings_are_refused_with_the_key(bad):
 
 
 def test_config_threshold_and_pos_weight_round_trip_through_toml(tmp_path):
-    config = load_config({"data": {"source": "synthetic"},
-                          "training": {"threshold": {"sensitivity": 0.9}, "pos_weight": "off"}})
+    config = load_config({"data": {"source": "synthetic"}, "training": {"threshold": {"sensitivity": 0.9}, "pos_weight": "off"}})
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml())
     again = load_config(path)
@@ -109,8 +117,7 @@ def test_threshold_is_stored_with_the_checkpoint_and_old_checkpoints_default_to_
     stored = load_threshold(path)
     assert stored == chosen and stored.n_images == 12
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["threshold_logit"] == chosen.logit and meta["threshold"]["probability"] == pytest.approx(
-        1 / (1 + np.exp(-chosen.logit)))
+    assert meta["threshold_logit"] == chosen.logit and meta["threshold"]["probability"] == pytest.approx(1 / (1 + np.exp(-chosen.logit)))
     loaded, loaded_spec = load_checkpoint(path)  # the model half is unchanged
     assert loaded_spec == spec
 
@@ -132,8 +139,15 @@ def _threshold_run(tmp_path, name: str, samples: int, holdout: float):
         "data": {"source": "synthetic", "synthetic_samples": samples, "synthetic_size": [16, 16]},
         "preprocess": {"size": [16, 16], "channels": 1, "crop": "none"},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
-        "training": {"epochs": 1, "batch_size": 8, "device": "cpu", "threshold": {"sensitivity": 1.0},
-                     "pos_weight": 2.0, "validate_adversarial_every": 0, "threshold_holdout": holdout},
+        "training": {
+            "epochs": 1,
+            "batch_size": 8,
+            "device": "cpu",
+            "threshold": {"sensitivity": 1.0},
+            "pos_weight": 2.0,
+            "validate_adversarial_every": 0,
+            "threshold_holdout": holdout,
+        },
         "cv": {"folds": 2, "seed": 0},
         "evaluation": {"eps": 1e-3, "steps": 1},
         "methods": [{"key": "A"}],
@@ -221,11 +235,28 @@ def test_each_fold_model_stores_the_threshold_chosen_on_its_training_folds(tmp_p
     # `arfl-studio attack RUN` scores accuracy, sensitivity, specificity and flips at the stored threshold
     from arfl_studio.cli import main as cli_main
 
-    assert cli_main(["attack", str(out), "--fold", "0", "--eps", "0.001", "--steps", "1", "--no-probes",
-                     "--large-eps", "0", "--json", str(tmp_path / "attack.json")]) == 0
+    assert (
+        cli_main(
+            [
+                "attack",
+                str(out),
+                "--fold",
+                "0",
+                "--eps",
+                "0.001",
+                "--steps",
+                "1",
+                "--no-probes",
+                "--large-eps",
+                "0",
+                "--json",
+                str(tmp_path / "attack.json"),
+            ]
+        )
+        == 0
+    )
     attack = json.loads((tmp_path / "attack.json").read_text())["evaluations"][0]
     assert attack["threshold_logit"] == load_fold_threshold(out, "A", 0).logit
     row = result.results["methods"][0]
     assert len(row["standard_specificity"]["per_fold"]) == 2
     assert "Sens / spec" in render_table(result.results, "md")
-

@@ -27,8 +27,15 @@ def _batches(n_batches=5):
 def test_events_report_steps_epochs_and_status():
     model = TwoMoonMLP()
     events = []
-    result = train(model, torch.optim.Adam(model.parameters(), 1e-2), _batches(), paper_method("F", 0.5, attack=FGSM),
-                   epochs=2, callback=events.append, evaluate=lambda e: {"acc": 0.5})
+    result = train(
+        model,
+        torch.optim.Adam(model.parameters(), 1e-2),
+        _batches(),
+        paper_method("F", 0.5, attack=FGSM),
+        epochs=2,
+        callback=events.append,
+        evaluate=lambda e: {"acc": 0.5},
+    )
     assert result.status == "finished" and result.epochs_completed == 2
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
@@ -49,8 +56,9 @@ def test_cancel_stops_between_steps():
             if len(seen) == 3:
                 cancel.set()
 
-    result = train(model, torch.optim.SGD(model.parameters(), 0.1), _batches(), paper_method("A"),
-                   epochs=4, callback=callback, cancel=cancel)
+    result = train(
+        model, torch.optim.SGD(model.parameters(), 0.1), _batches(), paper_method("A"), epochs=4, callback=callback, cancel=cancel
+    )
     assert result.status == "cancelled"
     assert len(seen) == 3  # no step ran after the flag was set
 

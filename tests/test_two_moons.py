@@ -81,10 +81,38 @@ def test_cli_writes_every_row_with_per_seed_values(tmp_path, capsys):
     from arfl_studio.cli import main
 
     out, fig = tmp_path / "out.json", tmp_path / "fig.png"
-    code = main(["reproduce", "two-moons", "--seeds", "2", "--epochs", "4", "--train-samples", "300",
-                 "--test-samples", "60", "--batch-size", "100", "--lr", "0.01", "--worst-case", "--grid", "11",
-                 "--refine", "5", "--pgd-steps", "5", "--pgd-restarts", "1", "--quiet",
-                 "--json", str(out), "--figure", str(fig)])
+    code = main(
+        [
+            "reproduce",
+            "two-moons",
+            "--seeds",
+            "2",
+            "--epochs",
+            "4",
+            "--train-samples",
+            "300",
+            "--test-samples",
+            "60",
+            "--batch-size",
+            "100",
+            "--lr",
+            "0.01",
+            "--worst-case",
+            "--grid",
+            "11",
+            "--refine",
+            "5",
+            "--pgd-steps",
+            "5",
+            "--pgd-restarts",
+            "1",
+            "--quiet",
+            "--json",
+            str(out),
+            "--figure",
+            str(fig),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "Standard acc" in printed and "Worst-case acc" in printed and "F - E" in printed
@@ -117,8 +145,9 @@ def test_cli_rejects_bad_settings(tmp_path, capsys):
 def test_seeds_give_different_numbers():
     from arfl_studio.experiments.two_moons import run_two_moons
 
-    s = TwoMoonSettings(seeds=[0, 1, 2], epochs=15, n_train=400, n_test=200, batch_size=100, lr=1e-2,
-                        rows=("A", "E", "F"), pgd_steps=5, pgd_restarts=1)
+    s = TwoMoonSettings(
+        seeds=[0, 1, 2], epochs=15, n_train=400, n_test=200, batch_size=100, lr=1e-2, rows=("A", "E", "F"), pgd_steps=5, pgd_restarts=1
+    )
     doc = run_two_moons(s, progress=lambda m: None)
     for row in doc["rows"]:
         assert len(set(row["standard_acc"]["per_seed"])) > 1, row["key"]

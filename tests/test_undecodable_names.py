@@ -34,8 +34,7 @@ def dataset(tmp_path_factory) -> tuple[Path, str]:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}  # strict
-    return subprocess.run([sys.executable, "-m", "arfl_studio", *args], env=env, capture_output=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "arfl_studio", *args], env=env, capture_output=True, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize("name", ["bad\udcff.dcm", "a\\b\udcfe\\x80c", "\\x41\udc80", "plain.dcm", "ünïcode.dcm"])

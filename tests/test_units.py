@@ -13,8 +13,16 @@ def _rec(patient, side):
 
 
 # P1: right breast malignant in its MLO view only; left benign. P2: both benign. P3: one image without laterality.
-RECORDS = [_rec("P1", "R"), _rec("P1", "R"), _rec("P1", "L"), _rec("P1", "L"),
-           _rec("P2", "L"), _rec("P2", "R"), _rec("P3", None), _rec("P3", "L")]
+RECORDS = [
+    _rec("P1", "R"),
+    _rec("P1", "R"),
+    _rec("P1", "L"),
+    _rec("P1", "L"),
+    _rec("P2", "L"),
+    _rec("P2", "R"),
+    _rec("P3", None),
+    _rec("P3", "L"),
+]
 LOGITS = [1.0, 3.0, 5.0, -1.0, 0.5, 0.7, 9.0, -2.0]
 LABELS = [0, 1, 0, 0, 0, 0, 1, 0]
 

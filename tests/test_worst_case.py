@@ -87,8 +87,7 @@ def test_finer_grid_does_not_change_the_answer_at_the_default(trained):
 
 def test_normal_mlp_orders_worst_pgd_fgsm_and_is_not_flagged(trained):
     model, xt, yt = trained
-    report = masking_report(model, xt, yt, EPS, pgd_steps=50, pgd_restarts=3,
-                            generator=torch.Generator().manual_seed(0))
+    report = masking_report(model, xt, yt, EPS, pgd_steps=50, pgd_restarts=3, generator=torch.Generator().manual_seed(0))
     tol = 2 / len(yt)  # grid resolution
     assert report.worst_case_acc[0] <= report.pgd_acc[0] + tol
     assert report.pgd_acc[0] <= report.fgsm_acc[0] + tol

@@ -54,12 +54,17 @@ def requested_preprocess(args) -> dict:
 
 def add_data_arguments(parser) -> None:
     """Image source and preprocessing flags (shared with ``saliency``)."""
-    parser.add_argument("--size", help="preprocessed size, N or ROWSxCOLS (default: what the model was trained on, "
-                                       "else 224); refused when it differs from the model's recorded input")
-    parser.add_argument("--crop", choices=["breast", "otsu", "threshold", "none"],
-                        help="breast crop (default: the model's own, else breast); refused when it differs from it")
-    parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side "
-                                                                 "(only for a model trained that way)")
+    parser.add_argument(
+        "--size",
+        help="preprocessed size, N or ROWSxCOLS (default: what the model was trained on, "
+        "else 224); refused when it differs from the model's recorded input",
+    )
+    parser.add_argument(
+        "--crop",
+        choices=["breast", "otsu", "threshold", "none"],
+        help="breast crop (default: the model's own, else breast); refused when it differs from it",
+    )
+    parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side (only for a model trained that way)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
@@ -78,30 +83,50 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
     parser.add_argument("--method", action="append", metavar="KEY", help="run folder: method key(s) to evaluate")
     parser.add_argument("--fold", type=int, action="append", metavar="K", help="run folder: fold(s) to evaluate")
-    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square", "worst"], default="pgd",
-                        help="worst: pgd-strong + apgd (margin) + square, each image's worst case")
+    parser.add_argument(
+        "--attack",
+        choices=["fgsm", "pgd", "pgd-strong", "apgd", "square", "worst"],
+        default="pgd",
+        help="worst: pgd-strong + apgd (margin) + square, each image's worst case",
+    )
     parser.add_argument("--eps", default="1e-4", help="radius or comma-separated sweep, e.g. 1e-4,1e-3,1e-2,1e-1")
     parser.add_argument("--steps", type=int, help="iterations (pgd 10, pgd-strong/apgd/worst 100 by default)")
     parser.add_argument("--restarts", type=int, help="random restarts (pgd 1, pgd-strong 5, apgd 1, worst's pgd 5)")
-    parser.add_argument("--loss", choices=["margin", "ce", "both"], default="margin",
-                        help="apgd loss: the logit margin (default), BCE (AutoAttack's APGD-CE) or both (worse case)")
+    parser.add_argument(
+        "--loss",
+        choices=["margin", "ce", "both"],
+        default="margin",
+        help="apgd loss: the logit margin (default), BCE (AutoAttack's APGD-CE) or both (worse case)",
+    )
     parser.add_argument("--step-size", type=float, help="pgd/pgd-strong step size (default 2.5 eps / steps)")
-    parser.add_argument("--queries", type=int, help="square/worst: query budget (default 1000; worst then gives the "
-                        "images still unbroken at least AutoAttack's 5000 more)")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        help="square/worst: query budget (default 1000; worst then gives the images still unbroken at least AutoAttack's 5000 more)",
+    )
     parser.add_argument("--threshold", type=float, help="decision threshold as a logit (default: checkpoint's, else 0)")
     parser.add_argument("--no-probes", action="store_true", help="skip the reference attacks of the sanity checks")
-    parser.add_argument("--probes", metavar="LIST",
-                        help="reference attacks of the sanity checks, comma-separated from fgsm,pgd,square "
-                             "(default: fgsm,square; fgsm,pgd for square; fgsm for worst)")
+    parser.add_argument(
+        "--probes",
+        metavar="LIST",
+        help="reference attacks of the sanity checks, comma-separated from fgsm,pgd,square "
+        "(default: fgsm,square; fgsm,pgd for square; fgsm for worst)",
+    )
     parser.add_argument("--probe-queries", type=int, default=200, help="queries of the Square probe (default 200)")
-    parser.add_argument("--probe-images", type=int, metavar="N",
-                        help="run the sanity-check attacks on N evenly spaced images (default: chosen so the "
-                             "checks cost at most the attack; see --full-sanity)")
-    parser.add_argument("--full-sanity", action="store_true",
-                        help="run the sanity checks on every image (default: on as many evenly spaced images as keep "
-                             "their estimated cost within the requested attack's; the estimate is printed first)")
-    parser.add_argument("--large-eps", type=float, default=0.5,
-                        help="eps of the 'breaks at large eps' check (default 0.5; 0: off)")
+    parser.add_argument(
+        "--probe-images",
+        type=int,
+        metavar="N",
+        help="run the sanity-check attacks on N evenly spaced images (default: chosen so the "
+        "checks cost at most the attack; see --full-sanity)",
+    )
+    parser.add_argument(
+        "--full-sanity",
+        action="store_true",
+        help="run the sanity checks on every image (default: on as many evenly spaced images as keep "
+        "their estimated cost within the requested attack's; the estimate is printed first)",
+    )
+    parser.add_argument("--large-eps", type=float, default=0.5, help="eps of the 'breaks at large eps' check (default 0.5; 0: off)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show-flipped", type=int, default=10, metavar="N", help="print at most N flipped cases")
@@ -158,34 +183,58 @@ def _evaluate(model, dataset, records, args, threshold: float, finished: int = 0
     from arfl_studio.evaluation.progress import EvaluationCancelled
 
     def progress(event) -> None:
-        note(f"{finished} {'model evaluated' if finished == 1 else 'models evaluated'}, the current one "
-             f"{100 * event.fraction:.0f}% done", "nothing was written (the --json is written at the end)")
+        note(
+            f"{finished} {'model evaluated' if finished == 1 else 'models evaluated'}, the current one {100 * event.fraction:.0f}% done",
+            "nothing was written (the --json is written at the end)",
+        )
         if event.stage != "done" and sys.stderr.isatty():
             eta = f", ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
             print(f"\r  {100 * event.fraction:3.0f}% {event.message}{eta}\033[K", end="", file=sys.stderr, flush=True)
 
-    checks = dict(probes=_probes(args), probe_queries=args.probe_queries, probe_images=args.probe_images,
-                  sanity_budget=None if args.full_sanity else 1.0, large_eps=args.large_eps or None, steps=args.steps,
-                  restarts=args.restarts, queries=args.queries, loss=args.loss)
+    checks = dict(
+        probes=_probes(args),
+        probe_queries=args.probe_queries,
+        probe_images=args.probe_images,
+        sanity_budget=None if args.full_sanity else 1.0,
+        large_eps=args.large_eps or None,
+        steps=args.steps,
+        restarts=args.restarts,
+        queries=args.queries,
+        loss=args.loss,
+    )
     plan = sanity_plan(args.attack, _eps_list(args.eps), len(dataset), **checks)
-    print(f"  {plan.describe()}" + ("" if args.full_sanity or plan.probe_images == plan.images
-                                    else "; --full-sanity runs them on every image"))
+    print(
+        f"  {plan.describe()}"
+        + ("" if args.full_sanity or plan.probe_images == plan.images else "; --full-sanity runs them on every image")
+    )
     stop_if_cancelled()  # Ctrl-C while the images were scanned or loaded
     try:
         report = evaluate_robustness(
-            model, dataset, attack=args.attack, eps=_eps_list(args.eps), step_size=args.step_size, threshold=threshold,
-            records=records, batch_size=args.batch_size, device=args.device, seed=args.seed, callback=progress,
-            cancel=CANCEL, **checks,
+            model,
+            dataset,
+            attack=args.attack,
+            eps=_eps_list(args.eps),
+            step_size=args.step_size,
+            threshold=threshold,
+            records=records,
+            batch_size=args.batch_size,
+            device=args.device,
+            seed=args.seed,
+            callback=progress,
+            cancel=CANCEL,
+            **checks,
         )
     except EvaluationCancelled:
         raise Interrupted from None
     if sys.stderr.isatty():
         print(file=sys.stderr)
     seconds = report.seconds
-    print(f"  measured: attack {seconds.get('attack', 0):.1f} s, sanity checks {seconds.get('sanity', 0):.1f} s "
-          f"+ gradient check {seconds.get('gradient_check', 0):.1f} s "
-          f"({(seconds.get('sanity', 0) + seconds.get('gradient_check', 0)) / max(seconds.get('attack', 0), 1e-9):.2f}x"
-          " the attack)")
+    print(
+        f"  measured: attack {seconds.get('attack', 0):.1f} s, sanity checks {seconds.get('sanity', 0):.1f} s "
+        f"+ gradient check {seconds.get('gradient_check', 0):.1f} s "
+        f"({(seconds.get('sanity', 0) + seconds.get('gradient_check', 0)) / max(seconds.get('attack', 0), 1e-9):.2f}x"
+        " the attack)"
+    )
     return report
 
 
@@ -208,8 +257,7 @@ def _print(report, title: str, show: int) -> None:
             print(f"  flipped at eps={e:g}: {len(flips)}")
             for case in flips[:show]:
                 name = case.get("id", case["index"])
-                print(f"    #{case['index']} {name} label {case['label']}: "
-                      f"p {case['clean_prob']:.3f} -> {case['adversarial_prob']:.3f}")
+                print(f"    #{case['index']} {name} label {case['label']}: p {case['clean_prob']:.3f} -> {case['adversarial_prob']:.3f}")
 
 
 def _checkpoint(args, path: Path) -> dict[str, Any]:
@@ -229,8 +277,7 @@ def _checkpoint(args, path: Path) -> dict[str, Any]:
     threshold = args.threshold if args.threshold is not None else (checkpoint_threshold(path) or 0.0)
     report = _evaluate(model, dataset, records, args, threshold)
     _print(report, f"{path} on {len(records)} images ({settings.size[0]}x{settings.size[1]})", args.show_flipped)
-    return {"kind": "checkpoint", "checkpoint": str(path), "preprocess": settings.to_dict(),
-            "model": spec.to_dict(), **report.to_json()}
+    return {"kind": "checkpoint", "checkpoint": str(path), "preprocess": settings.to_dict(), "model": spec.to_dict(), **report.to_json()}
 
 
 def _run_folder(args, run_dir: Path) -> dict[str, Any]:
@@ -249,10 +296,14 @@ def _run_folder(args, run_dir: Path) -> dict[str, Any]:
                 print(f"skip {key} fold {fold}: no model.pt (not finished)")
                 continue
             for which in models:  # every seed of a several-seed run
-                model, _spec, test, dataset = run_access.held_out(run_dir, key, fold, which.seed, args.limit,
-                                                                  args.cache_dir, requested_preprocess(args))
-                threshold = args.threshold if args.threshold is not None else (
-                    checkpoint_threshold(run_access.fold_checkpoint(run_dir, key, fold, which.seed)) or 0.0)
+                model, _spec, test, dataset = run_access.held_out(
+                    run_dir, key, fold, which.seed, args.limit, args.cache_dir, requested_preprocess(args)
+                )
+                threshold = (
+                    args.threshold
+                    if args.threshold is not None
+                    else (checkpoint_threshold(run_access.fold_checkpoint(run_dir, key, fold, which.seed)) or 0.0)
+                )
                 report = _evaluate(model, dataset, test, args, threshold, len(evaluations))
                 _print(report, f"{which.label()}: {len(test)} held-out images", args.show_flipped)
                 evaluations.append({"method_key": key, "fold": fold, "seed": which.seed, **report.to_json()})

@@ -24,12 +24,21 @@ def register(subparsers) -> None:
     parser.add_argument("dir", metavar="DIR", help="output folder (missing, empty, or an earlier demo dataset)")
     parser.add_argument("--patients", type=int, default=DEFAULT_PATIENTS, help=f"number of patients (default {DEFAULT_PATIENTS})")
     parser.add_argument(
-        "--size", type=int, nargs=2, metavar=("H", "W"), default=list(DEFAULT_SIZE),
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=list(DEFAULT_SIZE),
         help=f"image rows and columns (default {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]})",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--large", type=int, default=0, metavar="N",
-                        help=f"render the first N patients at detector size, {LARGE_SIZE[0]}x{LARGE_SIZE[1]} (slow; default 0)")
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"render the first N patients at detector size, {LARGE_SIZE[0]}x{LARGE_SIZE[1]} (slow; default 0)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write what was generated as JSON")
     declare_outputs(parser, files=("json",), folders=("dir",))
     declare_cancellable(parser)
@@ -41,11 +50,17 @@ def run(args) -> int:
     from arfl_studio.data.demo.dataset import GenerationCancelled, generate_demo_dataset, read_demo_manifest
 
     # Written into a hidden sibling folder and moved into place at the end: Ctrl-C keeps nothing.
-    progress = progress_note("images generated", f"nothing was written to {args.dir} "
-                                                 "(an earlier demo dataset there is unchanged)")
+    progress = progress_note("images generated", f"nothing was written to {args.dir} (an earlier demo dataset there is unchanged)")
     try:
-        out = generate_demo_dataset(args.dir, patients=args.patients, size=tuple(args.size), seed=args.seed,
-                                    large_patients=args.large, progress=progress, cancel=CANCEL)
+        out = generate_demo_dataset(
+            args.dir,
+            patients=args.patients,
+            size=tuple(args.size),
+            seed=args.seed,
+            large_patients=args.large,
+            progress=progress,
+            cancel=CANCEL,
+        )
     except GenerationCancelled:
         raise Interrupted from None
     except (ValueError, FileExistsError) as err:
@@ -57,7 +72,9 @@ def run(args) -> int:
     print(f"  patients            {manifest.get('patients')}")
     size = manifest.get("size") or ("?", "?")  # an unreadable manifest must not hide that the data was written
     print(f"  images              {counts.get('images')} ({size[0]}x{size[1]})")
-    print(f"  labelled images     {manifest.get('labelled_images')}: " + ", ".join(f"{k} {v}" for k, v in counts.get("by_label", {}).items()))
+    print(
+        f"  labelled images     {manifest.get('labelled_images')}: " + ", ".join(f"{k} {v}" for k, v in counts.get("by_label", {}).items())
+    )
     print(f"  unlabeled images    {counts.get('unlabeled')} (breasts without a clinical row, as in CMMD)")
     print("  breasts             " + ", ".join(f"{k} {v}" for k, v in manifest.get("breasts", {}).items()))
     if args.json:

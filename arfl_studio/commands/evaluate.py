@@ -25,9 +25,11 @@ def register(subparsers) -> None:
     parser.add_argument("--data", metavar="DIR", required=True, help="the labelled dataset to score")
     parser.add_argument("--labels", metavar="FILE", help="labels table for --data (default: found by the layout)")
     parser.add_argument("--layout", default="auto", help="layout of --data (default: detected)")
-    parser.add_argument("--unit", choices=("image", "breast", "patient"),
-                        help="AUC per image, breast (mean logit of its views) or patient (max over breasts); "
-                        "default: the run's [evaluation] unit")
+    parser.add_argument(
+        "--unit",
+        choices=("image", "breast", "patient"),
+        help="AUC per image, breast (mean logit of its views) or patient (max over breasts); default: the run's [evaluation] unit",
+    )
     parser.add_argument("--eps", type=float, metavar="E", help="attack epsilon (default: the run's [evaluation] eps)")
     parser.add_argument("--no-attack", action="store_true", help="skip the attacked AUC (faster)")
     parser.add_argument("--method", action="append", metavar="KEY", help="only this method (repeatable)")
@@ -50,17 +52,31 @@ def run(args) -> int:
         return 2
     try:
         records, summary = scan_external(args.data, args.labels, args.layout)
-        print(f"{args.data}: {summary['images']} images of {summary['patients']} patients "
-              f"({summary.get('label_rule') or 'labels as the layout reads them'})", flush=True)
-        doc = evaluate_external(args.run_dir, records, unit=args.unit, eps=args.eps, attack=not args.no_attack,
-                                methods=args.method, seed=args.seed, device=resolve_device(args.device),
-                                cache_dir=args.cache_dir,
-                                progress=lambda done, total: print(f"scored {done}/{total} models", flush=True))
+        print(
+            f"{args.data}: {summary['images']} images of {summary['patients']} patients "
+            f"({summary.get('label_rule') or 'labels as the layout reads them'})",
+            flush=True,
+        )
+        doc = evaluate_external(
+            args.run_dir,
+            records,
+            unit=args.unit,
+            eps=args.eps,
+            attack=not args.no_attack,
+            methods=args.method,
+            seed=args.seed,
+            device=resolve_device(args.device),
+            cache_dir=args.cache_dir,
+            progress=lambda done, total: print(f"scored {done}/{total} models", flush=True),
+        )
     except (ExternalError, SettingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    doc["data"] = {"root": str(args.data), "labels": args.labels, **{k: summary.get(k) for k in (
-        "layout", "images", "patients", "label_rule", "rejected", "unlabeled", "excluded")}}
+    doc["data"] = {
+        "root": str(args.data),
+        "labels": args.labels,
+        **{k: summary.get(k) for k in ("layout", "images", "patients", "label_rule", "rejected", "unlabeled", "excluded")},
+    }
     print()
     print(render_table(doc))
     if args.json:

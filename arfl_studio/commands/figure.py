@@ -36,8 +36,16 @@ def run(args) -> int:
     print(f"wrote {path}")
     if args.json:
         axis = KINDS[args.kind]
-        points = [{"key": m["key"], axis: m["params"][axis], "params": m["params"],
-                   "standard_auc": m["standard_auc"], "adversarial_auc": m["adversarial_auc"]}
-                  for group in sweep_series(results, args.kind).values() for m in group]
+        points = [
+            {
+                "key": m["key"],
+                axis: m["params"][axis],
+                "params": m["params"],
+                "standard_auc": m["standard_auc"],
+                "adversarial_auc": m["adversarial_auc"],
+            }
+            for group in sweep_series(results, args.kind).values()
+            for m in group
+        ]
         atomic.write_json(args.json, {"kind": args.kind, "axis": axis, "points": points, "figure": str(path)})
     return 0

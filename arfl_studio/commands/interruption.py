@@ -78,6 +78,7 @@ def note(done: str | None = None, kept: str | None = None) -> None:
 
 def progress_note(what: str, kept: str | None = None):
     """A ``progress(done, total)`` callback that keeps :func:`note` current: "N of M WHAT"."""
+
     def progress(done: int, total: int) -> None:
         note(f"{done} of {total} {what}", kept)
 

@@ -21,11 +21,9 @@ class OutputError(ValueError):
     """An output cannot (or may not) be written: "cannot write PATH: reason"."""
 
 
-def declare_outputs(parser: argparse.ArgumentParser, files: tuple[str, ...] = ("json",),
-                    folders: tuple[str, ...] = ()) -> None:
+def declare_outputs(parser: argparse.ArgumentParser, files: tuple[str, ...] = ("json",), folders: tuple[str, ...] = ()) -> None:
     """Name the options (argparse ``dest``) that hold output files and folders; adds ``--force``."""
-    parser.add_argument("--force", action="store_true",
-                        help="replace output files that already exist (default: refuse them)")
+    parser.add_argument("--force", action="store_true", help="replace output files that already exist (default: refuse them)")
     parser.set_defaults(output_files=files, output_folders=folders)
 
 

@@ -33,13 +33,15 @@ def register(subparsers) -> None:
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: the user data folder's cache)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=[224, 224], help="model input rows and columns")
     parser.add_argument("--crop", choices=list(CROP_METHODS), default=DEFAULT_CROP, help=f"crop method (default {DEFAULT_CROP})")
-    parser.add_argument("--fit", choices=list(FITS), default="stretch",
-                        help="stretch the crop to the size (the paper) or pad it, keeping the aspect ratio")
+    parser.add_argument(
+        "--fit", choices=list(FITS), default="stretch", help="stretch the crop to the size (the paper) or pad it, keeping the aspect ratio"
+    )
     parser.add_argument("--channels", type=int, choices=[1, 3], default=3)
     parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side")
     parser.add_argument("--workers", type=int, default=1, help="processes decoding images (default 1)")
-    parser.add_argument("--rehash", action="store_true",
-                        help="recompute every file's content hash from its bytes instead of trusting the remembered one")
+    parser.add_argument(
+        "--rehash", action="store_true", help="recompute every file's content hash from its bytes instead of trusting the remembered one"
+    )
     parser.add_argument("--contact-sheet", metavar="PNG", help="draw images with their crop boxes into PNG")
     parser.add_argument("--sheet-images", type=int, default=24, metavar="N", help="images on the contact sheet (default 24)")
     parser.add_argument("--sheet-only", action="store_true", help="only draw the contact sheet; leave the cache alone")
@@ -64,8 +66,9 @@ def run(args) -> int:
     from arfl_studio.data.preprocess.settings import PreprocessSettingError, PreprocessSettings
 
     try:
-        settings = PreprocessSettings(orient=not args.no_orient, crop=args.crop, size=tuple(args.size),
-                                      channels=args.channels, fit=args.fit)
+        settings = PreprocessSettings(
+            orient=not args.no_orient, crop=args.crop, size=tuple(args.size), channels=args.channels, fit=args.fit
+        )
         scan = scan_dataset(args.dir, labels=args.labels, layout=args.layout, cancel=CANCEL)
     except (PreprocessSettingError, LayoutError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -84,9 +87,14 @@ def run(args) -> int:
             cache.save_index()
             result["rehash"] = {"files": len(records), "changed": [str(p) for p in changed]}
             print(f"  rehashed            {len(records)} files, {len(changed)} changed behind an unchanged stamp")
-        report = preprocess_records(records, settings, cache_dir, workers=max(1, args.workers),
-                                    progress=progress_note("images preprocessed (or found in the cache)", kept),
-                                    cancel=CANCEL)
+        report = preprocess_records(
+            records,
+            settings,
+            cache_dir,
+            workers=max(1, args.workers),
+            progress=progress_note("images preprocessed (or found in the cache)", kept),
+            cancel=CANCEL,
+        )
         if report.cancelled:
             raise Interrupted
         result["preprocess"] = report.to_dict()
@@ -101,8 +109,9 @@ def run(args) -> int:
 
         boxes = crop_boxes(_spread(records, args.sheet_images), settings)
         try:
-            write_contact_sheet(os.path.expanduser(args.contact_sheet), boxes,
-                                title=f"{scan.root.name}: crop = {settings.crop}, margin = {settings.margin}")
+            write_contact_sheet(
+                os.path.expanduser(args.contact_sheet), boxes, title=f"{scan.root.name}: crop = {settings.crop}, margin = {settings.margin}"
+            )
         except ValueError as err:
             print(f"error: contact sheet {args.contact_sheet}: {err}", file=sys.stderr)
             return 2

@@ -26,12 +26,16 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1); each fixes data sample, init and order")
     p.add_argument("--seed-list", type=_csv(int), default=None, help="explicit seeds, e.g. 0,1,2 (overrides --seeds)")
     p.add_argument("--epochs", type=int, default=5000)
-    p.add_argument("--rows", type=_csv(str), default=None,
-                   help="comma-separated Table 1 rows among A,B,C,D,D',E,F,F',G,H (default: all)")
-    p.add_argument("--variant", type=_csv(str), default=("paper",),
-                   help="L_robust variant(s) for the ARFL rows: paper, signed, batch-correlation (comma list)")
-    p.add_argument("--features", type=_csv(str), default=("post",),
-                   help="feature point(s) for L_robust: post and/or pre activation (comma list)")
+    p.add_argument("--rows", type=_csv(str), default=None, help="comma-separated Table 1 rows among A,B,C,D,D',E,F,F',G,H (default: all)")
+    p.add_argument(
+        "--variant",
+        type=_csv(str),
+        default=("paper",),
+        help="L_robust variant(s) for the ARFL rows: paper, signed, batch-correlation (comma list)",
+    )
+    p.add_argument(
+        "--features", type=_csv(str), default=("post",), help="feature point(s) for L_robust: post and/or pre activation (comma list)"
+    )
     p.add_argument("--lambda", dest="robust_weight", type=float, default=0.5, help="ARFL weight lambda")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -50,8 +54,12 @@ def register(subparsers) -> None:
     p.add_argument("--refine", type=int, default=11, help="points per axis of the local refinement lattice (0: off)")
     p.add_argument("--refine-top", type=int, default=3, help="refine around this many worst lattice points")
     p.add_argument("--no-grid-check", action="store_true", help="skip the 2x finer lattice check")
-    p.add_argument("--mask-tolerance", type=float, default=0.05,
-                   help="flag a row whose FGSM-minus-worst gap exceeds row A's by more than this (accuracy fraction)")
+    p.add_argument(
+        "--mask-tolerance",
+        type=float,
+        default=0.05,
+        help="flag a row whose FGSM-minus-worst gap exceeds row A's by more than this (accuracy fraction)",
+    )
     p.add_argument("--naive", action="store_true", help="train one network after another (benchmark baseline)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, mps (tiny MLPs are fastest on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -68,13 +76,30 @@ def settings_from_args(args):
 
     seeds = list(args.seed_list) if args.seed_list else list(range(args.seeds))
     return TwoMoonSettings(
-        seeds=seeds, epochs=args.epochs, n_train=args.train_samples, n_test=args.test_samples, noise=args.noise,
-        activation=args.activation, optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
-        robust_weight=args.robust_weight, eps_train=args.eps_train, eps_test=args.eps_test,
-        trades_beta=args.trades_beta, rows=tuple(args.rows) if args.rows else BASE_ROWS,
-        variants=tuple(args.variant), features=tuple(args.features), pgd_steps=args.pgd_steps,
-        pgd_restarts=args.pgd_restarts, worst_case=args.worst_case, grid=args.grid, refine=args.refine,
-        refine_top=args.refine_top, grid_check=not args.no_grid_check, mask_tolerance=args.mask_tolerance,
+        seeds=seeds,
+        epochs=args.epochs,
+        n_train=args.train_samples,
+        n_test=args.test_samples,
+        noise=args.noise,
+        activation=args.activation,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        robust_weight=args.robust_weight,
+        eps_train=args.eps_train,
+        eps_test=args.eps_test,
+        trades_beta=args.trades_beta,
+        rows=tuple(args.rows) if args.rows else BASE_ROWS,
+        variants=tuple(args.variant),
+        features=tuple(args.features),
+        pgd_steps=args.pgd_steps,
+        pgd_restarts=args.pgd_restarts,
+        worst_case=args.worst_case,
+        grid=args.grid,
+        refine=args.refine,
+        refine_top=args.refine_top,
+        grid_check=not args.no_grid_check,
+        mask_tolerance=args.mask_tolerance,
         device=args.device,
     )
 
@@ -97,8 +122,7 @@ def run(args) -> int:
         print(f"arfl-studio reproduce two-moons: {error}", file=sys.stderr)
         return 2
     progress = (lambda message: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    doc = run_two_moons(settings, naive=args.naive, progress=progress,
-                        keep_models=bool(args.figure or args.save_models))
+    doc = run_two_moons(settings, naive=args.naive, progress=progress, keep_models=bool(args.figure or args.save_models))
     if args.save_models:
         from arfl_studio.experiments.two_moons import save_models
 

@@ -38,24 +38,31 @@ def register(subparsers) -> None:
         "saliency",
         help="saliency / perturbation map of one mammogram, blended over it (optionally two models side by side)",
         description="Write the mammogram with a saliency or adversarial-perturbation map blended over it, "
-                    "registered to the DICOM as stored (--space native) or on the model input (--space model).",
+        "registered to the DICOM as stored (--space native) or on the model input (--space model).",
     )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it); "
-                        "with --localisation: the run folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="model .pt (spec .json beside it); with --localisation: the run folder")
     parser.add_argument("image", metavar="IMAGE", nargs="?", help="DICOM file (or a grey .npy / .png for tests)")
-    parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"],
-                        default="gradient")
-    parser.add_argument("--target", type=int, choices=[0, 1],
-                        help="class the map explains (default: the prediction at the model's stored decision threshold)")
-    parser.add_argument("--out", metavar="PATH.png",
-                        help="blended overlay (or the comparison figure); the suffix chooses the format: "
-                             ".png, .svg or .pdf (and .tif for one model)")
+    parser.add_argument("--method", choices=["gradient", "smoothgrad", "integrated-gradients", "perturbation"], default="gradient")
+    parser.add_argument(
+        "--target",
+        type=int,
+        choices=[0, 1],
+        help="class the map explains (default: the prediction at the model's stored decision threshold)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH.png",
+        help="blended overlay (or the comparison figure); the suffix chooses the format: .png, .svg or .pdf (and .tif for one model)",
+    )
     parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
-    parser.add_argument("--space", choices=["native", "model"], default="native",
-                        help="native: the image's own size and orientation (default); model: the model input")
+    parser.add_argument(
+        "--space",
+        choices=["native", "model"],
+        default="native",
+        help="native: the image's own size and orientation (default); model: the model input",
+    )
     parser.add_argument("--compare", metavar="CHECKPOINT2", help="second model (e.g. without ARFL): one PNG, two panels")
-    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd",
-                        help="perturbation: attack")
+    parser.add_argument("--attack", choices=["fgsm", "pgd", "pgd-strong", "apgd", "square"], default="pgd", help="perturbation: attack")
     parser.add_argument("--eps", type=float, default=0.01, help="perturbation: L-inf radius (default 0.01)")
     parser.add_argument("--steps", type=int, help="perturbation: attack steps")
     parser.add_argument("--adv-out", metavar="PATH.png", help="perturbation: also write the adversarial image")
@@ -110,12 +117,17 @@ def _model_map(model, spec, gray: np.ndarray, args, threshold):
         delta, adv = perturbation(model, image, target, args.attack, args.eps, steps=args.steps)
         out: tuple[np.ndarray, np.ndarray | None] = (delta, adv)
     else:
-        out = (saliency_map(model, image, args.method, target, samples=args.samples, noise=args.noise,
-                            ig_steps=args.ig_steps), None)
+        out = (saliency_map(model, image, args.method, target, samples=args.samples, noise=args.noise, ig_steps=args.ig_steps), None)
     chosen = "--target" if args.target is not None else f"prediction at the stored threshold ({threshold.describe()})"
-    info = {"logit": logit, "probability": float(1 / (1 + np.exp(-logit))), "target": target,
-            "explains": CLASS_NAMES[target], "explains_why": chosen, "threshold": threshold.to_dict(),
-            "seconds": round(time.perf_counter() - start, 4)}
+    info = {
+        "logit": logit,
+        "probability": float(1 / (1 + np.exp(-logit))),
+        "target": target,
+        "explains": CLASS_NAMES[target],
+        "explains_why": chosen,
+        "threshold": threshold.to_dict(),
+        "seconds": round(time.perf_counter() - start, 4),
+    }
     return out, info
 
 
@@ -153,7 +165,11 @@ def run(args) -> int:
         print("error: CHECKPOINT IMAGE and --out PATH.png are needed (or RUN --localisation)", file=sys.stderr)
         return 2
     from arfl_studio.evaluation.saliency import (
-        blend_overlay, compare_figure, overlay_figure, perturbation_overlay, save_png,
+        blend_overlay,
+        compare_figure,
+        overlay_figure,
+        perturbation_overlay,
+        save_png,
     )
     from arfl_studio.models.registry import CheckpointError, load_checkpoint, load_threshold
 
@@ -167,8 +183,10 @@ def run(args) -> int:
             model2, spec2 = load_checkpoint(args.compare)
             other = preprocess_settings(args, spec2, Path(args.compare))
             if {**other.to_dict(), "channels": 0} != {**settings.to_dict(), "channels": 0}:
-                raise ValueError(f"{args.compare} was trained on another input than {args.checkpoint} "
-                                 f"({other.to_dict()} vs {settings.to_dict()}): one image cannot show both")
+                raise ValueError(
+                    f"{args.compare} was trained on another input than {args.checkpoint} "
+                    f"({other.to_dict()} vs {settings.to_dict()}): one image cannot show both"
+                )
             models.append((Path(args.compare), model2, spec2, load_threshold(args.compare)))
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,8 +211,9 @@ def run(args) -> int:
         info["checkpoint"] = str(path)
         infos.append(info)
         if perturb and args.adv_out:
-            target_path = args.adv_out if len(models) == 1 else str(Path(args.adv_out).with_stem(
-                Path(args.adv_out).stem + f"_{len(infos)}"))
+            target_path = (
+                args.adv_out if len(models) == 1 else str(Path(args.adv_out).with_stem(Path(args.adv_out).stem + f"_{len(infos)}"))
+            )
             save_png(target_path, np.round(np.clip(adv, 0, 1) * 255).astype(np.uint8))
             info["adversarial_image"] = target_path
     if len(models) == 1:
@@ -205,14 +224,19 @@ def run(args) -> int:
         if perturb:
             peak = max(float(np.abs(v).max()) for v in maps) or 1.0
             # one shared scale so the panels compare: re-blend with a common amplification
-            panels = [(t, blend_overlay(base, np.clip(0.5 + 0.5 * v / peak, 0, 1), cmap, args.alpha))
-                      for (t, _), v in zip(panels, maps)]
+            panels = [(t, blend_overlay(base, np.clip(0.5 + 0.5 * v / peak, 0, 1), cmap, args.alpha)) for (t, _), v in zip(panels, maps)]
             label, title, levels = "perturbation delta", f"{args.attack} eps={args.eps:g}", (-peak, peak)
         if args.space == "model":
             compare_figure(panels, args.out, cmap, label, vmin=levels[0], vmax=levels[1], title=title)
         else:  # full resolution, the image's own orientation
-            overlay_figure(panels, args.out, colormap=cmap, levels=levels, colorbar_label=label,
-                           caption=f"{Path(args.image).name} · {title} · native DICOM grid")
+            overlay_figure(
+                panels,
+                args.out,
+                colormap=cmap,
+                levels=levels,
+                colorbar_label=label,
+                caption=f"{Path(args.image).name} · {title} · native DICOM grid",
+            )
     if args.raw:
         from arfl_studio import atomic
 
@@ -222,21 +246,35 @@ def run(args) -> int:
         np.save(buf, np.stack(maps).astype(np.float32) if len(maps) > 1 else maps[0].astype(np.float32))
         atomic.write_bytes(args.raw, buf.getvalue())
     for info in infos:
-        print(f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}; the map explains class "
-              f"{info['explains']} ({info['explains_why']}); {args.method} in {info['seconds']:.2f} s")
+        print(
+            f"{info['checkpoint']}: p(malignant)={info['probability']:.3f}; the map explains class "
+            f"{info['explains']} ({info['explains_why']}); {args.method} in {info['seconds']:.2f} s"
+        )
     print(f"wrote {args.out}" + (f" and {args.raw}" if args.raw else "") + f" ({args.space} space, {maps[0].shape[0]}x{maps[0].shape[1]})")
     if args.json:
-        write_json(args.json, {"image": str(args.image), "method": args.method, "preprocess": settings.to_dict(),
-                               "space": args.space, "shape": list(maps[0].shape), "geometry": geometry.to_dict(),
-                               "out": args.out, "raw": args.raw, "models": infos,
-                               "attack": {"kind": args.attack, "eps": args.eps} if perturb else None})
+        write_json(
+            args.json,
+            {
+                "image": str(args.image),
+                "method": args.method,
+                "preprocess": settings.to_dict(),
+                "space": args.space,
+                "shape": list(maps[0].shape),
+                "geometry": geometry.to_dict(),
+                "out": args.out,
+                "raw": args.raw,
+                "models": infos,
+                "attack": {"kind": args.attack, "eps": args.eps} if perturb else None,
+            },
+        )
     return 0
 
 
 def add_localisation_arguments(parser) -> None:
     group = parser.add_argument_group("localisation (RUN --localisation)")
-    group.add_argument("--localisation", action="store_true",
-                       help="measure each method's saliency against the lesion marks of the run's held-out patients")
+    group.add_argument(
+        "--localisation", action="store_true", help="measure each method's saliency against the lesion marks of the run's held-out patients"
+    )
     group.add_argument("--data", metavar="DIR", help="measure on this dataset with lesion marks instead")
     group.add_argument("--labels", metavar="FILE", help="labels table for --data")
     group.add_argument("--layout", default="auto", help="layout of --data (default: detected)")
@@ -250,12 +288,14 @@ def add_localisation_arguments(parser) -> None:
 def run_localisation(args) -> int:
     from arfl_studio.atomic import write_json
     from arfl_studio.experiments.localisation_run import (
-        LocalisationError, export_table, localisation_over_run, render_table,
+        LocalisationError,
+        export_table,
+        localisation_over_run,
+        render_table,
     )
 
     if args.method == "perturbation":
-        print("error: --localisation measures saliency maps: use --method gradient, smoothgrad or "
-              "integrated-gradients", file=sys.stderr)
+        print("error: --localisation measures saliency maps: use --method gradient, smoothgrad or integrated-gradients", file=sys.stderr)
         return 2
     if args.image:
         print("error: --localisation takes a run folder only (no IMAGE)", file=sys.stderr)
@@ -267,9 +307,17 @@ def run_localisation(args) -> int:
 
     try:
         doc = localisation_over_run(
-            Path(args.checkpoint), methods=args.model, saliency=args.method, tolerance_mm=args.tolerance_mm,
-            data=args.data, labels=args.labels, layout=args.layout, fold=args.fold - 1, limit=args.limit,
-            progress=progress)
+            Path(args.checkpoint),
+            methods=args.model,
+            saliency=args.method,
+            tolerance_mm=args.tolerance_mm,
+            data=args.data,
+            labels=args.labels,
+            layout=args.layout,
+            fold=args.fold - 1,
+            limit=args.limit,
+            progress=progress,
+        )
     except (LocalisationError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

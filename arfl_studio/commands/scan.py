@@ -18,32 +18,34 @@ from arfl_studio.commands.outputs import declare_outputs
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "scan",
-        help="scan a mammogram dataset folder (CMMD, CBIS-DDSM, VinDr-Mammo, INbreast, RSNA, folder + labels CSV, "
-             "folder-per-class)",
-        description="Read the DICOM headers under DIR, join them to the labels and report usable, "
-        "rejected and unlabeled images.",
+        help="scan a mammogram dataset folder (CMMD, CBIS-DDSM, VinDr-Mammo, INbreast, RSNA, folder + labels CSV, folder-per-class)",
+        description="Read the DICOM headers under DIR, join them to the labels and report usable, rejected and unlabeled images.",
     )
     parser.add_argument("dir", metavar="DIR", help="dataset folder")
     parser.add_argument("--labels", metavar="FILE", help="CMMD clinical table (xlsx/CSV) or a labels CSV")
     parser.add_argument("--layout", choices=list(LAYOUTS), default="auto", help="force a layout (default: detected)")
-    parser.add_argument("--cmmd-missing", choices=["unlabeled", "negative"],
-                        help="CMMD: a breast with no clinical-table row is left unlabeled (default) or used as negative")
+    parser.add_argument(
+        "--cmmd-missing",
+        choices=["unlabeled", "negative"],
+        help="CMMD: a breast with no clinical-table row is left unlabeled (default) or used as negative",
+    )
     parser.add_argument("--birads-positive", metavar="LIST", help="VinDr/INbreast: positive BI-RADS (default 4,4a,4b,4c,5,6)")
     parser.add_argument("--birads-negative", metavar="LIST", help="VinDr/INbreast: negative BI-RADS (default 1,2)")
     parser.add_argument("--path-column", default="path", help="labels CSV: column with the image path")
     parser.add_argument("--patient-column", default="patient", help="labels CSV: column with the patient ID")
     parser.add_argument("--label-column", default="label", help="labels CSV: column with the label")
     parser.add_argument("--workers", type=int, default=1, help="processes reading headers / decoding (default 1)")
-    parser.add_argument("--verify", action="store_true",
-                        help="decode every usable image (slower) so a run never meets an undecodable file")
-    parser.add_argument("--include-non-mammograms", action="store_true",
-                        help="keep images whose header does not show a mammogram (CT, MR, ...)")
-    parser.add_argument("--include-for-processing", action="store_true",
-                        help="keep FOR PROCESSING images (raw detector data)")
-    parser.add_argument("--frame", type=int, metavar="N",
-                        help="use frame N (1 = first) of multi-frame images; without it they are rejected")
-    parser.add_argument("--shareable-paths", action="store_true",
-                        help="in --json, replace date/UID path components with keyed hashes (for sharing)")
+    parser.add_argument("--verify", action="store_true", help="decode every usable image (slower) so a run never meets an undecodable file")
+    parser.add_argument(
+        "--include-non-mammograms", action="store_true", help="keep images whose header does not show a mammogram (CT, MR, ...)"
+    )
+    parser.add_argument("--include-for-processing", action="store_true", help="keep FOR PROCESSING images (raw detector data)")
+    parser.add_argument(
+        "--frame", type=int, metavar="N", help="use frame N (1 = first) of multi-frame images; without it they are rejected"
+    )
+    parser.add_argument(
+        "--shareable-paths", action="store_true", help="in --json, replace date/UID path components with keyed hashes (for sharing)"
+    )
     parser.add_argument("--show", type=int, default=10, metavar="N", help="list at most N rejected/unlabeled files")
     parser.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     declare_outputs(parser, files=("json",))
@@ -79,9 +81,15 @@ def run(args) -> int:
             frame=args.frame,
             verify=args.verify,
             cancel=CANCEL,
-            layout_options={k: v for k, v in (("cmmd_missing", args.cmmd_missing),
-                                              ("birads_positive", args.birads_positive),
-                                              ("birads_negative", args.birads_negative)) if v is not None},
+            layout_options={
+                k: v
+                for k, v in (
+                    ("cmmd_missing", args.cmmd_missing),
+                    ("birads_positive", args.birads_positive),
+                    ("birads_negative", args.birads_negative),
+                )
+                if v is not None
+            },
         )
     except LayoutError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -114,8 +122,10 @@ def run(args) -> int:
     print(f"  excluded            {s['excluded']}" + "".join(f"\n    {why}: {n}" for why, n in s["excluded_by_reason"].items()))
     lesions = s["lesions"]
     if lesions["lesions"]:
-        print(f"  lesions             {lesions['lesions']} on {lesions['images_with_lesions']} images "
-              f"({lesions['positioned']} with a position)")
+        print(
+            f"  lesions             {lesions['lesions']} on {lesions['images_with_lesions']} images "
+            f"({lesions['positioned']} with a position)"
+        )
     for note in result.notes:
         print(f"  note: {note}")
     if result.verified:

@@ -102,8 +102,7 @@ def guarded_pool(workers: int):
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=quiet_spawn_context(),
-                               initializer=pool_worker_init, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=quiet_spawn_context(), initializer=pool_worker_init, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:

@@ -19,8 +19,24 @@ from arfl_studio.evaluation.saliency import (
 from arfl_studio.evaluation.sanity import CHECK_NAMES, SanityWarning, sanity_checks
 
 __all__ = [
-    "ATTACKS", "CHECK_NAMES", "EvaluationCancelled", "EvaluationProgress", "RobustnessReport", "SanityWarning",
-    "SALIENCY_METHODS", "apgd_attack", "blend_overlay", "compare_figure", "perturbation", "perturbation_overlay",
-    "saliency_map", "evaluate_robustness", "margin", "run_attack", "sanity_checks", "square_attack",
-    "threshold_metrics", "worst_case_attack",
+    "ATTACKS",
+    "CHECK_NAMES",
+    "EvaluationCancelled",
+    "EvaluationProgress",
+    "RobustnessReport",
+    "SanityWarning",
+    "SALIENCY_METHODS",
+    "apgd_attack",
+    "blend_overlay",
+    "compare_figure",
+    "perturbation",
+    "perturbation_overlay",
+    "saliency_map",
+    "evaluate_robustness",
+    "margin",
+    "run_attack",
+    "sanity_checks",
+    "square_attack",
+    "threshold_metrics",
+    "worst_case_attack",
 ]

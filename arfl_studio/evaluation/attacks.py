@@ -72,29 +72,56 @@ DEFAULT_QUERIES = 1000
 AUTOATTACK_SQUARE_QUERIES = 5000  # AutoAttack's Square budget (Croce & Hein 2020, "standard" version)
 
 
-def attack_parameters(attack: str, eps: float, *, steps: int | None = None, restarts: int | None = None,
-                      step_size: float | None = None, queries: int | None = None, loss: str = "margin") -> dict:
+def attack_parameters(
+    attack: str,
+    eps: float,
+    *,
+    steps: int | None = None,
+    restarts: int | None = None,
+    step_size: float | None = None,
+    queries: int | None = None,
+    loss: str = "margin",
+) -> dict:
     """Every parameter ``attack`` uses at radius ``eps`` with these settings (defaults filled in):
     the attack JSON records them so that it alone reproduces the attack."""
     if attack == "fgsm":
         return {"attack": attack, "steps": 1, "step_size": eps, "random_start": False, "loss": "margin"}
     if attack in ("pgd", "pgd-strong"):
         n = steps or DEFAULT_STEPS[attack]
-        return {"attack": attack, "steps": n, "restarts": restarts or DEFAULT_RESTARTS[attack],
-                "step_size": 2.5 * eps / n if step_size is None else step_size, "random_start": True, "loss": "margin"}
+        return {
+            "attack": attack,
+            "steps": n,
+            "restarts": restarts or DEFAULT_RESTARTS[attack],
+            "step_size": 2.5 * eps / n if step_size is None else step_size,
+            "random_start": True,
+            "loss": "margin",
+        }
     if attack == "apgd":
-        return {"attack": attack, "steps": steps or DEFAULT_STEPS["apgd"], "restarts": restarts or DEFAULT_RESTARTS["apgd"],
-                "loss": loss, "initial_step_size": 2.0 * eps, "momentum": 0.75, "rho": 0.75, "random_start": True}
+        return {
+            "attack": attack,
+            "steps": steps or DEFAULT_STEPS["apgd"],
+            "restarts": restarts or DEFAULT_RESTARTS["apgd"],
+            "loss": loss,
+            "initial_step_size": 2.0 * eps,
+            "momentum": 0.75,
+            "rho": 0.75,
+            "random_start": True,
+        }
     if attack == "square":
         return {"attack": attack, "queries": queries or DEFAULT_QUERIES, "p_init": 0.8, "loss": "margin"}
     if attack == "worst":
         n, q = steps or DEFAULT_STEPS["worst"], queries or DEFAULT_QUERIES
-        return {"attack": attack, "members": {
-            "pgd-strong": attack_parameters("pgd-strong", eps, steps=n, restarts=restarts or DEFAULT_RESTARTS["worst"],
-                                            step_size=step_size),
-            "apgd": attack_parameters("apgd", eps, steps=n, restarts=1),
-            "square": {**attack_parameters("square", eps, queries=q), "queries_unbroken": square_budget(q)}},
-            "keeps": "each image's largest margin over the members"}
+        return {
+            "attack": attack,
+            "members": {
+                "pgd-strong": attack_parameters(
+                    "pgd-strong", eps, steps=n, restarts=restarts or DEFAULT_RESTARTS["worst"], step_size=step_size
+                ),
+                "apgd": attack_parameters("apgd", eps, steps=n, restarts=1),
+                "square": {**attack_parameters("square", eps, queries=q), "queries_unbroken": square_budget(q)},
+            },
+            "keeps": "each image's largest margin over the members",
+        }
     raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
 
 
@@ -162,8 +189,7 @@ def apgd_attack(
 
                 x_max = _apgd_run(model, x, objective, eps, steps, clamp, rho, momentum, generator, hook)
                 # restarts and losses compete on the margin (CE is a monotone function of it)
-                best_adv, best_margin = keep_worst(best_adv, best_margin, x_max,
-                                                   _margin_of(model, x_max, targets, threshold))
+                best_adv, best_margin = keep_worst(best_adv, best_margin, x_max, _margin_of(model, x_max, targets, threshold))
     return best_adv.detach()
 
 
@@ -307,12 +333,22 @@ def worst_case_attack(
     best_adv, best_margin = x.clone(), None
     for member in ENSEMBLE_MEMBERS:
         if member == "square":
-            adv = _square_where_unbroken(model, x, targets, eps, queries, best_margin, clamp, threshold, generator,
-                                         on_step)
+            adv = _square_where_unbroken(model, x, targets, eps, queries, best_margin, clamp, threshold, generator, on_step)
         else:
-            adv = run_attack(model, x, targets, member, eps, steps=steps, restarts=restarts if member == "pgd-strong"
-                             else 1, step_size=step_size, clamp=clamp, threshold=threshold, generator=generator,
-                             on_step=on_step)
+            adv = run_attack(
+                model,
+                x,
+                targets,
+                member,
+                eps,
+                steps=steps,
+                restarts=restarts if member == "pgd-strong" else 1,
+                step_size=step_size,
+                clamp=clamp,
+                threshold=threshold,
+                generator=generator,
+                on_step=on_step,
+            )
         if members_out is not None:
             members_out[member] = adv
         with attack_mode(model):
@@ -331,16 +367,23 @@ def _square_where_unbroken(model, x, targets, eps, queries, margins, clamp, thre
     The second run reports its queries as ``square-unbroken``; each sample keeps the run
     with the larger margin.
     """
-    adv = square_attack(model, x, targets, eps, queries=queries, clamp=clamp, threshold=threshold, generator=generator,
-                        on_step=on_step)
+    adv = square_attack(model, x, targets, eps, queries=queries, clamp=clamp, threshold=threshold, generator=generator, on_step=on_step)
     with attack_mode(model):
         found = _margin_of(model, adv, targets, threshold)
     best = found if margins is None else torch.maximum(found, margins)
     unbroken = best <= 0
     if unbroken.any():
-        more = square_attack(model, x[unbroken], targets[unbroken], eps, queries=square_budget(queries), clamp=clamp,
-                             threshold=threshold, generator=generator,
-                             on_step=None if on_step is None else lambda _n, d, t: on_step("square-unbroken", d, t))
+        more = square_attack(
+            model,
+            x[unbroken],
+            targets[unbroken],
+            eps,
+            queries=square_budget(queries),
+            clamp=clamp,
+            threshold=threshold,
+            generator=generator,
+            on_step=None if on_step is None else lambda _n, d, t: on_step("square-unbroken", d, t),
+        )
         with attack_mode(model):
             better = _margin_of(model, more, targets[unbroken], threshold) > found[unbroken]
         rows = torch.nonzero(unbroken).reshape(-1)[better]
@@ -379,20 +422,49 @@ def run_attack(
         return fgsm_attack(model, x, targets, eps, clamp=clamp, objective=objective, on_step=on_step)
     if attack in ("pgd", "pgd-strong"):
         return pgd_attack(
-            model, x, targets, eps, steps=steps or DEFAULT_STEPS[attack], step_size=step_size,
-            restarts=restarts or DEFAULT_RESTARTS[attack], clamp=clamp, objective=objective, generator=generator,
-            on_step=on_step, name=attack,
+            model,
+            x,
+            targets,
+            eps,
+            steps=steps or DEFAULT_STEPS[attack],
+            step_size=step_size,
+            restarts=restarts or DEFAULT_RESTARTS[attack],
+            clamp=clamp,
+            objective=objective,
+            generator=generator,
+            on_step=on_step,
+            name=attack,
         )
     if attack == "apgd":
         return apgd_attack(
-            model, x, targets, eps, steps=steps or DEFAULT_STEPS["apgd"], restarts=restarts or DEFAULT_RESTARTS["apgd"],
-            loss=loss, clamp=clamp, threshold=threshold, generator=generator, on_step=on_step,
+            model,
+            x,
+            targets,
+            eps,
+            steps=steps or DEFAULT_STEPS["apgd"],
+            restarts=restarts or DEFAULT_RESTARTS["apgd"],
+            loss=loss,
+            clamp=clamp,
+            threshold=threshold,
+            generator=generator,
+            on_step=on_step,
         )
     if attack == "worst":
         return worst_case_attack(
-            model, x, targets, eps, steps=steps or DEFAULT_STEPS["worst"], restarts=restarts or DEFAULT_RESTARTS["worst"],
-            step_size=step_size, queries=queries or DEFAULT_QUERIES, clamp=clamp, threshold=threshold,
-            generator=generator, on_step=on_step, members_out=members_out,
+            model,
+            x,
+            targets,
+            eps,
+            steps=steps or DEFAULT_STEPS["worst"],
+            restarts=restarts or DEFAULT_RESTARTS["worst"],
+            step_size=step_size,
+            queries=queries or DEFAULT_QUERIES,
+            clamp=clamp,
+            threshold=threshold,
+            generator=generator,
+            on_step=on_step,
+            members_out=members_out,
         )
-    return square_attack(model, x, targets, eps, queries=queries or DEFAULT_QUERIES, clamp=clamp,
-                         threshold=threshold, generator=generator, on_step=on_step)
+    return square_attack(
+        model, x, targets, eps, queries=queries or DEFAULT_QUERIES, clamp=clamp, threshold=threshold, generator=generator, on_step=on_step
+    )

@@ -56,8 +56,13 @@ def _spacing(spacing_mm: float | Sequence[float] | None) -> tuple[float, float]:
     return float(row), float(col)
 
 
-def localise(saliency: np.ndarray, lesions: np.ndarray, breast: np.ndarray,
-             spacing_mm: float | Sequence[float] | None = None, tolerance_mm: float = DEFAULT_TOLERANCE_MM) -> Localisation:
+def localise(
+    saliency: np.ndarray,
+    lesions: np.ndarray,
+    breast: np.ndarray,
+    spacing_mm: float | Sequence[float] | None = None,
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+) -> Localisation:
     """Pointing game, energy inside the lesions and off the breast, and chance, for one map.
 
     All three arrays share the native grid. ``spacing_mm`` is (row, column) mm per pixel
@@ -68,8 +73,7 @@ def localise(saliency: np.ndarray, lesions: np.ndarray, breast: np.ndarray,
     values = np.abs(np.nan_to_num(np.asarray(saliency, dtype=np.float64)))
     lesions, breast = np.asarray(lesions, dtype=bool), np.asarray(breast, dtype=bool)
     if not values.shape == lesions.shape == breast.shape:
-        raise ValueError(f"saliency {values.shape}, lesion mask {lesions.shape} and breast mask {breast.shape} "
-                         "must share the native grid")
+        raise ValueError(f"saliency {values.shape}, lesion mask {lesions.shape} and breast mask {breast.shape} must share the native grid")
     sampling = _spacing(spacing_mm)
     breast_area = int(breast.sum())
     lesion_area = int((lesions & breast).sum())
@@ -83,18 +87,27 @@ def localise(saliency: np.ndarray, lesions: np.ndarray, breast: np.ndarray,
     total = float(values.sum())
     peak = float(values.max()) if values.size else 0.0
     if total <= 0 or peak <= float(values.min()) or distance is None:
-        return Localisation(None, None if total <= 0 else float(values[lesions].sum() / total),
-                            None if total <= 0 else float(values[~breast].sum() / total),
-                            chance, chance_pointing, None, lesion_area, breast_area)
+        return Localisation(
+            None,
+            None if total <= 0 else float(values[lesions].sum() / total),
+            None if total <= 0 else float(values[~breast].sum() / total),
+            chance,
+            chance_pointing,
+            None,
+            lesion_area,
+            breast_area,
+        )
     at_peak = values >= peak
     first = np.unravel_index(int(np.argmax(values)), values.shape)
     return Localisation(
         pointing=float(near[at_peak].mean()),
         energy_inside=float(values[lesions].sum() / total),
         energy_off_breast=float(values[~breast].sum() / total),
-        chance=chance, chance_pointing=chance_pointing,
+        chance=chance,
+        chance_pointing=chance_pointing,
         peak_distance_mm=float(distance[first]),
-        lesion_pixels=lesion_area, breast_pixels=breast_area,
+        lesion_pixels=lesion_area,
+        breast_pixels=breast_area,
     )
 
 
@@ -113,8 +126,9 @@ def summarise(results: Sequence[Localisation]) -> dict:
         "energy_inside": _mean([r.energy_inside for r in results]),
         "chance": _mean([r.chance for r in results]),
         "energy_off_breast": _mean([r.energy_off_breast for r in results]),
-        "median_peak_distance_mm": (float(np.median(d)) if (d := [r.peak_distance_mm for r in results
-                                                                   if r.peak_distance_mm is not None]) else None),
+        "median_peak_distance_mm": (
+            float(np.median(d)) if (d := [r.peak_distance_mm for r in results if r.peak_distance_mm is not None]) else None
+        ),
     }
 
 
@@ -137,8 +151,12 @@ def wilcoxon_paired(a: Sequence[float], b: Sequence[float]) -> dict:
     if diffs.size == 0 or not np.any(diffs != 0):
         return {"test": "Wilcoxon signed-rank", "pairs": int(diffs.size), "median_difference": 0.0, "p": 1.0}
     result = wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-    return {"test": "Wilcoxon signed-rank", "pairs": int(diffs.size), "median_difference": float(np.median(diffs)),
-            "p": float(result.pvalue)}
+    return {
+        "test": "Wilcoxon signed-rank",
+        "pairs": int(diffs.size),
+        "median_difference": float(np.median(diffs)),
+        "p": float(result.pvalue),
+    }
 
 
 def paired_tests(per_method: Mapping[str, Sequence[Localisation | None]]) -> list[dict]:
@@ -146,13 +164,15 @@ def paired_tests(per_method: Mapping[str, Sequence[Localisation | None]]) -> lis
     tests = []
     for first, second in combinations(sorted(per_method), 2):
         pairs = [(x, y) for x, y in zip(per_method[first], per_method[second]) if x is not None and y is not None]
-        hits = [(x.pointing >= 0.5, y.pointing >= 0.5) for x, y in pairs
-                if x.pointing is not None and y.pointing is not None]
-        energy = [(x.energy_inside, y.energy_inside) for x, y in pairs
-                  if x.energy_inside is not None and y.energy_inside is not None]
-        tests.append({
-            "first": first, "second": second, "images": len(pairs),
-            "pointing": mcnemar_exact([h[0] for h in hits], [h[1] for h in hits]),
-            "energy_inside": wilcoxon_paired([e[0] for e in energy], [e[1] for e in energy]),
-        })
+        hits = [(x.pointing >= 0.5, y.pointing >= 0.5) for x, y in pairs if x.pointing is not None and y.pointing is not None]
+        energy = [(x.energy_inside, y.energy_inside) for x, y in pairs if x.energy_inside is not None and y.energy_inside is not None]
+        tests.append(
+            {
+                "first": first,
+                "second": second,
+                "images": len(pairs),
+                "pointing": mcnemar_exact([h[0] for h in hits], [h[1] for h in hits]),
+                "energy_inside": wilcoxon_paired([e[0] for e in energy], [e[1] for e in energy]),
+            }
+        )
     return tests

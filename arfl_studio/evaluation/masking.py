@@ -115,8 +115,15 @@ def masking_report(
         zero_logit_grad_fraction=as_list(zero_logit),
         fgsm_minus_worst=as_list(fgsm - worst_acc),
         fgsm_minus_pgd=as_list(fgsm - pgd),
-        settings=dict(pgd_steps=pgd_steps, pgd_restarts=pgd_restarts, pgd_step_size=2.5 * eps / pgd_steps,
-                      grid=grid, refine=refine, refine_top=refine_top, clamp=None),
+        settings=dict(
+            pgd_steps=pgd_steps,
+            pgd_restarts=pgd_restarts,
+            pgd_step_size=2.5 * eps / pgd_steps,
+            grid=grid,
+            refine=refine,
+            refine_top=refine_top,
+            clamp=None,
+        ),
         worst_case=worst,
         worst_case_seconds=worst_seconds,
     )

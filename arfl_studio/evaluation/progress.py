@@ -52,8 +52,12 @@ def attack_units(attack: str, steps: int, restarts: int, queries: int, loss: str
     if attack == "square":
         return queries
     if attack == "worst":
-        return (attack_units("pgd-strong", steps, restarts, queries) + attack_units("apgd", steps, 1, queries)
-                + attack_units("square", steps, 1, queries) + 3)
+        return (
+            attack_units("pgd-strong", steps, restarts, queries)
+            + attack_units("apgd", steps, 1, queries)
+            + attack_units("square", steps, 1, queries)
+            + 3
+        )
     raise ValueError(f"unknown attack {attack!r}")
 
 
@@ -64,8 +68,14 @@ _PART = {"apgd-ce": "apgd", "square-unbroken": "square"}  # second runs report w
 class ProgressMeter:
     """Counts work units, builds messages, throttles events and polls the cancel flag."""
 
-    def __init__(self, total_units: int, batches: int, callback: Callable[[EvaluationProgress], None] | None,
-                 cancel: threading.Event | None, clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self,
+        total_units: int,
+        batches: int,
+        callback: Callable[[EvaluationProgress], None] | None,
+        cancel: threading.Event | None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.total, self.batches = max(int(total_units), 1), batches
         self.callback, self.cancel, self.clock = callback, cancel, clock
         self.start = clock()
@@ -123,5 +133,15 @@ class ProgressMeter:
         elapsed = now - self.start
         eta = elapsed * (self.total - done) / done if done > 0 else None
         message = what if self.stage == "done" else f"{what}, batch {self.batch}/{self.batches}"
-        self.callback(EvaluationProgress(int(done), self.total, self.stage, message, self.batch, self.batches,
-                                         round(elapsed, 3), None if eta is None else round(max(eta, 0.0), 3)))
+        self.callback(
+            EvaluationProgress(
+                int(done),
+                self.total,
+                self.stage,
+                message,
+                self.batch,
+                self.batches,
+                round(elapsed, 3),
+                None if eta is None else round(max(eta, 0.0), 3),
+            )
+        )

@@ -49,8 +49,7 @@ def sample_size(targets, logits) -> dict[str, Any]:
     from arfl_studio.evaluation.roc_stats import delong_auc_ci
 
     t = np.asarray(targets) > 0.5
-    out: dict[str, Any] = {"n": int(len(t)), "n_positive": int(t.sum()), "n_negative": int((~t).sum()),
-                           "auc_ci": None, "auc_se": None}
+    out: dict[str, Any] = {"n": int(len(t)), "n_positive": int(t.sum()), "n_negative": int((~t).sum()), "auc_ci": None, "auc_se": None}
     try:
         _, lo, hi, se = delong_auc_ci(t, logits)
         out.update(auc_ci=[lo, hi], auc_se=se)
@@ -74,8 +73,10 @@ def auc_note(targets: np.ndarray) -> str | None:
     if len(t) == 0:
         return "AUC undefined: no images were evaluated"
     if t.all() or (~t).all():
-        return (f"AUC undefined: the evaluated images hold only one class ({int((~t).sum())} benign, "
-                f"{int(t.sum())} malignant); accuracy, sensitivity and specificity are still given")
+        return (
+            f"AUC undefined: the evaluated images hold only one class ({int((~t).sum())} benign, "
+            f"{int(t.sum())} malignant); accuracy, sensitivity and specificity are still given"
+        )
     return None
 
 
@@ -101,8 +102,23 @@ def _fmt(v: float, width: int = 7) -> str:
     return f"{v:{width}.3f}" if math.isfinite(v) else f"{'n/a':>{width}}"
 
 
-REPLAYED = ("attack", "eps", "steps", "restarts", "step_size", "queries", "loss", "clamp", "probes", "probe_queries",
-            "probe_images", "large_eps", "tolerance", "seed", "batch_size")
+REPLAYED = (
+    "attack",
+    "eps",
+    "steps",
+    "restarts",
+    "step_size",
+    "queries",
+    "loss",
+    "clamp",
+    "probes",
+    "probe_queries",
+    "probe_images",
+    "large_eps",
+    "tolerance",
+    "seed",
+    "batch_size",
+)
 
 
 def replay_arguments(doc: dict) -> dict[str, Any]:
@@ -159,9 +175,13 @@ class RobustnessReport:
     def attack_settings(self, eps: float) -> dict[str, Any]:
         """Everything that made this eps's adversarial examples (stored with each flipped case)."""
         keys = ("steps", "restarts", "step_size", "loss", "queries", "seed", "clamp")
-        return {"attack": self.attack, "eps": float(eps), **{k: self.settings.get(k) for k in keys},
-                "parameters": (self.settings.get("parameters") or {}).get(f"{float(eps):g}"),
-                "threshold_logit": self.threshold}
+        return {
+            "attack": self.attack,
+            "eps": float(eps),
+            **{k: self.settings.get(k) for k in keys},
+            "parameters": (self.settings.get("parameters") or {}).get(f"{float(eps):g}"),
+            "threshold_logit": self.threshold,
+        }
 
     def flipped(self, eps: float, logits: np.ndarray | None = None) -> list[dict[str, Any]]:
         adv = self.adversarial_logits[eps] if logits is None else logits
@@ -215,18 +235,26 @@ class RobustnessReport:
             elif eps == 0:
                 reason = "eps is 0: nothing was perturbed"
             else:
-                reason = (f"no prediction crossed the decision threshold (probability {p:.3f}, logit "
-                          f"{self.threshold:g}): {int(moved.sum())} of {n} cases moved against their label without "
-                          f"crossing it; {int(wrong.sum())} were already misclassified before the attack")
-        return {"flipped_count": int(flipped.sum()), "moved_against_label": int(moved.sum()),
-                "misclassified_clean": int(wrong.sum()), "empty_reason": reason}
+                reason = (
+                    f"no prediction crossed the decision threshold (probability {p:.3f}, logit "
+                    f"{self.threshold:g}): {int(moved.sum())} of {n} cases moved against their label without "
+                    f"crossing it; {int(wrong.sum())} were already misclassified before the attack"
+                )
+        return {
+            "flipped_count": int(flipped.sum()),
+            "moved_against_label": int(moved.sum()),
+            "misclassified_clean": int(wrong.sum()),
+            "empty_reason": reason,
+        }
 
     def group_metrics(self, group: dict[str, dict[float, np.ndarray]]) -> dict[str, list[dict[str, float]]]:
         """Metrics per eps of the probes (on the probe images) or the ensemble members (on all images)."""
         pick = slice(None) if group is not self.probes or self.probe_indices is None else self.probe_indices
         t = self.targets[pick]
-        return {name: [{"eps": e, **threshold_metrics(t, v, self.threshold), **sample_size(t, v)}
-                       for e, v in sorted(r.items())] for name, r in group.items()}
+        return {
+            name: [{"eps": e, **threshold_metrics(t, v, self.threshold), **sample_size(t, v)} for e, v in sorted(r.items())]
+            for name, r in group.items()
+        }
 
     # --------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
@@ -236,11 +264,16 @@ class RobustnessReport:
         for e in self.eps:
             adv = self.adversarial_logits[e]
             flips = self.flipped(e)
-            results.append({
-                "eps": e, **self.adversarial(e), **sample_size(targets, adv), **self.shift_summary(e),
-                "flipped": flips,
-                "roc": _roc(targets, adv),
-            })
+            results.append(
+                {
+                    "eps": e,
+                    **self.adversarial(e),
+                    **sample_size(targets, adv),
+                    **self.shift_summary(e),
+                    "flipped": flips,
+                    "roc": _roc(targets, adv),
+                }
+            )
         doc = {
             "attack": self.attack,
             "settings": self.settings,
@@ -256,8 +289,11 @@ class RobustnessReport:
             "probes": self.group_metrics(self.probes),
             "probe_images": None if self.probe_indices is None else len(self.probe_indices),
             "members": self.group_metrics(self.members),
-            "gradient_check": {"zero_input_gradients": self.zero_gradients, "nan_input_gradients": self.nan_gradients,
-                               **self.gradient_stats},
+            "gradient_check": {
+                "zero_input_gradients": self.zero_gradients,
+                "nan_input_gradients": self.nan_gradients,
+                **self.gradient_stats,
+            },
             "large_eps_check": self.large_eps_check,
             "warnings": [w.to_dict() for w in self.warnings],
             "checks_run": list(self.checks),
@@ -276,31 +312,36 @@ class RobustnessReport:
         """A human-readable summary (the CLI prints it)."""
         c = self.clean
         size = sample_size(self.targets, self.clean_logits)
-        lines = [f"attack {self.attack}  on {size['n']} images ({size['n_positive']} positive / {size['n_negative']} "
-                 f"negative)  threshold logit {self.threshold:g}",
-                 "metrics as fractions; AUC with its 95% DeLong interval",
-                 f"{'eps':>10} {'AUC':>7} {'95% CI':>13} {'acc':>7} {'sens':>7} {'spec':>7} {'flipped':>8} {'moved':>6}",
-                 f"{'clean':>10} {_fmt(c['auc'])} {_ci(size):>13} {_fmt(c['accuracy'])} {_fmt(c['sensitivity'])} "
-                 f"{_fmt(c['specificity'])} {'':>8} {'':>6}"]
+        lines = [
+            f"attack {self.attack}  on {size['n']} images ({size['n_positive']} positive / {size['n_negative']} "
+            f"negative)  threshold logit {self.threshold:g}",
+            "metrics as fractions; AUC with its 95% DeLong interval",
+            f"{'eps':>10} {'AUC':>7} {'95% CI':>13} {'acc':>7} {'sens':>7} {'spec':>7} {'flipped':>8} {'moved':>6}",
+            f"{'clean':>10} {_fmt(c['auc'])} {_ci(size):>13} {_fmt(c['accuracy'])} {_fmt(c['sensitivity'])} "
+            f"{_fmt(c['specificity'])} {'':>8} {'':>6}",
+        ]
         for e in self.eps:
             a, s = self.adversarial(e), self.shift_summary(e)
             ci = _ci(sample_size(self.targets, self.adversarial_logits[e]))
-            lines.append(f"{e:10.3g} {_fmt(a['auc'])} {ci:>13} {_fmt(a['accuracy'])} {_fmt(a['sensitivity'])} "
-                         f"{_fmt(a['specificity'])} {s['flipped_count']:8d} {s['moved_against_label']:6d}")
+            lines.append(
+                f"{e:10.3g} {_fmt(a['auc'])} {ci:>13} {_fmt(a['accuracy'])} {_fmt(a['sensitivity'])} "
+                f"{_fmt(a['specificity'])} {s['flipped_count']:8d} {s['moved_against_label']:6d}"
+            )
         for kind, group in (("member", self.group_metrics(self.members)), ("probe", self.group_metrics(self.probes))):
             for name, rows in group.items():
                 cells = "; ".join(f"eps={r['eps']:g} {size_text(r)}, acc {_fmt(r['accuracy'], 0)}" for r in rows)
                 lines.append(f"  {kind} {name}: {cells}")
         if self.large_eps_check:
             big = self.large_eps_check
-            lines.append(f"  large-eps check: {big.get('attack')} at eps={big['eps']:g}: {size_text(big)}, "
-                         f"acc {_fmt(big['accuracy'], 0)}")
+            lines.append(f"  large-eps check: {big.get('attack')} at eps={big['eps']:g}: {size_text(big)}, acc {_fmt(big['accuracy'], 0)}")
         plan = self.settings.get("sanity_plan")
         if plan:
             spent = self.seconds.get("sanity", 0.0) + self.seconds.get("gradient_check", 0.0)
-            lines.append(f"sanity checks on {plan['probe_images']} of {plan['images']} images: estimated "
-                         f"{plan['ratio']:.2f}x the attack's cost" + (f", measured {spent:.1f} s for a "
-                         f"{self.seconds['attack']:.1f} s attack" if self.seconds.get("attack") else ""))
+            lines.append(
+                f"sanity checks on {plan['probe_images']} of {plan['images']} images: estimated "
+                f"{plan['ratio']:.2f}x the attack's cost"
+                + (f", measured {spent:.1f} s for a {self.seconds['attack']:.1f} s attack" if self.seconds.get("attack") else "")
+            )
         note = auc_note(self.targets)
         if note:
             lines.append(note)

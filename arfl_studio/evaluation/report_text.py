@@ -16,9 +16,13 @@ def threshold_text(report: dict) -> str:
     prob = report.get("threshold_prob", 1 / (1 + math.exp(-logit)))
     rule = th.get("rule", "none")
     target = f" {th['target']:g}" if th.get("target") is not None else ""
-    how = {"none": "default: the model stores no threshold", "youden": "Youden's J on the training folds",
-           "sensitivity": f"target sensitivity{target} on the training folds",
-           "specificity": f"target specificity{target} on the training folds", "logit": "fixed"}.get(rule, rule)
+    how = {
+        "none": "default: the model stores no threshold",
+        "youden": "Youden's J on the training folds",
+        "sensitivity": f"target sensitivity{target} on the training folds",
+        "specificity": f"target specificity{target} on the training folds",
+        "logit": "fixed",
+    }.get(rule, rule)
     return f"logit {logit:+.3g} (P(malignant) > {prob:.2f}; {how})"
 
 
@@ -31,15 +35,19 @@ def auc_ci_text(metrics: dict) -> str:
 def summary_text(report: dict) -> str:
     clean = report["clean"]
     negatives = report.get("n_negative", report["n"] - report["n_positive"])
-    lines = [f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant, "
-             f"{negatives} benign); AUC with its 95 % DeLong interval.",
-             f"Decision threshold: {threshold_text(report)}.",
-             f"<table cellspacing=4><tr><th align=left>ε</th><th>AUC</th><th>sensitivity</th><th>specificity</th>"
-             f"<th>flipped</th></tr><tr><td>clean</td><td>{auc_ci_text(clean)}</td>"
-             f"<td>{pct(clean.get('sensitivity'))}</td><td>{pct(clean.get('specificity'))}</td><td></td></tr>"]
+    lines = [
+        f"<b>{report['attack']}</b> on {report['n']} held-out images ({report['n_positive']} malignant, "
+        f"{negatives} benign); AUC with its 95 % DeLong interval.",
+        f"Decision threshold: {threshold_text(report)}.",
+        f"<table cellspacing=4><tr><th align=left>ε</th><th>AUC</th><th>sensitivity</th><th>specificity</th>"
+        f"<th>flipped</th></tr><tr><td>clean</td><td>{auc_ci_text(clean)}</td>"
+        f"<td>{pct(clean.get('sensitivity'))}</td><td>{pct(clean.get('specificity'))}</td><td></td></tr>",
+    ]
     for r in report["results"]:
-        lines[-1] += (f"<tr><td>{r['eps']:g}</td><td>{auc_ci_text(r)}</td><td>{pct(r.get('sensitivity'))}</td>"
-                      f"<td>{pct(r.get('specificity'))}</td><td align=center>{r['flipped_count']}</td></tr>")
+        lines[-1] += (
+            f"<tr><td>{r['eps']:g}</td><td>{auc_ci_text(r)}</td><td>{pct(r.get('sensitivity'))}</td>"
+            f"<td>{pct(r.get('specificity'))}</td><td align=center>{r['flipped_count']}</td></tr>"
+        )
     lines[-1] += "</table>"
     if report.get("auc_note"):
         lines.append(f"<i>{report['auc_note']}</i>")
@@ -53,23 +61,27 @@ def checks_text(report: dict) -> str:
     warnings = report.get("warnings", [])
     if warnings:
         items = "".join(f"<li><b>{w.get('name', '')}</b>: {w.get('message', '')}</li>" for w in warnings)
-        return (f"<span style='color:#b00000'><b>⚠ Sanity checks failed — the numbers above may "
-                f"overstate robustness:</b></span><ul>{items}</ul>")
+        return (
+            f"<span style='color:#b00000'><b>⚠ Sanity checks failed — the numbers above may "
+            f"overstate robustness:</b></span><ul>{items}</ul>"
+        )
     settings = report.get("settings") or {}
     ran = []
     probes = settings.get("probes") or []
     if probes:
         probed = report.get("probe_images") or report["n"]
-        ran.append(f"{report['attack']} did at least as well as {', '.join(probes)} (on {probed} of "
-                   f"{report['n']} images)")
+        ran.append(f"{report['attack']} did at least as well as {', '.join(probes)} (on {probed} of {report['n']} images)")
     ran.append("the AUC did not rise with ε beyond its sampling error")
     large = report.get("large_eps_check") or {}
     if large.get("auc") is not None:
         on = f" on {large['n']} images ({large.get('n_positive', '?')} malignant)" if large.get("n") else ""
         ran.append(f"at ε = {large['eps']:g} the attack brought the AUC to {auc_ci_text(large)}{on}")
     ran.append("the input gradients are non-zero and finite")
-    return ("<span style='color:#006000'>✔ Sanity checks passed: " + "; ".join(ran) +
-            ".</span> <span style='color:#555'>(No check proves robustness.)</span>")
+    return (
+        "<span style='color:#006000'>✔ Sanity checks passed: "
+        + "; ".join(ran)
+        + ".</span> <span style='color:#555'>(No check proves robustness.)</span>"
+    )
 
 
 def flip_note_text(report: dict, result: dict) -> str:

@@ -20,11 +20,22 @@ import torch
 import torch.nn as nn
 
 from arfl_studio.evaluation.attacks import (
-    APGD_LOSSES, ATTACKS, DEFAULT_QUERIES, DEFAULT_RESTARTS, DEFAULT_STEPS, ENSEMBLE_MEMBERS, GRADIENT_FREE,
-    attack_parameters, run_attack,
+    APGD_LOSSES,
+    ATTACKS,
+    DEFAULT_QUERIES,
+    DEFAULT_RESTARTS,
+    DEFAULT_STEPS,
+    ENSEMBLE_MEMBERS,
+    GRADIENT_FREE,
+    attack_parameters,
+    run_attack,
 )
 from arfl_studio.evaluation.progress import (
-    GRADIENT_UNITS, EvaluationCancelled, EvaluationProgress, ProgressMeter, attack_units,
+    GRADIENT_UNITS,
+    EvaluationCancelled,
+    EvaluationProgress,
+    ProgressMeter,
+    attack_units,
 )
 from arfl_studio.evaluation.report import RobustnessReport, sample_size, threshold_metrics
 from arfl_studio.evaluation.sanity_budget import DEFAULT_BUDGET, SanityPlan, plan_sanity
@@ -33,8 +44,15 @@ from arfl_studio.models.dual_bn import bn_route, has_dual_bn
 from arfl_studio.training.attacks import attack_mode, project
 from arfl_studio.training.devices import resolve_device
 
-__all__ = ["EvaluationCancelled", "EvaluationProgress", "RobustnessReport", "evaluate_robustness",
-           "input_gradient_stats", "sanity_plan", "threshold_metrics"]
+__all__ = [
+    "EvaluationCancelled",
+    "EvaluationProgress",
+    "RobustnessReport",
+    "evaluate_robustness",
+    "input_gradient_stats",
+    "sanity_plan",
+    "threshold_metrics",
+]
 
 LARGE_EPS = 0.5  # pixel space [0, 1]: every image can reach the same mid-grey image
 PROBE_QUERIES = 200
@@ -71,8 +89,9 @@ def _batches(images, targets, batch_size: int, workers: int):
         return total, ((images[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(images), batch_size))
     from arfl_studio.data.child_processes import loader_worker_init_fn  # workers end when this process is killed
 
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         worker_init_fn=loader_worker_init_fn() if workers else None)
+    loader = torch.utils.data.DataLoader(
+        images, batch_size=batch_size, shuffle=False, num_workers=workers, worker_init_fn=loader_worker_init_fn() if workers else None
+    )
     return len(loader), ((x, torch.as_tensor(t).float()) for x, *rest in loader for t in [rest[0]])
 
 
@@ -106,19 +125,38 @@ def _probe_subset(n: int | None, probe_images: int | None) -> np.ndarray | None:
     return np.unique(np.round(np.linspace(0, n - 1, probe_images)).astype(int))
 
 
-def sanity_plan(attack: str, eps: float | Sequence[float], images: int, *, probes: bool | Sequence[str] = True,
-                probe_queries: int = PROBE_QUERIES, probe_images: int | None = None,
-                sanity_budget: float | None = DEFAULT_BUDGET, large_eps: float | None = LARGE_EPS,
-                steps: int | None = None, restarts: int | None = None, queries: int | None = None,
-                loss: str = "margin") -> SanityPlan:
+def sanity_plan(
+    attack: str,
+    eps: float | Sequence[float],
+    images: int,
+    *,
+    probes: bool | Sequence[str] = True,
+    probe_queries: int = PROBE_QUERIES,
+    probe_images: int | None = None,
+    sanity_budget: float | None = DEFAULT_BUDGET,
+    large_eps: float | None = LARGE_EPS,
+    steps: int | None = None,
+    restarts: int | None = None,
+    queries: int | None = None,
+    loss: str = "margin",
+) -> SanityPlan:
     """The sanity checks :func:`evaluate_robustness` will run with these arguments on ``images``
     images, and their estimated cost relative to the attack (print it before the attack starts)."""
     names = _probe_attacks(attack) if probes is True else list(probes or [])
-    return plan_sanity(attack=attack, eps=sorted({float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps)}),
-                       images=images, probes=[p for p in names if p != attack], probe_queries=probe_queries,
-                       large_attack=None if large_eps is None else ("apgd" if attack == "worst" else attack),
-                       steps=steps, restarts=restarts, queries=queries, loss=loss, probe_images=probe_images,
-                       budget=sanity_budget)
+    return plan_sanity(
+        attack=attack,
+        eps=sorted({float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps)}),
+        images=images,
+        probes=[p for p in names if p != attack],
+        probe_queries=probe_queries,
+        large_attack=None if large_eps is None else ("apgd" if attack == "worst" else attack),
+        steps=steps,
+        restarts=restarts,
+        queries=queries,
+        loss=loss,
+        probe_images=probe_images,
+        budget=sanity_budget,
+    )
 
 
 def evaluate_robustness(
@@ -188,35 +226,63 @@ def evaluate_robustness(
     dev = resolve_device(device) if isinstance(device, str) else device
     model = model.to(dev)
     n_images = len(images) if hasattr(images, "__len__") else None
-    plan = None if n_images is None else sanity_plan(
-        attack, eps_list, n_images, probes=probe_names, probe_queries=probe_queries, probe_images=probe_images,
-        sanity_budget=sanity_budget, large_eps=large_eps, steps=steps, restarts=restarts, queries=queries, loss=loss)
+    plan = (
+        None
+        if n_images is None
+        else sanity_plan(
+            attack,
+            eps_list,
+            n_images,
+            probes=probe_names,
+            probe_queries=probe_queries,
+            probe_images=probe_images,
+            sanity_budget=sanity_budget,
+            large_eps=large_eps,
+            steps=steps,
+            restarts=restarts,
+            queries=queries,
+            loss=loss,
+        )
+    )
     if plan is not None and n_images is not None and plan.probe_images < n_images:
         probe_images = plan.probe_images
     settings = {
-        "eps": eps_list, "steps": steps or DEFAULT_STEPS.get(attack), "restarts": restarts or DEFAULT_RESTARTS.get(attack),
-        "step_size": step_size, "loss": loss if attack == "apgd" else "margin",
+        "eps": eps_list,
+        "steps": steps or DEFAULT_STEPS.get(attack),
+        "restarts": restarts or DEFAULT_RESTARTS.get(attack),
+        "step_size": step_size,
+        "loss": loss if attack == "apgd" else "margin",
         "queries": (queries or DEFAULT_QUERIES) if attack in ("square", "worst") else None,
-        "clamp": list(clamp) if clamp else None, "probes": probe_names, "probe_queries": probe_queries,
-        "probe_images": probe_images, "large_eps": large_eps, "tolerance": tolerance, "seed": seed,
-        "device": str(dev), "batch_size": batch_size,
+        "clamp": list(clamp) if clamp else None,
+        "probes": probe_names,
+        "probe_queries": probe_queries,
+        "probe_images": probe_images,
+        "large_eps": large_eps,
+        "tolerance": tolerance,
+        "seed": seed,
+        "device": str(dev),
+        "batch_size": batch_size,
         "sanity_plan": None if plan is None else plan.to_dict(),
     }
     # every parameter as used, per eps (the JSON alone reproduces the attack: report.replay_arguments)
-    settings["parameters"] = {f"{e:g}": attack_parameters(attack, e, steps=steps, restarts=restarts, step_size=step_size,
-                                                          queries=queries, loss=str(settings["loss"]))
-                              for e in eps_list if e > 0}
+    settings["parameters"] = {
+        f"{e:g}": attack_parameters(
+            attack, e, steps=steps, restarts=restarts, step_size=step_size, queries=queries, loss=str(settings["loss"])
+        )
+        for e in eps_list
+        if e > 0
+    }
     settings["probe_parameters"] = {p: attack_parameters(p, eps_list[-1], queries=probe_queries) for p in probe_names}
     with contextlib.ExitStack() as stack:
         if has_dual_bn(model):  # deployed models cannot know which inputs are adversarial
             stack.enter_context(bn_route(model, "clean"))
-        return _Evaluation(model, attack, eps_list, settings, threshold, clamp, dev, probe_names,
-                           delta_budget_mb, callback, cancel).run(images, targets, records, workers)
+        return _Evaluation(model, attack, eps_list, settings, threshold, clamp, dev, probe_names, delta_budget_mb, callback, cancel).run(
+            images, targets, records, workers
+        )
 
 
 class _Evaluation:
-    def __init__(self, model, attack, eps_list, settings, threshold, clamp, dev, probe_names, delta_budget_mb,
-                 callback, cancel):
+    def __init__(self, model, attack, eps_list, settings, threshold, clamp, dev, probe_names, delta_budget_mb, callback, cancel):
         self.model, self.attack, self.eps_list, self.settings = model, attack, eps_list, settings
         self.threshold, self.clamp, self.dev, self.probe_names = threshold, clamp, dev, probe_names
         self.delta_budget = int(delta_budget_mb * 2**20)
@@ -233,8 +299,16 @@ class _Evaluation:
         if probe:
             return dict(queries=s["probe_queries"], clamp=self.clamp, threshold=self.threshold, generator=self.generator)
         restarts = s["restarts"] if name == self.attack else DEFAULT_RESTARTS.get(name)
-        return dict(steps=s["steps"], restarts=restarts, step_size=s["step_size"], queries=s["queries"],
-                    loss=s["loss"], clamp=self.clamp, threshold=self.threshold, generator=self.generator)
+        return dict(
+            steps=s["steps"],
+            restarts=restarts,
+            step_size=s["step_size"],
+            queries=s["queries"],
+            loss=s["loss"],
+            clamp=self.clamp,
+            threshold=self.threshold,
+            generator=self.generator,
+        )
 
     def units(self, name: str, probe: bool = False) -> tuple[int, dict[str, float] | None]:
         s = self.settings
@@ -243,8 +317,7 @@ class _Evaluation:
         steps, queries = s["steps"] or 1, s["queries"] or DEFAULT_QUERIES
         restarts = (s["restarts"] if name == self.attack else DEFAULT_RESTARTS.get(name)) or 1
         if name == "worst":
-            parts: dict[str, float] = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries)
-                                       for m in ENSEMBLE_MEMBERS}
+            parts: dict[str, float] = {m: attack_units(m, steps, restarts if m == "pgd-strong" else 1, queries) for m in ENSEMBLE_MEMBERS}
             return attack_units(name, steps, restarts, queries), parts
         return attack_units(name, steps, restarts, queries, s["loss"]), None
 
@@ -256,14 +329,12 @@ class _Evaluation:
         probed_batches = n_batches if subset is None else len({int(i) // batch_size for i in subset})
         return n_batches * (1 + GRADIENT_UNITS + main) + probed_batches * probe
 
-    def run_one(self, meter: ProgressMeter, name: str, x, t, e: float, probe: bool = False, members=None,
-                sanity: bool = False):
+    def run_one(self, meter: ProgressMeter, name: str, x, t, e: float, probe: bool = False, members=None, sanity: bool = False):
         """One attack call; ``probe``: a reference attack (probe budget); ``sanity``: part of the checks."""
         units, parts = self.units(name, probe)
         sanity = sanity or probe
         meter.begin(f"{'sanity: ' if sanity else ''}{name} eps={e:g}", units, "sanity" if sanity else "attack", parts)
-        adv = run_attack(self.model, x, t, name, e, on_step=meter.step, members_out=members,
-                         **self.attack_kwargs(name, probe))
+        adv = run_attack(self.model, x, t, name, e, on_step=meter.step, members_out=members, **self.attack_kwargs(name, probe))
         meter.end()
         return adv
 
@@ -278,8 +349,9 @@ class _Evaluation:
         meter = ProgressMeter(self.total_units(n_batches, bs, n_total, subset), n_batches, self.callback, self.cancel)
         all_t, clean = [], []
         adv: dict[float, list[Any]] = {e: [] for e in self.eps_list}
-        members: dict[str, dict[float, list]] = {m: {e: [] for e in self.eps_list} for m in ENSEMBLE_MEMBERS} \
-            if self.attack == "worst" else {}
+        members: dict[str, dict[float, list]] = (
+            {m: {e: [] for e in self.eps_list} for m in ENSEMBLE_MEMBERS} if self.attack == "worst" else {}
+        )
         probe_out: dict[str, dict[float, list]] = {p: {e: [] for e in self.eps_list} for p in self.probe_names}
         large: list[torch.Tensor] = []
         grey: list[torch.Tensor] = []
@@ -328,13 +400,11 @@ class _Evaluation:
                 xs, ts = x[pick], t[pick]
                 for p in self.probe_names:
                     for e in self.eps_list:
-                        probe_out[p][e].append(self.predict(self.run_one(meter, p, xs, ts, e, probe=True))
-                                               if e > 0 else self.predict(xs))
+                        probe_out[p][e].append(self.predict(self.run_one(meter, p, xs, ts, e, probe=True)) if e > 0 else self.predict(xs))
                 if self.settings["large_eps"] is not None:
                     if not grey:  # every image can reach mid-grey at eps >= 0.5 in [0, 1]: the trivial attack
                         grey.append(self.predict(torch.full_like(x[:1], 0.5)))
-                    large.append(self.predict(self.run_one(meter, self.large_attack, xs, ts, self.settings["large_eps"],
-                                                           sanity=True)))
+                    large.append(self.predict(self.run_one(meter, self.large_attack, xs, ts, self.settings["large_eps"], sanity=True)))
             seconds["sanity"] += time.perf_counter() - s
             offset += len(x)
             meter.finish_batch()
@@ -365,16 +435,35 @@ class _Evaluation:
             "images_mostly_zero_fraction": sparse / n if n else 0.0,
             "images_over_90_percent_zero": int((zero_fraction > 0.9).sum()),
         }
-        report = RobustnessReport(self.attack, self.settings, self.threshold, targets, clean_np, self.eps_list, adv_np,
-                                  probes_np, cases, zero, nonfinite, members=members_np, probe_indices=subset,
-                                  gradient_stats=gradient_stats, deltas=deltas)
+        report = RobustnessReport(
+            self.attack,
+            self.settings,
+            self.threshold,
+            targets,
+            clean_np,
+            self.eps_list,
+            adv_np,
+            probes_np,
+            cases,
+            zero,
+            nonfinite,
+            members=members_np,
+            probe_indices=subset,
+            gradient_stats=gradient_stats,
+            deltas=deltas,
+        )
         t_probe = targets if subset is None else targets[subset]
         metrics = lambda t, z: threshold_metrics(t, z, self.threshold)  # noqa: E731
         if large:
             big = metrics(t_probe, cat(large))
-            report.large_eps_check = {"eps": self.settings["large_eps"], "attack": self.large_attack,
-                                      "auc": big["auc"], "accuracy": big["accuracy"], **sample_size(t_probe, cat(large)),
-                                      "trivial_accuracy": None}
+            report.large_eps_check = {
+                "eps": self.settings["large_eps"],
+                "attack": self.large_attack,
+                "auc": big["auc"],
+                "accuracy": big["accuracy"],
+                **sample_size(t_probe, cat(large)),
+                "trivial_accuracy": None,
+            }
             if grey and self.clamp is not None and tuple(self.clamp) == (0.0, 1.0) and self.settings["large_eps"] >= 0.5:
                 # accuracy when every image is mapped to mid-grey: what any attack at this eps can reach
                 grey_positive = bool(grey[0].item() > self.threshold)
@@ -389,8 +478,13 @@ class _Evaluation:
             probes={p: {e: metrics(t_probe, v) for e, v in r.items()} for p, r in probes_np.items()},
             members={m: {e: metrics(targets, v) for e, v in r.items()} for m, r in members_np.items()},
             large_eps=report.large_eps_check,
-            gradients={"zero_images": zero, "nan_images": nonfinite, "sparse_images": sparse,
-                       "sparse_fraction": SPARSE_FRACTION, "mean_zero_fraction": gradient_stats["zero_pixel_fraction_mean"]},
+            gradients={
+                "zero_images": zero,
+                "nan_images": nonfinite,
+                "sparse_images": sparse,
+                "sparse_fraction": SPARSE_FRACTION,
+                "mean_zero_fraction": gradient_stats["zero_pixel_fraction_mean"],
+            },
             nan_outputs=int(sum((~np.isfinite(v)).sum() for v in all_logits)),
             n=n,
             n_reference=len(t_probe),

@@ -57,8 +57,10 @@ class AUCEstimate:
         """'AUC 81.2 % (95 % CI 74.0–88.4; n = 120: 40 pos / 80 neg)'."""
         f = (lambda v: f"{100 * v:.1f}") if percent else (lambda v: f"{v:.3f}")
         unit = " %" if percent else ""
-        return (f"AUC {f(self.auc)}{unit} ({100 * self.level:g} % CI {f(self.lo)}–{f(self.hi)}; "
-                f"n = {self.n}: {self.n_positive} pos / {self.n_negative} neg)")
+        return (
+            f"AUC {f(self.auc)}{unit} ({100 * self.level:g} % CI {f(self.lo)}–{f(self.hi)}; "
+            f"n = {self.n}: {self.n_positive} pos / {self.n_negative} neg)"
+        )
 
 
 def _split(y, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +176,9 @@ def pooled_oof_auc(folds: Iterable[tuple[ArrayLike, ArrayLike]], level: float = 
     return auc_estimate(y, s, level, folds=k)
 
 
-def pooled_paired_delong(folds_a: Iterable[tuple[ArrayLike, ArrayLike]],
-                         folds_b: Iterable[tuple[ArrayLike, ArrayLike]]) -> tuple[float, float, float, float]:
+def pooled_paired_delong(
+    folds_a: Iterable[tuple[ArrayLike, ArrayLike]], folds_b: Iterable[tuple[ArrayLike, ArrayLike]]
+) -> tuple[float, float, float, float]:
     """:func:`paired_delong_test` on two methods' pooled out-of-fold predictions of the same images.
 
     The folds must list the same images in the same order (labels are checked to agree).

@@ -39,8 +39,15 @@ from typing import Any, Mapping
 import numpy as np
 
 CHECK_NAMES = (
-    "auc_rises_with_eps", "accuracy_rises_with_eps", "pgd_weaker_than_fgsm", "gradient_free_beats_white_box",
-    "large_eps_not_broken", "zero_input_gradients", "sparse_input_gradients", "nan_input_gradients", "nan_outputs",
+    "auc_rises_with_eps",
+    "accuracy_rises_with_eps",
+    "pgd_weaker_than_fgsm",
+    "gradient_free_beats_white_box",
+    "large_eps_not_broken",
+    "zero_input_gradients",
+    "sparse_input_gradients",
+    "nan_input_gradients",
+    "nan_outputs",
 )
 METRICS = ("auc", "accuracy")
 BROKEN_LEVEL = 0.2  # AUC and accuracy a working attack reaches at eps >= 0.5 (measured: docs/attacks.md)
@@ -82,7 +89,7 @@ def eps_rise_errors(targets, logits: Mapping[float, Any], threshold: float = 0.0
     eps = sorted(logits)
     out: dict[str, dict] = {"auc": {}, "accuracy": {}}
     for i, lo in enumerate(eps):
-        for hi in eps[i + 1:]:
+        for hi in eps[i + 1 :]:
             a, b = np.asarray(logits[lo], dtype=float), np.asarray(logits[hi], dtype=float)
             try:
                 out["auc"][(lo, hi)] = difference_se(t, a, b)
@@ -163,20 +170,24 @@ def sanity_checks(
         rises = []
         for j, (e1, a1) in enumerate(curve):
             # the smaller eps that this one exceeds by the most standard errors (or the most, without errors)
-            excess = [(a1 - a0 - max(tol(metric, n), RISE_Z * (errors.get((e0, e1)) or 0.0)), e0, a0)
-                      for e0, a0 in curve[:j] if _finite(a0) and _finite(a1)]
+            excess = [
+                (a1 - a0 - max(tol(metric, n), RISE_Z * (errors.get((e0, e1)) or 0.0)), e0, a0)
+                for e0, a0 in curve[:j]
+                if _finite(a0) and _finite(a1)
+            ]
             worst = max(excess, default=None)
             if worst is not None and worst[0] > 0:
                 se = errors.get((worst[1], e1))
-                rises.append(f"{worst[2]:.3f} at eps={worst[1]:g} -> {a1:.3f} at eps={e1:g}"
-                             + (f" (paired SE {se:.3f})" if se else ""))
+                rises.append(f"{worst[2]:.3f} at eps={worst[1]:g} -> {a1:.3f} at eps={e1:g}" + (f" (paired SE {se:.3f})" if se else ""))
         if rises:
-            out.append(SanityWarning(
-                f"{metric}_rises_with_eps",
-                f"{attack} adversarial {metric.upper() if metric == 'auc' else metric} is higher at a larger eps "
-                f"than at a smaller one by more than its sampling error ({'; '.join(rises)}); the attack is failing "
-                "to find examples a smaller ball already contained (too few steps, or masked gradients).",
-            ))
+            out.append(
+                SanityWarning(
+                    f"{metric}_rises_with_eps",
+                    f"{attack} adversarial {metric.upper() if metric == 'auc' else metric} is higher at a larger eps "
+                    f"than at a smaller one by more than its sampling error ({'; '.join(rises)}); the attack is failing "
+                    "to find examples a smaller ball already contained (too few steps, or masked gradients).",
+                )
+            )
 
     def compare(name: str, weaker: Mapping[float, Metrics], stronger: Mapping[float, Metrics], text: str) -> None:
         bad = []
@@ -192,64 +203,87 @@ def sanity_checks(
 
     white_box_members = [m for m in members if m in WHITE_BOX]
     if attack in WHITE_BOX and attack != "fgsm" and "fgsm" in probes:
-        compare("pgd_weaker_than_fgsm", reference, probes["fgsm"], f"{attack} left a higher adversarial AUC or "
-                "accuracy than single-step FGSM")
+        compare(
+            "pgd_weaker_than_fgsm", reference, probes["fgsm"], f"{attack} left a higher adversarial AUC or accuracy than single-step FGSM"
+        )
     if attack == "worst" and "fgsm" in probes:
-        compare("pgd_weaker_than_fgsm", reference, probes["fgsm"], "the worst-case ensemble left a higher "
-                "adversarial AUC or accuracy than single-step FGSM")
+        compare(
+            "pgd_weaker_than_fgsm",
+            reference,
+            probes["fgsm"],
+            "the worst-case ensemble left a higher adversarial AUC or accuracy than single-step FGSM",
+        )
     if attack == "fgsm" and "pgd" in probes:
-        compare("pgd_weaker_than_fgsm", probes["pgd"], reference, "PGD left a higher adversarial AUC or accuracy "
-                "than FGSM")
+        compare("pgd_weaker_than_fgsm", probes["pgd"], reference, "PGD left a higher adversarial AUC or accuracy than FGSM")
     for free in GRADIENT_FREE:
         if attack in WHITE_BOX and free in probes:
-            compare("gradient_free_beats_white_box", reference, probes[free],
-                    f"the gradient-free {free} attack reached a lower AUC or accuracy than white-box {attack}: "
-                    "the input gradients do not point the way (gradient masking)")
+            compare(
+                "gradient_free_beats_white_box",
+                reference,
+                probes[free],
+                f"the gradient-free {free} attack reached a lower AUC or accuracy than white-box {attack}: "
+                "the input gradients do not point the way (gradient masking)",
+            )
         if free in members and white_box_members:
-            best = {e: {m: min(members[w][e].get(m, math.inf) for w in white_box_members) for m in METRICS}
-                    for e in members[free]}
-            compare("gradient_free_beats_white_box", best, members[free],
-                    f"the ensemble's gradient-free {free} member reached a lower AUC or accuracy than its white-box "
-                    f"members ({', '.join(white_box_members)}): gradient masking")
+            best = {e: {m: min(members[w][e].get(m, math.inf) for w in white_box_members) for m in METRICS} for e in members[free]}
+            compare(
+                "gradient_free_beats_white_box",
+                best,
+                members[free],
+                f"the ensemble's gradient-free {free} member reached a lower AUC or accuracy than its white-box "
+                f"members ({', '.join(white_box_members)}): gradient masking",
+            )
         if attack == free:
             for box in WHITE_BOX:
                 if box in probes:
-                    compare("gradient_free_beats_white_box", probes[box], reference,
-                            f"gradient-free {free} reached a lower AUC or accuracy than white-box {box}: "
-                            "gradient masking")
+                    compare(
+                        "gradient_free_beats_white_box",
+                        probes[box],
+                        reference,
+                        f"gradient-free {free} reached a lower AUC or accuracy than white-box {box}: gradient masking",
+                    )
     if large_eps is not None:
         trivial = large_eps.get("trivial_accuracy")
-        limits = {"auc": broken_level,
-                  "accuracy": max(broken_level, trivial + tol("accuracy", large_eps.get("n", n))) if _finite(trivial)
-                  else broken_level}
-        high = [f"{'AUC' if m == 'auc' else 'accuracy'} {large_eps[m]:.3f} (limit {limits[m]:.3f})" for m in METRICS
-                if _finite(large_eps.get(m)) and large_eps[m] > limits[m]]
+        limits = {
+            "auc": broken_level,
+            "accuracy": max(broken_level, trivial + tol("accuracy", large_eps.get("n", n))) if _finite(trivial) else broken_level,
+        }
+        high = [
+            f"{'AUC' if m == 'auc' else 'accuracy'} {large_eps[m]:.3f} (limit {limits[m]:.3f})"
+            for m in METRICS
+            if _finite(large_eps.get(m)) and large_eps[m] > limits[m]
+        ]
         if high:
-            out.append(SanityWarning(
-                "large_eps_not_broken",
-                f"at eps={large_eps['eps']:g} {large_eps.get('attack', attack)} left {' and '.join(high)}: at that "
-                "radius every image can be turned into the same mid-grey image (AUC 0.5, accuracy "
-                f"{'of that image' if not _finite(trivial) else f'{trivial:.3f}'}) and a working attack ranks the "
-                "classes in reverse, so the attack is not following the model (gradient masking, or too few steps).",
-            ))
+            out.append(
+                SanityWarning(
+                    "large_eps_not_broken",
+                    f"at eps={large_eps['eps']:g} {large_eps.get('attack', attack)} left {' and '.join(high)}: at that "
+                    "radius every image can be turned into the same mid-grey image (AUC 0.5, accuracy "
+                    f"{'of that image' if not _finite(trivial) else f'{trivial:.3f}'}) and a working attack ranks the "
+                    "classes in reverse, so the attack is not following the model (gradient masking, or too few steps).",
+                )
+            )
     g = gradients or {}
     if g.get("zero_images"):
-        out.append(SanityWarning(
-            "zero_input_gradients",
-            f"{g['zero_images']} of {n} inputs have an input gradient of the logit that is exactly zero: "
-            "gradient-based attacks cannot move them (step/quantising layers or saturation: gradient masking).",
-        ))
+        out.append(
+            SanityWarning(
+                "zero_input_gradients",
+                f"{g['zero_images']} of {n} inputs have an input gradient of the logit that is exactly zero: "
+                "gradient-based attacks cannot move them (step/quantising layers or saturation: gradient masking).",
+            )
+        )
     if g.get("sparse_images"):
         frac = g.get("sparse_fraction", SPARSE_FRACTION)
-        out.append(SanityWarning(
-            "sparse_input_gradients",
-            f"in {g['sparse_images']} of {n} inputs more than {frac:.0%} of the pixels have an exactly-zero input "
-            f"gradient (mean over all inputs {g.get('mean_zero_fraction', math.nan):.1%}): sign-gradient attacks "
-            "can move only the few others (partial gradient masking: saturating or quantising layers).",
-        ))
+        out.append(
+            SanityWarning(
+                "sparse_input_gradients",
+                f"in {g['sparse_images']} of {n} inputs more than {frac:.0%} of the pixels have an exactly-zero input "
+                f"gradient (mean over all inputs {g.get('mean_zero_fraction', math.nan):.1%}): sign-gradient attacks "
+                "can move only the few others (partial gradient masking: saturating or quantising layers).",
+            )
+        )
     if g.get("nan_images"):
-        out.append(SanityWarning(
-            "nan_input_gradients", f"{g['nan_images']} of {n} inputs have non-finite input gradients.", "error"))
+        out.append(SanityWarning("nan_input_gradients", f"{g['nan_images']} of {n} inputs have non-finite input gradients.", "error"))
     if nan_outputs:
         out.append(SanityWarning("nan_outputs", f"{nan_outputs} non-finite logits on clean or adversarial inputs.", "error"))
     merged: dict[str, SanityWarning] = {}

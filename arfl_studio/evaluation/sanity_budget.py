@@ -37,18 +37,33 @@ class SanityPlan:
 
     def describe(self) -> str:
         how = "the full set" if self.budget is None else f"budget {self.budget:g}x the attack"
-        return (f"sanity checks on {self.probe_images} of {self.images} images ({how}): estimated "
-                f"{self.ratio:.2f}x the cost of the requested attack")
+        return (
+            f"sanity checks on {self.probe_images} of {self.images} images ({how}): estimated "
+            f"{self.ratio:.2f}x the cost of the requested attack"
+        )
 
 
 def _units(name: str, steps, restarts, queries, loss: str = "margin") -> int:
-    return attack_units(name, steps or DEFAULT_STEPS.get(name, 1), restarts or DEFAULT_RESTARTS.get(name, 1),
-                        queries or DEFAULT_QUERIES, loss)
+    return attack_units(
+        name, steps or DEFAULT_STEPS.get(name, 1), restarts or DEFAULT_RESTARTS.get(name, 1), queries or DEFAULT_QUERIES, loss
+    )
 
 
-def plan_sanity(*, attack: str, eps: list[float], images: int, probes: list[str], probe_queries: int,
-                large_attack: str | None, steps=None, restarts=None, queries=None, loss: str = "margin",
-                probe_images: int | None = None, budget: float | None = DEFAULT_BUDGET) -> SanityPlan:
+def plan_sanity(
+    *,
+    attack: str,
+    eps: list[float],
+    images: int,
+    probes: list[str],
+    probe_queries: int,
+    large_attack: str | None,
+    steps=None,
+    restarts=None,
+    queries=None,
+    loss: str = "margin",
+    probe_images: int | None = None,
+    budget: float | None = DEFAULT_BUDGET,
+) -> SanityPlan:
     """The checks' plan: ``probe_images`` if given, else as many as ``budget`` allows (at least
     :data:`MIN_PROBE_IMAGES`, at most all ``images``)."""
     active = [e for e in eps if e > 0]
@@ -63,5 +78,4 @@ def plan_sanity(*, attack: str, eps: list[float], images: int, probes: list[str]
             affordable = int((budget * main - GRADIENT_UNITS) * images // per_probe_image)
             probe_images = min(images, max(MIN_PROBE_IMAGES, affordable))
     probe_images = min(images, probe_images)
-    return SanityPlan(images, probe_images, float(main * images),
-                      float(per_probe_image * probe_images + GRADIENT_UNITS * images), budget)
+    return SanityPlan(images, probe_images, float(main * images), float(per_probe_image * probe_images + GRADIENT_UNITS * images), budget)

@@ -21,8 +21,11 @@ from typing import Sequence
 import numpy as np
 
 UNITS = ("image", "breast", "patient")
-UNIT_WORDS = {"image": "per image", "breast": "per breast (mean logit of its views)",
-              "patient": "per patient (max over breasts of the breast's mean logit)"}
+UNIT_WORDS = {
+    "image": "per image",
+    "breast": "per breast (mean logit of its views)",
+    "patient": "per patient (max over breasts of the breast's mean logit)",
+}
 
 
 def check_unit(unit: str) -> str:
@@ -63,5 +66,8 @@ def aggregate(records: Sequence, logits, labels, unit: str) -> tuple[list[str], 
     patients: dict[str, list[int]] = {}
     for j, i in enumerate(idx[0] for idx in breasts.values()):
         patients.setdefault(str(records[i].patient_id), []).append(j)
-    return (list(patients), np.array([b_logits[js].max() for js in patients.values()], dtype=float),
-            np.array([b_labels[js].max() for js in patients.values()], dtype=int))
+    return (
+        list(patients),
+        np.array([b_logits[js].max() for js in patients.values()], dtype=float),
+        np.array([b_labels[js].max() for js in patients.values()], dtype=int),
+    )

@@ -106,9 +106,7 @@ def worst_case_search(
             evaluations += candidates.shape[-2]
             fine_best, fine_index = fine_margins.min(dim=-1)
             better = fine_best < best_margin
-            fine_offset = torch.gather(
-                candidates, -2, fine_index[..., None, None].expand(*fine_index.shape, 1, dims)
-            ).squeeze(-2)
+            fine_offset = torch.gather(candidates, -2, fine_index[..., None, None].expand(*fine_index.shape, 1, dims)).squeeze(-2)
             best_offset = torch.where(better.unsqueeze(-1), fine_offset, best_offset)
             best_margin = torch.where(better, fine_best, best_margin)
     return WorstCase(x + best_offset, best_margin, _correct(best_margin, y_pm), evaluations)
@@ -141,8 +139,12 @@ def grid_convergence(model, x, targets, eps, grid=DEFAULT_GRID, factor: int = 2,
     b = worst_case_search(model, x, targets, eps, grid=finer, **kwargs)
     acc_a, acc_b = a.accuracy().reshape(-1), b.accuracy().reshape(-1)
     return GridCheck(
-        grid, finer, acc_a.tolist(), acc_b.tolist(),
-        float((acc_a - acc_b).abs().max()), int((a.correct != b.correct).sum()),
+        grid,
+        finer,
+        acc_a.tolist(),
+        acc_b.tolist(),
+        float((acc_a - acc_b).abs().max()),
+        int((a.correct != b.correct).sum()),
     )
 
 

@@ -48,8 +48,7 @@ def model_threshold(source: dict) -> dict[str, Any]:
         from arfl_studio.models.registry import load_threshold
 
         return load_threshold(source["checkpoint"]).to_dict()
-    return run_access.load_fold_threshold(source["run_dir"], source["method"], int(source["fold"]),
-                                          source.get("seed")).to_dict()
+    return run_access.load_fold_threshold(source["run_dir"], source["method"], int(source["fold"]), source.get("seed")).to_dict()
 
 
 def _progress_payload(progress) -> dict:
@@ -58,8 +57,7 @@ def _progress_payload(progress) -> dict:
     return {k: getattr(progress, k) for k in ("done", "total", "stage", "message", "eta_s") if hasattr(progress, k)}
 
 
-def attack_task(source: dict, attack: str, eps: list[float], steps: int, restarts: int, device: str,
-                checks: dict | None = None):
+def attack_task(source: dict, attack: str, eps: list[float], steps: int, restarts: int, device: str, checks: dict | None = None):
     """``checks``: {"probes": [names], "probe_queries": int, "large_eps": bool, "subset": int (0: all images)}."""
     checks = dict(checks or {})
 
@@ -68,11 +66,11 @@ def attack_task(source: dict, attack: str, eps: list[float], steps: int, restart
 
         threshold = model_threshold(source)
         if source.get("checkpoint"):
-            model, spec, records, dataset = run_access.checkpoint_on_records(
-                source["checkpoint"], source["records"], source["size"])
+            model, spec, records, dataset = run_access.checkpoint_on_records(source["checkpoint"], source["records"], source["size"])
         else:
-            model, spec, records, dataset = run_access.held_out(source["run_dir"], source["method"], int(source["fold"]),
-                                                                  source.get("seed"))
+            model, spec, records, dataset = run_access.held_out(
+                source["run_dir"], source["method"], int(source["fold"]), source.get("seed")
+            )
         report(("progress", {"done": 0, "total": 1, "stage": "loading"}))
         kwargs: dict[str, Any] = {}
         if "probes" in checks:
@@ -86,13 +84,29 @@ def attack_task(source: dict, attack: str, eps: list[float], steps: int, restart
         else:  # the pane chose "every image" and estimated that cost (its plan text): the full set
             kwargs["sanity_budget"] = None
         result = evaluate_robustness(
-            model, dataset, attack=attack, eps=eps, steps=steps, restarts=restarts, records=records,
-            threshold=threshold["logit"], device=device, cancel=cancel, batch_size=32,
-            callback=lambda p: report(("progress", _progress_payload(p)), lossy=True), **kwargs)
+            model,
+            dataset,
+            attack=attack,
+            eps=eps,
+            steps=steps,
+            restarts=restarts,
+            records=records,
+            threshold=threshold["logit"],
+            device=device,
+            cancel=cancel,
+            batch_size=32,
+            callback=lambda p: report(("progress", _progress_payload(p)), lossy=True),
+            **kwargs,
+        )
         doc = result.to_json()
         doc["threshold"] = threshold
         # the flipped cases' own δ (not in the JSON): the viewer shows exactly these adversarial inputs
-        return {"report": doc, "records": records, "source": dict(source, records=None), "cancelled": cancel.is_set(),
-                "deltas": dict(result.deltas)}
+        return {
+            "report": doc,
+            "records": records,
+            "source": dict(source, records=None),
+            "cancelled": cancel.is_set(),
+            "deltas": dict(result.deltas),
+        }
 
     return task

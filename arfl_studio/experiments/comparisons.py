@@ -61,8 +61,16 @@ def fold_comparison(a: list[float | None], b: list[float | None], declared: int)
     """Tests between two methods' per-fold values, on the folds both have."""
     folds = [k for k, (x, y) in enumerate(zip(a, b)) if _finite(x) and _finite(y)]
     xa, xb = [float(a[k] or 0.0) for k in folds], [float(b[k] or 0.0) for k in folds]  # finite: filtered above
-    return {"test": MANN_WHITNEY, "p": mann_whitney(xa, xb), "paired_test": WILCOXON, "paired_p": wilcoxon_paired(xa, xb),
-            "folds": folds, "n_folds": len(folds), "folds_declared": declared, "partial": len(folds) < declared}
+    return {
+        "test": MANN_WHITNEY,
+        "p": mann_whitney(xa, xb),
+        "paired_test": WILCOXON,
+        "paired_p": wilcoxon_paired(xa, xb),
+        "folds": folds,
+        "n_folds": len(folds),
+        "folds_declared": declared,
+        "partial": len(folds) < declared,
+    }
 
 
 def fold_predictions(out: Path, key: str, seed_folder: int | None, folds: list[int]) -> dict[int, dict]:
@@ -90,8 +98,13 @@ def pooled_auc(predictions: dict[int, dict], declared: int, level: float = 0.95)
             estimate = pooled_oof_auc(_folds(predictions, column, folds), level)
         except ValueError:  # one class only among the pooled images
             continue
-        out[metric] = {**estimate.to_dict(), "folds": folds, "n_folds": len(folds), "folds_declared": declared,
-                       "partial": len(folds) < declared}
+        out[metric] = {
+            **estimate.to_dict(),
+            "folds": folds,
+            "n_folds": len(folds),
+            "folds_declared": declared,
+            "partial": len(folds) < declared,
+        }
     return out
 
 
@@ -99,8 +112,11 @@ def paired_delong(a: dict[int, dict], b: dict[int, dict], declared: int) -> dict
     """Paired DeLong tests per metric between two methods' predictions, on the folds and images both have."""
     out = {}
     for metric, column in PREDICTION_COLUMNS.items():
-        folds = sorted(k for k in set(a) & set(b) if a[k][column] is not None and b[k][column] is not None
-                       and np.array_equal(a[k]["index"], b[k]["index"]))
+        folds = sorted(
+            k
+            for k in set(a) & set(b)
+            if a[k][column] is not None and b[k][column] is not None and np.array_equal(a[k]["index"], b[k]["index"])
+        )
         if not folds:
             continue
         try:
@@ -108,7 +124,16 @@ def paired_delong(a: dict[int, dict], b: dict[int, dict], declared: int) -> dict
         except ValueError:
             continue
         n = int(sum(len(a[k]["index"]) for k in folds))
-        out[metric] = {"test": PAIRED_DELONG, "auc": auc_a, "auc_other": auc_b, "z": z if math.isfinite(z) else None,
-                       "p": p, "n": n, "folds": folds, "n_folds": len(folds), "folds_declared": declared,
-                       "partial": len(folds) < declared}
+        out[metric] = {
+            "test": PAIRED_DELONG,
+            "auc": auc_a,
+            "auc_other": auc_b,
+            "z": z if math.isfinite(z) else None,
+            "p": p,
+            "n": n,
+            "folds": folds,
+            "n_folds": len(folds),
+            "folds_declared": declared,
+            "partial": len(folds) < declared,
+        }
     return out

@@ -98,8 +98,9 @@ class DataConfig:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
         self._check_one_source()
         if self.cache_dir and Path(self.cache_dir).expanduser().exists() and not Path(self.cache_dir).expanduser().is_dir():
-            raise SettingError(f"[data] cache_dir = {toml_value(self.cache_dir)} is a file, not a folder: name a folder "
-                               "for the preprocessed-image cache")
+            raise SettingError(
+                f"[data] cache_dir = {toml_value(self.cache_dir)} is a file, not a folder: name a folder for the preprocessed-image cache"
+            )
         if self.label_map is not None:
             from arfl_studio.data.datasets.labels import LayoutError, label_vocabulary
 
@@ -114,9 +115,7 @@ class DataConfig:
         for key in ("demo_size", "synthetic_size"):
             size = getattr(self, key)
             if size is not None and (len(size) != 2 or not all(8 <= s <= 8192 for s in size)):
-                raise SettingError(f"[data] {key} = {toml_value(size)} is not allowed: it must be [rows, columns], "
-                                   "each 8..8192")
-
+                raise SettingError(f"[data] {key} = {toml_value(size)} is not allowed: it must be [rows, columns], each 8..8192")
 
     def _check_one_source(self) -> None:
         """One source of images: a config naming two (root and demo, say) used one of them silently."""
@@ -185,17 +184,21 @@ class TrainingConfig:
             check_range("[training]", "seeds", seed, minimum=0, maximum=SEED_MAX)
         ThresholdRule.parse(self.threshold)
         if self.pos_weight not in POS_WEIGHT_SETTINGS and (
-                isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float))
-                or not 0 < self.pos_weight <= 1e6):
-            raise SettingError(f"[training] pos_weight = {toml_value(self.pos_weight)} is not allowed: it must be "
-                               "\"auto\", \"off\" or a number > 0 and <= 1e6")
+            isinstance(self.pos_weight, bool) or not isinstance(self.pos_weight, (int, float)) or not 0 < self.pos_weight <= 1e6
+        ):
+            raise SettingError(
+                f"[training] pos_weight = {toml_value(self.pos_weight)} is not allowed: it must be "
+                "\"auto\", \"off\" or a number > 0 and <= 1e6"
+            )
         if self.augment not in AUGMENTS:
             raise SettingError(f"[training] augment must be one of {AUGMENTS}, got {self.augment!r}")
         if self.select_epoch not in SELECT_EPOCH:
             raise SettingError(f"[training] select_epoch must be one of {SELECT_EPOCH}, got {self.select_epoch!r}")
         if self.select_epoch == "validation-auc" and not self.threshold_holdout > 0:
-            raise SettingError("[training] select_epoch = \"validation-auc\" needs threshold_holdout > 0: the epoch "
-                               "is chosen on training patients held out of training, never on the test fold")
+            raise SettingError(
+                "[training] select_epoch = \"validation-auc\" needs threshold_holdout > 0: the epoch "
+                "is chosen on training patients held out of training, never on the test fold"
+            )
 
 
 @dataclass
@@ -254,9 +257,7 @@ class SweepConfig:
 class ExperimentConfig:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
-    preprocess: dict[str, Any] = field(
-        default_factory=lambda: {"orient": True, "crop": "breast", "size": [224, 224], "channels": 3}
-    )
+    preprocess: dict[str, Any] = field(default_factory=lambda: {"orient": True, "crop": "breast", "size": [224, 224], "channels": 3})
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -274,11 +275,14 @@ class ExperimentConfig:
         self.model.validate()
         self.patch_stage.validate()
         if self.training.epochs == 0 and not self.patch_stage.epochs:
-            raise SettingError("[training] epochs = 0 is allowed only with a [patch_stage] (the patch stage alone); "
-                               "otherwise train at least 1 epoch")
+            raise SettingError(
+                "[training] epochs = 0 is allowed only with a [patch_stage] (the patch stage alone); otherwise train at least 1 epoch"
+            )
         if self.patch_stage.epochs and self.model.backbone != "patch_fcn":
-            raise SettingError(f"[patch_stage] trains a patch classifier: set [model] backbone = \"patch_fcn\" "
-                               f"(got {self.model.backbone!r}), or patch_stage epochs = 0")
+            raise SettingError(
+                f"[patch_stage] trains a patch classifier: set [model] backbone = \"patch_fcn\" "
+                f"(got {self.model.backbone!r}), or patch_stage epochs = 0"
+            )
         keys = [m.key for m in self.methods]
         if len(set(keys)) != len(keys):
             raise SettingError(f"method keys must be unique, got {keys}")
@@ -296,9 +300,15 @@ class ExperimentConfig:
     def check_types(self) -> None:
         """Every value against its field's type, naming the section, key and value."""
         check_value("", "name", self.name, str)
-        for section, obj in (("[data]", self.data), ("[training]", self.training), ("[cv]", self.cv),
-                             ("[evaluation]", self.evaluation), ("[sweep]", self.sweep), ("[model]", self.model),
-                             ("[patch_stage]", self.patch_stage)):
+        for section, obj in (
+            ("[data]", self.data),
+            ("[training]", self.training),
+            ("[cv]", self.cv),
+            ("[evaluation]", self.evaluation),
+            ("[sweep]", self.sweep),
+            ("[model]", self.model),
+            ("[patch_stage]", self.patch_stage),
+        ):
             check_fields(section, asdict(obj), type(obj))
         for method in self.methods:
             check_method_types(method.key, method.to_dict())
@@ -389,8 +399,9 @@ def check_preprocess(preprocess: Mapping) -> None:
     size = data.pop("size", None)
     check_fields("[preprocess]", data, PreprocessSettings, extra_keys=("size",))
     if size is not None and not (check_size_value(size)):
-        raise SettingError(f"[preprocess] size = {toml_value(size)} is not allowed: it must be [rows, columns] "
-                           "(or one number for a square), each 8..8192")
+        raise SettingError(
+            f"[preprocess] size = {toml_value(size)} is not allowed: it must be [rows, columns] (or one number for a square), each 8..8192"
+        )
     try:
         PreprocessSettings(**data, **({"size": size} if size is not None else {}))
     except ValueError as exc:
@@ -428,8 +439,10 @@ def _check_sweep_axes(sweep: Mapping) -> None:
     if any(isinstance(sweep.get(axis), list) and sweep[axis] for axis in SWEEP_AXES):
         return
     given = [f"{axis} = {toml_value(sweep[axis])}" for axis in SWEEP_AXES if axis in sweep]
-    raise SettingError(f"[sweep] sweeps nothing ({', '.join(given) or 'no axis given'}): give at least one of "
-                       f"{', '.join(SWEEP_AXES)} as a non-empty list of values, or remove [sweep]")
+    raise SettingError(
+        f"[sweep] sweeps nothing ({', '.join(given) or 'no axis given'}): give at least one of "
+        f"{', '.join(SWEEP_AXES)} as a non-empty list of values, or remove [sweep]"
+    )
 
 
 def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentConfig:
@@ -466,8 +479,10 @@ def load_config(source: str | Path | Mapping | ExperimentConfig) -> ExperimentCo
     methods_raw = data.get("methods")
     if methods_raw is not None and (not isinstance(methods_raw, list) or not methods_raw):
         # an empty list used to run all nine paper rows
-        raise SettingError(f"methods = {toml_value(methods_raw)} is not allowed: list at least one method "
-                           "(a paper row letter A-I or a [[methods]] table), or leave methods out for rows A-I")
+        raise SettingError(
+            f"methods = {toml_value(methods_raw)} is not allowed: list at least one method "
+            "(a paper row letter A-I or a [[methods]] table), or leave methods out for rows A-I"
+        )
     methods = [parse_method(m) for m in methods_raw] if methods_raw else defaults.methods
     if "sweep" in data:
         _check_sweep_axes(data["sweep"])

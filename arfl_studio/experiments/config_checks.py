@@ -101,13 +101,13 @@ def check_fields(section: str, data: Mapping, cls: type, extra_keys: tuple[str, 
             check_value(section, key, value, hints[key])
 
 
-def check_range(section: str, key: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                above: float | None = None) -> None:
+def check_range(
+    section: str, key: str, value: Any, *, minimum: float | None = None, maximum: float | None = None, above: float | None = None
+) -> None:
     """A numeric value's range: ``minimum``/``maximum`` inclusive, ``above`` exclusive."""
     if value is None:
         return
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
-            or (above is not None and not value > above):
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) or (above is not None and not value > above):
         allowed = []
         if above is not None:
             allowed.append(f"> {above:g}")
@@ -126,20 +126,36 @@ _STEPS = 100_000
 # absurd values (``epochs = 1e20`` would never finish, ``lr = 1e6`` diverges at once), not
 # experiments. ``docs`` and the messages quote this table; extend it with every new number.
 NUMBER_RANGES: dict[str, dict[str, tuple[Any, float]]] = {
-    "[data]": {"demo_patients": (1, 100_000), "demo_seed": (0, SEED_MAX),
-               "synthetic_samples": (4, 1_000_000), "synthetic_seed": (0, SEED_MAX)},
+    "[data]": {
+        "demo_patients": (1, 100_000),
+        "demo_seed": (0, SEED_MAX),
+        "synthetic_samples": (4, 1_000_000),
+        "synthetic_seed": (0, SEED_MAX),
+    },
     "[model]": {"width": (1, 4096)},
     "[training]": {
-        "epochs": (0, 100_000), "batch_size": (1, 65_536), "eval_batch_size": (1, 65_536),
-        "lr": (("above", 0.0), 10.0), "weight_decay": (0.0, 10.0), "momentum": (0.0, 1.0),
-        "workers": (0, 256), "seed": (0, SEED_MAX),
-        "validate_every": (0, _STEPS), "validate_adversarial_every": (0, _STEPS),
-        "validation_attack_steps": (1, _STEPS), "checkpoint_every": (0, _STEPS),
+        "epochs": (0, 100_000),
+        "batch_size": (1, 65_536),
+        "eval_batch_size": (1, 65_536),
+        "lr": (("above", 0.0), 10.0),
+        "weight_decay": (0.0, 10.0),
+        "momentum": (0.0, 1.0),
+        "workers": (0, 256),
+        "seed": (0, SEED_MAX),
+        "validate_every": (0, _STEPS),
+        "validate_adversarial_every": (0, _STEPS),
+        "validation_attack_steps": (1, _STEPS),
+        "checkpoint_every": (0, _STEPS),
         "threshold_holdout": (0.0, 0.5),
     },
     "[cv]": {"folds": (2, 1000), "seed": (0, SEED_MAX)},
-    "[evaluation]": {"eps": (0.0, 1.0), "steps": (1, _STEPS), "step_size": (("above", 0.0), 1.0),
-                     "restarts": (1, 10_000), "seed": (0, SEED_MAX)},
+    "[evaluation]": {
+        "eps": (0.0, 1.0),
+        "steps": (1, _STEPS),
+        "step_size": (("above", 0.0), 1.0),
+        "restarts": (1, 10_000),
+        "seed": (0, SEED_MAX),
+    },
     "[[methods]]": {"mix_ratio": (0.0, 1.0), "robust_weight": (0.0, 1e6), "trades_beta": (0.0, 1e6)},
     "[methods.attack]": {"eps": (0.0, 1.0), "steps": (1, _STEPS), "step_size": (("above", 0.0), 1.0)},
 }
@@ -167,5 +183,6 @@ def check_method_ranges(method: Any) -> None:
 
 def check_clamp(section: str, clamp) -> None:
     if clamp is not None and (len(clamp) != 2 or not clamp[0] < clamp[1]):
-        raise SettingError(f"{section} clamp = {toml_value(list(clamp))} is not allowed: it must be [low, high] "
-                           "with low < high (or left out)")
+        raise SettingError(
+            f"{section} clamp = {toml_value(list(clamp))} is not allowed: it must be [low, high] with low < high (or left out)"
+        )

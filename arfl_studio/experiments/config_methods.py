@@ -47,9 +47,11 @@ def parse_method(entry: Any, default_lambda: float = 10.0) -> MethodSettings:
     if preset is None:
         defined = set(entry) - {"key", "name"}
         if not defined:  # a typo for a row letter used to train a standard model called "Custom"
-            raise SettingError(f"[[methods]] key = {toml_value(key)} is neither a paper row ({', '.join(PAPER_KEYS)}) "
-                               "nor a custom method: a custom method needs preset = \"A\"..\"I\" or its own settings "
-                               "(scheme, mix_ratio, robust_weight, attack, ...)")
+            raise SettingError(
+                f"[[methods]] key = {toml_value(key)} is neither a paper row ({', '.join(PAPER_KEYS)}) "
+                "nor a custom method: a custom method needs preset = \"A\"..\"I\" or its own settings "
+                "(scheme, mix_ratio, robust_weight, attack, ...)"
+            )
         entry.setdefault("name", str(key) if key is not None else "custom")
         return MethodSettings.from_dict(entry)
     base = paper_method(preset, robust_weight=entry.pop("robust_weight", default_lambda))

@@ -49,8 +49,7 @@ def summarise_run(run_dir: str | Path) -> dict:
             "fold_auc": fold_auc,
             "fold_auc_mean": float(np.mean(fold_auc)),
             "fold_auc_sd": float(np.std(fold_auc, ddof=1)) if len(fold_auc) > 1 else None,
-            "fold_adversarial_auc_mean": float(np.nanmean([m["results"].get("adversarial_auc", np.nan)
-                                                            for m in manifests])),
+            "fold_adversarial_auc_mean": float(np.nanmean([m["results"].get("adversarial_auc", np.nan) for m in manifests])),
             "pooled": pooled.to_dict(),
             "seconds_per_fold": float(np.mean([m.get("seconds", np.nan) for m in manifests])),
             "selected_epochs": [m.get("selected_epoch") for m in manifests],

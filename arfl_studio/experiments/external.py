@@ -93,27 +93,49 @@ def _training_patients(run_dir, model: FoldModel) -> set[str]:
     return {str(r.patient_id) for r in (train + test if model.fold is None else train)}
 
 
-def _row(label: str, kind: str, records: list, scores, threshold: float, unit: str, eps: float | None,
-         trained_on: set[str], **extra) -> dict:
+def _row(
+    label: str, kind: str, records: list, scores, threshold: float, unit: str, eps: float | None, trained_on: set[str], **extra
+) -> dict:
     """One model's row: AUC (DeLong), rates at ``threshold`` and attacked AUC over ``unit``."""
     targets, clean, adv = scores
     ids, logits, labels = aggregate(records, clean, targets, unit)
-    row = {"model": label, "kind": kind, **extra, "unit": unit, "images": len(records), "units": len(ids),
-           "positives": int(labels.sum()), "negatives": int(len(labels) - labels.sum()),
-           "auc": auc_estimate(labels, logits).to_dict(), "threshold_logit": threshold,
-           **operating_point(labels, logits, threshold),
-           "training_overlap": len({str(r.patient_id) for r in records} & trained_on), "scores": logits.tolist()}
+    row = {
+        "model": label,
+        "kind": kind,
+        **extra,
+        "unit": unit,
+        "images": len(records),
+        "units": len(ids),
+        "positives": int(labels.sum()),
+        "negatives": int(len(labels) - labels.sum()),
+        "auc": auc_estimate(labels, logits).to_dict(),
+        "threshold_logit": threshold,
+        **operating_point(labels, logits, threshold),
+        "training_overlap": len({str(r.patient_id) for r in records} & trained_on),
+        "scores": logits.tolist(),
+    }
     if adv is not None:
         attacked = aggregate(records, adv, targets, unit)[1]
-        row.update(attacked_auc=auc_estimate(labels, attacked).to_dict(), eps=eps,
-                   **{f"attacked_{k}": v for k, v in operating_point(labels, attacked, threshold).items()})
+        row.update(
+            attacked_auc=auc_estimate(labels, attacked).to_dict(),
+            eps=eps,
+            **{f"attacked_{k}": v for k, v in operating_point(labels, attacked, threshold).items()},
+        )
     return row
 
 
 def evaluate_external(
-    run_dir: str | Path, records: list, *, unit: str | None = None, eps: float | None = None, attack: bool = True,
-    methods: list[str] | None = None, seed: int | None = None, device: str | torch.device = "cpu",
-    cache_dir: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+    run_dir: str | Path,
+    records: list,
+    *,
+    unit: str | None = None,
+    eps: float | None = None,
+    attack: bool = True,
+    methods: list[str] | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> dict:
     """The external-validation document of ``run_dir``'s models on ``records`` (see the module docstring).
@@ -129,12 +151,12 @@ def evaluate_external(
     device = torch.device(device)
     chosen = models_of(run_dir, methods, seed)
     loaded = {m: run_access.load_fold_model(run_dir, m.method, m.fold, m.seed) for ms in chosen.values() for m in ms}
-    records, unreadable = _readable(run_dir, list(records), {spec.in_channels for _, spec in loaded.values()},
-                                    cache_dir, cancel)
+    records, unreadable = _readable(run_dir, list(records), {spec.in_channels for _, spec in loaded.values()}, cache_dir, cancel)
     labels = aggregate(records, np.zeros(len(records)), [r.label for r in records], unit)[2]
     if len(set(labels.tolist())) < 2:
-        raise ExternalError(f"AUC needs benign and malignant {unit}s; the dataset has {int(labels.sum())} malignant "
-                            f"of {len(labels)} readable {unit}s")
+        raise ExternalError(
+            f"AUC needs benign and malignant {unit}s; the dataset has {int(labels.sum())} malignant of {len(labels)} readable {unit}s"
+        )
     ensembles = {k: [m for m in ms if m.fold is not None] for k, ms in chosen.items()}
     ensembles = {k: folds for k, folds in ensembles.items() if len(folds) > 1}
     total, done, rows = len(loaded) + len(ensembles), 0, []
@@ -144,10 +166,10 @@ def evaluate_external(
         nonlocal done
         dataset = run_access.external_dataset(run_dir, records, in_channels, cache_dir)
         # torch takes any map-style data set (__getitem__, __len__); its annotation asks for its own Dataset class
-        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
-            dataset, batch_size=config.training.eval_batch_size)  # type: ignore[arg-type]
-        out = score_logits(model.to(device).eval(), loader, device, ev, adversarial=attack,
-                           seed=derive_seed(ev.seed, *seed_key), cancel=cancel)
+        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(dataset, batch_size=config.training.eval_batch_size)  # type: ignore[arg-type]
+        out = score_logits(
+            model.to(device).eval(), loader, device, ev, adversarial=attack, seed=derive_seed(ev.seed, *seed_key), cancel=cancel
+        )
         if out is None or (cancel is not None and cancel.is_set()):  # None only when cancelled
             raise ExternalError("cancelled")
         done += 1
@@ -159,29 +181,62 @@ def evaluate_external(
         model, spec = loaded[m]
         threshold = run_access.load_fold_threshold(run_dir, m.method, m.fold, m.seed)
         key = ("test", m.fold) if m.fold is not None else ("external", "final")  # a fold model: as in its CV test
-        return _row(m.label(), "final" if m.fold is None else "fold", records, score(model, spec.in_channels, *key),
-                    threshold.logit, unit, attacked_eps, _training_patients(run_dir, m), method=m.method,
-                    fold=m.fold, seed=m.seed, threshold_rule=threshold.rule, threshold_chosen_on=threshold.chosen_on)
+        return _row(
+            m.label(),
+            "final" if m.fold is None else "fold",
+            records,
+            score(model, spec.in_channels, *key),
+            threshold.logit,
+            unit,
+            attacked_eps,
+            _training_patients(run_dir, m),
+            method=m.method,
+            fold=m.fold,
+            seed=m.seed,
+            threshold_rule=threshold.rule,
+            threshold_chosen_on=threshold.chosen_on,
+        )
 
     for method, members in chosen.items():
         rows += [model_row(m) for m in members if m.fold is not None]
         folds = ensembles.get(method)
         if folds:
-            threshold = float(np.mean([run_access.load_fold_threshold(run_dir, method, m.fold, m.seed).logit
-                                       for m in folds]))
+            threshold = float(np.mean([run_access.load_fold_threshold(run_dir, method, m.fold, m.seed).logit for m in folds]))
             ensemble = MeanLogit([loaded[m][0] for m in folds])
-            rows.append(_row(f"{method}, ensemble of {len(folds)} folds", "ensemble", records,
-                             score(ensemble, loaded[folds[0]][1].in_channels, "external", "ensemble"), threshold,
-                             unit, attacked_eps, set().union(*(_training_patients(run_dir, m) for m in folds)),
-                             method=method, folds=[m.fold for m in folds], seed=folds[0].seed,
-                             threshold_rule=ENSEMBLE_THRESHOLD))
+            rows.append(
+                _row(
+                    f"{method}, ensemble of {len(folds)} folds",
+                    "ensemble",
+                    records,
+                    score(ensemble, loaded[folds[0]][1].in_channels, "external", "ensemble"),
+                    threshold,
+                    unit,
+                    attacked_eps,
+                    set().union(*(_training_patients(run_dir, m) for m in folds)),
+                    method=method,
+                    folds=[m.fold for m in folds],
+                    seed=folds[0].seed,
+                    threshold_rule=ENSEMBLE_THRESHOLD,
+                )
+            )
         rows += [model_row(m) for m in members if m.fold is None]
     return {
-        "run": str(run_dir), "unit": unit, "unit_words": UNIT_WORDS[unit], "images": len(records),
-        "unreadable_images": unreadable, "units": len(labels), "positives": int(labels.sum()),
+        "run": str(run_dir),
+        "unit": unit,
+        "unit_words": UNIT_WORDS[unit],
+        "images": len(records),
+        "unreadable_images": unreadable,
+        "units": len(labels),
+        "positives": int(labels.sum()),
         "negatives": int(len(labels) - labels.sum()),
-        "evaluation": {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
-                       "attacked": attack, "from": "the run's [evaluation]" + (" with eps overridden" if eps else "")},
+        "evaluation": {
+            "kind": ev.kind,
+            "eps": ev.eps,
+            "steps": ev.steps,
+            "restarts": ev.restarts,
+            "attacked": attack,
+            "from": "the run's [evaluation]" + (" with eps overridden" if eps else ""),
+        },
         "rows": rows,
     }
 
@@ -198,23 +253,50 @@ def _rates(sensitivity, specificity) -> str:
 
 def render_table(doc: dict) -> str:
     """The external-validation table (markdown), one row per model, like the CV table."""
-    head = ["Model", "Unit", "n (pos / neg)", "Images", "AUC % (95 % CI)", "Sens / spec %",
-            "Attacked AUC % (95 % CI)", "Its training patients"]
+    head = [
+        "Model",
+        "Unit",
+        "n (pos / neg)",
+        "Images",
+        "AUC % (95 % CI)",
+        "Sens / spec %",
+        "Attacked AUC % (95 % CI)",
+        "Its training patients",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + [":-:"] * (len(head) - 1)) + "|"]
     for r in doc["rows"]:
-        lines.append("| " + " | ".join([
-            r["model"], r["unit"], f"{r['units']} ({r['positives']} / {r['negatives']})", str(r["images"]),
-            _pct(r["auc"]), _rates(r["sensitivity"], r["specificity"]), _pct(r.get("attacked_auc")),
-            str(r["training_overlap"])]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["model"],
+                    r["unit"],
+                    f"{r['units']} ({r['positives']} / {r['negatives']})",
+                    str(r["images"]),
+                    _pct(r["auc"]),
+                    _rates(r["sensitivity"], r["specificity"]),
+                    _pct(r.get("attacked_auc")),
+                    str(r["training_overlap"]),
+                ]
+            )
+            + " |"
+        )
     ev = doc["evaluation"]
-    notes = [f"AUC {doc['unit_words']} on {doc['images']} images with DeLong 95 % intervals.",
-             "Sens / spec at each model's stored decision threshold; the ensemble scores the mean logit of its "
-             f"fold models, at the {ENSEMBLE_THRESHOLD}.",
-             (f"Attacked: {ev['kind'].upper()} eps={ev['eps']:g} steps={ev['steps']} ({ev['from']}); the ensemble "
-              "is attacked as one model." if ev["attacked"] else "Not attacked (--no-attack).")]
+    notes = [
+        f"AUC {doc['unit_words']} on {doc['images']} images with DeLong 95 % intervals.",
+        "Sens / spec at each model's stored decision threshold; the ensemble scores the mean logit of its "
+        f"fold models, at the {ENSEMBLE_THRESHOLD}.",
+        (
+            f"Attacked: {ev['kind'].upper()} eps={ev['eps']:g} steps={ev['steps']} ({ev['from']}); the ensemble is attacked as one model."
+            if ev["attacked"]
+            else "Not attacked (--no-attack)."
+        ),
+    ]
     if doc.get("unreadable_images"):
         notes.append(f"{doc['unreadable_images']} image(s) could not be read and were left out.")
     if any(r["training_overlap"] for r in doc["rows"]):
-        notes.append("'Its training patients': how many of the dataset's patient IDs trained (or chose the "
-                     "threshold of) that model; a row where it is not 0 is not an external validation.")
+        notes.append(
+            "'Its training patients': how many of the dataset's patient IDs trained (or chose the "
+            "threshold of) that model; a row where it is not 0 is not an external validation."
+        )
     return "\n".join(lines) + "\n\n" + "\n".join(f"_{n}_  " for n in notes) + "\n"

@@ -22,15 +22,26 @@ from arfl_studio import atomic
 from arfl_studio.experiments.results import load_results
 
 KINDS = {"ratio": "mix_ratio", "lambda": "robust_weight", "epsilon": "eps"}
-LABELS = {"mix_ratio": "mixing ratio r (share of standard data)", "robust_weight": "weighting factor \u03bb",
-          "eps": "training perturbation budget \u03b5\u2081"}
+LABELS = {
+    "mix_ratio": "mixing ratio r (share of standard data)",
+    "robust_weight": "weighting factor \u03bb",
+    "eps": "training perturbation budget \u03b5\u2081",
+}
 FORMATS = ("png", "svg", "pdf")
 AUC_LABEL = "AUC (%, per image)"  # validation curves and attack reports score images
 
 # One colour per method (A-I and custom), readable on white; the app's live plots use the same.
 METHOD_COLORS = {
-    "A": "#1f77b4", "B": "#d62728", "C": "#2ca02c", "D": "#ff7f0e", "E": "#9467bd",
-    "F": "#8c564b", "G": "#e377c2", "H": "#7f7f7f", "I": "#17becf", "custom": "#000000",
+    "A": "#1f77b4",
+    "B": "#d62728",
+    "C": "#2ca02c",
+    "D": "#ff7f0e",
+    "E": "#9467bd",
+    "F": "#8c564b",
+    "G": "#e377c2",
+    "H": "#7f7f7f",
+    "I": "#17becf",
+    "custom": "#000000",
 }
 _EXTRA = ["#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]
 
@@ -77,14 +88,20 @@ def sweep_figure(results, kind: str, path: str | Path, fmt: str | None = None) -
         xs = [m["params"][axis] for m in group]
         suffix = "" if not rest else " (" + ", ".join(f"{k}={v:g}" for k, v in rest) + ")"
         shift = [x * 1.06 for x in xs] if log else [x + 0.01 for x in xs]  # the paper shifts red bars right
-        for metric, xpos, colour, marker in (("standard_auc", xs, "tab:blue", "o"),
-                                             ("adversarial_auc", shift, "tab:red", "s")):
+        for metric, xpos, colour, marker in (("standard_auc", xs, "tab:blue", "o"), ("adversarial_auc", shift, "tab:red", "s")):
             ys = [None if m[metric]["mean"] is None else 100 * m[metric]["mean"] for m in group]
             es = [100 * (m[metric]["std"] or 0.0) for m in group]
             keep = [i for i, y in enumerate(ys) if y is not None]
-            ax.errorbar([xpos[i] for i in keep], [ys[i] for i in keep], yerr=[es[i] for i in keep],
-                        color=colour, marker=marker, capsize=3, alpha=1.0 if index == 0 else 0.6,
-                        label=("standard AUC" if metric == "standard_auc" else "adversarial AUC") + suffix)
+            ax.errorbar(
+                [xpos[i] for i in keep],
+                [ys[i] for i in keep],
+                yerr=[es[i] for i in keep],
+                color=colour,
+                marker=marker,
+                capsize=3,
+                alpha=1.0 if index == 0 else 0.6,
+                label=("standard AUC" if metric == "standard_auc" else "adversarial AUC") + suffix,
+            )
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(LABELS[axis])
@@ -172,8 +189,7 @@ def training_history(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError, KeyError):
         pass
     history: dict[str, dict[str, Any]] = {}
-    keys = list(methods) + sorted(p.name for p in run_dir.iterdir() if p.is_dir() and p.name not in methods) \
-        if run_dir.is_dir() else []
+    keys = list(methods) + sorted(p.name for p in run_dir.iterdir() if p.is_dir() and p.name not in methods) if run_dir.is_dir() else []
     for key in keys:
         method = methods.get(key, {})
         folds = {}
@@ -181,9 +197,15 @@ def training_history(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             rows = []
             for row in _read_jsonl(metrics):
                 losses = row.get("losses") or {}
-                rows.append({"epoch": row.get("epoch"), "cls": classification_loss(losses, method.get("mix_ratio")),
-                             "total": losses.get("total", float("nan")),
-                             "standard_auc": row.get("standard_auc"), "adversarial_auc": row.get("adversarial_auc")})
+                rows.append(
+                    {
+                        "epoch": row.get("epoch"),
+                        "cls": classification_loss(losses, method.get("mix_ratio")),
+                        "total": losses.get("total", float("nan")),
+                        "standard_auc": row.get("standard_auc"),
+                        "adversarial_auc": row.get("adversarial_auc"),
+                    }
+                )
             if rows:
                 folds[str(metrics.parent.relative_to(run_dir / key))] = rows
         if folds:
@@ -213,8 +235,9 @@ def fold_band(folds: Mapping[str, list[dict]], field: str, scale: float = 1.0):
 TRAINING_KINDS = ("cls", "total", "auc")
 
 
-def training_figure(run_dir: str | Path, kind: str, path: str | Path, fmt: str | None = None,
-                    title: str | None = None, history: dict | None = None) -> Path:
+def training_figure(
+    run_dir: str | Path, kind: str, path: str | Path, fmt: str | None = None, title: str | None = None, history: dict | None = None
+) -> Path:
     """One run's curves over epochs: ``kind`` "cls" (L_cls), "total" (the objective) or "auc"
     (validation AUC, standard solid, adversarial dashed); mean +/- std band over all folds."""
     from matplotlib.figure import Figure
@@ -227,8 +250,7 @@ def training_figure(run_dir: str | Path, kind: str, path: str | Path, fmt: str |
     ax = fig.add_subplot()
     drawn = 0
     n_folds = max((len(h["folds"]) for h in history.values()), default=0)
-    series = [("standard_auc", "standard", "-"), ("adversarial_auc", "adversarial", "--")] if kind == "auc" \
-        else [(kind, "", "-")]
+    series = [("standard_auc", "standard", "-"), ("adversarial_auc", "adversarial", "--")] if kind == "auc" else [(kind, "", "-")]
     for key, h in history.items():
         colour = color_for(key)
         for field, suffix, style in series:
@@ -249,8 +271,11 @@ def training_figure(run_dir: str | Path, kind: str, path: str | Path, fmt: str |
     else:
         ax.set_ylabel(LOSS_KINDS[kind] + " (epoch mean)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    what = {"cls": "Classification loss L_cls", "total": "Total training loss",
-            "auc": "Validation AUC (solid: standard, dashed: adversarial)"}[kind]
+    what = {
+        "cls": "Classification loss L_cls",
+        "total": "Total training loss",
+        "auc": "Validation AUC (solid: standard, dashed: adversarial)",
+    }[kind]
     ax.set_title(title or f"{what}\n{Path(run_dir).name}: mean \u00b1 std over {n_folds} fold(s)", fontsize=9)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
@@ -275,16 +300,21 @@ def roc_figure(report: Mapping[str, Any], path: str | Path, fmt: str | None = No
     fig = Figure(figsize=(5.6, 4.2))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ":", color="#999999", lw=1, label="chance")
-    ax.plot(clean["roc"]["fpr"], clean["roc"]["tpr"], "-", color="#1f77b4", lw=1.8,
-            label=f"clean, AUC {100 * clean['auc']:.1f} %")
+    ax.plot(clean["roc"]["fpr"], clean["roc"]["tpr"], "-", color="#1f77b4", lw=1.8, label=f"clean, AUC {100 * clean['auc']:.1f} %")
     import matplotlib
 
     cmap = matplotlib.colormaps["autumn"]
     results = report.get("results") or []
     for i, r in enumerate(results):
         if (r.get("roc") or {}).get("fpr"):
-            ax.plot(r["roc"]["fpr"], r["roc"]["tpr"], "--", color=cmap(i / max(len(results), 2)), lw=1.5,
-                    label=f"\u03b5 = {r['eps']:g}, AUC {100 * r['auc']:.1f} %")
+            ax.plot(
+                r["roc"]["fpr"],
+                r["roc"]["tpr"],
+                "--",
+                color=cmap(i / max(len(results), 2)),
+                lw=1.5,
+                label=f"\u03b5 = {r['eps']:g}, AUC {100 * r['auc']:.1f} %",
+            )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_aspect("equal")

@@ -23,7 +23,12 @@ import torch
 from arfl_studio.experiments.config import ExperimentConfig
 from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_run import (
-    build_fold_model, choose_threshold, fold_batches, prepare_fold, train_fold, write_fold,
+    build_fold_model,
+    choose_threshold,
+    fold_batches,
+    prepare_fold,
+    train_fold,
+    write_fold,
 )
 from arfl_studio.experiments.run_loader import RunLoader
 from arfl_studio.experiments.run_folder import fold_dir, now, read_json
@@ -49,18 +54,42 @@ class AllPatients(Splits):
         return list(self.records), []
 
 
-def run_final(*, out: Path, config: ExperimentConfig, splits: Splits, run: dict, device: torch.device,
-              ctx: ddp.DistributedContext, emit: Callable[[Any], None], cancel: threading.Event, fingerprint: str,
-              train_seed: int, run_loader: RunLoader, seed_folder: int | None = None,
-              restart_damaged: bool = False) -> dict | None:
+def run_final(
+    *,
+    out: Path,
+    config: ExperimentConfig,
+    splits: Splits,
+    run: dict,
+    device: torch.device,
+    ctx: ddp.DistributedContext,
+    emit: Callable[[Any], None],
+    cancel: threading.Event,
+    fingerprint: str,
+    train_seed: int,
+    run_loader: RunLoader,
+    seed_folder: int | None = None,
+    restart_damaged: bool = False,
+) -> dict | None:
     """Train (or resume, or keep) the final model of one method; its manifest, or None when cancelled."""
     folder = fold_dir(out, run["key"], None, seed_folder)
     previous = read_json(folder / "manifest.json")
     if previous and previous.get("status") == "finished" and previous.get("method") == run["method"].to_dict():
         return previous
-    plan = prepare_fold(config=config, splits=AllPatients(splits.records, splits.folds), run=run, fold=None,
-                        device=device, ctx=ctx, emit=emit, fingerprint=fingerprint, train_seed=train_seed,
-                        seed_folder=seed_folder, folder=folder, previous=previous, restart_damaged=restart_damaged)
+    plan = prepare_fold(
+        config=config,
+        splits=AllPatients(splits.records, splits.folds),
+        run=run,
+        fold=None,
+        device=device,
+        ctx=ctx,
+        emit=emit,
+        fingerprint=fingerprint,
+        train_seed=train_seed,
+        seed_folder=seed_folder,
+        folder=folder,
+        previous=previous,
+        restart_damaged=restart_damaged,
+    )
     plan.manifest.update(final=True, trained_on=TRAINED_ON)
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader)
@@ -76,13 +105,11 @@ def run_final(*, out: Path, config: ExperimentConfig, splits: Splits, run: dict,
         threshold = choose_threshold(plan, trained, batches, cancel)  # polls cancel per batch; None when stopped
         stopped = threshold is None or cancel.is_set()
         if stopped:  # as a fold: resume.pt holds the last epoch, a resumed final goes straight to the threshold
-            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume",
-                                 ended=now())
+            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
             plan.write_manifest()
         else:
             assert threshold is not None
-            write_fold(plan, trained, threshold, {"threshold": threshold.to_dict(), "trained_on": TRAINED_ON},
-                       started)
+            write_fold(plan, trained, threshold, {"threshold": threshold.to_dict(), "trained_on": TRAINED_ON}, started)
     ddp.barrier(ctx)
     if stopped:
         return None

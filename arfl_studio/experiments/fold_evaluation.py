@@ -26,13 +26,24 @@ def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).float()
 
 
-def _attack(model: nn.Module, x: torch.Tensor, t: torch.Tensor, settings: EvaluationConfig, steps: int | None,
-            generator: torch.Generator) -> torch.Tensor:
+def _attack(
+    model: nn.Module, x: torch.Tensor, t: torch.Tensor, settings: EvaluationConfig, steps: int | None, generator: torch.Generator
+) -> torch.Tensor:
     clamp = tuple(settings.clamp) if settings.clamp is not None else None
     if settings.kind == "fgsm":
         return fgsm_attack(model, x, t, settings.eps, clamp=clamp)
-    return pgd_attack(model, x, t, settings.eps, steps=steps or settings.steps, step_size=settings.step_size,
-                      random_start=settings.random_start, restarts=settings.restarts, clamp=clamp, generator=generator)
+    return pgd_attack(
+        model,
+        x,
+        t,
+        settings.eps,
+        steps=steps or settings.steps,
+        step_size=settings.step_size,
+        random_start=settings.random_start,
+        restarts=settings.restarts,
+        clamp=clamp,
+        generator=generator,
+    )
 
 
 def score_logits(
@@ -77,8 +88,7 @@ def score_logits(
     return flat(targets), flat(clean), (flat(adv) if adversarial else None)
 
 
-def auc_summary(targets: np.ndarray, clean: np.ndarray, adv: np.ndarray | None,
-                threshold: float | None = None) -> dict[str, float]:
+def auc_summary(targets: np.ndarray, clean: np.ndarray, adv: np.ndarray | None, threshold: float | None = None) -> dict[str, float]:
     """Standard (and adversarial) AUC of scored logits; with a ``threshold`` (a logit) also the
     ``standard_``/``adversarial_`` sensitivity, specificity and accuracy of ``logit > threshold``."""
     if not len(targets):
@@ -110,13 +120,13 @@ def evaluate_auc(
 ) -> dict[str, float]:
     """Standard AUC and (optionally) adversarial AUC under ``settings``' attack, through BN ``route``
     (:func:`score_logits`, then :func:`auc_summary` with ``threshold``); ``{}`` when stopped."""
-    scores = score_logits(model, loader, device, settings, adversarial=adversarial, steps=steps, seed=seed,
-                          route=route, cancel=cancel)
+    scores = score_logits(model, loader, device, settings, adversarial=adversarial, steps=steps, seed=seed, route=route, cancel=cancel)
     return {} if scores is None else auc_summary(*scores, threshold=threshold)
 
 
-def unit_summary(records: Sequence, targets: np.ndarray, clean: np.ndarray, adv: np.ndarray | None,
-                 unit: str = "image", threshold: float | None = None) -> dict:
+def unit_summary(
+    records: Sequence, targets: np.ndarray, clean: np.ndarray, adv: np.ndarray | None, unit: str = "image", threshold: float | None = None
+) -> dict:
     """:func:`auc_summary` over ``unit`` ("image", "breast" or "patient"; :mod:`evaluation.units`).
 
     ``records`` are the scored images in the order of ``targets``. When they do not match
@@ -126,13 +136,18 @@ def unit_summary(records: Sequence, targets: np.ndarray, clean: np.ndarray, adv:
     """
     note = ""
     if unit != "image" and len(records) != len(targets):
-        unit, note = "image", (f"{len(records) - len(targets)} image(s) could not be scored, so views could not be "
-                               "grouped: AUC per image")
+        unit, note = "image", (f"{len(records) - len(targets)} image(s) could not be scored, so views could not be grouped: AUC per image")
     ids, c, y = aggregate(records, clean, targets, unit) if unit != "image" else (targets, clean, targets)
     a = aggregate(records, adv, targets, unit)[1] if adv is not None and unit != "image" else adv
-    out: dict = {**auc_summary(np.asarray(y, dtype=float), c, a, threshold), "unit": unit, "units": len(ids),
-                 "positives": int((np.asarray(y) > 0.5).sum()), "negatives": int((np.asarray(y) <= 0.5).sum())}
+    out: dict = {
+        **auc_summary(np.asarray(y, dtype=float), c, a, threshold),
+        "unit": unit,
+        "units": len(ids),
+        "positives": int((np.asarray(y) > 0.5).sum()),
+        "negatives": int((np.asarray(y) <= 0.5).sum()),
+    }
     if unit != "image" and len(targets):
-        out.update(image_standard_auc=roc_auc(targets, clean),
-                   **({"image_adversarial_auc": roc_auc(targets, adv)} if adv is not None else {}))
+        out.update(
+            image_standard_auc=roc_auc(targets, clean), **({"image_adversarial_auc": roc_auc(targets, adv)} if adv is not None else {})
+        )
     return {**out, "unit_note": note} if note else out

@@ -29,9 +29,11 @@ def _record_failure(plan: FoldPlan, message: str, **extra) -> None:
 
 def _out_of_memory(plan: FoldPlan) -> str:
     t, size = plan.config.training, plan.config.preprocess.get("size")
-    return (f"{plan.device} ran out of memory training {plan.key} fold {plan.fold} (batch_size {t.batch_size}, "
-            f"image size {size}): use a smaller [training] batch_size or [preprocess] size, "
-            f"or [model] fine_tune = \"paper\"")
+    return (
+        f"{plan.device} ran out of memory training {plan.key} fold {plan.fold} (batch_size {t.batch_size}, "
+        f"image size {size}): use a smaller [training] batch_size or [preprocess] size, "
+        f"or [model] fine_tune = \"paper\""
+    )
 
 
 @contextmanager

@@ -69,19 +69,29 @@ def pretrain_on_patches(plan: FoldPlan, model: nn.Module, source, batches, cance
         raise ValueError("[patch_stage] needs a DICOM dataset with lesion marks, not synthetic data")
     validate = None
     if plan.config.training.select_epoch == "validation-auc":
-        inner = batches.loader.passes([batches.threshold[i:i + 16] for i in range(0, len(batches.threshold), 16)])
+        inner = batches.loader.passes([batches.threshold[i : i + 16] for i in range(0, len(batches.threshold), 16)])
 
         def validate(m):
             return evaluate_auc(m, inner, plan.device, plan.config.evaluation, adversarial=False)["standard_auc"]
 
-    history = train_patch_stage(model, patch_sources(plan.train_records, dataset), plan.method, settings, plan.device,
-                                seed=derive_seed(plan.seed, "patch_stage"), pos_weight=None, validate=validate,
-                                cancel=cancel,
-                                progress=lambda e, n, m: log.info("%s fold %s patch stage %d/%d %s", plan.key,
-                                                                  plan.fold, e, n, m))
+    history = train_patch_stage(
+        model,
+        patch_sources(plan.train_records, dataset),
+        plan.method,
+        settings,
+        plan.device,
+        seed=derive_seed(plan.seed, "patch_stage"),
+        pos_weight=None,
+        validate=validate,
+        cancel=cancel,
+        progress=lambda e, n, m: log.info("%s fold %s patch stage %d/%d %s", plan.key, plan.fold, e, n, m),
+    )
     if history["selected_epoch"] is not None:  # the whole-image epochs must beat the patch stage's best
         plan.selection.consider(0, max(history["validation_auc"]), model)
-    plan.manifest["patch_stage"] = {"epochs": settings.epochs, "loss": history["loss"],
-                                    "validation_auc": history["validation_auc"],
-                                    "selected_epoch": history["selected_epoch"]}
+    plan.manifest["patch_stage"] = {
+        "epochs": settings.epochs,
+        "loss": history["loss"],
+        "validation_auc": history["validation_auc"],
+        "selected_epoch": history["selected_epoch"],
+    }
     plan.write_manifest()

@@ -38,16 +38,20 @@ def evaluated_indices(records: Sequence, indices: Sequence[int], skipped: Sequen
     return [i for i in indices if record_name(records[i]) not in gone]
 
 
-def write_predictions(folder: Path, fold: int, indices: Sequence[int], label, clean_logit,
-                      adversarial_logit=None) -> Path | None:
+def write_predictions(folder: Path, fold: int, indices: Sequence[int], label, clean_logit, adversarial_logit=None) -> Path | None:
     """Write ``folder/predictions.json`` atomically; None (nothing written) when the counts disagree."""
     labels, clean = np.asarray(label).reshape(-1), np.asarray(clean_logit, dtype=float).reshape(-1)
     adversarial = None if adversarial_logit is None else np.asarray(adversarial_logit, dtype=float).reshape(-1)
     if not (len(indices) == len(labels) == len(clean)) or (adversarial is not None and len(adversarial) != len(clean)):
         return None
-    doc = {"format": FORMAT, "fold": fold, "index": [int(i) for i in indices],
-           "label": [int(v > 0.5) for v in labels], "clean_logit": [float(v) for v in clean],
-           "adversarial_logit": None if adversarial is None else [float(v) for v in adversarial]}
+    doc = {
+        "format": FORMAT,
+        "fold": fold,
+        "index": [int(i) for i in indices],
+        "label": [int(v > 0.5) for v in labels],
+        "clean_logit": [float(v) for v in clean],
+        "adversarial_logit": None if adversarial is None else [float(v) for v in adversarial],
+    }
     return atomic.write_json(Path(folder) / PREDICTIONS, doc)
 
 
@@ -60,8 +64,7 @@ def read_predictions(folder: Path) -> dict | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
     try:
-        out: dict[str, np.ndarray | None] = {name: np.asarray(doc[name], dtype=float)
-                                             for name in ("index", "label", "clean_logit")}
+        out: dict[str, np.ndarray | None] = {name: np.asarray(doc[name], dtype=float) for name in ("index", "label", "clean_logit")}
         adv = doc.get("adversarial_logit")
         out["adversarial_logit"] = None if adv is None else np.asarray(adv, dtype=float)
     except (KeyError, TypeError, ValueError):

@@ -26,7 +26,8 @@ _DAMAGED = "is damaged"
 def _damaged_resume(path: Path, key: str, fold: int, reason: str) -> ExperimentError:
     return ExperimentError(
         f"{path} {_DAMAGED} ({reason}); start fold {fold} of {key} over with --restart-damaged "
-        f"(or delete that file), then re-run the same command")
+        f"(or delete that file), then re-run the same command"
+    )
 
 
 def is_damaged(exc: ExperimentError) -> bool:
@@ -72,8 +73,9 @@ def _read_resume(path: Path, device: torch.device, method_dict: dict, key: str, 
     return state
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-            method_dict: dict, key: str, fold: int) -> tuple[int, dict | None, str]:
+def restore(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, method_dict: dict, key: str, fold: int
+) -> tuple[int, dict | None, str]:
     """Load ``path`` (or, when it is damaged, the checkpoint before it) into ``model`` and
     ``optimizer``; returns the number of epochs it holds, the epoch selection's state (None when
     the run does not select epochs) and a note when the checkpoint before was used.
@@ -92,8 +94,9 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, devi
     return start_epoch, state.get("selection"), state.get("note", "")
 
 
-def save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, method_dict: dict,
-                epoch: int, selection: dict | None = None) -> None:
+def save_resume(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, method_dict: dict, epoch: int, selection: dict | None = None
+) -> None:
     """Write the state after ``epoch`` (1-based) finished epochs, atomically (with the epoch
     selection's best model so far, when the run selects epochs)."""
     state = {

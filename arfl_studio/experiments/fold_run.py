@@ -123,9 +123,21 @@ def run_fold(
     if previous and previous.get("status") == "finished" and previous.get("method") == run["method"].to_dict():
         return previous
 
-    plan = prepare_fold(config=config, splits=splits, run=run, fold=fold, device=device, ctx=ctx, emit=emit,
-                        fingerprint=fingerprint, train_seed=train_seed, seed_folder=seed_folder, folder=folder,
-                        previous=previous, restart_damaged=restart_damaged)
+    plan = prepare_fold(
+        config=config,
+        splits=splits,
+        run=run,
+        fold=fold,
+        device=device,
+        ctx=ctx,
+        emit=emit,
+        fingerprint=fingerprint,
+        train_seed=train_seed,
+        seed_folder=seed_folder,
+        folder=folder,
+        previous=previous,
+        restart_damaged=restart_damaged,
+    )
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader or RunLoader(source, splits.records, config.training.workers, device))
     started = time.perf_counter()
@@ -141,8 +153,7 @@ def run_fold(
         results = evaluate_held_out(plan, trained, batches, threshold, cancel) if threshold is not None else {}
         stopped = cancel.is_set()  # polled per batch by the scoring and the attacks
         if stopped:  # resume.pt holds the last epoch: a resumed fold goes straight to the threshold
-            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume",
-                                 ended=now())
+            plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
             plan.write_manifest()
         else:
             write_fold(plan, trained, threshold, results, started)
@@ -155,23 +166,47 @@ def run_fold(
 
 
 # -- 1. the fold's data --------------------------------------------------------------------------
-def prepare_fold(*, config: ExperimentConfig, splits: Splits, run: dict, fold: int | None, device: torch.device,
-                 ctx: ddp.DistributedContext, emit: Callable[[Any], None], fingerprint: str, train_seed: int,
-                 seed_folder: int | None, folder: Path, previous: dict | None, restart_damaged: bool) -> FoldPlan:
+def prepare_fold(
+    *,
+    config: ExperimentConfig,
+    splits: Splits,
+    run: dict,
+    fold: int | None,
+    device: torch.device,
+    ctx: ddp.DistributedContext,
+    emit: Callable[[Any], None],
+    fingerprint: str,
+    train_seed: int,
+    seed_folder: int | None,
+    folder: Path,
+    previous: dict | None,
+    restart_damaged: bool,
+) -> FoldPlan:
     """The fold's records (training, threshold hold-out, test), class balance and starting manifest."""
     t = config.training
     train_records, test_records = splits.train_test(fold)
-    train_records, threshold_records = threshold_split(train_records, t.threshold_holdout,
-                                                       derive_seed(config.cv.seed, "threshold", fold))
+    train_records, threshold_records = threshold_split(train_records, t.threshold_holdout, derive_seed(config.cv.seed, "threshold", fold))
     positives = sum(int(r.label) == 1 for r in train_records)  # class imbalance of the training fold
     method = run["method"]
     plan = FoldPlan(
-        key=run["key"], fold=fold, seed_folder=seed_folder, method=method, spec=config.model_spec_for(method),
+        key=run["key"],
+        fold=fold,
+        seed_folder=seed_folder,
+        method=method,
+        spec=config.model_spec_for(method),
         seed=derive_seed(train_seed, "fold", fold),  # every method of a fold starts from the same weights
-        config=config, device=device, ctx=ctx, emit=emit, folder=folder, train_records=train_records,
-        threshold_records=threshold_records, test_records=test_records,
+        config=config,
+        device=device,
+        ctx=ctx,
+        emit=emit,
+        folder=folder,
+        train_records=train_records,
+        threshold_records=threshold_records,
+        test_records=test_records,
         pos_weight=fold_pos_weight(t.pos_weight, positives, len(train_records) - positives),
-        previous=previous, restart_damaged=restart_damaged)
+        previous=previous,
+        restart_damaged=restart_damaged,
+    )
     plan.manifest = _starting_manifest(plan, run, splits, train_seed, fingerprint)
     return plan
 
@@ -208,9 +243,12 @@ def fold_batches(plan: FoldPlan, run_loader: RunLoader) -> FoldBatches:
     """The fold's records in the run's loader; an image that stops decoding is noted in the manifest."""
     run_loader.skipped = plan.skipped
     train_indices, test_indices = run_loader.indices(plan.train_records), run_loader.indices(plan.test_records)
-    return FoldBatches(loader=run_loader, train=train_indices,
-                       threshold=run_loader.indices(plan.threshold_records) or train_indices,
-                       test=run_loader.passes(in_order(test_indices, plan.config.training.eval_batch_size)))
+    return FoldBatches(
+        loader=run_loader,
+        train=train_indices,
+        threshold=run_loader.indices(plan.threshold_records) or train_indices,
+        test=run_loader.passes(in_order(test_indices, plan.config.training.eval_batch_size)),
+    )
 
 
 # -- 2. the model --------------------------------------------------------------------------------
@@ -238,8 +276,9 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
     start_epoch = 0
     if plan.resume_path.exists() or atomic.previous_path(plan.resume_path).exists():
         try:
-            start_epoch, selection, note = restore(plan.resume_path, model, optimizer, plan.device,
-                                                   plan.method.to_dict(), plan.key, plan.fold)
+            start_epoch, selection, note = restore(
+                plan.resume_path, model, optimizer, plan.device, plan.method.to_dict(), plan.key, plan.fold
+            )
             plan.selection = EpochSelection.from_state(selection)
             if note:
                 plan.manifest["resume_note"] = note
@@ -259,8 +298,9 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
 
 
 # -- 3. training ---------------------------------------------------------------------------------
-def train_fold(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int,
-               batches: FoldBatches, cancel: threading.Event) -> nn.Module | None:
+def train_fold(
+    plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int, batches: FoldBatches, cancel: threading.Event
+) -> nn.Module | None:
     """Train from ``start_epoch`` to the last epoch; returns the trained model, or None when cancelled.
 
     Every epoch is logged to ``metrics.jsonl`` and the manifest, every ``checkpoint_every``
@@ -271,23 +311,36 @@ def train_fold(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
     status = "finished"
     if start_epoch < t.epochs:
         with training_failures(plan):
-            result = train(train_model, optimizer, _epoch_batches(plan, optimizer, batches), plan.method, t.epochs,
-                           start_epoch=start_epoch, device=plan.device, callback=plan.report, cancel=cancel,
-                           evaluate=_validation(plan, model, batches, cancel), on_epoch_end=_epoch_end(plan, model, optimizer),
-                           amp=t.amp, objective=lambda m, x, y: compute_loss(m, x, y, plan.method, plan.pos_weight))
+            result = train(
+                train_model,
+                optimizer,
+                _epoch_batches(plan, optimizer, batches),
+                plan.method,
+                t.epochs,
+                start_epoch=start_epoch,
+                device=plan.device,
+                callback=plan.report,
+                cancel=cancel,
+                evaluate=_validation(plan, model, batches, cancel),
+                on_epoch_end=_epoch_end(plan, model, optimizer),
+                amp=t.amp,
+                objective=lambda m, x, y: compute_loss(m, x, y, plan.method, plan.pos_weight),
+            )
         status = result.status
     if status == "cancelled":
         plan.manifest.update(status="cancelled", message="cancelled; re-run the same command to resume", ended=now())
         plan.write_manifest()
         return None
     if t.select_epoch == "validation-auc" and plan.selection.restore_best(model):
-        plan.manifest.update(selected_epoch=plan.selection.epoch, selection_auc=plan.selection.auc,
-                             selected_on="threshold_holdout patients (inner validation)")
+        plan.manifest.update(
+            selected_epoch=plan.selection.epoch,
+            selection_auc=plan.selection.auc,
+            selected_on="threshold_holdout patients (inner validation)",
+        )
     return model
 
 
-def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
-                   batches: FoldBatches) -> Callable[[int], LoaderPass]:
+def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer, batches: FoldBatches) -> Callable[[int], LoaderPass]:
     """``batches(epoch)`` for the trainer: this rank's shuffled share of the training images.
 
     The order, the RNG and the learning rate are set from the epoch alone, so a resumed
@@ -297,8 +350,9 @@ def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
     per_rank = max(1, t.batch_size // ctx.world_size)
     shard = -(-len(batches.train) // ctx.world_size)
     drop_last = shard % per_rank == 1  # a batch of one breaks batch norm
-    sampler = DistributedSampler(batches.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=derive_seed(plan.seed, "order"))
+    sampler = DistributedSampler(
+        batches.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=derive_seed(plan.seed, "order")
+    )
     augment = augmentation(t.augment)
 
     def epoch_batches(epoch: int) -> LoaderPass:
@@ -314,8 +368,9 @@ def _epoch_batches(plan: FoldPlan, optimizer: torch.optim.Optimizer,
     return epoch_batches
 
 
-def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
-                cancel: threading.Event | None = None) -> Callable[[int], dict[str, float]]:
+def _validation(
+    plan: FoldPlan, model: nn.Module, batches: FoldBatches, cancel: threading.Event | None = None
+) -> Callable[[int], dict[str, float]]:
     """``evaluate(epoch)`` for the trainer: AUC on the held-out fold every ``validate_every`` epochs
     (adversarial every ``validate_adversarial_every``) and after the last, on the main rank."""
     t, ev = plan.config.training, plan.config.evaluation
@@ -338,8 +393,16 @@ def _validation(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
         if not last and (epoch + 1) % t.validate_every:
             return selection
         adversarial = t.validate_adversarial_every > 0 and (last or (epoch + 1) % t.validate_adversarial_every == 0)
-        results = evaluate_auc(model, batches.test, plan.device, ev, adversarial=adversarial, cancel=cancel,
-                               steps=t.validation_attack_steps, seed=derive_seed(ev.seed, "val", plan.fold))
+        results = evaluate_auc(
+            model,
+            batches.test,
+            plan.device,
+            ev,
+            adversarial=adversarial,
+            cancel=cancel,
+            steps=t.validation_attack_steps,
+            seed=derive_seed(ev.seed, "val", plan.fold),
+        )
         return {**selection, **results} if results else {}
 
     return validate
@@ -355,13 +418,16 @@ def _epoch_end(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
         losses = ddp.all_reduce_mean(event.losses, plan.ctx)  # the global batch's losses under DDP
         if not plan.ctx.is_main:
             return
-        atomic.append_jsonl(plan.metrics_path, {
-            "epoch": epoch,
-            "losses": losses,
-            "lr": optimizer.param_groups[0]["lr"],
-            **{k: (None if v != v else v) for k, v in event.metrics.items()},
-            "seconds": round(event.seconds, 4),
-        })
+        atomic.append_jsonl(
+            plan.metrics_path,
+            {
+                "epoch": epoch,
+                "losses": losses,
+                "lr": optimizer.param_groups[0]["lr"],
+                **{k: (None if v != v else v) for k, v in event.metrics.items()},
+                "seconds": round(event.seconds, 4),
+            },
+        )
         if epoch % max(t.checkpoint_every, 1) == 0 or epoch == t.epochs:
             selected = plan.selection.to_state() if t.select_epoch != "last" else None
             save_resume(plan.resume_path, model, optimizer, plan.method.to_dict(), epoch, selected)
@@ -371,20 +437,29 @@ def _epoch_end(plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimize
 
 
 # -- 4. the decision threshold -------------------------------------------------------------------
-def choose_threshold(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
-                     cancel: threading.Event | None = None) -> DecisionThreshold | None:
+def choose_threshold(
+    plan: FoldPlan, model: nn.Module, batches: FoldBatches, cancel: threading.Event | None = None
+) -> DecisionThreshold | None:
     """The decision threshold is part of the model: chosen on the training folds' held-out
     patients (or, without them, on the images it trained on). None when stopped."""
     t = plan.config.training
     scoring = batches.loader.passes(in_order(batches.threshold, t.eval_batch_size))
     held_out = bool(plan.threshold_records)
-    return fit_threshold(model, scoring, t.threshold, plan.device, chosen_on=HOLDOUT if held_out else TRAINING_IMAGES,
-                         note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not held_out else "", cancel=cancel)
+    return fit_threshold(
+        model,
+        scoring,
+        t.threshold,
+        plan.device,
+        chosen_on=HOLDOUT if held_out else TRAINING_IMAGES,
+        note=HOLDOUT_TOO_SMALL if t.threshold_holdout and not held_out else "",
+        cancel=cancel,
+    )
 
 
 # -- 5. evaluation on the held-out fold ----------------------------------------------------------
-def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
-                      threshold: DecisionThreshold, cancel: threading.Event | None = None) -> dict[str, Any]:
+def evaluate_held_out(
+    plan: FoldPlan, model: nn.Module, batches: FoldBatches, threshold: DecisionThreshold, cancel: threading.Event | None = None
+) -> dict[str, Any]:
     """Standard and adversarial AUC (and rates at ``threshold``) under the ``[evaluation]`` attack, per
     ``[evaluation] unit``; for DSBN also the adversarial-BN route, labelled as the oracle it is.
     ``{}`` when stopped."""
@@ -396,15 +471,23 @@ def evaluate_held_out(plan: FoldPlan, model: nn.Module, batches: FoldBatches,
     results: dict[str, Any] = unit_summary(plan.test_records, *scores, unit=ev.unit, threshold=threshold.logit)
     _keep_predictions(plan, batches, scores)
     results["threshold"] = threshold.to_dict()
-    results["evaluation"] = {"kind": ev.kind, "eps": ev.eps, "steps": ev.steps, "restarts": ev.restarts,
-                             "bn_route": "clean" if has_dual_bn(model) else None, "unit": results["unit"]}
+    results["evaluation"] = {
+        "kind": ev.kind,
+        "eps": ev.eps,
+        "steps": ev.steps,
+        "restarts": ev.restarts,
+        "bn_route": "clean" if has_dual_bn(model) else None,
+        "unit": results["unit"],
+    }
     if has_dual_bn(model) and ev.dsbn_oracle:
         oracle = score_logits(model, batches.test, plan.device, ev, seed=seed, route="adversarial", cancel=cancel)
         if oracle is None:
             return {}
         results["oracle_adversarial_auc"] = unit_summary(plan.test_records, *oracle, unit=ev.unit)["adversarial_auc"]
-        results["oracle_note"] = ("DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
-                                  "an oracle that knows which inputs are adversarial; not a deployable figure")
+        results["oracle_note"] = (
+            "DSBN adversarial-BN route, attacked and scored through the adversarial BN: "
+            "an oracle that knows which inputs are adversarial; not a deployable figure"
+        )
     return results
 
 
@@ -415,21 +498,23 @@ def _keep_predictions(plan: FoldPlan, batches: FoldBatches, scores: tuple) -> No
     skipped = [s["path"] for s in plan.manifest.get("skipped_images", [])]
     evaluated = evaluated_indices(batches.loader.records, test_indices, skipped)
     if write_predictions(plan.folder, plan.fold, evaluated, targets, clean, adversarial) is None:
-        log.warning("%s fold %s: predictions.json not written (evaluated images do not match the fold)",
-                    plan.key, plan.fold)
+        log.warning("%s fold %s: predictions.json not written (evaluated images do not match the fold)", plan.key, plan.fold)
 
 
 # -- 6. the fold's files -------------------------------------------------------------------------
-def write_fold(plan: FoldPlan, model: nn.Module, threshold: DecisionThreshold, results: dict[str, Any],
-               started: float) -> None:
+def write_fold(plan: FoldPlan, model: nn.Module, threshold: DecisionThreshold, results: dict[str, Any], started: float) -> None:
     """``model.pt`` (with its threshold) and the finished manifest; ``resume.pt`` goes unless kept."""
     try:
         save_checkpoint(plan.folder / "model.pt", model, plan.spec, threshold, model_input_record(plan.config))
     except NoSpaceError as exc:
         plan.fail(str(exc))
         raise ExperimentError(f"{plan.key} fold {plan.fold}: {exc}") from exc
-    plan.manifest.update(status="finished", results=results, ended=now(),
-                         seconds=round(time.perf_counter() - started, 3) + (plan.previous or {}).get("seconds", 0.0))
+    plan.manifest.update(
+        status="finished",
+        results=results,
+        ended=now(),
+        seconds=round(time.perf_counter() - started, 3) + (plan.previous or {}).get("seconds", 0.0),
+    )
     plan.write_manifest()
     if not plan.config.training.keep_resume:
         atomic.remove_checkpoint(plan.resume_path)

@@ -42,8 +42,14 @@ DEMO_BATCH = 8
 DEMO_ATTACK_STEPS = 3  # PGD-3 instead of the paper's PGD-7 keeps the demo to a few CPU minutes
 
 
-def demo_config(demo_dir: Path, epochs: int = DEMO_EPOCHS, folds: int = DEMO_FOLDS, size: int = DEMO_SIZE,
-                methods: tuple[str, ...] = DEMO_METHODS, seed: int = 0) -> dict:
+def demo_config(
+    demo_dir: Path,
+    epochs: int = DEMO_EPOCHS,
+    folds: int = DEMO_FOLDS,
+    size: int = DEMO_SIZE,
+    methods: tuple[str, ...] = DEMO_METHODS,
+    seed: int = 0,
+) -> dict:
     return {
         "name": "headless-demo",
         "data": {"demo": True, "demo_dir": str(demo_dir)},
@@ -53,9 +59,17 @@ def demo_config(demo_dir: Path, epochs: int = DEMO_EPOCHS, folds: int = DEMO_FOL
         # memorise them in 10 epochs: measured, holding out a fifth of the training patients to
         # choose it gave noisier thresholds and lower AUC); BCE weighs the malignant class by
         # negatives/positives of the training fold (the demo is 58 % benign).
-        "training": {"epochs": epochs, "batch_size": DEMO_BATCH, "lr": DEMO_LR, "lr_schedule": DEMO_LR_SCHEDULE,
-                     "seed": seed, "validate_adversarial_every": 0, "threshold": "youden", "threshold_holdout": 0.0,
-                     "pos_weight": "auto"},
+        "training": {
+            "epochs": epochs,
+            "batch_size": DEMO_BATCH,
+            "lr": DEMO_LR,
+            "lr_schedule": DEMO_LR_SCHEDULE,
+            "seed": seed,
+            "validate_adversarial_every": 0,
+            "threshold": "youden",
+            "threshold_holdout": 0.0,
+            "pos_weight": "auto",
+        },
         "cv": {"folds": folds, "seed": seed},
         "methods": [{"key": key, "robust_weight": 10.0, "attack": {"steps": DEMO_ATTACK_STEPS}} for key in methods],
         "evaluation": {"kind": "pgd", "eps": 1e-3, "steps": 7},
@@ -72,10 +86,12 @@ def summary_lines(results: dict) -> list[str]:
     lines = []
     for m in results["methods"]:
         auc = m["standard_auc"]["mean"]
-        lines.append(f"  {m['key']}. {m['method']}: held-out AUC {'--' if auc is None else f'{auc:.3f}'}; "
-                     f"at its decision threshold sensitivity {_rates(m, 'standard_sensitivity')}, "
-                     f"specificity {_rates(m, 'standard_specificity')} "
-                     f"(attacked: {_rates(m, 'adversarial_sensitivity')} / {_rates(m, 'adversarial_specificity')})")
+        lines.append(
+            f"  {m['key']}. {m['method']}: held-out AUC {'--' if auc is None else f'{auc:.3f}'}; "
+            f"at its decision threshold sensitivity {_rates(m, 'standard_sensitivity')}, "
+            f"specificity {_rates(m, 'standard_specificity')} "
+            f"(attacked: {_rates(m, 'adversarial_sensitivity')} / {_rates(m, 'adversarial_specificity')})"
+        )
     return lines
 
 
@@ -86,12 +102,17 @@ def _print_generation(done: int, total: int) -> None:
 
 def _print_progress(event) -> None:
     if isinstance(event, FoldFinished):
-        print(f"  {event.method_key} fold {event.fold + 1}: standard AUC {event.standard_auc:.3f}, "
-              f"adversarial AUC {event.adversarial_auc:.3f}", flush=True)
+        print(
+            f"  {event.method_key} fold {event.fold + 1}: standard AUC {event.standard_auc:.3f}, "
+            f"adversarial AUC {event.adversarial_auc:.3f}",
+            flush=True,
+        )
     elif hasattr(event, "event") and isinstance(event.event, EpochEvent):
         e = event.event
-        print(f"  {event.method_key} fold {event.fold + 1} epoch {e.epoch + 1}/{e.epochs} "
-              f"loss {e.losses.get('total', float('nan')):.3f}", flush=True)
+        print(
+            f"  {event.method_key} fold {event.fold + 1} epoch {e.epoch + 1}/{e.epochs} loss {e.losses.get('total', float('nan')):.3f}",
+            flush=True,
+        )
 
 
 def run_headless_demo(
@@ -115,8 +136,9 @@ def run_headless_demo(
         print(f"training ended: {result.status} {result.message}", file=sys.stderr)
         return 1
     print(render_table(result.results, "md"))
-    print("\n".join(["decision thresholds: Youden's J on each fold's training images (stored in model.json)"]
-                    + summary_lines(result.results)))
+    print(
+        "\n".join(["decision thresholds: Youden's J on each fold's training images (stored in model.json)"] + summary_lines(result.results))
+    )
 
     print("3/4 attacking the fold-1 models over an epsilon sweep (PGD, with sanity checks)")
     config = load_config(out / "config.toml")
@@ -127,8 +149,17 @@ def run_headless_demo(
         model, _ = load_fold_model(out, key, 0)
         threshold = load_fold_threshold(out, key, 0)  # chosen on the fold's training images
         # The gradient-free Square probe on 32 of the images: on all 102 it took 22 of the 29 s.
-        report = evaluate_robustness(model, test_set, attack="pgd", eps=SWEEP_EPS, records=test_records, device="cpu",
-                                     probe_queries=100, probe_images=32, threshold=threshold.logit)
+        report = evaluate_robustness(
+            model,
+            test_set,
+            attack="pgd",
+            eps=SWEEP_EPS,
+            records=test_records,
+            device="cpu",
+            probe_queries=100,
+            probe_images=32,
+            threshold=threshold.logit,
+        )
         reports[key] = {**report.to_json(), "decision_threshold": threshold.to_dict()}
         print(f"-- method {key}, decision threshold {threshold.describe()}\n{report.table()}")
     atomic.write_json(out / "headless_demo_attack.json", reports)

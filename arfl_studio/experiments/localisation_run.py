@@ -36,8 +36,7 @@ def positioned(records: list) -> list:
     return [r for r in records if any(les.has_position for les in getattr(r, "lesions", ()))]
 
 
-def measure_image(record, models: dict, settings, saliency: str, tolerance_mm: float, root=None,
-                  target: int = 1) -> tuple[dict, dict]:
+def measure_image(record, models: dict, settings, saliency: str, tolerance_mm: float, root=None, target: int = 1) -> tuple[dict, dict]:
     """({method: Localisation}, image facts) for one record and one model per method."""
     import torch
 
@@ -59,8 +58,13 @@ def measure_image(record, models: dict, settings, saliency: str, tolerance_mm: f
         values = saliency_map(model, image, saliency, target)
         native = model_to_native(values, geometry, settings.fit)
         out[key] = localise(native, lesions, breast, mammogram.pixel_spacing, tolerance_mm)
-    facts = {"path": record.rel_path, "patient_id": record.patient_id, "label": int(record.label),
-             "lesions": len(record.lesions), "pixel_spacing_mm": list(mammogram.pixel_spacing or ()) or None}
+    facts = {
+        "path": record.rel_path,
+        "patient_id": record.patient_id,
+        "label": int(record.label),
+        "lesions": len(record.lesions),
+        "pixel_spacing_mm": list(mammogram.pixel_spacing or ()) or None,
+    }
     return out, facts
 
 
@@ -72,10 +76,18 @@ def _scan_records(data: str, labels: str | None, layout: str) -> tuple[list, Pat
 
 
 def localisation_over_run(
-    run_dir: str | Path, *, methods: list[str] | None = None, saliency: str = "gradient",
-    tolerance_mm: float = DEFAULT_TOLERANCE_MM, data: str | None = None, labels: str | None = None,
-    layout: str = "auto", fold: int = 0, limit: int | None = None,
-    progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
+    run_dir: str | Path,
+    *,
+    methods: list[str] | None = None,
+    saliency: str = "gradient",
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+    data: str | None = None,
+    labels: str | None = None,
+    layout: str = "auto",
+    fold: int = 0,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict:
     """The localisation document of a run (see the module docstring)."""
     run_dir = Path(run_dir)
@@ -101,8 +113,10 @@ def localisation_over_run(
         jobs = [(k, recs[:limit]) for k, recs in jobs]
     total = sum(len(recs) for _, recs in jobs)
     if total == 0:
-        raise LocalisationError(f"no image with a positioned lesion among the {where} (lesions come from the "
-                                "dataset's lesion marks, e.g. lesions.csv beside labels.csv)")
+        raise LocalisationError(
+            f"no image with a positioned lesion among the {where} (lesions come from the "
+            "dataset's lesion marks, e.g. lesions.csv beside labels.csv)"
+        )
     per_method: dict[str, list[Localisation]] = {m: [] for m in methods}
     images, skipped, done = [], [], 0
     for k, records in jobs:
@@ -127,9 +141,17 @@ def localisation_over_run(
                 progress(done, total)
     rows = [{"method": m, **summarise(per_method[m])} for m in methods]
     return {
-        "run": str(run_dir), "evaluated_on": where, "saliency": saliency, "target": "malignant",
-        "tolerance_mm": tolerance_mm, "seed": seed, "space": "native", "rows": rows,
-        "paired_tests": paired_tests(per_method), "images": images, "skipped": skipped,
+        "run": str(run_dir),
+        "evaluated_on": where,
+        "saliency": saliency,
+        "target": "malignant",
+        "tolerance_mm": tolerance_mm,
+        "seed": seed,
+        "space": "native",
+        "rows": rows,
+        "paired_tests": paired_tests(per_method),
+        "images": images,
+        "skipped": skipped,
         "cancelled": bool(cancel is not None and cancel.is_set()),
     }
 
@@ -144,15 +166,38 @@ def render_table(doc: dict, fmt: str = "md") -> str:
     """The per-method table (percentages) with chance beside each metric, and the paired tests."""
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"table format must be one of {TABLE_FORMATS}, got {fmt!r}")
-    head = ["Method", "Images", "Pointing %", "Chance %", "Energy in lesions %", "Chance %",
-            "Energy off breast %", "Median peak distance (mm)"]
-    body = [[r["method"], str(r["images"]), _fmt(r["pointing"]), _fmt(r["chance_pointing"]),
-             _fmt(r["energy_inside"]), _fmt(r["chance"]), _fmt(r["energy_off_breast"]),
-             _fmt(r["median_peak_distance_mm"], pct=False)] for r in doc["rows"]]
-    tests = [f"{t['first']} vs {t['second']} ({t['images']} images): pointing McNemar p = {_fmt(t['pointing']['p'], False)}, "
-             f"energy in lesions Wilcoxon p = {_fmt(t['energy_inside']['p'], False)}" for t in doc["paired_tests"]]
-    note = (f"{doc['saliency']} saliency (target malignant) in native space on the {doc['evaluated_on']}; "
-            f"pointing game tolerance {doc['tolerance_mm']:g} mm; chance = lesion area / breast area")
+    head = [
+        "Method",
+        "Images",
+        "Pointing %",
+        "Chance %",
+        "Energy in lesions %",
+        "Chance %",
+        "Energy off breast %",
+        "Median peak distance (mm)",
+    ]
+    body = [
+        [
+            r["method"],
+            str(r["images"]),
+            _fmt(r["pointing"]),
+            _fmt(r["chance_pointing"]),
+            _fmt(r["energy_inside"]),
+            _fmt(r["chance"]),
+            _fmt(r["energy_off_breast"]),
+            _fmt(r["median_peak_distance_mm"], pct=False),
+        ]
+        for r in doc["rows"]
+    ]
+    tests = [
+        f"{t['first']} vs {t['second']} ({t['images']} images): pointing McNemar p = {_fmt(t['pointing']['p'], False)}, "
+        f"energy in lesions Wilcoxon p = {_fmt(t['energy_inside']['p'], False)}"
+        for t in doc["paired_tests"]
+    ]
+    note = (
+        f"{doc['saliency']} saliency (target malignant) in native space on the {doc['evaluated_on']}; "
+        f"pointing game tolerance {doc['tolerance_mm']:g} mm; chance = lesion area / breast area"
+    )
     if fmt == "csv":
         import csv
         import io
@@ -162,8 +207,12 @@ def render_table(doc: dict, fmt: str = "md") -> str:
         writer.writerows([head, *body])
         return buf.getvalue()
     if fmt == "tex":
-        lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule",
-                 " & ".join(h.replace("%", r"\%") for h in head) + r" \\", r"\midrule"]
+        lines = [
+            r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
+            r"\toprule",
+            " & ".join(h.replace("%", r"\%") for h in head) + r" \\",
+            r"\midrule",
+        ]
         lines += [" & ".join(row) + r" \\" for row in body]
         lines += [r"\bottomrule", r"\end{tabular}", "% " + note] + ["% " + t for t in tests]
         return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def _index_after(name: str, prefix: str) -> int | None:
     if not name.startswith(prefix):
         return None
     try:
-        return int(name[len(prefix):])
+        return int(name[len(prefix) :])
     except ValueError:
         return None
 
@@ -133,8 +133,7 @@ def fold_checkpoint(run_dir: str | Path, method: str, fold: int | None, seed: in
     return path
 
 
-def load_fold_model(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None
-                    ) -> tuple[nn.Module, ModelSpec]:
+def load_fold_model(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None) -> tuple[nn.Module, ModelSpec]:
     """The trained model of one fold, or the final model (``fold`` None), DSBN models on the clean route;
     ``seed`` as in :func:`fold_checkpoint`."""
     from arfl_studio.models.registry import load_checkpoint
@@ -142,8 +141,7 @@ def load_fold_model(run_dir: str | Path, method: str, fold: int | None, seed: in
     return load_checkpoint(fold_checkpoint(run_dir, method, fold, seed))
 
 
-def load_fold_threshold(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None
-                        ) -> DecisionThreshold:
+def load_fold_threshold(run_dir: str | Path, method: str, fold: int | None, seed: int | None = None) -> DecisionThreshold:
     """The decision threshold stored with one fold's (``fold`` None: the final) model (logit 0 with a note
     for older runs)."""
     from arfl_studio.models.registry import load_threshold
@@ -162,8 +160,7 @@ def splits_document(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path} cannot be read: {exc}") from None
     tests = doc.get("test_indices") if isinstance(doc, dict) else None
-    if not isinstance(tests, list) or not tests or not all(isinstance(f, list) for f in tests) \
-            or not isinstance(doc.get("records"), list):
+    if not isinstance(tests, list) or not tests or not all(isinstance(f, list) for f in tests) or not isinstance(doc.get("records"), list):
         raise ValueError(f"{path} is damaged: not a splits document with folds (test_indices) and records")
     return dict(doc)
 
@@ -229,15 +226,22 @@ def model_preprocess(checkpoint: str | Path, channels: int, requested: dict[str,
         return PreprocessSettings.from_dict({**requested, "channels": channels})
     conflicts = preprocess_conflicts(stored, requested)
     if conflicts:
-        raise PreprocessConflict(f"{checkpoint} was trained on another input than requested: {'; '.join(conflicts)}, "
-                                 f"as {where} records; leave the option out to use the model's own preprocessing")
+        raise PreprocessConflict(
+            f"{checkpoint} was trained on another input than requested: {'; '.join(conflicts)}, "
+            f"as {where} records; leave the option out to use the model's own preprocessing"
+        )
     if stored.get("source") == "synthetic":
         return PreprocessSettings(size=tuple(stored["size"]), channels=channels)
     return PreprocessSettings.from_dict({**stored, "channels": channels})
 
 
-def run_dataset(run_dir: str | Path, records: list[ImageRecord], channels: int | None = None,
-                cache_dir: str | Path | None = None, settings: PreprocessSettings | None = None) -> Any:
+def run_dataset(
+    run_dir: str | Path,
+    records: list[ImageRecord],
+    channels: int | None = None,
+    cache_dir: str | Path | None = None,
+    settings: PreprocessSettings | None = None,
+) -> Any:
     """``records`` preprocessed exactly as the run trained (its own cache unless ``cache_dir`` is given);
     ``settings``: a fold model's own record (:func:`model_preprocess`) instead of the run's config."""
     config_settings, config = preprocess_settings(run_dir, channels)
@@ -251,8 +255,9 @@ def run_dataset(run_dir: str | Path, records: list[ImageRecord], channels: int |
     return MammogramDataset(list(records), settings, cache_dir=cache_dir or config.data.cache_dir)
 
 
-def external_dataset(run_dir: str | Path, records: list[ImageRecord], channels: int | None = None,
-                     cache_dir: str | Path | None = None) -> MammogramDataset:
+def external_dataset(
+    run_dir: str | Path, records: list[ImageRecord], channels: int | None = None, cache_dir: str | Path | None = None
+) -> MammogramDataset:
     """Images of another dataset (``records`` from a scan) preprocessed exactly as the run trained, through
     ``cache_dir`` (default: the run's cache, else the data layer's; the cache is keyed by content and settings)."""
     from arfl_studio.data import MammogramDataset, default_data_dir
@@ -262,9 +267,15 @@ def external_dataset(run_dir: str | Path, records: list[ImageRecord], channels: 
     return MammogramDataset(list(records), settings, cache_dir=cache)
 
 
-def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = None, limit: int | None = None,
-             cache_dir: str | Path | None = None, requested: dict[str, Any] | None = None
-             ) -> tuple[nn.Module, ModelSpec, list[ImageRecord], Any]:
+def held_out(
+    run_dir: str | Path,
+    method: str,
+    fold: int,
+    seed: int | None = None,
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    requested: dict[str, Any] | None = None,
+) -> tuple[nn.Module, ModelSpec, list[ImageRecord], Any]:
     """(model in eval mode, spec, held-out records, dataset) for one fold model: its own test patients
     (the first ``limit`` of them), preprocessed as the model trained (``requested``: see :func:`model_preprocess`)."""
     model, spec = load_fold_model(run_dir, method, fold, seed)
@@ -274,8 +285,9 @@ def held_out(run_dir: str | Path, method: str, fold: int, seed: int | None = Non
     return model, spec, list(test), run_dataset(run_dir, test, spec.in_channels, cache_dir, settings)
 
 
-def checkpoint_on_records(checkpoint: str | Path, records: list[ImageRecord], size: int | None = None
-                          ) -> tuple[nn.Module, ModelSpec, list[ImageRecord], MammogramDataset]:
+def checkpoint_on_records(
+    checkpoint: str | Path, records: list[ImageRecord], size: int | None = None
+) -> tuple[nn.Module, ModelSpec, list[ImageRecord], MammogramDataset]:
     """A bare checkpoint with the open dataset's records, preprocessed as the model was trained;
     ``size`` (N x N) only for a checkpoint without a record, and refused when it conflicts with one."""
     from arfl_studio.data import MammogramDataset

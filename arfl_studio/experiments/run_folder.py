@@ -19,7 +19,6 @@ class ExperimentError(RuntimeError):
     """A run stopped: the message says why and what to do; the run folder records it."""
 
 
-
 FINAL = "final"  # the folder of a method's final model, trained on every patient (run --final)
 
 

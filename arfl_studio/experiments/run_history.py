@@ -92,19 +92,25 @@ def replay_events(run_dir: str | Path, plan: Plan) -> list:
                     row = json.loads(line)
                 except ValueError:
                     continue  # a torn last line of a killed run
-                metrics = {k: (float("nan") if row.get(k) is None else float(row[k]))
-                           for k in ("standard_auc", "adversarial_auc") if k in row}
-                events.append(FoldEvent(method.key, fold, EpochEvent(int(row["epoch"]) - 1, epochs,
-                                                                     dict(row.get("losses", {})), metrics,
-                                                                     float(row.get("seconds", 0.0)))))
+                metrics = {
+                    k: (float("nan") if row.get(k) is None else float(row[k])) for k in ("standard_auc", "adversarial_auc") if k in row
+                }
+                events.append(
+                    FoldEvent(
+                        method.key,
+                        fold,
+                        EpochEvent(int(row["epoch"]) - 1, epochs, dict(row.get("losses", {})), metrics, float(row.get("seconds", 0.0))),
+                    )
+                )
             try:
                 manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
             results = manifest.get("results") or {}
             if manifest.get("status") == "finished" and "standard_auc" in results:
-                events.append(FoldFinished(method.key, fold, float(results["standard_auc"]),
-                                           float(results.get("adversarial_auc", float("nan")))))
+                events.append(
+                    FoldFinished(method.key, fold, float(results["standard_auc"]), float(results.get("adversarial_auc", float("nan"))))
+                )
     return events
 
 

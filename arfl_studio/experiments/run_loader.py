@@ -40,22 +40,30 @@ class RunLoader:
         self.skipped: Callable[[Unreadable], None] = lambda item: None
         kwargs: dict[str, Any] = {}
         if workers > 0:  # spawn: safe beside a Qt GUI and on macOS/Windows
-            kwargs.update(num_workers=workers, multiprocessing_context=quiet_spawn_context(), persistent_workers=True,
-                          worker_init_fn=loader_worker_init_fn())  # workers end when this process is killed
+            kwargs.update(
+                num_workers=workers,
+                multiprocessing_context=quiet_spawn_context(),
+                persistent_workers=True,
+                worker_init_fn=loader_worker_init_fn(),
+            )  # workers end when this process is killed
         # Its own generator: an iterator draws its base seed from it, and without one it drew from the
         # global RNG on every single-process pass but only once with persistent workers, so dropout and
         # attack random starts, and with them the AUCs, changed with ``workers``. Loading is
         # deterministic per sample (augmentation runs on whole batches in this process, from the
         # epoch's seeded RNG), so workers need no seeds of their own.
-        self.loader = DataLoader(SkipUnreadable(source.dataset(records), records), batch_sampler=self.plan,
-                                 collate_fn=collate_readable, pin_memory=device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(0), **kwargs)
+        self.loader = DataLoader(
+            SkipUnreadable(source.dataset(records), records),
+            batch_sampler=self.plan,
+            collate_fn=collate_readable,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(0),
+            **kwargs,
+        )
 
     def indices(self, records: list) -> list[int]:
         return [self.position[id(record)] for record in records]
 
-    def passes(self, batches: list[list[int]], augment: Callable[[torch.Tensor], torch.Tensor] | None = None
-               ) -> "LoaderPass":
+    def passes(self, batches: list[list[int]], augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> "LoaderPass":
         return LoaderPass(self, batches, augment)
 
 
@@ -63,8 +71,7 @@ class LoaderPass:
     """One pass over given batches of the run's loader, yielding (x, t) (``augment``ed for training);
     unreadable images are reported."""
 
-    def __init__(self, run_loader: RunLoader, batches: list[list[int]],
-                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, run_loader: RunLoader, batches: list[list[int]], augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.run_loader, self.batches, self.augment = run_loader, batches, augment
 
     def __len__(self) -> int:
@@ -77,7 +84,7 @@ class LoaderPass:
 
 
 def in_order(indices: list[int], batch_size: int) -> list[list[int]]:
-    return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
 
 
 @dataclass

@@ -54,7 +54,13 @@ from arfl_studio.training.methods import SettingError
 log = logging.getLogger(__name__)
 
 __all__ = [  # the runner's public names (some live in the modules it is split into)
-    "RESUME_FORMAT", "ExperimentError", "ExperimentResult", "FoldEvent", "FoldFinished", "RunFolderInUse", "evaluate_auc",
+    "RESUME_FORMAT",
+    "ExperimentError",
+    "ExperimentResult",
+    "FoldEvent",
+    "FoldFinished",
+    "RunFolderInUse",
+    "evaluate_auc",
     "run_experiment",
 ]
 
@@ -80,8 +86,7 @@ def _check_config(out: Path, config: ExperimentConfig) -> bool:
         raise ExperimentError(f"{path} cannot be read ({exc}); use a new --out folder") from exc
     if previous.to_dict() != config.to_dict():
         raise ExperimentError(
-            f"{out} already holds a run of a different config (see {path}); use a new --out folder, "
-            "or re-run with that config to resume it"
+            f"{out} already holds a run of a different config (see {path}); use a new --out folder, or re-run with that config to resume it"
         )
     return True
 
@@ -92,8 +97,9 @@ def _open_source(config: ExperimentConfig, cancel: threading.Event) -> DataSourc
     except NoSpaceError as exc:
         raise ExperimentError(str(exc)) from exc
     except PermissionError as exc:
-        raise ExperimentError(f"cannot read {exc.filename or 'the dataset'}: permission denied; "
-                              "check [data] root and its permissions") from exc
+        raise ExperimentError(
+            f"cannot read {exc.filename or 'the dataset'}: permission denied; check [data] root and its permissions"
+        ) from exc
     except FileNotFoundError as exc:
         raise ExperimentError(f"{exc.filename or 'the dataset'} does not exist; check [data] root") from exc
     except SettingError:
@@ -160,9 +166,17 @@ def run_experiment(
     _check_config(out, config)  # read-only: a different config is refused before anything is written
     jobs = [(run, seeds, fold) for run in runs for seeds in seed_folders(config) for fold in fold_list]
     finals = [(run, seeds, None) for run in runs for seeds in seed_folders(config)] if final else []
-    job = "" if not partial else "job" + "".join(
-        [f"_fold{'-'.join(map(str, fold_list))}" if folds is not None else "",
-         f"_point{'-'.join(map(str, points))}" if points is not None else ""])
+    job = (
+        ""
+        if not partial
+        else "job"
+        + "".join(
+            [
+                f"_fold{'-'.join(map(str, fold_list))}" if folds is not None else "",
+                f"_point{'-'.join(map(str, points))}" if points is not None else "",
+            ]
+        )
+    )
     manifest_path = out / ("manifest.json" if not partial else f"jobs/{job}.json")
     created_out = not out.exists()
 
@@ -174,10 +188,10 @@ def run_experiment(
             except LockHeld as exc:
                 raise RunFolderInUse(str(exc)) from exc
             for stale in stale_locks:
-                log.warning("took over a lock left by process %s on %s (no longer running)",
-                            stale.get("pid"), stale.get("host"))
-        return _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device,
-                           emit, cancel, restart_damaged)
+                log.warning("took over a lock left by process %s on %s (no longer running)", stale.get("pid"), stale.get("host"))
+        return _run_locked(
+            out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device, emit, cancel, restart_damaged
+        )
     finally:
         fold_locks.release()
         if created_out:  # nothing was written (the data could not be opened): leave no empty folder
@@ -203,8 +217,9 @@ def _run_lock(out: Path, ctx: ddp.DistributedContext):
         yield
 
 
-def _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device, emit,
-                cancel, restart_damaged) -> ExperimentResult:
+def _run_locked(
+    out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device, emit, cancel, restart_damaged
+) -> ExperimentResult:
     source = source or _open_source(config, cancel)
     fingerprint = source.fingerprint()
     manifest: dict[str, Any] = {
@@ -250,10 +265,23 @@ def _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, parti
             if cancel.is_set():
                 status = "cancelled"
                 break
-            fold_manifest = run_fold(out=out, config=config, source=source, splits=splits, run=run, fold=fold,
-                                     device=device, ctx=ctx, emit=emit, cancel=cancel, fingerprint=fingerprint,
-                                     train_seed=train_seed, seed_folder=seed_folder, restart_damaged=restart_damaged,
-                                     run_loader=run_loader)
+            fold_manifest = run_fold(
+                out=out,
+                config=config,
+                source=source,
+                splits=splits,
+                run=run,
+                fold=fold,
+                device=device,
+                ctx=ctx,
+                emit=emit,
+                cancel=cancel,
+                fingerprint=fingerprint,
+                train_seed=train_seed,
+                seed_folder=seed_folder,
+                restart_damaged=restart_damaged,
+                run_loader=run_loader,
+            )
             if fold_manifest is None:
                 status = "cancelled"
                 break
@@ -262,10 +290,25 @@ def _run_locked(out, config, runs, jobs, finals, fold_list, manifest_path, parti
                 with _run_lock(out, ctx):
                     update_run_status(out, config)
         for run, (train_seed, seed_folder), _ in finals if status == "finished" else []:
-            if cancel.is_set() or run_final(out=out, config=config, splits=splits, run=run, device=device, ctx=ctx,
-                                            emit=emit, cancel=cancel, fingerprint=fingerprint, train_seed=train_seed,
-                                            run_loader=run_loader, seed_folder=seed_folder,
-                                            restart_damaged=restart_damaged) is None:
+            if (
+                cancel.is_set()
+                or run_final(
+                    out=out,
+                    config=config,
+                    splits=splits,
+                    run=run,
+                    device=device,
+                    ctx=ctx,
+                    emit=emit,
+                    cancel=cancel,
+                    fingerprint=fingerprint,
+                    train_seed=train_seed,
+                    run_loader=run_loader,
+                    seed_folder=seed_folder,
+                    restart_damaged=restart_damaged,
+                )
+                is None
+            ):
                 status = "cancelled"
                 break
             final_done.append((run["key"],) if seed_folder is None else (run["key"], seed_folder))

@@ -46,10 +46,16 @@ def record_to_dict(record: Any) -> dict:
 def record_from_dict(root: str | None, data: dict) -> ImageRecord:
     rel_path = unescape_name(data["rel_path"]) if data.get("rel_path_escaped") else data["rel_path"]
     path = str(Path(root) / rel_path) if root else rel_path
-    return ImageRecord(path=Path(path), rel_path=rel_path, patient_id=data["patient_id"],
-                       laterality=data.get("laterality"), view=data.get("view"), label=int(data["label"]),
-                       frame=data.get("frame"),
-                       lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()))
+    return ImageRecord(
+        path=Path(path),
+        rel_path=rel_path,
+        patient_id=data["patient_id"],
+        laterality=data.get("laterality"),
+        view=data.get("view"),
+        label=int(data["label"]),
+        frame=data.get("frame"),
+        lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()),
+    )
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ class SkipUnreadable(Dataset):
             return self.dataset[i]
         except (ValueError, OSError) as exc:  # MammogramReadError is a ValueError
             record = self.records[i]
-            return Unreadable(str(getattr(record, "rel_path", "") or getattr(record, "path", i)),
-                              str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return Unreadable(
+                str(getattr(record, "rel_path", "") or getattr(record, "path", i)),
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
 
 
 def collate_readable(items: list) -> tuple[Any, list[Unreadable]]:
@@ -171,8 +179,14 @@ class SyntheticSource(DataSource):
         self.images = images.clamp(0, 1).repeat(1, self.channels, 1, 1).contiguous()
         self.labels = labels
         self._records = [
-            ImageRecord(path=Path(f"synthetic/{i}"), rel_path=f"synthetic/{i}", patient_id=f"S{i // 2:04d}",
-                      laterality="L" if i % 2 == 0 else "R", view="CC", label=int(labels[i]))
+            ImageRecord(
+                path=Path(f"synthetic/{i}"),
+                rel_path=f"synthetic/{i}",
+                patient_id=f"S{i // 2:04d}",
+                laterality="L" if i % 2 == 0 else "R",
+                view="CC",
+                label=int(labels[i]),
+            )
             for i in range(self.samples)
         ]
 
@@ -193,8 +207,18 @@ class SyntheticSource(DataSource):
 class FolderSource(DataSource):
     """A dataset folder scanned by the data layer (CMMD, CSV, folder-per-class, the demo)."""
 
-    def __init__(self, root: str | Path, labels: str | None, layout: str, preprocess: dict, cache_dir: str | None,
-                 kind: str = "dataset", cancel=None, workers: int = 1, label_map: dict | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        labels: str | None,
+        layout: str,
+        preprocess: dict,
+        cache_dir: str | None,
+        kind: str = "dataset",
+        cancel=None,
+        workers: int = 1,
+        label_map: dict | None = None,
+    ):
         from arfl_studio import data as data_layer
 
         missing = [n for n in ("scan_dataset", "MammogramDataset", "PreprocessSettings") if not hasattr(data_layer, n)]
@@ -215,8 +239,7 @@ class FolderSource(DataSource):
         self.cache_dir = str(cache_dir or Path(data_layer.default_data_dir()) / "cache")
         self.labels_file = labels
         # Decode + preprocess once into the content-keyed cache; unreadable files are dropped and reported.
-        report = data_layer.preprocess_records(self._records, self.settings, self.cache_dir, workers=max(1, workers),
-                                               cancel=cancel)
+        report = data_layer.preprocess_records(self._records, self.settings, self.cache_dir, workers=max(1, workers), cancel=cancel)
         if getattr(report, "cancelled", False):
             raise SettingError("cancelled while preprocessing the images")
         failed = set(report.failed_indices)
@@ -240,8 +263,14 @@ class FolderSource(DataSource):
         return "sha256:" + digest.hexdigest()
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "root": self.root, "images": len(self._records), "scan": self.scan_summary,
-                "dropped": self.dropped, "cache_dir": self.cache_dir}
+        return {
+            "kind": self.kind,
+            "root": self.root,
+            "images": len(self._records),
+            "scan": self.scan_summary,
+            "dropped": self.dropped,
+            "cache_dir": self.cache_dir,
+        }
 
 
 def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
@@ -255,9 +284,13 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
 
         if data.demo_patients or data.demo_dir:
             size = tuple(data.demo_size) if data.demo_size else None
-            root = Path(data.demo_dir) if data.demo_dir else (
-                Path(data_layer.default_demo_dir()).parent
-                / f"demo-p{data.demo_patients}-{'x'.join(map(str, size or ()))}-s{data.demo_seed}"
+            root = (
+                Path(data.demo_dir)
+                if data.demo_dir
+                else (
+                    Path(data_layer.default_demo_dir()).parent
+                    / f"demo-p{data.demo_patients}-{'x'.join(map(str, size or ()))}-s{data.demo_seed}"
+                )
             )
             if not root.exists() or not any(root.iterdir()):
                 kwargs: dict[str, Any] = {"seed": data.demo_seed}
@@ -268,10 +301,27 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
                 root = Path(data_layer.generate_demo_dataset(root, **kwargs))
         else:
             root = Path(data_layer.ensure_demo_dataset())
-        return FolderSource(root, data.labels, data.layout, config.preprocess, cache_dir, kind="demo", cancel=cancel,
-                            workers=config.training.workers, label_map=data.label_map)
-    return FolderSource(data.root, data.labels, data.layout, config.preprocess, cache_dir, cancel=cancel,
-                        workers=config.training.workers, label_map=data.label_map)
+        return FolderSource(
+            root,
+            data.labels,
+            data.layout,
+            config.preprocess,
+            cache_dir,
+            kind="demo",
+            cancel=cancel,
+            workers=config.training.workers,
+            label_map=data.label_map,
+        )
+    return FolderSource(
+        data.root,
+        data.labels,
+        data.layout,
+        config.preprocess,
+        cache_dir,
+        cancel=cancel,
+        workers=config.training.workers,
+        label_map=data.label_map,
+    )
 
 
 def model_input_record(config: ExperimentConfig) -> dict:
@@ -293,4 +343,3 @@ def folds_are_valid(folds: list[list[int]], n: int) -> bool:
 
 def fold_sizes(folds: list[list[int]]) -> list[int]:
     return [len(f) for f in folds]
-

@@ -36,8 +36,16 @@ def shareable_splits(config: ExperimentConfig, records: list, folds: list[list[i
         "seed": config.cv.seed,
         "method": "StratifiedGroupKFold (patient-level)",
         "paths": "de-identified: study/series folders with dates or UIDs are keyed hashes (arfl_studio.data.dicom.shareable)",
-        "records": [{"path": path_of(r), "patient_id": str(r.patient_id), "laterality": getattr(r, "laterality", None),
-                     "view": getattr(r, "view", None), "label": int(r.label)} for r in records],
+        "records": [
+            {
+                "path": path_of(r),
+                "patient_id": str(r.patient_id),
+                "laterality": getattr(r, "laterality", None),
+                "view": getattr(r, "view", None),
+                "label": int(r.label),
+            }
+            for r in records
+        ],
         "test_indices": folds,
         "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
     }
@@ -58,28 +66,33 @@ def prepare_splits(out: Path, config: ExperimentConfig, source: DataSource, ctx:
     fingerprint = source.fingerprint()
     existing = read_json(path)
     if existing is not None and not (isinstance(existing, dict) and isinstance(existing.get("test_indices"), list)):
-        raise ExperimentError(f"{path} is damaged (not a splits document); delete it and re-run: the split is "
-                              "made again from the same data and [cv] seed")
+        raise ExperimentError(
+            f"{path} is damaged (not a splits document); delete it and re-run: the split is made again from the same data and [cv] seed"
+        )
     if existing is not None:
-        if existing.get("data_fingerprint") != fingerprint or existing.get("folds") != config.cv.folds \
-                or existing.get("seed") != config.cv.seed:
-            raise ExperimentError(
-                f"{path} was made for different data or [cv] settings; use a new --out folder for this config"
-            )
+        if (
+            existing.get("data_fingerprint") != fingerprint
+            or existing.get("folds") != config.cv.folds
+            or existing.get("seed") != config.cv.seed
+        ):
+            raise ExperimentError(f"{path} was made for different data or [cv] settings; use a new --out folder for this config")
         folds = [list(map(int, f)) for f in existing["test_indices"]]
     else:
         folds = patient_folds(records, config.cv.folds, config.cv.seed)
         if ctx.is_main:
-            atomic.write_json(path, {
-                "folds": config.cv.folds,
-                "seed": config.cv.seed,
-                "method": "StratifiedGroupKFold (patient-level)",
-                "root": source.root,
-                "data_fingerprint": fingerprint,
-                "records": [record_to_dict(r) for r in records],
-                "test_indices": folds,
-                "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
-            })
+            atomic.write_json(
+                path,
+                {
+                    "folds": config.cv.folds,
+                    "seed": config.cv.seed,
+                    "method": "StratifiedGroupKFold (patient-level)",
+                    "root": source.root,
+                    "data_fingerprint": fingerprint,
+                    "records": [record_to_dict(r) for r in records],
+                    "test_indices": folds,
+                    "test_patients": [sorted({str(records[i].patient_id) for i in fold}) for fold in folds],
+                },
+            )
     if ctx.is_main and not (out / SHAREABLE).exists():
         atomic.write_json(out / SHAREABLE, shareable_splits(config, records, folds))
     for a in range(len(folds)):  # no patient in two held-out folds

@@ -76,8 +76,7 @@ def _paired(diff_a: Sequence[float], diff_b: Sequence[float]) -> dict:
             w_p = float(stats.wilcoxon(a, b).pvalue)
         except ValueError:
             pass
-    return {"mean_diff": float(d.mean()), "per_seed": [float(v) for v in d],
-            "t_pvalue": t_p, "wilcoxon_pvalue": w_p}
+    return {"mean_diff": float(d.mean()), "per_seed": [float(v) for v in d], "t_pvalue": t_p, "wilcoxon_pvalue": w_p}
 
 
 def _evaluate_group(s: TwoMoonSettings, g: TrainedGroup, data, device, timings: dict) -> dict:
@@ -92,14 +91,26 @@ def _evaluate_group(s: TwoMoonSettings, g: TrainedGroup, data, device, timings: 
     if s.worst_case:
         generator = torch.Generator(device=device).manual_seed(12345)
         started = time.perf_counter()
-        report = masking_report(model, x, y, s.eps_test, pgd_steps=s.pgd_steps, pgd_restarts=s.pgd_restarts,
-                                grid=s.grid, refine=s.refine, refine_top=s.refine_top, generator=generator)
+        report = masking_report(
+            model,
+            x,
+            y,
+            s.eps_test,
+            pgd_steps=s.pgd_steps,
+            pgd_restarts=s.pgd_restarts,
+            grid=s.grid,
+            refine=s.refine,
+            refine_top=s.refine_top,
+            generator=generator,
+        )
         timings["evaluation"] = timings.get("evaluation", 0.0) + time.perf_counter() - started
         timings["worst_case_seconds"] = timings.get("worst_case_seconds", 0.0) + report.worst_case_seconds
         timings["worst_case_points"] = timings.get("worst_case_points", 0) + int(y.numel())
         timings["worst_case_models"] = timings.get("worst_case_models", 0) + int(y.shape[0])
-        out = {k: getattr(report, k) for k in ("clean_acc", "fgsm_acc", "pgd_acc", "worst_case_acc",
-                                               "zero_grad_fraction", "zero_logit_grad_fraction")}
+        out = {
+            k: getattr(report, k)
+            for k in ("clean_acc", "fgsm_acc", "pgd_acc", "worst_case_acc", "zero_grad_fraction", "zero_logit_grad_fraction")
+        }
         out["worst_x"] = report.worst_case.x_worst.detach().cpu()
         if s.grid_check:
             check = grid_convergence(model, x, y, s.eps_test, grid=s.grid, refine=s.refine, refine_top=s.refine_top)
@@ -116,8 +127,13 @@ def _evaluate_group(s: TwoMoonSettings, g: TrainedGroup, data, device, timings: 
             fgsm = ((model(x_f) > 0) == (y > 0.5)).float().mean(-1)
             pgd = ((model(x_p) > 0) == (y > 0.5)).float().mean(-1)
         zl, zg = zero_gradient_fractions(model, x, y)
-        out = {"clean_acc": clean.tolist(), "fgsm_acc": fgsm.tolist(), "pgd_acc": pgd.tolist(),
-               "zero_grad_fraction": zl.tolist(), "zero_logit_grad_fraction": zg.tolist()}
+        out = {
+            "clean_acc": clean.tolist(),
+            "fgsm_acc": fgsm.tolist(),
+            "pgd_acc": pgd.tolist(),
+            "zero_grad_fraction": zl.tolist(),
+            "zero_logit_grad_fraction": zg.tolist(),
+        }
     return out
 
 
@@ -158,8 +174,15 @@ def run_two_moons(
                 worst_points[row.key][int(g.member_seed[m])] = metrics["worst_x"][m]
         if "grid_check" in metrics:
             c = metrics["grid_check"]
-            grid_checks.append({"rows": [r.key for r in g.rows], "grid": c.grid, "finer_grid": c.finer_grid,
-                                "max_abs_difference": c.max_abs_difference, "points_changed": c.points_changed})
+            grid_checks.append(
+                {
+                    "rows": [r.key for r in g.rows],
+                    "grid": c.grid,
+                    "finer_grid": c.finer_grid,
+                    "max_abs_difference": c.max_abs_difference,
+                    "points_changed": c.points_changed,
+                }
+            )
     eval_seconds = time.perf_counter() - eval_started
 
     pct = lambda v: [round(100.0 * x, 6) for x in v]  # noqa: E731
@@ -175,21 +198,18 @@ def run_two_moons(
             "adversarial_acc": _stats(pct(m["fgsm_acc"])),
         }
         entry["mean_acc"] = (entry["standard_acc"]["mean"] + entry["adversarial_acc"]["mean"]) / 2
-        entry["mean_acc_per_seed"] = [(a + b) / 2 for a, b in zip(entry["standard_acc"]["per_seed"],
-                                                                   entry["adversarial_acc"]["per_seed"])]
+        entry["mean_acc_per_seed"] = [(a + b) / 2 for a, b in zip(entry["standard_acc"]["per_seed"], entry["adversarial_acc"]["per_seed"])]
         entry["pgd_acc"] = _stats(pct(m["pgd_acc"]))
         if "worst_case_acc" in m:
             entry["worst_case_acc"] = _stats(pct(m["worst_case_acc"]))
             gaps = [f - w for f, w in zip(entry["adversarial_acc"]["per_seed"], entry["worst_case_acc"]["per_seed"])]
             entry["fgsm_minus_worst"] = _stats(gaps)
-        entry["fgsm_minus_pgd"] = _stats([f - p for f, p in zip(entry["adversarial_acc"]["per_seed"],
-                                                                 entry["pgd_acc"]["per_seed"])])
+        entry["fgsm_minus_pgd"] = _stats([f - p for f, p in zip(entry["adversarial_acc"]["per_seed"], entry["pgd_acc"]["per_seed"])])
         entry["zero_grad_fraction"] = _stats(m["zero_grad_fraction"])
         entry["zero_logit_grad_fraction"] = _stats(m["zero_logit_grad_fraction"])
         if row.key in PAPER_TABLE1:
             p = PAPER_TABLE1[row.key]
-            entry["paper"] = {"standard_acc": {"mean": p[0], "std": p[1]},
-                              "adversarial_acc": {"mean": p[2], "std": p[3]}, "mean_acc": p[4]}
+            entry["paper"] = {"standard_acc": {"mean": p[0], "std": p[1]}, "adversarial_acc": {"mean": p[2], "std": p[3]}, "mean_acc": p[4]}
         results.append(entry)
 
     by_key = {e["key"]: e for e in results}
@@ -233,10 +253,14 @@ def run_two_moons(
     if s.worst_case:
         secs, pts = timings.get("worst_case_seconds", 0.0), timings.get("worst_case_points", 0)
         models = max(1, timings.get("worst_case_models", 1))
-        doc["worst_case_timing"] = {"seconds": secs, "points": pts, "models": models,
-                                    "seconds_per_model": secs / models,
-                                    "points_per_second": pts / secs if secs > 0 else None,
-                                    "evaluations_per_point": (s.grid ** 2 + s.refine_top * s.refine ** 2)}
+        doc["worst_case_timing"] = {
+            "seconds": secs,
+            "points": pts,
+            "models": models,
+            "seconds_per_model": secs / models,
+            "points_per_second": pts / secs if secs > 0 else None,
+            "evaluations_per_point": (s.grid**2 + s.refine_top * s.refine**2),
+        }
         doc["grid_check"] = grid_checks
         doc["masking_baseline"] = "A" if baseline is not None else None
         doc["masking_tolerance_points"] = 100 * s.mask_tolerance
@@ -262,13 +286,13 @@ def save_models(doc: dict, path) -> None:
 
     groups = []
     for g in doc["_trained"]:
-        groups.append({
-            "rows": [r.key for r in g.rows],
-            "features": g.model.features,
-            "member_rows": g.member_rows.clone(),
-            "member_seed": g.member_seed.clone(),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in g.model.state_dict().items()},
-        })
+        groups.append(
+            {
+                "rows": [r.key for r in g.rows],
+                "features": g.model.features,
+                "member_rows": g.member_rows.clone(),
+                "member_seed": g.member_seed.clone(),
+                "state_dict": {k: v.detach().cpu().clone() for k, v in g.model.state_dict().items()},
+            }
+        )
     save_torch(path, {"settings": doc["settings"], "groups": groups})
-
-

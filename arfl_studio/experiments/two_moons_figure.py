@@ -53,15 +53,12 @@ def plot_decision_boundaries(panels, x_test, y_test, eps, path, *, n_points=50, 
         for c, (pts, wrong, kind) in enumerate([(xs, wrong_clean, "standard"), (x_adv, wrong_adv, f"FGSM eps={eps:g}")]):
             ax = axes[r][c]
             # numpy, not tensors: matplotlib < 3.9 cannot take a tensor grid for contour plots
-            ax.contourf(gx.numpy(), gy.numpy(), (z > 0).float().numpy(), levels=[-0.5, 0.5, 1.5],
-                        colors=["#f6d5c4", "#c9dcf0"], alpha=0.8)
+            ax.contourf(gx.numpy(), gy.numpy(), (z > 0).float().numpy(), levels=[-0.5, 0.5, 1.5], colors=["#f6d5c4", "#c9dcf0"], alpha=0.8)
             ax.contour(gx.numpy(), gy.numpy(), z.numpy(), levels=[0.0], colors="k", linewidths=1.2)
             for cls, colour in ((0, "#c0392b"), (1, "#1f5fa8")):
-                sel = (ys.numpy() == cls)
-                ax.scatter(pts[sel, 0], pts[sel, 1], c=colour, s=22, edgecolors="k", linewidths=0.4,
-                           label=f"class {cls}")
-            ax.scatter(pts[wrong > 0, 0], pts[wrong > 0, 1], facecolors="none", edgecolors="k", s=90,
-                       linewidths=1.2, label="misclassified")
+                sel = ys.numpy() == cls
+                ax.scatter(pts[sel, 0], pts[sel, 1], c=colour, s=22, edgecolors="k", linewidths=0.4, label=f"class {cls}")
+            ax.scatter(pts[wrong > 0, 0], pts[wrong > 0, 1], facecolors="none", edgecolors="k", s=90, linewidths=1.2, label="misclassified")
             if worst_case is not None and worst_case[r] is not None and c == 0:
                 w = torch.as_tensor(worst_case[r])[pick]
                 with torch.no_grad(), attack_mode(model):
@@ -98,5 +95,13 @@ def figure_from_run(doc: dict, path, *, seed_index: int = 0, n_points: int = 50,
         panels.append((f"{label} (seed {doc['settings']['seeds'][seed_index]})", model_for_row(doc, key, seed_index)))
         w = doc.get("_worst_points", {}).get(key, [None])[seed_index] if mark_worst_case else None
         worst.append(w)
-    return plot_decision_boundaries(panels, data.x_test[seed_index], data.y_test[seed_index], eps, path, n_points=n_points,
-                                    seed=seed_index, worst_case=None if all(w is None for w in worst) else worst)
+    return plot_decision_boundaries(
+        panels,
+        data.x_test[seed_index],
+        data.y_test[seed_index],
+        eps,
+        path,
+        n_points=n_points,
+        seed=seed_index,
+        worst_case=None if all(w is None for w in worst) else worst,
+    )

@@ -108,12 +108,14 @@ def _base_row(key: str, s: TwoMoonSettings) -> RowSpec:
         "B": ("Standard training + ARFL", dict(mix_ratio=1.0, robust_weight=lam), "A"),
         "C": ("Adversarial training", dict(mix_ratio=0.0), None),
         "D": ("Adversarial training + ARFL", dict(mix_ratio=0.0, robust_weight=lam), "C"),
-        "D'": ("Adversarial training + ARFL (Eq. 5 sign as printed)",
-               dict(mix_ratio=0.0, robust_weight=lam, eq5_sign="as-printed"), "C"),
+        "D'": ("Adversarial training + ARFL (Eq. 5 sign as printed)", dict(mix_ratio=0.0, robust_weight=lam, eq5_sign="as-printed"), "C"),
         "E": ("Dual adversarial training", dict(mix_ratio=0.5), None),
         "F": ("Dual adversarial training + ARFL", dict(mix_ratio=0.5, robust_weight=lam), "E"),
-        "F'": ("Dual adversarial training + ARFL (Eq. 5 sign as printed)",
-               dict(mix_ratio=0.5, robust_weight=lam, eq5_sign="as-printed"), "E"),
+        "F'": (
+            "Dual adversarial training + ARFL (Eq. 5 sign as printed)",
+            dict(mix_ratio=0.5, robust_weight=lam, eq5_sign="as-printed"),
+            "E",
+        ),
         "G": ("TRADES", dict(scheme="trades", trades_beta=s.trades_beta), None),  # FGSM from a random start
         "H": ("MIRST", dict(scheme="mirst", mirst_levels=tuple(s.mirst_levels)), None),
     }

@@ -30,7 +30,6 @@ from arfl_studio.training import (
 )
 
 
-
 def _group_key(row: RowSpec):
     m = row.method
     if m.scheme == "mix":
@@ -121,15 +120,24 @@ def _fit(model, optimizer, loss_fn, batches, epochs, n_members, progress, label,
 
     def report(event):
         if isinstance(event, EpochEvent) and ((event.epoch + 1) % every == 0 or event.epoch + 1 == epochs):
-            progress(f"[{label}] epoch {event.epoch + 1}/{epochs} loss {event.losses['total']:.4f} "
-                     f"({time.perf_counter() - started:.1f} s)")
+            progress(f"[{label}] epoch {event.epoch + 1}/{epochs} loss {event.losses['total']:.4f} ({time.perf_counter() - started:.1f} s)")
 
     def objective(m, x, t):
         loss = loss_fn(m, x, t)
         return LossTerms(loss, {"total": loss.detach()})
 
-    result = train(model, optimizer, batches, None, epochs, objective=objective, loss_scale=n_members,
-                   device=next(model.parameters()).device, callback=report, cancel=cancel)
+    result = train(
+        model,
+        optimizer,
+        batches,
+        None,
+        epochs,
+        objective=objective,
+        loss_scale=n_members,
+        device=next(model.parameters()).device,
+        callback=report,
+        cancel=cancel,
+    )
     if result.status == "cancelled":
         raise KeyboardInterrupt("cancelled")
     return time.perf_counter() - started
@@ -145,8 +153,7 @@ class TrainedGroup:
 
 
 def _model_for(s: TwoMoonSettings, features: str, init_seeds: Sequence[int]) -> TwoMoonMLP:
-    return TwoMoonMLP(hidden=tuple(s.hidden), activation=s.activation, features=features,
-                      n_models=len(init_seeds), seeds=list(init_seeds))
+    return TwoMoonMLP(hidden=tuple(s.hidden), activation=s.activation, features=features, n_models=len(init_seeds), seeds=list(init_seeds))
 
 
 def train_batched(s, rows, data, device, progress=_default_progress, cancel=None) -> list[TrainedGroup]:
@@ -189,6 +196,5 @@ def train_naive(s, rows, data, device, progress=_default_progress, cancel=None) 
             train(model, optimizer, batches, row.method, s.epochs, device=device, cancel=cancel)
             seconds = time.perf_counter() - started
             progress(f"[naive {row.key} seed {seed}] {s.epochs} epochs ({seconds:.1f} s)")
-            trained.append(TrainedGroup([row], model, torch.zeros(1, dtype=torch.long),
-                                        torch.tensor([si]), seconds))
+            trained.append(TrainedGroup([row], model, torch.zeros(1, dtype=torch.long), torch.tensor([si]), seconds))
     return trained

@@ -15,7 +15,18 @@ from arfl_studio.models.registry import (
 )
 
 __all__ = [
-    "BACKBONES", "CheckpointError", "DecisionThreshold", "ModelSpec", "PretrainedWeightsMissing", "TwoMoonMLP",
-    "bn_route", "build_model", "convert_to_dual_bn", "has_dual_bn", "load_checkpoint",
-    "load_threshold", "save_checkpoint", "set_bn_route",
+    "BACKBONES",
+    "CheckpointError",
+    "DecisionThreshold",
+    "ModelSpec",
+    "PretrainedWeightsMissing",
+    "TwoMoonMLP",
+    "bn_route",
+    "build_model",
+    "convert_to_dual_bn",
+    "has_dual_bn",
+    "load_checkpoint",
+    "load_threshold",
+    "save_checkpoint",
+    "set_bn_route",
 ]

@@ -39,8 +39,7 @@ class PatchScoreNet(nn.Module):
 
     stride = 8  # input pixels per map cell
 
-    def __init__(self, in_channels: int = 1, width: int = 32, norm: str = "batch", top_k: int = 10,
-                 mask_level: float = 0.02):
+    def __init__(self, in_channels: int = 1, width: int = 32, norm: str = "batch", top_k: int = 10, mask_level: float = 0.02):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -51,8 +50,10 @@ class PatchScoreNet(nn.Module):
         self.normalize = Normalize((0.0,), (0.25,), in_channels)
         self.body = nn.Sequential(
             *_block(in_channels, w // 2, norm, stride=2, kernel=5),  # receptive field 5, /2
-            *_block(w // 2, w, norm), nn.MaxPool2d(2),  # 11, /4
-            *_block(w, 2 * w, norm), nn.MaxPool2d(2),  # 23, /8
+            *_block(w // 2, w, norm),
+            nn.MaxPool2d(2),  # 11, /4
+            *_block(w, 2 * w, norm),
+            nn.MaxPool2d(2),  # 23, /8
             *_block(2 * w, 2 * w, norm),  # 39
             *_block(2 * w, 4 * w, norm),  # 55
         )
@@ -76,7 +77,7 @@ class PatchScoreNet(nn.Module):
     def pool(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.patch_logit:  # the 2x2 cells at the centre: the patch's own lesion
             h, w = logits.shape[-2:]
-            return logits[:, max(h // 2 - 1, 0):h // 2 + 1, max(w // 2 - 1, 0):w // 2 + 1].flatten(1).mean(1)
+            return logits[:, max(h // 2 - 1, 0) : h // 2 + 1, max(w // 2 - 1, 0) : w // 2 + 1].flatten(1).mean(1)
         rows, cols = logits.shape[-2:]
         valid = self.breast_cells(x, (rows, cols))
         flat = logits.masked_fill(~valid, float("-inf")).flatten(1)

@@ -76,8 +76,7 @@ class ModelSpec:
 
 
 THRESHOLD_RULES = ("youden", "sensitivity", "specificity", "logit", "none")
-NO_THRESHOLD_NOTE = ("the checkpoint stores no decision threshold (it predates stored thresholds): "
-                     "logit 0 (probability 0.5) is used")
+NO_THRESHOLD_NOTE = "the checkpoint stores no decision threshold (it predates stored thresholds): logit 0 (probability 0.5) is used"
 
 
 @dataclass(frozen=True)
@@ -135,9 +134,7 @@ def build_model(spec: ModelSpec) -> nn.Module:
     elif spec.backbone == "patch_fcn":
         model = PatchScoreNet(spec.in_channels, spec.width, spec.norm, spec.top_k)
     else:
-        model = torchvision_classifier(
-            spec.backbone, spec.in_channels, spec.pretrained, spec.weights_path, spec.fine_tune, spec.features
-        )
+        model = torchvision_classifier(spec.backbone, spec.in_channels, spec.pretrained, spec.weights_path, spec.fine_tune, spec.features)
     return convert_to_dual_bn(model) if spec.dual_bn else model
 
 
@@ -145,8 +142,9 @@ def spec_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".json")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec,
-                    threshold: DecisionThreshold | None = None, preprocess: Mapping | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, spec: ModelSpec, threshold: DecisionThreshold | None = None, preprocess: Mapping | None = None
+) -> Path:
     """Write the state dict and ``model.json``; ``preprocess`` is the model input's record
     (``PreprocessSettings.model_input_record()``, or a synthetic source's size and channels)."""
     path = Path(path)
@@ -220,12 +218,8 @@ def load_state_dict_file(path: str | Path, map_location="cpu") -> dict[str, torc
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle with code, corrupt file, wrong format
-        raise CheckpointError(
-            f"{path} is not a plain state dict that can be loaded safely (weights_only=True): {exc}"
-        ) from exc
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
+        raise CheckpointError(f"{path} is not a plain state dict that can be loaded safely (weights_only=True): {exc}") from exc
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path} is not a plain state dict (a mapping of names to tensors); refusing to load it")
     return dict(state)
 
@@ -237,8 +231,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[nn.Module, Mo
         raise CheckpointError(f"{meta} (the model description beside the checkpoint) is missing")
     data = _read_description(meta)
     if not isinstance(data.get("model"), Mapping):
-        raise CheckpointError(f"{meta} has no \"model\" table describing the architecture; "
-                              "it is not the description written with this checkpoint")
+        raise CheckpointError(
+            f"{meta} has no \"model\" table describing the architecture; it is not the description written with this checkpoint"
+        )
     try:
         spec = ModelSpec.from_dict(data["model"])
     except (TypeError, ValueError) as exc:

@@ -37,8 +37,9 @@ class Augmentation:
         angle = u[:, 0] * math.radians(self.rotate_deg)
         zoom = 1 + u[:, 1] * self.scale
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * 2 * self.shift], 1),
-                             torch.stack([sin, cos, u[:, 3] * 2 * self.shift], 1)], 1)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, u[:, 2] * 2 * self.shift], 1), torch.stack([sin, cos, u[:, 3] * 2 * self.shift], 1)], 1
+        )
         if self.flip_vertical:
             flip = (torch.rand(n) < 0.5).to(device=device, dtype=dtype) * -2 + 1
             theta[:, 1, :] = theta[:, 1, :] * flip[:, None]

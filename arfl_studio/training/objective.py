@@ -56,8 +56,15 @@ def make_adversarial(
     if attack.kind == "fgsm":
         return fgsm_attack(model, x, targets, eps, clamp=attack.clamp, objective=objective)
     return pgd_attack(
-        model, x, targets, eps, steps=attack.steps, step_size=attack.step_size,
-        random_start=attack.random_start, clamp=attack.clamp, objective=objective,
+        model,
+        x,
+        targets,
+        eps,
+        steps=attack.steps,
+        step_size=attack.step_size,
+        random_start=attack.random_start,
+        clamp=attack.clamp,
+        objective=objective,
     )
 
 
@@ -108,9 +115,7 @@ def _trades_attack(attack: AttackSettings) -> AttackSettings:
 def _trades_loss(model, x, targets, method: MethodSettings, pos_weight=None) -> LossTerms:
     with attack_mode(model), torch.no_grad():
         reference = model(x).detach().float()
-    x_adv = make_adversarial(
-        model, x, targets, _trades_attack(method.attack), objective=lambda logits: bernoulli_kl(reference, logits)
-    )
+    x_adv = make_adversarial(model, x, targets, _trades_attack(method.attack), objective=lambda logits: bernoulli_kl(reference, logits))
     clean_logits, adv_logits = model(x), model(x_adv)
     cls = classification_loss(clean_logits, targets, pos_weight)
     kl = trades_kl(clean_logits, adv_logits)
@@ -128,8 +133,9 @@ def _mirst_loss(model, x, targets, method: MethodSettings, pos_weight=None) -> L
     return LossTerms(total / (len(method.mirst_levels) + 1), parts)
 
 
-def compute_loss(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: MethodSettings,
-                 pos_weight: float | None = None) -> LossTerms:
+def compute_loss(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: MethodSettings, pos_weight: float | None = None
+) -> LossTerms:
     """The training loss of one batch (targets in {0, 1}); call ``.total.backward()``.
 
     ``pos_weight`` weighs the malignant samples in every BCE term (class imbalance);

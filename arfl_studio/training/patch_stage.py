@@ -71,7 +71,7 @@ def _crop(image: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
     rs, re = max(r0, 0), min(r0 + size, rows)
     cs, ce = max(c0, 0), min(c0 + size, cols)
     if rs < re and cs < ce:
-        out[:, rs - r0:re - r0, cs - c0:ce - c0] = image[:, rs:re, cs:ce]
+        out[:, rs - r0 : re - r0, cs - c0 : ce - c0] = image[:, rs:re, cs:ce]
     return out
 
 
@@ -105,8 +105,10 @@ class PatchSampler:
         self.benign = [(s, les) for s in self.sources for les in s.benign] if settings.benign_negatives else []
         self.hard: list[tuple[PatchSource, int, int]] = []
         if not self.lesions:
-            raise SettingError("[patch_stage] needs malignant lesions with a position in the training images "
-                               "(a lesions table: lesions.csv, CBIS-DDSM masks, VinDr boxes, INbreast outlines)")
+            raise SettingError(
+                "[patch_stage] needs malignant lesions with a position in the training images "
+                "(a lesions table: lesions.csv, CBIS-DDSM masks, VinDr boxes, INbreast outlines)"
+            )
 
     def epoch(self) -> tuple[np.ndarray, np.ndarray]:
         s, rng = self.settings, self.rng
@@ -130,7 +132,7 @@ class PatchSampler:
             source = self.sources[int(rng.integers(len(self.sources)))]
             for r, c in _tissue_positions(source, rng, 4, size / 2):
                 patches.append(_augmented(_crop(source.image, r, c, size), rng))
-        del patches[2 * n:]
+        del patches[2 * n :]
         labels += [0.0] * (len(patches) - len(labels))
         order = rng.permutation(len(patches))
         return np.stack(patches)[order], np.asarray(labels, np.float32)[order]
@@ -149,7 +151,7 @@ class PatchSampler:
             logits = net.logit_map(x)[0][0].cpu().numpy()
             valid = net.breast_cells(x, logits.shape)[0].cpu().numpy()
             logits = np.where(valid, logits, -np.inf)
-            for flat in np.argsort(logits, axis=None)[::-1][:4 * per_image]:
+            for flat in np.argsort(logits, axis=None)[::-1][: 4 * per_image]:
                 if not np.isfinite(logits.flat[flat]):
                     break
                 r, c = np.unravel_index(flat, logits.shape)
@@ -162,11 +164,19 @@ class PatchSampler:
         model.train(was_training)
 
 
-def train_patch_stage(model: nn.Module, sources: Sequence[PatchSource], method: MethodSettings,
-                      settings: PatchStageSettings, device: torch.device, *, seed: int,
-                      pos_weight: float | None = None, validate: Callable[[nn.Module], float] | None = None,
-                      cancel: threading.Event | None = None,
-                      progress: Callable[[int, int, dict], None] | None = None) -> dict:
+def train_patch_stage(
+    model: nn.Module,
+    sources: Sequence[PatchSource],
+    method: MethodSettings,
+    settings: PatchStageSettings,
+    device: torch.device,
+    *,
+    seed: int,
+    pos_weight: float | None = None,
+    validate: Callable[[nn.Module], float] | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict:
     """Train ``model`` on patches of ``sources`` for ``settings.epochs``; returns the history.
 
     With ``validate(model) -> AUC`` (whole images of held-out training patients) the best
@@ -190,8 +200,8 @@ def train_patch_stage(model: nn.Module, sources: Sequence[PatchSource], method: 
         for start in range(0, len(x_all), settings.batch_size):
             if cancel is not None and cancel.is_set():
                 return history
-            x = torch.from_numpy(x_all[start:start + settings.batch_size]).to(device)
-            y = torch.from_numpy(y_all[start:start + settings.batch_size]).to(device)
+            x = torch.from_numpy(x_all[start : start + settings.batch_size]).to(device)
+            y = torch.from_numpy(y_all[start : start + settings.batch_size]).to(device)
             with patch_mode(model):
                 loss = compute_loss(model, x, y, method, pos_weight).total
             optimizer.zero_grad(set_to_none=True)
@@ -208,8 +218,7 @@ def train_patch_stage(model: nn.Module, sources: Sequence[PatchSource], method: 
                 best_auc, history["selected_epoch"] = auc, epoch + 1
                 best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if progress is not None:
-            progress(epoch + 1, settings.epochs, {"loss": history["loss"][-1],
-                                                 "validation_auc": (history["validation_auc"] or [None])[-1]})
+            progress(epoch + 1, settings.epochs, {"loss": history["loss"][-1], "validation_auc": (history["validation_auc"] or [None])[-1]})
     if best_weights is not None:
         model.load_state_dict(best_weights)
     return history

@@ -43,8 +43,9 @@ from arfl_studio.training.methods import SettingError
 TARGET_RULES = ("sensitivity", "specificity")
 HOLDOUT = "held-out training patients"
 TRAINING_IMAGES = "training images"
-HOLDOUT_TOO_SMALL = ("The training fold has too few patients of a class to hold some out, so the threshold "
-                     "was chosen on the training images (optimistic).")
+HOLDOUT_TOO_SMALL = (
+    "The training fold has too few patients of a class to hold some out, so the threshold was chosen on the training images (optimistic)."
+)
 
 
 def threshold_split(train_records: list, fraction: float, seed: int) -> tuple[list, list]:
@@ -52,8 +53,7 @@ def threshold_split(train_records: list, fraction: float, seed: int) -> tuple[li
     from arfl_studio.data.datasets.splits import holdout_patients
 
     held = set(holdout_patients(train_records, fraction, seed)) if fraction else set()
-    return ([r for i, r in enumerate(train_records) if i not in held],
-            [r for i, r in enumerate(train_records) if i in held])
+    return ([r for i, r in enumerate(train_records) if i not in held], [r for i, r in enumerate(train_records) if i in held])
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ThresholdRule:
             return cls()
         if not isinstance(setting, Mapping) or len(setting) != 1:
             raise SettingError(f"[training] {allowed}; got {setting!r}")
-        (kind, value), = setting.items()
+        ((kind, value),) = setting.items()
         if kind not in (*TARGET_RULES, "logit"):
             raise SettingError(f"[training] {allowed}; got {setting!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -105,8 +105,9 @@ def _between(scores_desc: np.ndarray, k: int) -> float:
     return float(scores_desc[k] - max(1.0, abs(scores_desc[k])) * 1e-3)
 
 
-def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "youden",
-                     chosen_on: str | None = None, note: str = "") -> DecisionThreshold:
+def choose_threshold(
+    targets, logits, rule: ThresholdRule | str | Mapping = "youden", chosen_on: str | None = None, note: str = ""
+) -> DecisionThreshold:
     """The decision threshold that ``rule`` picks on (training) ``targets`` and ``logits``.
 
     Falls back to logit 0 with a note when the scores cannot support the rule (one
@@ -117,14 +118,23 @@ def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "you
     logits = np.asarray(logits, dtype=float).reshape(-1)
     if len(targets) != len(logits):
         raise ValueError(f"{len(targets)} targets but {len(logits)} scores")
-    described = {"rule": rule.kind, "target": rule.value, "n_images": int(len(targets)),
-                 "n_positive": int(targets.sum()), "chosen_on": chosen_on}
+    described = {
+        "rule": rule.kind,
+        "target": rule.value,
+        "n_images": int(len(targets)),
+        "n_positive": int(targets.sum()),
+        "chosen_on": chosen_on,
+    }
 
     def finish(logit: float, fallback: str = "") -> DecisionThreshold:
         rates = operating_point(targets, logits, logit)
-        return DecisionThreshold(logit=float(logit), sensitivity=rates["sensitivity"],
-                                 specificity=rates["specificity"], note=" ".join(filter(None, (fallback, note))),
-                                 **described)
+        return DecisionThreshold(
+            logit=float(logit),
+            sensitivity=rates["sensitivity"],
+            specificity=rates["specificity"],
+            note=" ".join(filter(None, (fallback, note))),
+            **described,
+        )
 
     if rule.kind == "logit":
         return finish(rule.value)
@@ -141,15 +151,18 @@ def choose_threshold(targets, logits, rule: ThresholdRule | str | Mapping = "you
     else:
         meets = np.flatnonzero(1.0 - fpr >= rule.value - 1e-12)
         if len(meets) == 0:  # even the top score is a benign image: only "nothing is malignant" is that specific
-            return finish(float(cut[0]) + max(1.0, abs(float(cut[0]))) * 1e-3,
-                          f"no training threshold reaches specificity {rule.value:g}; nothing is called malignant")
+            return finish(
+                float(cut[0]) + max(1.0, abs(float(cut[0]))) * 1e-3,
+                f"no training threshold reaches specificity {rule.value:g}; nothing is called malignant",
+            )
         k = int(meets[-1])  # the lowest threshold that still meets the target
     return finish(_between(cut, k))
 
 
 @torch.no_grad()
-def score_images(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu",
-                 cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def score_images(
+    model: nn.Module, batches: Iterable, device: torch.device | str = "cpu", cancel: threading.Event | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(targets, clean logits) of every batch, in eval mode through the clean batch norms;
     None when ``cancel`` (polled per batch) is set."""
     model = getattr(model, "module", model)
@@ -174,9 +187,15 @@ class _no_route:
         return False
 
 
-def fit_threshold(model: nn.Module, batches: Iterable, rule: ThresholdRule | str | Mapping = "youden",
-                  device: torch.device | str = "cpu", chosen_on: str | None = None,
-                  note: str = "", cancel: threading.Event | None = None) -> DecisionThreshold | None:
+def fit_threshold(
+    model: nn.Module,
+    batches: Iterable,
+    rule: ThresholdRule | str | Mapping = "youden",
+    device: torch.device | str = "cpu",
+    chosen_on: str | None = None,
+    note: str = "",
+    cancel: threading.Event | None = None,
+) -> DecisionThreshold | None:
     """Score ``batches`` (``chosen_on`` names them) with the trained model; choose its threshold by ``rule``.
 
     ``note`` is kept with the threshold for its readers (e.g. why no patients were held out).

@@ -25,8 +25,9 @@ from arfl_studio.training.objective import LossTerms, compute_loss
 
 class NonFiniteLossError(RuntimeError):
     def __init__(self, epoch: int, step: int, value: float):
-        super().__init__(f"the training loss became {value} at epoch {epoch + 1}, step {step + 1}; "
-                         "try a lower learning rate or a smaller lambda")
+        super().__init__(
+            f"the training loss became {value} at epoch {epoch + 1}, step {step + 1}; try a lower learning rate or a smaller lambda"
+        )
         self.epoch, self.step, self.value = epoch, step, value
 
 

@@ -36,8 +36,10 @@ def test_header_scan_serial_vs_parallel(tmp_path):
     t_parallel = time.perf_counter() - t
     assert [r.rel_path for r in serial.images] == [r.rel_path for r in parallel.images]
     n = serial.files_seen
-    print(f"\nheader scan: {n} files; serial {n / t_serial:.0f} files/s, 2 processes {n / t_parallel:.0f} files/s "
-          f"(ratio {t_serial / t_parallel:.2f}x, includes process start-up)")
+    print(
+        f"\nheader scan: {n} files; serial {n / t_serial:.0f} files/s, 2 processes {n / t_parallel:.0f} files/s "
+        f"(ratio {t_serial / t_parallel:.2f}x, includes process start-up)"
+    )
 
 
 def test_first_pass_parallel_vs_serial(big_demo, tmp_path):
@@ -51,8 +53,10 @@ def test_first_pass_parallel_vs_serial(big_demo, tmp_path):
     t_parallel = time.perf_counter() - t
     assert serial.decoded == parallel.decoded == len(records) and not serial.failed
     ratio = t_serial / t_parallel
-    print(f"\nfirst pass decode+preprocess of {len(records)} images 1024x832 -> 224x224: serial {t_serial:.2f} s, "
-          f"2 processes {t_parallel:.2f} s (spawn start-up included): {ratio:.2f}x")
+    print(
+        f"\nfirst pass decode+preprocess of {len(records)} images 1024x832 -> 224x224: serial {t_serial:.2f} s, "
+        f"2 processes {t_parallel:.2f} s (spawn start-up included): {ratio:.2f}x"
+    )
     assert ratio >= 1.6
 
 
@@ -85,9 +89,19 @@ def test_peak_memory_of_a_full_size_mammogram(tmp_path):
     shape = {"depth": 0.75, "height": 0.8, "center": 0.5, "pectoral": 0.3, "beta": 3.0, "density": 0.0}
     intensity = render_view(rng, (rows, cols), "MLO", shape, [])
     ds = build_dicom(
-        intensity, patient_id="BIG", age=50, laterality="L", view="MLO", photometric="MONOCHROME1",
-        voi_function="SIGMOID", transfer_syntax="1.2.840.10008.1.2.1", study_uid="1.2.3", series_uid="1.2.3.1",
-        sop_uid="1.2.3.1.1", instance=1, flip=False,
+        intensity,
+        patient_id="BIG",
+        age=50,
+        laterality="L",
+        view="MLO",
+        photometric="MONOCHROME1",
+        voi_function="SIGMOID",
+        transfer_syntax="1.2.840.10008.1.2.1",
+        study_uid="1.2.3",
+        series_uid="1.2.3.1",
+        sop_uid="1.2.3.1.1",
+        instance=1,
+        flip=False,
     )
     path = tmp_path / "big.dcm"
     ds.save_as(path, enforce_file_format=True)
@@ -111,11 +125,21 @@ def test_breast_crop_costs_less_than_reading_the_image(tmp_path):
     from arfl_studio.data.demo.dataset import dicom_for_view, render_demo_view
     from arfl_studio.data.demo.image import breast_shape
 
-    truth = render_demo_view(np.random.default_rng(0), (4096, 3328), "MLO", "L", breast_shape(np.random.default_rng(1)),
-                             [], stripe="far")
-    ds = dicom_for_view(truth, "MONOCHROME1", patient_id="BIG", age=50, laterality="L", view="MLO",
-                        voi_function="SIGMOID", transfer_syntax="1.2.840.10008.1.2.1", study_uid="1.2.3",
-                        series_uid="1.2.3.1", sop_uid="1.2.3.1.2", instance=1)
+    truth = render_demo_view(np.random.default_rng(0), (4096, 3328), "MLO", "L", breast_shape(np.random.default_rng(1)), [], stripe="far")
+    ds = dicom_for_view(
+        truth,
+        "MONOCHROME1",
+        patient_id="BIG",
+        age=50,
+        laterality="L",
+        view="MLO",
+        voi_function="SIGMOID",
+        transfer_syntax="1.2.840.10008.1.2.1",
+        study_uid="1.2.3",
+        series_uid="1.2.3.1",
+        sop_uid="1.2.3.1.2",
+        instance=1,
+    )
     path = tmp_path / "big.dcm"
     ds.save_as(path, enforce_file_format=True)
     del ds, truth
@@ -128,6 +152,8 @@ def test_breast_crop_costs_less_than_reading_the_image(tmp_path):
     t = time.process_time()
     breast_bbox(pixels, "otsu")
     t_otsu = time.process_time() - t
-    print(f"\n4096x3328: read {t_read * 1000:.0f} ms, breast crop {t_breast * 1000:.0f} ms "
-          f"({t_breast / t_read:.2f}x), otsu crop {t_otsu * 1000:.0f} ms")
+    print(
+        f"\n4096x3328: read {t_read * 1000:.0f} ms, breast crop {t_breast * 1000:.0f} ms "
+        f"({t_breast / t_read:.2f}x), otsu crop {t_otsu * 1000:.0f} ms"
+    )
     assert t_breast < 0.5 * t_read

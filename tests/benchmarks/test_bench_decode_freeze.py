@@ -27,12 +27,11 @@ SIDE = 5000
 def j2k_file(tmp_path_factory):
     """A 5000x5000, 16-bit, JPEG 2000 lossless mammogram (pydicom + pylibjpeg-openjpeg encoder)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (DigitalMammographyXRayImageStorageForPresentation, ExplicitVRLittleEndian,
-                             JPEG2000Lossless, generate_uid)
+    from pydicom.uid import DigitalMammographyXRayImageStorageForPresentation, ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
-    breast = np.exp(-((x - 1200) ** 2 + (y - SIDE / 2) ** 2) / (2 * 1500.0 ** 2))
+    breast = np.exp(-((x - 1200) ** 2 + (y - SIDE / 2) ** 2) / (2 * 1500.0**2))
     pixels = (8000 + 40000 * breast + rng.normal(0, 300, (SIDE, SIDE))).clip(0, 65535).astype(np.uint16)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -72,8 +71,7 @@ class Heartbeat:
         beats = np.array(self.beats + [time.perf_counter()])
         gaps = np.diff(beats) * 1000
         late = [(round(t - beats[0], 2), round(g)) for t, g in zip(beats[1:], gaps) if g > 20]
-        return {"longest_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)), "beats": len(gaps),
-                "late": late[:6] + late[-6:]}
+        return {"longest_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)), "beats": len(gaps), "late": late[:6] + late[-6:]}
 
 
 def _open(qtbot, viewer, record) -> dict:
@@ -112,7 +110,9 @@ def test_opening_a_jpeg2000_mammogram_does_not_freeze_the_window(qtbot, j2k_file
     assert viewer.views["LCC"]["pixels"].shape == (SIDE, SIDE)
     print(f"\nopening a {SIDE}x{SIDE} 16-bit JPEG 2000 mammogram, 10 ms UI heartbeat:")
     for name, r in (("idle (machine noise)", idle), ("worker thread (old)", old), ("decoder process (new)", new)):
-        print(f"  {name:22s} longest gap {r['longest_ms']:7.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-              f"({r['beats']} beats over {r['seconds']:.1f} s; gaps > 20 ms at s: {r['late']})")
+        print(
+            f"  {name:22s} longest gap {r['longest_ms']:7.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+            f"({r['beats']} beats over {r['seconds']:.1f} s; gaps > 20 ms at s: {r['late']})"
+        )
     assert new["longest_ms"] < 100 and new["p99_ms"] < 20
     assert old["longest_ms"] > new["longest_ms"]

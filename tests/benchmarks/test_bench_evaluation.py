@@ -53,10 +53,11 @@ def test_sweep_reuse_vs_reload_per_eps(demo_checkpoint):
     t_naive = time.perf_counter() - start
 
     for e, r in zip(EPS, naive):
-        assert torch.allclose(torch.from_numpy(r.adversarial_logits[e]), torch.from_numpy(reused.adversarial_logits[e]),
-                              atol=1e-5)
-    print(f"\neps sweep of {len(EPS)} values on {len(records)} demo DICOMs (64x64, FGSM, CPU): "
-          f"reuse {t_reuse:.2f} s, reload per eps {t_naive:.2f} s, ratio {t_naive / t_reuse:.2f}x")
+        assert torch.allclose(torch.from_numpy(r.adversarial_logits[e]), torch.from_numpy(reused.adversarial_logits[e]), atol=1e-5)
+    print(
+        f"\neps sweep of {len(EPS)} values on {len(records)} demo DICOMs (64x64, FGSM, CPU): "
+        f"reuse {t_reuse:.2f} s, reload per eps {t_naive:.2f} s, ratio {t_naive / t_reuse:.2f}x"
+    )
     assert t_reuse < 0.6 * t_naive
 
 
@@ -71,9 +72,11 @@ def test_saliency_time_per_method_224_cpu():
         for _ in range(3):
             saliency_map(model, image, method)
         times[method] = (time.perf_counter() - start) / 3
-    print("\nsaliency, one 224x224 image, small_cnn width 16, CPU, 1 thread: "
-          + ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in times.items())
-          + " (smoothgrad 16 samples, integrated gradients 32 steps)")
+    print(
+        "\nsaliency, one 224x224 image, small_cnn width 16, CPU, 1 thread: "
+        + ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in times.items())
+        + " (smoothgrad 16 samples, integrated gradients 32 steps)"
+    )
     # SmoothGrad and IG are n forward/backward passes batched: far less than n times a plain gradient
     assert times["gradient"] < times["smoothgrad"] < 16 * times["gradient"] * 2
     assert times["integrated-gradients"] < 32 * times["gradient"] * 2
@@ -94,8 +97,10 @@ def test_per_step_progress_and_cancel_polling_cost_little():
         for _ in range(2):
             evaluate_robustness(model, x, y, **kwargs, **extra)
         times[name] = (time.perf_counter() - start) / 2
-    print(f"\nPGD-20, 32 images 64x64, small_cnn width 8, CPU: without progress/cancel {times['none']:.2f} s, "
-          f"with them {times['hook']:.2f} s, ratio {times['hook'] / times['none']:.3f}")
+    print(
+        f"\nPGD-20, 32 images 64x64, small_cnn width 8, CPU: without progress/cancel {times['none']:.2f} s, "
+        f"with them {times['hook']:.2f} s, ratio {times['hook'] / times['none']:.3f}"
+    )
     assert times["hook"] < 1.1 * times["none"]
 
 
@@ -110,7 +115,11 @@ def test_attack_table_on_phantom_models():
     from arfl_studio.evaluation.attacks import run_attack
     from arfl_studio.evaluation.report import threshold_metrics
     from arfl_studio.evaluation.synthetic import (
-        QuantizedInput, ScaledLogit, StaircaseInput, blob_images, train_tiny_cnn,
+        QuantizedInput,
+        ScaledLogit,
+        StaircaseInput,
+        blob_images,
+        train_tiny_cnn,
     )
     from arfl_studio.training.metrics import predict_logits
 
@@ -118,13 +127,22 @@ def test_attack_table_on_phantom_models():
     x, y = blob_images(96, size=24, seed=1)
     base = train_tiny_cnn(x, y, epochs=8, width=4)
     xt, yt = blob_images(32, size=24, seed=2)
-    models = {"standard": base, "logit x1e4": ScaledLogit(base, 1e4),
-              "staircase tanh(1000x)": StaircaseInput(base, 8), "floor quantiser": QuantizedInput(base, 8)}
+    models = {
+        "standard": base,
+        "logit x1e4": ScaledLogit(base, 1e4),
+        "staircase tanh(1000x)": StaircaseInput(base, 8),
+        "floor quantiser": QuantizedInput(base, 8),
+    }
     eps_list, steps, restarts, queries = [1e-3, 1e-2, 3e-2], 20, 2, 300
-    attacks = {"fgsm": ("fgsm", {}), "pgd": ("pgd", {}), "apgd-ce": ("apgd", dict(loss="ce", steps=steps)),
-               "apgd": ("apgd", dict(steps=steps)), "pgd-strong": ("pgd-strong", dict(steps=steps, restarts=restarts)),
-               "square": ("square", dict(queries=queries)),
-               "worst": ("worst", dict(steps=steps, restarts=restarts, queries=queries))}
+    attacks = {
+        "fgsm": ("fgsm", {}),
+        "pgd": ("pgd", {}),
+        "apgd-ce": ("apgd", dict(loss="ce", steps=steps)),
+        "apgd": ("apgd", dict(steps=steps)),
+        "pgd-strong": ("pgd-strong", dict(steps=steps, restarts=restarts)),
+        "square": ("square", dict(queries=queries)),
+        "worst": ("worst", dict(steps=steps, restarts=restarts, queries=queries)),
+    }
 
     def metrics(model, x_adv):
         m = threshold_metrics(yt.numpy(), predict_logits(model, x_adv).numpy())
@@ -150,9 +168,11 @@ def test_attack_table_on_phantom_models():
             kw = dict(steps=steps, restarts=restarts) if attack == "worst" else {}
             report = evaluate_robustness(model, xt, yt, attack=attack, eps=eps_list, queries=queries, device="cpu", **kw)
             big = report.large_eps_check
-            checks.append(f"| {name} | {attack} | {', '.join(w.name for w in report.warnings) or 'none'} | "
-                          f"eps {big['eps']:g} ({big['attack']}): AUC {big['auc']:.3f}, accuracy "
-                          f"{100 * big['accuracy']:.1f} % (trivial {100 * big['trivial_accuracy']:.1f} %) | "
-                          f"{100 * report.gradient_stats['zero_pixel_fraction_mean']:.1f} % |")
+            checks.append(
+                f"| {name} | {attack} | {', '.join(w.name for w in report.warnings) or 'none'} | "
+                f"eps {big['eps']:g} ({big['attack']}): AUC {big['auc']:.3f}, accuracy "
+                f"{100 * big['accuracy']:.1f} % (trivial {100 * big['trivial_accuracy']:.1f} %) | "
+                f"{100 * report.gradient_stats['zero_pixel_fraction_mean']:.1f} % |"
+            )
     print("\naccuracy % / AUC, 32 held-out blob images 24x24, tiny CNN width 4\n" + "\n".join(lines))
     print("\n" + "\n".join(checks))

@@ -61,8 +61,7 @@ class StallProbe:
     def stop(self) -> dict:
         self.timer.stop()
         ms = np.array(self.lates) * 1000
-        return {"ticks": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                "max_ms": float(ms.max())}
+        return {"ticks": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +102,22 @@ def _finish(qtbot, pane, handle):
 
 
 def test_ui_thread_stalls_while_training(app, qtbot, demo, tmp_path):
-    pane = _pane(qtbot, demo, tmp_path, backbone="small_cnn", image_size=64, epochs=50, batch_size=16, lr=1e-3,
-                 folds=2, methods=("A", "F"), eps=0.01, steps=7, eval_eps=1e-4, device="cpu")
+    pane = _pane(
+        qtbot,
+        demo,
+        tmp_path,
+        backbone="small_cnn",
+        image_size=64,
+        epochs=50,
+        batch_size=16,
+        lr=1e-3,
+        folds=2,
+        methods=("A", "F"),
+        eps=0.01,
+        steps=7,
+        eval_eps=1e-4,
+        device="cpu",
+    )
     probe = StallProbe()
     probe.start()
     qtbot.wait(3000)
@@ -121,16 +134,21 @@ def test_ui_thread_stalls_while_training(app, qtbot, demo, tmp_path):
     seconds = time.perf_counter() - t1
     redraws = pane.loss_plot.redraws + pane.auc_plot.redraws - redraws_before
     busy = probe.stop()
-    print("\nbig stalls (s after start, ms):", [(round(t - t0, 2), round(d * 1000)) for t, d in probe.big],
-          "first epoch at", round(t1 - t0, 2))
+    print(
+        "\nbig stalls (s after start, ms):",
+        [(round(t - t0, 2), round(d * 1000)) for t, d in probe.big],
+        "first epoch at",
+        round(t1 - t0, 2),
+    )
     epochs_seen = sum(len(h["epoch"]) for h in pane.history.values())
     _finish(qtbot, pane, handle)
     items_after = pane.loss_plot.item_count() + pane.auc_plot.item_count()
     print(f"\nUI-thread stalls, 5 ms probe, idle:     {idle}")
-    print(f"UI-thread stalls, 5 ms probe, training: {busy} over {time.perf_counter() - t0:.1f} s, "
-          f"{epochs_seen} epochs reported")
-    print(f"plot setData calls: {redraws} in {seconds:.1f} s ({redraws / seconds:.1f}/s over 9 curves); "
-          f"plot items {items_before} -> {items_after}")
+    print(f"UI-thread stalls, 5 ms probe, training: {busy} over {time.perf_counter() - t0:.1f} s, {epochs_seen} epochs reported")
+    print(
+        f"plot setData calls: {redraws} in {seconds:.1f} s ({redraws / seconds:.1f}/s over 9 curves); "
+        f"plot items {items_before} -> {items_after}"
+    )
     assert epochs_seen >= 2, "the training made no progress during the probe"
     assert items_after == items_before == 6, "plot items must be made once, not per update"
     assert redraws / seconds <= 4 * 9 + 1, "each curve redraws at most 4 times per second"
@@ -138,8 +156,22 @@ def test_ui_thread_stalls_while_training(app, qtbot, demo, tmp_path):
 
 
 def test_memory_flat_over_200_epochs(app, qtbot, demo, tmp_path):
-    pane = _pane(qtbot, demo, tmp_path, backbone="small_cnn", image_size=16, epochs=200, batch_size=64, lr=1e-3,
-                 folds=2, methods=("A",), eps=0.01, steps=1, eval_eps=1e-4, device="cpu")
+    pane = _pane(
+        qtbot,
+        demo,
+        tmp_path,
+        backbone="small_cnn",
+        image_size=16,
+        epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        folds=2,
+        methods=("A",),
+        eps=0.01,
+        steps=1,
+        eval_eps=1e-4,
+        device="cpu",
+    )
     samples: dict[int, float] = {}
 
     def on_event(event):
@@ -154,8 +186,10 @@ def test_memory_flat_over_200_epochs(app, qtbot, demo, tmp_path):
     _finish(qtbot, pane, handle)
     start, mid, end = samples[min(samples)], samples[50], samples[200]
     growth = end - mid
-    print(f"\nRSS: epoch {min(samples)} {start:.1f} MB, epoch 50 {mid:.1f} MB, epoch 200 {end:.1f} MB "
-          f"(+{growth:.1f} MB over the last 150 epochs, {growth / mid:.2%}); {time.perf_counter() - t0:.0f} s")
+    print(
+        f"\nRSS: epoch {min(samples)} {start:.1f} MB, epoch 50 {mid:.1f} MB, epoch 200 {end:.1f} MB "
+        f"(+{growth:.1f} MB over the last 150 epochs, {growth / mid:.2%}); {time.perf_counter() - t0:.0f} s"
+    )
     pane.loss_plot.flush()
     assert pane.loss_plot.points("A") == 200 and pane.loss_plot.item_count() == 1
     assert growth / mid < 0.03, "memory grows with the epochs"
@@ -211,9 +245,13 @@ def test_no_ui_stall_while_a_2000_image_folder_loads(app, qtbot, big_folder, tmp
 
         monkeypatch.setattr(cls, name, wrapper)
 
-    for cls, name in ((dataset_pane.DatasetPane, "_on_done"), (dataset_pane.DatasetPane, "_on_event"),
-                      (dataset_pane.DatasetPane, "request_visible_thumbnails"),
-                      (thumbnails.ThumbnailLoader, "_on_thumb"), (tables.RowsModel, "set_thumbnail")):
+    for cls, name in (
+        (dataset_pane.DatasetPane, "_on_done"),
+        (dataset_pane.DatasetPane, "_on_event"),
+        (dataset_pane.DatasetPane, "request_visible_thumbnails"),
+        (thumbnails.ThumbnailLoader, "_on_thumb"),
+        (tables.RowsModel, "set_thumbnail"),
+    ):
         timed(cls, name)
     pane = dataset_pane.DatasetPane(thumbnail_cache=tmp_path / "cache")
     qtbot.addWidget(pane)
@@ -250,14 +288,17 @@ def test_no_ui_stall_while_a_2000_image_folder_loads(app, qtbot, big_folder, tmp
     qtbot.waitUntil(lambda: not pane.busy(), timeout=600_000)
     busy = probe.stop()
     gc.callbacks.remove(on_gc)
-    print("\ngarbage collections > 20 ms (generation, s after start, ms):",
-          [(g, round(t - t0, 2), round(ms)) for g, t, ms in collections if ms > 20])
+    print(
+        "\ngarbage collections > 20 ms (generation, s after start, ms):",
+        [(g, round(t - t0, 2), round(ms)) for g, t, ms in collections if ms > 20],
+    )
     made = len(pane.image_model.thumbnails)
-    print(f"\n{n} images listed in {scanned:.1f} s, first screen of thumbnails at {first_screen:.1f} s, "
-          f"{made} thumbnails made while scrolling through the list")
+    print(
+        f"\n{n} images listed in {scanned:.1f} s, first screen of thumbnails at {first_screen:.1f} s, "
+        f"{made} thumbnails made while scrolling through the list"
+    )
     print(f"UI-thread stalls, 5 ms probe, idle:    {idle}")
-    print(f"UI-thread stalls, 5 ms probe, loading: {busy}; stalls > 30 ms: "
-          f"{[(round(t - t0, 2), round(d * 1000)) for t, d in probe.big]}")
+    print(f"UI-thread stalls, 5 ms probe, loading: {busy}; stalls > 30 ms: {[(round(t - t0, 2), round(d * 1000)) for t, d in probe.big]}")
     print("slowest call of each UI-thread handler (ms):", {k: round(v, 1) for k, v in handler_ms.items()})
     assert n >= 2000
     assert 0 < made < n, "thumbnails are made for the rows scrolled through, not for every image at once"

@@ -30,12 +30,12 @@ OUT = Path("runs/bench_real")
 def old_default(root: Path) -> dict:
     """What the app trained on real films before: small CNN on the whole film at 64x48, 6 epochs."""
     return {
-        "name": "old-default", "methods": ["A", "F"],
+        "name": "old-default",
+        "methods": ["A", "F"],
         "data": {"root": str(root), "layout": "csv"},
         "preprocess": {"orient": True, "crop": "breast", "size": [64, 48], "channels": 1},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 16},
-        "training": {"epochs": 6, "batch_size": 16, "lr": 1e-3, "device": "auto", "seed": 0,
-                     "validate_adversarial_every": 0},
+        "training": {"epochs": 6, "batch_size": 16, "lr": 1e-3, "device": "auto", "seed": 0, "validate_adversarial_every": 0},
         "cv": {"folds": 5, "seed": 0},
         "evaluation": {"kind": "pgd", "eps": 1e-4, "steps": 7},
     }
@@ -49,10 +49,12 @@ def recipe(root: Path) -> dict:
 
 def _row(name: str, method: str, s: dict, loc: dict) -> str:
     p = s["pooled"]
-    return (f"| {name} | {method} | {s['fold_auc_mean']:.3f} ({s['fold_auc_sd']:.3f}) | {p['auc']:.3f} "
-            f"[{p['lo']:.3f}, {p['hi']:.3f}] ({p['n_positive']}/{p['n_negative']}) | "
-            f"{s['fold_adversarial_auc_mean']:.3f} | {s['seconds_per_fold']:.0f} | "
-            f"{loc['pointing']:.3f} (chance {loc['chance_pointing']:.3f}) | {loc['energy_off_breast']:.3f} |")
+    return (
+        f"| {name} | {method} | {s['fold_auc_mean']:.3f} ({s['fold_auc_sd']:.3f}) | {p['auc']:.3f} "
+        f"[{p['lo']:.3f}, {p['hi']:.3f}] ({p['n_positive']}/{p['n_negative']}) | "
+        f"{s['fold_adversarial_auc_mean']:.3f} | {s['seconds_per_fold']:.0f} | "
+        f"{loc['pointing']:.3f} (chance {loc['chance_pointing']:.3f}) | {loc['energy_off_breast']:.3f} |"
+    )
 
 
 @pytest.mark.timeout(4 * 3600)  # 2 configs x 2 methods x 5 folds on 2 cores
@@ -64,12 +66,17 @@ def test_recipe_against_the_old_default_on_real_films():
         assert run_experiment(config, out).status == "finished"
         summary = summarise_run(out)
         localisation = localisation_over_run(out)
-        report[name] = {"summary": summary, "localisation": {r["method"]: r for r in localisation["rows"]},
-                        "paired_tests": localisation["paired_tests"]}
+        report[name] = {
+            "summary": summary,
+            "localisation": {r["method"]: r for r in localisation["rows"]},
+            "paired_tests": localisation["paired_tests"],
+        }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "summary.json").write_text(json.dumps(report, indent=2, default=str))
-    print("\n| config | method | fold AUC mean (sd) | pooled OOF AUC [95 % CI] (pos/neg) | PGD-7 eps 1e-4 AUC "
-          "| s/fold | pointing game | saliency off breast |")
+    print(
+        "\n| config | method | fold AUC mean (sd) | pooled OOF AUC [95 % CI] (pos/neg) | PGD-7 eps 1e-4 AUC "
+        "| s/fold | pointing game | saliency off breast |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, doc in report.items():
         for method, s in doc["summary"].items():

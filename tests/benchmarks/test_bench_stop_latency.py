@@ -23,16 +23,18 @@ from arfl_studio.training.events import EpochEvent, StepEvent  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 
-CONFIG = tiny_config(data={"source": "synthetic", "synthetic_samples": 96, "synthetic_size": [64, 64]},
-                     preprocess={"size": [64, 64], "channels": 1, "crop": "none"},
-                     training={"epochs": 2, "batch_size": 8, "validation_attack_steps": 40},
-                     evaluation={"eps": 1e-3, "steps": 40}, methods=["A"])
+CONFIG = tiny_config(
+    data={"source": "synthetic", "synthetic_samples": 96, "synthetic_size": [64, 64]},
+    preprocess={"size": [64, 64], "channels": 1, "crop": "none"},
+    training={"epochs": 2, "batch_size": 8, "validation_attack_steps": 40},
+    evaluation={"eps": 1e-3, "steps": 40},
+    methods=["A"],
+)
 
 
 def _last_step(event) -> bool:
     inner = getattr(event, "event", None)
-    return isinstance(event, FoldEvent) and isinstance(inner, StepEvent) and inner.epoch == 0 \
-        and inner.step + 1 == inner.steps_per_epoch
+    return isinstance(event, FoldEvent) and isinstance(inner, StepEvent) and inner.epoch == 0 and inner.step + 1 == inner.steps_per_epoch
 
 
 def test_stop_during_validation_returns_within_a_second(tmp_path):
@@ -57,7 +59,9 @@ def test_stop_during_validation_returns_within_a_second(tmp_path):
 
     result = run_experiment(CONFIG, tmp_path / "stopped", callback=stop, cancel=cancel)
     stop_s = time.perf_counter() - marks["stop_at"]
-    print(f"\nvalidation of one epoch (what Stop used to wait for): {marks['validation_s']:.2f} s; "
-          f"Stop pressed as validation starts returned in {stop_s:.2f} s")
+    print(
+        f"\nvalidation of one epoch (what Stop used to wait for): {marks['validation_s']:.2f} s; "
+        f"Stop pressed as validation starts returned in {stop_s:.2f} s"
+    )
     assert result.status == "cancelled"
     assert stop_s <= 1.0

@@ -32,8 +32,7 @@ def _clock(device: str = "cpu"):
 
 def _batches(n_batches=6, batch=32, size=64, channels=3, device="cpu"):
     g = torch.Generator().manual_seed(0)
-    data = [(torch.rand(batch, channels, size, size, generator=g), (torch.arange(batch) % 2).float())
-            for _ in range(n_batches)]
+    data = [(torch.rand(batch, channels, size, size, generator=g), (torch.arange(batch) % 2).float()) for _ in range(n_batches)]
     return [(x.to(device), t.to(device)) for x, t in data]
 
 
@@ -65,8 +64,9 @@ def _bare_epoch(model, data, eps=0.01, steps=7, lam=10.0, r=0.5) -> float:
         y = t * 2 - 1
         logits_a, f_a = model(x_adv, return_features=True)
         logits_c, f_c = model(x, return_features=True)
-        total = (1 - r) * (F.binary_cross_entropy_with_logits(logits_a, t) + lam * robust_loss(f_a, y)) \
-            + r * (F.binary_cross_entropy_with_logits(logits_c, t) + lam * robust_loss(f_c, y))
+        total = (1 - r) * (F.binary_cross_entropy_with_logits(logits_a, t) + lam * robust_loss(f_a, y)) + r * (
+            F.binary_cross_entropy_with_logits(logits_c, t) + lam * robust_loss(f_c, y)
+        )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -93,11 +93,14 @@ def test_arfl_overhead_per_epoch():
     model = _small_cnn()
     results = {}
     for off, on in (("A", "B"), ("E", "F")):
-        times = _best_of({off: lambda k=off: _engine_epoch(model, data, paper_method(k)),
-                          on: lambda k=on: _engine_epoch(model, data, paper_method(k))})
+        times = _best_of(
+            {off: lambda k=off: _engine_epoch(model, data, paper_method(k)), on: lambda k=on: _engine_epoch(model, data, paper_method(k))}
+        )
         results[f"{on}/{off}"] = times[on] / times[off]
-        print(f"\nARFL on/off, r={paper_method(off).mix_ratio}: {off} {times[off]:.3f}s, {on} {times[on]:.3f}s "
-              f"per epoch -> {results[f'{on}/{off}']:.3f}x")
+        print(
+            f"\nARFL on/off, r={paper_method(off).mix_ratio}: {off} {times[off]:.3f}s, {on} {times[on]:.3f}s "
+            f"per epoch -> {results[f'{on}/{off}']:.3f}x"
+        )
     assert results["F/E"] <= 1.03
     assert results["B/A"] <= 1.03
 
@@ -106,11 +109,12 @@ def test_engine_step_vs_bare_loop():
     torch.set_num_threads(1)
     data = _batches()
     model = _small_cnn()
-    times = _best_of({"engine": lambda: _engine_epoch(model, data, paper_method("F")),
-                      "bare": lambda: _bare_epoch(model, data)})
+    times = _best_of({"engine": lambda: _engine_epoch(model, data, paper_method("F")), "bare": lambda: _bare_epoch(model, data)})
     ratio = times["engine"] / times["bare"]
-    print(f"\nengine {times['engine'] / len(data) * 1000:.1f} ms/step, bare loop {times['bare'] / len(data) * 1000:.1f} "
-          f"ms/step -> {ratio:.3f}x")
+    print(
+        f"\nengine {times['engine'] / len(data) * 1000:.1f} ms/step, bare loop {times['bare'] / len(data) * 1000:.1f} "
+        f"ms/step -> {ratio:.3f}x"
+    )
     assert ratio <= 1.05
 
 
@@ -118,11 +122,17 @@ def test_dual_pgd7_step_vs_standard_step():
     torch.set_num_threads(1)
     data = _batches()
     model = _small_cnn()
-    times = _best_of({"A": lambda: _engine_epoch(model, data, paper_method("A")),
-                      "E": lambda: _engine_epoch(model, data, paper_method("E", attack=AttackSettings(steps=7)))})
+    times = _best_of(
+        {
+            "A": lambda: _engine_epoch(model, data, paper_method("A")),
+            "E": lambda: _engine_epoch(model, data, paper_method("E", attack=AttackSettings(steps=7))),
+        }
+    )
     ratio = times["E"] / times["A"]
-    print(f"\nstandard {times['A'] / len(data) * 1000:.1f} ms/step, dual PGD-7 {times['E'] / len(data) * 1000:.1f} "
-          f"ms/step -> {ratio:.2f}x (passes imply ~9x)")
+    print(
+        f"\nstandard {times['A'] / len(data) * 1000:.1f} ms/step, dual PGD-7 {times['E'] / len(data) * 1000:.1f} "
+        f"ms/step -> {ratio:.2f}x (passes imply ~9x)"
+    )
     assert ratio <= 9.5
 
 
@@ -139,8 +149,10 @@ def test_vgg16_224_step_and_epoch_time_on_cuda(key):
     seconds = min(_engine_epoch(model, data, paper_method(key), device=device, amp=True) for _ in range(3))
     step = seconds / len(data)
     epoch = step * (4162 / 32)
-    print(f"\nVGG16 224x224 {key} on {torch.cuda.get_device_name()}: {step * 1000:.1f} ms/step (batch 32), "
-          f"~{epoch:.0f} s per CMMD fold epoch, ~{epoch * 100 * 5 / 3600:.1f} h for 100 epochs x 5 folds")
+    print(
+        f"\nVGG16 224x224 {key} on {torch.cuda.get_device_name()}: {step * 1000:.1f} ms/step (batch 32), "
+        f"~{epoch:.0f} s per CMMD fold epoch, ~{epoch * 100 * 5 / 3600:.1f} h for 100 epochs x 5 folds"
+    )
     assert step > 0
 
 
@@ -170,8 +182,7 @@ def test_dataloader_workers_help_not_hurt(tmp_path, monkeypatch):
         "data": {"demo": True, "demo_dir": str(root), "cache_dir": str(tmp_path / "cache")},
         "preprocess": {"size": [224, 224], "channels": 1},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},
-        "training": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "device": "cpu", "validate_adversarial_every": 0,
-                     "amp": False},
+        "training": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "device": "cpu", "validate_adversarial_every": 0, "amp": False},
         "cv": {"folds": 2},
         "evaluation": {"kind": "fgsm", "eps": 1e-3},
         "methods": ["A"],

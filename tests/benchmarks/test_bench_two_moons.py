@@ -50,14 +50,22 @@ def test_batched_table_is_faster_than_one_network_at_a_time():
     naive = time.perf_counter() - started
     ratio = naive / batched
     RESULTS["training"] = {
-        "epochs_measured": EPOCHS, "networks": len(rows) * len(s.seeds), "batch_size": s.batch_size,
-        "batched_seconds": batched, "naive_seconds": naive, "ratio": ratio,
-        "batched_seconds_per_epoch": batched / EPOCHS, "naive_seconds_per_epoch": naive / EPOCHS,
+        "epochs_measured": EPOCHS,
+        "networks": len(rows) * len(s.seeds),
+        "batch_size": s.batch_size,
+        "batched_seconds": batched,
+        "naive_seconds": naive,
+        "ratio": ratio,
+        "batched_seconds_per_epoch": batched / EPOCHS,
+        "naive_seconds_per_epoch": naive / EPOCHS,
         "extrapolated_5000_epochs_batched_s": batched / EPOCHS * 5000,
-        "extrapolated_5000_epochs_naive_s": naive / EPOCHS * 5000, "torch_threads": torch.get_num_threads(),
+        "extrapolated_5000_epochs_naive_s": naive / EPOCHS * 5000,
+        "torch_threads": torch.get_num_threads(),
     }
-    print(f"\nfull table, {EPOCHS} epochs: batched {batched:.2f} s, naive {naive:.2f} s, ratio {ratio:.1f}x; "
-          f"5000 epochs ~ {batched / EPOCHS * 5000 / 60:.1f} min batched vs {naive / EPOCHS * 5000 / 60:.1f} min naive")
+    print(
+        f"\nfull table, {EPOCHS} epochs: batched {batched:.2f} s, naive {naive:.2f} s, ratio {ratio:.1f}x; "
+        f"5000 epochs ~ {batched / EPOCHS * 5000 / 60:.1f} min batched vs {naive / EPOCHS * 5000 / 60:.1f} min naive"
+    )
     _dump()
     assert ratio >= 2.0
 
@@ -76,12 +84,17 @@ def test_worst_case_search_is_vectorised():
         worst_case_search(model, x[i : i + 1], t[i : i + 1], 0.2)
     looped = (time.perf_counter() - started) * len(x) / subset
     RESULTS["worst_case"] = {
-        "points": len(x), "seconds": vectorised, "points_per_second": len(x) / vectorised,
+        "points": len(x),
+        "seconds": vectorised,
+        "points_per_second": len(x) / vectorised,
         "evaluations_per_point": result.evaluations,
         "model_evaluations_per_second": len(x) * result.evaluations / vectorised,
-        "per_point_loop_seconds_extrapolated": looped, "ratio": looped / vectorised,
+        "per_point_loop_seconds_extrapolated": looped,
+        "ratio": looped / vectorised,
     }
-    print(f"\nworst case, 1000 points: {vectorised:.2f} s ({len(x) / vectorised:.0f} points/s, "
-          f"{result.evaluations} evaluations per point); per-point loop ~{looped:.1f} s ({looped / vectorised:.0f}x)")
+    print(
+        f"\nworst case, 1000 points: {vectorised:.2f} s ({len(x) / vectorised:.0f} points/s, "
+        f"{result.evaluations} evaluations per point); per-point loop ~{looped:.1f} s ({looped / vectorised:.0f}x)"
+    )
     _dump()
     assert looped / vectorised >= 1.5  # each point alone is already vectorised over its 2044 offsets

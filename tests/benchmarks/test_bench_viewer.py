@@ -93,11 +93,13 @@ def test_pan_zoom_fps_pyramid_vs_full_image():
         fps_plain = max(fps_plain, _fps(plain.viewport(), box, ranges, app))
         fps_averaged = max(fps_averaged, _fps(averaged.viewport(), averaged_box, ranges, app))
 
-    print(f"\nviewer pan/zoom on {SHAPE[0]}x{SHAPE[1]}: {fps_viewer:.1f} frames/s with the block-mean pyramid "
-          f"(first pass {first_viewer:.1f}; {len(view.pyramid.levels)} levels built in {load_s:.2f} s), "
-          f"{fps_averaged:.1f} frames/s area-averaging every frame (pyqtgraph autoDownsample; ratio "
-          f"{fps_viewer / fps_averaged:.1f}x), {fps_plain:.1f} frames/s striding the full image "
-          f"(first pass {first_plain:.1f}; ratio {fps_viewer / fps_plain:.2f}x)")
+    print(
+        f"\nviewer pan/zoom on {SHAPE[0]}x{SHAPE[1]}: {fps_viewer:.1f} frames/s with the block-mean pyramid "
+        f"(first pass {first_viewer:.1f}; {len(view.pyramid.levels)} levels built in {load_s:.2f} s), "
+        f"{fps_averaged:.1f} frames/s area-averaging every frame (pyqtgraph autoDownsample; ratio "
+        f"{fps_viewer / fps_averaged:.1f}x), {fps_plain:.1f} frames/s striding the full image "
+        f"(first pass {first_plain:.1f}; ratio {fps_viewer / fps_plain:.2f}x)"
+    )
     for widget in (view, plain, averaged):
         widget.close()
     assert fps_viewer > fps_averaged

@@ -35,8 +35,7 @@ def test_phantom_label_and_stripe_are_blanked_and_the_skin_line_lesion_kept():
     assert foreign_components(pixels) >= 1  # the label block stands apart from the breast
     region = breast_region(pixels)
     assert region[ly, lx] and not region[45, 60]  # lesion at the skin line in, label out
-    settings = PreprocessSettings(crop="breast-only", size=(128, 96), channels=1, fit="pad",
-                                  intensity="breast-percentile")
+    settings = PreprocessSettings(crop="breast-only", size=(128, 96), channels=1, fit="pad", intensity="breast-percentile")
     image, geometry = preprocess_pixels(pixels, settings)
     assert geometry.masked and geometry.flip  # chest wall moved to the left
     assert foreign_components(image) == 0
@@ -47,8 +46,7 @@ def test_phantom_label_and_stripe_are_blanked_and_the_skin_line_lesion_kept():
 
 def test_film_without_the_new_crop_keeps_the_label():
     pixels, _ = film_phantom(np.random.default_rng(1))
-    image, geometry = preprocess_pixels(pixels, PreprocessSettings(crop="none", orient=False, size=(100, 80),
-                                                                   channels=1))
+    image, geometry = preprocess_pixels(pixels, PreprocessSettings(crop="none", orient=False, size=(100, 80), channels=1))
     assert not geometry.masked and foreign_components(image) >= 1
 
 
@@ -58,8 +56,7 @@ def test_real_film_label_blocks_are_gone_and_the_lesion_at_the_skin_line_kept():
     pixels = read_mammogram(mias_dev() / "images" / "mdb110.dcm").pixels  # malignant, 23 px from the skin line
     lesion = (596, 190)  # row, column (lesions.csv: x 190, y 596)
     assert foreign_components(pixels) >= 1  # a burned-in film label
-    settings = PreprocessSettings(crop="breast-only", size=(256, 192), channels=1, fit="pad",
-                                  intensity="breast-percentile")
+    settings = PreprocessSettings(crop="breast-only", size=(256, 192), channels=1, fit="pad", intensity="breast-percentile")
     image, geometry = preprocess_pixels(pixels, settings)
     assert foreign_components(image) == 0
     assert breast_region(pixels)[lesion]

@@ -132,7 +132,7 @@ def test_tiny_images_are_too_small(tmp_path, rows, columns):
 def _float_pixels(bad_value):
     def edit(ds):
         values = np.frombuffer(ds.PixelData, dtype="<u2").astype("<f4")
-        values[5, ] = bad_value
+        values[5,] = bad_value
         values[100] = bad_value
         del ds.PixelData
         ds.BitsAllocated = 32
@@ -163,10 +163,12 @@ def test_non_finite_rescale_is_rejected_from_the_header(tmp_path):
     _reject(write_dicom(tmp_path / "s.dcm", edit=inf_slope), "non_finite", "non-finite RescaleSlope")
 
 
-@pytest.mark.parametrize("slope, reason", [("0", "RescaleSlope is 0"), ("1e308", "overflow"),
-                                           ("-1e300", "overflow"), ("1e-60", "too small")])
+@pytest.mark.parametrize(
+    "slope, reason", [("0", "RescaleSlope is 0"), ("1e308", "overflow"), ("-1e300", "overflow"), ("1e-60", "too small")]
+)
 def test_zero_or_overflowing_rescale_is_refused_with_its_reason(tmp_path, slope, reason):
     """Issue 26 item 7: slope 0 was read as 1, slope 1e308 gave an all-ones image; both are refused."""
+
     def edit(ds):
         ds.RescaleSlope = slope
 

@@ -99,7 +99,7 @@ def test_pad_places_the_crop_where_placement_says_and_is_part_of_the_key(tmp_pat
     place = placement(geometry.crop_shape, (32, 32), "pad")
     assert (place.rows, place.cols) == (32, 8)
     inside = np.zeros_like(out, dtype=bool)
-    inside[place.top:place.top + place.rows, place.left:place.left + place.cols] = True
+    inside[place.top : place.top + place.rows, place.left : place.left + place.cols] = True
     assert np.all(out[~inside] == 0.0) and out[inside].mean() > 0.5
     peak = np.unravel_index(np.argmax(out), out.shape)
     expected = native_to_model_point(102.0, 22.0, geometry, (32, 32), "pad")

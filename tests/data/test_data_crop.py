@@ -28,9 +28,20 @@ def _phantom(tmp_path, index, size, view, side, style, stripe, label=True):
     shape = breast_shape(rng)
     truth = render_demo_view(np.random.default_rng([index, 6]), size, view, side, shape, [], label=label, stripe=stripe)
     photometric, voi = style
-    ds = dicom_for_view(truth, photometric, patient_id="P", age=50, laterality=side, view=view, voi_function=voi,
-                    transfer_syntax="1.2.840.10008.1.2.1", study_uid="1.2.3", series_uid="1.2.3.1",
-                    sop_uid=f"1.2.3.1.{index}", instance=1)
+    ds = dicom_for_view(
+        truth,
+        photometric,
+        patient_id="P",
+        age=50,
+        laterality=side,
+        view=view,
+        voi_function=voi,
+        transfer_syntax="1.2.840.10008.1.2.1",
+        study_uid="1.2.3",
+        series_uid="1.2.3.1",
+        sop_uid=f"1.2.3.1.{index}",
+        instance=1,
+    )
     path = tmp_path / f"{index}.dcm"
     ds.save_as(path, enforce_file_format=True)
     return read_mammogram(path).pixels, truth
@@ -51,8 +62,7 @@ def _allowed_box(breast):
     found_r, found_c = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
     step = int(np.ceil(max(rows, cols) / 512))
     pad_r, pad_c = int(MARGIN * rows) + step, int(MARGIN * cols) + step
-    return (max(0, found_r[0] - pad_r), min(rows, found_r[-1] + 1 + pad_r),
-            max(0, found_c[0] - pad_c), min(cols, found_c[-1] + 1 + pad_c))
+    return (max(0, found_r[0] - pad_r), min(rows, found_r[-1] + 1 + pad_r), max(0, found_c[0] - pad_c), min(cols, found_c[-1] + 1 + pad_c))
 
 
 STYLES = [("MONOCHROME2", "LINEAR"), ("MONOCHROME1", "SIGMOID"), ("MONOCHROME2", "SIGMOID"), ("MONOCHROME1", "LINEAR")]

@@ -136,8 +136,9 @@ def test_holdout_patients_are_whole_patients_of_both_classes_and_seeded():
     from arfl_studio.data.datasets.splits import holdout_patients
 
     # 30 patients with 2-4 images each; a few have one benign and one malignant breast
-    recs = [SimpleNamespace(patient_id=f"P{p}", label=int(p % 3 == 0 or (p % 7 == 0 and i == 0)))
-            for p in range(30) for i in range(2 + p % 3)]
+    recs = [
+        SimpleNamespace(patient_id=f"P{p}", label=int(p % 3 == 0 or (p % 7 == 0 and i == 0))) for p in range(30) for i in range(2 + p % 3)
+    ]
     held = holdout_patients(recs, 0.2, seed=4)
     held_patients = {recs[i].patient_id for i in held}
     assert held and held == sorted(held)
@@ -178,8 +179,11 @@ def test_demo_files_are_deterministic_and_varied(tmp_path):
     b = generate_demo_dataset(tmp_path / "b", patients=3, size=(40, 32), seed=5)
 
     def digests(root):
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")
-                if p.is_file() and p.suffix in (".dcm", ".xlsx")}
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix in (".dcm", ".xlsx")
+        }
 
     assert digests(a) == digests(b) and len(digests(a)) == 13  # the images and the clinical table
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in sorted(a.rglob("*.dcm"))]

@@ -39,6 +39,7 @@ def test_unsupported_syntaxes_are_named_with_uid_and_why(tmp_path, uid, implicit
 def test_deflated_data_set_reads_like_the_plain_file(tmp_path):
     plain_path = write_dicom(tmp_path / "plain.dcm")
     plain = read_mammogram(plain_path)
+
     def deflate(ds):
         ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"  # pydicom deflates on save
 
@@ -134,10 +135,14 @@ def test_view_text_is_never_matched_loosely(tmp_path):
 
 
 def test_view_modifiers_make_cleavage_and_axillary_tail_views(tmp_path):
-    cv = read_header(write_dicom(tmp_path / "cv.dcm", edit=_coded(
-        "399162004", "SCT", "cranio-caudal", modifier=("399161006", "SCT", "cleavage"))))
-    at = read_header(write_dicom(tmp_path / "at.dcm", edit=_coded(
-        "399368009", "SCT", "medio-lateral oblique", modifier=("R-102D1", "SRT", "axillary tail"))))
+    cv = read_header(
+        write_dicom(tmp_path / "cv.dcm", edit=_coded("399162004", "SCT", "cranio-caudal", modifier=("399161006", "SCT", "cleavage")))
+    )
+    at = read_header(
+        write_dicom(
+            tmp_path / "at.dcm", edit=_coded("399368009", "SCT", "medio-lateral oblique", modifier=("R-102D1", "SRT", "axillary tail"))
+        )
+    )
     assert (cv.view, cv.view_family) == ("CV", "CC") and (at.view, at.view_family) == ("AT", "MLO")
 
 
@@ -165,5 +170,7 @@ def test_a_damaged_deflated_file_names_its_syntax(tmp_path):
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[: len(data) // 2])
     for reader in (read_header, read_mammogram):
-        with pytest.raises(MammogramReadError, match=r"damaged Deflated Explicit VR Little Endian data set \(1\.2\.840\.10008\.1\.2\.1\.99\)"):
+        with pytest.raises(
+            MammogramReadError, match=r"damaged Deflated Explicit VR Little Endian data set \(1\.2\.840\.10008\.1\.2\.1\.99\)"
+        ):
             reader(cut)

@@ -195,8 +195,14 @@ def test_a_worker_killed_by_one_file_does_not_end_the_pass(tmp_path):
     names = [f"{i:02d}.dcm" for i in range(9)]
     names[4] = "crash.dcm"
     seen = []
-    results, cancelled = run_jobs(die_on_crash_files, [tmp_path / n for n in names], workers=2, chunk=2,
-                                  progress=lambda d, t: seen.append(d), crash_result=lambda p: (p, "crashed"))
+    results, cancelled = run_jobs(
+        die_on_crash_files,
+        [tmp_path / n for n in names],
+        workers=2,
+        chunk=2,
+        progress=lambda d, t: seen.append(d),
+        crash_result=lambda p: (p, "crashed"),
+    )
     assert not cancelled
     assert [r[1] for r in results] == ["fine"] * 4 + ["crashed"] + ["fine"] * 4
     assert [r[0] for r in results] == [str(tmp_path / n) for n in names]
@@ -208,8 +214,7 @@ def test_labels_outside_the_layout_vocabulary_are_refused_listing_the_values_see
     count (labels.LABEL_VOCABULARY); other values refuse the image, naming what the table holds."""
     for name in ("a", "b", "c"):
         write_dicom(tmp_path / "imgs" / f"{name}.dcm", patient_id=name.upper())
-    (tmp_path / "labels.csv").write_text("path,patient,label\nimgs/a.dcm,P1,TRUE\nimgs/b.dcm,P2,FALSE\n"
-                                         "imgs/c.dcm,P3,malignant\n")
+    (tmp_path / "labels.csv").write_text("path,patient,label\nimgs/a.dcm,P1,TRUE\nimgs/b.dcm,P2,FALSE\nimgs/c.dcm,P3,malignant\n")
     result = scan_dataset(tmp_path)
     assert [(r.rel_path, r.label) for r in result.images] == [("imgs/c.dcm", 1)]
     reasons = {r.path: r for r in result.rejected}
@@ -219,8 +224,7 @@ def test_labels_outside_the_layout_vocabulary_are_refused_listing_the_values_see
     assert "benign" in reason  # and which words are accepted
     # the mapping a config states
     mapped = scan_dataset(tmp_path, label_map={"true": 1, "False": "benign"})
-    assert sorted((r.rel_path, r.label) for r in mapped.images) == [("imgs/a.dcm", 1), ("imgs/b.dcm", 0),
-                                                                     ("imgs/c.dcm", 1)]
+    assert sorted((r.rel_path, r.label) for r in mapped.images) == [("imgs/a.dcm", 1), ("imgs/b.dcm", 0), ("imgs/c.dcm", 1)]
     with pytest.raises(LayoutError, match="map each word to 0"):
         scan_dataset(tmp_path, label_map={"true": "yes"})
 

@@ -75,9 +75,23 @@ STANDARD_ROWS = [
 ]
 
 # Attributes the profile keeps, which a mammography reader needs to show.
-NOT_PHI = ["Rows", "Columns", "Modality", "ImageLaterality", "ViewPosition", "PhotometricInterpretation",
-           "BitsStored", "WindowCenter", "PresentationIntentType", "BodyPartExamined", "SOPClassUID",
-           "TransferSyntaxUID", "Manufacturer", "PixelSpacing", "RescaleSlope"]
+NOT_PHI = [
+    "Rows",
+    "Columns",
+    "Modality",
+    "ImageLaterality",
+    "ViewPosition",
+    "PhotometricInterpretation",
+    "BitsStored",
+    "WindowCenter",
+    "PresentationIntentType",
+    "BodyPartExamined",
+    "SOPClassUID",
+    "TransferSyntaxUID",
+    "Manufacturer",
+    "PixelSpacing",
+    "RescaleSlope",
+]
 
 
 @pytest.mark.parametrize("tag, name, action", STANDARD_ROWS, ids=[r[1] for r in STANDARD_ROWS])

@@ -15,7 +15,7 @@ def _model_input(native: np.ndarray, geometry: Geometry, size, fit):
     out = np.zeros(size, dtype=np.float32)
     rr = ((np.arange(place.rows) + 0.5) * crop.shape[0] / place.rows).astype(int)
     cc = ((np.arange(place.cols) + 0.5) * crop.shape[1] / place.cols).astype(int)
-    out[place.top:place.top + place.rows, place.left:place.left + place.cols] = crop[np.ix_(rr, cc)]
+    out[place.top : place.top + place.rows, place.left : place.left + place.cols] = crop[np.ix_(rr, cc)]
     return out
 
 

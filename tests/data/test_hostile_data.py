@@ -33,8 +33,11 @@ def test_a_decompression_bomb_xlsx_is_refused_before_it_is_opened(demo, tmp_path
     assert table.stat().st_size < 1_000_000
     monkeypatch.setenv("ARFL_MAX_TABLE_BYTES", str(32_000_000))  # the default is 500 MB; the same check
     start = time.monotonic()
-    with pytest.raises(LayoutError, match=r"CMMD_clinicaldata_revision\.xlsx: it expands to 6\d MB, more than the "
-                                          r"32 MB .*ARFL_MAX_TABLE_BYTES"):
+    with pytest.raises(
+        LayoutError,
+        match=r"CMMD_clinicaldata_revision\.xlsx: it expands to 6\d MB, more than the "
+        r"32 MB .*ARFL_MAX_TABLE_BYTES",
+    ):
         scan_dataset(data)
     assert time.monotonic() - start < 10
     monkeypatch.setenv("ARFL_MAX_TABLE_BYTES", str(200_000_000))
@@ -42,16 +45,20 @@ def test_a_decompression_bomb_xlsx_is_refused_before_it_is_opened(demo, tmp_path
 
 
 def test_a_20000_x_20000_image_is_refused_from_its_header(demo, tmp_path):
-    source = next(p for p in sorted(demo.rglob("*.dcm"))
-                  if not pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed)
+    source = next(
+        p for p in sorted(demo.rglob("*.dcm")) if not pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed
+    )
     ds = pydicom.dcmread(source)
     ds.Rows = ds.Columns = 20000  # the header claims 400 megapixels
     huge = tmp_path / "huge.dcm"
     ds.save_as(huge)
     start = time.monotonic()
     for read in (read_header, read_mammogram):
-        with pytest.raises(MammogramReadError, match=r"image too large \(20000x20000 = 400 megapixels; the limit "
-                                                     r"is 100, set ARFL_MAX_PIXELS") as caught:
+        with pytest.raises(
+            MammogramReadError,
+            match=r"image too large \(20000x20000 = 400 megapixels; the limit "
+            r"is 100, set ARFL_MAX_PIXELS",
+        ) as caught:
             read(huge)
         assert caught.value.category == "too_large"
     assert time.monotonic() - start < 5

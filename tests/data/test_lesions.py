@@ -25,7 +25,13 @@ from arfl_studio.experiments.sources import record_from_dict, record_to_dict
 
 def test_types_and_pathology_are_normalised_and_the_source_code_kept():
     assert [lesion_type(c) for c in ("CIRC", "SPIC", "MISC", "CALC", "ARCH", "ASYM")] == [
-        "mass", "mass", "mass", "calcification", "distortion", "asymmetry"]
+        "mass",
+        "mass",
+        "mass",
+        "calcification",
+        "distortion",
+        "asymmetry",
+    ]
     assert lesion_type("Suspicious Calcification") == "calcification"
     assert lesion_type("Focal Asymmetry") == "asymmetry"
     assert lesion_type("Architectural Distortion") == "distortion"
@@ -45,16 +51,21 @@ def test_lesions_csv_beside_labels_csv_attaches_lesions_to_their_images(tmp_path
     write_dicom(tmp_path / "img" / "b.dcm", patient_id="B", laterality="R")
     write_dicom(tmp_path / "img" / "c.dcm", patient_id="C", laterality="R")
     np.save(tmp_path / "img" / "b_mask.npy", np.eye(48, 40, dtype=np.uint8))
-    _csv(tmp_path / "labels.csv", [["path", "patient", "label"], ["img/a.dcm", "A", "malignant"],
-                                   ["img/b.dcm", "B", "benign"], ["img/c.dcm", "C", "normal"]])
-    _csv(tmp_path / "lesions.csv", [
-        ["path", "lesion_type", "pathology", "x", "y", "radius", "xmin", "ymin", "xmax", "ymax", "mask"],
-        ["img/a.dcm", "SPIC", "malignant", "10", "20", "4", "", "", "", "", ""],
-        ["img/a.dcm", "CALC", "malignant", "", "", "", "", "", "", "", ""],  # no position
-        ["img/b.dcm", "Mass", "benign", "", "", "", "5", "6", "12", "9", "img/b_mask.npy"],
-        ["img/missing.dcm", "CIRC", "benign", "1", "1", "1", "", "", "", "", ""],
-        ["img/b.dcm", "CIRC", "benign", "x", "1", "1", "", "", "", "", ""],  # bad number
-    ])
+    _csv(
+        tmp_path / "labels.csv",
+        [["path", "patient", "label"], ["img/a.dcm", "A", "malignant"], ["img/b.dcm", "B", "benign"], ["img/c.dcm", "C", "normal"]],
+    )
+    _csv(
+        tmp_path / "lesions.csv",
+        [
+            ["path", "lesion_type", "pathology", "x", "y", "radius", "xmin", "ymin", "xmax", "ymax", "mask"],
+            ["img/a.dcm", "SPIC", "malignant", "10", "20", "4", "", "", "", "", ""],
+            ["img/a.dcm", "CALC", "malignant", "", "", "", "", "", "", "", ""],  # no position
+            ["img/b.dcm", "Mass", "benign", "", "", "", "5", "6", "12", "9", "img/b_mask.npy"],
+            ["img/missing.dcm", "CIRC", "benign", "1", "1", "1", "", "", "", "", ""],
+            ["img/b.dcm", "CIRC", "benign", "x", "1", "1", "", "", "", "", ""],  # bad number
+        ],
+    )
     scan = scan_dataset(tmp_path)
     by_path = {r.rel_path: r for r in scan.images}
     a, b, c = by_path["img/a.dcm"].lesions, by_path["img/b.dcm"].lesions, by_path["img/c.dcm"].lesions
@@ -110,8 +121,9 @@ def test_lesions_move_into_model_space_with_the_image(flip, fit):
 
 
 def test_lesions_survive_the_run_folder_record():
-    lesion = Lesion("mass", "SPIC", "malignant", "5", centre=(3.0, 4.0), radius=2.0,
-                    polygon=((1.0, 2.0), (3.0, 4.0), (5.0, 1.0)), mask="m/x.dcm")
+    lesion = Lesion(
+        "mass", "SPIC", "malignant", "5", centre=(3.0, 4.0), radius=2.0, polygon=((1.0, 2.0), (3.0, 4.0), (5.0, 1.0)), mask="m/x.dcm"
+    )
     record = scan_record_with(lesion)
     back = record_from_dict("/data", record_to_dict(record))
     assert back.lesions == (lesion,)
@@ -123,8 +135,7 @@ def scan_record_with(lesion):
 
     from arfl_studio.data import ImageRecord
 
-    return ImageRecord(path=Path("/data/a.dcm"), rel_path="a.dcm", patient_id="P1", laterality="L", view="CC",
-                       label=1, lesions=(lesion,))
+    return ImageRecord(path=Path("/data/a.dcm"), rel_path="a.dcm", patient_id="P1", laterality="L", view="CC", label=1, lesions=(lesion,))
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +152,7 @@ def test_mias_dev_scans_with_every_lesion_on_its_image(mias_scan):
     assert scan.layout == "csv" and len(scan.images) == len(images) == 162
     assert not scan.lesion_problems and not scan.rejected
     found = sorted((r.rel_path, les.source_type, les.centre) for r in scan.images for les in r.lesions)
-    expected = sorted((row["path"], row["lesion_type"],
-                       (float(row["y"]), float(row["x"])) if row["x"].strip() else None) for row in rows)
+    expected = sorted((row["path"], row["lesion_type"], (float(row["y"]), float(row["x"])) if row["x"].strip() else None) for row in rows)
     assert found == expected
     assert scan.summary()["lesions"]["lesions"] == len(rows)
 

@@ -62,7 +62,6 @@ def test_a_pass_cancelled_within_an_image_keeps_the_images_before_it_and_nothing
 def test_a_cancel_before_the_pass_hashes_and_decodes_nothing(records, tmp_path):
     cancel = threading.Event()
     cancel.set()
-    report = preprocess_records(records, PreprocessSettings(size=(32, 32), channels=1), tmp_path / "cache",
-                                workers=2, cancel=cancel)
+    report = preprocess_records(records, PreprocessSettings(size=(32, 32), channels=1), tmp_path / "cache", workers=2, cancel=cancel)
     assert report.cancelled and report.decoded == report.cached == 0
     assert not list((tmp_path / "cache").rglob("*.npy"))

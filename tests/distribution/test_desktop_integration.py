@@ -68,8 +68,9 @@ def test_per_user_install_writes_launcher_metainfo_and_icons(tmp_path):
 
 def test_install_desktop_entry_flag_uses_the_xdg_data_home(tmp_path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "arfl_studio", "--install-desktop-entry"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "arfl_studio", "--install-desktop-entry"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     launcher = tmp_path / "applications" / f"{APP_ID}.desktop"
     assert launcher.is_file() and "installed the launcher" in result.stdout

@@ -44,13 +44,13 @@ def test_frozen_app_runs_the_main_jobs(app, tmp_path):
     _run(app, "demo-data", str(demo), "--patients", "8", cwd=tmp_path)
     _run(app, "scan", str(demo), "--verify", "--workers", "2", "--json", "scan.json", cwd=tmp_path)
     scan = json.loads((tmp_path / "scan.json").read_text())
-    syntaxes = {str(pydicom.dcmread(demo / image["path"], stop_before_pixels=True).file_meta.TransferSyntaxUID)
-                for image in scan["images"]}
+    syntaxes = {str(pydicom.dcmread(demo / image["path"], stop_before_pixels=True).file_meta.TransferSyntaxUID) for image in scan["images"]}
     assert {"1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80"} <= syntaxes, syntaxes
     assert scan["verified"] and not scan["rejected"], scan["rejected"]  # every file decoded in the bundle
 
     config = {
-        "name": "frozen-smoke", "methods": ["A"],
+        "name": "frozen-smoke",
+        "methods": ["A"],
         "data": {"root": str(demo)},
         "preprocess": {"size": [32, 32], "channels": 1},
         "model": {"backbone": "small_cnn", "in_channels": 1, "width": 4},

@@ -37,8 +37,12 @@ if TYPE_CHECKING:
     from arfl_studio.data.datasets.records import ScanResult
     from arfl_studio.data.dicom.reader import HeaderInfo
 
-CASE_TABLES = ("mass_case_description_train_set.csv", "mass_case_description_test_set.csv",
-               "calc_case_description_train_set.csv", "calc_case_description_test_set.csv")
+CASE_TABLES = (
+    "mass_case_description_train_set.csv",
+    "mass_case_description_test_set.csv",
+    "calc_case_description_train_set.csv",
+    "calc_case_description_test_set.csv",
+)
 FULL, ROI, CROP = "full mammogram images", "roi mask images", "cropped images"
 
 
@@ -58,8 +62,10 @@ def _series_key(location: str) -> tuple[str, ...]:
 
 class CbisDdsmLayout(Layout):
     name = "cbis-ddsm"
-    label_rule = ("case-description CSVs 'pathology' per abnormality (MALIGNANT = malignant; BENIGN, "
-                  "BENIGN_WITHOUT_CALLBACK = benign); an image with any malignant abnormality is malignant")
+    label_rule = (
+        "case-description CSVs 'pathology' per abnormality (MALIGNANT = malignant; BENIGN, "
+        "BENIGN_WITHOUT_CALLBACK = benign); an image with any malignant abnormality is malignant"
+    )
 
     @staticmethod
     def detect(root: Path) -> Path | None:
@@ -76,8 +82,7 @@ class CbisDdsmLayout(Layout):
         self.series: dict[tuple[str, ...], tuple[str, str]] = {}  # series folder -> (subject, description)
         for row in _read_csv(table):
             if row.get("File Location"):
-                self.series[_series_key(row["File Location"])] = (row.get("Subject ID", ""),
-                                                                  row.get("Series Description", "").lower())
+                self.series[_series_key(row["File Location"])] = (row.get("Subject ID", ""), row.get("Series Description", "").lower())
         self.cases: dict[str, list[dict[str, str]]] = defaultdict(list)  # full-image subject -> abnormality rows
         self.split_of: dict[str, set[str]] = defaultdict(set)  # patient -> official splits
         for name in CASE_TABLES:
@@ -127,29 +132,38 @@ class CbisDdsmLayout(Layout):
             elif candidates:
                 result.lesion_problems.append(
                     f"{roi_subject[0]}: no ROI mask of the image's size {info.rows}x{info.columns} (found "
-                    f"{', '.join(f'{o.rows}x{o.columns}' for _r, _p, o in candidates)}); lesion kept without outline")
+                    f"{', '.join(f'{o.rows}x{o.columns}' for _r, _p, o in candidates)}); lesion kept without outline"
+                )
             kind = row.get("abnormality type", "")
-            lesions.append(Lesion(lesion_type(kind), kind, pathology(row.get("pathology")),
-                                  row.get("assessment") or None, mask=mask))
+            lesions.append(Lesion(lesion_type(kind), kind, pathology(row.get("pathology")), row.get("assessment") or None, mask=mask))
         labels = [p == "malignant" for p in (les.pathology for les in lesions) if p is not None]
         first = rows[0]
         side = {"LEFT": "L", "RIGHT": "R"}.get(first.get("left or right breast", "").upper())
-        return Verdict(label=int(any(labels)) if labels else None, patient=first.get("patient_id") or None,
-                       laterality=side, view=first.get("image view", "").upper() or None, lesions=tuple(lesions),
-                       split=first["_split"])
+        return Verdict(
+            label=int(any(labels)) if labels else None,
+            patient=first.get("patient_id") or None,
+            laterality=side,
+            view=first.get("image view", "").upper() or None,
+            lesions=tuple(lesions),
+            split=first["_split"],
+        )
 
     def finish(self, result: ScanResult) -> None:
         both = sorted(p for p, splits in self.split_of.items() if len(splits) > 1)
         if both:
-            result.notes.append(f"{len(both)} patient(s) in both the official train and test CSVs "
-                                f"(e.g. {', '.join(both[:3])}): the official split leaks them")
+            result.notes.append(
+                f"{len(both)} patient(s) in both the official train and test CSVs "
+                f"(e.g. {', '.join(both[:3])}): the official split leaks them"
+            )
         views: dict[tuple[str | None, str | None, str | None], set[str]] = defaultdict(set)
         for subject, rows in self.cases.items():
             row = rows[0]
             views[(row.get("patient_id"), row.get("left or right breast"), row.get("image view"))].add(row["_kind"])
         twice = sorted(k for k, kinds in views.items() if len(kinds) > 1)
         if twice:
-            result.notes.append(f"{len(twice)} image(s) listed under both mass and calc (the same film twice, as two "
-                                f"files; e.g. {' '.join(map(str, twice[0]))})")
+            result.notes.append(
+                f"{len(twice)} image(s) listed under both mass and calc (the same film twice, as two "
+                f"files; e.g. {' '.join(map(str, twice[0]))})"
+            )
         seen = {self._subject(r.rel_path)[0] for r in result.images}
         result.labels_without_images = sorted((s, None) for s in self.cases if s not in seen)

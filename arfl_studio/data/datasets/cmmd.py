@@ -59,8 +59,10 @@ class CmmdLayout(Layout):
             raise LayoutError(f"cmmd_missing must be one of {', '.join(MISSING_ROW_POLICIES)}, not {self.missing!r}")
         self.labels, self.problems = read_cmmd_labels(table, options.get("label_map"))
         self.seen: set[tuple[str, str]] = set()
-        self.label_rule = (f"{table.name} 'classification' per patient (ID1) and breast (LeftRight), joined on the "
-                           f"header's PatientID and laterality; a breast with no row: {self.missing}")
+        self.label_rule = (
+            f"{table.name} 'classification' per patient (ID1) and breast (LeftRight), joined on the "
+            f"header's PatientID and laterality; a breast with no row: {self.missing}"
+        )
 
     def judge(self, rel: str, info: HeaderInfo) -> Verdict:
         patient, side = info.patient_id, info.laterality

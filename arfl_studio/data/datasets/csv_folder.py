@@ -27,9 +27,13 @@ class CsvLayout(Layout):
                 raise LayoutError("the csv layout needs a labels CSV (--labels FILE)")
         super().__init__(root, table, options)
         self.rows, self.problems = read_csv_labels(
-            table, root, path_column=options.get("path_column", "path"),
-            patient_column=options.get("patient_column", "patient"), label_column=options.get("label_column", "label"),
-            label_map=options.get("label_map"))
+            table,
+            root,
+            path_column=options.get("path_column", "path"),
+            patient_column=options.get("patient_column", "patient"),
+            label_column=options.get("label_column", "label"),
+            label_map=options.get("label_map"),
+        )
         self.lesions: dict[str, list[Lesion]] = {}
         self.lesion_problems: list[str] = []
         for folder in (table.parent, root):
@@ -44,13 +48,15 @@ class CsvLayout(Layout):
             return Verdict()
         self.seen.add(rel)
         pid, label = self.rows[rel]
-        return Verdict(label=label, patient=pid or info.patient_id, problem=self.problems.get(rel),
-                       lesions=tuple(self.lesions.get(rel, ())))
+        return Verdict(
+            label=label, patient=pid or info.patient_id, problem=self.problems.get(rel), lesions=tuple(self.lesions.get(rel, ()))
+        )
 
     def finish(self, result: ScanResult) -> None:
-        result.labels_without_images = sorted(
-            (pid or Path(rel).stem, None) for rel, (pid, _) in self.rows.items() if rel not in self.seen)
+        result.labels_without_images = sorted((pid or Path(rel).stem, None) for rel, (pid, _) in self.rows.items() if rel not in self.seen)
         kept = {r.rel_path for r in result.images}
         result.lesion_problems += self.lesion_problems + [
-            f"{LESIONS_TABLE}: {len(found)} lesion row{'s' if len(found) > 1 else ''} for {rel}, "
-            "which is not a labelled image of this scan" for rel, found in sorted(self.lesions.items()) if rel not in kept]
+            f"{LESIONS_TABLE}: {len(found)} lesion row{'s' if len(found) > 1 else ''} for {rel}, which is not a labelled image of this scan"
+            for rel, found in sorted(self.lesions.items())
+            if rel not in kept
+        ]

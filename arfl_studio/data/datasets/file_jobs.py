@@ -28,11 +28,11 @@ T = TypeVar("T")
 CANCEL_POLL_S = 0.1  # how often a pool run looks at the cancel event while every worker is busy
 
 
-def header_job(path: str, include_non_mammograms: bool = False, include_for_processing: bool = False,
-               frame: int | None = None) -> HeaderResult:
+def header_job(
+    path: str, include_non_mammograms: bool = False, include_for_processing: bool = False, frame: int | None = None
+) -> HeaderResult:
     try:
-        info = read_header(path, include_non_mammograms=include_non_mammograms,
-                           include_for_processing=include_for_processing, frame=frame)
+        info = read_header(path, include_non_mammograms=include_non_mammograms, include_for_processing=include_for_processing, frame=frame)
         return path, info, None, None
     except MammogramReadError as err:
         return path, None, str(err), err.category
@@ -57,20 +57,39 @@ def _chunk_job(job: Callable[[str], T], paths: list[str]) -> list[T]:
 
 
 @overload
-def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
-             cancel: threading.Event | None = None, chunk: int | None = None, *,
-             crash_result: Callable[[str], T]) -> tuple[list[T], bool]: ...
+def run_jobs(
+    job: Callable[[str], T],
+    paths: Sequence[AnyPath],
+    workers: int = 1,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    chunk: int | None = None,
+    *,
+    crash_result: Callable[[str], T],
+) -> tuple[list[T], bool]: ...
 
 
 @overload
-def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
-             cancel: threading.Event | None = None, chunk: int | None = None,
-             crash_result: None = None) -> tuple[list[T | None], bool]: ...
+def run_jobs(
+    job: Callable[[str], T],
+    paths: Sequence[AnyPath],
+    workers: int = 1,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    chunk: int | None = None,
+    crash_result: None = None,
+) -> tuple[list[T | None], bool]: ...
 
 
-def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
-             cancel: threading.Event | None = None, chunk: int | None = None,
-             crash_result: Callable[[str], T] | None = None) -> tuple[list[T], bool] | tuple[list[T | None], bool]:
+def run_jobs(
+    job: Callable[[str], T],
+    paths: Sequence[AnyPath],
+    workers: int = 1,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    chunk: int | None = None,
+    crash_result: Callable[[str], T] | None = None,
+) -> tuple[list[T], bool] | tuple[list[T | None], bool]:
     """``job(str(path))`` for every path, in order; returns (results, cancelled).
 
     A worker process that dies (a decoder crashing on a hostile file, the system killing it
@@ -96,6 +115,7 @@ def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1
     from concurrent.futures.process import BrokenProcessPool
 
     from arfl_studio.data.child_processes import guarded_pool, stop_pool  # spawn; workers die with their parent
+
     chunk = chunk or max(1, min(64, total // (workers * 8) or 1))
     slots: list[T | None] = [None] * total
     done = 0
@@ -140,12 +160,20 @@ def run_jobs(job: Callable[[str], T], paths: Sequence[AnyPath], workers: int = 1
     return slots, False
 
 
-def read_headers(paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
-                 cancel: threading.Event | None = None, *, include_non_mammograms: bool = False,
-                 include_for_processing: bool = False, frame: int | None = None) -> tuple[list[HeaderResult], bool]:
+def read_headers(
+    paths: Sequence[AnyPath],
+    workers: int = 1,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    include_non_mammograms: bool = False,
+    include_for_processing: bool = False,
+    frame: int | None = None,
+) -> tuple[list[HeaderResult], bool]:
     """Header-only reads; returns (results, cancelled)."""
-    job = functools.partial(header_job, include_non_mammograms=include_non_mammograms,
-                            include_for_processing=include_for_processing, frame=frame)
+    job = functools.partial(
+        header_job, include_non_mammograms=include_non_mammograms, include_for_processing=include_for_processing, frame=frame
+    )
     return run_jobs(job, paths, workers, progress, cancel, crash_result=_header_crash)
 
 
@@ -153,15 +181,20 @@ def _header_crash(path: str) -> HeaderResult:
     return path, None, "reading the header crashed its worker process", "unreadable"
 
 
-def verify_files(paths: Sequence[AnyPath], workers: int = 1, progress: Progress | None = None,
-                 cancel: threading.Event | None = None, *, frame: int | None = None) -> tuple[list[VerifyResult], bool]:
+def verify_files(
+    paths: Sequence[AnyPath],
+    workers: int = 1,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    frame: int | None = None,
+) -> tuple[list[VerifyResult], bool]:
     """Decode every file's pixels (as training will); returns (results, cancelled).
 
     One file per task: decoding a mammogram takes long enough that chunking only delays
     progress and cancel.
     """
-    return run_jobs(functools.partial(verify_job, frame=frame), paths, workers, progress, cancel, chunk=1,
-                    crash_result=_verify_crash)
+    return run_jobs(functools.partial(verify_job, frame=frame), paths, workers, progress, cancel, chunk=1, crash_result=_verify_crash)
 
 
 def _verify_crash(path: str) -> VerifyResult:

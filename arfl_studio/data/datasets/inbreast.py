@@ -36,8 +36,7 @@ def _read_xls(path: Path) -> list[dict[str, object]]:
     try:
         import xlrd
     except ImportError:
-        raise LayoutError(f"reading {path.name} needs the xlrd package (pip install xlrd), or save it as "
-                          "INbreast.csv") from None
+        raise LayoutError(f"reading {path.name} needs the xlrd package (pip install xlrd), or save it as INbreast.csv") from None
     sheet = xlrd.open_workbook(str(path)).sheet_by_index(0)
     names = [str(v).strip() for v in sheet.row_values(0)]
     return [dict(zip(names, sheet.row_values(i))) for i in range(1, sheet.nrows)]

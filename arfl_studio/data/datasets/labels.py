@@ -84,8 +84,11 @@ def _values_seen(values: list[object]) -> str:
 
 def _bad_label(value: object, where: str, vocabulary: Mapping[str, int], seen: str) -> LabelProblem:
     accepted = ", ".join(sorted(vocabulary, key=lambda w: (vocabulary[w], w)))
-    return LabelProblem(f"label {str(value).strip()!r} ({where}) is not one of the accepted labels ({accepted}); "
-                        f"the table's labels are {seen}: state what other words mean with a label map", "bad_label")
+    return LabelProblem(
+        f"label {str(value).strip()!r} ({where}) is not one of the accepted labels ({accepted}); "
+        f"the table's labels are {seen}: state what other words mean with a label map",
+        "bad_label",
+    )
 
 
 # Most bytes an xlsx may expand to (the sum of its zip members' declared sizes, which zipfile
@@ -110,9 +113,11 @@ def _check_expanded_size(path: Path) -> None:
     except (OSError, zipfile.BadZipFile, ValueError) as err:
         raise LayoutError(f"cannot read {path.name}: not an xlsx workbook ({err})") from None
     if expanded > limit:
-        raise LayoutError(f"cannot read {path.name}: it expands to {expanded / 1e6:.0f} MB, more than the "
-                          f"{limit / 1e6:g} MB a labels table may (a decompression bomb?); set "
-                          "ARFL_MAX_TABLE_BYTES to allow it")
+        raise LayoutError(
+            f"cannot read {path.name}: it expands to {expanded / 1e6:.0f} MB, more than the "
+            f"{limit / 1e6:g} MB a labels table may (a decompression bomb?); set "
+            "ARFL_MAX_TABLE_BYTES to allow it"
+        )
 
 
 def read_table(path: Path) -> list[dict[str, object]]:
@@ -163,8 +168,10 @@ def looks_like_cmmd(columns: set[str], path_column: str = "path") -> bool:
     return path_column not in columns and len(columns & set(CMMD_KEY_COLUMNS)) >= 2
 
 
-def read_cmmd_labels(path: str | os.PathLike[str], label_map: Mapping[str, object] | None = None,
-                     ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], LabelProblem]]:
+def read_cmmd_labels(
+    path: str | os.PathLike[str],
+    label_map: Mapping[str, object] | None = None,
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], LabelProblem]]:
     """(ID1, LeftRight) -> 0/1 from the CMMD clinical table, and breasts whose label is unusable
     (a word outside :data:`LABEL_VOCABULARY` ``["cmmd"]`` and ``label_map``).
 
@@ -219,7 +226,12 @@ def table_rel_path(raw: str, table: Path, root: Path) -> str:
 
 
 def read_csv_labels(
-    path: Path, root: Path, *, path_column: str = "path", patient_column: str = "patient", label_column: str = "label",
+    path: Path,
+    root: Path,
+    *,
+    path_column: str = "path",
+    patient_column: str = "patient",
+    label_column: str = "label",
     label_map: Mapping[str, object] | None = None,
 ) -> tuple[dict[str, tuple[str | None, int | None]], dict[str, LabelProblem]]:
     """rel_path -> (patient or None, label or None) from a labels table, and images with a problem.
@@ -231,8 +243,7 @@ def read_csv_labels(
     columns = set(rows[0]) if rows else set()
     if path_column not in columns or label_column not in columns:
         raise LayoutError(
-            f"{path.name} needs columns {path_column!r} and {label_column!r} "
-            f"(found {', '.join(sorted(columns)) if columns else 'none'})"
+            f"{path.name} needs columns {path_column!r} and {label_column!r} (found {', '.join(sorted(columns)) if columns else 'none'})"
         )
     vocabulary = label_vocabulary("csv", label_map)
     values = _values_seen([row.get(label_column) for row in rows])
@@ -252,13 +263,17 @@ def read_csv_labels(
             if other_pid != pid:
                 problems[rel] = LabelProblem(
                     f"{path.name} rows {first_number} and {number} give this image two patients "
-                    f"({pid or 'none'} and {other_pid or 'none'})", "label_conflict")
+                    f"({pid or 'none'} and {other_pid or 'none'})",
+                    "label_conflict",
+                )
                 break
             label, other = parse_label(raw, vocabulary), parse_label(other_raw, vocabulary)
             if other != label or (label is None and str(other_raw) != str(raw)):
                 problems[rel] = LabelProblem(
                     f"{path.name} rows {first_number} and {number} give this image two labels "
-                    f"({str(raw).strip() or 'none'} and {str(other_raw).strip() or 'none'})", "label_conflict")
+                    f"({str(raw).strip() or 'none'} and {str(other_raw).strip() or 'none'})",
+                    "label_conflict",
+                )
                 break
         label = parse_label(raw, vocabulary)
         if rel not in problems and label is None and not _blank(raw):

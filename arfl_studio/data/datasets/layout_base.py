@@ -55,8 +55,10 @@ class BiradsMapping:
         return None
 
     def describe(self) -> str:
-        return (f"BI-RADS {', '.join(self.positive)} = malignant (positive), {', '.join(self.negative)} = benign "
-                "(negative), every other category excluded; a label from BI-RADS, not from pathology")
+        return (
+            f"BI-RADS {', '.join(self.positive)} = malignant (positive), {', '.join(self.negative)} = benign "
+            "(negative), every other category excluded; a label from BI-RADS, not from pathology"
+        )
 
 
 @dataclass
@@ -110,10 +112,19 @@ def add_record(result: ScanResult, rel: str, path: str, info: HeaderInfo, verdic
         result.unlabeled.append(rel)
     else:
         patient = verdict.patient or info.patient_id or Path(rel).parent.as_posix() or Path(rel).stem
-        result.images.append(ImageRecord(
-            path=Path(path), rel_path=rel, patient_id=patient, laterality=verdict.laterality or info.laterality,
-            view=verdict.view or info.view, label=int(verdict.label),
-            frame=frame if info.frames > 1 else None, lesions=tuple(verdict.lesions), split=verdict.split))
+        result.images.append(
+            ImageRecord(
+                path=Path(path),
+                rel_path=rel,
+                patient_id=patient,
+                laterality=verdict.laterality or info.laterality,
+                view=verdict.view or info.view,
+                label=int(verdict.label),
+                frame=frame if info.frames > 1 else None,
+                lesions=tuple(verdict.lesions),
+                split=verdict.split,
+            )
+        )
 
 
 def find_file(root: Path, names: tuple[str, ...], depth: int = 1) -> Path | None:

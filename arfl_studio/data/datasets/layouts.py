@@ -47,16 +47,26 @@ from arfl_studio.data.datasets.vindr import VindrLayout
 from arfl_studio.data.datasets.walk import walk_dataset
 
 __all__ = [
-    "CMMD_COLUMNS", "CMMD_TABLE_NAMES", "ImageRecord", "LABEL_NAMES", "LAYOUTS", "LayoutError", "ScanResult",
-    "detect_layout", "parse_label", "read_cmmd_labels", "scan_dataset", "verify_scan",
+    "CMMD_COLUMNS",
+    "CMMD_TABLE_NAMES",
+    "ImageRecord",
+    "LABEL_NAMES",
+    "LAYOUTS",
+    "LayoutError",
+    "ScanResult",
+    "detect_layout",
+    "parse_label",
+    "read_cmmd_labels",
+    "scan_dataset",
+    "verify_scan",
 ]
 
-LAYOUT_CLASSES = {cls.name: cls for cls in (CmmdLayout, CbisDdsmLayout, VindrLayout, InbreastLayout, RsnaLayout,
-                                            CsvLayout, FoldersLayout)}
+LAYOUT_CLASSES = {cls.name: cls for cls in (CmmdLayout, CbisDdsmLayout, VindrLayout, InbreastLayout, RsnaLayout, CsvLayout, FoldersLayout)}
 
 
-def detect_layout(root: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None,
-                  path_column: str = "path") -> tuple[str, Path | None]:
+def detect_layout(
+    root: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None, path_column: str = "path"
+) -> tuple[str, Path | None]:
     """(layout name, its table or None); raises LayoutError when nothing fits.
 
     The public datasets are recognised by their own tables (CBIS-DDSM's case descriptions,
@@ -151,13 +161,25 @@ def scan_dataset(
         raise LayoutError(f"labels file not found: {labels_path}")
     if layout == "auto":
         layout, labels_path = detect_layout(root, labels_path, path_column)
-    options = {"path_column": path_column, "patient_column": patient_column, "label_column": label_column,
-               "label_map": label_map, **(layout_options or {})}
+    options = {
+        "path_column": path_column,
+        "patient_column": patient_column,
+        "label_column": label_column,
+        "label_map": label_map,
+        **(layout_options or {}),
+    }
     reader = LAYOUT_CLASSES[layout](root, labels_path, options)
-    result = ScanResult(root=root, layout=layout, options={
-        "include_non_mammograms": include_non_mammograms, "include_for_processing": include_for_processing,
-        "frame": frame, "verify": verify, **(layout_options or {}),
-    })
+    result = ScanResult(
+        root=root,
+        layout=layout,
+        options={
+            "include_non_mammograms": include_non_mammograms,
+            "include_for_processing": include_for_processing,
+            "frame": frame,
+            "verify": verify,
+            **(layout_options or {}),
+        },
+    )
     result.label_rule = reader.label_rule
 
     files, skipped = walk_dataset(root, skip=[reader.table] if reader.table else ())
@@ -171,9 +193,14 @@ def scan_dataset(
         else:
             result.excluded.append((_rel(root, path), why))
     headers, result.cancelled = read_headers(
-        wanted, workers=workers, progress=progress, cancel=cancel,
+        wanted,
+        workers=workers,
+        progress=progress,
+        cancel=cancel,
         include_non_mammograms=include_non_mammograms or reader.accepts_stripped_headers,
-        include_for_processing=include_for_processing, frame=frame)
+        include_for_processing=include_for_processing,
+        frame=frame,
+    )
     readable = []
     for read_path, info, reason, category in headers:
         rel = _rel(root, read_path)
@@ -190,8 +217,9 @@ def scan_dataset(
     return result
 
 
-def verify_scan(result: ScanResult, workers: int = 1, progress: Callable[[int, int], None] | None = None,
-                cancel: threading.Event | None = None) -> ScanResult:
+def verify_scan(
+    result: ScanResult, workers: int = 1, progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None
+) -> ScanResult:
     """Decode every image of a scan (spawn process pool); failures move to ``rejected``.
 
     Usable from the GUI's worker thread after a header scan. On cancel the images not yet
@@ -204,8 +232,7 @@ def verify_scan(result: ScanResult, workers: int = 1, progress: Callable[[int, i
     failed: dict[str, tuple[str, str]] = {}
     cancelled = False
     for frame, records in by_frame.items():
-        outcomes, cancelled = verify_files([r.path for r in records], workers=workers, progress=progress,
-                                           cancel=cancel, frame=frame)
+        outcomes, cancelled = verify_files([r.path for r in records], workers=workers, progress=progress, cancel=cancel, frame=frame)
         by_path = {str(r.path): r for r in records}
         for path, reason, category in outcomes:  # matched by path: a cancelled pass returns a subset
             if reason is not None:

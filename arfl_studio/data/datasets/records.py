@@ -31,7 +31,7 @@ class ImageRecord:
 
     @property
     def view_family(self) -> str | None:
-        """"CC", "MLO" or None: what the model and the four-view layout group by."""
+        """ "CC", "MLO" or None: what the model and the four-view layout group by."""
         return view_family(self.view)
 
     def to_json(self, path: str | None = None, share: Callable[[str], str] | None = None) -> dict[str, Any]:
@@ -95,11 +95,7 @@ class ScanResult:
             "by_laterality": dict(sorted(Counter(r.laterality or "unknown" for r in self.images).items())),
             "patients_by_label": {
                 LABEL_NAMES[k]: v
-                for k, v in sorted(
-                    Counter(
-                        max(r.label for r in self.images if r.patient_id == p) for p in self.patients
-                    ).items()
-                )
+                for k, v in sorted(Counter(max(r.label for r in self.images if r.patient_id == p) for p in self.patients).items())
             },
             "rejected": len(self.rejected),
             "rejected_by_category": self.rejected_by_category(),
@@ -140,16 +136,33 @@ class ScanResult:
             "patients": doc["patients"],
             "counts": {
                 key_: doc[key_]
-                for key_ in ("images", "patients", "by_label", "by_view", "by_view_family", "by_laterality",
-                             "patients_by_label", "rejected", "rejected_by_category", "unlabeled",
-                             "labels_without_images", "lesions", "excluded", "excluded_by_reason")
+                for key_ in (
+                    "images",
+                    "patients",
+                    "by_label",
+                    "by_view",
+                    "by_view_family",
+                    "by_laterality",
+                    "patients_by_label",
+                    "rejected",
+                    "rejected_by_category",
+                    "unlabeled",
+                    "labels_without_images",
+                    "lesions",
+                    "excluded",
+                    "excluded_by_reason",
+                )
             },
             "label_rule": self.label_rule,
             "notes": list(self.notes),
             "excluded": [{"path": share(p), "reason": why} for p, why in self.excluded],
             "images": [r.to_json(share(r.rel_path), share) for r in self.images],
-            "rejected": [dict(r.to_json(), path=share(r.path)) if isinstance(r, Rejection)
-                         else {"path": share(r[0]), "reason": r[1], "category": "unreadable"} for r in self.rejected],
+            "rejected": [
+                dict(r.to_json(), path=share(r.path))
+                if isinstance(r, Rejection)
+                else {"path": share(r[0]), "reason": r[1], "category": "unreadable"}
+                for r in self.rejected
+            ],
             "unlabeled": [share(p) for p in self.unlabeled],
             "labels_without_images": [{"patient_id": p, "side": s} for p, s in self.labels_without_images],
             "lesion_problems": list(self.lesion_problems),

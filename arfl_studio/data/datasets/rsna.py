@@ -59,11 +59,16 @@ class RsnaLayout(Layout):
         if row is None:
             return Verdict()
         self.seen.add(key)
-        return Verdict(label=parse_label(row.get("cancer")), patient=key[0],
-                       laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
-                       view=str(row.get("view") or "").strip().upper() or None)
+        return Verdict(
+            label=parse_label(row.get("cancer")),
+            patient=key[0],
+            laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
+            view=str(row.get("view") or "").strip().upper() or None,
+        )
 
     def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted((p, None) for p, i in self.rows if (p, i) not in self.seen)
-        result.notes.append("RSNA files have no Modality or ViewPosition: train.csv is the evidence that a file "
-                            "is a mammogram, and gives its laterality and view")
+        result.notes.append(
+            "RSNA files have no Modality or ViewPosition: train.csv is the evidence that a file "
+            "is a mammogram, and gives its laterality and view"
+        )

@@ -82,7 +82,9 @@ def train_indices(folds: Sequence[Sequence[int]], fold: int) -> list[int]:
     return sorted(i for f in folds for i in f if i not in held_out)
 
 
-def save_splits(path: str | os.PathLike[str], records: Sequence[Any], folds: Sequence[Sequence[int]], *, k: int | None = None, seed: int | None = None) -> Path:
+def save_splits(
+    path: str | os.PathLike[str], records: Sequence[Any], folds: Sequence[Sequence[int]], *, k: int | None = None, seed: int | None = None
+) -> Path:
     """Write the folds as JSON (record paths and patients, so they can be checked later)."""
     doc = {
         "method": "StratifiedGroupKFold",

@@ -45,15 +45,19 @@ def rejection_counts(scan: ScanResult, summary: dict[str, Any] | None = None) ->
 
 
 def counts(scan: ScanResult) -> dict[str, int]:
-    return {"images": len(scan.images), "patients": len(scan.patients), "rejected": len(scan.rejected),
-            "unlabeled": len(scan.unlabeled), "labels_without_images": len(scan.labels_without_images)}
+    return {
+        "images": len(scan.images),
+        "patients": len(scan.patients),
+        "rejected": len(scan.rejected),
+        "unlabeled": len(scan.unlabeled),
+        "labels_without_images": len(scan.labels_without_images),
+    }
 
 
 def status_line(scan: ScanResult) -> str:
     """One line for the status bar, with the same numbers as the pane."""
     c = counts(scan)
-    line = (f"{scan.root}: {c['patients']} patients, {c['images']} images, {c['rejected']} rejected, "
-            f"{c['unlabeled']} unlabeled")
+    line = f"{scan.root}: {c['patients']} patients, {c['images']} images, {c['rejected']} rejected, {c['unlabeled']} unlabeled"
     if c["labels_without_images"]:
         line += f", {c['labels_without_images']} label rows without images"
     return line

@@ -14,24 +14,37 @@ from typing import Any
 
 # code value -> ACR view abbreviation (CID 4014). SCT concept ids and their legacy values.
 VIEW_CODES: dict[str, str] = {
-    "399260004": "ML", "R-10224": "ML",  # medio-lateral
-    "399368009": "MLO", "R-10226": "MLO",  # medio-lateral oblique
-    "399352003": "LM", "R-10228": "LM",  # latero-medial
-    "399099002": "LMO", "R-10230": "LMO",  # latero-medial oblique
-    "399162004": "CC", "R-10242": "CC",  # cranio-caudal
-    "399196006": "FB", "R-10244": "FB",  # caudo-cranial (from below)
-    "399188001": "SIO", "R-102D0": "SIO",  # superolateral to inferomedial oblique
-    "441555000": "ISO", "R-40AAA": "ISO",  # inferomedial to superolateral oblique
-    "399192008": "XCCL", "R-1024A": "XCCL",  # cranio-caudal exaggerated laterally
-    "399101009": "XCCM", "R-1024B": "XCCM",  # cranio-caudal exaggerated medially
+    "399260004": "ML",
+    "R-10224": "ML",  # medio-lateral
+    "399368009": "MLO",
+    "R-10226": "MLO",  # medio-lateral oblique
+    "399352003": "LM",
+    "R-10228": "LM",  # latero-medial
+    "399099002": "LMO",
+    "R-10230": "LMO",  # latero-medial oblique
+    "399162004": "CC",
+    "R-10242": "CC",  # cranio-caudal
+    "399196006": "FB",
+    "R-10244": "FB",  # caudo-cranial (from below)
+    "399188001": "SIO",
+    "R-102D0": "SIO",  # superolateral to inferomedial oblique
+    "441555000": "ISO",
+    "R-40AAA": "ISO",  # inferomedial to superolateral oblique
+    "399192008": "XCCL",
+    "R-1024A": "XCCL",  # cranio-caudal exaggerated laterally
+    "399101009": "XCCM",
+    "R-1024B": "XCCM",  # cranio-caudal exaggerated medially
     "R-102CF": "XCC",  # exaggerated cranio-caudal (retired SNM3 code, still in old files)
-    "127457009": "SPECIMEN", "G-8310": "SPECIMEN",  # tissue specimen from breast
+    "127457009": "SPECIMEN",
+    "G-8310": "SPECIMEN",  # tissue specimen from breast
 }
 
 # CID 4015 modifiers that name a view of their own.
 _MODIFIER_VIEWS: dict[str, str] = {
-    "399161006": "CV", "R-102D2": "CV",  # cleavage
-    "399011000": "AT", "R-102D1": "AT",  # axillary tail
+    "399161006": "CV",
+    "R-102D2": "CV",  # cleavage
+    "399011000": "AT",
+    "R-102D1": "AT",  # axillary tail
 }
 
 _CODING_SCHEMES = {"SCT", "SRT", "SNM3", "99SDM"}
@@ -42,13 +55,22 @@ MAMMOGRAPHY_VIEWS = frozenset(set(VIEW_CODES.values()) | set(_MODIFIER_VIEWS.val
 # Cranio-caudal projections and oblique projections; true laterals (ML, LM) and specimens
 # belong to neither and get family None.
 _FAMILY = {
-    "CC": "CC", "XCC": "CC", "XCCL": "CC", "XCCM": "CC", "FB": "CC", "CV": "CC",
-    "MLO": "MLO", "LMO": "MLO", "SIO": "MLO", "ISO": "MLO", "AT": "MLO",
+    "CC": "CC",
+    "XCC": "CC",
+    "XCCL": "CC",
+    "XCCM": "CC",
+    "FB": "CC",
+    "CV": "CC",
+    "MLO": "MLO",
+    "LMO": "MLO",
+    "SIO": "MLO",
+    "ISO": "MLO",
+    "AT": "MLO",
 }
 
 
 def view_family(view: str | None) -> str | None:
-    """"CC", "MLO" or None (a lateral, a specimen, an unknown view)."""
+    """ "CC", "MLO" or None (a lateral, a specimen, an unknown view)."""
     return _FAMILY.get((view or "").strip().upper())
 
 

@@ -30,6 +30,7 @@ BREAST_TABLE, FINDING_TABLE = "breast-level_annotations.csv", "finding_annotatio
 
 def mapping_from(options: dict[str, Any]) -> BiradsMapping:
     """The BI-RADS mapping of ``options`` (lists or comma-separated text), else the default."""
+
     def codes(value: str | Iterable[object] | None, default: tuple[str, ...]) -> tuple[str, ...]:
         if value is None:
             return default
@@ -37,8 +38,7 @@ def mapping_from(options: dict[str, Any]) -> BiradsMapping:
         return tuple(c for c in (birads_code(v) for v in items) if c)
 
     default = BiradsMapping()
-    return BiradsMapping(codes(options.get("birads_positive"), default.positive),
-                         codes(options.get("birads_negative"), default.negative))
+    return BiradsMapping(codes(options.get("birads_positive"), default.positive), codes(options.get("birads_negative"), default.negative))
 
 
 def _categories(text: str) -> list[str]:
@@ -85,9 +85,7 @@ class VindrLayout(Layout):
             categories = [c for c in _categories(str(row.get("finding_categories") or "").strip()) if c != "No Finding"]
             if not categories:
                 continue
-            lesion = Lesion(lesion_type(categories[0]), "; ".join(categories), None,
-                            birads_code(row.get("finding_birads")),
-                            box=_box(row))
+            lesion = Lesion(lesion_type(categories[0]), "; ".join(categories), None, birads_code(row.get("finding_birads")), box=_box(row))
             self.findings.setdefault(str(row.get("image_id") or "").strip(), []).append(lesion)
         self.seen: set[str] = set()
 
@@ -100,15 +98,19 @@ class VindrLayout(Layout):
         code = birads_code(row.get("breast_birads"))
         label = self.mapping.label(code)
         split = str(row.get("split") or "").strip().lower() or None
-        common: dict[str, Any] = dict(patient=str(row.get("study_id") or "").strip() or None,
-                      laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
-                      view=str(row.get("view_position") or "").strip().upper() or None, split=split)
+        common: dict[str, Any] = dict(
+            patient=str(row.get("study_id") or "").strip() or None,
+            laterality=str(row.get("laterality") or "").strip().upper()[:1] or None,
+            view=str(row.get("view_position") or "").strip().upper() or None,
+            split=split,
+        )
         if label is None:
             return Verdict(excluded=f"excluded by the BI-RADS mapping: breast BI-RADS {code or 'missing'}", **common)
         return Verdict(label=label, lesions=tuple(self.findings.get(image_id, ())), **common)
 
     def finish(self, result: ScanResult) -> None:
         result.labels_without_images = sorted(
-            ((str(r.get("study_id") or ""), str(r.get("laterality") or "") or None)
-             for i, r in self.rows.items() if i not in self.seen), key=lambda k: (k[0], k[1] or ""))
+            ((str(r.get("study_id") or ""), str(r.get("laterality") or "") or None) for i, r in self.rows.items() if i not in self.seen),
+            key=lambda k: (k[0], k[1] or ""),
+        )
         result.notes.append(f"labels from BI-RADS, not pathology: {self.mapping.describe()}")

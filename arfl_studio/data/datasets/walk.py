@@ -19,8 +19,29 @@ from arfl_studio.data.datasets.reasons import Rejection
 
 # Files never tried as images (tables, notes, our own outputs).
 SKIP_SUFFIXES = {
-    ".xlsx", ".xls", ".csv", ".tsv", ".json", ".jsonl", ".txt", ".md", ".html", ".htm", ".xml",
-    ".pdf", ".py", ".zip", ".gz", ".tar", ".npy", ".npz", ".toml", ".log", ".db", ".sqlite", ".lock",
+    ".xlsx",
+    ".xls",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".jsonl",
+    ".txt",
+    ".md",
+    ".html",
+    ".htm",
+    ".xml",
+    ".pdf",
+    ".py",
+    ".zip",
+    ".gz",
+    ".tar",
+    ".npy",
+    ".npz",
+    ".toml",
+    ".log",
+    ".db",
+    ".sqlite",
+    ".lock",
     ".key",
 }
 SKIP_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini"}
@@ -75,8 +96,7 @@ def walk_dataset(root: str | os.PathLike[str], skip: Iterable[str | os.PathLike[
             if folder == root_text:
                 raise
             why = err.strerror or str(err) or type(err).__name__
-            skipped.append(Rejection(rel(folder) + "/", f"unreadable folder: {type(err).__name__} ({why})",
-                                     "unreadable_folder"))
+            skipped.append(Rejection(rel(folder) + "/", f"unreadable folder: {type(err).__name__} ({why})", "unreadable_folder"))
             continue
         subfolders = []
         for entry in entries:

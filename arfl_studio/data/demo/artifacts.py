@@ -51,9 +51,9 @@ def burn_label(img: np.ndarray, breast: np.ndarray, text: str, chest_wall_left: 
     if rng.random() < 0.5:
         rows.reverse()
     for row in rows:
-        if not clearance[row:row + bh, col:col + bw].any():
+        if not clearance[row : row + bh, col : col + bw].any():
             mask = np.zeros_like(breast)
-            mask[row:row + bh, col:col + bw] = bitmap
+            mask[row : row + bh, col : col + bw] = bitmap
             img[mask] = rng.uniform(0.95, 1.0)
             return mask
     return np.zeros_like(breast)
@@ -64,7 +64,7 @@ def add_edge_stripe(img: np.ndarray, side: str, rng: np.random.Generator) -> np.
     h, w = img.shape
     mask = np.zeros(img.shape, dtype=bool)
     depth = max(2, int(round(rng.uniform(0.006, 0.012) * (h if side in ("top", "bottom") else w))))
-    region = {"top": np.s_[:depth, :], "bottom": np.s_[h - depth:, :], "left": np.s_[:, :depth], "right": np.s_[:, w - depth:]}[side]
+    region = {"top": np.s_[:depth, :], "bottom": np.s_[h - depth :, :], "left": np.s_[:, :depth], "right": np.s_[:, w - depth :]}[side]
     mask[region] = True
     level = rng.uniform(0.85, 1.0)
     img[region] = np.clip(level + rng.normal(0.0, 0.01, size=img[region].shape), 0.0, 1.0)

@@ -98,9 +98,13 @@ def draw_findings(img: np.ndarray, rng: np.random.Generator, view: str, findings
         elif kind == "round":
             _round_mass(img, rng, cy, cx, finding["radius"] * scale, finding["contrast"])
         elif kind == "fine_calcs":
-            _calcifications(img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.45, 0.004 * scale), finding["contrast"] * 2.2)
+            _calcifications(
+                img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.45, 0.004 * scale), finding["contrast"] * 2.2
+            )
         elif kind == "coarse_calcs":
-            _calcifications(img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.9, 0.009 * scale), finding["contrast"] * 1.6)
+            _calcifications(
+                img, rng, cy, cx, finding["spread"] * scale, finding["count"], max(0.9, 0.009 * scale), finding["contrast"] * 1.6
+            )
 
 
 def plan_findings(rng: np.random.Generator, label: int | None) -> list[dict]:
@@ -126,8 +130,9 @@ def plan_findings(rng: np.random.Generator, label: int | None) -> list[dict]:
         if r < MASS_SHARE:
             out.append(place("spiculated", radius=rng.uniform(*MALIGNANT_RADIUS), contrast=rng.uniform(*MALIGNANT_CONTRAST)))
         if r >= MASS_SHARE - CALCS_WITH_MASS:
-            out.append(place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(12, 26)),
-                             contrast=rng.uniform(0.14, 0.22)))
+            out.append(
+                place("fine_calcs", spread=rng.uniform(0.015, 0.03), count=int(rng.integers(12, 26)), contrast=rng.uniform(0.14, 0.22))
+            )
         return out
     # Benign: often nothing; otherwise smaller, fainter round masses or a few coarse
     # calcifications. The overlap with small, faint malignant masses keeps AUC below 1.
@@ -135,6 +140,5 @@ def plan_findings(rng: np.random.Generator, label: int | None) -> list[dict]:
     if r < BENIGN_MASS_SHARE:
         return [place("round", radius=rng.uniform(*BENIGN_RADIUS), contrast=rng.uniform(*BENIGN_CONTRAST))]
     if r < BENIGN_MASS_SHARE + BENIGN_CALCS_SHARE:
-        return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)),
-                      contrast=rng.uniform(0.08, 0.16))]
+        return [place("coarse_calcs", spread=rng.uniform(0.06, 0.12), count=int(rng.integers(2, 5)), contrast=rng.uniform(0.08, 0.16))]
     return []

@@ -39,8 +39,7 @@ def check_target(out_dir: Path) -> None:
         raise FileExistsError(f"{out_dir} is a file, not a folder; choose a new or empty folder for the demo data")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
         raise FileExistsError(
-            f"{out_dir} is not empty and holds no demo dataset ({MANIFEST} is missing); "
-            "choose a new or empty folder for the demo data"
+            f"{out_dir} is not empty and holds no demo dataset ({MANIFEST} is missing); choose a new or empty folder for the demo data"
         )
 
 

@@ -72,8 +72,9 @@ def _outline(h: int, w: int, view: str, shape_params: dict) -> tuple[np.ndarray,
 _DETAIL_SIZE = 1024  # larger views are rendered at this size and resampled up
 
 
-def _render(rng: np.random.Generator, size: tuple[int, int], view: str, shape_params: dict,
-            findings: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    rng: np.random.Generator, size: tuple[int, int], view: str, shape_params: dict, findings: list[dict]
+) -> tuple[np.ndarray, np.ndarray]:
     """(noise-free intensity, normalised radius r) at ``size``."""
     h, w = size
     r, inside, pectoral = _outline(h, w, view, shape_params)

@@ -40,9 +40,7 @@ def make_two_moons(seed: int, n_train: int = 10_000, n_test: int = 1_000, noise:
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
-def two_moons_for_seeds(
-    seeds: Sequence[int], n_train: int = 10_000, n_test: int = 1_000, noise: float = 0.2
-) -> TwoMoonData:
+def two_moons_for_seeds(seeds: Sequence[int], n_train: int = 10_000, n_test: int = 1_000, noise: float = 0.2) -> TwoMoonData:
     parts = [make_two_moons(s, n_train, n_test, noise) for s in seeds]
     stack = lambda i: torch.from_numpy(np.stack([p[i] for p in parts]))  # noqa: E731
     return TwoMoonData(list(map(int, seeds)), stack(0), stack(1), stack(2), stack(3))

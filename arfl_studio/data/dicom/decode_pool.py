@@ -89,8 +89,9 @@ class DecodePool:
         with self._lock:
             if self._executor is None:
                 self._folder = tempfile.mkdtemp(prefix="arfl-decode-")  # private (0700): pixels may show PHI
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_lower_priority)
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+                )
             assert self._folder is not None  # made with the executor; shutdown clears both
             return self._executor, self._folder
 
@@ -107,8 +108,7 @@ class DecodePool:
                 result = future.result()
             except BrokenProcessPool:
                 self._discard(executor)
-                raise MammogramReadError("the decoder crashed on this file (its pixel data is probably corrupt)",
-                                         "undecodable") from None
+                raise MammogramReadError("the decoder crashed on this file (its pixel data is probably corrupt)", "undecodable") from None
             break
         else:
             raise MammogramReadError("the decoder processes could not start", "undecodable")

@@ -44,8 +44,10 @@ def rescale_problem(slope: float, intercept: float, low: float, high: float) -> 
         return "RescaleSlope is 0: every pixel would have the same value"
     ends = [low * slope + intercept, high * slope + intercept]
     if not all(math.isfinite(v) and abs(v) <= _FLOAT32_MAX for v in ends):
-        return (f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} overflow: stored values {low:g}..{high:g} "
-                "map outside the range of 32-bit floats")
+        return (
+            f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} overflow: stored values {low:g}..{high:g} "
+            "map outside the range of 32-bit floats"
+        )
     if high > low and np.float32(ends[0]) == np.float32(ends[1]):
         return f"RescaleSlope {slope:g} is too small: stored values {low:g}..{high:g} all map to one value"
     return None

@@ -27,8 +27,18 @@ from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError, max_
 from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
 __all__ = [
-    "DECODER_PACKAGES", "HeaderInfo", "MIN_SIDE", "Mammogram", "MammogramReadError", "apply_window",
-    "laterality_of", "missing_decoder", "pixels_for_display", "read_header", "read_mammogram", "view_of",
+    "DECODER_PACKAGES",
+    "HeaderInfo",
+    "MIN_SIDE",
+    "Mammogram",
+    "MammogramReadError",
+    "apply_window",
+    "laterality_of",
+    "missing_decoder",
+    "pixels_for_display",
+    "read_header",
+    "read_mammogram",
+    "view_of",
 ]
 
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
@@ -185,31 +195,32 @@ def _image_checks(ds: Any, ts: str | None, frame: int | None) -> int:
     photometric = (_text(ds, "PhotometricInterpretation") or "").upper()
     if samples != 1 or photometric.startswith(("RGB", "YBR", "PALETTE", "ARGB", "CMYK", "HSV")):
         raise MammogramReadError(
-            f"colour image ({photometric or '?'}, {samples} sample{'s' if samples != 1 else ''} per pixel)"
-            " is not a mammogram", "colour")
+            f"colour image ({photometric or '?'}, {samples} sample{'s' if samples != 1 else ''} per pixel) is not a mammogram", "colour"
+        )
     if photometric not in ("", "MONOCHROME1", "MONOCHROME2"):
         raise MammogramReadError(f"unsupported photometric interpretation {photometric}", "colour")
     if rows < MIN_SIDE or columns < MIN_SIDE:
-        raise MammogramReadError(
-            f"image too small ({columns}x{rows} px; at least {MIN_SIDE} px per side)", "too_small")
+        raise MammogramReadError(f"image too small ({columns}x{rows} px; at least {MIN_SIDE} px per side)", "too_small")
     frames = max(_int(ds, "NumberOfFrames", 1), 1)
     if frames > 1 and frame is None:
-        raise MammogramReadError(
-            f"multi-frame image ({frames} frames, e.g. tomosynthesis); no frame chosen", "multi_frame")
+        raise MammogramReadError(f"multi-frame image ({frames} frames, e.g. tomosynthesis); no frame chosen", "multi_frame")
     if frames > 1 and frame is not None and not 1 <= frame <= frames:
         raise MammogramReadError(f"frame {frame} chosen but the image has frames 1-{frames}", "multi_frame")
     limit = max_pixels()
     if rows * columns * frames > limit:  # before decoding: a huge image would take minutes and gigabytes
         size = f"{columns}x{rows}" + (f"x{frames} frames" if frames > 1 else "")
-        raise MammogramReadError(f"image too large ({size} = {rows * columns * frames / 1e6:.0f} megapixels; the "
-                                 f"limit is {limit / 1e6:g}, set ARFL_MAX_PIXELS to change it)", "too_large")
+        raise MammogramReadError(
+            f"image too large ({size} = {rows * columns * frames / 1e6:.0f} megapixels; the "
+            f"limit is {limit / 1e6:g}, set ARFL_MAX_PIXELS to change it)",
+            "too_large",
+        )
     problem = _syntax_problem(ts, _int(ds, "BitsStored", 0) > 8)
     if problem:
         raise MammogramReadError(problem, "undecodable")
     # Refused before decoding: a rescale that cannot give a usable image over the stored range.
     slope, intercept = rescale_values(ds)
     bits = min(max(_int(ds, "BitsStored", 16), 1), 32)
-    low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if _int(ds, "PixelRepresentation", 0) else (0.0, 2.0 ** bits - 1)
+    low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if _int(ds, "PixelRepresentation", 0) else (0.0, 2.0**bits - 1)
     problem = rescale_problem(slope, intercept, low, high)
     if problem:
         raise MammogramReadError(problem, "non_finite")
@@ -354,9 +365,7 @@ def read_header(
                 explicit = tag[4:6] in (b"OB", b"OW", b"OD", b"OF", b"UN")
                 available = path.stat().st_size - pixel_pos - (12 if explicit else 8)
                 if expected > 0 and available < expected - 1:
-                    raise MammogramReadError(
-                        f"truncated pixel data ({max(available, 0)} of {expected} bytes)"
-                    )
+                    raise MammogramReadError(f"truncated pixel data ({max(available, 0)} of {expected} bytes)")
             except MammogramReadError:
                 raise
             except Exception:

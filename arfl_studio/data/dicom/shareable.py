@@ -25,9 +25,7 @@ from arfl_studio.file_names import name_bytes
 
 KEY_FILE = "deid-path.key"
 
-_DATE = re.compile(
-    r"(?<!\d)(\d{1,2}[-_./]\d{1,2}[-_./](19|20)\d{2}|(19|20)\d{2}[-_./]?\d{2}[-_./]?\d{2})(?!\d)"
-)
+_DATE = re.compile(r"(?<!\d)(\d{1,2}[-_./]\d{1,2}[-_./](19|20)\d{2}|(19|20)\d{2}[-_./]?\d{2}[-_./]?\d{2})(?!\d)")
 _UID = re.compile(r"\d+(\.\d+){3,}")  # 1.2.840.113619.2.55... (and its file-name form)
 _LONG_NUMBER = re.compile(r"\d{5,}")  # UID tails, accession numbers, times
 

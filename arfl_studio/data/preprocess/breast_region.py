@@ -42,7 +42,7 @@ def _downsample(pixels: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     return x * x + y * y <= radius * radius
 
 
@@ -56,7 +56,7 @@ def _histogram_region(small: np.ndarray) -> np.ndarray:
         return region
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     er, ec = int(round(EDGE_FRACTION * (r1 - r0))), int(round(EDGE_FRACTION * (c1 - c0)))
-    region[r0 + er:r1 - er, c0 + ec:c1 - ec] = True
+    region[r0 + er : r1 - er, c0 + ec : c1 - ec] = True
     return region & (small < 1.0)
 
 
@@ -96,10 +96,10 @@ def breast_region(pixels: np.ndarray) -> np.ndarray:
     breast = ndimage.binary_fill_holes(ndimage.binary_dilation(breast, structure=_disk(DILATE_RADIUS)))
     full = np.repeat(np.repeat(breast, step, axis=0), step, axis=1)
     out = np.zeros(pixels.shape, bool)
-    out[:full.shape[0], :full.shape[1]] = full
+    out[: full.shape[0], : full.shape[1]] = full
     if full.shape != pixels.shape:  # the last rows/columns the block mean left out follow their neighbours
-        out[full.shape[0]:, :full.shape[1]] = full[-1:, :]
-        out[:, full.shape[1]:] = out[:, full.shape[1] - 1:full.shape[1]]
+        out[full.shape[0] :, : full.shape[1]] = full[-1:, :]
+        out[:, full.shape[1] :] = out[:, full.shape[1] - 1 : full.shape[1]]
     return out
 
 

@@ -69,8 +69,9 @@ class PreprocessCache:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            raise CacheFolderError(f"cache_dir {self.dir} is a file, not a folder; name a folder for the "
-                                   "preprocessed-image cache") from None
+            raise CacheFolderError(
+                f"cache_dir {self.dir} is a file, not a folder; name a folder for the preprocessed-image cache"
+            ) from None
         except OSError as exc:
             raise CacheFolderError(f"cannot create the cache folder {self.dir}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
@@ -179,8 +180,14 @@ class PreprocessCache:
     def store_geometry(self, digest: str, settings: "PreprocessSettings", geometry: Geometry) -> None:
         write_json(self.geometry_path(digest, settings), geometry.to_dict())
 
-    def get_or_compute(self, path: str | os.PathLike, settings: "PreprocessSettings", digest: str | None = None,
-                       frame: int | None = None, cancel: threading.Event | None = None) -> tuple[np.ndarray, bool]:
+    def get_or_compute(
+        self,
+        path: str | os.PathLike,
+        settings: "PreprocessSettings",
+        digest: str | None = None,
+        frame: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[np.ndarray, bool]:
         """(image float32 (rows, cols), was_cached). Raises MammogramReadError for a bad file.
 
         ``frame``: the chosen 1-based frame of a multi-frame file; a given ``digest``

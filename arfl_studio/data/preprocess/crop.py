@@ -88,8 +88,8 @@ def _first_clear_peak(curve: np.ndarray, height: float, prominence: float) -> in
         right = i
         while right + 1 < n and curve[right + 1] <= v:
             right += 1
-        left_base = float(curve[left:i + 1].min()) if left > 0 else 0.0
-        right_base = float(curve[i:right + 1].min()) if right + 1 < n else 0.0
+        left_base = float(curve[left : i + 1].min()) if left > 0 else 0.0
+        right_base = float(curve[i : right + 1].min()) if right + 1 < n else 0.0
         if v - max(left_base, right_base) >= prominence:
             return i
     return None
@@ -127,8 +127,7 @@ def _edge_stripes(mask: np.ndarray, max_width: int, chest_wall: str, coverage: f
     return stripes
 
 
-def breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1,
-                fill_holes: bool = True) -> tuple[np.ndarray, int]:
+def breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1, fill_holes: bool = True) -> tuple[np.ndarray, int]:
     """(mask on the working copy, step): the breast, holes filled; ``step`` is the
     working copy's pixel size in native pixels. An all-False mask means "not found".
     (Filling holes never changes the box, so ``breast_bbox`` skips it.)"""
@@ -209,7 +208,7 @@ def chest_wall_on_right(pixels: np.ndarray) -> bool:
     step = max(1, pixels.shape[0] // 256)
     columns = pixels[::step].mean(axis=0, dtype=np.float64)
     half = columns.size // 2
-    return float(columns[columns.size - half:].sum()) > float(columns[:half].sum())
+    return float(columns[columns.size - half :].sum()) > float(columns[:half].sum())
 
 
 def native_breast_mask(pixels: np.ndarray, method: str = DEFAULT_CROP, threshold: float = 0.1) -> np.ndarray:

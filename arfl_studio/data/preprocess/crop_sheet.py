@@ -43,8 +43,9 @@ def crop_boxes(records: Sequence[Any], settings, progress: Callable[[int, int], 
                 from arfl_studio.data.preprocess.breast_region import breast_region
 
                 entry["_region"] = _thumbnail(breast_region(pixels).astype(np.float32))[0]
-            entry["_lesions"] = [(les.centre, les.radius, les.pathology) for les in getattr(record, "lesions", ())
-                                 if les.centre is not None]
+            entry["_lesions"] = [
+                (les.centre, les.radius, les.pathology) for les in getattr(record, "lesions", ()) if les.centre is not None
+            ]
         except MammogramReadError as err:
             entry["error"] = str(err)
         out.append(entry)
@@ -76,16 +77,25 @@ def write_contact_sheet(path: str | os.PathLike, boxes: list[dict], columns: int
         ax.imshow(thumb, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         if "_region" in entry:  # blanked in the model input: shaded; the breast's outline in green
             region = entry["_region"]
-            ax.imshow(np.ma.masked_where(region > 0.5, np.ones_like(region)), cmap="autumn", alpha=0.35,
-                      interpolation="nearest")
+            ax.imshow(np.ma.masked_where(region > 0.5, np.ones_like(region)), cmap="autumn", alpha=0.35, interpolation="nearest")
             ax.contour(region, levels=[0.5], colors="#34c759", linewidths=0.8)
         for (row, col), radius, pathology in entry.get("_lesions", ()):
-            ax.add_patch(Circle((col / step, row / step), max((radius or 0) / step, 2.0), fill=False, linewidth=0.9,
-                                edgecolor="#ff3b30" if pathology == "malignant" else "#ffcc00"))
+            ax.add_patch(
+                Circle(
+                    (col / step, row / step),
+                    max((radius or 0) / step, 2.0),
+                    fill=False,
+                    linewidth=0.9,
+                    edgecolor="#ff3b30" if pathology == "malignant" else "#ffcc00",
+                )
+            )
         r0, r1, c0, c1 = entry["native_box"]
         # pixel edges: box rows r0..r1-1 span r0-0.5 .. r1-0.5 in native pixel centres
-        ax.add_patch(Rectangle(((c0 - 0.5) / step, (r0 - 0.5) / step), (c1 - c0) / step, (r1 - r0) / step,
-                               fill=False, edgecolor="#ff3b30", linewidth=1.2))
+        ax.add_patch(
+            Rectangle(
+                ((c0 - 0.5) / step, (r0 - 0.5) / step), (c1 - c0) / step, (r1 - r0) / step, fill=False, edgecolor="#ff3b30", linewidth=1.2
+            )
+        )
         name = entry["path"]
         ax.set_title(name if len(name) <= 28 else "…" + name[-27:], fontsize=6)
         ax.set_xticks([])
@@ -101,4 +111,3 @@ def write_contact_sheet(path: str | os.PathLike, boxes: list[dict], columns: int
 def public(boxes: list[dict]) -> list[dict]:
     """The boxes without the thumbnails (for JSON)."""
     return [{k: v for k, v in b.items() if not k.startswith("_")} for b in boxes]
-

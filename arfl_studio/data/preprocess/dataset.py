@@ -105,8 +105,9 @@ class PreprocessReport:
         }
 
 
-def _preprocess_job(args: tuple[int, str, dict, str, str, int | None],
-                    cancel: threading.Event | None = None) -> tuple[int, bool, str | None]:
+def _preprocess_job(
+    args: tuple[int, str, dict, str, str, int | None], cancel: threading.Event | None = None
+) -> tuple[int, bool, str | None]:
     """(index, was_cached, error) for one file (in a worker process, or here with ``cancel``).
 
     ``digest`` is the file's (frame's) cache key, already computed (and remembered) by the caller.

@@ -30,7 +30,6 @@ class Geometry:
     shape: tuple[int, int]
     masked: bool = False  # everything not connected to the breast blanked (crop "breast-only"); nothing moves
 
-
     def __post_init__(self) -> None:
         object.__setattr__(self, "bbox", tuple(int(v) for v in self.bbox))
         object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
@@ -97,7 +96,7 @@ def model_to_native(model_map: np.ndarray, geometry: Geometry, fit: str = "stret
     if model_map.ndim != 2:
         raise ValueError(f"model_map must be 2-D, not shape {model_map.shape}")
     place = placement(geometry.crop_shape, model_map.shape, fit)
-    inner = model_map[place.top:place.top + place.rows, place.left:place.left + place.cols]
+    inner = model_map[place.top : place.top + place.rows, place.left : place.left + place.cols]
     r0, r1, c0, c1 = geometry.bbox
     crop_r, crop_c = r1 - r0, c1 - c0
     # sample the inner block at the centres of the crop's pixels (align corners = False)
@@ -110,7 +109,9 @@ def model_to_native(model_map: np.ndarray, geometry: Geometry, fit: str = "stret
     return native[:, ::-1].copy() if geometry.flip else native
 
 
-def native_to_model_point(row: float, col: float, geometry: Geometry, size: tuple[int, int], fit: str = "stretch") -> tuple[float, float] | None:
+def native_to_model_point(
+    row: float, col: float, geometry: Geometry, size: tuple[int, int], fit: str = "stretch"
+) -> tuple[float, float] | None:
     """Native (row, col) -> model (row, col), or None when it falls outside the crop."""
     if geometry.flip:
         col = geometry.shape[1] - col
@@ -118,11 +119,12 @@ def native_to_model_point(row: float, col: float, geometry: Geometry, size: tupl
     if not (r0 <= row < r1 and c0 <= col < c1):
         return None
     place = placement(geometry.crop_shape, size, fit)
-    return (place.top + (row - r0) * place.rows / (r1 - r0),
-            place.left + (col - c0) * place.cols / (c1 - c0))
+    return (place.top + (row - r0) * place.rows / (r1 - r0), place.left + (col - c0) * place.cols / (c1 - c0))
 
 
-def model_to_native_point(row: float, col: float, geometry: Geometry, size: tuple[int, int], fit: str = "stretch") -> tuple[float, float] | None:
+def model_to_native_point(
+    row: float, col: float, geometry: Geometry, size: tuple[int, int], fit: str = "stretch"
+) -> tuple[float, float] | None:
     """Model (row, col) -> native (row, col), or None when it falls in the padding."""
     place = placement(geometry.crop_shape, size, fit)
     r, c = row - place.top, col - place.left

@@ -43,12 +43,12 @@ class Pyramid:
 
     def step(self, k: int) -> int:
         """Native pixels per display pixel along each axis at level k."""
-        return 2 ** k
+        return 2**k
 
     def covered(self, k: int) -> tuple[int, int]:
         """(rows, cols) of native pixels that level k covers."""
         r, c = self.levels[k].shape
-        return r * 2 ** k, c * 2 ** k
+        return r * 2**k, c * 2**k
 
     def level_for(self, native_per_screen_px: float) -> int:
         """The coarsest level that still has at least one display pixel per screen pixel."""

@@ -13,8 +13,7 @@ import numpy as np
 from arfl_studio.data.preprocess.geometry import Geometry, placement
 
 
-def model_to_native_grid(model_map: np.ndarray, geometry: Geometry, fit: str = "stretch", step: int = 1,
-                         fill: float = 0.0) -> np.ndarray:
+def model_to_native_grid(model_map: np.ndarray, geometry: Geometry, fit: str = "stretch", step: int = 1, fill: float = 0.0) -> np.ndarray:
     """(floor(rows/step), floor(cols/step)) map; ``step=1`` equals ``model_to_native``."""
     from scipy import ndimage
 
@@ -22,7 +21,7 @@ def model_to_native_grid(model_map: np.ndarray, geometry: Geometry, fit: str = "
     rows, cols = geometry.shape
     out_r, out_c = rows // step, cols // step
     place = placement(geometry.crop_shape, model_map.shape, fit)
-    inner = model_map[place.top:place.top + place.rows, place.left:place.left + place.cols]
+    inner = model_map[place.top : place.top + place.rows, place.left : place.left + place.cols]
     r0, r1, c0, c1 = geometry.bbox
     crop_r, crop_c = r1 - r0, c1 - c0
     # native pixel index at each display pixel's block centre

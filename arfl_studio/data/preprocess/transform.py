@@ -59,7 +59,7 @@ def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> 
     if (place.rows, place.cols) == tuple(int(s) for s in size):
         return resize_image(crop, size)
     out = np.zeros(tuple(int(s) for s in size), dtype=np.float32)
-    out[place.top:place.top + place.rows, place.left:place.left + place.cols] = resize_image(crop, (place.rows, place.cols))
+    out[place.top : place.top + place.rows, place.left : place.left + place.cols] = resize_image(crop, (place.rows, place.cols))
     return out
 
 
@@ -96,8 +96,9 @@ def stop_if_cancelled(cancel: threading.Event | None) -> None:
         raise PreprocessCancelled("preprocessing cancelled")
 
 
-def preprocess_pixels(pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None,
-                      cancel: threading.Event | None = None) -> tuple[np.ndarray, Geometry]:
+def preprocess_pixels(
+    pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None, cancel: threading.Event | None = None
+) -> tuple[np.ndarray, Geometry]:
     """Orient, crop, (blank outside the breast, normalise inside it,) resize one decoded image;
     returns (float32 (rows, cols), geometry).
 
