@@ -90,6 +90,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
                                             attack_settings=settings_kept, thresholds=stored_logits(run_dir, keys, fold, seed))
         image.update(model_input=result["image"], models=result["models"])
         case_analysis.add_native_maps(image)
+        case_analysis.add_lesions(image, record)
         if cancel.is_set():
             return None
         try:

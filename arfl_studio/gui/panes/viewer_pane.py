@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView, colormap_lut
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
@@ -81,6 +82,10 @@ class ViewerPane(QWidget):
         self.link_wl_box.setChecked(True)
         self.adversarial_box = QCheckBox("Adversarial image")
         self.invert_box = QCheckBox("Invert")
+        self.lesion_box = QCheckBox("Lesions")
+        self.lesion_box.setChecked(True)
+        self.lesion_box.setToolTip("The dataset's lesion marks: malignant red, benign yellow, unknown cyan "
+                                   "(drawn under the overlay)")
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
         controls = QGridLayout()
@@ -101,7 +106,8 @@ class ViewerPane(QWidget):
         controls.addWidget(self.invert_box, 1, per_row)
         controls.addWidget(self.link_wl_box, 2, per_row)
         controls.addWidget(self.compute_button, 3, per_row)
-        controls.setColumnStretch(per_row + 1, 1)
+        controls.addWidget(self.lesion_box, 0, per_row + 1)
+        controls.setColumnStretch(per_row + 2, 1)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
@@ -157,6 +163,7 @@ class ViewerPane(QWidget):
         self.model_a.currentIndexChanged.connect(lambda *_: self.recompute())
         self.opacity.valueChanged.connect(self._set_opacity)
         self.invert_box.toggled.connect(self._set_invert)
+        self.lesion_box.toggled.connect(self._show_lesions)
         self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
         self.phi_box.toggled.connect(lambda *_: self._fill_tags())
         self.compute_button.clicked.connect(lambda: self.recompute())
@@ -327,27 +334,10 @@ class ViewerPane(QWidget):
         self.tags = result["tags"]
         self._fill_tags()
         self._enable_controls()
-        self.prediction.setText(self._prediction_text(result))
+        self.prediction.setText(prediction_text(result))
         self.refresh(auto_range=True)
         self.overlay_ready.emit()
         self.views_ready.emit()
-
-    def _prediction_text(self, result: dict) -> str:
-        record = result["record"]
-        truth = "malignant" if result["target"] > 0.5 else "benign"
-        lines = [f"<b>{record.patient_id} {record.laterality or ''}{record.view or ''}</b> — truth: {truth}<br>"
-                 f"attack {result['attack']}, ε = {result['eps']:g}"]
-        for name, m in result["case"]["models"].items():
-            threshold = (result.get("thresholds") or {}).get(name)
-            verdict = ""
-            if threshold is not None:
-                t = threshold["prob"]
-                call = lambda p: "malignant" if p > t else "benign"  # noqa: E731
-                verdict = (f" — {call(m['clean_prob'])} → {call(m['adversarial_prob'])} at the stored threshold "
-                           f"P = {t:.3f} ({threshold['rule']})")
-            lines.append(f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
-                         f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}")
-        return "<br>".join(lines)
 
     # ---------------------------------------------------------------- display
     def _overlay_spec(self, eps: float | None) -> tuple[str | None, tuple[float, float], str]:
@@ -379,6 +369,8 @@ class ViewerPane(QWidget):
             view.set_image(m["adversarial"] if adversarial else image["model_input"], auto_range=auto_range,
                            spacing=None, keep_levels=keep_levels, presets={"Model input": (0.0, 1.0)})
         view.set_marker(*_marker(image, native))
+        view.set_lesions((image.get("lesions") or {}).get("native" if native else "model"))
+        view.lesions.set_visible(self.lesion_box.isChecked())
         eps = float(self.analysis["eps"]) if self.analysis else 0.0
         key, levels, label = self._overlay_spec(eps)
         if m is None or key is None:
@@ -421,7 +413,9 @@ class ViewerPane(QWidget):
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
             view.caption.setText("(no image)" if image is None else "" if m is None else
-                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}")
+                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
+                                 + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)]
+                                           if t))
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
         self._fill_presets()
@@ -460,6 +454,10 @@ class ViewerPane(QWidget):
     def _set_opacity(self, value: int) -> None:
         for view in self.all_views():
             view.set_opacity(value / 100)
+
+    def _show_lesions(self, visible: bool) -> None:
+        for view in self.all_views():
+            view.lesions.set_visible(visible)
 
     def _set_invert(self, invert: bool) -> None:
         for view in self.all_views():

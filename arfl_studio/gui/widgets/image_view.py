@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from arfl_studio.evaluation.blend import blend_lut
 from arfl_studio.data.preprocess.pyramid import Pyramid
+from arfl_studio.gui.widgets.lesion_layer import LesionLayer
 from arfl_studio.gui.widgets.scale_bar import ScaleBar
 from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels, width_level
 
@@ -79,6 +80,7 @@ class MammogramView(QWidget):
         self.overlay.setZValue(10)
         self.overlay.setOpacity(0.5)
         self.view.addItem(self.overlay)
+        self.lesions = LesionLayer(self.view)  # between the image and the overlay
         self.scale_bar = ScaleBar()
         self.scale_bar.setParentItem(self.view)
         self.colour_bar = None
@@ -142,6 +144,7 @@ class MammogramView(QWidget):
             self.level_groups, self.tiles = [], []
             self.readout.setText("")
             self.wl_label.setText("")  # an empty view keeps no label of the image it showed
+            self.lesions.clear()
             return
         spacing = tuple(float(s) for s in spacing) if spacing else None
         same = gray is self._source and spacing == self.spacing
@@ -326,6 +329,10 @@ class MammogramView(QWidget):
         if self.pyramid is None or not self.view.sceneBoundingRect().contains(scene_pos):
             return
         self.readout.setText(self.readout_text(self.view.mapSceneToView(scene_pos)))
+
+    def set_lesions(self, shapes: list[dict] | None) -> None:
+        """Lesion marks in this view's pixel indices (``lesion_outlines``), drawn under the overlay."""
+        self.lesions.set_shapes(shapes, self.pixel_size())
 
     # overlay ----------------------------------------------------------
     def set_overlay(self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0), label: str = "",
