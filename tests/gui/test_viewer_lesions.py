@@ -81,3 +81,12 @@ def test_record_from_the_dataset_pane_carries_its_lesions(tmp_path):
                              laterality="R", view="CC", label=1, lesions=(Lesion("mass", centre=(r, c), radius=4.0),))
     views = case_analysis.four_views([record], "PH-0001")
     assert views["RCC"]["lesions"]["native"][0]["kind"] == "outline"
+
+
+def test_lesion_toggle_is_enabled_only_when_there_are_marks(qtbot, tmp_path):
+    for sub in "ab":
+        (tmp_path / sub).mkdir()
+    pane = open_result(qtbot, case_with_lesions(tmp_path / "a", lambda r, c: ())[0])
+    assert not pane.lesion_box.isEnabled()
+    pane._on_case(case_with_lesions(tmp_path / "b", lambda r, c: (Lesion("mass", centre=(r, c), radius=5.0),))[0])
+    assert pane.lesion_box.isEnabled()

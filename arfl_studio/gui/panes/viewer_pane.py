@@ -197,6 +197,8 @@ class ViewerPane(QWidget):
         overlay = self.overlay_box.currentText() != "none"
         self.cmap_box.setEnabled(models and overlay)
         self.opacity.setEnabled(models and overlay)
+        images = [getattr(self, "case_image", None), *self.views.values()]
+        self.lesion_box.setEnabled(any((i or {}).get("lesions", {}).get("native") for i in images))
         for widget, label in self.labels.items():
             label.setEnabled(widget.isEnabled())
 
