@@ -161,7 +161,8 @@ def files_task(paths):
 
 def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label: str, caption: str):
     """``panels``: [{"title", "gray", "heat" (callable or None), "opacity", "gray_levels", "invert",
-    "heat_levels", "aspect"}] blended here at full resolution, then one figure to ``path``."""
+    "heat_levels", "aspect", "position" (row, column as on screen)}] blended here at full resolution,
+    then one figure to ``path`` laid out like the screen."""
 
     def task(report, cancel):
         from arfl_studio.evaluation.saliency import overlay_figure
@@ -176,7 +177,7 @@ def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label:
             if cancel.is_set():
                 return None
         overlay_figure(rendered, path, colormap=lut, levels=levels, colorbar_label=colorbar_label, caption=caption,
-                       aspect=panels[0].get("aspect", 1.0))
+                       aspect=panels[0].get("aspect", 1.0), positions=[p.get("position", (0, i)) for i, p in enumerate(panels)])
         return path
 
     return task

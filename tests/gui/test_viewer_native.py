@@ -213,3 +213,33 @@ def test_tag_panel_hides_phi_by_the_one_list(tmp_path):
     rows = {r["keyword"]: r for r in case_analysis.dicom_tags(path)}
     assert rows["PatientName"]["phi"]  # PS3.15 basic profile (data.deid.is_phi)
     assert not rows["PatientID"]["phi"] and not rows["Modality"]["phi"] and not rows["PixelSpacing"]["phi"]
+
+
+def test_overlay_export_lays_out_like_the_screen_with_the_whole_caption(qtbot, tmp_path):
+    """Four views export as the 2 x 2 hanging (not 1 x 4); a long caption wraps inside the figure."""
+    from matplotlib import image as mpimg
+
+    from arfl_studio.evaluation.saliency import overlay_layout
+
+    views = {}
+    for lat, view in (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")):
+        (tmp_path / f"{lat}{view}").mkdir()
+        case, _, _ = phantom_case(tmp_path / f"{lat}{view}", lat, view)
+        views[f"{lat}{view}"] = case["case"]
+    result = dict(case, views=views)
+    pane = open_result(qtbot, result)
+    pane.mode_box.setCurrentIndex(1)
+    target = tmp_path / "hanging.png"
+    handle = pane.export_overlay(str(target))
+    wait_task(qtbot, handle)
+    assert handle.outcome == "done", handle.error
+    rows, cols = case["case"]["pixels"].shape
+    picture = mpimg.imread(target)
+    assert picture.shape[0] > 2 * rows and 2 * cols < picture.shape[1] < 3 * cols  # two rows of two
+    caption = " ".join(f"word{i}" for i in range(120))
+    fig = overlay_layout([("a", np.zeros((rows, cols, 3), np.uint8))], caption=caption)
+    fig.canvas.draw()
+    text = next(t for t in fig.texts if "word0" in t.get_text())
+    assert text.get_text().replace("\n", " ") == caption  # every word kept
+    box = text.get_window_extent()
+    assert box.x1 <= fig.bbox.x1 and box.y0 >= 0 and box.y1 <= fig.bbox.y1

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes.viewer_export import export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
-from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView, colormap_lut
+from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
@@ -474,32 +475,6 @@ class ViewerPane(QWidget):
 
     # ---------------------------------------------------------------- export
     def export_overlay(self, path: str) -> TaskHandle:
-        """The current layout's images with their overlay at full resolution, one colour bar and a
-        caption (case, models, map, ε), written to exactly ``path`` (.png, .svg or .pdf)."""
-        views = [v for v in self.current_views() if v.gray is not None]
-        if not views:
-            raise ValueError("the viewer shows no image to export: open a case first")
-        panels = [{"title": v.title.text(), "gray": v.gray, "heat": v.native_overlay if v.overlay_visible() else None,
-                   "opacity": v.opacity(), "gray_levels": v.gray_levels(), "invert": v.inverted,
-                   "heat_levels": v.heat_levels, "aspect": (v.spacing[0] / v.spacing[1]) if v.spacing else 1.0}
-                  for v in views]
-        first = views[0]
-        caption = self._caption(first)
-        self.export_handle = start_task(
-            tasks.export_task(panels, str(path), colormap_lut(first.cmap), first.heat_levels,
-                              first.heat_label if first.overlay_visible() else "", caption),
-            "export", on_error=lambda m, d: show_error(self, "Export failed", m, None, d), parent=self)
+        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf)."""
+        self.export_handle = export_layout(self, str(path))
         return self.export_handle
-
-    def _caption(self, view: MammogramView) -> str:
-        record = (self.analysis or {}).get("record")
-        case = f"{record.patient_id} {record.laterality or ''}{record.view or ''}" if record is not None else ""
-        models = (f"models {self.model_a.currentText()} | {self.model_b.currentText()}" if self.stack.currentIndex() == 0
-                  else f"model {self.model_a.currentText()}") if self.analysis else "no model"
-        overlay = self.overlay_box.currentText() if view.overlay_visible() else "no overlay"
-        if overlay == "saliency":
-            overlay = f"saliency ({self.saliency_box.currentText()}, {view.heat_label})"
-        eps = f"ε = {self.analysis['eps']:g} ({self.analysis['attack']})" if self.analysis else ""
-        space = "native DICOM grid" if self.native_space() else "model input"
-        input_kind = "adversarial input" if self.adversarial_box.isChecked() else "clean input"
-        return " · ".join(p for p in (case, models, overlay, eps, input_kind, space) if p)
