@@ -243,3 +243,30 @@ def test_overlay_export_lays_out_like_the_screen_with_the_whole_caption(qtbot, t
     assert text.get_text().replace("\n", " ") == caption  # every word kept
     box = text.get_window_extent()
     assert box.x1 <= fig.bbox.x1 and box.y0 >= 0 and box.y1 <= fig.bbox.y1
+
+
+def test_overlay_low_end_is_transparent_so_the_anatomy_stays_readable(qtbot, tmp_path):
+    """Alpha-ramp colour map with a default threshold: a cold region leaves the pixels as they are,
+    a hot one is coloured; δ's map is transparent around δ = 0; the threshold is the pane's."""
+    from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, MammogramView, overlay_lut
+
+    lut = overlay_lut("inferno")
+    assert lut[0, 3] == 0 and lut[int(255 * DEFAULT_THRESHOLD), 3] == 0 and lut[-1, 3] == 1
+    signed = overlay_lut("CET-D1")
+    assert signed[128, 3] == 0 and signed[0, 3] == 1 and signed[-1, 3] == 1
+    view = MammogramView("x")
+    qtbot.addWidget(view)
+    gray = np.full((8, 8), 0.8, np.float32)
+    heat = np.zeros((8, 8), np.float32)
+    heat[:, 4:] = 1.0  # cold left half, hot right half
+    view.set_image(gray)
+    view.set_overlay(heat, "inferno", (0.0, 1.0))
+    view.set_opacity(0.6)
+    shown = view.blended()
+    assert (shown[:, :4] == round(0.8 * 255)).all()  # the anatomy under the cold half, unchanged
+    assert not (shown[:, 4:] == round(0.8 * 255)).all()
+    assert view.overlay.lut[0, 3] == 0  # the screen's LUT is the same ramp
+    result, _, _ = phantom_case(tmp_path, "L", "CC")
+    pane = open_result(qtbot, result)
+    pane.threshold_spin.setValue(50)
+    assert pane.view_a.heat_threshold == 0.5 and pane.view_a.overlay.lut[int(255 * 0.45), 3] == 0

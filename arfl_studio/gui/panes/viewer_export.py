@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from arfl_studio.experiments import viewer_tasks as tasks
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.widgets.image_view import MammogramView, colormap_lut
+from arfl_studio.gui.widgets.image_view import MammogramView, overlay_lut
 from arfl_studio.gui.workers import TaskHandle, start_task
 
 HANGING_CELLS = {"RCC": (0, 0), "LCC": (0, 1), "RMLO": (1, 0), "LMLO": (1, 1)}
@@ -33,7 +33,7 @@ def export_layout(pane, path: str) -> TaskHandle:
               for v, cell in views]
     first = views[0][0]
     return start_task(
-        tasks.export_task(panels, path, colormap_lut(first.cmap), first.heat_levels,
+        tasks.export_task(panels, path, overlay_lut(first.cmap, first.heat_threshold), first.heat_levels,
                           first.heat_label if first.overlay_visible() else "", caption(pane, first)),
         "export", on_error=lambda m, d: show_error(pane, "Export failed", m, None, d), parent=pane)
 

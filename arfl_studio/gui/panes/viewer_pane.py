@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSlider,
-    QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
+    QSpinBox, QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
 )
 
 from arfl_studio.experiments import run_access
@@ -25,7 +25,7 @@ from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
 from arfl_studio.gui.panes.viewer_export import export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
-from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
+from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
@@ -76,6 +76,12 @@ class ViewerPane(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
         self.opacity.setMaximumWidth(110)
+        self.threshold_spin = QSpinBox()
+        self.threshold_spin.setRange(0, 90)
+        self.threshold_spin.setValue(round(100 * DEFAULT_THRESHOLD))
+        self.threshold_spin.setSuffix(" %")
+        self.threshold_spin.setToolTip("The overlay is transparent below this share of its scale and fades in above "
+                                       "it, so the anatomy under a cold region stays readable")
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; "
                                    "double-click resets")
@@ -95,6 +101,7 @@ class ViewerPane(QWidget):
                  (self.model_a_label, self.model_a), (QLabel("Right model"), self.model_b),
                  (QLabel("Overlay"), self.overlay_box), (QLabel("Saliency"), self.saliency_box),
                  (QLabel("Colormap"), self.cmap_box), (QLabel("Opacity"), self.opacity),
+                 (QLabel("Show above"), self.threshold_spin),
                  (QLabel("Window"), self.preset_box)]
         self.labels = {}
         per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
@@ -163,6 +170,7 @@ class ViewerPane(QWidget):
         self.space_box.currentIndexChanged.connect(lambda *_: self._fit_all())
         self.model_a.currentIndexChanged.connect(lambda *_: self.recompute())
         self.opacity.valueChanged.connect(self._set_opacity)
+        self.threshold_spin.valueChanged.connect(self._set_threshold)
         self.invert_box.toggled.connect(self._set_invert)
         self.lesion_box.toggled.connect(self._show_lesions)
         self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
@@ -198,6 +206,7 @@ class ViewerPane(QWidget):
         overlay = self.overlay_box.currentText() != "none"
         self.cmap_box.setEnabled(models and overlay)
         self.opacity.setEnabled(models and overlay)
+        self.threshold_spin.setEnabled(models and overlay)
         images = [getattr(self, "case_image", None), *self.views.values()]
         self.lesion_box.setEnabled(any((i or {}).get("lesions", {}).get("native") for i in images))
         for widget, label in self.labels.items():
@@ -453,6 +462,10 @@ class ViewerPane(QWidget):
         for view in self.current_views():
             if view is not source and view.gray is not None:
                 view.set_levels(lo, hi)
+
+    def _set_threshold(self, value: int) -> None:
+        for view in self.all_views():
+            view.set_threshold(value / 100)
 
     def _set_opacity(self, value: int) -> None:
         for view in self.all_views():
