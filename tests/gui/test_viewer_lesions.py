@@ -90,3 +90,18 @@ def test_lesion_toggle_is_enabled_only_when_there_are_marks(qtbot, tmp_path):
     assert not pane.lesion_box.isEnabled()
     pane._on_case(case_with_lesions(tmp_path / "b", lambda r, c: (Lesion("mass", centre=(r, c), radius=5.0),))[0])
     assert pane.lesion_box.isEnabled()
+
+
+def test_views_left_empty_keep_no_label_of_the_earlier_case(qtbot, tmp_path):
+    """After a two-model case, a dataset image (no model) leaves the right view empty: no title,
+    caption, marker, W/L numbers, lesion marks or colour bar of the case before."""
+    result, _ = case_with_lesions(tmp_path, lambda r, c: (Lesion("mass", centre=(r, c), radius=5.0),))
+    pane = open_result(qtbot, result)
+    assert pane.view_b.title.text() and pane.view_b.caption.text()
+    pane.analysis = None  # as show_record does before its task: a dataset image, no model
+    pane._on_views({"views": {}, "tags": [], "record": SimpleNamespace(
+        patient_id="P2", laterality="L", view="XCCL", label=0, path=tmp_path / "other.dcm")})
+    for view in (pane.view_a, pane.view_b):
+        assert view.gray is None
+        assert (view.title.text(), view.caption.text(), view.marker.text(), view.wl_label.text()) == ("", "", "", "")
+        assert not view.lesions.items and not view.colour_bar.isVisible()

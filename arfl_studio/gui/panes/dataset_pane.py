@@ -305,7 +305,7 @@ class DatasetPane(QWidget):
             reasons = [f"{p}: {why}" for p, why in scan.rejected[:30]] + [f"{p}: no label" for p in scan.unlabeled[:30]]
             self._failed(pending, f"no labelled images in {scan.root} ({c['rejected']} rejected, {c['unlabeled']} "
                                   f"without a label, {c['labels_without_images']} label rows without images); "
-                                  "check the labels file (Dataset → Labels file…) and the Layout box",
+                                  "check the labels file (File → Open labels file…) and the Layout box",
                          "\n".join(reasons))
             return
         self.labels_path = pending["labels"]

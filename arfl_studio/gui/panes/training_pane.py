@@ -25,7 +25,7 @@ from arfl_studio.experiments.figures import EmptyFigure, classification_loss, tr
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
-from arfl_studio.experiments.results import PARTIAL_TEST, folds_text
+from arfl_studio.experiments.results import PARTIAL_TEST, folds_text, mean_std_text
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 from arfl_studio.training import EpochEvent, StatusEvent, StepEvent
@@ -46,9 +46,7 @@ def training_task(config: dict, out_dir: Path):
 
 def auc_text(mean: float | None, std: float | None) -> str:
     """An AUC (fraction) as the tables print it: percent, "mean ± sample std" over folds."""
-    if mean is None or mean != mean:
-        return "-"
-    return f"{100 * mean:.1f}" + ("" if std is None or std != std else f" ± {100 * std:.1f}")
+    return mean_std_text(mean, std, missing="-")
 
 
 def mean_sample_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -170,7 +168,7 @@ class TrainingPane(QWidget):
         self.table.setModel(self.table_model)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip(AUC_UNIT + "; p: two-sided Mann–Whitney U on the fold AUCs.\n"
-                              "The exported tables (File → Export table) use the same percent and std.")
+                              "The exported tables (File → Export comparison table…) use the same percent and std.")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         rows_visible = 5  # the paper's comparisons have several rows: show them without scrolling

@@ -418,6 +418,9 @@ class ViewerPane(QWidget):
             self._show(self.view_a, case, None, keep, auto_range)
             self._show(self.view_b, None, None, keep, auto_range)
             self.view_a.title.setText("Image as acquired" if case is not None else "")
+            for view in (self.view_a, self.view_b):  # no model: no title or numbers of an earlier case's
+                view.caption.setText("")
+            self.view_b.title.setText("")
         first = self.model_a.currentText() if self.analysis is not None else None
         for name, view in self.hanging.items():
             image = self.views.get(name)
