@@ -70,7 +70,7 @@ def test_failed_open_keeps_the_dataset_and_speaks_gui(qtbot, window, demo_dir, t
     qtbot.waitUntil(lambda: last_error() is not None)
     text = last_error().text()
     assert str(bad) in text
-    assert "--" not in text and "Labels file" in text  # a GUI action, not a command-line flag
+    assert "--" not in text and "File → Open labels file…" in text  # a GUI action, not a command-line flag
     # the dataset shown, Training's target and the recent list are those of the folder that worked
     assert pane.scan is scan and pane.image_model.rowCount() == rows
     assert str(scan.root) in pane.root_label.text()
