@@ -195,7 +195,8 @@ def four_views(records, patient_id: str, settings=None, models: dict | None = No
     """The patient's views as native images (``native_image``); with ``models`` ({name: model})
     each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
     space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
-    (the run's preprocessing and cache)."""
+    (the run's preprocessing and cache). A view that cannot be read is ``{"error": reason,
+    "record": record}``: the viewer shows its reason in place and the other views."""
     from arfl_studio.data import PreprocessSettings
 
     settings = settings or PreprocessSettings()
@@ -203,7 +204,11 @@ def four_views(records, patient_id: str, settings=None, models: dict | None = No
     for name, record in patient_views(records, patient_id).items():
         if cancel is not None and cancel.is_set():
             break
-        view = native_image(record.path, settings)
+        try:
+            view = native_image(record.path, settings)
+        except (OSError, ValueError) as exc:  # one undecodable view: a placeholder, the others stay
+            out[name] = {"error": str(exc) or type(exc).__name__, "record": record}
+            continue
         if models and model_input is not None:
             x = model_input(record)
             result = analyse_case(models, x, float(record.label), attack, eps, saliency, attack_settings=attack_settings)

@@ -105,3 +105,26 @@ def test_views_left_empty_keep_no_label_of_the_earlier_case(qtbot, tmp_path):
         assert view.gray is None
         assert (view.title.text(), view.caption.text(), view.marker.text(), view.wl_label.text()) == ("", "", "", "")
         assert not view.lesions.items and not view.colour_bar.isVisible()
+
+
+def test_an_undecodable_view_shows_its_reason_and_the_others_stay(qtbot, tmp_path):
+    from lesion_phantom import write_phantom
+
+    records = []
+    for lat, view in (("R", "CC"), ("L", "CC"), ("R", "MLO")):
+        path, _, _ = write_phantom(tmp_path / f"{lat}{view}.dcm", lat, view)
+        if view == "MLO":
+            path.write_bytes(path.read_bytes()[:400])  # cut short: no pixel data left
+        records.append(SimpleNamespace(path=path, rel_path=path.name, patient_id="PH-0001", laterality=lat,
+                                       view=view, label=1, lesions=()))
+    views = case_analysis.four_views(records, "PH-0001")
+    assert "error" in views["RMLO"] and "pixels" in views["RCC"] and "pixels" in views["LCC"]
+    from arfl_studio.gui.panes.viewer_pane import ViewerPane
+
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    pane._on_views({"views": views, "tags": [], "record": records[0]})
+    assert pane.hanging["RCC"].gray is not None and pane.hanging["LCC"].gray is not None
+    assert pane.hanging["RMLO"].gray is None
+    assert pane.hanging["RMLO"].caption.text().startswith("Could not show this view: ")
+    assert pane.hanging["LMLO"].caption.text() == "(no image)"

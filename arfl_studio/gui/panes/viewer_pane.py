@@ -365,7 +365,7 @@ class ViewerPane(QWidget):
 
     def _show(self, view: MammogramView, image: dict | None, model: str | None, keep_levels: bool,
               auto_range: bool) -> None:
-        if image is None:
+        if image is None or "error" in image:
             view.set_image(None)
             view.set_overlay(None)
             view.set_marker("")
@@ -427,7 +427,9 @@ class ViewerPane(QWidget):
             self._show(view, image, first, keep, auto_range)
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
-            view.caption.setText("(no image)" if image is None else "" if m is None else
+            view.caption.setText("(no image)" if image is None else
+                                 f"Could not show this view: {image['error']}" if "error" in image else
+                                 "" if m is None else
                                  f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
                                  + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)]
                                            if t))
