@@ -64,6 +64,17 @@ def stored_logits(run_dir, keys: list[str], fold: int, seed: int | None) -> dict
     return out
 
 
+def opened_view(views: dict, record) -> dict:
+    """``views`` when the view the user opened could be read; else its reason is the load's error
+    (the other views of a patient may fail alone: they show a placeholder)."""
+    from arfl_studio.data import MammogramReadError
+
+    failed = views.get(f"{record.laterality}{record.view}", {})
+    if "error" in failed:
+        raise MammogramReadError(failed["error"])
+    return views
+
+
 def case_task(request: dict, keys: list[str], saliency: str):
     """Two models on one case, and the first model on all the patient's views of the fold."""
     run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
@@ -114,7 +125,7 @@ def views_task(records, record):
         from arfl_studio.data import PreprocessSettings
 
         views = case_analysis.four_views(list(records), record.patient_id, PreprocessSettings(), cancel=cancel)
-        return {"views": views, "tags": tags_of(record), "record": record}
+        return {"views": opened_view(views, record), "tags": tags_of(record), "record": record}
 
     return task
 
@@ -154,7 +165,7 @@ def files_task(paths):
                 continue  # not a DICOM of this study: it is simply not shown
         records = [r for r in records if r.patient_id == record.patient_id]
         views = case_analysis.four_views(records, record.patient_id, PreprocessSettings(), cancel=cancel)
-        return {"views": views, "tags": tags_of(record), "record": record}
+        return {"views": opened_view(views, record), "tags": tags_of(record), "record": record}
 
     return task
 
