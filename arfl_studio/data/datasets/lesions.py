@@ -381,7 +381,7 @@ def lesion_outlines(lesions: Sequence[Lesion], shape: tuple[int, int], root: str
 
     ``masks`` (one per lesion, or None) replaces a lesion's mask file (e.g. its model-space
     mask); a mask that cannot be read is drawn as nothing and named in ``label``."""
-    out = []
+    out: list[dict[str, Any]] = []
     for i, les in enumerate(lesions):
         kind = les.shape_kind
         label = les.lesion_type + (f" ({les.pathology})" if les.pathology else
