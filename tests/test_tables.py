@@ -70,9 +70,9 @@ def test_table_formats(tmp_path):
     rows = comparison_rows(results)
     assert [r["key"] for r in rows] == ["A", "E", "F"] and rows[2]["p_mean_auc_vs_F"] is None
     md = render_table(results, "md")
-    assert "| F. Dual adversarial training + ARFL | 5/5 | 72.0 (1.6) | 71.0 (1.6) | 71.5 |" in md
+    assert "| F. Dual adversarial training + ARFL | 5/5 | 72.0 ± 1.6 | 71.0 ± 1.6 | 71.5 |" in md
     tex = render_table(results, "tex")
-    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "72.0 (1.6)" in tex
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "72.0 $\\pm$ 1.6" in tex
     parsed = list(csv.DictReader(io.StringIO(render_table(results, "csv"))))
     assert float(parsed[2]["standard_auc"]) == pytest.approx(0.72)
     path = export_table(results, tmp_path / "t.xlsx")

@@ -11,7 +11,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "collect",
         help="merge the finished folds of a run folder (e.g. from cluster jobs) into results.json",
-        description="Read every <method>/fold_<k>/manifest.json of DIR, compute mean (std) AUCs and "
+        description="Read every <method>/fold_<k>/manifest.json of DIR, compute mean ± std AUCs and "
         "Mann-Whitney U p-values, and write DIR/results.json.",
     )
     parser.add_argument("dir", metavar="DIR", help="run folder")

@@ -11,7 +11,7 @@ from arfl_studio.commands.outputs import declare_outputs
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "table",
-        help="export a run's comparison table (mean (std) AUCs, Mann-Whitney U p-values)",
+        help="export a run's comparison table (mean ± std AUCs, Mann-Whitney U p-values)",
         description="Per method: standard AUC, adversarial AUC and their mean over folds, as in the paper's "
         "Tables 2-3, with two-sided Mann-Whitney U p-values against row F (or the first row).",
     )

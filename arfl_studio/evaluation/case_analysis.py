@@ -102,7 +102,7 @@ def native_image(path: str | Path, settings) -> dict:
     pyramid.value_range()
     return {"pixels": mammogram.pixels, "pyramid": pyramid, "spacing": mammogram.pixel_spacing, "laterality": mammogram.laterality,
             "view": mammogram.view, "geometry": geometry.to_dict(), "fit": getattr(settings, "fit", "stretch"),
-            "presets": header_windows(path)}
+            "crop": getattr(settings, "crop", "breast"), "presets": header_windows(path)}
 
 
 def _gray(x: torch.Tensor) -> np.ndarray:
@@ -195,7 +195,8 @@ def four_views(records, patient_id: str, settings=None, models: dict | None = No
     """The patient's views as native images (``native_image``); with ``models`` ({name: model})
     each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
     space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
-    (the run's preprocessing and cache)."""
+    (the run's preprocessing and cache). A view that cannot be read is ``{"error": reason,
+    "record": record}``: the viewer shows its reason in place and the other views."""
     from arfl_studio.data import PreprocessSettings
 
     settings = settings or PreprocessSettings()
@@ -203,13 +204,18 @@ def four_views(records, patient_id: str, settings=None, models: dict | None = No
     for name, record in patient_views(records, patient_id).items():
         if cancel is not None and cancel.is_set():
             break
-        view = native_image(record.path, settings)
+        try:
+            view = native_image(record.path, settings)
+        except (OSError, ValueError) as exc:  # one undecodable view: a placeholder, the others stay
+            out[name] = {"error": str(exc) or type(exc).__name__, "record": record}
+            continue
         if models and model_input is not None:
             x = model_input(record)
             result = analyse_case(models, x, float(record.label), attack, eps, saliency, attack_settings=attack_settings)
             view["model_input"], view["models"] = result["image"], result["models"]
             add_native_maps(view)
         view["record"] = record
+        add_lesions(view, record)
         out[name] = view
     return out
 
@@ -240,3 +246,65 @@ def add_native_maps(image: dict, max_px: int = 1024) -> dict:
         delta = model_to_native(m["delta"], geometry, image["fit"])
         m["adversarial_native"] = Pyramid(np.clip(image["pixels"] + delta, 0, 1).astype(np.float32))
     return image
+
+
+def record_root(record) -> Path | None:
+    """The folder a scanned record's lesion mask paths are relative to: its path less its ``rel_path``."""
+    path, rel = str(getattr(record, "path", "")), str(getattr(record, "rel_path", "") or "")
+    if rel and Path(path).as_posix().endswith("/" + rel):
+        return Path(Path(path).as_posix()[:-len(rel) - 1])
+    return None
+
+
+def add_lesions(image: dict, record, root=None, tolerance_mm: float | None = None) -> dict:
+    """The record's lesion marks on ``image`` (a ``native_image``, maps added or not):
+    ``lesions`` = {"native": outlines on the DICOM grid, "model": on the model input} and,
+    when it has models, ``localisation`` = ``localise_case``. No lesions: both empty."""
+    from arfl_studio.data.datasets.lesions import lesion_outlines, lesions_in_model_space, model_space_mask
+    from arfl_studio.data.preprocess.geometry import Geometry
+
+    lesions = [les for les in getattr(record, "lesions", ()) or () if les.has_position]
+    root = root if root is not None else record_root(record)
+    image["lesions"] = {"native": lesion_outlines(lesions, image["pixels"].shape, root), "model": []}
+    image["localisation"] = {}
+    if not lesions or "model_input" not in image:
+        return image
+    geometry, size = Geometry.from_dict(image["geometry"]), image["model_input"].shape
+    masks = []
+    for les in lesions:
+        try:
+            masks.append(model_space_mask([les], geometry, size, image["fit"], root) if les.mask else None)
+        except (OSError, ValueError):
+            masks.append(np.zeros(size, dtype=bool))
+    image["lesions"]["model"] = lesion_outlines(lesions_in_model_space(lesions, geometry, size, image["fit"]), size,
+                                                masks=masks)
+    image["localisation"] = localise_case(image, lesions, root, tolerance_mm)
+    return image
+
+
+def localise_case(image: dict, lesions, root=None, tolerance_mm: float | None = None) -> dict:
+    """Where each model's saliency map of this case looks, clean and adversarial, on the native grid:
+    {model: {"clean": Localisation dict, "adversarial": ...}} (``evaluation.localisation``: pointing
+    game within ``tolerance_mm``, energy inside the lesions and off the breast, chance). The maps
+    measured are the ones the viewer shows (the class predicted at the stored threshold)."""
+    from arfl_studio.data.datasets.lesions import lesion_mask
+    from arfl_studio.data.preprocess.crop import native_breast_mask
+    from arfl_studio.data.preprocess.geometry import Geometry, model_to_native
+    from arfl_studio.evaluation.localisation import DEFAULT_TOLERANCE_MM, localise
+
+    pixels = image["pixels"]
+    try:
+        lesion_pixels = lesion_mask(lesions, pixels.shape, root)
+    except (OSError, ValueError):
+        return {}
+    if not lesion_pixels.any():
+        return {}
+    breast = native_breast_mask(pixels, image.get("crop", "breast"))
+    geometry, fit = Geometry.from_dict(image["geometry"]), image["fit"]
+    tolerance = DEFAULT_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
+    out = {}
+    for name, m in (image.get("models") or {}).items():
+        out[name] = {side: localise(model_to_native(m[f"saliency_{side}"], geometry, fit), lesion_pixels, breast,
+                                    image.get("spacing"), tolerance).to_dict() | {"tolerance_mm": tolerance}
+                     for side in ("clean", "adversarial")}
+    return out

@@ -257,50 +257,76 @@ def overlay_figure(
     colorbar_label: str = "",
     caption: str = "",
     aspect: float = 1.0,
+    positions: Sequence[tuple[int, int]] | None = None,
 ) -> None:
     """Blended panels (title, uint8 RGB) at their full pixel size, one colour bar and a caption.
 
     Written to exactly ``path`` as PNG, SVG or PDF (by its suffix; Agg, no GUI backend).
     ``colormap``: a matplotlib name or an (N, 3) RGB table (the viewer's own map).
-    ``aspect``: height of a pixel over its width (row / column spacing).
+    ``aspect``: height of a pixel over its width (row / column spacing). ``positions``:
+    (row, column) of each panel in a grid, as on screen (default: one row); a caption
+    longer than the figure is wrapped, never cut.
     """
     import io
+
+    from arfl_studio import atomic
+
+    fmt = output_format(path, FIGURE_FORMATS)
+    fig = overlay_layout(panels, colormap=colormap, levels=levels, colorbar_label=colorbar_label, caption=caption,
+                         aspect=aspect, positions=positions)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=fig.dpi)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def overlay_layout(panels: Sequence[tuple[str, np.ndarray]], *, colormap="inferno",
+                   levels: tuple[float, float] = (0.0, 1.0), colorbar_label: str = "", caption: str = "",
+                   aspect: float = 1.0, positions: Sequence[tuple[int, int]] | None = None):
+    """The matplotlib Figure that :func:`overlay_figure` writes (same arguments, no path)."""
+    import textwrap
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
 
-    from arfl_studio import atomic
-
-    fmt = output_format(path, FIGURE_FORMATS)
     if not panels:
         raise ValueError("no image to export")
+    positions = list(positions) if positions is not None else [(0, i) for i in range(len(panels))]
+    used_rows, used_cols = sorted({r for r, _ in positions}), sorted({c for _, c in positions})
+    positions = [(used_rows.index(r), used_cols.index(c)) for r, c in positions]  # no empty row or column
     cmap = _colormap(colormap) if isinstance(colormap, str) else ListedColormap(np.asarray(colormap)[:, :3])
     dpi = 100.0
-    heights = [rgb.shape[0] * aspect for _, rgb in panels]
-    widths = [rgb.shape[1] for _, rgb in panels]
-    height = max(heights)
-    font_pt = max(9.0, height / 90)
+    n_rows, n_cols = max(r for r, _ in positions) + 1, max(c for _, c in positions) + 1
+    row_h = [max([rgb.shape[0] * aspect for (_, rgb), (r, _) in zip(panels, positions) if r == k] or [0.0])
+             for k in range(n_rows)]
+    col_w = [max([float(rgb.shape[1]) for (_, rgb), (_, c) in zip(panels, positions) if c == k] or [0.0])
+             for k in range(n_cols)]
+    font_pt = max(9.0, max(row_h) / 90)
     font_px = font_pt * dpi / 72
-    gap, title_h, caption_h = font_px, 2.4 * font_px, 2.6 * font_px * max(1, caption.count("\n") + 1)
+    gap, title_h = font_px, 2.4 * font_px
     bar_w, bar_area = 1.4 * font_px, 9 * font_px
-    total_w = sum(widths) + gap * (len(panels) + 1) + bar_area
-    total_h = height + title_h + caption_h + gap
+    total_w = sum(col_w) + gap * (n_cols + 1) + bar_area
+    lines = textwrap.wrap(caption, width=max(20, int((total_w - 2 * gap) / (0.6 * font_px)))) if caption else []
+    caption_h = 1.5 * font_px * max(1, len(lines)) + font_px
+    grid_h = sum(row_h) + title_h * n_rows
+    total_h = grid_h + caption_h + gap
     fig = Figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    x = gap
-    for (title, rgb), w, h in zip(panels, widths, heights):
-        ax = fig.add_axes((x / total_w, (caption_h + height - h) / total_h, w / total_w, h / total_h))
+    for (title, rgb), (r, c) in zip(panels, positions):
+        h, w = rgb.shape[0] * aspect, rgb.shape[1]
+        x = gap + sum(col_w[:c]) + gap * c + (col_w[c] - w) / 2
+        top = gap + sum(row_h[:r]) + title_h * (r + 1)  # from the figure's top edge
+        ax = fig.add_axes((x / total_w, 1 - (top + h) / total_h, w / total_w, h / total_h))
         ax.imshow(rgb, interpolation="none", aspect="auto")
         ax.set_axis_off()
         ax.text(0.5, 1.0, title, transform=ax.transAxes, ha="center", va="bottom", fontsize=font_pt)
-        x += w + gap
-    cax = fig.add_axes((x / total_w, (caption_h + 0.1 * height) / total_h, bar_w / total_w, 0.8 * height / total_h))
+    x = total_w - bar_area + gap
+    cax = fig.add_axes((x / total_w, 1 - (gap + title_h + 0.9 * grid_h) / total_h, bar_w / total_w,
+                        0.8 * grid_h / total_h))
     bar = fig.colorbar(ScalarMappable(norm=Normalize(*levels), cmap=cmap), cax=cax)
     bar.set_label(colorbar_label, fontsize=font_pt)
     bar.ax.tick_params(labelsize=font_pt * 0.9)
-    fig.text(gap / total_w, 0.3 * font_px / total_h, caption, ha="left", va="bottom", fontsize=font_pt)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    atomic.write_bytes(path, buf.getvalue())
+    fig.text(gap / total_w, 0.5 * font_px / total_h, "\n".join(lines), ha="left", va="bottom", fontsize=font_pt,
+             linespacing=1.3)
+    return fig

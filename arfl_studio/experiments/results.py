@@ -277,10 +277,16 @@ PARTIAL_ROW = "\u2020"  # dagger: a row on fewer folds (or seeds) than the run d
 PARTIAL_TEST = "\u2021"  # double dagger: a test on fewer folds than the run declares
 
 
+def mean_std_text(mean, std, scale: float = 100.0, missing: str = "--") -> str:
+    """The one format of a mean over folds or seeds everywhere (tables, app, figures): "90.3 ± 0.8"
+    (``scale`` 100: fractions as percent); the mean alone when there is no std."""
+    if mean is None or mean != mean:
+        return missing
+    return f"{scale * mean:.1f}" + (f" ± {scale * std:.1f}" if std is not None and std == std else "")
+
+
 def _pct(mean, std) -> str:
-    if mean is None:
-        return "--"
-    return f"{100 * mean:.1f}" + (f" ({100 * std:.1f})" if std is not None else "")
+    return mean_std_text(mean, std)
 
 
 def _pair(a, b) -> str:
@@ -348,7 +354,7 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
                          f"({ORACLE_LABEL}); the table reports the clean-BN route.")
     ev = results.get("evaluation") or {}
     seeds = results.get("seeds") or 1
-    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean (std) over the patient-level folds in column Folds (finished / the "
+    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean ± std over the patient-level folds in column Folds (finished / the "
                     f"{declared} the run declares"
                     + (f"; a fold's value is the mean over its {seeds} training seeds" if seeds > 1 else "")
                     + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
@@ -362,7 +368,7 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
                         "95% DeLong interval" + ("; DeLong p: paired DeLong test on the same images." if delong else "."))
     if any(row["partial"] or row.get("pooled_standard_auc_partial") for row in rows):
         notes.append(f"{PARTIAL_ROW} on fewer folds{' or seeds' if seeds > 1 else ''} than the run declares "
-                     f"({declared}): the row's mean (std), or the pooled AUC, is over the folds it states only.")
+                     f"({declared}): the row's mean ± std, or the pooled AUC, is over the folds it states only.")
     if any(row.get(k) for row in rows for k in row if k.endswith("_partial") and k.startswith("p_")):
         notes.append(f"{PARTIAL_TEST} test on fewer than {declared} folds: only the folds both methods finished.")
     if not results.get("complete", True):
@@ -373,7 +379,7 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
 def _tex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("<", r"$<$"), (PARTIAL_ROW, r"$^\dagger$"), (PARTIAL_TEST, r"$^\ddagger$"),
-                 ("\u00d7", r"$\times$"), ("\u2013", "--")):
+                 ("\u00d7", r"$\times$"), ("\u2013", "--"), ("\u00b1", r"$\pm$")):
         text = text.replace(a, b)
     return text
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from arfl_studio.experiments.results import mean_std_text
+
 
 def public(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
 def _cell(stat: dict | None) -> str:
-    return "-" if stat is None else f"{stat['mean']:.1f} ({stat['std']:.1f})"
+    return "-" if stat is None else mean_std_text(stat["mean"], stat["std"], scale=1.0)
 
 
 def format_table(doc: dict) -> str:
-    """Table 1's format (mean (std) per cell), with PGD/worst-case columns and the paper's numbers."""
+    """Table 1's layout (mean ± std per cell), with PGD/worst-case columns and the paper's numbers."""
     worst = any("worst_case_acc" in e for e in doc["rows"])
     head = ["Key", "Training method", "Standard acc", "Adversarial acc (FGSM)", "Mean acc", "PGD acc"]
     if worst:

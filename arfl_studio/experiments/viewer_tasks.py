@@ -64,6 +64,17 @@ def stored_logits(run_dir, keys: list[str], fold: int, seed: int | None) -> dict
     return out
 
 
+def opened_view(views: dict, record) -> dict:
+    """``views`` when the view the user opened could be read; else its reason is the load's error
+    (the other views of a patient may fail alone: they show a placeholder)."""
+    from arfl_studio.data import MammogramReadError
+
+    failed = views.get(f"{record.laterality}{record.view}", {})
+    if "error" in failed:
+        raise MammogramReadError(failed["error"])
+    return views
+
+
 def case_task(request: dict, keys: list[str], saliency: str):
     """Two models on one case, and the first model on all the patient's views of the fold."""
     run_dir, fold, record = request["run_dir"], int(request["fold"]), request["record"]
@@ -90,6 +101,7 @@ def case_task(request: dict, keys: list[str], saliency: str):
                                             attack_settings=settings_kept, thresholds=stored_logits(run_dir, keys, fold, seed))
         image.update(model_input=result["image"], models=result["models"])
         case_analysis.add_native_maps(image)
+        case_analysis.add_lesions(image, record)
         if cancel.is_set():
             return None
         try:
@@ -113,7 +125,7 @@ def views_task(records, record):
         from arfl_studio.data import PreprocessSettings
 
         views = case_analysis.four_views(list(records), record.patient_id, PreprocessSettings(), cancel=cancel)
-        return {"views": views, "tags": tags_of(record), "record": record}
+        return {"views": opened_view(views, record), "tags": tags_of(record), "record": record}
 
     return task
 
@@ -153,14 +165,15 @@ def files_task(paths):
                 continue  # not a DICOM of this study: it is simply not shown
         records = [r for r in records if r.patient_id == record.patient_id]
         views = case_analysis.four_views(records, record.patient_id, PreprocessSettings(), cancel=cancel)
-        return {"views": views, "tags": tags_of(record), "record": record}
+        return {"views": opened_view(views, record), "tags": tags_of(record), "record": record}
 
     return task
 
 
 def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label: str, caption: str):
     """``panels``: [{"title", "gray", "heat" (callable or None), "opacity", "gray_levels", "invert",
-    "heat_levels", "aspect"}] blended here at full resolution, then one figure to ``path``."""
+    "heat_levels", "aspect", "position" (row, column as on screen)}] blended here at full resolution,
+    then one figure to ``path`` laid out like the screen."""
 
     def task(report, cancel):
         from arfl_studio.evaluation.saliency import overlay_figure
@@ -175,7 +188,7 @@ def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label:
             if cancel.is_set():
                 return None
         overlay_figure(rendered, path, colormap=lut, levels=levels, colorbar_label=colorbar_label, caption=caption,
-                       aspect=panels[0].get("aspect", 1.0))
+                       aspect=panels[0].get("aspect", 1.0), positions=[p.get("position", (0, i)) for i, p in enumerate(panels)])
         return path
 
     return task

@@ -9,11 +9,13 @@ are blended into pixels explicitly (what the view shows, not a screenshot of it)
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401 - registers the exporters
+from PySide6.QtWidgets import QGraphicsItem
 
 from arfl_studio.experiments.figures import EmptyFigure
 from arfl_studio.gui.widgets.tables import rgb_to_qimage
@@ -59,13 +61,24 @@ def export_plot(plot: pg.PlotWidget, path: str | Path, width: int = 1200) -> Pat
     item = plot.getPlotItem()
     if path.suffix.lower() == ".svg":
         _render_svg(plot, path)
-    elif path.suffix.lower() == ".png":
+    elif path.suffix.lower() == ".pdf":
+        _render_pdf(plot, path)
+    else:
         exporter = pg.exporters.ImageExporter(item)
         exporter.parameters()["width"] = width
         exporter.export(str(path))
-    else:
-        raise ValueError(f"{path.suffix} needs a publication figure; this plot exports to .png or .svg only")
     return path
+
+
+def with_suffix_of(path: str | Path, chosen_filter: str = "") -> Path:
+    """The path the user typed; without a plot suffix, the one of the filter they chose (else .png)."""
+    path = Path(path)
+    if path.suffix.lower() in PLOT_FORMATS:
+        return path
+    for ext in PLOT_FORMATS:
+        if f"*{ext}" in chosen_filter:
+            return path.with_name(path.name + ext)
+    return path.with_name(path.name + ".png")
 
 
 def export_pane_plots(plots: dict[str, pg.PlotWidget], folder: str | Path,
@@ -89,6 +102,21 @@ def export_pane_plots(plots: dict[str, pg.PlotWidget], folder: str | Path,
     return written, skipped
 
 
+@contextmanager
+def _uncached(widget):
+    """Items paint themselves, not their cached screen pixmaps, so a vector export stays vector."""
+    scene = widget.scene() if hasattr(widget, "scene") else None
+    items = scene.items() if scene is not None else []
+    modes = [item.cacheMode() for item in items]
+    for item in items:
+        item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+    try:
+        yield
+    finally:
+        for item, mode in zip(items, modes):
+            item.setCacheMode(mode)
+
+
 def _render_svg(widget, path: Path) -> None:
     """Vector SVG through QSvgGenerator (pyqtgraph's SVGExporter cannot parse Qt 6.12's path data)."""
     from PySide6.QtCore import QRect, QSize
@@ -103,7 +131,29 @@ def _render_svg(widget, path: Path) -> None:
     generator.setTitle(_title(widget) or "ARFL Studio plot")
     painter = QPainter(generator)
     try:
-        widget.render(painter)
+        with _uncached(widget):
+            widget.render(painter)
+    finally:
+        painter.end()
+    if not path.is_file():
+        raise OSError(f"could not write {path}")
+
+
+def _render_pdf(widget, path: Path) -> None:
+    """Vector PDF: the widget painted into a QPdfWriter page of its own size (lines stay lines)."""
+    from PySide6.QtCore import QMarginsF, QSizeF
+    from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
+
+    size = widget.size()
+    writer = QPdfWriter(str(path))
+    writer.setResolution(96)
+    writer.setTitle(_title(widget) or "ARFL Studio plot")
+    writer.setPageSize(QPageSize(QSizeF(size.width() * 72 / 96, size.height() * 72 / 96), QPageSize.Unit.Point))
+    writer.setPageMargins(QMarginsF(0, 0, 0, 0), QPageLayout.Unit.Point)
+    painter = QPainter(writer)
+    try:
+        with _uncached(widget):
+            widget.render(painter)
     finally:
         painter.end()
     if not path.is_file():

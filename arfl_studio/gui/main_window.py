@@ -17,7 +17,10 @@ from arfl_studio.gui import help as app_help
 from arfl_studio.gui import settings_store
 from arfl_studio.data.datasets.summary import status_line
 from arfl_studio.gui.dialogs import show_error
-from arfl_studio.gui.export import export_plot, export_run_table
+from arfl_studio.gui.export import export_pane_plots, export_run_table
+
+PLOT_TITLES = {"training_loss": "Training loss", "validation_auc": "Validation AUC", "roc": "ROC",
+               "auc_vs_eps": "AUC vs ε"}
 from arfl_studio.gui.messages import gui_message
 from arfl_studio.experiments.run_history import RunFolderError, save_attack
 from arfl_studio.gui.runs import RunsController
@@ -100,7 +103,12 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Open run…", self.open_run_dialog, key("open_run"), "open_run")
         file_menu.addSeparator()
         self._action(file_menu, "Export comparison table…", self.export_table_dialog)
-        self._action(file_menu, "Export plots…", self.export_plots_dialog)
+        plot_menu = file_menu.addMenu("Export plot")
+        for name, plot in self.plots().items():
+            plot.export_name = name
+            self._action(plot_menu, f"{PLOT_TITLES[name]} (SVG, PDF or PNG)…",
+                         lambda p=plot: p.export_dialog(str(self.training_pane.run_dir or "")))
+        self._action(file_menu, "Export all plots…", self.export_plots_dialog)
         self._action(file_menu, "Export overlay…", self.export_overlay_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "Quit", self.close, key("quit"), "quit")
@@ -422,21 +430,24 @@ class MainWindow(QMainWindow):
             path = path if Path(path).suffix else path + ext
             self._try(lambda: export_run_table(run_dir, path), "Export failed")
 
+    def plots(self) -> dict:
+        """Every plot of the app by file name (each also exports on its own from its right-click menu)."""
+        return {"training_loss": self.training_pane.loss_plot, "validation_auc": self.training_pane.auc_plot,
+                "roc": self.attack_pane.roc_plot, "auc_vs_eps": self.attack_pane.auc_plot}
+
     def export_plots_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the plots (PNG and SVG)")
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the plots (SVG, PDF and PNG)")
         if folder:
             self._try(lambda: self.export_plots(folder), "Export failed")
 
     def export_plots(self, folder: str | Path) -> list[Path]:
+        """Every plot with something to show, as SVG, PDF and PNG (empty ones are named, not written)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        plots = {"training_loss": self.training_pane.loss_plot, "validation_auc": self.training_pane.auc_plot,
-                 "roc": self.attack_pane.roc_plot, "auc_vs_eps": self.attack_pane.auc_plot}
-        out = []
-        for name, plot in plots.items():
-            for ext in (".png", ".svg"):
-                out.append(export_plot(plot, folder / f"{name}{ext}"))
-        return out
+        written, skipped = export_pane_plots(self.plots(), folder)
+        if skipped:
+            self.statusBar().showMessage("Not exported: " + "; ".join(skipped), 10_000)
+        return written
 
     def export_overlay_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export overlay", "overlay.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")

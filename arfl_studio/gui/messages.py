@@ -8,13 +8,13 @@ import re
 # Longest first: "pass --labels FILE or --layout" before "--labels FILE" alone.
 _GUI_ACTIONS = (
     (r"pass --labels FILE or --layout",
-     "choose a labels file with Dataset → Labels file… or pick a layout in the Dataset pane's Layout box"),
-    (r"pass --labels FILE", "choose the labels file with Dataset → Labels file…"),
-    (r"\(--labels FILE\)", "(choose it with Dataset → Labels file…)"),
-    (r"--labels(?: FILE)?", "Dataset → Labels file…"),
+     "choose a labels file with File → Open labels file… or pick a layout in the Dataset pane's Layout box"),
+    (r"pass --labels FILE", "choose the labels file with File → Open labels file…"),
+    (r"\(--labels FILE\)", "(choose it with File → Open labels file…)"),
+    (r"--labels(?: FILE)?", "File → Open labels file…"),
     (r"--layout(?: \w+)?", "the Dataset pane's Layout box"),
     (r"--verify", "the Dataset pane's “Verify (decode every file)” option"),
-    (r"--json(?: PATH)?", "File → Export"),
+    (r"--json(?: PATH)?", "an export in the File menu"),
     (r"re-run the same command to resume", "press Resume in the Training pane"),
     (r"re-run with that config to resume it", "open it with File → Open run… and press Resume"),
 )

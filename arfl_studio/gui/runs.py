@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from PySide6.QtCore import QObject, Signal
 
 
-from arfl_studio.experiments.run_history import Plan, RunFolderError, latest_attack, new_run_dir, read_plan, replay_events, run_status
+from arfl_studio.experiments.run_history import Plan, RunFolderError, latest_attack, new_run_dir, read_plan, run_status
 
 
 class RunsController(QObject):
@@ -100,8 +100,7 @@ class RunsController(QObject):
             raise RunFolderError("a run is training: stop it before opening another run")
         pane.run_dir = run_dir
         pane._reset(plan.methods, plan.config)
-        for event in replay_events(run_dir, plan):
-            pane._on_event(event)
+        pane.replay(plan)
         status = run_status(run_dir)
         pane._on_done(SimpleNamespace(status="cancelled" if status != "finished" else "finished"))
         self.opened_run = run_dir

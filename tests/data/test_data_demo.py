@@ -114,6 +114,11 @@ def test_large_patients_are_rendered_at_detector_size(tmp_path, monkeypatch):
     out = generate_demo_dataset(tmp_path / "demo", patients=2, size=(40, 32), large_patients=1)
     shapes = {(p.parts[-4], pydicom.dcmread(p, stop_before_pixels=True).Rows) for p in out.rglob("*.dcm")}
     assert shapes == {("D1-0001", 300), ("D1-0002", 40)}
+    # the pixel spacing follows the image size: both patients' breasts span the same millimetres
+    heights = {p.parts[-4]: ds.Rows * float(ds.PixelSpacing[0])
+               for p in out.rglob("*.dcm") for ds in [pydicom.dcmread(p, stop_before_pixels=True)]}
+    assert heights["D1-0001"] == pytest.approx(heights["D1-0002"], rel=0.01)
+    assert 150 < heights["D1-0001"] < 350  # a breast-sized field in mm, not metres
     assert demo_module.read_demo_manifest(out)["large_patients"] == 1
     with pytest.raises(ValueError, match="large_patients"):
         generate_demo_dataset(tmp_path / "x", patients=1, large_patients=2)

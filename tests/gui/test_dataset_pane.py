@@ -70,7 +70,7 @@ def test_failed_open_keeps_the_dataset_and_speaks_gui(qtbot, window, demo_dir, t
     qtbot.waitUntil(lambda: last_error() is not None)
     text = last_error().text()
     assert str(bad) in text
-    assert "--" not in text and "Labels file" in text  # a GUI action, not a command-line flag
+    assert "--" not in text and "File → Open labels file…" in text  # a GUI action, not a command-line flag
     # the dataset shown, Training's target and the recent list are those of the folder that worked
     assert pane.scan is scan and pane.image_model.rowCount() == rows
     assert str(scan.root) in pane.root_label.text()
@@ -255,3 +255,40 @@ def test_dropping_a_folder_on_the_window_opens_it(qtbot, window, demo_dir):
     assert settings_store.recent_folders()[0] == str(demo_dir)
     assert window.training_pane.data_section["root"] == str(demo_dir)
     _idle(qtbot, window.dataset_pane)
+
+
+# ---------------------------------------------------------------- lesion marks
+
+
+def test_lesion_counts_in_summary_and_per_image_column(qtbot, tmp_path):
+    import csv
+
+    from lesion_phantom import write_phantom
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    labels, lesions = [["path", "patient", "label"]], [["path", "lesion_type", "pathology", "x", "y", "radius"]]
+    for p, side in ((0, "L"), (0, "R"), (1, "L"), (1, "R")):
+        rel = f"images/p{p}_{side}.dcm"
+        write_phantom(root / rel, side, "CC", shape=(120, 90))
+        labels.append([rel, f"W{p}", "malignant" if p else "benign"])
+    lesions += [["images/p1_L.dcm", "SPIC", "M", "30", "40", "8"], ["images/p1_L.dcm", "CALC", "M", "", "", ""],
+                ["images/p0_R.dcm", "CIRC", "B", "50", "60", "5"]]
+    for name, rows in (("labels.csv", labels), ("lesions.csv", lesions)):
+        with open(root / name, "w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    pane = _pane(qtbot, tmp_path)
+    scan = _open(qtbot, pane, root, str(root / "labels.csv"))
+    summary = pane.summary_value("Lesions")
+    assert summary.startswith("3 on 2 images") and "1 without a position" in summary
+    assert "mass: 2" in summary and "calcification: 1" in summary and "malignant: 2" in summary
+    column = [k for k, _ in pane.image_model.columns].index("lesions")
+    cells = {scan.images[i].rel_path: pane.image_model.index(i, column).data() for i in range(len(scan.images))}
+    assert cells == {"images/p0_L.dcm": "", "images/p0_R.dcm": "1", "images/p1_L.dcm": "2 (1 unplaced)",
+                     "images/p1_R.dcm": ""}
+
+
+def test_dataset_without_lesion_marks_says_none(qtbot, demo_dir, tmp_path):
+    pane = _pane(qtbot, tmp_path)
+    _open(qtbot, pane, demo_dir)
+    assert pane.summary_value("Lesions").startswith("none")

@@ -29,5 +29,5 @@ def test_demo_train_attack_overlay_export(qtbot, window, tmp_path):
         assert path.stat().st_size > 0
     assert "Standard training" in (tmp_path / "table.md").read_text()
     plots = window.export_plots(tmp_path / "plots")
-    assert all(p.stat().st_size > 0 for p in plots) and len(plots) == 8
+    assert all(p.stat().st_size > 0 for p in plots) and len(plots) == 12  # 4 plots x SVG, PDF, PNG
     assert export_overlay(window.viewer_pane.view_a, tmp_path / "overlay.svg").stat().st_size > 0

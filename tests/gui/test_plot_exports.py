@@ -71,3 +71,26 @@ def test_roc_export_names_model_and_fold(qtbot, tmp_path, trained_run):
     assert trained_run.name in title and "method A" in title and "fold 2" in title
     assert "<image" not in roc.read_text(encoding="utf-8")
     assert "fold 2" in _svg_title(export_plot(attack.auc_plot, tmp_path / "auc.svg"))
+
+
+def test_each_plot_exports_on_its_own_from_its_menu_and_file_export(qtbot, window, tmp_path, monkeypatch):
+    """Right-click menu and File → Export plot: one plot, the typed suffix chooses the format (vector PDF/SVG)."""
+    from PySide6.QtWidgets import QFileDialog
+
+    plot = window.training_pane.loss_plot
+    plot.figure_source = None  # the screen plot itself (a pane's publication figure is tested above)
+    plot.set_curve("A", [1, 2, 3], [0.9, 0.6, 0.5])
+    plot.flush()
+    answers = iter([(str(tmp_path / "loss.pdf"), "PNG (*.png)"), (str(tmp_path / "loss"), "SVG, vector (*.svg)")])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
+    menu_action = next(a for a in plot.getPlotItem().getViewBox().menu.actions() if a.text().startswith("Export this"))
+    menu_action.trigger()
+    pdf = (tmp_path / "loss.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/Subtype /Image" not in pdf  # drawn as paths, not a picture
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    plot_menu = next(a.menu() for a in file_menu.actions() if a.text() == "Export plot")
+    assert [a.text().split(" (")[0] for a in plot_menu.actions()] == ["Training loss", "Validation AUC", "ROC",
+                                                                       "AUC vs ε"]
+    plot_menu.actions()[0].trigger()
+    svg = (tmp_path / "loss.svg").read_text(encoding="utf-8")  # no suffix typed: the filter's
+    assert "<svg" in svg and "<image" not in svg

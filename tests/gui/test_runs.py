@@ -129,3 +129,31 @@ def test_open_run_shows_the_last_attack_under_its_own_model(qtbot, window, train
     wait_task(qtbot, viewer.task, timeout=120_000)
     assert viewer.task.outcome == "done", viewer.prediction.text()
     assert viewer.analysis is not None and "B" in viewer.analysis["case"]["models"]
+
+
+def test_resume_reloads_curves_and_table_and_eta_counts_only_the_epochs_left(qtbot, window, trained_run,
+                                                                             monkeypatch):
+    from types import SimpleNamespace
+
+    from arfl_studio.gui.panes import training_pane as module
+
+    monkeypatch.setattr(module, "start_task", lambda *a, **k: SimpleNamespace(is_running=lambda: True,
+                                                                              cancel=lambda: None))
+    pane = window.training_pane
+    plan = read_plan(trained_run)
+    pane.start(trained_run, config=plan.config, methods=plan.methods)  # what Resume calls
+    pane.loss_plot.flush()
+    pane.auc_plot.flush()
+    assert pane.loss_plot.points("A") == 1 and pane.auc_plot.points("B/std") == 1  # the run's own epochs
+    rows = {r["key"]: r for r in pane.table_model.rows}
+    assert rows["A"]["folds"] == "2/2" and rows["A"]["standard_auc"] != "-"
+    # ETA: suppose the run had done half its work before and a quarter more took 60 s here
+    pane._plan = (2, 2, 4)
+    pane._done_before = 0.5
+    pane._started_at = module.time.perf_counter() - 60.0
+    pane._update_progress("B", 1, 0.0)  # 12 of 16 epochs done: 4 in this session, 4 left
+    assert pane.eta_label.text() == "ETA 1:00"  # not 20 s, as 60 s x (4 left / 12 done) would say
+    # an epoch that comes again (a fold restarted without resume.pt) replaces, not duplicates
+    h = pane.history[("A", 0)]
+    pane._on_event(SimpleNamespace(method_key="A", fold=0, event=module.EpochEvent(0, 1, {"total": 1.0}, {})))
+    assert h["epoch"] == [1] and h["total"] == [1.0]

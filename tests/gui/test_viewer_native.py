@@ -213,3 +213,60 @@ def test_tag_panel_hides_phi_by_the_one_list(tmp_path):
     rows = {r["keyword"]: r for r in case_analysis.dicom_tags(path)}
     assert rows["PatientName"]["phi"]  # PS3.15 basic profile (data.deid.is_phi)
     assert not rows["PatientID"]["phi"] and not rows["Modality"]["phi"] and not rows["PixelSpacing"]["phi"]
+
+
+def test_overlay_export_lays_out_like_the_screen_with_the_whole_caption(qtbot, tmp_path):
+    """Four views export as the 2 x 2 hanging (not 1 x 4); a long caption wraps inside the figure."""
+    from matplotlib import image as mpimg
+
+    from arfl_studio.evaluation.saliency import overlay_layout
+
+    views = {}
+    for lat, view in (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")):
+        (tmp_path / f"{lat}{view}").mkdir()
+        case, _, _ = phantom_case(tmp_path / f"{lat}{view}", lat, view)
+        views[f"{lat}{view}"] = case["case"]
+    result = dict(case, views=views)
+    pane = open_result(qtbot, result)
+    pane.mode_box.setCurrentIndex(1)
+    target = tmp_path / "hanging.png"
+    handle = pane.export_overlay(str(target))
+    wait_task(qtbot, handle)
+    assert handle.outcome == "done", handle.error
+    rows, cols = case["case"]["pixels"].shape
+    picture = mpimg.imread(target)
+    assert picture.shape[0] > 2 * rows and 2 * cols < picture.shape[1] < 3 * cols  # two rows of two
+    caption = " ".join(f"word{i}" for i in range(120))
+    fig = overlay_layout([("a", np.zeros((rows, cols, 3), np.uint8))], caption=caption)
+    fig.canvas.draw()
+    text = next(t for t in fig.texts if "word0" in t.get_text())
+    assert text.get_text().replace("\n", " ") == caption  # every word kept
+    box = text.get_window_extent()
+    assert box.x1 <= fig.bbox.x1 and box.y0 >= 0 and box.y1 <= fig.bbox.y1
+
+
+def test_overlay_low_end_is_transparent_so_the_anatomy_stays_readable(qtbot, tmp_path):
+    """Alpha-ramp colour map with a default threshold: a cold region leaves the pixels as they are,
+    a hot one is coloured; δ's map is transparent around δ = 0; the threshold is the pane's."""
+    from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, MammogramView, overlay_lut
+
+    lut = overlay_lut("inferno")
+    assert lut[0, 3] == 0 and lut[int(255 * DEFAULT_THRESHOLD), 3] == 0 and lut[-1, 3] == 1
+    signed = overlay_lut("CET-D1")
+    assert signed[128, 3] == 0 and signed[0, 3] == 1 and signed[-1, 3] == 1
+    view = MammogramView("x")
+    qtbot.addWidget(view)
+    gray = np.full((8, 8), 0.8, np.float32)
+    heat = np.zeros((8, 8), np.float32)
+    heat[:, 4:] = 1.0  # cold left half, hot right half
+    view.set_image(gray)
+    view.set_overlay(heat, "inferno", (0.0, 1.0))
+    view.set_opacity(0.6)
+    shown = view.blended()
+    assert (shown[:, :4] == round(0.8 * 255)).all()  # the anatomy under the cold half, unchanged
+    assert not (shown[:, 4:] == round(0.8 * 255)).all()
+    assert view.overlay.lut[0, 3] == 0  # the screen's LUT is the same ramp
+    result, _, _ = phantom_case(tmp_path, "L", "CC")
+    pane = open_result(qtbot, result)
+    pane.threshold_spin.setValue(50)
+    assert pane.view_a.heat_threshold == 0.5 and pane.view_a.overlay.lut[int(255 * 0.45), 3] == 0

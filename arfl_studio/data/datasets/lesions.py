@@ -357,3 +357,59 @@ def model_space_mask(lesions: Sequence[Lesion], geometry: Geometry, size: tuple[
     block = ndimage.map_coordinates(crop, grid, order=1, mode="nearest") >= 0.5
     out[place.top:place.top + place.rows, place.left:place.left + place.cols] = block
     return out
+
+
+# ---------------------------------------------------------------- outlines (what a viewer draws)
+
+
+def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
+    """The outlines of a bool mask as closed (N, 2) (row, col) polygons (contourpy, at 0.5)."""
+    import contourpy
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return []
+    padded = np.pad(mask.astype(np.float64), 1)  # a lesion at the border still closes
+    lines = contourpy.contour_generator(z=padded).lines(0.5)
+    return [np.asarray(line, dtype=np.float64)[:, ::-1] - 1.0 for line in lines if len(line) >= 3]
+
+
+def lesion_outlines(lesions: Sequence[Lesion], shape: tuple[int, int], root: str | os.PathLike[str] | None = None,
+                    masks: Sequence[np.ndarray | None] | None = None) -> list[dict[str, Any]]:
+    """What to draw for each positioned lesion on a pixel grid of ``shape``: [{"kind": "outline" |
+    "point", "points": [(row, col), ...], "pathology", "label"}] (boxes and circles as outlines).
+
+    ``masks`` (one per lesion, or None) replaces a lesion's mask file (e.g. its model-space
+    mask); a mask that cannot be read is drawn as nothing and named in ``label``."""
+    out: list[dict[str, Any]] = []
+    for i, les in enumerate(lesions):
+        kind = les.shape_kind
+        label = les.lesion_type + (f" ({les.pathology})" if les.pathology else
+                                   f" (BI-RADS {les.birads})" if les.birads else "")
+        lines: list[np.ndarray] = []
+        if kind == "mask":
+            given = masks[i] if masks is not None else None
+            try:
+                mask = given if given is not None else _one_mask(les, (int(shape[0]), int(shape[1])),
+                                                                 Path(root) if root is not None else None)
+            except (OSError, ValueError) as err:
+                out.append({"kind": "none", "points": [], "pathology": les.pathology, "label": f"{label}: {err}"})
+                continue
+            lines = mask_outlines(mask)
+        elif kind == "polygon" and les.polygon is not None:
+            lines = [np.asarray(les.polygon, dtype=np.float64)]
+        elif kind == "box" and les.box is not None:
+            r0, r1, c0, c1 = les.box
+            lines = [np.array([(r0, c0), (r0, c1), (r1, c1), (r1, c0)], dtype=np.float64)]
+        elif kind == "circle" and les.centre is not None and les.radius:
+            lines = [_circle(les.centre, les.radius)]
+        elif kind == "point":
+            point = les.centre if les.centre is not None else (les.polygon[0] if les.polygon else None)
+            if point is not None:
+                out.append({"kind": "point", "points": [tuple(map(float, point))], "pathology": les.pathology,
+                            "label": label})
+            continue
+        for line in lines:
+            out.append({"kind": "outline", "points": [tuple(map(float, p)) for p in line], "pathology": les.pathology,
+                        "label": label})
+    return out

@@ -45,8 +45,8 @@ __all__ = [
 
 DEFAULT_PATIENTS = 64
 DEFAULT_SIZE = (256, 208)  # rows, columns
-LARGE_SIZE = (4096, 3328)  # a full-field detector at 0.07 mm
-GENERATOR_VERSION = 5  # bump when the images change: cached demos regenerate
+LARGE_SIZE = (4096, 3328)  # a full-field detector (0.059 mm pixels over the same field)
+GENERATOR_VERSION = 6  # bump when the images change: cached demos regenerate
 _SYNTAXES = (
     "1.2.840.10008.1.2.1",  # explicit VR little endian
     "1.2.840.10008.1.2.5",  # RLE lossless

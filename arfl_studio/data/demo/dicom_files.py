@@ -45,6 +45,15 @@ def _code_item(value: str, meaning: str, scheme: str = "SCT"):
     return item
 
 
+FIELD_HEIGHT_MM = 240.64  # the demo detector's field (rows): 256 rows at 0.94 mm, 4096 at 0.059 mm
+
+
+def demo_pixel_spacing(shape: tuple[int, ...]) -> float:
+    """mm per (square) pixel: the same breast-sized field whatever the image size, so a full-size
+    demo image is not a breast metres tall."""
+    return round(FIELD_HEIGHT_MM / int(shape[0]), 5)
+
+
 def build_dicom(
     intensity: np.ndarray,
     *,
@@ -113,8 +122,9 @@ def build_dicom(
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
-    ds.PixelSpacing = [0.94, 0.94]  # a 3328x2560 detector at 0.07 mm, shrunk to demo size
-    ds.ImagerPixelSpacing = [0.94, 0.94]
+    spacing = demo_pixel_spacing(stored.shape)
+    ds.PixelSpacing = [spacing, spacing]
+    ds.ImagerPixelSpacing = [spacing, spacing]
     ds.RescaleIntercept = 0
     ds.RescaleSlope = 1
     ds.RescaleType = "US"

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
+from arfl_studio.data.datasets.lesions import count_lesions
 from arfl_studio.data.datasets.summary import counts, rejection_category, rejection_counts
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.messages import gui_message
@@ -81,7 +82,28 @@ def split_task(records, k: int):
 
 def image_rows(records) -> list[dict]:
     return [{"patient_id": r.patient_id, "laterality": r.laterality or "?", "view": r.view or "?",
-             "label_name": "malignant" if r.label == 1 else "benign", "rel_path": r.rel_path} for r in records]
+             "label_name": "malignant" if r.label == 1 else "benign", "lesions": lesion_cell(r),
+             "rel_path": r.rel_path} for r in records]
+
+
+def lesion_cell(record) -> str:
+    """The image's lesion marks in a table cell: "2" (all placed), "2 (1 unplaced)", or empty."""
+    lesions = getattr(record, "lesions", ()) or ()
+    unplaced = sum(1 for les in lesions if not les.has_position)
+    return "" if not lesions else f"{len(lesions)}" + (f" ({unplaced} unplaced)" if unplaced else "")
+
+
+def lesion_summary(records) -> str:
+    """The summary row: how many marks on how many images, by type and pathology."""
+    c = count_lesions(records)
+    if not c["lesions"]:
+        return "none (no lesion marks in this dataset)"
+    parts = [f"{c['lesions']} on {c['images_with_lesions']} images"]
+    if c["positioned"] < c["lesions"]:
+        parts.append(f"{c['lesions'] - c['positioned']} without a position")
+    parts.append(", ".join(f"{k}: {v}" for k, v in c["by_type"].items()))
+    parts.append(", ".join(f"{k}: {v}" for k, v in c["by_pathology"].items()))
+    return "; ".join(parts)
 
 
 def fold_rows(records, folds) -> list[dict]:
@@ -161,12 +183,13 @@ class DatasetPane(QWidget):
         left_layout.addWidget(fold_box, 1)
 
         self.image_model = RowsModel([("thumb", ""), ("patient_id", "Patient"), ("laterality", "Side"),
-                                      ("view", "View"), ("label_name", "Label"), ("rel_path", "File")])
+                                      ("view", "View"), ("label_name", "Label"), ("lesions", "Lesions"),
+                                      ("rel_path", "File")])
         self.image_model.thumbnail_column = "thumb"
         self.image_table = self._table(self.image_model, fixed=True)
         self.image_table.verticalHeader().setDefaultSectionSize(THUMB_SIZE[0] + 4)
         self.image_table.setColumnWidth(0, THUMB_SIZE[1] + 10)
-        for column, width in enumerate((THUMB_SIZE[1] + 10, 90, 40, 50, 70), start=0):
+        for column, width in enumerate((THUMB_SIZE[1] + 10, 90, 40, 50, 70, 60), start=0):
             self.image_table.setColumnWidth(column, width)
         self.rejected_model = RowsModel([("path", "File"), ("category", "Kind"), ("reason", "Why it was skipped")])
         self.rejected_table = self._table(self.rejected_model)
@@ -282,7 +305,7 @@ class DatasetPane(QWidget):
             reasons = [f"{p}: {why}" for p, why in scan.rejected[:30]] + [f"{p}: no label" for p in scan.unlabeled[:30]]
             self._failed(pending, f"no labelled images in {scan.root} ({c['rejected']} rejected, {c['unlabeled']} "
                                   f"without a label, {c['labels_without_images']} label rows without images); "
-                                  "check the labels file (Dataset → Labels file…) and the Layout box",
+                                  "check the labels file (File → Open labels file…) and the Layout box",
                          "\n".join(reasons))
             return
         self.labels_path = pending["labels"]
@@ -357,6 +380,7 @@ class DatasetPane(QWidget):
             ("Patients", f"{c['patients']}  ({', '.join(f'{v} {k}' for k, v in patients_by_label.items())})"),
             ("Images", str(c["images"])),
             ("Malignant / benign", f"{by_label.get('malignant', 0)} / {by_label.get('benign', 0)}"),
+            ("Lesions", lesion_summary(scan.images)),
             ("Views", ", ".join(f"{k}: {v}" for k, v in summary.get("by_view", {}).items())),
             ("Sides", ", ".join(f"{k}: {v}" for k, v in summary.get("by_laterality", {}).items())),
             ("Rejected files", str(c["rejected"]) + (f"  ({', '.join(f'{k.replace(chr(95), chr(32))}: {v}' for k, v in categories.items())})"

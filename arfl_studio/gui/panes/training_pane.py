@@ -25,7 +25,7 @@ from arfl_studio.experiments.figures import EmptyFigure, classification_loss, tr
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
-from arfl_studio.experiments.results import PARTIAL_TEST, folds_text
+from arfl_studio.experiments.results import PARTIAL_TEST, folds_text, mean_std_text
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 from arfl_studio.training import EpochEvent, StatusEvent, StepEvent
@@ -46,9 +46,7 @@ def training_task(config: dict, out_dir: Path):
 
 def auc_text(mean: float | None, std: float | None) -> str:
     """An AUC (fraction) as the tables print it: percent, "mean ± sample std" over folds."""
-    if mean is None or mean != mean:
-        return "-"
-    return f"{100 * mean:.1f}" + ("" if std is None or std != std else f" ± {100 * std:.1f}")
+    return mean_std_text(mean, std, missing="-")
 
 
 def mean_sample_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -170,7 +168,7 @@ class TrainingPane(QWidget):
         self.table.setModel(self.table_model)
         self.table.verticalHeader().setVisible(False)
         self.table.setToolTip(AUC_UNIT + "; p: two-sided Mann–Whitney U on the fold AUCs.\n"
-                              "The exported tables (File → Export table) use the same percent and std.")
+                              "The exported tables (File → Export comparison table…) use the same percent and std.")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         rows_visible = 5  # the paper's comparisons have several rows: show them without scrolling
@@ -254,6 +252,10 @@ class TrainingPane(QWidget):
             return None
         self.run_dir = Path(out_dir) if out_dir else self.runs_root / datetime.now().strftime("run-%Y%m%d-%H%M%S")
         self._reset(methods, config)
+        if (self.run_dir / "config.toml").is_file():  # Resume: the run goes on where its files stop
+            from arfl_studio.experiments.run_history import Plan
+
+            self.replay(Plan(config, list(methods), self.run_dir))
         self.task = start_task(training_task(config, self.run_dir), "training", on_event=self._on_event,
                                on_done=self._on_done, on_error=self._on_error, parent=self)
         self.start_button.setEnabled(False)
@@ -278,6 +280,7 @@ class TrainingPane(QWidget):
         folds = config["cv"]["folds"]
         self._plan = (len(methods), folds, config["training"]["epochs"])
         self._started_at = time.perf_counter()
+        self._done_before = 0.0  # the share of the run already done when this session started (Resume)
         self._steps_per_epoch = None
         self.fold_box.blockSignals(True)
         self.fold_box.clear()
@@ -306,6 +309,22 @@ class TrainingPane(QWidget):
         self.progress.setFormat("%p%")
         self.eta_label.setText("")
 
+    def replay(self, plan) -> None:
+        """The run folder's epochs and finished folds into the curves and table (Open run, Resume);
+        the ETA then counts only the work left, at the pace of this session."""
+        from arfl_studio.experiments.run_history import replay_events
+
+        try:
+            events = replay_events(plan.out_dir, plan)
+        except (OSError, ValueError, KeyError):
+            events = []  # a folder without readable history: the curves start empty
+        for event in events:
+            self._on_event(event)
+        self._redraw_all()
+        self._done_before = self.progress.value() / 1000
+        self._started_at = time.perf_counter()
+        self.eta_label.setText("")
+
     # ---------------------------------------------------------------- events
     def _on_event(self, event) -> None:
         inner = getattr(event, "event", None)
@@ -320,6 +339,10 @@ class TrainingPane(QWidget):
             self._update_progress(key, fold, inner.epoch + frac)
         elif isinstance(inner, EpochEvent):
             h = self.history.setdefault((key, fold), {"epoch": [], "cls": [], "total": [], "std": [], "adv": []})
+            if inner.epoch + 1 in h["epoch"]:  # a fold that restarts (no resume.pt): its epochs are new ones
+                keep = h["epoch"].index(inner.epoch + 1)
+                for values in h.values():
+                    del values[keep:]
             h["epoch"].append(inner.epoch + 1)
             h["cls"].append(classification_loss(inner.losses, self._mix_ratios.get(key)))
             h["total"].append(inner.losses.get("total", float("nan")))
@@ -338,8 +361,9 @@ class TrainingPane(QWidget):
         done = min(max(done, 0.0), 1.0)
         self.progress.setValue(int(done * 1000))
         elapsed = time.perf_counter() - self._started_at
-        if done > 0.01:
-            left = elapsed * (1 - done) / done
+        done_here = done - self._done_before  # a resumed run's earlier epochs took no time in this session
+        if done_here > 0.01:
+            left = elapsed * (1 - done) / done_here
             self.eta_label.setText(f"ETA {int(left // 60)}:{int(left % 60):02d}")
 
     def _redraw(self, key: str) -> None:

@@ -17,13 +17,15 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSlider,
-    QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
+    QSpinBox, QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
 )
 
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
-from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView, colormap_lut
+from arfl_studio.gui.panes.viewer_export import export_layout
+from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
+from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
@@ -74,6 +76,12 @@ class ViewerPane(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
         self.opacity.setMaximumWidth(110)
+        self.threshold_spin = QSpinBox()
+        self.threshold_spin.setRange(0, 90)
+        self.threshold_spin.setValue(round(100 * DEFAULT_THRESHOLD))
+        self.threshold_spin.setSuffix(" %")
+        self.threshold_spin.setToolTip("The overlay is transparent below this share of its scale and fades in above "
+                                       "it, so the anatomy under a cold region stays readable")
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; "
                                    "double-click resets")
@@ -81,6 +89,10 @@ class ViewerPane(QWidget):
         self.link_wl_box.setChecked(True)
         self.adversarial_box = QCheckBox("Adversarial image")
         self.invert_box = QCheckBox("Invert")
+        self.lesion_box = QCheckBox("Lesions")
+        self.lesion_box.setChecked(True)
+        self.lesion_box.setToolTip("The dataset's lesion marks: malignant red, benign yellow, unknown cyan "
+                                   "(drawn under the overlay)")
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
         controls = QGridLayout()
@@ -89,6 +101,7 @@ class ViewerPane(QWidget):
                  (self.model_a_label, self.model_a), (QLabel("Right model"), self.model_b),
                  (QLabel("Overlay"), self.overlay_box), (QLabel("Saliency"), self.saliency_box),
                  (QLabel("Colormap"), self.cmap_box), (QLabel("Opacity"), self.opacity),
+                 (QLabel("Show above"), self.threshold_spin),
                  (QLabel("Window"), self.preset_box)]
         self.labels = {}
         per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
@@ -101,7 +114,8 @@ class ViewerPane(QWidget):
         controls.addWidget(self.invert_box, 1, per_row)
         controls.addWidget(self.link_wl_box, 2, per_row)
         controls.addWidget(self.compute_button, 3, per_row)
-        controls.setColumnStretch(per_row + 1, 1)
+        controls.addWidget(self.lesion_box, 0, per_row + 1)
+        controls.setColumnStretch(per_row + 2, 1)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
@@ -156,7 +170,9 @@ class ViewerPane(QWidget):
         self.space_box.currentIndexChanged.connect(lambda *_: self._fit_all())
         self.model_a.currentIndexChanged.connect(lambda *_: self.recompute())
         self.opacity.valueChanged.connect(self._set_opacity)
+        self.threshold_spin.valueChanged.connect(self._set_threshold)
         self.invert_box.toggled.connect(self._set_invert)
+        self.lesion_box.toggled.connect(self._show_lesions)
         self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
         self.phi_box.toggled.connect(lambda *_: self._fill_tags())
         self.compute_button.clicked.connect(lambda: self.recompute())
@@ -190,6 +206,9 @@ class ViewerPane(QWidget):
         overlay = self.overlay_box.currentText() != "none"
         self.cmap_box.setEnabled(models and overlay)
         self.opacity.setEnabled(models and overlay)
+        self.threshold_spin.setEnabled(models and overlay)
+        images = [getattr(self, "case_image", None), *self.views.values()]
+        self.lesion_box.setEnabled(any((i or {}).get("lesions", {}).get("native") for i in images))
         for widget, label in self.labels.items():
             label.setEnabled(widget.isEnabled())
 
@@ -327,27 +346,10 @@ class ViewerPane(QWidget):
         self.tags = result["tags"]
         self._fill_tags()
         self._enable_controls()
-        self.prediction.setText(self._prediction_text(result))
+        self.prediction.setText(prediction_text(result))
         self.refresh(auto_range=True)
         self.overlay_ready.emit()
         self.views_ready.emit()
-
-    def _prediction_text(self, result: dict) -> str:
-        record = result["record"]
-        truth = "malignant" if result["target"] > 0.5 else "benign"
-        lines = [f"<b>{record.patient_id} {record.laterality or ''}{record.view or ''}</b> — truth: {truth}<br>"
-                 f"attack {result['attack']}, ε = {result['eps']:g}"]
-        for name, m in result["case"]["models"].items():
-            threshold = (result.get("thresholds") or {}).get(name)
-            verdict = ""
-            if threshold is not None:
-                t = threshold["prob"]
-                call = lambda p: "malignant" if p > t else "benign"  # noqa: E731
-                verdict = (f" — {call(m['clean_prob'])} → {call(m['adversarial_prob'])} at the stored threshold "
-                           f"P = {t:.3f} ({threshold['rule']})")
-            lines.append(f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
-                         f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}")
-        return "<br>".join(lines)
 
     # ---------------------------------------------------------------- display
     def _overlay_spec(self, eps: float | None) -> tuple[str | None, tuple[float, float], str]:
@@ -363,7 +365,7 @@ class ViewerPane(QWidget):
 
     def _show(self, view: MammogramView, image: dict | None, model: str | None, keep_levels: bool,
               auto_range: bool) -> None:
-        if image is None:
+        if image is None or "error" in image:
             view.set_image(None)
             view.set_overlay(None)
             view.set_marker("")
@@ -379,6 +381,8 @@ class ViewerPane(QWidget):
             view.set_image(m["adversarial"] if adversarial else image["model_input"], auto_range=auto_range,
                            spacing=None, keep_levels=keep_levels, presets={"Model input": (0.0, 1.0)})
         view.set_marker(*_marker(image, native))
+        view.set_lesions((image.get("lesions") or {}).get("native" if native else "model"))
+        view.lesions.set_visible(self.lesion_box.isChecked())
         eps = float(self.analysis["eps"]) if self.analysis else 0.0
         key, levels, label = self._overlay_spec(eps)
         if m is None or key is None:
@@ -414,14 +418,21 @@ class ViewerPane(QWidget):
             self._show(self.view_a, case, None, keep, auto_range)
             self._show(self.view_b, None, None, keep, auto_range)
             self.view_a.title.setText("Image as acquired" if case is not None else "")
+            for view in (self.view_a, self.view_b):  # no model: no title or numbers of an earlier case's
+                view.caption.setText("")
+            self.view_b.title.setText("")
         first = self.model_a.currentText() if self.analysis is not None else None
         for name, view in self.hanging.items():
             image = self.views.get(name)
             self._show(view, image, first, keep, auto_range)
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
-            view.caption.setText("(no image)" if image is None else "" if m is None else
-                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}")
+            view.caption.setText("(no image)" if image is None else
+                                 f"Could not show this view: {image['error']}" if "error" in image else
+                                 "" if m is None else
+                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
+                                 + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)]
+                                           if t))
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
         self._fill_presets()
@@ -457,9 +468,17 @@ class ViewerPane(QWidget):
             if view is not source and view.gray is not None:
                 view.set_levels(lo, hi)
 
+    def _set_threshold(self, value: int) -> None:
+        for view in self.all_views():
+            view.set_threshold(value / 100)
+
     def _set_opacity(self, value: int) -> None:
         for view in self.all_views():
             view.set_opacity(value / 100)
+
+    def _show_lesions(self, visible: bool) -> None:
+        for view in self.all_views():
+            view.lesions.set_visible(visible)
 
     def _set_invert(self, invert: bool) -> None:
         for view in self.all_views():
@@ -474,32 +493,6 @@ class ViewerPane(QWidget):
 
     # ---------------------------------------------------------------- export
     def export_overlay(self, path: str) -> TaskHandle:
-        """The current layout's images with their overlay at full resolution, one colour bar and a
-        caption (case, models, map, ε), written to exactly ``path`` (.png, .svg or .pdf)."""
-        views = [v for v in self.current_views() if v.gray is not None]
-        if not views:
-            raise ValueError("the viewer shows no image to export: open a case first")
-        panels = [{"title": v.title.text(), "gray": v.gray, "heat": v.native_overlay if v.overlay_visible() else None,
-                   "opacity": v.opacity(), "gray_levels": v.gray_levels(), "invert": v.inverted,
-                   "heat_levels": v.heat_levels, "aspect": (v.spacing[0] / v.spacing[1]) if v.spacing else 1.0}
-                  for v in views]
-        first = views[0]
-        caption = self._caption(first)
-        self.export_handle = start_task(
-            tasks.export_task(panels, str(path), colormap_lut(first.cmap), first.heat_levels,
-                              first.heat_label if first.overlay_visible() else "", caption),
-            "export", on_error=lambda m, d: show_error(self, "Export failed", m, None, d), parent=self)
+        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf)."""
+        self.export_handle = export_layout(self, str(path))
         return self.export_handle
-
-    def _caption(self, view: MammogramView) -> str:
-        record = (self.analysis or {}).get("record")
-        case = f"{record.patient_id} {record.laterality or ''}{record.view or ''}" if record is not None else ""
-        models = (f"models {self.model_a.currentText()} | {self.model_b.currentText()}" if self.stack.currentIndex() == 0
-                  else f"model {self.model_a.currentText()}") if self.analysis else "no model"
-        overlay = self.overlay_box.currentText() if view.overlay_visible() else "no overlay"
-        if overlay == "saliency":
-            overlay = f"saliency ({self.saliency_box.currentText()}, {view.heat_label})"
-        eps = f"ε = {self.analysis['eps']:g} ({self.analysis['attack']})" if self.analysis else ""
-        space = "native DICOM grid" if self.native_space() else "model input"
-        input_kind = "adversarial input" if self.adversarial_box.isChecked() else "clean input"
-        return " · ".join(p for p in (case, models, overlay, eps, input_kind, space) if p)

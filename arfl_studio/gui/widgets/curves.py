@@ -10,10 +10,13 @@ them when the plot is narrow (a 1024-px laptop window); a title longer than the 
 elided (the whole title in the tooltip), so the axes always get the widget's width. The
 axes print plain values (no "x0.001" SI scaling). A pane may set
 ``figure_source(path)``: exporting the plot then writes the publication figure
-(matplotlib, :mod:`arfl_studio.experiments.figures`) instead of a screen grab.
+(matplotlib, :mod:`arfl_studio.experiments.figures`) instead of a screen grab. Each plot
+exports on its own from its right-click menu; the file's suffix chooses the format.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -22,6 +25,8 @@ from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsItem, QSizePolicy
 
 from arfl_studio.experiments.figures import METHOD_COLORS, color_for  # noqa: F401 - one palette for app and figures
+
+PLOT_FILTER = "SVG, vector (*.svg);;PDF, vector (*.pdf);;PNG (*.png)"
 
 
 class ThrottledPlot(pg.PlotWidget):
@@ -48,6 +53,10 @@ class ThrottledPlot(pg.PlotWidget):
         self._place_legend()
         self._legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.figure_source = None  # callable(path) -> Path, set by the pane that owns the plot
+        self.export_name = "plot"  # the file name the export dialog proposes
+        menu = item.getViewBox().menu  # right-click on the plot
+        menu.addSeparator()
+        menu.addAction("Export this plot (SVG, PDF or PNG)…").triggered.connect(lambda: self.export_dialog())
         self._items: dict[str, pg.PlotDataItem] = {}
         self._data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._dirty: set[str] = set()
@@ -56,6 +65,23 @@ class ThrottledPlot(pg.PlotWidget):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
+
+    def export_dialog(self, folder: str = "") -> Path | None:
+        """Ask for a file and write this plot there; the suffix (.svg, .pdf, .png) chooses the format."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from arfl_studio.gui.dialogs import show_error
+        from arfl_studio.gui.export import export_plot, with_suffix_of
+
+        path, chosen = QFileDialog.getSaveFileName(self, f"Export {self.title_text() or 'plot'}",
+                                                   str(Path(folder) / f"{self.export_name}.svg"), PLOT_FILTER)
+        if not path:
+            return None
+        try:
+            return export_plot(self, with_suffix_of(path, chosen))
+        except Exception as exc:  # the user picked the path; say what went wrong
+            show_error(self, "Export failed", str(exc))
+            return None
 
     # ------------------------------------------------------------ fitting a narrow widget
     def setTitle(self, title: str | None = None, **args) -> None:

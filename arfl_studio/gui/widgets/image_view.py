@@ -1,6 +1,7 @@
 """The mammogram view: native pixels, aspect-correct in mm, window/level, one overlay.
 
-The base image is shown from a block-mean pyramid (the level follows the zoom), in
+The overlay's colour map has an alpha ramp (:func:`overlay_lut`): below a threshold it is
+transparent, so a cold region leaves the anatomy readable. The base image is shown from a block-mean pyramid (the level follows the zoom), in
 millimetre coordinates when the pixel spacing is known (pixels otherwise), so
 non-square pixels keep their aspect and the scale bar and readout are in mm. The
 overlay (saliency map or δ) is a second ``ImageItem`` over the same rectangle, with
@@ -18,12 +19,15 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from arfl_studio.evaluation.blend import blend_lut
 from arfl_studio.data.preprocess.pyramid import Pyramid
+from arfl_studio.gui.widgets.lesion_layer import LesionLayer
 from arfl_studio.gui.widgets.scale_bar import ScaleBar
 from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels, width_level
 
 DIVERGING = ("CET-D1", "CET-D1A", "CET-D3", "CET-D4")  # for the signed perturbation
 SEQUENTIAL = ("inferno", "viridis", "magma", "plasma", "CET-L17")
 TILE = 1024  # display pixels per tile side
+DEFAULT_THRESHOLD = 0.2  # share of the overlay's scale (of |δ| / ε for δ) shown fully transparent
+RAMP = 0.25  # above the threshold the overlay fades in over this share of its scale
 CORNER_STYLE = "color: white; background: rgba(0, 0, 0, 140); padding: 1px 4px; font-weight: bold;"
 
 
@@ -46,11 +50,21 @@ def colormap_lut(name: str) -> np.ndarray:
     return colormap(name).getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.float32) / 255
 
 
+def overlay_lut(name: str, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """(256, 4) float RGBA in [0, 1]: the colour map with an alpha ramp, transparent up to
+    ``threshold`` and opaque from ``threshold + RAMP``, so the anatomy under a cold region stays
+    as it is. A diverging map (signed δ) ramps with the distance from its centre (δ = 0)."""
+    x = np.linspace(0.0, 1.0, 256)
+    strength = np.abs(2 * x - 1) if name in DIVERGING else x
+    alpha = np.clip((strength - threshold) / RAMP, 0.0, 1.0)
+    return np.column_stack([colormap_lut(name), alpha]).astype(np.float32)
+
+
 def blend(gray: np.ndarray, heat: np.ndarray | None, cmap: str = "inferno", opacity: float = 0.5,
           levels: tuple[float, float] = (0.0, 1.0), gray_levels: tuple[float, float] = (0.0, 1.0),
-          invert: bool = False) -> np.ndarray:
+          invert: bool = False, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Base image through window/level (and invert) with the overlay blended in: uint8 RGB (H, W, 3)."""
-    return blend_lut(gray, heat, colormap_lut(cmap), opacity, levels, gray_levels, invert)
+    return blend_lut(gray, heat, overlay_lut(cmap, threshold), opacity, levels, gray_levels, invert)
 
 
 class MammogramView(QWidget):
@@ -79,6 +93,7 @@ class MammogramView(QWidget):
         self.overlay.setZValue(10)
         self.overlay.setOpacity(0.5)
         self.view.addItem(self.overlay)
+        self.lesions = LesionLayer(self.view)  # between the image and the overlay
         self.scale_bar = ScaleBar()
         self.scale_bar.setParentItem(self.view)
         self.colour_bar = None
@@ -112,6 +127,7 @@ class MammogramView(QWidget):
         self.heat_step = 1
         self.full_heat = None  # callable -> the overlay on the full native grid, for exports
         self.cmap = "inferno"
+        self.heat_threshold = DEFAULT_THRESHOLD
         self.heat_levels = (0.0, 1.0)
         self.heat_label = ""
 
@@ -142,6 +158,7 @@ class MammogramView(QWidget):
             self.level_groups, self.tiles = [], []
             self.readout.setText("")
             self.wl_label.setText("")  # an empty view keeps no label of the image it showed
+            self.lesions.clear()
             return
         spacing = tuple(float(s) for s in spacing) if spacing else None
         same = gray is self._source and spacing == self.spacing
@@ -327,6 +344,10 @@ class MammogramView(QWidget):
             return
         self.readout.setText(self.readout_text(self.view.mapSceneToView(scene_pos)))
 
+    def set_lesions(self, shapes: list[dict] | None) -> None:
+        """Lesion marks in this view's pixel indices (``lesion_outlines``), drawn under the overlay."""
+        self.lesions.set_shapes(shapes, self.pixel_size())
+
     # overlay ----------------------------------------------------------
     def set_overlay(self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0), label: str = "",
                     step: int = 1, full=None) -> None:
@@ -341,7 +362,7 @@ class MammogramView(QWidget):
             if self.colour_bar is not None:
                 self.colour_bar.setVisible(False)
             return
-        self.overlay.setImage(self.heat, levels=self.heat_levels, lut=colormap(cmap).getLookupTable(0.0, 1.0, 256))
+        self.overlay.setImage(self.heat, levels=self.heat_levels, lut=self._overlay_lut())
         self.overlay.setRect(self.native_rect(self.heat_step, self.heat.shape))
         self.overlay.setVisible(True)
         if self.colour_bar is not None:
@@ -350,6 +371,15 @@ class MammogramView(QWidget):
             self.colour_bar.axis.setLabel(label)
             self.colour_bar.setVisible(True)
         self._place_corners()
+
+    def _overlay_lut(self) -> np.ndarray:
+        return np.round(overlay_lut(self.cmap, self.heat_threshold) * 255).astype(np.uint8)
+
+    def set_threshold(self, threshold: float) -> None:
+        """The share of the overlay's scale left transparent (the alpha ramp starts there)."""
+        self.heat_threshold = float(threshold)
+        if self.heat is not None:
+            self.overlay.setLookupTable(self._overlay_lut())
 
     def set_opacity(self, opacity: float) -> None:
         self.overlay.setOpacity(float(opacity))
@@ -377,7 +407,7 @@ class MammogramView(QWidget):
         if self.gray is None:
             return None
         return blend(self.gray, self.native_overlay(), self.cmap, self.opacity(), self.heat_levels,
-                     self.gray_levels(), self.inverted)
+                     self.gray_levels(), self.inverted, self.heat_threshold)
 
     def link(self, other: "MammogramView") -> None:
         """Zoom and pan together with ``other``."""
