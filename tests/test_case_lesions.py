@@ -20,8 +20,9 @@ def analysed(tmp_path, laterality="R", lesions=()):
     path, lesion, _ = write_phantom(tmp_path / f"{laterality}CC.dcm", laterality, "CC")
     image = case_analysis.native_image(path, SETTINGS)
     gray, _ = preprocess_pixels(image["pixels"], SETTINGS)
-    result = case_analysis.analyse_case({"M": BrightSpotModel().eval()}, torch.from_numpy(gray[None].copy()), 1.0,
-                                        "pgd", 0.02, attack_settings={"steps": 1})
+    result = case_analysis.analyse_case(
+        {"M": BrightSpotModel().eval()}, torch.from_numpy(gray[None].copy()), 1.0, "pgd", 0.02, attack_settings={"steps": 1}
+    )
     image.update(model_input=result["image"], models=result["models"])
     case_analysis.add_native_maps(image)
     record = SimpleNamespace(path=path, rel_path=path.name, lesions=tuple(lesions))
@@ -43,8 +44,15 @@ def test_case_localisation_scores_the_map_on_the_lesion_and_off_it(tmp_path):
 
 def test_lesion_layers_native_and_model_space(tmp_path):
     image, record, (r, c) = analysed(tmp_path, laterality="R")  # R: the model input is flipped
-    case_analysis.add_lesions(image, SimpleNamespace(**{**vars(record), "lesions": (
-        Lesion("mass", centre=(r, c), radius=10.0, pathology="benign"), Lesion("calcification", centre=(5.0, 6.0)))}))
+    case_analysis.add_lesions(
+        image,
+        SimpleNamespace(
+            **{
+                **vars(record),
+                "lesions": (Lesion("mass", centre=(r, c), radius=10.0, pathology="benign"), Lesion("calcification", centre=(5.0, 6.0))),
+            }
+        ),
+    )
     native, model = image["lesions"]["native"], image["lesions"]["model"]
     assert [s["kind"] for s in native] == ["outline", "point"]
     ring = np.array(native[0]["points"])

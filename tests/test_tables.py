@@ -24,13 +24,14 @@ AUCS = {  # key: (standard per fold, adversarial per fold)
 
 def fake_run(tmp_path: Path) -> Path:
     out = tmp_path / "run"
-    config = load_config({"name": "fake", "data": {"source": "synthetic"}, "cv": {"folds": FOLDS},
-                          "methods": list(AUCS)})
+    config = load_config({"name": "fake", "data": {"source": "synthetic"}, "cv": {"folds": FOLDS}, "methods": list(AUCS)})
     atomic.write_text(out / "config.toml", config.to_toml())
     for key, (standard, adversarial) in AUCS.items():
         for fold in range(FOLDS):
-            atomic.write_json(out / key / f"fold_{fold}" / "manifest.json", {
-                "status": "finished", "results": {"standard_auc": standard[fold], "adversarial_auc": adversarial[fold]}})
+            atomic.write_json(
+                out / key / f"fold_{fold}" / "manifest.json",
+                {"status": "finished", "results": {"standard_auc": standard[fold], "adversarial_auc": adversarial[fold]}},
+            )
     return out
 
 
@@ -92,12 +93,15 @@ def test_table_command_names_a_missing_results_path(tmp_path, capsys):
     assert "neither a run folder nor a results.json" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, reason", [
-    ("[1, 2]", "is not a JSON object (a list)"),
-    ('"finished"', "is not a JSON object (a str)"),
-    ('{"status": "finished", "results": [0.7]}', "its 'results' is not a JSON object"),
-    ('{"status": "fini', "is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("[1, 2]", "is not a JSON object (a list)"),
+        ('"finished"', "is not a JSON object (a str)"),
+        ('{"status": "finished", "results": [0.7]}', "its 'results' is not a JSON object"),
+        ('{"status": "fini', "is not valid JSON"),
+    ],
+)
 def test_a_fold_manifest_that_is_not_an_object_is_skipped_with_a_reason(tmp_path, capsys, content, reason):
     from arfl_studio.cli import main as cli_main
 
@@ -116,8 +120,9 @@ def test_a_fold_manifest_that_is_not_an_object_is_skipped_with_a_reason(tmp_path
 
 def test_non_numeric_or_non_finite_fold_results_are_not_used(tmp_path):
     out = fake_run(tmp_path)
-    atomic.write_json(out / "A" / "fold_0" / "manifest.json",
-                      {"status": "finished", "results": {"standard_auc": "high", "adversarial_auc": float("nan")}})
+    atomic.write_json(
+        out / "A" / "fold_0" / "manifest.json", {"status": "finished", "results": {"standard_auc": "high", "adversarial_auc": float("nan")}}
+    )
     a = next(m for m in collect(out)["methods"] if m["key"] == "A")
     assert a["standard_auc"]["per_fold"][0] is None and a["adversarial_auc"]["per_fold"][0] is None
 

@@ -16,8 +16,9 @@ def register(subparsers) -> None:
         "Tables 2-3, with two-sided Mann-Whitney U p-values against row F (or the first row).",
     )
     parser.add_argument("dir", metavar="RESULTS_DIR", help="run folder (or a results.json)")
-    parser.add_argument("--format", choices=["csv", "xlsx", "md", "tex"], default=None,
-                        help="output format (default: from --out's suffix, else md)")
+    parser.add_argument(
+        "--format", choices=["csv", "xlsx", "md", "tex"], default=None, help="output format (default: from --out's suffix, else md)"
+    )
     parser.add_argument("--out", metavar="PATH", help="write the table here (default: print it; xlsx needs --out)")
     parser.add_argument("--json", metavar="PATH", help="write the table rows as JSON")
     declare_outputs(parser, files=("json", "out"))

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def blend_lut(gray: np.ndarray, heat: np.ndarray | None, lut: np.ndarray, opacity: float = 0.5,
-              levels: tuple[float, float] = (0.0, 1.0), gray_levels: tuple[float, float] = (0.0, 1.0),
-              invert: bool = False) -> np.ndarray:
+def blend_lut(
+    gray: np.ndarray,
+    heat: np.ndarray | None,
+    lut: np.ndarray,
+    opacity: float = 0.5,
+    levels: tuple[float, float] = (0.0, 1.0),
+    gray_levels: tuple[float, float] = (0.0, 1.0),
+    invert: bool = False,
+) -> np.ndarray:
     """``lut``: (256, 3) RGB or (256, 4) RGBA in [0, 1] for the overlay between ``levels``; the
     alpha column (an alpha ramp) scales ``opacity`` per value, so a cold region leaves the image
     as it is. uint8 (H, W, 3)."""

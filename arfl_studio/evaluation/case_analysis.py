@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+
 def dicom_tags(path: str | Path) -> list[dict]:
     """Header elements as rows (no pixel data), each flagged ``phi`` (PS3.15 basic profile, ``data.deid``)."""
     import pydicom
@@ -33,8 +34,14 @@ def dicom_tags(path: str | Path) -> list[dict]:
             continue
         value = elem.value
         text = str(value) if not isinstance(value, (bytes, bytearray)) else f"<{len(value)} bytes>"
-        rows.append({"tag": f"({elem.tag.group:04X},{elem.tag.element:04X})", "keyword": elem.keyword or "",
-                     "value": text[:120], "phi": is_phi(elem.tag, elem.VR)})
+        rows.append(
+            {
+                "tag": f"({elem.tag.group:04X},{elem.tag.element:04X})",
+                "keyword": elem.keyword or "",
+                "value": text[:120],
+                "phi": is_phi(elem.tag, elem.VR),
+            }
+        )
     return rows
 
 
@@ -72,9 +79,14 @@ def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
     names: list[str] = []
     explanation = ds.get("WindowCenterWidthExplanation")
     if explanation is not None:
-        names = [str(e) for e in (explanation if isinstance(explanation, (list, tuple)) or
-                                  (hasattr(explanation, "__iter__") and not isinstance(explanation, str))
-                                  else [explanation])]
+        names = [
+            str(e)
+            for e in (
+                explanation
+                if isinstance(explanation, (list, tuple)) or (hasattr(explanation, "__iter__") and not isinstance(explanation, str))
+                else [explanation]
+            )
+        ]
     low0 = centres[0] - widths[0] / 2
     inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
     for i, (c, w) in enumerate(zip(centres[1:], widths[1:]), start=2):
@@ -100,9 +112,17 @@ def native_image(path: str | Path, settings) -> dict:
     geometry = compute_geometry(mammogram.pixels, settings)
     pyramid = Pyramid(mammogram.pixels)  # display levels built here, off the UI thread
     pyramid.value_range()
-    return {"pixels": mammogram.pixels, "pyramid": pyramid, "spacing": mammogram.pixel_spacing, "laterality": mammogram.laterality,
-            "view": mammogram.view, "geometry": geometry.to_dict(), "fit": getattr(settings, "fit", "stretch"),
-            "crop": getattr(settings, "crop", "breast"), "presets": header_windows(path)}
+    return {
+        "pixels": mammogram.pixels,
+        "pyramid": pyramid,
+        "spacing": mammogram.pixel_spacing,
+        "laterality": mammogram.laterality,
+        "view": mammogram.view,
+        "geometry": geometry.to_dict(),
+        "fit": getattr(settings, "fit", "stretch"),
+        "crop": getattr(settings, "crop", "breast"),
+        "presets": header_windows(path),
+    }
 
 
 def _gray(x: torch.Tensor) -> np.ndarray:
@@ -132,9 +152,17 @@ def _attack_delta(model, image: torch.Tensor, target: float, attack: str, eps: f
 CLASS_NAMES = {0: "benign", 1: "malignant"}
 
 
-def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str = "pgd", eps: float = 0.01,
-                 saliency: str = "gradient", deltas: dict | None = None, attack_settings: dict | None = None,
-                 thresholds: dict | None = None) -> dict:
+def analyse_case(
+    models: dict,
+    image: torch.Tensor,
+    target: float,
+    attack: str = "pgd",
+    eps: float = 0.01,
+    saliency: str = "gradient",
+    deltas: dict | None = None,
+    attack_settings: dict | None = None,
+    thresholds: dict | None = None,
+) -> dict:
     """``models``: {name: model}. ``image``: (C, H, W) in [0, 1]. ``thresholds``: {name: the
     model's stored decision threshold (a logit)}: each saliency map explains the class the
     model predicts at it (logit 0 where absent); ``explains`` names that class.
@@ -169,13 +197,13 @@ def analyse_case(models: dict, image: torch.Tensor, target: float, attack: str =
             "delta": (adv_t.float() - x).mean(dim=0).numpy().astype(np.float32),
             "delta_source": source,
             "adversarial": _gray(adv_t),
-            "saliency_clean": np.asarray(saliency_map(model, image, method=saliency, threshold=threshold),
-                                         dtype=np.float32).copy(),
-            "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency, threshold=threshold),
-                                               dtype=np.float32).copy(),
-            "explains": {"clean": CLASS_NAMES[explained_class(model, image, None, threshold)],
-                         "adversarial": CLASS_NAMES[explained_class(model, adv_t, None, threshold)],
-                         "threshold_logit": threshold},
+            "saliency_clean": np.asarray(saliency_map(model, image, method=saliency, threshold=threshold), dtype=np.float32).copy(),
+            "saliency_adversarial": np.asarray(saliency_map(model, adv_t, method=saliency, threshold=threshold), dtype=np.float32).copy(),
+            "explains": {
+                "clean": CLASS_NAMES[explained_class(model, image, None, threshold)],
+                "adversarial": CLASS_NAMES[explained_class(model, adv_t, None, threshold)],
+                "threshold_logit": threshold,
+            },
         }
     return out
 
@@ -189,9 +217,18 @@ def patient_views(records, patient_id: str) -> dict:
     return views
 
 
-def four_views(records, patient_id: str, settings=None, models: dict | None = None, attack: str = "pgd",
-               eps: float = 0.01, saliency: str = "gradient", attack_settings: dict | None = None,
-               model_input=None, cancel=None) -> dict[str, dict]:
+def four_views(
+    records,
+    patient_id: str,
+    settings=None,
+    models: dict | None = None,
+    attack: str = "pgd",
+    eps: float = 0.01,
+    saliency: str = "gradient",
+    attack_settings: dict | None = None,
+    model_input=None,
+    cancel=None,
+) -> dict[str, dict]:
     """The patient's views as native images (``native_image``); with ``models`` ({name: model})
     each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
     space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
@@ -252,7 +289,7 @@ def record_root(record) -> Path | None:
     """The folder a scanned record's lesion mask paths are relative to: its path less its ``rel_path``."""
     path, rel = str(getattr(record, "path", "")), str(getattr(record, "rel_path", "") or "")
     if rel and Path(path).as_posix().endswith("/" + rel):
-        return Path(Path(path).as_posix()[:-len(rel) - 1])
+        return Path(Path(path).as_posix()[: -len(rel) - 1])
     return None
 
 
@@ -276,8 +313,7 @@ def add_lesions(image: dict, record, root=None, tolerance_mm: float | None = Non
             masks.append(model_space_mask([les], geometry, size, image["fit"], root) if les.mask else None)
         except (OSError, ValueError):
             masks.append(np.zeros(size, dtype=bool))
-    image["lesions"]["model"] = lesion_outlines(lesions_in_model_space(lesions, geometry, size, image["fit"]), size,
-                                                masks=masks)
+    image["lesions"]["model"] = lesion_outlines(lesions_in_model_space(lesions, geometry, size, image["fit"]), size, masks=masks)
     image["localisation"] = localise_case(image, lesions, root, tolerance_mm)
     return image
 
@@ -304,7 +340,11 @@ def localise_case(image: dict, lesions, root=None, tolerance_mm: float | None = 
     tolerance = DEFAULT_TOLERANCE_MM if tolerance_mm is None else tolerance_mm
     out = {}
     for name, m in (image.get("models") or {}).items():
-        out[name] = {side: localise(model_to_native(m[f"saliency_{side}"], geometry, fit), lesion_pixels, breast,
-                                    image.get("spacing"), tolerance).to_dict() | {"tolerance_mm": tolerance}
-                     for side in ("clean", "adversarial")}
+        out[name] = {
+            side: localise(
+                model_to_native(m[f"saliency_{side}"], geometry, fit), lesion_pixels, breast, image.get("spacing"), tolerance
+            ).to_dict()
+            | {"tolerance_mm": tolerance}
+            for side in ("clean", "adversarial")
+        }
     return out

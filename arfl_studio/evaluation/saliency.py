@@ -37,8 +37,7 @@ class _SignedLogit(nn.Module):
         return self.sign * self.model(x).float().reshape(len(x))
 
 
-def explained_class(model: nn.Module, image: torch.Tensor, target: int | float | None = None,
-                    threshold: float = 0.0) -> int:
+def explained_class(model: nn.Module, image: torch.Tensor, target: int | float | None = None, threshold: float = 0.0) -> int:
     """The class (1 malignant, 0 benign) a map explains: ``target`` if given, else the model's
     prediction at its decision ``threshold`` (a logit: the one stored with the model)."""
     if target is not None:
@@ -92,9 +91,7 @@ def attribution(
                 x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=samples, stdevs=stdev, abs=True
             )
         else:
-            attr = IntegratedGradients(forward).attribute(
-                x, baselines=torch.zeros_like(x), n_steps=ig_steps, internal_batch_size=ig_steps
-            )
+            attr = IntegratedGradients(forward).attribute(x, baselines=torch.zeros_like(x), n_steps=ig_steps, internal_batch_size=ig_steps)
     return attr[0].detach().cpu().numpy()
 
 
@@ -170,9 +167,7 @@ def delta_display(delta: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(0.5 + gain * np.asarray(delta, dtype=np.float32), 0, 1), gain
 
 
-def perturbation_overlay(
-    gray: np.ndarray, delta: np.ndarray, colormap: str = "RdBu_r", alpha: float = 0.6
-) -> tuple[np.ndarray, float]:
+def perturbation_overlay(gray: np.ndarray, delta: np.ndarray, colormap: str = "RdBu_r", alpha: float = 0.6) -> tuple[np.ndarray, float]:
     """uint8 RGB with delta on a diverging map centred at 0 (amplified); returns (rgb, amplification)."""
     shown, gain = delta_display(delta)
     return blend_overlay(gray, shown, colormap, alpha), gain
@@ -189,8 +184,9 @@ def output_format(path, formats: Sequence[str] = IMAGE_FORMATS) -> str:
 
     suffix = Path(path).suffix.lower()
     if suffix not in formats:
-        raise ValueError(f"{path}: cannot write {suffix or 'a name without a suffix'!r}; "
-                         f"the suffix chooses the format, one of {', '.join(formats)}")
+        raise ValueError(
+            f"{path}: cannot write {suffix or 'a name without a suffix'!r}; the suffix chooses the format, one of {', '.join(formats)}"
+        )
     return "tiff" if suffix == ".tif" else suffix[1:]
 
 
@@ -247,7 +243,6 @@ def compare_figure(
     atomic.write_bytes(path, buf.getvalue())
 
 
-
 def overlay_figure(
     panels: Sequence[tuple[str, np.ndarray]],
     path,
@@ -272,16 +267,24 @@ def overlay_figure(
     from arfl_studio import atomic
 
     fmt = output_format(path, FIGURE_FORMATS)
-    fig = overlay_layout(panels, colormap=colormap, levels=levels, colorbar_label=colorbar_label, caption=caption,
-                         aspect=aspect, positions=positions)
+    fig = overlay_layout(
+        panels, colormap=colormap, levels=levels, colorbar_label=colorbar_label, caption=caption, aspect=aspect, positions=positions
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=fig.dpi)
     atomic.write_bytes(path, buf.getvalue())
 
 
-def overlay_layout(panels: Sequence[tuple[str, np.ndarray]], *, colormap="inferno",
-                   levels: tuple[float, float] = (0.0, 1.0), colorbar_label: str = "", caption: str = "",
-                   aspect: float = 1.0, positions: Sequence[tuple[int, int]] | None = None):
+def overlay_layout(
+    panels: Sequence[tuple[str, np.ndarray]],
+    *,
+    colormap="inferno",
+    levels: tuple[float, float] = (0.0, 1.0),
+    colorbar_label: str = "",
+    caption: str = "",
+    aspect: float = 1.0,
+    positions: Sequence[tuple[int, int]] | None = None,
+):
     """The matplotlib Figure that :func:`overlay_figure` writes (same arguments, no path)."""
     import textwrap
 
@@ -298,10 +301,8 @@ def overlay_layout(panels: Sequence[tuple[str, np.ndarray]], *, colormap="infern
     cmap = _colormap(colormap) if isinstance(colormap, str) else ListedColormap(np.asarray(colormap)[:, :3])
     dpi = 100.0
     n_rows, n_cols = max(r for r, _ in positions) + 1, max(c for _, c in positions) + 1
-    row_h = [max([rgb.shape[0] * aspect for (_, rgb), (r, _) in zip(panels, positions) if r == k] or [0.0])
-             for k in range(n_rows)]
-    col_w = [max([float(rgb.shape[1]) for (_, rgb), (_, c) in zip(panels, positions) if c == k] or [0.0])
-             for k in range(n_cols)]
+    row_h = [max([rgb.shape[0] * aspect for (_, rgb), (r, _) in zip(panels, positions) if r == k] or [0.0]) for k in range(n_rows)]
+    col_w = [max([float(rgb.shape[1]) for (_, rgb), (_, c) in zip(panels, positions) if c == k] or [0.0]) for k in range(n_cols)]
     font_pt = max(9.0, max(row_h) / 90)
     font_px = font_pt * dpi / 72
     gap, title_h = font_px, 2.4 * font_px
@@ -322,11 +323,9 @@ def overlay_layout(panels: Sequence[tuple[str, np.ndarray]], *, colormap="infern
         ax.set_axis_off()
         ax.text(0.5, 1.0, title, transform=ax.transAxes, ha="center", va="bottom", fontsize=font_pt)
     x = total_w - bar_area + gap
-    cax = fig.add_axes((x / total_w, 1 - (gap + title_h + 0.9 * grid_h) / total_h, bar_w / total_w,
-                        0.8 * grid_h / total_h))
+    cax = fig.add_axes((x / total_w, 1 - (gap + title_h + 0.9 * grid_h) / total_h, bar_w / total_w, 0.8 * grid_h / total_h))
     bar = fig.colorbar(ScalarMappable(norm=Normalize(*levels), cmap=cmap), cax=cax)
     bar.set_label(colorbar_label, fontsize=font_pt)
     bar.ax.tick_params(labelsize=font_pt * 0.9)
-    fig.text(gap / total_w, 0.5 * font_px / total_h, "\n".join(lines), ha="left", va="bottom", fontsize=font_pt,
-             linespacing=1.3)
+    fig.text(gap / total_w, 0.5 * font_px / total_h, "\n".join(lines), ha="left", va="bottom", fontsize=font_pt, linespacing=1.3)
     return fig

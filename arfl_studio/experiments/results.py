@@ -41,7 +41,10 @@ import numpy as np
 from arfl_studio import atomic
 from arfl_studio.evaluation.units import UNIT_WORDS
 from arfl_studio.experiments.comparisons import (
-    fold_comparison, fold_predictions, paired_delong, pooled_auc,
+    fold_comparison,
+    fold_predictions,
+    paired_delong,
+    pooled_auc,
 )
 from arfl_studio.experiments.config import load_config
 from arfl_studio.experiments.run_folder import fold_dir, seed_folders
@@ -82,15 +85,22 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
                 if not isinstance(res, dict):
                     skipped.append({"path": str(path), "reason": "its 'results' is not a JSON object"})
                     continue
-                for name, field_name in (("standard", "standard_auc"), ("adversarial", "adversarial_auc"),
-                                         ("oracle", "oracle_adversarial_auc")):
+                for name, field_name in (
+                    ("standard", "standard_auc"),
+                    ("adversarial", "adversarial_auc"),
+                    ("oracle", "oracle_adversarial_auc"),
+                ):
                     per_seed[seed][name][fold] = _nan_to_none(res.get(field_name))
                 for name in RATES:  # at the fold model's stored decision threshold (absent in older runs)
                     per_seed[seed].setdefault(name, [None] * k)[fold] = _nan_to_none(res.get(name))
-        standard, adversarial, oracle = ([_mean_over_seeds(per_seed, name, fold) for fold in range(k)]
-                                         for name in ("standard", "adversarial", "oracle"))
-        finished = [fold for fold in range(k) if all(per_seed[s]["standard"][fold] is not None or
-                                                      per_seed[s]["adversarial"][fold] is not None for _, s in seeds)]
+        standard, adversarial, oracle = (
+            [_mean_over_seeds(per_seed, name, fold) for fold in range(k)] for name in ("standard", "adversarial", "oracle")
+        )
+        finished = [
+            fold
+            for fold in range(k)
+            if all(per_seed[s]["standard"][fold] is not None or per_seed[s]["adversarial"][fold] is not None for _, s in seeds)
+        ]
         entry: dict[str, Any] = {
             "key": run["key"],
             "method": method.name,
@@ -109,8 +119,9 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             if any(v is not None for v in values):
                 entry[name] = _summary(values)
         if len(seeds) > 1:
-            entry["per_seed"] = {str(s): {"standard_auc": per_seed[s]["standard"],
-                                          "adversarial_auc": per_seed[s]["adversarial"]} for _, s in seeds}
+            entry["per_seed"] = {
+                str(s): {"standard_auc": per_seed[s]["standard"], "adversarial_auc": per_seed[s]["adversarial"]} for _, s in seeds
+            }
         s, a = entry["standard_auc"]["mean"], entry["adversarial_auc"]["mean"]
         entry["mean_auc"] = None if s is None or a is None else (s + a) / 2
         entry["_fold_means"] = [None if x is None or y is None else (x + y) / 2 for x, y in zip(standard, adversarial)]
@@ -118,8 +129,12 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             entry["oracle_adversarial_auc"] = {**_summary(oracle), "label": ORACLE_LABEL}
         seeds_per_fold = [sum(per_seed[s]["standard"][f] is not None for _, s in seeds) for f in range(k)]
         used = [f for f in range(k) if standard[f] is not None or adversarial[f] is not None]
-        entry.update(folds_declared=k, seeds_declared=len(seeds), seeds_per_fold=seeds_per_fold,
-                     partial=len(used) < k or any(seeds_per_fold[f] < len(seeds) for f in used))
+        entry.update(
+            folds_declared=k,
+            seeds_declared=len(seeds),
+            seeds_per_fold=seeds_per_fold,
+            partial=len(used) < k or any(seeds_per_fold[f] < len(seeds) for f in used),
+        )
         # per seed folder: fold -> per-image predictions (pooled AUC, paired DeLong tests)
         entry["_predictions"] = {s: fold_predictions(out, run["key"], s, used) for _, s in seeds}
         pooled = {str(s): pooled_auc(p, k) for s, p in entry["_predictions"].items()}
@@ -130,15 +145,17 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         methods.append(entry)
     for entry in methods:
         others = [other for other in methods if other is not entry]
-        entry["tests"] = {metric: {other["key"]: fold_comparison(_per_fold(entry, metric), _per_fold(other, metric), k)
-                                   for other in others} for metric in ("standard_auc", "adversarial_auc", "mean_auc")}
+        entry["tests"] = {
+            metric: {other["key"]: fold_comparison(_per_fold(entry, metric), _per_fold(other, metric), k) for other in others}
+            for metric in ("standard_auc", "adversarial_auc", "mean_auc")
+        }
         entry["p_values"] = {metric: {o: t["p"] for o, t in tests.items()} for metric, tests in entry["tests"].items()}
         if len(seeds) == 1:  # images scored once per method: paired DeLong on the same images
             (seed,) = entry["_predictions"]
-            pairs = {other["key"]: paired_delong(entry["_predictions"][seed], other["_predictions"][seed], k)
-                     for other in others}
-            entry["delong"] = {metric: {o: t[metric] for o, t in pairs.items() if metric in t}
-                               for metric in ("standard_auc", "adversarial_auc")}
+            pairs = {other["key"]: paired_delong(entry["_predictions"][seed], other["_predictions"][seed], k) for other in others}
+            entry["delong"] = {
+                metric: {o: t[metric] for o, t in pairs.items() if metric in t} for metric in ("standard_auc", "adversarial_auc")
+            }
     for entry in methods:
         entry.pop("_fold_means")
         entry.pop("_predictions")
@@ -151,9 +168,13 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         "seeds": len(seeds),
         "complete": all(len(m["folds_finished"]) == k for m in methods),
         "reference": reference,
-        "evaluation": {"kind": config.evaluation.kind, "eps": config.evaluation.eps,
-                       "steps": config.evaluation.steps, "restarts": config.evaluation.restarts,
-                       "unit": config.evaluation.unit},
+        "evaluation": {
+            "kind": config.evaluation.kind,
+            "eps": config.evaluation.eps,
+            "steps": config.evaluation.steps,
+            "restarts": config.evaluation.restarts,
+            "unit": config.evaluation.unit,
+        },
         "sweep": config.sweep.axes() | {"base": config.sweep.base} if config.sweep.active else None,
         "methods": methods,
     }
@@ -216,8 +237,9 @@ def load_results(path_or_results: str | Path | dict) -> dict:
     except ValueError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); re-create it with: arfl-studio collect RUN_DIR") from exc
     if not isinstance(results, dict) or not isinstance(results.get("methods"), list):
-        raise ValueError(f"{path} is not a results document (a JSON object with a 'methods' list); "
-                         "re-create it with: arfl-studio collect RUN_DIR")
+        raise ValueError(
+            f"{path} is not a results document (a JSON object with a 'methods' list); re-create it with: arfl-studio collect RUN_DIR"
+        )
     return results
 
 
@@ -231,8 +253,9 @@ def comparison_rows(results: dict) -> list[dict]:
     declared = results.get("folds")
     rows = []
     for m in results["methods"]:
-        folds = max(m["standard_auc"].get("n", 0), m["adversarial_auc"].get("n", 0)) \
-            if "n" in m["standard_auc"] else len(m["folds_finished"])
+        folds = (
+            max(m["standard_auc"].get("n", 0), m["adversarial_auc"].get("n", 0)) if "n" in m["standard_auc"] else len(m["folds_finished"])
+        )
         seeds = [c for c in m.get("seeds_per_fold", []) if c]
         row = {
             "key": m["key"],
@@ -252,11 +275,18 @@ def comparison_rows(results: dict) -> list[dict]:
             if name in m:
                 row[name] = m[name]["mean"]
         for metric, est in (m.get("pooled_oof") or {}).items():
-            row.update({f"pooled_{metric}": est["auc"], f"pooled_{metric}_lo": est["lo"],
-                        f"pooled_{metric}_hi": est["hi"], f"pooled_{metric}_n": est["n"],
-                        f"pooled_{metric}_n_positive": est["n_positive"],
-                        f"pooled_{metric}_n_negative": est["n_negative"], f"pooled_{metric}_folds": est["n_folds"],
-                        f"pooled_{metric}_partial": est["partial"]})
+            row.update(
+                {
+                    f"pooled_{metric}": est["auc"],
+                    f"pooled_{metric}_lo": est["lo"],
+                    f"pooled_{metric}_hi": est["hi"],
+                    f"pooled_{metric}_n": est["n"],
+                    f"pooled_{metric}_n_positive": est["n_positive"],
+                    f"pooled_{metric}_n_negative": est["n_negative"],
+                    f"pooled_{metric}_folds": est["n_folds"],
+                    f"pooled_{metric}_partial": est["partial"],
+                }
+            )
         if ref is not None:
             for metric in ("standard_auc", "adversarial_auc", "mean_auc"):
                 test = None if m["key"] == ref else (m.get("tests") or {}).get(metric, {}).get(ref)
@@ -311,8 +341,9 @@ def _pooled(row: dict, metric: str) -> str:
     auc = row.get(f"pooled_{metric}")
     if auc is None:
         return "--"
-    return (f"{100 * auc:.1f} ({100 * row[f'pooled_{metric}_lo']:.1f}\u2013{100 * row[f'pooled_{metric}_hi']:.1f})"
-            + (f" {PARTIAL_ROW}" if row.get(f"pooled_{metric}_partial") else ""))
+    return f"{100 * auc:.1f} ({100 * row[f'pooled_{metric}_lo']:.1f}\u2013{100 * row[f'pooled_{metric}_hi']:.1f})" + (
+        f" {PARTIAL_ROW}" if row.get(f"pooled_{metric}_partial") else ""
+    )
 
 
 def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]:
@@ -330,45 +361,67 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
         header += [f"DeLong p vs {ref} (standard)", f"DeLong p vs {ref} (adversarial)"] if delong else []
     body, notes = [], []
     for row in rows:
-        line = [f"{row['key']}. {row['method']}", folds_text(row), _pct(row["standard_auc"], row["standard_auc_std"]),
-                _pct(row["adversarial_auc"], row["adversarial_auc_std"]),
-                "--" if row["mean_auc"] is None else f"{100 * row['mean_auc']:.1f}"]
+        line = [
+            f"{row['key']}. {row['method']}",
+            folds_text(row),
+            _pct(row["standard_auc"], row["standard_auc_std"]),
+            _pct(row["adversarial_auc"], row["adversarial_auc_std"]),
+            "--" if row["mean_auc"] is None else f"{100 * row['mean_auc']:.1f}",
+        ]
         if rates:
-            line += [_pair(row.get(f"{part}_sensitivity"), row.get(f"{part}_specificity"))
-                     for part in ("standard", "adversarial")]
+            line += [_pair(row.get(f"{part}_sensitivity"), row.get(f"{part}_specificity")) for part in ("standard", "adversarial")]
         if pooled:
             line += [_pooled(row, m) for m in ("standard_auc", "adversarial_auc")]
         if ref is not None:
-            line += [_pfmt(row.get(f"p_{m}_vs_{ref}"), row.get(f"p_{m}_vs_{ref}_partial"))
-                     for m in ("standard_auc", "adversarial_auc", "mean_auc")]
+            line += [
+                _pfmt(row.get(f"p_{m}_vs_{ref}"), row.get(f"p_{m}_vs_{ref}_partial"))
+                for m in ("standard_auc", "adversarial_auc", "mean_auc")
+            ]
             if delong:
-                line += [_pfmt(row.get(f"p_delong_{m}_vs_{ref}"), row.get(f"p_delong_{m}_vs_{ref}_partial"))
-                         for m in ("standard_auc", "adversarial_auc")]
+                line += [
+                    _pfmt(row.get(f"p_delong_{m}_vs_{ref}"), row.get(f"p_delong_{m}_vs_{ref}_partial"))
+                    for m in ("standard_auc", "adversarial_auc")
+                ]
         body.append(line)
         if row.get("pooled_standard_auc") is not None:
-            notes.append(f"{row['key']}: pooled over {row['pooled_standard_auc_folds']} folds, n = "
-                         f"{row['pooled_standard_auc_n']} images ({row['pooled_standard_auc_n_positive']} malignant / "
-                         f"{row['pooled_standard_auc_n_negative']} benign).")
+            notes.append(
+                f"{row['key']}: pooled over {row['pooled_standard_auc_folds']} folds, n = "
+                f"{row['pooled_standard_auc_n']} images ({row['pooled_standard_auc_n_positive']} malignant / "
+                f"{row['pooled_standard_auc_n_negative']} benign)."
+            )
         if row.get("oracle_adversarial_auc") is not None:
-            notes.append(f"{row['key']}: oracle adversarial AUC {100 * row['oracle_adversarial_auc']:.1f} "
-                         f"({ORACLE_LABEL}); the table reports the clean-BN route.")
+            notes.append(
+                f"{row['key']}: oracle adversarial AUC {100 * row['oracle_adversarial_auc']:.1f} "
+                f"({ORACLE_LABEL}); the table reports the clean-BN route."
+            )
     ev = results.get("evaluation") or {}
     seeds = results.get("seeds") or 1
-    notes.insert(0, f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean ± std over the patient-level folds in column Folds (finished / the "
-                    f"{declared} the run declares"
-                    + (f"; a fold's value is the mean over its {seeds} training seeds" if seeds > 1 else "")
-                    + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
-                    "p: two-sided Mann-Whitney U on the fold AUCs both methods have "
-                    "(paired Wilcoxon signed-rank in results.json).")
+    notes.insert(
+        0,
+        f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean ± std over the patient-level folds in column Folds (finished / the "
+        f"{declared} the run declares"
+        + (f"; a fold's value is the mean over its {seeds} training seeds" if seeds > 1 else "")
+        + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
+        "p: two-sided Mann-Whitney U on the fold AUCs both methods have "
+        "(paired Wilcoxon signed-rank in results.json).",
+    )
     if rates:
-        notes.insert(1, "Sens / spec: sensitivity / specificity in % at each fold model's decision threshold "
-                        "(chosen on its training folds, stored in model.json).")
+        notes.insert(
+            1,
+            "Sens / spec: sensitivity / specificity in % at each fold model's decision threshold "
+            "(chosen on its training folds, stored in model.json).",
+        )
     if pooled:
-        notes.insert(1, "Pooled OOF: AUC in % of every held-out image's score pooled over the folds, with its "
-                        "95% DeLong interval" + ("; DeLong p: paired DeLong test on the same images." if delong else "."))
+        notes.insert(
+            1,
+            "Pooled OOF: AUC in % of every held-out image's score pooled over the folds, with its "
+            "95% DeLong interval" + ("; DeLong p: paired DeLong test on the same images." if delong else "."),
+        )
     if any(row["partial"] or row.get("pooled_standard_auc_partial") for row in rows):
-        notes.append(f"{PARTIAL_ROW} on fewer folds{' or seeds' if seeds > 1 else ''} than the run declares "
-                     f"({declared}): the row's mean ± std, or the pooled AUC, is over the folds it states only.")
+        notes.append(
+            f"{PARTIAL_ROW} on fewer folds{' or seeds' if seeds > 1 else ''} than the run declares "
+            f"({declared}): the row's mean ± std, or the pooled AUC, is over the folds it states only."
+        )
     if any(row.get(k) for row in rows for k in row if k.endswith("_partial") and k.startswith("p_")):
         notes.append(f"{PARTIAL_TEST} test on fewer than {declared} folds: only the folds both methods finished.")
     if not results.get("complete", True):
@@ -377,9 +430,19 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("<", r"$<$"), (PARTIAL_ROW, r"$^\dagger$"), (PARTIAL_TEST, r"$^\ddagger$"),
-                 ("\u00d7", r"$\times$"), ("\u2013", "--"), ("\u00b1", r"$\pm$")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("<", r"$<$"),
+        (PARTIAL_ROW, r"$^\dagger$"),
+        (PARTIAL_TEST, r"$^\ddagger$"),
+        ("\u00d7", r"$\times$"),
+        ("\u2013", "--"),
+        ("\u00b1", r"$\pm$"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -402,10 +465,16 @@ def render_table(results: dict | str | Path, fmt: str) -> str | bytes:
         return "\n".join(lines) + "\n\n" + "\n".join(f"_{n}_  " for n in notes) + "\n"
     if fmt == "tex":
         cols = "l" + "c" * (len(header) - 1)
-        lines = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering",
-                 rf"\caption{{{_tex_escape(results.get('name', 'experiment'))}: {_tex_escape(notes[0])}}}",
-                 rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-                 " & ".join(_tex_escape(h) for h in header) + r" \\", r"\midrule"]
+        lines = [
+            r"% requires \usepackage{booktabs}",
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_tex_escape(results.get('name', 'experiment'))}: {_tex_escape(notes[0])}}}",
+            rf"\begin{{tabular}}{{{cols}}}",
+            r"\toprule",
+            " & ".join(_tex_escape(h) for h in header) + r" \\",
+            r"\midrule",
+        ]
         lines += [" & ".join(_tex_escape(c) for c in r) + r" \\" for r in body]
         lines += [r"\bottomrule", r"\end{tabular}"]
         lines += [rf"\par\footnotesize {_tex_escape(n)}" for n in notes[1:]]

@@ -22,12 +22,14 @@ def format_table(doc: dict) -> str:
     head += ["Paper std / adv / mean"]
     lines = []
     for e in doc["rows"]:
-        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]),
-                 f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
+        cells = [e["key"], e["method"], _cell(e["standard_acc"]), _cell(e["adversarial_acc"]), f"{e['mean_acc']:.1f}", _cell(e["pgd_acc"])]
         if worst:
             flag = e.get("masking_flag")
-            cells += [_cell(e.get("worst_case_acc")), f"{100 * e['zero_grad_fraction']['mean']:.1f}",
-                      "-" if flag is None else ("FLAGGED" if flag else "ok")]
+            cells += [
+                _cell(e.get("worst_case_acc")),
+                f"{100 * e['zero_grad_fraction']['mean']:.1f}",
+                "-" if flag is None else ("FLAGGED" if flag else "ok"),
+            ]
         p = e.get("paper")
         cells += [f"{p['standard_acc']['mean']} / {p['adversarial_acc']['mean']} / {p['mean_acc']}" if p else ""]
         lines.append(cells)
@@ -36,31 +38,44 @@ def format_table(doc: dict) -> str:
     out = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(r) for r in lines]
     paired = [e for e in doc["rows"] if "paired" in e]
     if paired:
-        out += ["", "Paired per-seed differences against the row without ARFL (mean diff in points; "
-                "paired t-test p / Wilcoxon p):"]
+        out += ["", "Paired per-seed differences against the row without ARFL (mean diff in points; paired t-test p / Wilcoxon p):"]
         metrics = ["standard_acc", "adversarial_acc", "pgd_acc"] + (["worst_case_acc"] if worst else []) + ["mean_acc"]
-        labels = {"standard_acc": "standard", "adversarial_acc": "FGSM", "pgd_acc": "PGD",
-                  "worst_case_acc": "worst-case", "mean_acc": "mean"}
+        labels = {
+            "standard_acc": "standard",
+            "adversarial_acc": "FGSM",
+            "pgd_acc": "PGD",
+            "worst_case_acc": "worst-case",
+            "mean_acc": "mean",
+        }
         for e in paired:
             p = e["paired"]
-            parts = [f"{labels[k]} {p[k]['mean_diff']:+.1f} (p={p[k]['t_pvalue']:.3g}/{p[k]['wilcoxon_pvalue']:.3g})"
-                     for k in metrics]
+            parts = [f"{labels[k]} {p[k]['mean_diff']:+.1f} (p={p[k]['t_pvalue']:.3g}/{p[k]['wilcoxon_pvalue']:.3g})" for k in metrics]
             out.append(f"  {e['key']} - {p['base']}: " + "; ".join(parts))
     out.append("")
     settings = doc["settings"]
-    out.append(f"{len(settings['seeds'])} seeds, {settings['epochs']} epochs, {settings['optimizer']} lr {settings['lr']}, "
-               f"batch {settings['batch_size']}, {settings['activation']}; eps_train {settings['eps_train']} (FGSM), "
-               f"eps_test {settings['eps_test']}; PGD {settings['pgd_steps']} steps x {settings['pgd_restarts']} restarts"
-               + (f"; worst case: {settings['grid']}x{settings['grid']} lattice + {settings['refine_top']}x"
-                  f"{settings['refine']}x{settings['refine']} refinement" if worst else "")
-               + f"; wall {doc['wall_seconds']:.1f} s on {doc['device']}")
+    out.append(
+        f"{len(settings['seeds'])} seeds, {settings['epochs']} epochs, {settings['optimizer']} lr {settings['lr']}, "
+        f"batch {settings['batch_size']}, {settings['activation']}; eps_train {settings['eps_train']} (FGSM), "
+        f"eps_test {settings['eps_test']}; PGD {settings['pgd_steps']} steps x {settings['pgd_restarts']} restarts"
+        + (
+            f"; worst case: {settings['grid']}x{settings['grid']} lattice + {settings['refine_top']}x"
+            f"{settings['refine']}x{settings['refine']} refinement"
+            if worst
+            else ""
+        )
+        + f"; wall {doc['wall_seconds']:.1f} s on {doc['device']}"
+    )
     if doc.get("grid_check"):
         worst_change = max(c["max_abs_difference"] for c in doc["grid_check"])
         changed = sum(c["points_changed"] for c in doc["grid_check"])
-        out.append(f"Grid check: a 2x finer lattice ({doc['grid_check'][0]['finer_grid']} per axis) changes worst-case "
-                   f"accuracy by at most {100 * worst_change:.2f} points ({changed} point verdicts changed in all models).")
+        out.append(
+            f"Grid check: a 2x finer lattice ({doc['grid_check'][0]['finer_grid']} per axis) changes worst-case "
+            f"accuracy by at most {100 * worst_change:.2f} points ({changed} point verdicts changed in all models)."
+        )
     if doc.get("worst_case_timing"):
         t = doc["worst_case_timing"]
-        out.append(f"Worst-case search: {t['seconds_per_model']:.2f} s per model of {t['points'] // t['models']} points "
-                   f"({t['points_per_second']:.0f} points/s, {t['evaluations_per_point']} evaluations per point).")
+        out.append(
+            f"Worst-case search: {t['seconds_per_model']:.2f} s per model of {t['points'] // t['models']} points "
+            f"({t['points_per_second']:.0f} points/s, {t['evaluations_per_point']} evaluations per point)."
+        )
     return "\n".join(out)

@@ -85,11 +85,11 @@ def case_task(request: dict, keys: list[str], saliency: str):
 
     def task(report, cancel):
         from arfl_studio.data import MammogramDataset
+
         loaded = {k: run_access.load_fold_model(run_dir, k, fold, seed) for k in keys}
         models = {k: m.eval() for k, (m, _spec) in loaded.items()}
         # the models' own recorded input (the same for every method of a run)
-        settings = run_access.model_preprocess(run_access.fold_checkpoint(run_dir, keys[0], fold, seed),
-                                               loaded[keys[0]][1].in_channels)
+        settings = run_access.model_preprocess(run_access.fold_checkpoint(run_dir, keys[0], fold, seed), loaded[keys[0]][1].in_channels)
         cache = getattr(run_access.run_config(run_dir).data, "cache_dir", None)
 
         def model_input(r):
@@ -97,8 +97,17 @@ def case_task(request: dict, keys: list[str], saliency: str):
 
         x, y = MammogramDataset([record], settings, cache_dir=cache)[0]
         image = case_analysis.native_image(record.path, settings)
-        result = case_analysis.analyse_case(models, x, float(y), attack, eps, saliency, deltas=table_deltas(request),
-                                            attack_settings=settings_kept, thresholds=stored_logits(run_dir, keys, fold, seed))
+        result = case_analysis.analyse_case(
+            models,
+            x,
+            float(y),
+            attack,
+            eps,
+            saliency,
+            deltas=table_deltas(request),
+            attack_settings=settings_kept,
+            thresholds=stored_logits(run_dir, keys, fold, seed),
+        )
         image.update(model_input=result["image"], models=result["models"])
         case_analysis.add_native_maps(image)
         case_analysis.add_lesions(image, record)
@@ -109,11 +118,20 @@ def case_task(request: dict, keys: list[str], saliency: str):
         except (OSError, ValueError):
             patient = [record]
         first = {keys[0]: models[keys[0]]}
-        views = case_analysis.four_views(patient or [record], record.patient_id, settings, first, attack, eps, saliency,
-                                         settings_kept, model_input, cancel)
-        return {"case": image, "views": views, "target": float(y), "attack": attack, "eps": eps,
-                "saliency": saliency, "tags": tags_of(record), "record": record,
-                "thresholds": {k: threshold_of(run_dir, k, fold, seed) for k in keys}}
+        views = case_analysis.four_views(
+            patient or [record], record.patient_id, settings, first, attack, eps, saliency, settings_kept, model_input, cancel
+        )
+        return {
+            "case": image,
+            "views": views,
+            "target": float(y),
+            "attack": attack,
+            "eps": eps,
+            "saliency": saliency,
+            "tags": tags_of(record),
+            "record": record,
+            "thresholds": {k: threshold_of(run_dir, k, fold, seed) for k in keys},
+        }
 
     return task
 
@@ -141,8 +159,14 @@ def file_record(path):
     from arfl_studio.data.datasets.layouts import ImageRecord
 
     header = read_header(path, include_non_mammograms=True, include_for_processing=True)
-    return ImageRecord(path=Path(path), rel_path=Path(path).name, patient_id=header.patient_id or "",
-                       laterality=header.laterality or "?", view=header.view or "image", label=None)
+    return ImageRecord(
+        path=Path(path),
+        rel_path=Path(path).name,
+        patient_id=header.patient_id or "",
+        laterality=header.laterality or "?",
+        view=header.view or "image",
+        label=None,
+    )
 
 
 def files_task(paths):
@@ -155,8 +179,9 @@ def files_task(paths):
         from arfl_studio.data import MammogramReadError, PreprocessSettings
 
         record = file_record(paths[0])  # its reason, when it is no mammogram, is the task's error
-        others = list(paths[1:]) or sorted(p for p in Path(paths[0]).parent.iterdir()
-                                           if p.is_file() and p != Path(paths[0]))[:SIBLINGS_READ]
+        others = (
+            list(paths[1:]) or sorted(p for p in Path(paths[0]).parent.iterdir() if p.is_file() and p != Path(paths[0]))[:SIBLINGS_READ]
+        )
         records = [record]
         for other in others:
             try:
@@ -183,12 +208,19 @@ def export_task(panels: list[dict], path: str, colormap, levels, colorbar_label:
         rendered = []
         for p in panels:
             heat = p["heat"]() if callable(p["heat"]) else p["heat"]
-            rendered.append((p["title"], blend_lut(p["gray"], heat, lut, p["opacity"], p["heat_levels"],
-                                                   p["gray_levels"], p["invert"])))
+            rendered.append((p["title"], blend_lut(p["gray"], heat, lut, p["opacity"], p["heat_levels"], p["gray_levels"], p["invert"])))
             if cancel.is_set():
                 return None
-        overlay_figure(rendered, path, colormap=lut, levels=levels, colorbar_label=colorbar_label, caption=caption,
-                       aspect=panels[0].get("aspect", 1.0), positions=[p.get("position", (0, i)) for i, p in enumerate(panels)])
+        overlay_figure(
+            rendered,
+            path,
+            colormap=lut,
+            levels=levels,
+            colorbar_label=colorbar_label,
+            caption=caption,
+            aspect=panels[0].get("aspect", 1.0),
+            positions=[p.get("position", (0, i)) for i, p in enumerate(panels)],
+        )
         return path
 
     return task

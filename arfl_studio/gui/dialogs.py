@@ -7,8 +7,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 _LAST: list[QMessageBox] = []
 
 
-def show_error(parent: QWidget | None, title: str, message: str, run_dir: str | None = None,
-               details: str | None = None) -> QMessageBox:
+def show_error(parent: QWidget | None, title: str, message: str, run_dir: str | None = None, details: str | None = None) -> QMessageBox:
     text = message if not run_dir else f"{message}\n\nRun folder: {run_dir}"
     box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, parent)
     box.setTextInteractionFlags(box.textInteractionFlags())

@@ -81,8 +81,9 @@ def with_suffix_of(path: str | Path, chosen_filter: str = "") -> Path:
     return path.with_name(path.name + ".png")
 
 
-def export_pane_plots(plots: dict[str, pg.PlotWidget], folder: str | Path,
-                      formats: tuple[str, ...] = PLOT_FORMATS) -> tuple[list[Path], list[str]]:
+def export_pane_plots(
+    plots: dict[str, pg.PlotWidget], folder: str | Path, formats: tuple[str, ...] = PLOT_FORMATS
+) -> tuple[list[Path], list[str]]:
     """Every plot that has something to show, in every format: (written files, why others were skipped).
 
     Raises :class:`EmptyFigure` when no plot has anything to show, before writing anything.
@@ -175,8 +176,11 @@ def save_rgb(rgb: np.ndarray, path: str | Path) -> Path:
         image.save(buffer, "PNG")
         h, w = rgb.shape[:2]
         b64 = base64.b64encode(bytes(data)).decode()
-        path.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-                        f'<image width="{w}" height="{h}" href="data:image/png;base64,{b64}"/></svg>', encoding="utf-8")
+        path.write_text(
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+            f'<image width="{w}" height="{h}" href="data:image/png;base64,{b64}"/></svg>',
+            encoding="utf-8",
+        )
         return path
     if not rgb_to_qimage(rgb).save(str(path)):
         raise OSError(f"could not write {path}")

@@ -17,8 +17,10 @@ from arfl_studio import __version__
 from arfl_studio.bundled import guide_pages
 
 APP_NAME = "ARFL Studio"
-CITATION = ("Degan Hao, Dooman Arefan, Margarita Zuley, Wendie Berg, Shandong Wu. "
-            "Adversarially Robust Feature Learning for Breast Cancer Diagnosis. 2024 (under review).")
+CITATION = (
+    "Degan Hao, Dooman Arefan, Margarita Zuley, Wendie Berg, Shandong Wu. "
+    "Adversarially Robust Feature Learning for Breast Cancer Diagnosis. 2024 (under review)."
+)
 
 # (action, key sequence as shown, what it does); main_window binds the same sequences.
 SHORTCUTS = (
@@ -87,10 +89,12 @@ def shortcuts_markdown() -> str:
 
 
 def about_text() -> str:
-    return (f"<h3>{APP_NAME} {__version__}</h3>"
-            "<p>Train breast-cancer diagnosis models that stay accurate under adversarial attack, with the "
-            "ARFL method and the baselines it is compared with; attack them, and see what they look at.</p>"
-            f"<p><b>Please cite the method's paper:</b><br>{CITATION}</p>")
+    return (
+        f"<h3>{APP_NAME} {__version__}</h3>"
+        "<p>Train breast-cancer diagnosis models that stay accurate under adversarial attack, with the "
+        "ARFL method and the baselines it is compared with; attack them, and see what they look at.</p>"
+        f"<p><b>Please cite the method's paper:</b><br>{CITATION}</p>"
+    )
 
 
 class HelpDialog(QDialog):
@@ -111,8 +115,7 @@ class HelpDialog(QDialog):
 
 
 def show_about(parent: QWidget | None) -> QMessageBox:
-    box = QMessageBox(QMessageBox.Icon.Information, f"About {APP_NAME}", about_text(),
-                      QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(QMessageBox.Icon.Information, f"About {APP_NAME}", about_text(), QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("aboutBox")
     if parent is not None and not parent.windowIcon().isNull():
         box.setIconPixmap(parent.windowIcon().pixmap(64, 64))

@@ -8,8 +8,17 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QBoxLayout, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QMessageBox, QProgressDialog, QPushButton,
-    QTabWidget, QWidget,
+    QBoxLayout,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QPushButton,
+    QTabWidget,
+    QWidget,
 )
 
 from arfl_studio import __version__
@@ -19,8 +28,6 @@ from arfl_studio.data.datasets.summary import status_line
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.export import export_pane_plots, export_run_table
 
-PLOT_TITLES = {"training_loss": "Training loss", "validation_auc": "Validation AUC", "roc": "ROC",
-               "auc_vs_eps": "AUC vs ε"}
 from arfl_studio.gui.messages import gui_message
 from arfl_studio.experiments.run_history import RunFolderError, save_attack
 from arfl_studio.gui.runs import RunsController
@@ -30,6 +37,7 @@ from arfl_studio.gui.panes.training_pane import TrainingPane
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
 from arfl_studio.gui.workers import TaskHandle, cancel_all_and_wait, running_threads, start_task
 
+PLOT_TITLES = {"training_loss": "Training loss", "validation_auc": "Validation AUC", "roc": "ROC", "auc_vs_eps": "AUC vs ε"}
 MAX_PANE_MIN_WIDTH = 1000  # the window fits a 1024x700 screen (issue 13.13)
 TABLE_FILTER = "CSV (*.csv);;Excel (*.xlsx);;Markdown (*.md);;LaTeX (*.tex)"
 
@@ -38,8 +46,13 @@ def demo_task(out_dir: str | None, patients: int | None, size: tuple[int, int] |
     def task(report, cancel):
         from arfl_studio.data import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
 
-        return ensure_demo_dataset(out_dir, patients=patients or DEFAULT_PATIENTS, size=size or DEFAULT_SIZE,
-                                   progress=lambda d, t: report((d, t), lossy=True), cancel=cancel)
+        return ensure_demo_dataset(
+            out_dir,
+            patients=patients or DEFAULT_PATIENTS,
+            size=size or DEFAULT_SIZE,
+            progress=lambda d, t: report((d, t), lossy=True),
+            cancel=cancel,
+        )
 
     return task
 
@@ -106,8 +119,9 @@ class MainWindow(QMainWindow):
         plot_menu = file_menu.addMenu("Export plot")
         for name, plot in self.plots().items():
             plot.export_name = name
-            self._action(plot_menu, f"{PLOT_TITLES[name]} (SVG, PDF or PNG)…",
-                         lambda p=plot: p.export_dialog(str(self.training_pane.run_dir or "")))
+            self._action(
+                plot_menu, f"{PLOT_TITLES[name]} (SVG, PDF or PNG)…", lambda p=plot: p.export_dialog(str(self.training_pane.run_dir or ""))
+            )
         self._action(file_menu, "Export all plots…", self.export_plots_dialog)
         self._action(file_menu, "Export overlay…", self.export_overlay_dialog)
         file_menu.addSeparator()
@@ -123,14 +137,12 @@ class MainWindow(QMainWindow):
 
         view_menu = self.menuBar().addMenu("&View")
         for i, name in enumerate(("Dataset", "Training", "Attack", "Viewer")):
-            self._action(view_menu, f"{name} pane", lambda i=i: self.tabs.setCurrentIndex(i), key(f"pane_{i + 1}"),
-                         f"pane_{i + 1}")
+            self._action(view_menu, f"{name} pane", lambda i=i: self.tabs.setCurrentIndex(i), key(f"pane_{i + 1}"), f"pane_{i + 1}")
         view_menu.addSeparator()
         self._action(view_menu, "Next case", lambda: self.step_case(+1), key("next_case"), "next_case")
         self._action(view_menu, "Previous case", lambda: self.step_case(-1), key("previous_case"), "previous_case")
         self._action(view_menu, "Overlay on / off", self.toggle_overlay, key("toggle_overlay"), "toggle_overlay")
-        self._action(view_menu, "Adversarial / clean image", self.toggle_adversarial, key("toggle_adversarial"),
-                     "toggle_adversarial")
+        self._action(view_menu, "Adversarial / clean image", self.toggle_adversarial, key("toggle_adversarial"), "toggle_adversarial")
 
         help_menu = self.menuBar().addMenu("&Help")
         self.guide_menu = help_menu.addMenu("User guide pages")
@@ -139,10 +151,10 @@ class MainWindow(QMainWindow):
             self._action(self.guide_menu, title, lambda t=title, m=text: self.show_help(t, m))
         self.guide_menu.setEnabled(bool(sections))
         whole = "\n\n".join(text for _t, text in sections)
-        self._action(help_menu, "User guide", lambda: self.show_help("User guide", whole or "The user guide was not found."),
-                     key("help"), "help")
-        self._action(help_menu, "Keyboard shortcuts", lambda: self.show_help("Keyboard shortcuts",
-                                                                             app_help.shortcuts_markdown()))
+        self._action(
+            help_menu, "User guide", lambda: self.show_help("User guide", whole or "The user guide was not found."), key("help"), "help"
+        )
+        self._action(help_menu, "Keyboard shortcuts", lambda: self.show_help("Keyboard shortcuts", app_help.shortcuts_markdown()))
         help_menu.addSeparator()
         self._action(help_menu, f"About {app_help.APP_NAME}", lambda: app_help.show_about(self), None, "about")
 
@@ -174,11 +186,15 @@ class MainWindow(QMainWindow):
     def _build_runs_bar(self) -> None:
         """Resume and queue buttons under the Training pane's Start/Stop."""
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the stopped run in its own folder: finished folds are kept, the "
-                                      f"unfinished one continues from its last epoch ({app_help.shortcut('resume_training')})")
+        self.resume_button.setToolTip(
+            "Continue the stopped run in its own folder: finished folds are kept, the "
+            f"unfinished one continues from its last epoch ({app_help.shortcut('resume_training')})"
+        )
         self.queue_button = QPushButton("Queue")
-        self.queue_button.setToolTip("Run the current settings after the running one (changing the form later "
-                                     f"does not change a queued run) ({app_help.shortcut('queue_run')})")
+        self.queue_button.setToolTip(
+            "Run the current settings after the running one (changing the form later "
+            f"does not change a queued run) ({app_help.shortcut('queue_run')})"
+        )
         self.queue_label = QLabel("")
         self.queue_label.setWordWrap(True)
         bar = QWidget()
@@ -263,8 +279,12 @@ class MainWindow(QMainWindow):
         self._fill_recent()
 
     def _on_scanned(self, scan) -> None:
-        self.training_pane.set_dataset(str(scan.root), self.dataset_pane.labels_path, scan.layout,
-                                       lesions=sum(len(getattr(r, "lesions", ()) or ()) for r in scan.images))
+        self.training_pane.set_dataset(
+            str(scan.root),
+            self.dataset_pane.labels_path,
+            scan.layout,
+            lesions=sum(len(getattr(r, "lesions", ()) or ()) for r in scan.images),
+        )
         self.attack_pane.dataset_records = list(scan.images)
         self.statusBar().showMessage(status_line(scan))
 
@@ -280,8 +300,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_finished(self, run_dir: str, status: str) -> None:
         if status == "cancelled":
-            self.statusBar().showMessage(f"Training stopped: {run_dir}. Resume ({app_help.shortcut('resume_training')}) "
-                                         "continues it.")
+            self.statusBar().showMessage(f"Training stopped: {run_dir}. Resume ({app_help.shortcut('resume_training')}) continues it.")
         else:
             self.statusBar().showMessage(f"Training {status}: {run_dir}")
         if status != "failed":
@@ -383,16 +402,20 @@ class MainWindow(QMainWindow):
         return plan
 
     # ---------------------------------------------------------------- demo data
-    def start_demo(self, out_dir: str | Path | None = None, patients: int | None = None,
-                   size: tuple[int, int] | None = None) -> TaskHandle:
+    def start_demo(self, out_dir: str | Path | None = None, patients: int | None = None, size: tuple[int, int] | None = None) -> TaskHandle:
         """Generate the demo dataset if needed (progress dialog), then open it."""
         self.demo_dialog = QProgressDialog("Preparing the demo dataset (first launch only) …", "Cancel", 0, 0, self)
         self.demo_dialog.setWindowTitle("ARFL Studio")
         self.demo_dialog.setMinimumDuration(400)
         self.demo_dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        self.demo_task = start_task(demo_task(str(out_dir) if out_dir else None, patients, size), "demo-data",
-                                    on_event=self._demo_progress, on_done=self._demo_done,
-                                    on_error=self._demo_failed, parent=self)
+        self.demo_task = start_task(
+            demo_task(str(out_dir) if out_dir else None, patients, size),
+            "demo-data",
+            on_event=self._demo_progress,
+            on_done=self._demo_done,
+            on_error=self._demo_failed,
+            parent=self,
+        )
         self.demo_dialog.canceled.connect(self.demo_task.cancel)
         return self.demo_task
 
@@ -423,8 +446,7 @@ class MainWindow(QMainWindow):
         if run_dir is None:
             show_error(self, "Nothing to export", "Train a comparison first (Training pane).")
             return
-        path, chosen = QFileDialog.getSaveFileName(self, "Export comparison table", str(run_dir / "comparison.csv"),
-                                                   TABLE_FILTER)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export comparison table", str(run_dir / "comparison.csv"), TABLE_FILTER)
         if path:
             ext = {"CSV": ".csv", "Excel": ".xlsx", "Markdown": ".md", "LaTeX": ".tex"}[chosen.split(" ")[0]]
             path = path if Path(path).suffix else path + ext
@@ -432,8 +454,12 @@ class MainWindow(QMainWindow):
 
     def plots(self) -> dict:
         """Every plot of the app by file name (each also exports on its own from its right-click menu)."""
-        return {"training_loss": self.training_pane.loss_plot, "validation_auc": self.training_pane.auc_plot,
-                "roc": self.attack_pane.roc_plot, "auc_vs_eps": self.attack_pane.auc_plot}
+        return {
+            "training_loss": self.training_pane.loss_plot,
+            "validation_auc": self.training_pane.auc_plot,
+            "roc": self.attack_pane.roc_plot,
+            "auc_vs_eps": self.attack_pane.auc_plot,
+        }
 
     def export_plots_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the plots (SVG, PDF and PNG)")
@@ -495,8 +521,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- close
     def _ask_on_close(self) -> bool:
-        answer = QMessageBox.question(self, "Work in progress",
-                                      "A task is still running (training, attack …). Stop it and quit?")
+        answer = QMessageBox.question(self, "Work in progress", "A task is still running (training, attack …). Stop it and quit?")
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event) -> None:

@@ -7,8 +7,10 @@ import re
 
 # Longest first: "pass --labels FILE or --layout" before "--labels FILE" alone.
 _GUI_ACTIONS = (
-    (r"pass --labels FILE or --layout",
-     "choose a labels file with File → Open labels file… or pick a layout in the Dataset pane's Layout box"),
+    (
+        r"pass --labels FILE or --layout",
+        "choose a labels file with File → Open labels file… or pick a layout in the Dataset pane's Layout box",
+    ),
     (r"pass --labels FILE", "choose the labels file with File → Open labels file…"),
     (r"\(--labels FILE\)", "(choose it with File → Open labels file…)"),
     (r"--labels(?: FILE)?", "File → Open labels file…"),

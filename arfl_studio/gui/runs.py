@@ -112,8 +112,7 @@ class RunsController(QObject):
             if doc is not None:
                 try:
                     kept = doc["source"]
-                    source = {"run_dir": str(run_dir), "method": str(kept["method"]), "fold": int(kept["fold"]),
-                              "seed": kept.get("seed")}
+                    source = {"run_dir": str(run_dir), "method": str(kept["method"]), "fold": int(kept["fold"]), "seed": kept.get("seed")}
                     self.attack.show_report(doc["report"], self._held_out(run_dir, doc["source"]), source=source)
                 except (KeyError, TypeError, ValueError):  # a report of an older version: the run still opens
                     pass

@@ -13,8 +13,18 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEventLoop, QPointF
 
 PANES = ("dataset", "training", "attack", "viewer")
-TINY = dict(backbone="small_cnn", image_size=48, epochs=3, batch_size=16, lr=2e-3, folds=2, methods=("A", "E", "F"),
-            eps=0.01, steps=3, eval_eps=0.001)
+TINY = dict(
+    backbone="small_cnn",
+    image_size=48,
+    epochs=3,
+    batch_size=16,
+    lr=2e-3,
+    folds=2,
+    methods=("A", "E", "F"),
+    eps=0.01,
+    steps=3,
+    eval_eps=0.001,
+)
 
 
 class Timeout(RuntimeError):
@@ -37,8 +47,7 @@ def settle(seconds: float = 0.4) -> None:
         time.sleep(0.01)
 
 
-def drive(window, demo_dir=None, demo_patients=None, demo_size=None, training=None, runs_root=None,
-          timeout_s: float = 900) -> dict:
+def drive(window, demo_dir=None, demo_patients=None, demo_size=None, training=None, runs_root=None, timeout_s: float = 900) -> dict:
     """Demo data -> training -> attack -> overlay, waiting for each step. Returns what happened."""
     training = dict(TINY, **(training or {}))
     task = window.start_demo(demo_dir, demo_patients, demo_size)

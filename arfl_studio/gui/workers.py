@@ -172,8 +172,9 @@ class TaskHandle(QObject):
         return self.thread.wait(ms) if self.thread.isRunning() else True
 
 
-def start_task(task: Task, name: str, *, on_event=None, on_done=None, on_error=None,
-               throttle_s: float = 0.1, parent: QObject | None = None) -> TaskHandle:
+def start_task(
+    task: Task, name: str, *, on_event=None, on_done=None, on_error=None, throttle_s: float = 0.1, parent: QObject | None = None
+) -> TaskHandle:
     """Run ``task(report, cancel)`` on a new QThread and return its handle."""
     handle = TaskHandle(task, name, throttle_s, parent)
     if on_event is not None:

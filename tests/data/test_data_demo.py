@@ -103,7 +103,7 @@ def test_demo_files_carry_labels_stripes_and_hologic_style_windows(tmp_path):
         pixels = read_mammogram(path).pixels
         rows, cols = pixels.shape
         far = slice(cols // 2, cols) if header.ImageLaterality == "L" else slice(0, cols // 2)
-        corners = np.concatenate([pixels[: rows // 5, far].ravel(), pixels[-rows // 5:, far].ravel()])
+        corners = np.concatenate([pixels[: rows // 5, far].ravel(), pixels[-rows // 5 :, far].ravel()])
         assert corners.max() >= pixels.max() - 0.02
 
 
@@ -115,8 +115,9 @@ def test_large_patients_are_rendered_at_detector_size(tmp_path, monkeypatch):
     shapes = {(p.parts[-4], pydicom.dcmread(p, stop_before_pixels=True).Rows) for p in out.rglob("*.dcm")}
     assert shapes == {("D1-0001", 300), ("D1-0002", 40)}
     # the pixel spacing follows the image size: both patients' breasts span the same millimetres
-    heights = {p.parts[-4]: ds.Rows * float(ds.PixelSpacing[0])
-               for p in out.rglob("*.dcm") for ds in [pydicom.dcmread(p, stop_before_pixels=True)]}
+    heights = {
+        p.parts[-4]: ds.Rows * float(ds.PixelSpacing[0]) for p in out.rglob("*.dcm") for ds in [pydicom.dcmread(p, stop_before_pixels=True)]
+    }
     assert heights["D1-0001"] == pytest.approx(heights["D1-0002"], rel=0.01)
     assert 150 < heights["D1-0001"] < 350  # a breast-sized field in mm, not metres
     assert demo_module.read_demo_manifest(out)["large_patients"] == 1
@@ -131,8 +132,8 @@ def test_skin_line_falls_off_gradually_with_a_dim_rim():
     img, breast = render_view_with_mask(np.random.default_rng(1), (200, 160), "CC", shape, [])
     row = img[100]  # through the middle, chest wall on the left
     edge = int(np.flatnonzero(breast[100])[-1])
-    inner = float(np.median(row[edge - 40:edge - 30]))
-    ramp = row[edge - 8:edge + 1]
-    assert 0.04 < float(np.median(row[edge - 6:edge - 2])) < inner  # a dim rim, brighter than background
+    inner = float(np.median(row[edge - 40 : edge - 30]))
+    ramp = row[edge - 8 : edge + 1]
+    assert 0.04 < float(np.median(row[edge - 6 : edge - 2])) < inner  # a dim rim, brighter than background
     assert np.all(np.diff(np.convolve(ramp, np.ones(3) / 3, mode="valid")) < 0.02)  # falls, no sharp step up
-    assert float(np.median(row[edge + 4:])) < 0.05  # background beyond the skin
+    assert float(np.median(row[edge + 4 :])) < 0.05  # background beyond the skin

@@ -9,8 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
-TINY_TRAINING = dict(backbone="small_cnn", image_size=32, epochs=1, batch_size=16, lr=2e-3, folds=2,
-                     methods=("A", "B"), eps=0.01, steps=2, eval_eps=0.001)
+TINY_TRAINING = dict(
+    backbone="small_cnn", image_size=32, epochs=1, batch_size=16, lr=2e-3, folds=2, methods=("A", "B"), eps=0.01, steps=2, eval_eps=0.001
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,9 +97,14 @@ def wait_task(qtbot, handle, timeout=120_000):
 def report_with_one_flip(case: dict) -> dict:
     """A minimal saved attack report: one ε at which ``case`` flipped."""
     roc = {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.5, 1.0]}
-    flipped = dict(case, label=1, clean_prob=0.7, adversarial_prob=0.3,
-                   attack_settings={"attack": "fgsm", "eps": 0.02, "steps": 1})
-    return {"attack": "fgsm", "settings": {}, "threshold_logit": 0.0, "n": 4, "n_positive": 2,
-            "clean": {"auc": 0.75, "roc": roc},
-            "results": [{"eps": 0.02, "auc": 0.5, "roc": roc, "flipped": [flipped], "flipped_count": 1}],
-            "auc_curve": {"eps": [0.02], "adversarial_auc": [0.5]}}
+    flipped = dict(case, label=1, clean_prob=0.7, adversarial_prob=0.3, attack_settings={"attack": "fgsm", "eps": 0.02, "steps": 1})
+    return {
+        "attack": "fgsm",
+        "settings": {},
+        "threshold_logit": 0.0,
+        "n": 4,
+        "n_positive": 2,
+        "clean": {"auc": 0.75, "roc": roc},
+        "results": [{"eps": 0.02, "auc": 0.5, "roc": roc, "flipped": [flipped], "flipped_count": 1}],
+        "auc_curve": {"eps": [0.02], "adversarial_auc": [0.5]},
+    }

@@ -53,11 +53,31 @@ def test_flipped_case_double_click_requests_the_viewer(qtbot, trained_run):
     pane.source = pane.current_source()
     record = object()
     report = {
-        "attack": "pgd", "n": 2, "n_positive": 1, "threshold_logit": 0.0,
+        "attack": "pgd",
+        "n": 2,
+        "n_positive": 1,
+        "threshold_logit": 0.0,
         "clean": {"auc": 1.0, "roc": {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}},
-        "results": [{"eps": 0.01, "auc": 0.0, "flipped_count": 1, "roc": {"fpr": [0, 1, 1], "tpr": [0, 0, 1]},
-                     "flipped": [{"index": 1, "id": "x.dcm", "patient_id": "P1", "laterality": "L", "view": "CC",
-                                  "label": 1, "clean_prob": 0.8, "adversarial_prob": 0.2}]}],
+        "results": [
+            {
+                "eps": 0.01,
+                "auc": 0.0,
+                "flipped_count": 1,
+                "roc": {"fpr": [0, 1, 1], "tpr": [0, 0, 1]},
+                "flipped": [
+                    {
+                        "index": 1,
+                        "id": "x.dcm",
+                        "patient_id": "P1",
+                        "laterality": "L",
+                        "view": "CC",
+                        "label": 1,
+                        "clean_prob": 0.8,
+                        "adversarial_prob": 0.2,
+                    }
+                ],
+            }
+        ],
         "auc_curve": {"eps": [0.01], "adversarial_auc": [0.0]},
         "warnings": [{"name": "pgd_beats_fgsm", "message": "FGSM did better than PGD"}],
     }
@@ -82,14 +102,28 @@ def test_attack_without_a_run_says_why(qtbot):
 
 def _report(flipped, empty_reason=None, threshold=None, sensitivity=0.5):
     return {
-        "attack": "pgd", "n": 4, "n_positive": 2, "threshold_logit": -0.31, "threshold_prob": 0.423,
+        "attack": "pgd",
+        "n": 4,
+        "n_positive": 2,
+        "threshold_logit": -0.31,
+        "threshold_prob": 0.423,
         "threshold": threshold or {"logit": -0.31, "rule": "youden", "note": ""},
-        "clean": {"auc": 0.75, "sensitivity": sensitivity, "specificity": 1.0,
-                  "roc": {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}},
-        "results": [{"eps": 0.03, "auc": 0.0, "sensitivity": 0.0, "specificity": 0.5, "flipped": flipped,
-                     "flipped_count": len(flipped), "moved_against_label": 3, "empty_reason": empty_reason,
-                     "roc": {"fpr": [0, 1, 1], "tpr": [0, 0, 1]}}],
-        "auc_curve": {"eps": [0.03], "adversarial_auc": [0.0]}, "warnings": [],
+        "clean": {"auc": 0.75, "sensitivity": sensitivity, "specificity": 1.0, "roc": {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}},
+        "results": [
+            {
+                "eps": 0.03,
+                "auc": 0.0,
+                "sensitivity": 0.0,
+                "specificity": 0.5,
+                "flipped": flipped,
+                "flipped_count": len(flipped),
+                "moved_against_label": 3,
+                "empty_reason": empty_reason,
+                "roc": {"fpr": [0, 1, 1], "tpr": [0, 0, 1]},
+            }
+        ],
+        "auc_curve": {"eps": [0.03], "adversarial_auc": [0.0]},
+        "warnings": [],
         "settings": {"probes": ["fgsm", "square"]},
     }
 
@@ -107,8 +141,7 @@ def test_summary_shows_threshold_rates_and_why_the_flip_table_is_empty(qtbot):
     assert "did not help less" not in pane.warnings.text()
     assert "did at least as well as fgsm, square" in pane.warnings.text()
     # a model without a stored threshold says that logit 0 is used
-    pane.show_report(_report([], threshold={"logit": 0.0, "rule": "none", "note": "no stored threshold: logit 0"},
-                             sensitivity=0.0))
+    pane.show_report(_report([], threshold={"logit": 0.0, "rule": "none", "note": "no stored threshold: logit 0"}, sensitivity=0.0))
     assert "the model stores no threshold" in pane.summary.text()
     assert "calls every image benign" in pane.flip_note.text()
 
@@ -131,8 +164,9 @@ def test_flip_table_sorts_and_double_click_opens_the_row_shown(qtbot, trained_ru
     qtbot.addWidget(pane)
     pane.set_run(trained_run)
     pane.source = pane.current_source()
-    flipped = [{"index": i, "id": f"c{i}.dcm", "label": i % 2, "clean_prob": p, "adversarial_prob": 1 - p}
-               for i, p in enumerate([0.3, 0.9, 0.6])]
+    flipped = [
+        {"index": i, "id": f"c{i}.dcm", "label": i % 2, "clean_prob": p, "adversarial_prob": 1 - p} for i, p in enumerate([0.3, 0.9, 0.6])
+    ]
     records = ["r0", "r1", "r2"]
     pane.show_report(_report(flipped), records)
     column = [k for k, _ in pane.flip_model.columns].index("clean_prob")
@@ -171,8 +205,7 @@ def test_sanity_check_choices_and_budget_reach_the_core(qtbot, trained_run, monk
         raise Seen
 
     monkeypatch.setattr(robustness, "evaluate_robustness", fake)
-    task = attack_task({"run_dir": str(trained_run), "method": "A", "fold": 0}, "pgd", [0.01], 2, 1, "cpu",
-                       pane.checks())
+    task = attack_task({"run_dir": str(trained_run), "method": "A", "fold": 0}, "pgd", [0.01], 2, 1, "cpu", pane.checks())
     with pytest.raises(Seen):
         task(lambda *a, **k: None, threading.Event())
     assert seen["probes"] == ["fgsm"] and seen["probe_queries"] == 50

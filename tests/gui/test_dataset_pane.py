@@ -40,10 +40,19 @@ def test_scan_fills_summary_tables_and_fold_preview(qtbot, demo_dir, tmp_path):
     assert pane.layout_box.currentText() == "cmmd"
     assert pane.image_model.rowCount() == len(scan.images) > 0
     assert pane.lists.tabText(0) == f"Images ({len(scan.images)})"
-    labels = {pane.summary_form.itemAt(i, pane.summary_form.ItemRole.LabelRole).widget().text()
-              for i in range(pane.summary_form.rowCount())}
-    assert {"Patients:", "Images:", "Malignant / benign:", "Views:", "Sides:", "Rejected files:",
-            "Unlabeled images:", "Label rows without images:"} <= labels
+    labels = {
+        pane.summary_form.itemAt(i, pane.summary_form.ItemRole.LabelRole).widget().text() for i in range(pane.summary_form.rowCount())
+    }
+    assert {
+        "Patients:",
+        "Images:",
+        "Malignant / benign:",
+        "Views:",
+        "Sides:",
+        "Rejected files:",
+        "Unlabeled images:",
+        "Label rows without images:",
+    } <= labels
     assert pane.fold_model.rowCount() == 2
     assert sum(r["images"] for r in pane.fold_model.rows) == len(scan.images)
     assert sum(r["patients"] for r in pane.fold_model.rows) == len(scan.patients)
@@ -140,11 +149,14 @@ def test_counts_agree_in_summary_tabs_and_status_bar(qtbot, window, flawed_dir):
     assert pane.summary_value("Label rows without images") == str(orphans)
     assert pane.summary_value("Images") == str(len(scan.images))
     tabs = [pane.lists.tabText(i) for i in range(pane.lists.count())]
-    assert tabs == [f"Images ({len(scan.images)})", f"Rejected ({rejected})", f"Unlabeled ({unlabeled})",
-                    f"Labels without images ({orphans})"]
+    assert tabs == [
+        f"Images ({len(scan.images)})",
+        f"Rejected ({rejected})",
+        f"Unlabeled ({unlabeled})",
+        f"Labels without images ({orphans})",
+    ]
     assert pane.rejected_model.rowCount() == rejected and pane.unlabeled_model.rowCount() == unlabeled
-    assert {(r["patient_id"], r["side"]) for r in pane.orphans_model.rows} == \
-        {(p, s or "-") for p, s in scan.labels_without_images}
+    assert {(r["patient_id"], r["side"]) for r in pane.orphans_model.rows} == {(p, s or "-") for p, s in scan.labels_without_images}
     status = window.statusBar().currentMessage()
     assert f"{len(scan.images)} images" in status and f"{rejected} rejected" in status
     assert f"{unlabeled} unlabeled" in status and f"{orphans} label rows without images" in status
@@ -184,8 +196,7 @@ def test_thumbnails_are_made_off_the_ui_thread_for_rows_in_view(qtbot, demo_dir,
     root = tmp_path / "many"
     for i in range(4):  # 4 copies of the demo: more rows than the list shows
         shutil.copytree(demo_dir, root / f"copy{i}")
-    (root / "CMMD_clinicaldata_revision.xlsx").write_bytes(
-        next(Path(demo_dir).glob("*.xlsx")).read_bytes())
+    (root / "CMMD_clinicaldata_revision.xlsx").write_bytes(next(Path(demo_dir).glob("*.xlsx")).read_bytes())
     threads = []
     real = thumbnails.make_thumbnail
 
@@ -272,8 +283,11 @@ def test_lesion_counts_in_summary_and_per_image_column(qtbot, tmp_path):
         rel = f"images/p{p}_{side}.dcm"
         write_phantom(root / rel, side, "CC", shape=(120, 90))
         labels.append([rel, f"W{p}", "malignant" if p else "benign"])
-    lesions += [["images/p1_L.dcm", "SPIC", "M", "30", "40", "8"], ["images/p1_L.dcm", "CALC", "M", "", "", ""],
-                ["images/p0_R.dcm", "CIRC", "B", "50", "60", "5"]]
+    lesions += [
+        ["images/p1_L.dcm", "SPIC", "M", "30", "40", "8"],
+        ["images/p1_L.dcm", "CALC", "M", "", "", ""],
+        ["images/p0_R.dcm", "CIRC", "B", "50", "60", "5"],
+    ]
     for name, rows in (("labels.csv", labels), ("lesions.csv", lesions)):
         with open(root / name, "w", newline="") as handle:
             csv.writer(handle).writerows(rows)
@@ -284,8 +298,7 @@ def test_lesion_counts_in_summary_and_per_image_column(qtbot, tmp_path):
     assert "mass: 2" in summary and "calcification: 1" in summary and "malignant: 2" in summary
     column = [k for k, _ in pane.image_model.columns].index("lesions")
     cells = {scan.images[i].rel_path: pane.image_model.index(i, column).data() for i in range(len(scan.images))}
-    assert cells == {"images/p0_L.dcm": "", "images/p0_R.dcm": "1", "images/p1_L.dcm": "2 (1 unplaced)",
-                     "images/p1_R.dcm": ""}
+    assert cells == {"images/p0_L.dcm": "", "images/p0_R.dcm": "1", "images/p1_L.dcm": "2 (1 unplaced)", "images/p1_R.dcm": ""}
 
 
 def test_dataset_without_lesion_marks_says_none(qtbot, demo_dir, tmp_path):

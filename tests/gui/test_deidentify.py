@@ -6,11 +6,26 @@ from arfl_studio.data.dicom.scrub import scrub
 def test_scrub_drops_profile_attributes_and_dated_folders_keeps_pseudonymous_ids():
     from arfl_studio.data.dicom.deid import is_phi
 
-    doc = {"results": [{"flipped": [{
-        "index": 3, "id": "CMMD/D1-0001/07-18-2010-NA-NA-10000/1.000000-NA-20000/1-1.dcm",
-        "patient_id": "D1-0001", "laterality": "R", "view": "CC",
-        "PatientName": "Doe^Jane", "StudyDate": "20100718", "InstitutionName": "General", "Modality": "MG"}]}],
-        "auc": 0.7}
+    doc = {
+        "results": [
+            {
+                "flipped": [
+                    {
+                        "index": 3,
+                        "id": "CMMD/D1-0001/07-18-2010-NA-NA-10000/1.000000-NA-20000/1-1.dcm",
+                        "patient_id": "D1-0001",
+                        "laterality": "R",
+                        "view": "CC",
+                        "PatientName": "Doe^Jane",
+                        "StudyDate": "20100718",
+                        "InstitutionName": "General",
+                        "Modality": "MG",
+                    }
+                ]
+            }
+        ],
+        "auc": 0.7,
+    }
     out = scrub(doc, key=b"k" * 32)
     case = out["results"][0]["flipped"][0]
     for keyword in ("PatientName", "StudyDate", "InstitutionName"):

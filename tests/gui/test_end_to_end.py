@@ -7,8 +7,15 @@ from .conftest import TINY_TRAINING
 
 
 def test_demo_train_attack_overlay_export(qtbot, window, tmp_path):
-    outcome = drive(window, demo_dir=tmp_path / "demo", demo_patients=8, demo_size=(64, 52),
-                    training=dict(TINY_TRAINING), runs_root=tmp_path / "runs", timeout_s=300)
+    outcome = drive(
+        window,
+        demo_dir=tmp_path / "demo",
+        demo_patients=8,
+        demo_size=(64, 52),
+        training=dict(TINY_TRAINING),
+        runs_root=tmp_path / "runs",
+        timeout_s=300,
+    )
     # the window opened on the demo data
     assert window.dataset_pane.scan is not None and window.dataset_pane.image_model.rowCount() > 0
     # training finished and the curves have points

@@ -30,13 +30,20 @@ def plot_problems(graphics: pg.GraphicsView) -> list[str]:
     name = graphics.objectName() or type(graphics).__name__
     problems = [] if wholly_visible(graphics) else [f"{name} is clipped by the window ({visible_rect(graphics)} of {graphics.size()})"]
     shown = QRectF(graphics.viewport().rect()).adjusted(-1, -1, 1, 1)
-    items = [graphics.plotItem] if isinstance(graphics, pg.PlotWidget) else \
-        [i for i in graphics.ci.items if isinstance(i, pg.PlotItem)] if isinstance(graphics, pg.GraphicsLayoutWidget) else []
+    items = (
+        [graphics.plotItem]
+        if isinstance(graphics, pg.PlotWidget)
+        else [i for i in graphics.ci.items if isinstance(i, pg.PlotItem)]
+        if isinstance(graphics, pg.GraphicsLayoutWidget)
+        else []
+    )
     for item in items:
         drawn = graphics.mapFromScene(item.sceneBoundingRect()).boundingRect()
         if not shown.contains(QRectF(drawn)):
-            problems.append(f"{name}'s plot needs {drawn.width()}×{drawn.height()} px and gets "
-                            f"{graphics.viewport().width()}×{graphics.viewport().height()}")
+            problems.append(
+                f"{name}'s plot needs {drawn.width()}×{drawn.height()} px and gets "
+                f"{graphics.viewport().width()}×{graphics.viewport().height()}"
+            )
     return problems
 
 
@@ -56,9 +63,11 @@ def column_problems(table: QAbstractItemView) -> list[str]:
         right = left + header.sectionSize(i)
         inside = left >= -1 and right <= view_width + 1 and visible_rect(table.viewport()).width() >= view_width
         if not (inside or reachable):
-            problems.append(f"column {model.headerData(i, 1)!r} of {type(table).__name__} in "
-                            f"{table.parentWidget().objectName() or type(table.parentWidget()).__name__} "
-                            f"is neither visible nor reachable by a scroll bar")
+            problems.append(
+                f"column {model.headerData(i, 1)!r} of {type(table).__name__} in "
+                f"{table.parentWidget().objectName() or type(table.parentWidget()).__name__} "
+                f"is neither visible nor reachable by a scroll bar"
+            )
     return problems
 
 

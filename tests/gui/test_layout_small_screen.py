@@ -51,13 +51,22 @@ def test_key_widgets_visible_at_1024x700(qtbot, window, demo_dir, trained_run, t
                 assert fully_visible(w), w
             assert d.image_table.isVisible() and d.image_table.viewport().height() > 100
             fold = d.fold_table
-            right = fold.horizontalHeader().sectionViewportPosition(fold.model().columnCount() - 1) \
-                + fold.columnWidth(fold.model().columnCount() - 1)
+            right = fold.horizontalHeader().sectionViewportPosition(fold.model().columnCount() - 1) + fold.columnWidth(
+                fold.model().columnCount() - 1
+            )
             assert right <= fold.viewport().width() + 1, "the fold preview's columns are cut off"
         elif name == "training":
             t = window.training_pane
-            for w in (t.start_button, t.stop_button, window.resume_button, window.queue_button,
-                      t.form.eval_eps_spin, t.form.folds_spin, t.form.epochs_spin, t.form.presets["I"]):
+            for w in (
+                t.start_button,
+                t.stop_button,
+                window.resume_button,
+                window.queue_button,
+                t.form.eval_eps_spin,
+                t.form.folds_spin,
+                t.form.epochs_spin,
+                t.form.presets["I"],
+            ):
                 assert fully_visible(w), w
             assert fully_visible(t.form.run_box), "the run settings need scrolling"
             table, header = t.table, t.table.horizontalHeader()
@@ -65,8 +74,7 @@ def test_key_widgets_visible_at_1024x700(qtbot, window, demo_dir, trained_run, t
             p_columns = [i for i, n in enumerate(names) if str(n).startswith("p ")]
             assert p_columns, names
             for i in p_columns:
-                assert header.sectionViewportPosition(i) + header.sectionSize(i) <= table.viewport().width() + 1, \
-                    f"{names[i]} is clipped"
+                assert header.sectionViewportPosition(i) + header.sectionSize(i) <= table.viewport().width() + 1, f"{names[i]} is clipped"
                 assert header.sectionSize(i) >= table.sizeHintForColumn(i), f"{names[i]}'s values are cut"
             metrics = t.status_label.fontMetrics()
             assert metrics.horizontalAdvance(str(trained_run)) <= t.status_label.width()

@@ -29,12 +29,21 @@ def named_paths(text: str) -> list[tuple[str, str]]:
 
 def test_every_menu_path_in_a_message_exists(window):
     items = _menu_items(window)
-    sources = "\n".join(re.sub(r"\s*\n\s*(?:#\s*)?", " ", p.read_text(encoding="utf-8"))  # lines wrapped
-                        for p in Path(gui_package.__file__).parent.rglob("*.py"))
-    core = " ".join(gui_message(m) for m in ("pass --labels FILE or --layout", "pass --labels FILE",
-                                            "(--labels FILE)", "--json PATH", "re-run with that config to resume it"))
+    sources = "\n".join(
+        re.sub(r"\s*\n\s*(?:#\s*)?", " ", p.read_text(encoding="utf-8"))  # lines wrapped
+        for p in Path(gui_package.__file__).parent.rglob("*.py")
+    )
+    core = " ".join(
+        gui_message(m)
+        for m in (
+            "pass --labels FILE or --layout",
+            "pass --labels FILE",
+            "(--labels FILE)",
+            "--json PATH",
+            "re-run with that config to resume it",
+        )
+    )
     found = named_paths(sources + "\n" + core)
     assert ("File", "Open labels file…") in found  # the check sees the messages it is meant to
-    missing = [f"{menu} → {item}" for menu, item in found
-               if item not in items[menu] and item + "…" not in items[menu]]
+    missing = [f"{menu} → {item}" for menu, item in found if item not in items[menu] and item + "…" not in items[menu]]
     assert not missing, f"messages name menu items that do not exist: {missing}; menus: {items}"

@@ -24,8 +24,12 @@ def _panes(qtbot):
 
 def test_exporting_before_any_training_refuses_and_writes_nothing(qtbot, tmp_path):
     training, attack = _panes(qtbot)
-    plots = {"training_loss": training.loss_plot, "validation_auc": training.auc_plot,
-             "roc": attack.roc_plot, "auc_vs_eps": attack.auc_plot}
+    plots = {
+        "training_loss": training.loss_plot,
+        "validation_auc": training.auc_plot,
+        "roc": attack.roc_plot,
+        "auc_vs_eps": attack.auc_plot,
+    }
     with pytest.raises(EmptyFigure, match="train a comparison first"):
         export_plot(training.loss_plot, tmp_path / "loss.svg")
     with pytest.raises(EmptyFigure, match="run an attack first"):
@@ -40,8 +44,7 @@ def test_training_plots_export_as_vector_figures_of_every_fold(qtbot, tmp_path, 
     training.run_dir = trained_run  # as after a run (or File → Open run)
     plots = {"training_loss": training.loss_plot, "validation_auc": training.auc_plot, "roc": attack.roc_plot}
     written, skipped = export_pane_plots(plots, tmp_path / "plots")
-    assert sorted(p.name for p in written) == sorted(f"{n}.{e}" for n in ("training_loss", "validation_auc")
-                                                     for e in ("png", "svg", "pdf"))
+    assert sorted(p.name for p in written) == sorted(f"{n}.{e}" for n in ("training_loss", "validation_auc") for e in ("png", "svg", "pdf"))
     assert skipped and skipped[0].startswith("roc:")  # no attack yet: said, not written
     svg = tmp_path / "plots" / "validation_auc.svg"
     text = svg.read_text(encoding="utf-8")
@@ -59,13 +62,19 @@ def test_roc_export_names_model_and_fold(qtbot, tmp_path, trained_run):
     attack.set_run(trained_run)
     attack.fold_box.setCurrentIndex(1)
     attack.source = attack.current_source()
-    attack.show_report({
-        "attack": "pgd", "n": 4, "n_positive": 2, "threshold_logit": 0.0, "settings": {"steps": 10},
-        "clean": {"auc": 0.75, "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 1, 1]}},
-        "results": [{"eps": 0.01, "auc": 0.5, "flipped": [], "flipped_count": 0,
-                     "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 0.5, 1]}}],
-        "auc_curve": {"eps": [0.01], "adversarial_auc": [0.5]}, "warnings": [],
-    })
+    attack.show_report(
+        {
+            "attack": "pgd",
+            "n": 4,
+            "n_positive": 2,
+            "threshold_logit": 0.0,
+            "settings": {"steps": 10},
+            "clean": {"auc": 0.75, "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 1, 1]}},
+            "results": [{"eps": 0.01, "auc": 0.5, "flipped": [], "flipped_count": 0, "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 0.5, 1]}}],
+            "auc_curve": {"eps": [0.01], "adversarial_auc": [0.5]},
+            "warnings": [],
+        }
+    )
     roc = export_plot(attack.roc_plot, tmp_path / "roc.svg")
     title = _svg_title(roc)
     assert trained_run.name in title and "method A" in title and "fold 2" in title
@@ -89,8 +98,7 @@ def test_each_plot_exports_on_its_own_from_its_menu_and_file_export(qtbot, windo
     assert pdf.startswith(b"%PDF") and b"/Subtype /Image" not in pdf  # drawn as paths, not a picture
     file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
     plot_menu = next(a.menu() for a in file_menu.actions() if a.text() == "Export plot")
-    assert [a.text().split(" (")[0] for a in plot_menu.actions()] == ["Training loss", "Validation AUC", "ROC",
-                                                                       "AUC vs ε"]
+    assert [a.text().split(" (")[0] for a in plot_menu.actions()] == ["Training loss", "Validation AUC", "ROC", "AUC vs ε"]
     plot_menu.actions()[0].trigger()
     svg = (tmp_path / "loss.svg").read_text(encoding="utf-8")  # no suffix typed: the filter's
     assert "<svg" in svg and "<image" not in svg

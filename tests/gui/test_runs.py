@@ -131,14 +131,12 @@ def test_open_run_shows_the_last_attack_under_its_own_model(qtbot, window, train
     assert viewer.analysis is not None and "B" in viewer.analysis["case"]["models"]
 
 
-def test_resume_reloads_curves_and_table_and_eta_counts_only_the_epochs_left(qtbot, window, trained_run,
-                                                                             monkeypatch):
+def test_resume_reloads_curves_and_table_and_eta_counts_only_the_epochs_left(qtbot, window, trained_run, monkeypatch):
     from types import SimpleNamespace
 
     from arfl_studio.gui.panes import training_pane as module
 
-    monkeypatch.setattr(module, "start_task", lambda *a, **k: SimpleNamespace(is_running=lambda: True,
-                                                                              cancel=lambda: None))
+    monkeypatch.setattr(module, "start_task", lambda *a, **k: SimpleNamespace(is_running=lambda: True, cancel=lambda: None))
     pane = window.training_pane
     plan = read_plan(trained_run)
     pane.start(trained_run, config=plan.config, methods=plan.methods)  # what Resume calls

@@ -109,8 +109,15 @@ def test_live_and_final_tables_print_the_same_sample_std_in_percent(qtbot, demo_
     headers = [h for _k, h in pane.table_model.columns]
     assert "Standard AUC (%)" in headers
     # the final table (from results.json's mean/std, ddof=1) prints the same text for the same folds
-    final = format_row({"standard_auc": 0.7, "standard_auc_std": 0.1414213562, "adversarial_auc": 0.6,
-                        "adversarial_auc_std": 0.1414213562, "mean_auc": 0.65})
+    final = format_row(
+        {
+            "standard_auc": 0.7,
+            "standard_auc_std": 0.1414213562,
+            "adversarial_auc": 0.6,
+            "adversarial_auc_std": 0.1414213562,
+            "mean_auc": 0.65,
+        }
+    )
     assert final["standard"] == live["standard_auc"] and final["adversarial"] == live["adversarial_auc"]
     pane._on_event(FoldFinished("F", 0, 0.55, 0.4))  # one fold: no std to show, not "± 0"
     assert pane.table_model.rows[1]["standard_auc"] == "55.0"
@@ -124,9 +131,18 @@ def test_loss_plot_shows_l_cls_by_default_unscaled_with_legend_outside(qtbot, de
     pane.resize(1200, 700)
     pane.show()
     # an ARFL row: negative total (it includes lambda * L_robust) next to a plain BCE row
-    pane._on_event(FoldEvent("F", 0, EpochEvent(0, 1, {"cls_clean": 0.70, "cls_adversarial": 0.74,
-                                                       "robust_clean": -0.59, "robust_adversarial": -0.59,
-                                                       "total": -5.14}, {"standard_auc": 0.6})))
+    pane._on_event(
+        FoldEvent(
+            "F",
+            0,
+            EpochEvent(
+                0,
+                1,
+                {"cls_clean": 0.70, "cls_adversarial": 0.74, "robust_clean": -0.59, "robust_adversarial": -0.59, "total": -5.14},
+                {"standard_auc": 0.6},
+            ),
+        )
+    )
     pane._on_event(FoldEvent("A", 0, EpochEvent(0, 1, {"cls_clean": 0.69, "total": 0.69}, {"standard_auc": 0.5})))
     pane.loss_plot.flush()
     pane.auc_plot.flush()
@@ -222,12 +238,16 @@ def test_final_table_marks_rows_and_tests_on_fewer_folds(qtbot, tmp_path):
     from arfl_studio.experiments.results import PARTIAL_ROW, PARTIAL_TEST
 
     out = tmp_path / "run"
-    atomic.write_text(out / "config.toml", load_config({"name": "uneven", "data": {"source": "synthetic"},
-                                                         "cv": {"folds": 5}, "methods": ["A", "F"]}).to_toml())
+    atomic.write_text(
+        out / "config.toml",
+        load_config({"name": "uneven", "data": {"source": "synthetic"}, "cv": {"folds": 5}, "methods": ["A", "F"]}).to_toml(),
+    )
     for key, folds in (("A", range(5)), ("F", (0, 3))):
         for fold in folds:
-            atomic.write_json(out / key / f"fold_{fold}" / "manifest.json", {"status": "finished", "results": {
-                "standard_auc": 0.6 + 0.02 * fold + (0.1 if key == "F" else 0), "adversarial_auc": 0.5}})
+            atomic.write_json(
+                out / key / f"fold_{fold}" / "manifest.json",
+                {"status": "finished", "results": {"standard_auc": 0.6 + 0.02 * fold + (0.1 if key == "F" else 0), "adversarial_auc": 0.5}},
+            )
     pane = TrainingPane(["cpu"])
     qtbot.addWidget(pane)
     pane.run_dir = out

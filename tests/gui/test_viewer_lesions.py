@@ -25,9 +25,14 @@ def case_with_lesions(tmp_path, lesions_at):
 
 
 def test_lesions_drawn_in_mm_under_the_overlay_and_toggled(qtbot, tmp_path):
-    result, (r, c) = case_with_lesions(tmp_path, lambda r, c: (
-        Lesion("mass", centre=(r, c), radius=6.0, pathology="malignant"),
-        Lesion("mass", box=(10, 20, 30, 50), pathology="benign"), Lesion("calcification", centre=(5.0, 5.0))))
+    result, (r, c) = case_with_lesions(
+        tmp_path,
+        lambda r, c: (
+            Lesion("mass", centre=(r, c), radius=6.0, pathology="malignant"),
+            Lesion("mass", box=(10, 20, 30, 50), pathology="benign"),
+            Lesion("calcification", centre=(5.0, 5.0)),
+        ),
+    )
     pane = open_result(qtbot, result)
     for view in (pane.view_a, pane.hanging["RCC"]):
         items = view.lesions.drawn()
@@ -77,8 +82,15 @@ def test_a_case_without_lesions_draws_none_and_says_nothing(qtbot, tmp_path):
 
 def test_record_from_the_dataset_pane_carries_its_lesions(tmp_path):
     result, (r, c) = case_with_lesions(tmp_path, lambda r, c: ())
-    record = SimpleNamespace(path=result["record"].path, rel_path=result["record"].path.name, patient_id="PH-0001",
-                             laterality="R", view="CC", label=1, lesions=(Lesion("mass", centre=(r, c), radius=4.0),))
+    record = SimpleNamespace(
+        path=result["record"].path,
+        rel_path=result["record"].path.name,
+        patient_id="PH-0001",
+        laterality="R",
+        view="CC",
+        label=1,
+        lesions=(Lesion("mass", centre=(r, c), radius=4.0),),
+    )
     views = case_analysis.four_views([record], "PH-0001")
     assert views["RCC"]["lesions"]["native"][0]["kind"] == "outline"
 
@@ -99,8 +111,13 @@ def test_views_left_empty_keep_no_label_of_the_earlier_case(qtbot, tmp_path):
     pane = open_result(qtbot, result)
     assert pane.view_b.title.text() and pane.view_b.caption.text()
     pane.analysis = None  # as show_record does before its task: a dataset image, no model
-    pane._on_views({"views": {}, "tags": [], "record": SimpleNamespace(
-        patient_id="P2", laterality="L", view="XCCL", label=0, path=tmp_path / "other.dcm")})
+    pane._on_views(
+        {
+            "views": {},
+            "tags": [],
+            "record": SimpleNamespace(patient_id="P2", laterality="L", view="XCCL", label=0, path=tmp_path / "other.dcm"),
+        }
+    )
     for view in (pane.view_a, pane.view_b):
         assert view.gray is None
         assert (view.title.text(), view.caption.text(), view.marker.text(), view.wl_label.text()) == ("", "", "", "")
@@ -115,8 +132,7 @@ def test_an_undecodable_view_shows_its_reason_and_the_others_stay(qtbot, tmp_pat
         path, _, _ = write_phantom(tmp_path / f"{lat}{view}.dcm", lat, view)
         if view == "MLO":
             path.write_bytes(path.read_bytes()[:400])  # cut short: no pixel data left
-        records.append(SimpleNamespace(path=path, rel_path=path.name, patient_id="PH-0001", laterality=lat,
-                                       view=view, label=1, lesions=()))
+        records.append(SimpleNamespace(path=path, rel_path=path.name, patient_id="PH-0001", laterality=lat, view=view, label=1, lesions=()))
     views = case_analysis.four_views(records, "PH-0001")
     assert "error" in views["RMLO"] and "pixels" in views["RCC"] and "pixels" in views["LCC"]
     from arfl_studio.gui.panes.viewer_pane import ViewerPane

@@ -30,13 +30,25 @@ def phantom_case(tmp_path, laterality="L", view="CC", spacing=(0.1, 0.1)):
     image = case_analysis.native_image(path, SETTINGS)
     model_input, _ = preprocess_pixels(image["pixels"], SETTINGS)
     x = torch.from_numpy(model_input[None].copy())
-    result = case_analysis.analyse_case({"M": BrightSpotModel().eval()}, x, 1.0, "pgd", 0.02, "gradient",
-                                        attack_settings={"steps": 2})
+    result = case_analysis.analyse_case({"M": BrightSpotModel().eval()}, x, 1.0, "pgd", 0.02, "gradient", attack_settings={"steps": 2})
     image.update(model_input=result["image"], models=result["models"])
     case_analysis.add_native_maps(image)
     record = SimpleNamespace(patient_id="PH-0001", laterality=laterality, view=view, label=1, path=path)
-    return {"case": image, "views": {f"{laterality}{view}": image}, "target": 1.0, "attack": "pgd", "eps": 0.02,
-            "saliency": "gradient", "tags": [], "record": record, "thresholds": {"M": {"prob": 0.5, "rule": "logit"}}}, lesion, breast
+    return (
+        {
+            "case": image,
+            "views": {f"{laterality}{view}": image},
+            "target": 1.0,
+            "attack": "pgd",
+            "eps": 0.02,
+            "saliency": "gradient",
+            "tags": [],
+            "record": record,
+            "thresholds": {"M": {"prob": 0.5, "rule": "logit"}},
+        },
+        lesion,
+        breast,
+    )
 
 
 def open_result(qtbot, result):
@@ -123,8 +135,7 @@ def test_readout_in_mm_and_aspect(qtbot, tmp_path):
 
 def _mouse(widget, kind, pos, button, buttons):
     pos = QPointF(pos)
-    event = QMouseEvent(kind, pos, QPointF(widget.mapToGlobal(pos.toPoint())), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(kind, pos, QPointF(widget.mapToGlobal(pos.toPoint())), button, buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
 
 

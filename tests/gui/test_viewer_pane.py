@@ -21,8 +21,7 @@ def test_case_with_overlays_and_two_models(qtbot, trained_run, tmp_path):
     qtbot.addWidget(pane)
     pane.resize(1200, 700)
     pane.show()
-    request = {"run_dir": str(trained_run), "method": "B", "fold": 0, "record": _held_out_record(trained_run),
-               "attack": "pgd", "eps": 0.02}
+    request = {"run_dir": str(trained_run), "method": "B", "fold": 0, "record": _held_out_record(trained_run), "attack": "pgd", "eps": 0.02}
     with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):
         handle = pane.show_case(request)
     wait_task(qtbot, handle)
@@ -124,15 +123,33 @@ def test_flipped_case_numbers_equal_the_attack_table(qtbot, trained_run):
 
     model, _spec, records, dataset = run_access.held_out(trained_run, "B", 0)
     threshold = run_access_threshold(trained_run)
-    report = evaluate_robustness(model, dataset, attack="pgd", eps=[0.05, 0.2], steps=3, records=records,
-                                 device="cpu", probes=False, large_eps=None, threshold=threshold, batch_size=8)
+    report = evaluate_robustness(
+        model,
+        dataset,
+        attack="pgd",
+        eps=[0.05, 0.2],
+        steps=3,
+        records=records,
+        device="cpu",
+        probes=False,
+        large_eps=None,
+        threshold=threshold,
+        batch_size=8,
+    )
     eps = next((e for e in report.eps if report.flipped(e)), None)
     assert eps is not None, "no prediction flipped even at eps 0.2"
     case = report.flipped(eps)[0]
     assert case["delta_kept"]
     # what the Attack pane sends: its table row, plus the kept δ
-    request = {"run_dir": str(trained_run), "method": "B", "fold": 0, "record": records[case["index"]],
-               "attack": "pgd", "eps": eps, "case": dict(case, delta=report.case_delta(eps, case["index"]))}
+    request = {
+        "run_dir": str(trained_run),
+        "method": "B",
+        "fold": 0,
+        "record": records[case["index"]],
+        "attack": "pgd",
+        "eps": eps,
+        "case": dict(case, delta=report.case_delta(eps, case["index"])),
+    }
     pane = ViewerPane()
     qtbot.addWidget(pane)
     with qtbot.waitSignal(pane.overlay_ready, timeout=120_000):

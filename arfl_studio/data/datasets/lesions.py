@@ -37,14 +37,33 @@ LESIONS_TABLE = "lesions.csv"
 
 # Source codes and words -> normalised type (matched on the lower-cased code, then on words in it).
 _TYPE_CODES = {
-    "circ": "mass", "spic": "mass", "misc": "mass", "mass": "mass", "calc": "calcification",
-    "arch": "distortion", "asym": "asymmetry", "distortion": "distortion", "asymmetry": "asymmetry",
+    "circ": "mass",
+    "spic": "mass",
+    "misc": "mass",
+    "mass": "mass",
+    "calc": "calcification",
+    "arch": "distortion",
+    "asym": "asymmetry",
+    "distortion": "distortion",
+    "asymmetry": "asymmetry",
 }
-_TYPE_WORDS = (("calc", "calcification"), ("mass", "mass"), ("distortion", "distortion"),
-               ("asymmetr", "asymmetry"), ("cluster", "calcification"), ("spiculat", "mass"))
+_TYPE_WORDS = (
+    ("calc", "calcification"),
+    ("mass", "mass"),
+    ("distortion", "distortion"),
+    ("asymmetr", "asymmetry"),
+    ("cluster", "calcification"),
+    ("spiculat", "mass"),
+)
 _PATHOLOGY_WORDS = {
-    "malignant": "malignant", "m": "malignant", "1": "malignant", "cancer": "malignant",
-    "benign": "benign", "b": "benign", "0": "benign", "benign_without_callback": "benign",
+    "malignant": "malignant",
+    "m": "malignant",
+    "1": "malignant",
+    "cancer": "malignant",
+    "benign": "benign",
+    "b": "benign",
+    "0": "benign",
+    "benign_without_callback": "benign",
 }
 
 
@@ -113,8 +132,10 @@ class Lesion:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Lesion":
         return cls(
-            lesion_type=str(d.get("lesion_type") or "other"), source_type=str(d.get("source_type") or ""),
-            pathology=d.get("pathology"), birads=d.get("birads"),
+            lesion_type=str(d.get("lesion_type") or "other"),
+            source_type=str(d.get("source_type") or ""),
+            pathology=d.get("pathology"),
+            birads=d.get("birads"),
             centre=tuple(d["centre"]) if d.get("centre") is not None else None,
             radius=float(d["radius"]) if d.get("radius") is not None else None,
             box=tuple(d["box"]) if d.get("box") is not None else None,
@@ -132,9 +153,13 @@ def count_lesions(records: Iterable[object]) -> dict[str, Any]:
         by_type[les.lesion_type] = by_type.get(les.lesion_type, 0) + 1
         key = les.pathology or (f"BI-RADS {les.birads}" if les.birads else "unknown")
         by_path[key] = by_path.get(key, 0) + 1
-    return {"lesions": len(lesions), "images_with_lesions": sum(1 for r in records if getattr(r, "lesions", ())),
-            "positioned": sum(1 for les in lesions if les.has_position),
-            "by_type": dict(sorted(by_type.items())), "by_pathology": dict(sorted(by_path.items()))}
+    return {
+        "lesions": len(lesions),
+        "images_with_lesions": sum(1 for r in records if getattr(r, "lesions", ())),
+        "positioned": sum(1 for les in lesions if les.has_position),
+        "by_type": dict(sorted(by_type.items())),
+        "by_pathology": dict(sorted(by_path.items())),
+    }
 
 
 # ---------------------------------------------------------------- lesions.csv
@@ -168,9 +193,16 @@ def _row_lesion(row: dict[str, Any], table: Path, root: Path) -> Lesion:
     if mask is not None:
         mask = table_rel_path(mask, table, root)
     birads = str(row.get("birads") or "").strip() or None
-    return Lesion(lesion_type=lesion_type(code), source_type=code, pathology=pathology(row.get("pathology")),
-                  birads=birads, centre=(y, x) if x is not None and y is not None else None,
-                  radius=radius if x is not None else None, box=box, mask=mask)
+    return Lesion(
+        lesion_type=lesion_type(code),
+        source_type=code,
+        pathology=pathology(row.get("pathology")),
+        birads=birads,
+        centre=(y, x) if x is not None and y is not None else None,
+        radius=radius if x is not None else None,
+        box=box,
+        mask=mask,
+    )
 
 
 def read_lesion_table(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> tuple[dict[str, list[Lesion]], list[str]]:
@@ -231,9 +263,9 @@ def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, shape[0] - 1), min(c1, shape[1] - 1)
     if r1 < r0 or c1 < c0:
         return out
-    rr, cc = np.mgrid[r0:r1 + 1, c0:c1 + 1]
+    rr, cc = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
     inside = MplPath(points[:, ::-1]).contains_points(np.column_stack([cc.ravel(), rr.ravel()]), radius=1e-9)
-    out[r0:r1 + 1, c0:c1 + 1] = inside.reshape(rr.shape)
+    out[r0 : r1 + 1, c0 : c1 + 1] = inside.reshape(rr.shape)
     for r, c in np.round(points).astype(int):  # the outline itself counts (thin or tiny outlines)
         if 0 <= r < shape[0] and 0 <= c < shape[1]:
             out[r, c] = True
@@ -252,7 +284,7 @@ def _one_mask(lesion: Lesion, shape: tuple[int, int], root: Path | None) -> np.n
         return _polygon_mask(np.asarray(lesion.polygon, dtype=np.float64), shape)
     if kind == "box" and lesion.box is not None:
         r0, r1, c0, c1 = lesion.box
-        out[max(0, math.ceil(r0)):max(0, math.floor(r1) + 1), max(0, math.ceil(c0)):max(0, math.floor(c1) + 1)] = True
+        out[max(0, math.ceil(r0)) : max(0, math.floor(r1) + 1), max(0, math.ceil(c0)) : max(0, math.floor(c1) + 1)] = True
         return out
     point = lesion.centre if lesion.centre is not None else (lesion.polygon[0] if lesion.polygon else None)
     if kind in ("circle", "point") and point is not None:
@@ -326,13 +358,25 @@ def lesions_in_model_space(lesions: Sequence[Lesion], geometry: Geometry, size: 
             r0, r1, c0, c1 = les.box
             (a, b), (c, d) = _to_model(np.array([[r0, c0], [r1, c1]]), geometry, size, fit)
             box = (min(a, c), max(a, c), min(b, d), max(b, d))
-        moved.append(Lesion(les.lesion_type, les.source_type, les.pathology, les.birads, centre=centre,
-                            radius=None, box=box, polygon=polygon, mask=les.mask))
+        moved.append(
+            Lesion(
+                les.lesion_type,
+                les.source_type,
+                les.pathology,
+                les.birads,
+                centre=centre,
+                radius=None,
+                box=box,
+                polygon=polygon,
+                mask=les.mask,
+            )
+        )
     return moved
 
 
-def model_space_mask(lesions: Sequence[Lesion], geometry: Geometry, size: tuple[int, int], fit: str = "stretch",
-                     root: str | os.PathLike[str] | None = None) -> np.ndarray:
+def model_space_mask(
+    lesions: Sequence[Lesion], geometry: Geometry, size: tuple[int, int], fit: str = "stretch", root: str | os.PathLike[str] | None = None
+) -> np.ndarray:
     """The lesions' union on the model input: the native mask flipped, cropped and resized.
 
     A model pixel is lesion when any native lesion pixel falls in its footprint, so a
@@ -355,7 +399,7 @@ def model_space_mask(lesions: Sequence[Lesion], geometry: Geometry, size: tuple[
     cc = (np.arange(place.cols) + 0.5) * crop.shape[1] / place.cols - 0.5
     grid = np.meshgrid(np.clip(rr, 0, crop.shape[0] - 1), np.clip(cc, 0, crop.shape[1] - 1), indexing="ij")
     block = ndimage.map_coordinates(crop, grid, order=1, mode="nearest") >= 0.5
-    out[place.top:place.top + place.rows, place.left:place.left + place.cols] = block
+    out[place.top : place.top + place.rows, place.left : place.left + place.cols] = block
     return out
 
 
@@ -374,8 +418,12 @@ def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(line, dtype=np.float64)[:, ::-1] - 1.0 for line in lines if len(line) >= 3]
 
 
-def lesion_outlines(lesions: Sequence[Lesion], shape: tuple[int, int], root: str | os.PathLike[str] | None = None,
-                    masks: Sequence[np.ndarray | None] | None = None) -> list[dict[str, Any]]:
+def lesion_outlines(
+    lesions: Sequence[Lesion],
+    shape: tuple[int, int],
+    root: str | os.PathLike[str] | None = None,
+    masks: Sequence[np.ndarray | None] | None = None,
+) -> list[dict[str, Any]]:
     """What to draw for each positioned lesion on a pixel grid of ``shape``: [{"kind": "outline" |
     "point", "points": [(row, col), ...], "pathology", "label"}] (boxes and circles as outlines).
 
@@ -384,14 +432,14 @@ def lesion_outlines(lesions: Sequence[Lesion], shape: tuple[int, int], root: str
     out: list[dict[str, Any]] = []
     for i, les in enumerate(lesions):
         kind = les.shape_kind
-        label = les.lesion_type + (f" ({les.pathology})" if les.pathology else
-                                   f" (BI-RADS {les.birads})" if les.birads else "")
+        label = les.lesion_type + (f" ({les.pathology})" if les.pathology else f" (BI-RADS {les.birads})" if les.birads else "")
         lines: list[np.ndarray] = []
         if kind == "mask":
             given = masks[i] if masks is not None else None
             try:
-                mask = given if given is not None else _one_mask(les, (int(shape[0]), int(shape[1])),
-                                                                 Path(root) if root is not None else None)
+                mask = (
+                    given if given is not None else _one_mask(les, (int(shape[0]), int(shape[1])), Path(root) if root is not None else None)
+                )
             except (OSError, ValueError) as err:
                 out.append({"kind": "none", "points": [], "pathology": les.pathology, "label": f"{label}: {err}"})
                 continue
@@ -406,10 +454,8 @@ def lesion_outlines(lesions: Sequence[Lesion], shape: tuple[int, int], root: str
         elif kind == "point":
             point = les.centre if les.centre is not None else (les.polygon[0] if les.polygon else None)
             if point is not None:
-                out.append({"kind": "point", "points": [tuple(map(float, point))], "pathology": les.pathology,
-                            "label": label})
+                out.append({"kind": "point", "points": [tuple(map(float, point))], "pathology": les.pathology, "label": label})
             continue
         for line in lines:
-            out.append({"kind": "outline", "points": [tuple(map(float, p)) for p in line], "pathology": les.pathology,
-                        "label": label})
+            out.append({"kind": "outline", "points": [tuple(map(float, p)) for p in line], "pathology": les.pathology, "label": label})
     return out

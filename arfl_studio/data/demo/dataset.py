@@ -37,10 +37,26 @@ from arfl_studio.data.demo.folder import CLINICAL_TABLE, MANIFEST, check_target,
 from arfl_studio.data.demo.image import breast_shape, power_law_noise, render_view, render_view_with_mask
 
 __all__ = [
-    "CLINICAL_TABLE", "DEFAULT_PATIENTS", "DEFAULT_SIZE", "GENERATOR_VERSION", "LARGE_SIZE", "LATERALITY_CODES",
-    "MANIFEST", "VIEW_CODES", "GenerationCancelled", "build_dicom", "default_data_dir", "default_demo_dir",
-    "ensure_demo_dataset", "generate_demo_dataset", "power_law_noise", "read_demo_manifest", "render_view",
-    "render_view_with_mask", "render_demo_view", "dicom_for_view",
+    "CLINICAL_TABLE",
+    "DEFAULT_PATIENTS",
+    "DEFAULT_SIZE",
+    "GENERATOR_VERSION",
+    "LARGE_SIZE",
+    "LATERALITY_CODES",
+    "MANIFEST",
+    "VIEW_CODES",
+    "GenerationCancelled",
+    "build_dicom",
+    "default_data_dir",
+    "default_demo_dir",
+    "ensure_demo_dataset",
+    "generate_demo_dataset",
+    "power_law_noise",
+    "read_demo_manifest",
+    "render_view",
+    "render_view_with_mask",
+    "render_demo_view",
+    "dicom_for_view",
 ]
 
 DEFAULT_PATIENTS = 64
@@ -103,8 +119,9 @@ def dicom_for_view(view_out: dict, photometric: str, **tags):
     window = None
     if photometric == "MONOCHROME1":
         window = tissue_window(stored_values(view_out["intensity"], photometric), view_out["breast"])
-    return build_dicom(view_out["intensity"], photometric=photometric, window=window, flip=False,
-                       burned_in=bool(view_out["label"].any()), **tags)
+    return build_dicom(
+        view_out["intensity"], photometric=photometric, window=window, flip=False, burned_in=bool(view_out["label"].any()), **tags
+    )
 
 
 # ---------------------------------------------------------------- the dataset
@@ -151,8 +168,13 @@ def generate_demo_dataset(
     done = 0
     if progress:
         progress(0, total)
-    counts: dict[str, Any] = {"images": 0, "by_label": {"benign": 0, "malignant": 0}, "by_view": {"CC": 0, "MLO": 0},
-              "by_laterality": {"L": 0, "R": 0}, "unlabeled": 0}
+    counts: dict[str, Any] = {
+        "images": 0,
+        "by_label": {"benign": 0, "malignant": 0},
+        "by_view": {"CC": 0, "MLO": 0},
+        "by_laterality": {"L": 0, "R": 0},
+        "unlabeled": 0,
+    }
     clinical: list[list] = []
     breasts = {"benign": 0, "malignant": 0}
     patient_labels = {"benign": 0, "malignant": 0}
@@ -172,9 +194,7 @@ def generate_demo_dataset(
             patient_labels["malignant" if max(labelled) else "benign"] += 1
             study_uid = _uid(seed, patient_id, "study")
             series_uid = _uid(seed, patient_id, "series")
-            series_dir = work / "CMMD" / patient_id / f"07-18-2010-NA-NA-{10000 + index:05d}" / "1.000000-NA-{:05d}".format(
-                20000 + index
-            )
+            series_dir = work / "CMMD" / patient_id / f"07-18-2010-NA-NA-{10000 + index:05d}" / "1.000000-NA-{:05d}".format(20000 + index)
             series_dir.mkdir(parents=True, exist_ok=True)
             view_size = LARGE_SIZE if index < large_patients else (h, w)
             instance = 0
@@ -186,8 +206,9 @@ def generate_demo_dataset(
                     view_rng = np.random.default_rng([seed, index, instance, 13])
                     k = index * 4 + instance
                     stripe = (None, None, "far", "top", None, "bottom")[(k * 3 + seed) % 6]
-                    view_out = render_demo_view(view_rng, view_size, view, side, shape, findings[side],
-                                                label=(k + seed) % 4 != 3, stripe=stripe)
+                    view_out = render_demo_view(
+                        view_rng, view_size, view, side, shape, findings[side], label=(k + seed) % 4 != 3, stripe=stripe
+                    )
                     ds = dicom_for_view(
                         view_out,
                         "MONOCHROME1" if (k * 7 + seed) % 4 == 0 else "MONOCHROME2",
@@ -283,5 +304,6 @@ def ensure_demo_dataset(
         and (out_dir / CLINICAL_TABLE).is_file()
     ):
         return out_dir
-    return generate_demo_dataset(out_dir, patients=patients, size=size, seed=seed, progress=progress, cancel=cancel,
-                                 large_patients=large_patients)
+    return generate_demo_dataset(
+        out_dir, patients=patients, size=size, seed=seed, progress=progress, cancel=cancel, large_patients=large_patients
+    )

@@ -13,8 +13,23 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from arfl_studio.experiments.figures import EmptyFigure, auc_eps_figure, roc_figure
@@ -22,7 +37,12 @@ from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.evaluation.report_text import checks_text, flip_note_text, pct, summary_text
 from arfl_studio.experiments.attack_task import (  # noqa: F401 - parse_eps/attack_task are this pane's API
-    ATTACKS, DEFAULT_PROBE_QUERIES, LARGE_EPS, attack_task, default_probes, parse_eps,
+    ATTACKS,
+    DEFAULT_PROBE_QUERIES,
+    LARGE_EPS,
+    attack_task,
+    default_probes,
+    parse_eps,
 )
 from arfl_studio.gui.widgets.curves import ThrottledPlot
 from arfl_studio.gui.widgets.tables import RowsModel
@@ -69,8 +89,10 @@ class AttackPane(QWidget):
         self.size_spin = QSpinBox()
         self.size_spin.setRange(16, 1024)
         self.size_spin.setValue(64)
-        self.size_spin.setToolTip("input size for a bare checkpoint that does not record its own "
-                                  "(runs and newer checkpoints use the preprocessing they were trained on)")
+        self.size_spin.setToolTip(
+            "input size for a bare checkpoint that does not record its own "
+            "(runs and newer checkpoints use the preprocessing they were trained on)"
+        )
         self.check_boxes = {name: QCheckBox(text) for name, text in CHECK_TEXT.items()}
         self.large_box = QCheckBox(f"Large ε = {LARGE_EPS:g} (the attack must break the model there)")
         self.large_box.setChecked(True)
@@ -124,9 +146,17 @@ class AttackPane(QWidget):
         self.warnings.setWordWrap(True)
         self.warnings.setTextFormat(Qt.TextFormat.RichText)
         self.flip_eps_box = QComboBox()
-        self.flip_model = RowsModel([("id", "Case"), ("patient_id", "Patient"), ("laterality", "Side"),
-                                     ("view", "View"), ("label", "Label"), ("clean_prob", "P(malignant) clean"),
-                                     ("adversarial_prob", "P(malignant) adversarial")])
+        self.flip_model = RowsModel(
+            [
+                ("id", "Case"),
+                ("patient_id", "Patient"),
+                ("laterality", "Side"),
+                ("view", "View"),
+                ("label", "Label"),
+                ("clean_prob", "P(malignant) clean"),
+                ("adversarial_prob", "P(malignant) adversarial"),
+            ]
+        )
         self.flip_table = QTableView()
         self.flip_table.setModel(self.flip_model)
         self.flip_table.verticalHeader().setVisible(False)
@@ -278,9 +308,12 @@ class AttackPane(QWidget):
     def checks(self) -> dict:
         """The sanity checks chosen: reference attacks, Square's query budget, large ε, image subset."""
         attack = self.attack_box.currentText()
-        return {"probes": [n for n, box in self.check_boxes.items() if box.isChecked() and n != attack],
-                "probe_queries": self.queries_spin.value(), "large_eps": self.large_box.isChecked(),
-                "subset": self.subset_spin.value()}
+        return {
+            "probes": [n for n, box in self.check_boxes.items() if box.isChecked() and n != attack],
+            "probe_queries": self.queries_spin.value(),
+            "large_eps": self.large_box.isChecked(),
+            "subset": self.subset_spin.value(),
+        }
 
     def plan_text(self) -> str:
         """What the attack will run, with its cost in forward passes per image (the core's estimate)."""
@@ -297,12 +330,13 @@ class AttackPane(QWidget):
         probe_cost = sum(attack_units(p, 10, 1, queries) for p in checks["probes"]) * n_eps
         large = attack_units(attack, steps, restarts, queries) if checks["large_eps"] else 0
         subset = f"{checks['subset']} images" if checks["subset"] else "every image"
-        names = ", ".join(p.upper() if p != "square" else f"Square ({queries} queries)"
-                          for p in checks["probes"]) or "none"
+        names = ", ".join(p.upper() if p != "square" else f"Square ({queries} queries)" for p in checks["probes"]) or "none"
         share = (probe_cost + large) / max(main + probe_cost + large, 1)
-        return (f"<b>Runs:</b> {attack.upper()} at {n_eps} ε: {main} passes per image. "
-                f"<b>Checks:</b> {names}{f', large ε {LARGE_EPS:g}' if large else ''} on {subset}: "
-                f"{probe_cost + large} passes per image ({share:.0%} of the work on all images).")
+        return (
+            f"<b>Runs:</b> {attack.upper()} at {n_eps} ε: {main} passes per image. "
+            f"<b>Checks:</b> {names}{f', large ε {LARGE_EPS:g}' if large else ''} on {subset}: "
+            f"{probe_cost + large} passes per image ({share:.0%} of the work on all images)."
+        )
 
     def _update_plan(self) -> None:
         self.plan_label.setText(self.plan_text())
@@ -328,9 +362,15 @@ class AttackPane(QWidget):
         self.stage_label.setText("Loading the model and the held-out images …")
         self.summary.setText("Attacking …")
         self.task = start_task(
-            attack_task(source, self.attack_box.currentText(), eps, self.steps_spin.value(),
-                        self.restarts_spin.value(), self.device, self.checks()),
-            "attack", on_event=self._on_event, on_done=self._on_done, on_error=self._on_error, parent=self)
+            attack_task(
+                source, self.attack_box.currentText(), eps, self.steps_spin.value(), self.restarts_spin.value(), self.device, self.checks()
+            ),
+            "attack",
+            on_event=self._on_event,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            parent=self,
+        )
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         return self.task
@@ -423,22 +463,27 @@ class AttackPane(QWidget):
         model = self.model_title()
         self.roc_plot.remove_all()
         self.auc_plot.remove_all()
-        self.roc_plot.setTitle(f"ROC: clean (solid) vs adversarial — {model}" if model else "ROC: clean vs adversarial",
-                               color="#222", size="11pt")
+        self.roc_plot.setTitle(
+            f"ROC: clean (solid) vs adversarial — {model}" if model else "ROC: clean vs adversarial", color="#222", size="11pt"
+        )
         self.roc_plot.set_curve("chance", [0, 1], [0, 1], color="#aaaaaa", dash=True, name="chance")
-        self.roc_plot.set_curve("clean", clean["roc"]["fpr"], clean["roc"]["tpr"], color="#1f77b4",
-                                name=f"clean AUC {pct(clean['auc'])}")
+        self.roc_plot.set_curve("clean", clean["roc"]["fpr"], clean["roc"]["tpr"], color="#1f77b4", name=f"clean AUC {pct(clean['auc'])}")
         palette = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
         for i, r in enumerate(report["results"]):
-            self.roc_plot.set_curve(f"eps{r['eps']}", r["roc"]["fpr"], r["roc"]["tpr"], color=palette[i % len(palette)],
-                                    dash=True, name=f"ε={r['eps']:g} AUC {pct(r['auc'])}")
+            self.roc_plot.set_curve(
+                f"eps{r['eps']}",
+                r["roc"]["fpr"],
+                r["roc"]["tpr"],
+                color=palette[i % len(palette)],
+                dash=True,
+                name=f"ε={r['eps']:g} AUC {pct(r['auc'])}",
+            )
         curve = report["auc_curve"]
         eps = [math.log10(e) for e in curve["eps"] if e > 0]
         aucs = [100 * a for e, a in zip(curve["eps"], curve["adversarial_auc"]) if e > 0]
         self.auc_plot.set_curve("adv", eps, aucs, color="#d62728", name="adversarial", symbol="o")
         if eps:
-            self.auc_plot.set_curve("clean", [min(eps), max(eps)], [100 * clean["auc"]] * 2, color="#1f77b4",
-                                    dash=True, name="clean")
+            self.auc_plot.set_curve("clean", [min(eps), max(eps)], [100 * clean["auc"]] * 2, color="#1f77b4", dash=True, name="clean")
         self.roc_plot.flush()
         self.auc_plot.flush()
         self.summary.setText(summary_text(report))
@@ -475,7 +520,14 @@ class AttackPane(QWidget):
         record = self.records[i] if i is not None and i < len(self.records) else None
         eps = self.flip_eps_box.currentData()
         delta = self.deltas.get((float(eps), int(i))) if i is not None and eps is not None else None
-        request = dict(self.source or {}, record=record, case=case, eps=eps, delta=delta,
-                       attack=self.report.get("attack") or self.attack_box.currentText(), records=None)
+        request = dict(
+            self.source or {},
+            record=record,
+            case=case,
+            eps=eps,
+            delta=delta,
+            attack=self.report.get("attack") or self.attack_box.currentText(),
+            records=None,
+        )
         self.case_requested.emit(request)
         return request

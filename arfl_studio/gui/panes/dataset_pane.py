@@ -13,9 +13,23 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
     QProgressBar,
-    QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from arfl_studio.data.datasets.layout_names import LAYOUTS
@@ -40,13 +54,16 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
         from arfl_studio.data import scan_dataset, verify_scan
 
         freeze_startup_objects(again=True)  # the modules just imported are long-lived too
-        scan = scan_dataset(root, labels, layout, progress=lambda d, t: report(("progress", d, t), lossy=True),
-                            cancel=cancel)
+        scan = scan_dataset(root, labels, layout, progress=lambda d, t: report(("progress", d, t), lossy=True), cancel=cancel)
         if verify and not scan.cancelled:
             verify_scan(scan, progress=lambda d, t: report(("verify", d, t), lossy=True), cancel=cancel)
         # the summary, the split and the rows walk every image: here, not on the UI thread
-        return {"scan": scan, "summary": scan.summary(), "split": split_task(scan.images, folds)(report, cancel),
-                "image_rows": image_rows(scan.images)}
+        return {
+            "scan": scan,
+            "summary": scan.summary(),
+            "split": split_task(scan.images, folds)(report, cancel),
+            "image_rows": image_rows(scan.images),
+        }
 
     return task
 
@@ -81,9 +98,17 @@ def split_task(records, k: int):
 
 
 def image_rows(records) -> list[dict]:
-    return [{"patient_id": r.patient_id, "laterality": r.laterality or "?", "view": r.view or "?",
-             "label_name": "malignant" if r.label == 1 else "benign", "lesions": lesion_cell(r),
-             "rel_path": r.rel_path} for r in records]
+    return [
+        {
+            "patient_id": r.patient_id,
+            "laterality": r.laterality or "?",
+            "view": r.view or "?",
+            "label_name": "malignant" if r.label == 1 else "benign",
+            "lesions": lesion_cell(r),
+            "rel_path": r.rel_path,
+        }
+        for r in records
+    ]
 
 
 def lesion_cell(record) -> str:
@@ -111,9 +136,16 @@ def fold_rows(records, folds) -> list[dict]:
     for k, held_out in enumerate(folds):
         labels = Counter(records[i].label for i in held_out)
         n = len(held_out)
-        rows.append({"fold": k + 1, "patients": len({records[i].patient_id for i in held_out}), "images": n,
-                     "malignant": labels.get(1, 0), "benign": labels.get(0, 0),
-                     "share": f"{labels.get(1, 0) / n:.0%}" if n else "-"})
+        rows.append(
+            {
+                "fold": k + 1,
+                "patients": len({records[i].patient_id for i in held_out}),
+                "images": n,
+                "malignant": labels.get(1, 0),
+                "benign": labels.get(0, 0),
+                "share": f"{labels.get(1, 0) / n:.0%}" if n else "-",
+            }
+        )
     return rows
 
 
@@ -137,20 +169,21 @@ class DatasetPane(QWidget):
         self.root_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open DICOM folder…")
         self.labels_button = QPushButton("Labels file…")
-        self.labels_button.setToolTip("The CMMD clinical table (xlsx/CSV) or a CSV with path, patient and label "
-                                      "columns; it applies to the folder shown")
+        self.labels_button.setToolTip(
+            "The CMMD clinical table (xlsx/CSV) or a CSV with path, patient and label columns; it applies to the folder shown"
+        )
         self.layout_box = QComboBox()
         self.layout_box.addItems(LAYOUTS)
         self.layout_box.setToolTip("auto detects CMMD (clinical xlsx), a labels CSV, or one folder per class")
         self.rescan_button = QPushButton("Rescan")
         self.verify_box = QCheckBox("Verify (decode every file)")
-        self.verify_box.setToolTip("Decode every image while scanning (slower), so that a run never meets a file "
-                                   "that lists fine but does not decode")
+        self.verify_box.setToolTip(
+            "Decode every image while scanning (slower), so that a run never meets a file that lists fine but does not decode"
+        )
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         top = QHBoxLayout()
-        for w in (self.open_button, self.labels_button, QLabel("Layout:"), self.layout_box, self.rescan_button,
-                  self.verify_box):
+        for w in (self.open_button, self.labels_button, QLabel("Layout:"), self.layout_box, self.rescan_button, self.verify_box):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
 
@@ -161,8 +194,16 @@ class DatasetPane(QWidget):
         self.fold_spin.setRange(2, 10)
         self.fold_spin.setValue(5)
         self.fold_spin.setToolTip("Number of cross-validation folds; the same setting as Folds in the Training pane")
-        self.fold_model = RowsModel([("fold", "Fold"), ("patients", "Patients"), ("images", "Images"),
-                                     ("malignant", "Malignant"), ("benign", "Benign"), ("share", "% malignant")])
+        self.fold_model = RowsModel(
+            [
+                ("fold", "Fold"),
+                ("patients", "Patients"),
+                ("images", "Images"),
+                ("malignant", "Malignant"),
+                ("benign", "Benign"),
+                ("share", "% malignant"),
+            ]
+        )
         self.fold_table = self._table(self.fold_model)
         self.fold_note = QLabel("")
         self.fold_note.setWordWrap(True)
@@ -182,9 +223,17 @@ class DatasetPane(QWidget):
         left_layout.addWidget(summary_box)
         left_layout.addWidget(fold_box, 1)
 
-        self.image_model = RowsModel([("thumb", ""), ("patient_id", "Patient"), ("laterality", "Side"),
-                                      ("view", "View"), ("label_name", "Label"), ("lesions", "Lesions"),
-                                      ("rel_path", "File")])
+        self.image_model = RowsModel(
+            [
+                ("thumb", ""),
+                ("patient_id", "Patient"),
+                ("laterality", "Side"),
+                ("view", "View"),
+                ("label_name", "Label"),
+                ("lesions", "Lesions"),
+                ("rel_path", "File"),
+            ]
+        )
         self.image_model.thumbnail_column = "thumb"
         self.image_table = self._table(self.image_model, fixed=True)
         self.image_table.verticalHeader().setDefaultSectionSize(THUMB_SIZE[0] + 4)
@@ -303,10 +352,13 @@ class DatasetPane(QWidget):
         if not scan.images:  # nothing to train on: say why, keep the dataset that works
             c = counts(scan)
             reasons = [f"{p}: {why}" for p, why in scan.rejected[:30]] + [f"{p}: no label" for p in scan.unlabeled[:30]]
-            self._failed(pending, f"no labelled images in {scan.root} ({c['rejected']} rejected, {c['unlabeled']} "
-                                  f"without a label, {c['labels_without_images']} label rows without images); "
-                                  "check the labels file (File → Open labels file…) and the Layout box",
-                         "\n".join(reasons))
+            self._failed(
+                pending,
+                f"no labelled images in {scan.root} ({c['rejected']} rejected, {c['unlabeled']} "
+                f"without a label, {c['labels_without_images']} label rows without images); "
+                "check the labels file (File → Open labels file…) and the Layout box",
+                "\n".join(reasons),
+            )
             return
         self.labels_path = pending["labels"]
         self.next_labels = None
@@ -324,16 +376,16 @@ class DatasetPane(QWidget):
         """A scan that gives no dataset: the one shown stays; the dialog offers to retry with labels."""
         message = gui_message(message)
         self.last_error = message
-        what = f"labels {pending['labels']}" if self.scan is not None and pending["root"] == str(self.scan.root) \
-            else pending["root"]
+        what = f"labels {pending['labels']}" if self.scan is not None and pending["root"] == str(self.scan.root) else pending["root"]
         self._restore_label(f"Could not open {what}: {message}")
         box = show_error(self, "Scan failed", f"Could not open {what}: {message}", None, details)
         retry = box.addButton("Choose labels file…", QMessageBox.ButtonRole.ActionRole)
         retry.clicked.connect(lambda: self._retry_with_labels(pending))
 
     def _retry_with_labels(self, pending: dict) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Labels file for {pending['root']}", pending["root"],
-                                              "Tables (*.xlsx *.csv);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Labels file for {pending['root']}", pending["root"], "Tables (*.xlsx *.csv);;All files (*)"
+        )
         if path:
             self.load(pending["root"], path, "auto")
 
@@ -342,8 +394,7 @@ class DatasetPane(QWidget):
         self.root_label.setText(f"<span style='color:#b00'>{note}</span><br>{shown}")
 
     def _root_text(self) -> str:
-        return (f"<b>{self.scan.root}</b><br>layout: {self.scan.layout}"
-                + (f"<br>labels: {self.labels_path}" if self.labels_path else ""))
+        return f"<b>{self.scan.root}</b><br>layout: {self.scan.layout}" + (f"<br>labels: {self.labels_path}" if self.labels_path else "")
 
     def _show_scan(self, scan, summary: dict, rows: list[dict], split: dict) -> None:
         self.scan = scan
@@ -351,18 +402,21 @@ class DatasetPane(QWidget):
         self.root_label.setText(self._root_text())
         self._show_summary(scan, summary)
         self.image_model.set_rows(rows)
-        self.rejected_model.set_rows([
-            {"path": r[0], "reason": r[1],
-             "category": str(getattr(r, "category", None) or rejection_category(r[1])).replace("_", " ")}
-            for r in scan.rejected])
-        why = "no row for this patient and side in the labels" if scan.layout != "folders" \
-            else "not under a benign/ or malignant/ folder"
+        self.rejected_model.set_rows(
+            [
+                {"path": r[0], "reason": r[1], "category": str(getattr(r, "category", None) or rejection_category(r[1])).replace("_", " ")}
+                for r in scan.rejected
+            ]
+        )
+        why = "no row for this patient and side in the labels" if scan.layout != "folders" else "not under a benign/ or malignant/ folder"
         self.unlabeled_model.set_rows([{"path": p, "reason": why} for p in scan.unlabeled])
-        self.orphans_model.set_rows([{"patient_id": p, "side": s or "-", "reason": "in the labels, no image found"}
-                                     for p, s in scan.labels_without_images])
+        self.orphans_model.set_rows(
+            [{"patient_id": p, "side": s or "-", "reason": "in the labels, no image found"} for p, s in scan.labels_without_images]
+        )
         c = counts(scan)
-        for i, (name, key) in enumerate((("Images", "images"), ("Rejected", "rejected"), ("Unlabeled", "unlabeled"),
-                                         ("Labels without images", "labels_without_images"))):
+        for i, (name, key) in enumerate(
+            (("Images", "images"), ("Rejected", "rejected"), ("Unlabeled", "unlabeled"), ("Labels without images", "labels_without_images"))
+        ):
             self.lists.setTabText(i, f"{name} ({c[key]})")
         self._show_folds(split)
         self.thumbnails.reset([r.path for r in scan.images])
@@ -383,8 +437,11 @@ class DatasetPane(QWidget):
             ("Lesions", lesion_summary(scan.images)),
             ("Views", ", ".join(f"{k}: {v}" for k, v in summary.get("by_view", {}).items())),
             ("Sides", ", ".join(f"{k}: {v}" for k, v in summary.get("by_laterality", {}).items())),
-            ("Rejected files", str(c["rejected"]) + (f"  ({', '.join(f'{k.replace(chr(95), chr(32))}: {v}' for k, v in categories.items())})"
-                                                     if categories else "")),
+            (
+                "Rejected files",
+                str(c["rejected"])
+                + (f"  ({', '.join(f'{k.replace(chr(95), chr(32))}: {v}' for k, v in categories.items())})" if categories else ""),
+            ),
             ("Unlabeled images", str(c["unlabeled"])),
             ("Label rows without images", str(c["labels_without_images"])),
         ]
@@ -422,8 +479,9 @@ class DatasetPane(QWidget):
             self.fold_note.setText(f"No split: {gui_message(split['error'] or '')}")
             return
         self.fold_model.set_rows(split["rows"])
-        self.fold_note.setText("Each patient's images are in exactly one fold (no patient leaks between train and "
-                               "test). Training uses this split.")
+        self.fold_note.setText(
+            "Each patient's images are in exactly one fold (no patient leaks between train and test). Training uses this split."
+        )
 
     # ---------------------------------------------------------------- thumbnails, preview
     def visible_rows(self) -> range:
@@ -464,5 +522,4 @@ class DatasetPane(QWidget):
         """A scan, thumbnails or a preview are still being made."""
         tasks = (self.task, self.split_task, self.thumbnails.task, self.crop_preview.task)
         timers = (self._visible_timer, self.crop_preview._debounce)
-        return (any(t is not None and t.is_running() for t in tasks) or self.thumbnails.pending() > 0
-                or any(t.isActive() for t in timers))
+        return any(t is not None and t.is_running() for t in tasks) or self.thumbnails.pending() > 0 or any(t.isActive() for t in timers)

@@ -16,8 +16,17 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QScrollArea, QSplitter, QTableView,
-    QVBoxLayout, QWidget,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 from PySide6.QtCore import Qt
 
@@ -63,8 +72,14 @@ AUC_UNIT = "AUC (%, mean ± sample std over folds)"
 def final_columns(row: dict) -> list[tuple[str, str]]:
     """The comparison table's columns, as the exported tables print them: AUCs in percent as
     mean ± std, sensitivity / specificity at each fold model's threshold, then the p-values."""
-    columns = [("key", "Method"), ("method", "Name"), ("folds", "Folds"), ("standard", "Standard AUC (%)"),
-               ("adversarial", "Adversarial AUC (%)"), ("mean_auc_pct", "Mean AUC (%)")]
+    columns = [
+        ("key", "Method"),
+        ("method", "Name"),
+        ("folds", "Folds"),
+        ("standard", "Standard AUC (%)"),
+        ("adversarial", "Adversarial AUC (%)"),
+        ("mean_auc_pct", "Mean AUC (%)"),
+    ]
     if row.get("standard_sensitivity") is not None:
         columns += [("rates", "Sens / spec (%)"), ("adversarial_rates", "Adv. sens / spec (%)")]
     for k in row:
@@ -97,8 +112,10 @@ def format_row(row: dict) -> dict:
     return out
 
 
-LOSS_CHOICES = (("cls", "L_cls — classification loss (comparable across methods)"),
-                ("total", "Total objective (incl. λ·L_robust / TRADES term)"))
+LOSS_CHOICES = (
+    ("cls", "L_cls — classification loss (comparable across methods)"),
+    ("total", "Total objective (incl. λ·L_robust / TRADES term)"),
+)
 
 
 class TrainingPane(QWidget):
@@ -153,8 +170,10 @@ class TrainingPane(QWidget):
         self.loss_box = QComboBox()
         for key, text in LOSS_CHOICES:
             self.loss_box.addItem(text, key)
-        self.loss_box.setToolTip("L_cls (binary cross-entropy) compares methods; the total objective of ARFL rows\n"
-                                 "includes λ·L_robust, which is negative, so totals are not comparable across methods.")
+        self.loss_box.setToolTip(
+            "L_cls (binary cross-entropy) compares methods; the total objective of ARFL rows\n"
+            "includes λ·L_robust, which is negative, so totals are not comparable across methods."
+        )
         head.addWidget(QLabel("Loss:"))
         head.addWidget(self.loss_box)
         self.loss_plot = ThrottledPlot("", "epoch", "")
@@ -167,8 +186,10 @@ class TrainingPane(QWidget):
         self.table = QTableView()
         self.table.setModel(self.table_model)
         self.table.verticalHeader().setVisible(False)
-        self.table.setToolTip(AUC_UNIT + "; p: two-sided Mann–Whitney U on the fold AUCs.\n"
-                              "The exported tables (File → Export comparison table…) use the same percent and std.")
+        self.table.setToolTip(
+            AUC_UNIT + "; p: two-sided Mann–Whitney U on the fold AUCs.\n"
+            "The exported tables (File → Export comparison table…) use the same percent and std."
+        )
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         rows_visible = 5  # the paper's comparisons have several rows: show them without scrolling
@@ -203,16 +224,22 @@ class TrainingPane(QWidget):
 
     @staticmethod
     def _live_columns() -> list[tuple[str, str]]:
-        return [("key", "Method"), ("name", "Name"), ("folds", "Folds done"),
-                ("standard_auc", "Standard AUC (%)"), ("adversarial_auc", "Adversarial AUC (%)")]
+        return [
+            ("key", "Method"),
+            ("name", "Name"),
+            ("folds", "Folds done"),
+            ("standard_auc", "Standard AUC (%)"),
+            ("adversarial_auc", "Adversarial AUC (%)"),
+        ]
 
     def loss_kind(self) -> str:
         return self.loss_box.currentData() or "cls"
 
     def _title_loss_plot(self) -> None:
         cls = self.loss_kind() == "cls"
-        self.loss_plot.setTitle("Classification loss L_cls (epoch mean)" if cls else "Total training objective (epoch mean)",
-                                color="#222", size="11pt")
+        self.loss_plot.setTitle(
+            "Classification loss L_cls (epoch mean)" if cls else "Total training objective (epoch mean)", color="#222", size="11pt"
+        )
         self.loss_plot.getPlotItem().setLabel("left", "L_cls (BCE)" if cls else "total loss", color="#222")
 
     def export_figure(self, kind: str, path) -> Path:
@@ -222,8 +249,7 @@ class TrainingPane(QWidget):
         return training_figure(self.run_dir, kind, path)
 
     # ---------------------------------------------------------------- control
-    def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False,
-                    lesions: int = 0) -> None:
+    def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False, lesions: int = 0) -> None:
         """The dataset to train on; real films with lesion marks (``lesions`` > 0) are offered the
         real-data recipe, the demo's phantoms the form's small CNN."""
         self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout}
@@ -256,8 +282,14 @@ class TrainingPane(QWidget):
             from arfl_studio.experiments.run_history import Plan
 
             self.replay(Plan(config, list(methods), self.run_dir))
-        self.task = start_task(training_task(config, self.run_dir), "training", on_event=self._on_event,
-                               on_done=self._on_done, on_error=self._on_error, parent=self)
+        self.task = start_task(
+            training_task(config, self.run_dir),
+            "training",
+            on_event=self._on_event,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            parent=self,
+        )
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.status_label.setText(f"Training {len(methods)} method(s) × {config['cv']['folds']} folds → {self.run_dir}")
@@ -300,11 +332,16 @@ class TrainingPane(QWidget):
             # Same colour as the method's loss curve; the dash tells standard from adversarial (the
             # title says so), so the legend needs one entry per method.
             self.auc_plot.curve(f"{key}/std", name=key, color=color_for(key), symbol="o" if marks else None)
-            self.auc_plot.curve(f"{key}/adv", name=f"{key} adversarial", color=color_for(key), dash=True,
-                                symbol="t" if marks else None, in_legend=False)
+            self.auc_plot.curve(
+                f"{key}/adv", name=f"{key} adversarial", color=color_for(key), dash=True, symbol="t" if marks else None, in_legend=False
+            )
         self.table_model.columns = self._live_columns()
-        self.table_model.set_rows([{"key": k, "name": self.method_names[k], "folds": f"0/{folds}",
-                                    "standard_auc": "-", "adversarial_auc": "-"} for k in self._method_order])
+        self.table_model.set_rows(
+            [
+                {"key": k, "name": self.method_names[k], "folds": f"0/{folds}", "standard_auc": "-", "adversarial_auc": "-"}
+                for k in self._method_order
+            ]
+        )
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
         self.eta_label.setText("")

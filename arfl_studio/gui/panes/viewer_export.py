@@ -26,16 +26,34 @@ def export_layout(pane, path: str) -> TaskHandle:
     views = screen_positions(pane)
     if not views:
         raise ValueError("the viewer shows no image to export: open a case first")
-    panels = [{"title": v.title.text(), "gray": v.gray, "heat": v.native_overlay if v.overlay_visible() else None,
-               "opacity": v.opacity(), "gray_levels": v.gray_levels(), "invert": v.inverted,
-               "heat_levels": v.heat_levels, "aspect": (v.spacing[0] / v.spacing[1]) if v.spacing else 1.0,
-               "position": cell}
-              for v, cell in views]
+    panels = [
+        {
+            "title": v.title.text(),
+            "gray": v.gray,
+            "heat": v.native_overlay if v.overlay_visible() else None,
+            "opacity": v.opacity(),
+            "gray_levels": v.gray_levels(),
+            "invert": v.inverted,
+            "heat_levels": v.heat_levels,
+            "aspect": (v.spacing[0] / v.spacing[1]) if v.spacing else 1.0,
+            "position": cell,
+        }
+        for v, cell in views
+    ]
     first = views[0][0]
     return start_task(
-        tasks.export_task(panels, path, overlay_lut(first.cmap, first.heat_threshold), first.heat_levels,
-                          first.heat_label if first.overlay_visible() else "", caption(pane, first)),
-        "export", on_error=lambda m, d: show_error(pane, "Export failed", m, None, d), parent=pane)
+        tasks.export_task(
+            panels,
+            path,
+            overlay_lut(first.cmap, first.heat_threshold),
+            first.heat_levels,
+            first.heat_label if first.overlay_visible() else "",
+            caption(pane, first),
+        ),
+        "export",
+        on_error=lambda m, d: show_error(pane, "Export failed", m, None, d),
+        parent=pane,
+    )
 
 
 def caption(pane, view: MammogramView) -> str:
@@ -43,8 +61,15 @@ def caption(pane, view: MammogramView) -> str:
     analysis = pane.analysis
     record = (analysis or {}).get("record")
     case = f"{record.patient_id} {record.laterality or ''}{record.view or ''}" if record is not None else ""
-    models = (f"models {pane.model_a.currentText()} | {pane.model_b.currentText()}" if pane.stack.currentIndex() == 0
-              else f"model {pane.model_a.currentText()}") if analysis else "no model"
+    models = (
+        (
+            f"models {pane.model_a.currentText()} | {pane.model_b.currentText()}"
+            if pane.stack.currentIndex() == 0
+            else f"model {pane.model_a.currentText()}"
+        )
+        if analysis
+        else "no model"
+    )
     overlay = pane.overlay_box.currentText() if view.overlay_visible() else "no overlay"
     if overlay == "saliency":
         overlay = f"saliency ({pane.saliency_box.currentText()}, {view.heat_label})"

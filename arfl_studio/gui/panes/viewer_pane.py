@@ -16,8 +16,21 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSlider,
-    QSpinBox, QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from arfl_studio.experiments import run_access
@@ -80,29 +93,35 @@ class ViewerPane(QWidget):
         self.threshold_spin.setRange(0, 90)
         self.threshold_spin.setValue(round(100 * DEFAULT_THRESHOLD))
         self.threshold_spin.setSuffix(" %")
-        self.threshold_spin.setToolTip("The overlay is transparent below this share of its scale and fades in above "
-                                       "it, so the anatomy under a cold region stays readable")
+        self.threshold_spin.setToolTip(
+            "The overlay is transparent below this share of its scale and fades in above "
+            "it, so the anatomy under a cold region stays readable"
+        )
         self.preset_box = QComboBox()
-        self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; "
-                                   "double-click resets")
+        self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; double-click resets")
         self.link_wl_box = QCheckBox("Link W/L")
         self.link_wl_box.setChecked(True)
         self.adversarial_box = QCheckBox("Adversarial image")
         self.invert_box = QCheckBox("Invert")
         self.lesion_box = QCheckBox("Lesions")
         self.lesion_box.setChecked(True)
-        self.lesion_box.setToolTip("The dataset's lesion marks: malignant red, benign yellow, unknown cyan "
-                                   "(drawn under the overlay)")
+        self.lesion_box.setToolTip("The dataset's lesion marks: malignant red, benign yellow, unknown cyan (drawn under the overlay)")
         self.compute_button = QPushButton("Compute")
         self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
         controls = QGridLayout()
         self.model_a_label = QLabel("Left model")
-        pairs = [(QLabel("Layout"), self.mode_box), (QLabel("Space"), self.space_box),
-                 (self.model_a_label, self.model_a), (QLabel("Right model"), self.model_b),
-                 (QLabel("Overlay"), self.overlay_box), (QLabel("Saliency"), self.saliency_box),
-                 (QLabel("Colormap"), self.cmap_box), (QLabel("Opacity"), self.opacity),
-                 (QLabel("Show above"), self.threshold_spin),
-                 (QLabel("Window"), self.preset_box)]
+        pairs = [
+            (QLabel("Layout"), self.mode_box),
+            (QLabel("Space"), self.space_box),
+            (self.model_a_label, self.model_a),
+            (QLabel("Right model"), self.model_b),
+            (QLabel("Overlay"), self.overlay_box),
+            (QLabel("Saliency"), self.saliency_box),
+            (QLabel("Colormap"), self.cmap_box),
+            (QLabel("Opacity"), self.opacity),
+            (QLabel("Show above"), self.threshold_spin),
+            (QLabel("Window"), self.preset_box),
+        ]
         self.labels = {}
         per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
         for i, (label, widget) in enumerate(pairs):
@@ -164,8 +183,12 @@ class ViewerPane(QWidget):
 
         self.mode_box.currentIndexChanged.connect(self._layout_changed)
         self.overlay_box.currentIndexChanged.connect(self._overlay_changed)
-        for signal in (self.cmap_box.currentIndexChanged, self.adversarial_box.toggled,
-                       self.space_box.currentIndexChanged, self.model_b.currentIndexChanged):
+        for signal in (
+            self.cmap_box.currentIndexChanged,
+            self.adversarial_box.toggled,
+            self.space_box.currentIndexChanged,
+            self.model_b.currentIndexChanged,
+        ):
             signal.connect(lambda *_: self.refresh())
         self.space_box.currentIndexChanged.connect(lambda *_: self._fit_all())
         self.model_a.currentIndexChanged.connect(lambda *_: self.recompute())
@@ -199,8 +222,16 @@ class ViewerPane(QWidget):
         models = self._has_models()
         four = self.stack.currentIndex() == 1
         self.model_a_label.setText("Model" if four else "Left model")
-        for widget in (self.model_a, self.overlay_box, self.saliency_box, self.opacity, self.cmap_box,
-                       self.adversarial_box, self.compute_button, self.space_box):
+        for widget in (
+            self.model_a,
+            self.overlay_box,
+            self.saliency_box,
+            self.opacity,
+            self.cmap_box,
+            self.adversarial_box,
+            self.compute_button,
+            self.space_box,
+        ):
             widget.setEnabled(models)
         self.model_b.setEnabled(models and not four)
         overlay = self.overlay_box.currentText() != "none"
@@ -266,8 +297,13 @@ class ViewerPane(QWidget):
         request = dict(self.request)  # the attack's own δ is used for request["method"], whichever box holds it
         keys = list(dict.fromkeys([self.model_a.currentText(), self.model_b.currentText()]))
         self.prediction.setText("Computing predictions, δ and saliency …")
-        self.task = start_task(tasks.case_task(request, keys, self.saliency_box.currentText()), "viewer",
-                               on_done=self._on_case, on_error=self._on_error, parent=self)
+        self.task = start_task(
+            tasks.case_task(request, keys, self.saliency_box.currentText()),
+            "viewer",
+            on_done=self._on_case,
+            on_error=self._on_error,
+            parent=self,
+        )
         return self.task
 
     def show_record(self, record, records) -> TaskHandle:
@@ -279,8 +315,9 @@ class ViewerPane(QWidget):
         self.prediction.setText(f"Patient {record.patient_id}: loading the views …")
         if self.task is not None and self.task.is_running():
             self.task.cancel()
-        self.task = start_task(tasks.views_task(list(records), record), "views",
-                               on_done=self._on_views, on_error=self._on_error, parent=self)
+        self.task = start_task(
+            tasks.views_task(list(records), record), "views", on_done=self._on_views, on_error=self._on_error, parent=self
+        )
         return self.task
 
     def open_files(self, paths: list[str]) -> TaskHandle:
@@ -291,8 +328,9 @@ class ViewerPane(QWidget):
         self.prediction.setText(f"Loading {html.escape(str(paths[0]))} …")
         if self.task is not None and self.task.is_running():
             self.task.cancel()
-        self.task = start_task(tasks.files_task([str(p) for p in paths]), "views",
-                               on_done=self._on_views, on_error=self._on_error, parent=self)
+        self.task = start_task(
+            tasks.files_task([str(p) for p in paths]), "views", on_done=self._on_views, on_error=self._on_error, parent=self
+        )
         return self.task
 
     def _on_error(self, message: str, details: str) -> None:
@@ -324,9 +362,11 @@ class ViewerPane(QWidget):
         self._enable_controls()
         self.refresh(auto_range=True)
         label = {None: "label unknown (a file opened on its own)", 0: "benign", 1: "malignant"}.get(record.label, "")
-        self.prediction.setText(f"<b>Patient {html.escape(record.patient_id)}</b> — {label} "
-                                f"({record.laterality}). Views: {', '.join(sorted(self.views)) or 'none'}. "
-                                "Open a case from the Attack pane to see a model's maps.")
+        self.prediction.setText(
+            f"<b>Patient {html.escape(record.patient_id)}</b> — {label} "
+            f"({record.laterality}). Views: {', '.join(sorted(self.views)) or 'none'}. "
+            "Open a case from the Attack pane to see a model's maps."
+        )
         self.tags = result["tags"]
         self._fill_tags()
         self.views_ready.emit()
@@ -363,8 +403,7 @@ class ViewerPane(QWidget):
             return "delta", (-eps, eps), f"δ in [0, 1] image units, ε = {eps:g}"
         return None, (0.0, 1.0), ""
 
-    def _show(self, view: MammogramView, image: dict | None, model: str | None, keep_levels: bool,
-              auto_range: bool) -> None:
+    def _show(self, view: MammogramView, image: dict | None, model: str | None, keep_levels: bool, auto_range: bool) -> None:
         if image is None or "error" in image:
             view.set_image(None)
             view.set_overlay(None)
@@ -375,11 +414,17 @@ class ViewerPane(QWidget):
         adversarial = self.adversarial_box.isChecked() and m is not None
         if native:
             pixels = m["adversarial_native"] if adversarial else image.get("pyramid", image["pixels"])
-            view.set_image(pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels,
-                           presets=image.get("presets"))
+            view.set_image(
+                pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels, presets=image.get("presets")
+            )
         else:
-            view.set_image(m["adversarial"] if adversarial else image["model_input"], auto_range=auto_range,
-                           spacing=None, keep_levels=keep_levels, presets={"Model input": (0.0, 1.0)})
+            view.set_image(
+                m["adversarial"] if adversarial else image["model_input"],
+                auto_range=auto_range,
+                spacing=None,
+                keep_levels=keep_levels,
+                presets={"Model input": (0.0, 1.0)},
+            )
         view.set_marker(*_marker(image, native))
         view.set_lesions((image.get("lesions") or {}).get("native" if native else "model"))
         view.lesions.set_visible(self.lesion_box.isChecked())
@@ -395,8 +440,14 @@ class ViewerPane(QWidget):
                 from arfl_studio.data.preprocess.geometry import Geometry, model_to_native
 
                 geometry, fit, model_map = Geometry.from_dict(image["geometry"]), image["fit"], m[key]
-                view.set_overlay(m["native"][key], self.cmap_box.currentText(), levels, label, step=image["step"],
-                                 full=lambda: model_to_native(model_map, geometry, fit))
+                view.set_overlay(
+                    m["native"][key],
+                    self.cmap_box.currentText(),
+                    levels,
+                    label,
+                    step=image["step"],
+                    full=lambda: model_to_native(model_map, geometry, fit),
+                )
             else:
                 view.set_overlay(m[key], self.cmap_box.currentText(), levels, label)
         view.set_opacity(self.opacity.value() / 100)
@@ -412,8 +463,9 @@ class ViewerPane(QWidget):
                 self._show(view, case, name, keep, auto_range)
                 side = " — adversarial input" if self.adversarial_box.isChecked() else " — clean input"
                 view.title.setText(f"Method {name}{side}")
-                view.caption.setText("" if m is None else f"P(malignant): clean {m['clean_prob']:.3f}, "
-                                     f"adversarial {m['adversarial_prob']:.3f}")
+                view.caption.setText(
+                    "" if m is None else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
+                )
         else:
             self._show(self.view_a, case, None, keep, auto_range)
             self._show(self.view_b, None, None, keep, auto_range)
@@ -427,12 +479,16 @@ class ViewerPane(QWidget):
             self._show(view, image, first, keep, auto_range)
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
-            view.caption.setText("(no image)" if image is None else
-                                 f"Could not show this view: {image['error']}" if "error" in image else
-                                 "" if m is None else
-                                 f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
-                                 + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)]
-                                           if t))
+            view.caption.setText(
+                "(no image)"
+                if image is None
+                else f"Could not show this view: {image['error']}"
+                if "error" in image
+                else ""
+                if m is None
+                else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
+                + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)] if t)
+            )
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
         self._fill_presets()

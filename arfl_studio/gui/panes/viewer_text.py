@@ -26,17 +26,20 @@ def localisation_html(localisation: dict) -> str:
         return ""
     first = next(iter(next(iter(localisation.values())).values()))
     tolerance = first.get("tolerance_mm", 5.0)
-    head = ("<tr><th>Model</th><th>Input</th><th>Pointing</th><th>In lesions</th><th>Chance</th>"
-            "<th>Off breast</th></tr>")
+    head = "<tr><th>Model</th><th>Input</th><th>Pointing</th><th>In lesions</th><th>Chance</th><th>Off breast</th></tr>"
     rows = []
     for name, sides in localisation.items():
         for side, r in sides.items():
-            rows.append(f"<tr><td>{html.escape(name)}</td><td>{side}</td><td>{_hit(r['pointing'])}</td>"
-                        f"<td>{_pct(r['energy_inside'])}</td><td>{_pct(r['chance'])}</td>"
-                        f"<td>{_pct(r['energy_off_breast'])}</td></tr>")
-    return (f"<br><b>Where the saliency map looks</b> (lesion marks; pointing within {tolerance:g} mm, "
-            f"chance of a peak placed at random {_pct(first['chance_pointing'])}):"
-            f"<table cellspacing='0' cellpadding='2' border='1'>{head}{''.join(rows)}</table>")
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td>{side}</td><td>{_hit(r['pointing'])}</td>"
+                f"<td>{_pct(r['energy_inside'])}</td><td>{_pct(r['chance'])}</td>"
+                f"<td>{_pct(r['energy_off_breast'])}</td></tr>"
+            )
+    return (
+        f"<br><b>Where the saliency map looks</b> (lesion marks; pointing within {tolerance:g} mm, "
+        f"chance of a peak placed at random {_pct(first['chance_pointing'])}):"
+        f"<table cellspacing='0' cellpadding='2' border='1'>{head}{''.join(rows)}</table>"
+    )
 
 
 def localisation_caption(localisation: dict, model: str | None) -> str:
@@ -52,16 +55,21 @@ def prediction_text(result: dict) -> str:
     threshold, and the localisation table when the case has lesion marks."""
     record = result["record"]
     truth = "malignant" if result["target"] > 0.5 else "benign"
-    lines = [f"<b>{html.escape(str(record.patient_id))} {record.laterality or ''}{record.view or ''}</b> — "
-             f"truth: {truth}<br>attack {result['attack']}, ε = {result['eps']:g}"]
+    lines = [
+        f"<b>{html.escape(str(record.patient_id))} {record.laterality or ''}{record.view or ''}</b> — "
+        f"truth: {truth}<br>attack {result['attack']}, ε = {result['eps']:g}"
+    ]
     for name, m in result["case"]["models"].items():
         threshold = (result.get("thresholds") or {}).get(name)
         verdict = ""
         if threshold is not None:
             t = threshold["prob"]
             call = lambda p: "malignant" if p > t else "benign"  # noqa: E731
-            verdict = (f" — {call(m['clean_prob'])} → {call(m['adversarial_prob'])} at the stored threshold "
-                       f"P = {t:.3f} ({threshold['rule']})")
-        lines.append(f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
-                     f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}")
+            verdict = (
+                f" — {call(m['clean_prob'])} → {call(m['adversarial_prob'])} at the stored threshold P = {t:.3f} ({threshold['rule']})"
+            )
+        lines.append(
+            f"<b>{name}</b>: P(malignant) clean {m['clean_prob']:.3f} → adversarial "
+            f"{m['adversarial_prob']:.3f}{verdict}; {m['delta_source']}"
+        )
     return "<br>".join(lines) + localisation_html(result["case"].get("localisation") or {})

@@ -32,8 +32,14 @@ def crop_preview_task(path: str | Path):
         geometry = compute_geometry(pixels, settings)
         step = max(1, int(np.ceil(max(pixels.shape) / PREVIEW_PX)))
         shown = (np.clip(pixels[::step, ::step], 0, 1) * 255).astype(np.uint8).copy()
-        return {"path": str(path), "image": shown, "shape": tuple(pixels.shape),
-                "box": geometry.native_box(), "flip": geometry.flip, "crop": settings.crop}
+        return {
+            "path": str(path),
+            "image": shown,
+            "shape": tuple(pixels.shape),
+            "box": geometry.native_box(),
+            "flip": geometry.flip,
+            "crop": settings.crop,
+        }
 
     return task
 
@@ -87,8 +93,7 @@ class CropPreview(QWidget):
             return  # a running load ends in _on_ended, which loads the newest wish
         self._loading = self._wanted
         self.caption.setText(f"Loading {Path(self._wanted).name} …")
-        self.task = start_task(crop_preview_task(self._wanted), "crop-preview", on_done=self._on_done,
-                               on_error=self._on_error, parent=self)
+        self.task = start_task(crop_preview_task(self._wanted), "crop-preview", on_done=self._on_done, on_error=self._on_error, parent=self)
         self.task.ended.connect(self._on_ended)
 
     def _on_ended(self) -> None:
@@ -109,9 +114,11 @@ class CropPreview(QWidget):
         self.box.setVisible(True)
         self.view.autoRange(padding=0.02)
         kept = (r1 - r0) * (c1 - c0) / max(rows * cols, 1)
-        self.caption.setText(f"{Path(result['path']).name}: {cols}×{rows} px; crop ({result['crop']}) keeps "
-                             f"rows {r0}–{r1}, columns {c0}–{c1} ({kept:.0%} of the area)"
-                             + ("; flipped so the chest wall is on the left" if result["flip"] else ""))
+        self.caption.setText(
+            f"{Path(result['path']).name}: {cols}×{rows} px; crop ({result['crop']}) keeps "
+            f"rows {r0}–{r1}, columns {c0}–{c1} ({kept:.0%} of the area)"
+            + ("; flipped so the chest wall is on the left" if result["flip"] else "")
+        )
 
     def _on_error(self, message: str, _details: str) -> None:
         self.box.setVisible(False)

@@ -73,8 +73,9 @@ class ThrottledPlot(pg.PlotWidget):
         from arfl_studio.gui.dialogs import show_error
         from arfl_studio.gui.export import export_plot, with_suffix_of
 
-        path, chosen = QFileDialog.getSaveFileName(self, f"Export {self.title_text() or 'plot'}",
-                                                   str(Path(folder) / f"{self.export_name}.svg"), PLOT_FILTER)
+        path, chosen = QFileDialog.getSaveFileName(
+            self, f"Export {self.title_text() or 'plot'}", str(Path(folder) / f"{self.export_name}.svg"), PLOT_FILTER
+        )
         if not path:
             return None
         try:
@@ -121,8 +122,9 @@ class ThrottledPlot(pg.PlotWidget):
 
     def _legend_width(self) -> float:
         """One legend entry's natural width (sample + text; the legend's geometry is what the layout gave it)."""
-        return max((sample.boundingRect().width() + label.item.boundingRect().width() + 12
-                    for sample, label in self._legend.items), default=0.0)
+        return max(
+            (sample.boundingRect().width() + label.item.boundingRect().width() + 12 for sample, label in self._legend.items), default=0.0
+        )
 
     def _place_legend(self, width: int | None = None) -> None:
         """Legend right of the axes when there is room, else under them in as many columns as fit."""
@@ -145,11 +147,20 @@ class ThrottledPlot(pg.PlotWidget):
             self._fit_title(event.size().width())
         super().resizeEvent(event)
 
-    def curve(self, key: str, name: str | None = None, color: str | None = None, dash: bool = False,
-              symbol: str | None = None, in_legend: bool = True) -> pg.PlotDataItem:
+    def curve(
+        self,
+        key: str,
+        name: str | None = None,
+        color: str | None = None,
+        dash: bool = False,
+        symbol: str | None = None,
+        in_legend: bool = True,
+    ) -> pg.PlotDataItem:
         """The item for ``key``, made on first use (then only ever updated)."""
         if key not in self._items:
-            pen = pg.mkPen(color or color_for(key), width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dash else pg.QtCore.Qt.PenStyle.SolidLine)
+            pen = pg.mkPen(
+                color or color_for(key), width=2, style=pg.QtCore.Qt.PenStyle.DashLine if dash else pg.QtCore.Qt.PenStyle.SolidLine
+            )
             kwargs = {"pen": pen, "name": name or key}
             if symbol:
                 kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=color or color_for(key), symbolPen=None)

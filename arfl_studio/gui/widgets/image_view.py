@@ -60,9 +60,16 @@ def overlay_lut(name: str, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     return np.column_stack([colormap_lut(name), alpha]).astype(np.float32)
 
 
-def blend(gray: np.ndarray, heat: np.ndarray | None, cmap: str = "inferno", opacity: float = 0.5,
-          levels: tuple[float, float] = (0.0, 1.0), gray_levels: tuple[float, float] = (0.0, 1.0),
-          invert: bool = False, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def blend(
+    gray: np.ndarray,
+    heat: np.ndarray | None,
+    cmap: str = "inferno",
+    opacity: float = 0.5,
+    levels: tuple[float, float] = (0.0, 1.0),
+    gray_levels: tuple[float, float] = (0.0, 1.0),
+    invert: bool = False,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> np.ndarray:
     """Base image through window/level (and invert) with the overlay blended in: uint8 RGB (H, W, 3)."""
     return blend_lut(gray, heat, overlay_lut(cmap, threshold), opacity, levels, gray_levels, invert)
 
@@ -98,8 +105,7 @@ class MammogramView(QWidget):
         self.scale_bar.setParentItem(self.view)
         self.colour_bar = None
         if colour_bar:
-            self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("inferno"), interactive=False,
-                                              width=14, colorMapMenu=False)
+            self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("inferno"), interactive=False, width=14, colorMapMenu=False)
             self.graphics.addItem(self.colour_bar, row=0, col=1)
             self.colour_bar.setVisible(False)
         self.marker = QLabel("", self.graphics)
@@ -142,8 +148,14 @@ class MammogramView(QWidget):
     def gray(self) -> np.ndarray | None:
         return None if self.pyramid is None else self.pyramid.base
 
-    def set_image(self, gray, auto_range: bool = True, spacing: tuple[float, float] | None = None,
-                  keep_levels: bool = True, presets: dict | None = None) -> None:
+    def set_image(
+        self,
+        gray,
+        auto_range: bool = True,
+        spacing: tuple[float, float] | None = None,
+        keep_levels: bool = True,
+        presets: dict | None = None,
+    ) -> None:
         """Show ``gray``: (rows, cols) pixels or a ready :class:`Pyramid` of them (built in a
         worker for a large image); ``spacing`` (row, col) in mm puts the view in mm.
 
@@ -223,13 +235,12 @@ class MammogramView(QWidget):
         sy, sx = self.pixel_size()
         for k, data in enumerate(self.pyramid.levels):
             group = pg.ItemGroup()
-            step = 2 ** k
+            step = 2**k
             for r in range(0, data.shape[0], TILE):
                 for c in range(0, data.shape[1], TILE):
-                    block = data[r:r + TILE, c:c + TILE]
+                    block = data[r : r + TILE, c : c + TILE]
                     tile = FastImageItem(block, axisOrder="row-major", autoLevels=False, levels=self.levels)
-                    tile.setRect(QRectF(c * step * sx, r * step * sy, block.shape[1] * step * sx,
-                                        block.shape[0] * step * sy))
+                    tile.setRect(QRectF(c * step * sx, r * step * sy, block.shape[1] * step * sx, block.shape[0] * step * sy))
                     tile.setParentItem(group)
                     self.tiles.append(tile)
             group.setVisible(False)
@@ -330,8 +341,7 @@ class MammogramView(QWidget):
         row, col = pixel
         value = float(self.pyramid.base[row, col])
         sy, sx = self.pixel_size()
-        where = (f"x {(col + 0.5) * sx:7.1f} mm  y {(row + 0.5) * sy:7.1f} mm" if self.spacing
-                 else "(no pixel spacing)")
+        where = f"x {(col + 0.5) * sx:7.1f} mm  y {(row + 0.5) * sy:7.1f} mm" if self.spacing else "(no pixel spacing)"
         text = f"{where}  [row {row}, col {col}]  value {value:.4f}"
         if self.overlay_visible():
             r, c = row // self.heat_step, col // self.heat_step
@@ -349,8 +359,9 @@ class MammogramView(QWidget):
         self.lesions.set_shapes(shapes, self.pixel_size())
 
     # overlay ----------------------------------------------------------
-    def set_overlay(self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0), label: str = "",
-                    step: int = 1, full=None) -> None:
+    def set_overlay(
+        self, heat: np.ndarray | None, cmap: str = "inferno", levels=(0.0, 1.0), label: str = "", step: int = 1, full=None
+    ) -> None:
         """``heat`` covers ``heat.shape * step`` native pixels from the top-left corner;
         ``full`` (optional callable) returns it on the full native grid for exports."""
         self.heat = None if heat is None else np.asarray(heat, dtype=np.float32)
@@ -399,15 +410,23 @@ class MammogramView(QWidget):
         full = np.repeat(np.repeat(self.heat, self.heat_step, axis=0), self.heat_step, axis=1)
         rows, cols = self.gray.shape
         out = np.zeros((rows, cols), np.float32)
-        out[:min(rows, full.shape[0]), :min(cols, full.shape[1])] = full[:rows, :cols]
+        out[: min(rows, full.shape[0]), : min(cols, full.shape[1])] = full[:rows, :cols]
         return out
 
     def blended(self) -> np.ndarray | None:
         """What the view shows, at the image's full resolution, as uint8 RGB (overlay blended in)."""
         if self.gray is None:
             return None
-        return blend(self.gray, self.native_overlay(), self.cmap, self.opacity(), self.heat_levels,
-                     self.gray_levels(), self.inverted, self.heat_threshold)
+        return blend(
+            self.gray,
+            self.native_overlay(),
+            self.cmap,
+            self.opacity(),
+            self.heat_levels,
+            self.gray_levels(),
+            self.inverted,
+            self.heat_threshold,
+        )
 
     def link(self, other: "MammogramView") -> None:
         """Zoom and pan together with ``other``."""

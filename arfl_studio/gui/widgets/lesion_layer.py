@@ -41,9 +41,15 @@ class LesionLayer:
         for shape in self.shapes:
             colour = pathology_colour(shape.get("pathology"))
             if shape["kind"] == "point":
-                (r, c), = shape["points"]
-                points.append({"pos": ((c + 0.5) * sx, (r + 0.5) * sy), "pen": pg.mkPen(colour, width=2),
-                               "brush": QBrush(Qt.BrushStyle.NoBrush), "data": shape["label"]})
+                ((r, c),) = shape["points"]
+                points.append(
+                    {
+                        "pos": ((c + 0.5) * sx, (r + 0.5) * sy),
+                        "pen": pg.mkPen(colour, width=2),
+                        "brush": QBrush(Qt.BrushStyle.NoBrush),
+                        "data": shape["label"],
+                    }
+                )
             elif shape["kind"] == "outline" and shape["points"]:
                 path = QPainterPath()
                 first, *rest = [QPointF((c + 0.5) * sx, (r + 0.5) * sy) for r, c in shape["points"]]

@@ -9,13 +9,34 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from arfl_studio.experiments.config import LR_SCHEDULES
 from arfl_studio.experiments.headless_demo import (
-    DEMO_ATTACK_STEPS, DEMO_BATCH, DEMO_EPOCHS, DEMO_FOLDS, DEMO_LR, DEMO_LR_SCHEDULE, DEMO_METHODS, DEMO_SIZE,
+    DEMO_ATTACK_STEPS,
+    DEMO_BATCH,
+    DEMO_EPOCHS,
+    DEMO_FOLDS,
+    DEMO_LR,
+    DEMO_LR_SCHEDULE,
+    DEMO_METHODS,
+    DEMO_SIZE,
 )
 from arfl_studio.training import PAPER_ROWS, AttackSettings, MethodSettings, paper_method
 
@@ -23,8 +44,17 @@ BACKBONES = ("small_cnn", "resnet18", "vgg16", "vgg16_bn", "resnet50")
 VARIANTS = ("paper", "batch-correlation", "signed")
 
 # Short labels keep the nine rows in two columns at 1024 px; the tooltip has the whole story.
-SHORT_NAMES = {"A": "Standard", "B": "Std + ARFL", "C": "Adversarial", "D": "Adv + ARFL",
-               "E": "Dual adv.", "F": "Dual adv + ARFL", "G": "DSBN", "H": "TRADES", "I": "MIRST"}
+SHORT_NAMES = {
+    "A": "Standard",
+    "B": "Std + ARFL",
+    "C": "Adversarial",
+    "D": "Adv + ARFL",
+    "E": "Dual adv.",
+    "F": "Dual adv + ARFL",
+    "G": "DSBN",
+    "H": "TRADES",
+    "I": "MIRST",
+}
 ROW_HELP = {
     "A": "Standard training: clean images only (r = 1), no L_robust.",
     "B": "Standard training + ARFL: clean images only (r = 1), loss L_cls + λ·L_robust.",
@@ -32,32 +62,30 @@ ROW_HELP = {
     "D": "Adversarial training + ARFL: adversarial images only (r = 0), loss L_cls + λ·L_robust.",
     "E": "Dual adversarial training: each batch is half clean, half adversarial (r = 0.5).",
     "F": "Dual adversarial training + ARFL (the paper's method): r = 0.5 and λ·L_robust on both parts.",
-    "G": "DSBN: dual adversarial training with separate batch norms for clean and adversarial batches "
-         "(tested through the clean BN).",
+    "G": "DSBN: dual adversarial training with separate batch norms for clean and adversarial batches (tested through the clean BN).",
     "H": "TRADES: clean loss + β·KL(clean ‖ adversarial output), β = 6.",
     "I": "MIRST: multi-instance robust self-training; adversarial copies at several ε levels as extra data.",
 }
 TIPS = {
     "r": "r, the clean share of each batch's loss (Eq. 4/5): 1 = standard training, 0 = adversarial training "
-         "(Madry), 0.5 = dual adversarial training. Any value in [0, 1].",
+    "(Madry), 0.5 = dual adversarial training. Any value in [0, 1].",
     "lambda": "λ, the weight of L_robust in L_overall = L_cls + λ·L_robust (Eq. 2). The paper uses 10 on "
-              "mammograms, 0.5 on two-moon. Applies to the ARFL rows (B, D, F) and custom methods.",
+    "mammograms, 0.5 on two-moon. Applies to the ARFL rows (B, D, F) and custom methods.",
     "variant": "Which L_robust: 'paper' is Eq. 1 as printed (−mean σ(|f·y|)); 'batch-correlation' takes the "
-               "batch expectation of f·y per feature before |·| (our extension, the ρ-useful measure); "
-               "'signed' keeps the sign of f·y (our extension).",
-    "attack": "The attack that makes the adversarial training images: PGD (iterated, random start) or FGSM "
-              "(one step).",
+    "batch expectation of f·y per feature before |·| (our extension, the ρ-useful measure); "
+    "'signed' keeps the sign of f·y (our extension).",
+    "attack": "The attack that makes the adversarial training images: PGD (iterated, random start) or FGSM (one step).",
     "eps": "ε1, the training attack's budget in pixel units [0, 1] (L∞). The paper uses 0.01 on mammograms.",
     "steps": "PGD steps per training batch (the paper: 7; 3 by default here, to keep a CPU run short); the step "
-             "size is 2.5·ε1/steps. FGSM ignores it.",
+    "size is 2.5·ε1/steps. FGSM ignores it.",
     "backbone": "The network: small_cnn trains on a CPU; vgg16 is the paper's (ImageNet weights, last conv "
-                "layer and classifier fine-tuned).",
+    "layer and classifier fine-tuned).",
     "size": "Side of the square model input in pixels, after the breast crop.",
     "epochs": "Training epochs per fold (the paper: 100 on mammograms).",
     "batch": "Images per training batch.",
     "lr": "Learning rate of the optimizer.",
     "lr_schedule": "constant: the same learning rate every epoch; cosine: annealed from the learning rate "
-                   "towards 0 over the epochs, so training ends in small, stable steps.",
+    "towards 0 over the epochs, so training ends in small, stable steps.",
     "folds": "Cross-validation folds, split by patient; the same setting as the Dataset pane's fold preview.",
     "device": "Where to train: auto picks a GPU when there is one.",
     "eval_eps": "ε2, the PGD budget used for the validation AUC on adversarial images (the paper: 1e-4).",
@@ -69,7 +97,7 @@ def _dspin(lo, hi, value, decimals=4, step=None) -> QDoubleSpinBox:
     box.setDecimals(decimals)
     box.setRange(lo, hi)
     box.setValue(value)
-    box.setSingleStep(step or 10 ** -decimals * 10)
+    box.setSingleStep(step or 10**-decimals * 10)
     return box
 
 
@@ -81,9 +109,11 @@ def _spin(lo, hi, value) -> QSpinBox:
 
 
 RECIPES = ("form", "real_cpu")
-RECIPE_TIP = ("form: the settings below (the demo's small CNN by default). real_cpu: the recipe for real films "
-              "(resources/configs/real_cpu.toml: breast-only crop, in-breast intensity, lesion patch stage with a "
-              "patch classifier, inner-validation epoch and threshold); it needs lesion marks (e.g. lesions.csv).")
+RECIPE_TIP = (
+    "form: the settings below (the demo's small CNN by default). real_cpu: the recipe for real films "
+    "(resources/configs/real_cpu.toml: breast-only crop, in-breast intensity, lesion patch stage with a "
+    "patch classifier, inner-validation epoch and threshold); it needs lesion marks (e.g. lesions.csv)."
+)
 
 
 class SettingsForm(QWidget):
@@ -168,11 +198,17 @@ class SettingsForm(QWidget):
             self.device_box.addItem(name)
         self.device_box.setToolTip(TIPS["device"] + " Detected: " + ", ".join(devices or ["cpu"]))
         self.eval_eps_spin = _dspin(0, 1, 1e-4, 5, 1e-4)
-        rows = (("Backbone:", "backbone", self.backbone_box), ("Image size (px):", "size", self.size_spin),
-                ("Epochs:", "epochs", self.epochs_spin), ("Batch size:", "batch", self.batch_spin),
-                ("Learning rate:", "lr", self.lr_spin), ("LR schedule:", "lr_schedule", self.schedule_box),
-                ("Folds:", "folds", self.folds_spin),
-                ("Device:", "device", self.device_box), ("Validation ε2 (PGD):", "eval_eps", self.eval_eps_spin))
+        rows = (
+            ("Backbone:", "backbone", self.backbone_box),
+            ("Image size (px):", "size", self.size_spin),
+            ("Epochs:", "epochs", self.epochs_spin),
+            ("Batch size:", "batch", self.batch_spin),
+            ("Learning rate:", "lr", self.lr_spin),
+            ("LR schedule:", "lr_schedule", self.schedule_box),
+            ("Folds:", "folds", self.folds_spin),
+            ("Device:", "device", self.device_box),
+            ("Validation ε2 (PGD):", "eval_eps", self.eval_eps_spin),
+        )
         for text, tip, widget in rows:
             if tip != "device":
                 widget.setToolTip(TIPS[tip])
@@ -188,8 +224,10 @@ class SettingsForm(QWidget):
         self.custom_toggle.setCheckable(True)
         self.custom_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.custom_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.custom_toggle.setToolTip("Show the custom-method settings: r, λ, L_robust variant, training attack, "
-                                      "ε1 and steps (λ and the attack also apply to the ticked paper rows)")
+        self.custom_toggle.setToolTip(
+            "Show the custom-method settings: r, λ, L_robust variant, training attack, "
+            "ε1 and steps (λ and the attack also apply to the ticked paper rows)"
+        )
         self.custom_toggle.toggled.connect(self.show_custom)
         custom_box.setVisible(False)
 
@@ -218,12 +256,24 @@ class SettingsForm(QWidget):
 
     def setting_widgets(self) -> dict[str, QWidget]:
         """Every setting's widget by name (the help test checks each has a tooltip)."""
-        return {"r": self.r_slider, "lambda": self.lambda_spin, "variant": self.variant_box,
-                "attack": self.attack_box, "eps": self.eps_spin, "steps": self.steps_spin,
-                "backbone": self.backbone_box, "size": self.size_spin, "epochs": self.epochs_spin,
-                "batch": self.batch_spin, "lr": self.lr_spin, "lr_schedule": self.schedule_box,
-                "folds": self.folds_spin, "device": self.device_box, "eval_eps": self.eval_eps_spin,
-                **{f"method {k}": box for k, box in self.presets.items()}}
+        return {
+            "r": self.r_slider,
+            "lambda": self.lambda_spin,
+            "variant": self.variant_box,
+            "attack": self.attack_box,
+            "eps": self.eps_spin,
+            "steps": self.steps_spin,
+            "backbone": self.backbone_box,
+            "size": self.size_spin,
+            "epochs": self.epochs_spin,
+            "batch": self.batch_spin,
+            "lr": self.lr_spin,
+            "lr_schedule": self.schedule_box,
+            "folds": self.folds_spin,
+            "device": self.device_box,
+            "eval_eps": self.eval_eps_spin,
+            **{f"method {k}": box for k, box in self.presets.items()},
+        }
 
     # ------------------------------------------------------------------
     def custom_method(self) -> MethodSettings:
@@ -231,9 +281,14 @@ class SettingsForm(QWidget):
         attack = AttackSettings(kind=self.attack_box.currentText(), eps=self.eps_spin.value(), steps=self.steps_spin.value())
         r = self.r_slider.value() / 20
         lam = self.lambda_spin.value()
-        return MethodSettings(key=f"X{n}", name=f"Custom r={r:.2f} λ={lam:g} {attack.kind} ε1={attack.eps:g}",
-                              mix_ratio=r, robust_weight=lam, robust_variant=self.variant_box.currentText(),
-                              attack=attack).validate()
+        return MethodSettings(
+            key=f"X{n}",
+            name=f"Custom r={r:.2f} λ={lam:g} {attack.kind} ε1={attack.eps:g}",
+            mix_ratio=r,
+            robust_weight=lam,
+            robust_variant=self.variant_box.currentText(),
+            attack=attack,
+        ).validate()
 
     def add_custom_method(self) -> MethodSettings:
         method = self.custom_method()
@@ -243,17 +298,26 @@ class SettingsForm(QWidget):
 
     def methods(self) -> list[MethodSettings]:
         attack = AttackSettings(kind=self.attack_box.currentText(), eps=self.eps_spin.value(), steps=self.steps_spin.value())
-        chosen = [paper_method(k, robust_weight=self.lambda_spin.value(), attack=attack)
-                  for k, box in self.presets.items() if box.isChecked()]
+        chosen = [
+            paper_method(k, robust_weight=self.lambda_spin.value(), attack=attack) for k, box in self.presets.items() if box.isChecked()
+        ]
         keep = {self.custom_list.item(i).text().split(":")[0] for i in range(self.custom_list.count())}
         return chosen + [m for m in self._customs if m.key in keep]
 
     def set_values(self, **values) -> None:
         """Set fields by name (tests, the screenshot script, restored settings)."""
         boxes = {"backbone": self.backbone_box, "device": self.device_box, "lr_schedule": self.schedule_box}
-        spins = {"image_size": self.size_spin, "epochs": self.epochs_spin, "batch_size": self.batch_spin,
-                 "lr": self.lr_spin, "folds": self.folds_spin, "eval_eps": self.eval_eps_spin,
-                 "robust_weight": self.lambda_spin, "eps": self.eps_spin, "steps": self.steps_spin}
+        spins = {
+            "image_size": self.size_spin,
+            "epochs": self.epochs_spin,
+            "batch_size": self.batch_spin,
+            "lr": self.lr_spin,
+            "folds": self.folds_spin,
+            "eval_eps": self.eval_eps_spin,
+            "robust_weight": self.lambda_spin,
+            "eps": self.eps_spin,
+            "steps": self.steps_spin,
+        }
         for name, value in values.items():
             if name == "methods":
                 for key, box in self.presets.items():
@@ -271,8 +335,7 @@ class SettingsForm(QWidget):
 
     def _recipe_changed(self, name: str) -> None:
         # the recipe brings its own model, image size, epochs and learning rate: those fields are its
-        for widget in (self.backbone_box, self.size_spin, self.epochs_spin, self.batch_spin, self.lr_spin,
-                       self.schedule_box):
+        for widget in (self.backbone_box, self.size_spin, self.epochs_spin, self.batch_spin, self.lr_spin, self.schedule_box):
             widget.setEnabled(name == "form")
 
     def device(self) -> str:
@@ -295,9 +358,15 @@ class SettingsForm(QWidget):
             "data": data,
             "preprocess": {"size": [size, size]},
             "model": {"backbone": self.backbone_box.currentText(), "pretrained": False},
-            "training": {"epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
-                         "lr": self.lr_spin.value(), "lr_schedule": self.schedule_box.currentText(),
-                         "device": self.device(), "workers": 0, "seed": 0},
+            "training": {
+                "epochs": self.epochs_spin.value(),
+                "batch_size": self.batch_spin.value(),
+                "lr": self.lr_spin.value(),
+                "lr_schedule": self.schedule_box.currentText(),
+                "device": self.device(),
+                "workers": 0,
+                "seed": 0,
+            },
             "cv": {"folds": self.folds_spin.value(), "seed": 0},
             "methods": [m.to_dict() for m in self.methods()],
             "evaluation": {"kind": "pgd", "eps": self.eval_eps_spin.value(), "steps": 7},

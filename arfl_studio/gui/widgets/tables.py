@@ -83,8 +83,9 @@ class RowsModel(QAbstractTableModel):
         key = self.columns[column][0]
         self.layoutAboutToBeChanged.emit()
         keys = [sort_key(row.get(key)) for row in self.rows]
-        present = sorted((i for i in range(len(keys)) if keys[i][0] < 2), key=keys.__getitem__,
-                         reverse=order == Qt.SortOrder.DescendingOrder)
+        present = sorted(
+            (i for i in range(len(keys)) if keys[i][0] < 2), key=keys.__getitem__, reverse=order == Qt.SortOrder.DescendingOrder
+        )
         order_index = present + [i for i in range(len(keys)) if keys[i][0] == 2]  # missing values stay last
         self.rows = [self.rows[i] for i in order_index]
         new_row = {old: new for new, old in enumerate(order_index)}
