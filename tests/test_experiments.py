@@ -21,7 +21,7 @@ from arfl_studio.experiments import (
     load_fold_model,
     run_experiment,
 )
-from arfl_studio.experiments.fold_run import epoch_lr
+from arfl_studio.experiments.fold_optimizer import epoch_lr
 from arfl_studio.experiments.runner import RESUME_FORMAT
 from arfl_studio.models.dual_bn import has_dual_bn
 from arfl_studio.training.events import StepEvent

@@ -116,7 +116,7 @@ def test_an_objective_replaces_the_method_loss():
 
 
 def test_cosine_schedule_anneals_from_lr_towards_zero_and_resumes_on_the_same_curve():
-    from arfl_studio.experiments.fold_run import epoch_lr
+    from arfl_studio.experiments.fold_optimizer import epoch_lr
 
     epochs = 10
     cosine = [epoch_lr(2e-3, "cosine", e, epochs) for e in range(epochs)]

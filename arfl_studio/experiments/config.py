@@ -37,6 +37,7 @@ from arfl_studio.evaluation.units import UNITS
 from arfl_studio.experiments.config_checks import (
     SEED_MAX,
     check_clamp,
+    check_preprocess,
     check_fields,
     check_method_ranges,
     check_range,
@@ -389,32 +390,6 @@ class ExperimentConfig:
     def to_toml(self) -> str:
         header = "# ARFL Studio experiment -- re-run with: arfl-studio run config.toml --out DIR\n"
         return header + tomli_w.dumps(self.to_dict())
-
-
-def check_preprocess(preprocess: Mapping) -> None:
-    """[preprocess] against the data layer's PreprocessSettings (checked here, before any file is written)."""
-    from arfl_studio.data.preprocess.settings import PreprocessSettings
-
-    data = dict(preprocess)
-    size = data.pop("size", None)
-    check_fields("[preprocess]", data, PreprocessSettings, extra_keys=("size",))
-    if size is not None and not (check_size_value(size)):
-        raise SettingError(
-            f"[preprocess] size = {toml_value(size)} is not allowed: it must be [rows, columns] (or one number for a square), each 8..8192"
-        )
-    try:
-        PreprocessSettings(**data, **({"size": size} if size is not None else {}))
-    except ValueError as exc:
-        raise SettingError(f"[preprocess] {exc}") from exc
-
-
-def check_size_value(size: Any) -> bool:
-    def whole(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    if whole(size):
-        return 8 <= size <= 8192
-    return isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and 8 <= v <= 8192 for v in size)
 
 
 def _drop_none(data: dict) -> dict:

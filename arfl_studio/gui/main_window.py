@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QPushButton,
     QTabWidget,
     QWidget,
@@ -25,6 +24,7 @@ from arfl_studio import __version__
 from arfl_studio.gui import help as app_help
 from arfl_studio.gui import settings_store
 from arfl_studio.data.datasets.summary import status_line
+from arfl_studio.gui.demo_generation import generate_demo
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.export import export_pane_plots, export_run_table
 
@@ -35,26 +35,11 @@ from arfl_studio.gui.panes.attack_pane import AttackPane
 from arfl_studio.gui.panes.dataset_pane import DatasetPane
 from arfl_studio.gui.panes.training_pane import TrainingPane
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
-from arfl_studio.gui.workers import TaskHandle, cancel_all_and_wait, running_threads, start_task
+from arfl_studio.gui.workers import TaskHandle, cancel_all_and_wait, running_threads
 
 PLOT_TITLES = {"training_loss": "Training loss", "validation_auc": "Validation AUC", "roc": "ROC", "auc_vs_eps": "AUC vs ε"}
 MAX_PANE_MIN_WIDTH = 1000  # the window fits a 1024x700 screen (issue 13.13)
 TABLE_FILTER = "CSV (*.csv);;Excel (*.xlsx);;Markdown (*.md);;LaTeX (*.tex)"
-
-
-def demo_task(out_dir: str | None, patients: int | None, size: tuple[int, int] | None):
-    def task(report, cancel):
-        from arfl_studio.data import DEFAULT_PATIENTS, DEFAULT_SIZE, ensure_demo_dataset
-
-        return ensure_demo_dataset(
-            out_dir,
-            patients=patients or DEFAULT_PATIENTS,
-            size=size or DEFAULT_SIZE,
-            progress=lambda d, t: report((d, t), lossy=True),
-            cancel=cancel,
-        )
-
-    return task
 
 
 class MainWindow(QMainWindow):
@@ -85,7 +70,6 @@ class MainWindow(QMainWindow):
             if hint.width() > MAX_PANE_MIN_WIDTH:
                 pane.setMinimumSize(MAX_PANE_MIN_WIDTH, hint.height())
         self.demo_task: TaskHandle | None = None
-        self.demo_dialog: QProgressDialog | None = None
         self.ask_on_close = self._ask_on_close  # tests replace it
         self.runs = RunsController(self.training_pane, self.attack_pane, self)
         self.help_dialogs: list[app_help.HelpDialog] = []
@@ -404,41 +388,8 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- demo data
     def start_demo(self, out_dir: str | Path | None = None, patients: int | None = None, size: tuple[int, int] | None = None) -> TaskHandle:
         """Generate the demo dataset if needed (progress dialog), then open it."""
-        self.demo_dialog = QProgressDialog("Preparing the demo dataset (first launch only) …", "Cancel", 0, 0, self)
-        self.demo_dialog.setWindowTitle("ARFL Studio")
-        self.demo_dialog.setMinimumDuration(400)
-        self.demo_dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        self.demo_task = start_task(
-            demo_task(str(out_dir) if out_dir else None, patients, size),
-            "demo-data",
-            on_event=self._demo_progress,
-            on_done=self._demo_done,
-            on_error=self._demo_failed,
-            parent=self,
-        )
-        self.demo_dialog.canceled.connect(self.demo_task.cancel)
+        self.demo_task = generate_demo(self, out_dir, patients, size, on_ready=lambda path: self.dataset_pane.load(str(path)))
         return self.demo_task
-
-    def _demo_progress(self, payload) -> None:
-        done, total = payload
-        if self.demo_dialog is not None:
-            self.demo_dialog.setMaximum(max(total, 1))
-            self.demo_dialog.setValue(done)
-
-    def _close_demo_dialog(self) -> None:
-        if self.demo_dialog is not None:
-            self.demo_dialog.reset()
-            self.demo_dialog.deleteLater()
-            self.demo_dialog = None
-
-    def _demo_done(self, path) -> None:
-        self._close_demo_dialog()
-        self.dataset_pane.load(str(path))
-
-    def _demo_failed(self, message: str, details: str) -> None:
-        self._close_demo_dialog()
-        if "cancel" not in message.lower():
-            show_error(self, "Demo dataset", message, None, details)
 
     # ---------------------------------------------------------------- export
     def export_table_dialog(self) -> None:
