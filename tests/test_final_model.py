@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from arfl_studio.cli import main as cli_main
 from arfl_studio.evaluation.units import aggregate
 from arfl_studio.experiments import run_access, run_experiment
-from arfl_studio.experiments.results import render_table
+from arfl_studio.experiments.result_tables import render_table
 from arfl_studio.experiments.run_access import FoldModel
 from arfl_studio.training.threshold import HOLDOUT, choose_threshold, score_images
 from test_experiments import tiny_config

@@ -15,7 +15,7 @@ from arfl_studio import atomic
 from arfl_studio.evaluation.roc_stats import paired_delong_test
 from arfl_studio.experiments import collect, comparison_rows, export_table, load_config
 from arfl_studio.experiments.fold_predictions import write_predictions
-from arfl_studio.experiments.results import PARTIAL_ROW, PARTIAL_TEST, render_table
+from arfl_studio.experiments.result_tables import PARTIAL_ROW, PARTIAL_TEST, render_table
 
 FOLDS = 5
 IMAGES = 200

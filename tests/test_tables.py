@@ -12,7 +12,7 @@ from scipy.stats import mannwhitneyu
 
 from arfl_studio import atomic
 from arfl_studio.experiments import collect, comparison_rows, export_table, load_config, mann_whitney
-from arfl_studio.experiments.results import render_table
+from arfl_studio.experiments.result_tables import render_table
 
 FOLDS = 5
 AUCS = {  # key: (standard per fold, adversarial per fold)

@@ -211,7 +211,7 @@ def test_too_few_patients_to_hold_out_fall_back_to_the_training_images_with_a_no
 
 def test_each_fold_model_stores_the_threshold_chosen_on_its_training_folds(tmp_path):
     from arfl_studio.experiments import fold_records, load_fold_threshold
-    from arfl_studio.experiments.results import render_table
+    from arfl_studio.experiments.result_tables import render_table
     from arfl_studio.training.threshold import TRAINING_IMAGES
 
     out, result = _threshold_run(tmp_path, "threshold", samples=24, holdout=0.0)  # the paper's protocol

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from arfl_studio import atomic
-    from arfl_studio.experiments.results import collect, render_table
+    from arfl_studio.experiments.results import collect
+    from arfl_studio.experiments.result_tables import render_table
 
     try:
         results = collect(args.dir)

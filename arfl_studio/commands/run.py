@@ -106,7 +106,7 @@ def run(args) -> int:
     from arfl_studio.commands.interruption import CANCEL, Interrupted
     from arfl_studio.experiments import run_access
     from arfl_studio.experiments.config import load_config
-    from arfl_studio.experiments.results import render_table
+    from arfl_studio.experiments.result_tables import render_table
     from arfl_studio.experiments.runner import ExperimentError, run_experiment
     from arfl_studio.models.image import PretrainedWeightsMissing
     from arfl_studio.training.methods import SettingError

@@ -27,7 +27,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from arfl_studio import atomic
-    from arfl_studio.experiments.results import comparison_rows, export_table, load_results, render_table
+    from arfl_studio.experiments.results import comparison_rows, load_results
+    from arfl_studio.experiments.result_tables import export_table, render_table
 
     fmt = args.format or (Path(args.out).suffix.lstrip(".").lower() if args.out else "md")
     if fmt not in ("csv", "xlsx", "md", "tex"):

@@ -10,7 +10,8 @@ from arfl_studio.experiments.config import (
     load_config,
 )
 from arfl_studio.experiments.comparisons import mann_whitney
-from arfl_studio.experiments.results import collect, comparison_rows, export_table
+from arfl_studio.experiments.results import collect, comparison_rows
+from arfl_studio.experiments.result_tables import export_table
 from arfl_studio.experiments.runner import (
     ExperimentError,
     ExperimentResult,

@@ -19,7 +19,7 @@ from arfl_studio.data.paths import default_data_dir
 from arfl_studio.evaluation.robustness import evaluate_robustness
 from arfl_studio.evaluation.saliency import blend_overlay, compare_figure, explained_class, saliency_map
 from arfl_studio.experiments.config import load_config
-from arfl_studio.experiments.results import render_table
+from arfl_studio.experiments.result_tables import render_table
 from arfl_studio.experiments.run_access import fold_records, load_fold_model, load_fold_threshold
 from arfl_studio.experiments.runner import FoldFinished, run_experiment
 from arfl_studio.experiments.sources import open_source

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arfl_studio.experiments.results import mean_std_text
+from arfl_studio.experiments.result_tables import mean_std_text
 
 
 def public(doc: dict) -> dict:

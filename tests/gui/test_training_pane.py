@@ -179,7 +179,7 @@ def test_stop_clears_eta_and_shows_stopped(qtbot, demo_dir, tmp_path):
 def test_final_table_prints_the_exported_numbers(qtbot, trained_run, tmp_path):
     import re
 
-    from arfl_studio.experiments.results import render_table
+    from arfl_studio.experiments.result_tables import render_table
 
     pane = TrainingPane(["cpu"])
     qtbot.addWidget(pane)
@@ -235,7 +235,7 @@ def test_final_table_marks_rows_and_tests_on_fewer_folds(qtbot, tmp_path):
     """Issue 27: a method at 2 of 5 folds is marked, and so is every p-value that compares with it."""
     from arfl_studio import atomic
     from arfl_studio.experiments.config import load_config
-    from arfl_studio.experiments.results import PARTIAL_ROW, PARTIAL_TEST
+    from arfl_studio.experiments.result_tables import PARTIAL_ROW, PARTIAL_TEST
 
     out = tmp_path / "run"
     atomic.write_text(

@@ -34,7 +34,7 @@ from arfl_studio.experiments.figures import EmptyFigure, classification_loss, tr
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.curves import ThrottledPlot, color_for
 from arfl_studio.gui.widgets.settings_form import SettingsForm
-from arfl_studio.experiments.results import PARTIAL_TEST, folds_text, mean_std_text
+from arfl_studio.experiments.result_tables import PARTIAL_TEST, folds_text, mean_std_text
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 from arfl_studio.training import EpochEvent, StatusEvent, StepEvent
