@@ -26,6 +26,7 @@ from arfl_studio.gui import settings_store
 from arfl_studio.data.datasets.summary import status_line
 from arfl_studio.gui.demo_generation import generate_demo
 from arfl_studio.gui.dialogs import show_error
+from arfl_studio.gui.external_evaluation import evaluate_on_another_dataset
 from arfl_studio.gui.export import export_pane_plots, export_run_table
 
 from arfl_studio.gui.messages import gui_message
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Recent folders")
         self._action(file_menu, "Load the demo dataset", lambda: self.start_demo())
         self._action(file_menu, "Open run…", self.open_run_dialog, key("open_run"), "open_run")
+        self._action(file_menu, "Evaluate run on another dataset…", lambda: evaluate_on_another_dataset(self))
         file_menu.addSeparator()
         self._action(file_menu, "Export comparison table…", self.export_table_dialog)
         plot_menu = file_menu.addMenu("Export plot")
