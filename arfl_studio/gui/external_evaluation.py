@@ -1,4 +1,5 @@
-"""File → Evaluate run on another dataset…: ``arfl-studio evaluate`` in a worker, its table in a dialog.
+"""External validation from the window (the File menu's *Evaluate run on another dataset…*):
+``arfl-studio evaluate`` in a worker, its table in a dialog.
 
 The core (:func:`arfl_studio.experiments.external.evaluate_external`) scores every fold model, the
 fold ensemble and the final model of a run on a labelled folder; the window only asks for the two

@@ -27,7 +27,7 @@ def test_open_run_shows_its_curves_table_and_last_attack(qtbot, window, trained_
     attack.steps_spin.setValue(2)
     wait_task(qtbot, attack.run_attack(), timeout=300_000)
     assert attack.report is not None
-    saved = list((trained_run / "attacks").glob("B_fold*.json"))
+    saved = sorted((trained_run / "attacks").glob("B_fold*.json"), key=lambda p: p.stat().st_mtime)  # newest last
     assert saved and json.loads(saved[-1].read_text())["report"]["n"] == attack.report["n"]
     attack.report = None
     # ... and File → Open run shows curves, table and that attack
