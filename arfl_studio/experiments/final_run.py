@@ -21,7 +21,6 @@ from typing import Any, Callable
 import torch
 
 from arfl_studio.experiments.config import ExperimentConfig
-from arfl_studio.experiments.fold_patches import pretrain_on_patches
 from arfl_studio.experiments.fold_run import (
     build_fold_model,
     choose_threshold,
@@ -94,8 +93,6 @@ def run_final(
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader)
     started = time.perf_counter()
-    if config.patch_stage.epochs and start_epoch == 0:
-        pretrain_on_patches(plan, model, run_loader.source, batches, cancel)
     trained = train_fold(plan, model, optimizer, start_epoch, batches, cancel)
     if trained is None:
         return None

@@ -103,8 +103,6 @@ def run_fold(
     model, optimizer, start_epoch = build_fold_model(plan)
     batches = fold_batches(plan, run_loader or RunLoader(source, splits.records, config.training.workers, device))
     started = time.perf_counter()
-    if config.patch_stage.epochs and start_epoch == 0:
-        pretrain_on_patches(plan, model, source, batches, cancel)
     trained = train_fold(plan, model, optimizer, start_epoch, batches, cancel)
     if trained is None:
         return None
@@ -263,11 +261,14 @@ def build_fold_model(plan: FoldPlan) -> tuple[nn.Module, torch.optim.Optimizer, 
 def train_fold(
     plan: FoldPlan, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int, batches: FoldBatches, cancel: threading.Event
 ) -> nn.Module | None:
-    """Train from ``start_epoch`` to the last epoch; returns the trained model, or None when cancelled.
+    """Train from ``start_epoch`` to the last epoch (a fresh fold with a ``[patch_stage]`` first learns
+    lesion patches); returns the trained model, or None when cancelled.
 
     Every epoch is logged to ``metrics.jsonl`` and the manifest, every ``checkpoint_every``
     epochs saved to ``resume.pt``; a failure is recorded by :func:`training_failures`.
     """
+    if plan.config.patch_stage.epochs and start_epoch == 0:  # a fresh fold learns lesion patches first
+        pretrain_on_patches(plan, model, batches.loader.source, batches, cancel)
     t = plan.config.training
     train_model = ddp.wrap(model, plan.ctx, plan.device, t.sync_batchnorm)
     status = "finished"
