@@ -65,6 +65,7 @@ def test_a_decoder_failure_is_one_line_naming_the_file(demo, tmp_path):
         if "JPEG 2000" in ds.file_meta.TransferSyntaxUID.name:  # every plugin fails, each logs a traceback
             frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
             frame[60:-10] = bytes(len(frame) - 70)
+            frame[:4] = bytes(4)  # no start-of-codestream marker either: older OpenJPEG decoded a zeroed body
             ds.PixelData = encapsulate([bytes(frame)])
             ds.save_as(path)
             broken = path.relative_to(data)

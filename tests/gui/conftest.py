@@ -108,3 +108,11 @@ def report_with_one_flip(case: dict) -> dict:
         "results": [{"eps": 0.02, "auc": 0.5, "roc": roc, "flipped": [flipped], "flipped_count": 1}],
         "auc_curve": {"eps": [0.02], "adversarial_auc": [0.5]},
     }
+
+
+def menu_titled(window, title: str):
+    """The window's menu (or submenu) called ``title``, found among its QMenus: the wrapper that
+    QAction.menu() hands back is already deleted under PySide6 6.6 (the lowest allowed)."""
+    from PySide6.QtWidgets import QMenu
+
+    return next(m for m in window.menuBar().findChildren(QMenu) if m.title().replace("&", "") == title)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from arfl_studio.gui.external_evaluation import evaluate_on_another_dataset
 
-from .conftest import wait_task
+from .conftest import menu_titled, wait_task
 
 
 def test_evaluate_menu_scores_every_model_and_shows_the_table(qtbot, window, trained_run, demo_dir):
-    names = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    names = [a.text() for a in menu_titled(window, "File").actions()]
     assert "Evaluate run on another dataset…" in names
     handle = evaluate_on_another_dataset(window, str(trained_run), str(demo_dir))
     wait_task(qtbot, handle)

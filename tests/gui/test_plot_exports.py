@@ -10,6 +10,8 @@ from arfl_studio.gui.export import export_pane_plots, export_plot
 from arfl_studio.gui.panes.attack_pane import AttackPane
 from arfl_studio.gui.panes.training_pane import TrainingPane
 
+from .conftest import menu_titled
+
 
 def _svg_title(path):
     return re.search(r"<dc:title>([^<]*)", path.read_text(encoding="utf-8")).group(1)
@@ -96,8 +98,7 @@ def test_each_plot_exports_on_its_own_from_its_menu_and_file_export(qtbot, windo
     menu_action.trigger()
     pdf = (tmp_path / "loss.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and b"/Subtype /Image" not in pdf  # drawn as paths, not a picture
-    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
-    plot_menu = next(a.menu() for a in file_menu.actions() if a.text() == "Export plot")
+    plot_menu = menu_titled(window, "Export plot")
     assert [a.text().split(" (")[0] for a in plot_menu.actions()] == ["Training loss", "Validation AUC", "ROC", "AUC vs ε"]
     plot_menu.actions()[0].trigger()
     svg = (tmp_path / "loss.svg").read_text(encoding="utf-8")  # no suffix typed: the filter's

@@ -385,6 +385,35 @@ def read_header(
     )
 
 
+_JPEG2000 = {
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
+_J2K_STARTS = (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")  # codestream SOC + SIZ, or a JP2 signature box
+
+
+def _check_jpeg2000_start(ds: Any, ts: str | None) -> None:
+    """A JPEG 2000 frame must start as a codestream or a JP2 file does. Some OpenJPEG releases
+    (2.3) "decode" a frame without its start-of-codestream marker into an image of noise, with
+    only a line on stderr; refused here with the reason, whatever the installed decoder."""
+    if ts not in _JPEG2000 or "PixelData" not in ds:
+        return
+    from pydicom.encaps import generate_frames
+
+    try:
+        first = next(generate_frames(ds.PixelData, number_of_frames=max(int(getattr(ds, "NumberOfFrames", 1) or 1), 1)))
+    except (StopIteration, ValueError, TypeError):
+        return  # the decoder says what is wrong with the encapsulation
+    if not bytes(first[:8]).startswith(_J2K_STARTS):
+        raise MammogramReadError(
+            "cannot decode pixel data: the JPEG 2000 frame does not start with a codestream (no SOC marker): the file is damaged",
+            "undecodable",
+        )
+
+
 def _decode_reason(ts: str | None, err: BaseException) -> str:
     text = _one_line(err)
     if "exceptions were raised by all available plugins" in text:
@@ -413,6 +442,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
             raise MammogramReadError("no pixel data")
         ts = _transfer_syntax(ds)
         frames = _image_checks(ds, ts, frame)
+        _check_jpeg2000_start(ds, ts)
         try:
             from pydicom.pixels import pixel_array
 
