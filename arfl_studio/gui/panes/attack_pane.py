@@ -13,7 +13,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -21,11 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -36,24 +31,16 @@ from arfl_studio.experiments.figures import EmptyFigure, auc_eps_figure, roc_fig
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.evaluation.report_text import checks_text, flip_note_text, pct, summary_text
-from arfl_studio.experiments.attack_task import (  # noqa: F401 - parse_eps/attack_task are this pane's API
-    ATTACKS,
-    DEFAULT_PROBE_QUERIES,
+from arfl_studio.experiments.attack_task import (  # noqa: F401 - parse_eps is also this pane's API (tests)
     LARGE_EPS,
     attack_task,
     default_probes,
     parse_eps,
 )
+from arfl_studio.gui.panes.attack_controls import build_controls
 from arfl_studio.gui.widgets.curves import ThrottledPlot
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
-
-DEFAULT_EPS = "0.0001, 0.001, 0.01"
-CHECK_TEXT = {
-    "fgsm": "FGSM (one step: the iterative attack must beat it)",
-    "pgd": "PGD (iterative: must beat FGSM)",
-    "square": "Square (gradient-free: must not beat the white-box attack)",
-}
 
 
 class AttackPane(QWidget):
@@ -70,51 +57,7 @@ class AttackPane(QWidget):
         self.dataset_records = []  # from the dataset pane, for checkpoint attacks
         self.device = "auto"
 
-        self.run_edit = QLineEdit()
-        self.run_edit.setPlaceholderText("run folder (or a checkpoint .pt)")
-        browse_run = QPushButton("Run…")
-        browse_ckpt = QPushButton("Checkpoint…")
-        self.method_box = QComboBox()
-        self.fold_box = QComboBox()
-        self.attack_box = QComboBox()
-        self.attack_box.addItems(ATTACKS)
-        self.eps_edit = QLineEdit(DEFAULT_EPS)
-        self.eps_edit.setToolTip("one or more ε (pixel scale, [0, 1]) separated by commas")
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 1000)
-        self.steps_spin.setValue(10)
-        self.restarts_spin = QSpinBox()
-        self.restarts_spin.setRange(1, 100)
-        self.restarts_spin.setValue(1)
-        self.size_spin = QSpinBox()
-        self.size_spin.setRange(16, 1024)
-        self.size_spin.setValue(64)
-        self.size_spin.setToolTip(
-            "input size for a bare checkpoint that does not record its own "
-            "(runs and newer checkpoints use the preprocessing they were trained on)"
-        )
-        self.check_boxes = {name: QCheckBox(text) for name, text in CHECK_TEXT.items()}
-        self.large_box = QCheckBox(f"Large ε = {LARGE_EPS:g} (the attack must break the model there)")
-        self.large_box.setChecked(True)
-        self.queries_spin = QSpinBox()
-        self.queries_spin.setRange(10, 100000)
-        self.queries_spin.setSingleStep(100)
-        self.queries_spin.setValue(DEFAULT_PROBE_QUERIES)
-        self.queries_spin.setToolTip("queries per image for the Square probe: its cost grows linearly with them")
-        self.subset_spin = QSpinBox()
-        self.subset_spin.setRange(0, 100000)
-        self.subset_spin.setSpecialValueText("all")
-        self.subset_spin.setToolTip("run the sanity checks on the first N held-out images only (all: 0)")
-        self.plan_label = QLabel("")
-        self.plan_label.setWordWrap(True)
-        self.run_button = QPushButton("Run attack")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.stage_label = QLabel("")
-        self.stage_label.setWordWrap(True)
+        browse_run, browse_ckpt = build_controls(self)  # the controls become the pane's attributes
         form_box = QGroupBox("Model and attack")
         form = QFormLayout(form_box)
         run_row = QHBoxLayout()

@@ -17,15 +17,11 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QPushButton,
-    QSlider,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -36,14 +32,13 @@ from PySide6.QtWidgets import (
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes.viewer_controls import build_controls
 from arfl_studio.gui.panes.viewer_export import export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
-from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, DIVERGING, SEQUENTIAL, MammogramView
+from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
-OVERLAYS = ("none", "saliency", "perturbation δ")
-SPACES = ("Native (as acquired)", "As the model sees it")
 HANGING = (("RCC", 0, 0), ("LCC", 0, 1), ("RMLO", 1, 0), ("LMLO", 1, 1))
 SALIENCY_NOTE = {"gradient": "|∂z/∂x|", "smoothgrad": "SmoothGrad |∂z/∂x|", "integrated-gradients": "|IG|"}
 
@@ -72,69 +67,7 @@ class ViewerPane(QWidget):
         self._new_case = False
         self._shown_path = None  # the case on screen: another one starts from its own header window
 
-        self.mode_box = QComboBox()
-        self.mode_box.addItems(("Two models", "Four views"))
-        self.space_box = QComboBox()
-        self.space_box.addItems(SPACES)
-        self.space_box.setToolTip("Native: the DICOM as acquired, maps mapped back through the crop, resize and flip")
-        self.model_a = QComboBox()
-        self.model_b = QComboBox()
-        self.overlay_box = QComboBox()
-        self.overlay_box.addItems(OVERLAYS)
-        self.saliency_box = QComboBox()
-        self.saliency_box.addItems(("gradient", "smoothgrad", "integrated-gradients"))
-        self.cmap_box = QComboBox()
-        self.cmap_box.addItems(SEQUENTIAL)
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(55)
-        self.opacity.setMaximumWidth(110)
-        self.threshold_spin = QSpinBox()
-        self.threshold_spin.setRange(0, 90)
-        self.threshold_spin.setValue(round(100 * DEFAULT_THRESHOLD))
-        self.threshold_spin.setSuffix(" %")
-        self.threshold_spin.setToolTip(
-            "The overlay is transparent below this share of its scale and fades in above "
-            "it, so the anatomy under a cold region stays readable"
-        )
-        self.preset_box = QComboBox()
-        self.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; double-click resets")
-        self.link_wl_box = QCheckBox("Link W/L")
-        self.link_wl_box.setChecked(True)
-        self.adversarial_box = QCheckBox("Adversarial image")
-        self.invert_box = QCheckBox("Invert")
-        self.lesion_box = QCheckBox("Lesions")
-        self.lesion_box.setChecked(True)
-        self.lesion_box.setToolTip("The dataset's lesion marks: malignant red, benign yellow, unknown cyan (drawn under the overlay)")
-        self.compute_button = QPushButton("Compute")
-        self.compute_button.setToolTip("Recompute predictions, δ and saliency for the chosen models")
-        controls = QGridLayout()
-        self.model_a_label = QLabel("Left model")
-        pairs = [
-            (QLabel("Layout"), self.mode_box),
-            (QLabel("Space"), self.space_box),
-            (self.model_a_label, self.model_a),
-            (QLabel("Right model"), self.model_b),
-            (QLabel("Overlay"), self.overlay_box),
-            (QLabel("Saliency"), self.saliency_box),
-            (QLabel("Colormap"), self.cmap_box),
-            (QLabel("Opacity"), self.opacity),
-            (QLabel("Show above"), self.threshold_spin),
-            (QLabel("Window"), self.preset_box),
-        ]
-        self.labels = {}
-        per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
-        for i, (label, widget) in enumerate(pairs):
-            row, col = 2 * (i // per_row), i % per_row
-            controls.addWidget(label, row, col)
-            controls.addWidget(widget, row + 1, col)
-            self.labels[widget] = label
-        controls.addWidget(self.adversarial_box, 0, per_row)
-        controls.addWidget(self.invert_box, 1, per_row)
-        controls.addWidget(self.link_wl_box, 2, per_row)
-        controls.addWidget(self.compute_button, 3, per_row)
-        controls.addWidget(self.lesion_box, 0, per_row + 1)
-        controls.setColumnStretch(per_row + 2, 1)
+        controls = build_controls(self)  # the controls' widgets become the pane's attributes (setupUi style)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
