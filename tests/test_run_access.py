@@ -112,3 +112,19 @@ def test_a_damaged_splits_json_is_named_by_every_reader(plain_run, tmp_path, cap
         assert cli_main(command) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and f"{damaged / 'splits.json'}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_summary_reports_every_seed_and_the_seed_ensemble(seeded_run, plain_run):
+    from arfl_studio.evaluation.roc_stats import pooled_oof_auc
+    from arfl_studio.experiments.cv_summary import seed_ensemble, summarise_run
+    from arfl_studio.experiments.fold_predictions import read_predictions
+
+    seeds = summarise_run(seeded_run)["F"]["seeds"]
+    assert seeds["seeds"] == [0, 1] and seeds["folds"] == [0, 1]
+    stored = {s: [read_predictions(seeded_run / "F" / f"seed_{s}" / f"fold_{k}") for k in (0, 1)] for s in (0, 1)}
+    for s in (0, 1):  # each seed's pooled AUC is its own folds' predictions pooled
+        expected = pooled_oof_auc([(p["label"], p["clean_logit"]) for p in stored[s]]).auc
+        assert seeds["per_seed"][str(s)]["auc"] == pytest.approx(expected)
+    mean_logits = [(a["label"], (a["clean_logit"] + b["clean_logit"]) / 2) for a, b in zip(stored[0], stored[1])]
+    assert seeds["ensemble"]["auc"] == pytest.approx(pooled_oof_auc(mean_logits).auc)
+    assert seed_ensemble(plain_run, "A") is None  # one seed: nothing to ensemble
