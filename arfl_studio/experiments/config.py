@@ -11,7 +11,7 @@ Sections (all optional except a data source)::
                   threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
                   threshold_holdout = 0 | 0.2 (share of training patients kept out to choose it on),
                   pos_weight = "auto" | "off" | N
-    [cv]          folds = 5, seed
+    [cv]          folds = 5, seed, split = "patient-cv" | "official" (the dataset's own train/test split, one fold)
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
     [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...); unit = "image"|"breast"|"patient"
     [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
@@ -58,6 +58,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 DATA_SOURCES = ("dataset", "demo", "synthetic")
 SWEEP_AXES = ("mix_ratio", "robust_weight", "eps")
+CV_SPLITS = ("patient-cv", "official")
 
 
 @dataclass
@@ -204,10 +205,22 @@ class TrainingConfig:
 
 @dataclass
 class CVConfig:
+    """How patients are split: ``folds``-fold patient-level cross-validation (the default), or
+    ``split = "official"``: the dataset's published train/test split as one fold (CBIS-DDSM,
+    VinDr-Mammo; :func:`arfl_studio.data.datasets.splits.official_split`)."""
+
     folds: int = 5
     seed: int = 0
+    split: str = "patient-cv"
+
+    @property
+    def fold_count(self) -> int:
+        """How many folds the run has: ``folds``, or 1 for the official split."""
+        return 1 if self.split == "official" else self.folds
 
     def validate(self) -> None:
+        if self.split not in CV_SPLITS:
+            raise SettingError(f"[cv] split must be one of {CV_SPLITS}, got {self.split!r}")
         check_ranges("[cv]", asdict(self))
 
 

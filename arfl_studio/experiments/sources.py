@@ -38,6 +38,7 @@ def record_to_dict(record: Any) -> dict:
         "view": getattr(record, "view", None),
         "label": int(record.label),
         **({"frame": record.frame} if getattr(record, "frame", None) is not None else {}),
+        **({"split": record.split} if getattr(record, "split", None) else {}),  # the dataset's own train/test
         # lesion marks travel with the split so localisation works on held-out patients later
         **({"lesions": [les.to_dict() for les in record.lesions]} if getattr(record, "lesions", ()) else {}),
     }
@@ -54,6 +55,7 @@ def record_from_dict(root: str | None, data: dict) -> ImageRecord:
         view=data.get("view"),
         label=int(data["label"]),
         frame=data.get("frame"),
+        split=data.get("split"),
         lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()),
     )
 
