@@ -80,12 +80,14 @@ def official_split(records: Sequence[Any]) -> OfficialSplit:
     unknown = [str(getattr(r, "rel_path", r)) for r, side in zip(records, sides) if side is None]
     if unknown:
         raise ValueError(f"{len(unknown)} image(s) are in neither official set (e.g. {unknown[0]}); the official split cannot place them")
-    for side in ("train", "test"):
-        if side not in sides:
-            raise ValueError(f"the official split has no {side} images among the labelled images")
+    for wanted in ("train", "test"):
+        if wanted not in sides:
+            raise ValueError(f"the official split has no {wanted} images among the labelled images")
     test_patients = {str(r.patient_id) for r, side in zip(records, sides) if side == "test"}
     overlap = sorted({str(r.patient_id) for r, side in zip(records, sides) if side == "train"} & test_patients)
-    kept, test, left_out = [], [], []
+    kept: list[Any] = []
+    test: list[int] = []
+    left_out: list[Any] = []
     for record, side in zip(records, sides):
         if side == "train" and str(record.patient_id) in test_patients:
             left_out.append(record)
