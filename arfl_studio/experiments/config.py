@@ -3,7 +3,8 @@
 Sections (all optional except a data source)::
 
     [data]        root = "/data/CMMD" | demo = true | source = "synthetic" (exactly one); labels, layout, cache_dir,
-                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own)
+                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own),
+                  cmmd_missing = "unlabeled" | "negative", birads_positive = "4,4a,4b,4c,5,6", birads_negative = "1,2"
     [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
     [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
@@ -59,6 +60,7 @@ LR_SCHEDULES = ("constant", "cosine")
 DATA_SOURCES = ("dataset", "demo", "synthetic")
 SWEEP_AXES = ("mix_ratio", "robust_weight", "eps")
 CV_SPLITS = ("patient-cv", "official")
+LAYOUT_OPTIONS = ("cmmd_missing", "birads_positive", "birads_negative")
 
 
 @dataclass
@@ -78,6 +80,11 @@ class DataConfig:
     # label words beyond the layout's own (data/datasets/labels.py LABEL_VOCABULARY): {TRUE = 1, FALSE = 0}
     label_map: dict[str, Any] | None = None
     layout: str = "auto"
+    # the layouts' visible label policies (data/datasets): a CMMD breast without a clinical-table row,
+    # and the BI-RADS mapping of VinDr-Mammo and INbreast (comma-separated categories)
+    cmmd_missing: str | None = None
+    birads_positive: str | None = None
+    birads_negative: str | None = None
     cache_dir: str | None = None
     demo_dir: str | None = None
     demo_patients: int | None = None
@@ -95,7 +102,20 @@ class DataConfig:
             return "demo"
         return "dataset"
 
+    def layout_options(self) -> dict[str, str]:
+        """The label policies set, as ``scan_dataset(layout_options=...)`` takes them."""
+        return {k: v for k in LAYOUT_OPTIONS if (v := getattr(self, k)) is not None}
+
     def validate(self) -> None:
+        from arfl_studio.data.datasets.cmmd import MISSING_ROW_POLICIES
+        from arfl_studio.data.datasets.layout_base import birads_code
+
+        if self.cmmd_missing is not None and self.cmmd_missing not in MISSING_ROW_POLICIES:
+            raise SettingError(f"[data] cmmd_missing must be one of {MISSING_ROW_POLICIES}, got {self.cmmd_missing!r}")
+        for key in ("birads_positive", "birads_negative"):
+            bad = [c for c in str(getattr(self, key) or "").split(",") if c.strip() and birads_code(c) is None]
+            if bad:
+                raise SettingError(f"[data] {key}: {bad} are not BI-RADS categories (0-6, 4a, 4b, 4c), comma-separated")
         if self.kind not in DATA_SOURCES:
             raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
         self._check_one_source()

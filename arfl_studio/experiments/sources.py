@@ -220,6 +220,7 @@ class FolderSource(DataSource):
         cancel=None,
         workers: int = 1,
         label_map: dict | None = None,
+        layout_options: dict | None = None,
     ):
         from arfl_studio import data as data_layer
 
@@ -229,7 +230,9 @@ class FolderSource(DataSource):
         self.data_layer = data_layer
         self.root = str(Path(root).resolve())
         self.kind = kind
-        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map)
+        scan = data_layer.scan_dataset(
+            self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map, layout_options=layout_options
+        )
         self.scan_summary = scan.summary() if hasattr(scan, "summary") else {}
         self._records = sorted(scan.images, key=lambda r: str(r.rel_path))
         if not self._records:
@@ -313,6 +316,7 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
             cancel=cancel,
             workers=config.training.workers,
             label_map=data.label_map,
+            layout_options=data.layout_options(),
         )
     return FolderSource(
         data.root,
@@ -323,6 +327,7 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
         cancel=cancel,
         workers=config.training.workers,
         label_map=data.label_map,
+        layout_options=data.layout_options(),
     )
 
 

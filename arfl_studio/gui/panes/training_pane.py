@@ -252,10 +252,13 @@ class TrainingPane(QWidget):
         return training_figure(self.run_dir, kind, path)
 
     # ---------------------------------------------------------------- control
-    def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False, lesions: int = 0) -> None:
-        """The dataset to train on; real films with lesion marks (``lesions`` > 0) are offered the
-        real-data recipe, the demo's phantoms the form's small CNN."""
-        self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout}
+    def set_dataset(
+        self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False, lesions: int = 0, layout_options=None
+    ) -> None:
+        """The dataset to train on, with the Dataset pane's label policies (``layout_options``); real
+        films with lesion marks (``lesions`` > 0) are offered the real-data recipe, the demo's phantoms
+        the form's small CNN."""
+        self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout, **(layout_options or {})}
         if labels and not demo:
             self.data_section["labels"] = str(labels)
         self.form.offer_recipe("real_cpu" if lesions and not demo else "form")
