@@ -77,11 +77,14 @@ def test_the_birads_mapping_is_shown_for_vindr_and_a_change_relabels(qtbot, tmp_
     form = box.layout()
     assert form.isRowVisible(box.birads_positive) and not form.isRowVisible(box.cmmd_missing)
     assert {r.rel_path for r in scan.images} == {"images/s1/a.dicom", "images/s1/b.dicom"}  # BI-RADS 3 excluded
+    assert "breast_birads: BI-RADS 4" in pane.summary_value("Labels")
 
     box.birads_positive.setText("3,4,4a,4b,4c,5,6")
     rescanned = _scanned(qtbot, pane, lambda: box.birads_positive.editingFinished.emit())
     assert {r.rel_path: r.label for r in rescanned.images}["images/s2/c.dicom"] == 1
     assert rescanned.options["birads_positive"] == "3,4,4a,4b,4c,5,6" and "BI-RADS 3, 4" in rescanned.label_rule
+    assert "BI-RADS 3, 4" in pane.summary_value("Labels")
+    assert "3 headers from the scan cache, 0 read" in pane.summary_value("Scan")  # only the labels were derived again
     assert box.options_for("vindr") == {"birads_positive": "3,4,4a,4b,4c,5,6", "birads_negative": "1,2"}
     _idle(qtbot, pane)
 

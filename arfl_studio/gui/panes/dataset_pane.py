@@ -345,6 +345,12 @@ class DatasetPane(QWidget):
             ),
             ("Unlabeled images", str(c["unlabeled"])),
             ("Label rows without images", str(c["labels_without_images"])),
+            ("Labels", summary.get("label_rule") or "as the layout reads them"),
+            (
+                "Scan",
+                f"{summary.get('files', 0)} files, {summary.get('files_per_second') or '-'} files/s; "
+                f"{summary.get('headers_from_cache', 0)} headers from the scan cache, {summary.get('headers_read', 0)} read",
+            ),
         ]
         for name, value in rows:
             label = QLabel(value)
