@@ -300,7 +300,7 @@ def test_inbreast_reads_the_semicolon_table_and_the_osirix_rois(tmp_path):
     lines = ["Patient ID ;Patient age;Laterality ;View ;Acquisition date;File Name ;ACR ;Bi-Rads "]
     for name, patient, side, view, birads in names:
         write_dicom(
-            root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view}_ANON.dcm",
+            root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view[:2]}_ANON.dcm",  # the names say ML for MLO
             laterality=side,
             view="MLO" if view == "MLO" else "CC",
             patient_id="",
@@ -347,7 +347,7 @@ def test_inbreast_reads_the_real_xls_table(tmp_path):
         ["Patient ID ", "Patient age", "Laterality ", "View ", "Acquisition date", "File Name ", "ACR ", "Bi-Rads "]
     ]
     for name, patient, side, view, birads in names:
-        write_dicom(root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view}_ANON.dcm", laterality=side, patient_id="")
+        write_dicom(root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view[:2]}_ANON.dcm", laterality=side, patient_id="")
         rows.append(["removed", "removed", side, view, 201001.0, float(name), 2.0, birads])
     rows += [[None] * 8, ["Total", None, None, None, None, 3.0, None, None]]
     write_xls(root / "INbreast.xls", rows)
