@@ -63,7 +63,7 @@ def split_description(config: ExperimentConfig, layout: str | None, official: Of
 def split_facts(config: ExperimentConfig, source: DataSource, official: OfficialSplit | None) -> dict:
     """What splits.json and the results tables say about the split and the labels."""
     layout, label_rule = scan_facts(source)
-    facts = {
+    facts: dict[str, object] = {
         "split": config.cv.split,
         "split_description": split_description(config, layout, official),
         "layout": layout,
