@@ -96,3 +96,16 @@ def test_official_split_on_data_without_one_is_refused_before_anything_is_writte
     with pytest.raises(ExperimentError, match="official"):
         run_experiment(config, out)
     assert not (out / "config.toml").exists()
+
+
+def test_the_cli_run_takes_the_split_and_refuses_official_on_data_without_one(tmp_path, capsys):
+    import tomli_w
+
+    from arfl_studio.cli import main as cli_main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(tomli_w.dumps(tiny_config()))
+    assert cli_main(["run", str(config), "--out", str(tmp_path / "run"), "--split", "official"]) == 1
+    err = capsys.readouterr().err
+    assert '[cv] split = "official" cannot be used' in err and "no official train/test split" in err
+    assert not (tmp_path / "run" / "config.toml").exists()

@@ -109,3 +109,14 @@ def test_a_second_process_reads_the_cache_but_does_not_write_it(rsna, reads):
     reads.clear()
     scan_dataset(rsna)
     assert len(reads) == N + 1  # nothing was cached by the scan that did not hold the lock
+
+
+def test_the_cli_scan_reports_the_cache_and_can_do_without_it(rsna, capsys):
+    from arfl_studio.cli import main as cli_main
+
+    assert cli_main(["scan", str(rsna)]) == 0
+    assert f"0 headers from the scan cache, {N + 1} read" in capsys.readouterr().out
+    assert cli_main(["scan", str(rsna)]) == 0
+    assert f"{N + 1} headers from the scan cache, 0 read" in capsys.readouterr().out
+    assert cli_main(["scan", str(rsna), "--no-scan-cache"]) == 0
+    assert f"0 headers from the scan cache, {N + 1} read" in capsys.readouterr().out
