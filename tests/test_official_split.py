@@ -109,3 +109,16 @@ def test_the_cli_run_takes_the_split_and_refuses_official_on_data_without_one(tm
     err = capsys.readouterr().err
     assert '[cv] split = "official" cannot be used' in err and "no official train/test split" in err
     assert not (tmp_path / "run" / "config.toml").exists()
+
+
+def test_the_external_validation_table_names_a_birads_label_rule():
+    from arfl_studio.experiments.external import render_table as external_table
+
+    doc = {
+        "unit_words": "per image",
+        "images": 4,
+        "rows": [],
+        "evaluation": {"kind": "pgd", "eps": 1e-4, "steps": 7, "attacked": False, "from": "the run's [evaluation]"},
+        "data": {"layout": "vindr", "label_rule": VINDR_RULE},
+    }
+    assert f"Labels: {VINDR_RULE}." in external_table(doc)
