@@ -8,6 +8,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scan_cache_in_a_temporary_folder(tmp_path_factory):
+    """Scans keep their header cache here, not in the user's data folder."""
+    os.environ["ARFL_STUDIO_SCAN_CACHE"] = str(tmp_path_factory.mktemp("scan-cache"))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -202,3 +202,28 @@ def test_a_run_that_cannot_open_its_data_writes_nothing_and_the_fixed_config_reu
     assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
     assert (out / "notes.txt").read_text() == "the user's"
     assert not (out / ".locks").exists() and not (out / ".run.lock").exists()
+
+
+def test_data_label_policies_are_checked_and_reach_the_scan(monkeypatch, tmp_path):
+    with pytest.raises(SettingError, match="cmmd_missing"):
+        load_config(tiny_config(data={"source": None, "root": str(tmp_path), "cmmd_missing": "maybe"}))
+    with pytest.raises(SettingError, match="not BI-RADS categories"):
+        load_config(tiny_config(data={"source": None, "root": str(tmp_path), "birads_positive": "4,high"}))
+    with pytest.raises(SettingError, match="split must be one of"):
+        load_config(tiny_config(cv={"split": "random"}))
+    config = load_config(tiny_config(data={"source": None, "root": str(tmp_path), "layout": "vindr", "birads_positive": "3,4,5"}))
+    assert config.data.layout_options() == {"birads_positive": "3,4,5"}
+    assert load_config(config.to_dict()).data.birads_positive == "3,4,5"  # kept in the run's config.toml
+    seen = {}
+
+    def scan(root, **kwargs):
+        seen.update(kwargs)
+        raise SettingError("stop here")
+
+    import arfl_studio.data as data_layer
+    from arfl_studio.experiments.sources import open_source
+
+    monkeypatch.setattr(data_layer, "scan_dataset", scan)
+    with pytest.raises(SettingError, match="stop here"):
+        open_source(config)
+    assert seen["layout_options"] == {"birads_positive": "3,4,5"}

@@ -44,6 +44,12 @@ def register(subparsers) -> None:
         help="after the folds, also train each method's final model on every patient (OUT/KEY/final; "
         "threshold and epoch chosen on held-out training patients as [training] configures)",
     )
+    parser.add_argument(
+        "--split",
+        choices=("patient-cv", "official"),
+        help="override the config's [cv] split: patient-level cross-validation, or the dataset's official "
+        "train/test split as one fold (CBIS-DDSM, VinDr-Mammo)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final table")
     parser.add_argument("--json", metavar="PATH", help="write the results document (JSON) here")
     declare_outputs(parser, files=("json",), folders=("out",))
@@ -113,6 +119,8 @@ def run(args) -> int:
 
     try:
         config = load_config(resolve_config(args.config))
+        if args.split:
+            config.cv.split = args.split
     except (SettingError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,6 +35,12 @@ def register(subparsers) -> None:
     parser.add_argument("--patient-column", default="patient", help="labels CSV: column with the patient ID")
     parser.add_argument("--label-column", default="label", help="labels CSV: column with the label")
     parser.add_argument("--workers", type=int, default=1, help="processes reading headers / decoding (default 1)")
+    parser.add_argument(
+        "--no-scan-cache",
+        action="store_true",
+        help="read every header again and keep none (default: unchanged files' headers come from the scan cache "
+        "in the user data folder, so an interrupted scan resumes)",
+    )
     parser.add_argument("--verify", action="store_true", help="decode every usable image (slower) so a run never meets an undecodable file")
     parser.add_argument(
         "--include-non-mammograms", action="store_true", help="keep images whose header does not show a mammogram (CT, MR, ...)"
@@ -64,7 +70,12 @@ def run(args) -> int:
         if done == 0 and stage["started"]:
             stage["name"] = "files decoded (--verify; every header was read)"
         stage["started"] = True
-        note_progress(f"{done} of {total} {stage['name']}", "nothing was written (the scan writes only its --json, at the end)")
+        note_progress(
+            f"{done} of {total} {stage['name']}",
+            "the headers read so far are kept in the scan cache: re-run the same command to resume"
+            if stage["name"] == "headers read" and not args.no_scan_cache
+            else "nothing was written (the scan writes only its --json, at the end)",
+        )
 
     try:
         result = scan_dataset(
@@ -81,6 +92,7 @@ def run(args) -> int:
             frame=args.frame,
             verify=args.verify,
             cancel=CANCEL,
+            scan_cache=not args.no_scan_cache,
             layout_options={
                 k: v
                 for k, v in (
@@ -130,7 +142,10 @@ def run(args) -> int:
         print(f"  note: {note}")
     if result.verified:
         print("  verified            every usable image decoded")
-    print(f"  took {result.seconds:.2f} s ({result.files_seen / max(result.seconds, 1e-9):.0f} files/s)")
+    print(
+        f"  took {result.seconds:.2f} s ({result.files_seen / max(result.seconds, 1e-9):.0f} files/s; "
+        f"{result.headers_cached} headers from the scan cache, {result.headers_read} read)"
+    )
     if args.json:
         write_json(os.path.expanduser(args.json), result.to_json(shareable_paths=args.shareable_paths))
         print(f"wrote {args.json}")

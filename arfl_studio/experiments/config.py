@@ -3,7 +3,8 @@
 Sections (all optional except a data source)::
 
     [data]        root = "/data/CMMD" | demo = true | source = "synthetic" (exactly one); labels, layout, cache_dir,
-                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own)
+                  label_map = {TRUE = 1, FALSE = 0} (label words beyond the layout's own),
+                  cmmd_missing = "unlabeled" | "negative", birads_positive = "4,4a,4b,4c,5,6", birads_negative = "1,2"
     [preprocess]  orient, crop, size = [224, 224], fit = "stretch"|"pad", channels
     [model]       ModelSpec fields (backbone, pretrained, weights_path, fine_tune, dual_bn, ...)
     [training]    epochs, batch_size, lr, lr_schedule = "constant"|"cosine", optimizer, weight_decay, device,
@@ -11,7 +12,7 @@ Sections (all optional except a data source)::
                   threshold = "youden" | {sensitivity = 0.9} | {specificity = 0.9} | {logit = 0.0},
                   threshold_holdout = 0 | 0.2 (share of training patients kept out to choose it on),
                   pos_weight = "auto" | "off" | N
-    [cv]          folds = 5, seed
+    [cv]          folds = 5, seed, split = "patient-cv" | "official" (the dataset's own train/test split, one fold)
     [[methods]]   key = "A".."I" (a paper preset) and/or MethodSettings fields, [methods.attack]
     [evaluation]  the held-out adversarial AUC's attack (PGD, eps = 1e-4, ...); unit = "image"|"breast"|"patient"
     [sweep]       base = "F"; mix_ratio = [...], robust_weight = [...], eps = [...]
@@ -45,6 +46,7 @@ from arfl_studio.experiments.config_checks import (
     check_value,
     toml_value,
 )
+from arfl_studio.experiments.config_data import DATA_SOURCES, LAYOUT_OPTIONS, DataConfig  # noqa: F401 - re-exported
 from arfl_studio.experiments.config_methods import PAPER_KEYS, check_key, check_method_types, parse_method
 from arfl_studio.experiments.epoch_selection import SELECT_EPOCH
 from arfl_studio.models.registry import ModelSpec
@@ -56,79 +58,8 @@ from arfl_studio.training.threshold import ThresholdRule
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
-DATA_SOURCES = ("dataset", "demo", "synthetic")
 SWEEP_AXES = ("mix_ratio", "robust_weight", "eps")
-
-
-@dataclass
-class DataConfig:
-    """Where the images come from.
-
-    ``root``: a dataset folder (CMMD layout, CSV or folder-per-class). ``demo``: the
-    built-in synthetic phantom mammograms (``demo_patients``/``demo_size`` make a
-    small private copy under ``demo_dir``). ``source = "synthetic"``: tiny in-memory
-    tensors (no files) for tests, benchmarks and the DDP check -- not mammograms.
-    """
-
-    root: str | None = None
-    demo: bool = False
-    source: str | None = None  # "dataset" | "demo" | "synthetic"; inferred when None
-    labels: str | None = None
-    # label words beyond the layout's own (data/datasets/labels.py LABEL_VOCABULARY): {TRUE = 1, FALSE = 0}
-    label_map: dict[str, Any] | None = None
-    layout: str = "auto"
-    cache_dir: str | None = None
-    demo_dir: str | None = None
-    demo_patients: int | None = None
-    demo_size: list[int] | None = None
-    demo_seed: int = 0
-    synthetic_samples: int = 64
-    synthetic_size: list[int] = field(default_factory=lambda: [32, 32])
-    synthetic_seed: int = 0
-
-    @property
-    def kind(self) -> str:
-        if self.source:
-            return self.source
-        if self.demo:
-            return "demo"
-        return "dataset"
-
-    def validate(self) -> None:
-        if self.kind not in DATA_SOURCES:
-            raise SettingError(f"[data] source must be one of {DATA_SOURCES}, got {self.source!r}")
-        self._check_one_source()
-        if self.cache_dir and Path(self.cache_dir).expanduser().exists() and not Path(self.cache_dir).expanduser().is_dir():
-            raise SettingError(
-                f"[data] cache_dir = {toml_value(self.cache_dir)} is a file, not a folder: name a folder for the preprocessed-image cache"
-            )
-        if self.label_map is not None:
-            from arfl_studio.data.datasets.labels import LayoutError, label_vocabulary
-
-            try:
-                label_vocabulary("csv", self.label_map)
-            except LayoutError as exc:
-                raise SettingError(f"[data] {exc}") from exc
-        if self.kind == "dataset" and not self.root:
-            raise SettingError("[data] needs root = \"/path/to/dataset\" (or demo = true)")
-        # 0 patients used to fall back to the 64-patient default silently
-        check_ranges("[data]", asdict(self))
-        for key in ("demo_size", "synthetic_size"):
-            size = getattr(self, key)
-            if size is not None and (len(size) != 2 or not all(8 <= s <= 8192 for s in size)):
-                raise SettingError(f"[data] {key} = {toml_value(size)} is not allowed: it must be [rows, columns], each 8..8192")
-
-    def _check_one_source(self) -> None:
-        """One source of images: a config naming two (root and demo, say) used one of them silently."""
-        named = []
-        if self.root:
-            named.append(f"root = {toml_value(self.root)}")
-        if self.demo:
-            named.append("demo = true")
-        if self.source and not (self.source == "demo" and self.demo) and not (self.source == "dataset" and self.root):
-            named.append(f"source = {toml_value(self.source)}")
-        if len(named) > 1:
-            raise SettingError(f"[data] names more than one source of images ({', '.join(named)}): keep one")
+CV_SPLITS = ("patient-cv", "official")
 
 
 @dataclass
@@ -204,10 +135,22 @@ class TrainingConfig:
 
 @dataclass
 class CVConfig:
+    """How patients are split: ``folds``-fold patient-level cross-validation (the default), or
+    ``split = "official"``: the dataset's published train/test split as one fold (CBIS-DDSM,
+    VinDr-Mammo; :func:`arfl_studio.data.datasets.splits.official_split`)."""
+
     folds: int = 5
     seed: int = 0
+    split: str = "patient-cv"
+
+    @property
+    def fold_count(self) -> int:
+        """How many folds the run has: ``folds``, or 1 for the official split."""
+        return 1 if self.split == "official" else self.folds
 
     def validate(self) -> None:
+        if self.split not in CV_SPLITS:
+            raise SettingError(f"[cv] split must be one of {CV_SPLITS}, got {self.split!r}")
         check_ranges("[cv]", asdict(self))
 
 

@@ -292,6 +292,9 @@ def render_table(doc: dict) -> str:
             else "Not attacked (--no-attack)."
         ),
     ]
+    label_rule = (doc.get("data") or {}).get("label_rule")
+    if label_rule:  # VinDr-Mammo and INbreast: a BI-RADS mapping, not pathology
+        notes.append(f"Labels: {label_rule}.")
     if doc.get("unreadable_images"):
         notes.append(f"{doc['unreadable_images']} image(s) could not be read and were left out.")
     if any(r["training_overlap"] for r in doc["rows"]):

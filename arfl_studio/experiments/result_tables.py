@@ -10,9 +10,10 @@ from pathlib import Path
 
 from arfl_studio import atomic
 from arfl_studio.evaluation.units import UNIT_WORDS
-from arfl_studio.experiments.results import FORMATS, ORACLE_LABEL, comparison_rows, load_results
+from arfl_studio.experiments.results import FORMATS, ORACLE_LABEL, comparison_rows, data_columns, load_results
 
 
+LAYOUT_TITLES = {"cbis-ddsm": "CBIS-DDSM", "vindr": "VinDr-Mammo", "inbreast": "INbreast", "rsna": "RSNA", "cmmd": "CMMD"}
 PARTIAL_ROW = "\u2020"  # dagger: a row on fewer folds (or seeds) than the run declares
 PARTIAL_TEST = "\u2021"  # double dagger: a test on fewer folds than the run declares
 
@@ -106,15 +107,25 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
             )
     ev = results.get("evaluation") or {}
     seeds = results.get("seeds") or 1
+    official = (results.get("data") or {}).get("split") == "official"
+    over = (
+        "on the official test set (one fold: no std, no fold-level test"
+        if official
+        else f"as mean ± std over the patient-level folds in column Folds (finished / the {declared} the run declares"
+    )
     notes.insert(
         0,
-        f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} as mean ± std over the patient-level folds in column Folds (finished / the "
-        f"{declared} the run declares"
+        f"AUC in % {UNIT_WORDS.get(ev.get('unit', 'image'), 'per image')} {over}"
         + (f"; a fold's value is the mean over its {seeds} training seeds" if seeds > 1 else "")
-        + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}; "
-        "p: two-sided Mann-Whitney U on the fold AUCs both methods have "
-        "(paired Wilcoxon signed-rank in results.json).",
+        + f"); adversarial: {ev.get('kind', 'pgd').upper()} eps={ev.get('eps')} steps={ev.get('steps')}"
+        + (
+            ""
+            if official
+            else "; p: two-sided Mann-Whitney U on the fold AUCs both methods have (paired Wilcoxon signed-rank in results.json)"
+        )
+        + ".",
     )
+    notes[1:1] = data_notes(results)
     if rates:
         notes.insert(
             1,
@@ -137,6 +148,17 @@ def _display_rows(results: dict) -> tuple[list[str], list[list[str]], list[str]]
     if not results.get("complete", True):
         notes.append("Incomplete: some folds have not finished.")
     return header, body, notes
+
+
+def data_notes(results: dict) -> list[str]:
+    """'Split: ...' and 'Labels: ...': which patients were tested on, and how labels were derived
+    (a BI-RADS mapping for VinDr-Mammo and INbreast), as every table format prints them."""
+    columns = data_columns(load_results(results))
+    notes = [f"Split: {columns['split']}."] if "split" in columns else []
+    if "labels" in columns:
+        layout = (results.get("data") or {}).get("layout")
+        notes.append(f"Labels: {columns['labels']}" + (f" ({LAYOUT_TITLES.get(layout, layout)} layout)." if layout else "."))
+    return notes
 
 
 def _tex_escape(text: str) -> str:

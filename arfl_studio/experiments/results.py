@@ -4,6 +4,7 @@
 have been trained by separate cluster jobs) and writes ``results.json``::
 
     {"name", "run_dir", "folds", "seeds", "complete", "reference", "evaluation" (attack and AUC unit), "sweep",
+     "data": {"split", "split_description", "layout", "label_rule"} (the split and how labels were derived),
      "methods": [{"key", "method", "scheme", "mix_ratio", "robust_weight", "eps", "point", "params",
                   "standard_auc": {"mean", "std", "per_fold", "n"}, "adversarial_auc": {...},
                   "standard_sensitivity", "standard_specificity", "adversarial_sensitivity",
@@ -64,7 +65,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
     """Merge the finished folds of a run folder into the results document (and results.json)."""
     out = Path(out_dir)
     config = load_config(out / "config.toml")
-    k = config.cv.folds
+    k = config.cv.fold_count
     methods = []
     skipped: list[dict] = []  # fold manifests that are damaged or not ours, with the reason
     seeds = seed_folders(config)
@@ -173,6 +174,7 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
             "unit": config.evaluation.unit,
         },
         "sweep": config.sweep.axes() | {"base": config.sweep.base} if config.sweep.active else None,
+        "data": data_facts(out, config),
         "methods": methods,
     }
     if skipped:
@@ -181,6 +183,28 @@ def collect(out_dir: str | Path, write: bool = True) -> dict:
         atomic.write_json(out / "results.json", results)
         update_run_status(out, config)  # only cluster jobs ran: leaves a top-level manifest too
     return results
+
+
+def data_facts(out: Path, config) -> dict:
+    """The split and the label rule the run used, as its splits.json records them (runs made
+    before they were recorded: the config's split, and the label rule of the run's manifest)."""
+    from arfl_studio.experiments.run_folder import read_json
+    from arfl_studio.experiments.splits import split_description
+
+    splits = read_json(out / "splits.json")
+    splits = splits if isinstance(splits, dict) else {}
+    manifest = read_json(out / "manifest.json")
+    scan = ((manifest or {}).get("data") or {}).get("scan") or {} if isinstance(manifest, dict) else {}
+    facts = {
+        "split": splits.get("split", config.cv.split),
+        "split_description": splits.get("split_description") or split_description(config, scan.get("layout"), None),
+        "layout": splits.get("layout", scan.get("layout")),
+        "label_rule": splits.get("label_rule", scan.get("label_rule")),
+    }
+    for key in ("patients_in_both_official_sets", "left_out_of_training"):
+        if key in splits:
+            facts[key] = splits[key]
+    return facts
 
 
 def _mean_over_seeds(per_seed: dict, name: str, fold: int) -> float | None:
@@ -241,6 +265,15 @@ def load_results(path_or_results: str | Path | dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+def data_columns(results: dict) -> dict:
+    """The split and the label rule as table columns (every row: a CSV row stands alone)."""
+    data = results.get("data") or {}
+    columns = {"split": data.get("split_description") or data.get("split")}
+    if data.get("label_rule"):
+        columns["labels"] = data["label_rule"]
+    return {k: v for k, v in columns.items() if v}
+
+
 def comparison_rows(results: dict) -> list[dict]:
     """One row per method: AUCs (fractions), std, mean AUC, the folds (and seeds) they are over,
     p-values against the reference row with the folds each test used; ``partial`` rows and
@@ -267,6 +300,7 @@ def comparison_rows(results: dict) -> list[dict]:
             "seeds_min": min(seeds) if seeds else None,
             "seeds_declared": m.get("seeds_declared", results.get("seeds", 1)),
             "partial": bool(m.get("partial", folds < (declared or 0))),
+            **data_columns(results),
         }
         for name in RATES:
             if name in m:

@@ -20,7 +20,7 @@ def run_progress(out: Path, config: ExperimentConfig) -> tuple[int, int]:
     finished = total = 0
     for run in config.runs():
         for _, seed in seed_folders(config):
-            for fold in range(config.cv.folds):
+            for fold in range(config.cv.fold_count):
                 total += 1
                 manifest = read_json(fold_dir(out, run["key"], fold, seed) / "manifest.json")
                 finished += isinstance(manifest, dict) and manifest.get("status") == "finished"

@@ -46,7 +46,7 @@ from arfl_studio.run_lock import FoldLocks, LockHeld, acquire, run_lock_path
 from arfl_studio.experiments.run_status import update_run_status
 from arfl_studio.experiments.run_folder import ExperimentError, describe_device, fold_dir, now, seed_folders, versions
 from arfl_studio.experiments.sources import DataSource, open_source
-from arfl_studio.experiments.splits import prepare_splits
+from arfl_studio.experiments.splits import plan_official, prepare_splits
 from arfl_studio.training import distributed as ddp
 from arfl_studio.training.devices import resolve_device
 from arfl_studio.training.methods import SettingError
@@ -156,10 +156,16 @@ def run_experiment(
         if bad:
             raise SettingError(f"sweep points {bad} do not exist; this sweep has points 0..{len(runs) - 1}")
         runs = [runs[p] for p in points]
-    fold_list = list(range(config.cv.folds)) if folds is None else list(folds)
-    bad = [k for k in fold_list if not 0 <= k < config.cv.folds]
+    count = config.cv.fold_count
+    fold_list = list(range(count)) if folds is None else list(folds)
+    bad = [k for k in fold_list if not 0 <= k < count]
     if bad:
-        raise SettingError(f"folds {bad} do not exist; [cv] folds = {config.cv.folds} gives folds 0..{config.cv.folds - 1}")
+        given = (
+            '[cv] split = "official" gives one fold, 0'
+            if config.cv.split == "official"
+            else f"[cv] folds = {count} gives folds 0..{count - 1}"
+        )
+        raise SettingError(f"folds {bad} do not exist; {given}")
     partial = folds is not None or points is not None
     if out.exists() and not out.is_dir():
         raise ExperimentError(f"{out} is a file, not a run folder; choose another --out")
@@ -221,6 +227,7 @@ def _run_locked(
     out, config, runs, jobs, finals, fold_list, manifest_path, partial, source, ctx, device, emit, cancel, restart_damaged
 ) -> ExperimentResult:
     source = source or _open_source(config, cancel)
+    plan_official(config, source)  # a dataset without an official split is refused before anything is written
     fingerprint = source.fingerprint()
     manifest: dict[str, Any] = {
         "name": config.name,

@@ -38,6 +38,7 @@ def record_to_dict(record: Any) -> dict:
         "view": getattr(record, "view", None),
         "label": int(record.label),
         **({"frame": record.frame} if getattr(record, "frame", None) is not None else {}),
+        **({"split": record.split} if getattr(record, "split", None) else {}),  # the dataset's own train/test
         # lesion marks travel with the split so localisation works on held-out patients later
         **({"lesions": [les.to_dict() for les in record.lesions]} if getattr(record, "lesions", ()) else {}),
     }
@@ -54,6 +55,7 @@ def record_from_dict(root: str | None, data: dict) -> ImageRecord:
         view=data.get("view"),
         label=int(data["label"]),
         frame=data.get("frame"),
+        split=data.get("split"),
         lesions=tuple(Lesion.from_dict(d) for d in data.get("lesions") or ()),
     )
 
@@ -218,6 +220,7 @@ class FolderSource(DataSource):
         cancel=None,
         workers: int = 1,
         label_map: dict | None = None,
+        layout_options: dict | None = None,
     ):
         from arfl_studio import data as data_layer
 
@@ -227,7 +230,9 @@ class FolderSource(DataSource):
         self.data_layer = data_layer
         self.root = str(Path(root).resolve())
         self.kind = kind
-        scan = data_layer.scan_dataset(self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map)
+        scan = data_layer.scan_dataset(
+            self.root, labels=labels, layout=layout, cancel=cancel, label_map=label_map, layout_options=layout_options
+        )
         self.scan_summary = scan.summary() if hasattr(scan, "summary") else {}
         self._records = sorted(scan.images, key=lambda r: str(r.rel_path))
         if not self._records:
@@ -311,6 +316,7 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
             cancel=cancel,
             workers=config.training.workers,
             label_map=data.label_map,
+            layout_options=data.layout_options(),
         )
     return FolderSource(
         data.root,
@@ -321,6 +327,7 @@ def open_source(config: ExperimentConfig, cancel=None) -> DataSource:
         cancel=cancel,
         workers=config.training.workers,
         label_map=data.label_map,
+        layout_options=data.layout_options(),
     )
 
 

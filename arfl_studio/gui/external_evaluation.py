@@ -24,6 +24,7 @@ def external_task(run_dir: str, data: str):
 
         records, summary = scan_external(data)
         doc = evaluate_external(run_dir, records, progress=lambda d, t: report((d, t), lossy=True), cancel=cancel)
+        doc["data"] = {k: summary.get(k) for k in ("layout", "label_rule")}  # the table names the label rule
         head = f"{Path(data).name}: {summary['images']} images of {summary['patients']} patients\n\n"
         return head + render_table(doc)
 

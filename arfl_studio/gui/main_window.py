@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
             self.dataset_pane.labels_path,
             scan.layout,
             lesions=sum(len(getattr(r, "lesions", ()) or ()) for r in scan.images),
+            layout_options=self.dataset_pane.label_policy.options_for(scan.layout),
         )
         self.attack_pane.dataset_records = list(scan.images)
         self.statusBar().showMessage(status_line(scan))

@@ -29,10 +29,10 @@ def big_demo(tmp_path_factory):
 def test_header_scan_serial_vs_parallel(tmp_path):
     root = generate_demo_dataset(tmp_path / "many", patients=150, size=(48, 40), seed=2)  # 600 files
     t = time.perf_counter()
-    serial = scan_dataset(root, workers=1)
+    serial = scan_dataset(root, workers=1, scan_cache=False)  # both read every header
     t_serial = time.perf_counter() - t
     t = time.perf_counter()
-    parallel = scan_dataset(root, workers=2)
+    parallel = scan_dataset(root, workers=2, scan_cache=False)
     t_parallel = time.perf_counter() - t
     assert [r.rel_path for r in serial.images] == [r.rel_path for r in parallel.images]
     n = serial.files_seen

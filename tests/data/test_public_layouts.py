@@ -8,6 +8,7 @@ import plistlib
 
 import numpy as np
 import pytest
+from biff_sheet import write_xls
 from helpers_data import phantom, write_dicom
 
 from arfl_studio.data import scan_dataset
@@ -299,7 +300,7 @@ def test_inbreast_reads_the_semicolon_table_and_the_osirix_rois(tmp_path):
     lines = ["Patient ID ;Patient age;Laterality ;View ;Acquisition date;File Name ;ACR ;Bi-Rads "]
     for name, patient, side, view, birads in names:
         write_dicom(
-            root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view}_ANON.dcm",
+            root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view[:2]}_ANON.dcm",  # the names say ML for MLO
             laterality=side,
             view="MLO" if view == "MLO" else "CC",
             patient_id="",
@@ -331,6 +332,31 @@ def test_inbreast_reads_the_semicolon_table_and_the_osirix_rois(tmp_path):
     assert mass.shape_kind == "polygon" and mass.polygon[0] == (5.0, 10.5)  # (row, col) = (y, x)
     assert calc.shape_kind == "point" and calc.centre == (40.0, 30.0) and calc.lesion_type == "calcification"
     assert scan.labels_without_images == []  # the total rows are not images
+
+
+def test_inbreast_reads_the_real_xls_table(tmp_path):
+    """INbreast.xls as distributed: File Name and numeric BI-RADS as numbers, 4a-4c as text,
+    column names with trailing spaces, a blank row and a total row at the end."""
+    root = tmp_path / "INbreast Release 1.0"
+    names = [
+        (22678622, "61b13c59bcba149e", "R", "CC", "4c"),
+        (22678646, "61b13c59bcba149e", "R", "MLO", 2.0),
+        (20587054, "b6a4f750c6df4f90", "L", "CC", 3.0),
+    ]
+    rows: list[list[object]] = [
+        ["Patient ID ", "Patient age", "Laterality ", "View ", "Acquisition date", "File Name ", "ACR ", "Bi-Rads "]
+    ]
+    for name, patient, side, view, birads in names:
+        write_dicom(root / "AllDICOMs" / f"{name}_{patient}_MG_{side}_{view[:2]}_ANON.dcm", laterality=side, patient_id="")
+        rows.append(["removed", "removed", side, view, 201001.0, float(name), 2.0, birads])
+    rows += [[None] * 8, ["Total", None, None, None, None, 3.0, None, None]]
+    write_xls(root / "INbreast.xls", rows)
+    scan = scan_dataset(root)
+    assert scan.layout == "inbreast" and "INbreast.xls" in scan.label_rule
+    got = {r.rel_path.split("/")[-1][:8]: (r.label, r.patient_id, r.laterality, r.view) for r in scan.images}
+    assert got == {"22678622": (1, "61b13c59bcba149e", "R", "CC"), "22678646": (0, "61b13c59bcba149e", "R", "MLO")}
+    assert [why for _p, why in scan.excluded] == ["excluded by the BI-RADS mapping: BI-RADS 3"]
+    assert scan.labels_without_images == []  # the blank and total rows are not images
 
 
 def _stripped(ds):

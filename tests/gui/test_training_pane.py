@@ -257,3 +257,17 @@ def test_final_table_marks_rows_and_tests_on_fewer_folds(qtbot, tmp_path):
     assert rows["A"]["p_standard_auc_vs_F"].endswith(PARTIAL_TEST)
     column = [k for k, _ in pane.table_model.columns].index("folds")
     assert pane.table_model.data(pane.table_model.index(list(rows).index("F"), column)) == f"2/5 {PARTIAL_ROW}"
+
+
+def test_the_final_table_names_the_split_and_the_official_split_is_a_choice(qtbot, trained_run, tmp_path):
+    pane = TrainingPane(["cpu"])
+    qtbot.addWidget(pane)
+    pane.run_dir = trained_run
+    pane._fill_final_table()
+    assert "Split: patient-level 2-fold cross-validation" in pane.table_note.text()
+    assert "Labels: " in pane.table_note.text()  # the demo's CMMD-style clinical table
+    pane.form.set_values(split="official")
+    assert not pane.form.folds_spin.isEnabled()
+    assert pane.form.config_dict({"demo": True})["cv"]["split"] == "official"
+    pane.set_dataset(str(tmp_path), layout="vindr", layout_options={"birads_positive": "4,5"})
+    assert pane.data_section == {"root": str(tmp_path), "layout": "vindr", "birads_positive": "4,5"}

@@ -26,6 +26,7 @@ VerifyResult = tuple[str, "str | None", "str | None"]
 AnyPath = str | os.PathLike[str]  # a file, as a string or a Path
 T = TypeVar("T")
 CANCEL_POLL_S = 0.1  # how often a pool run looks at the cancel event while every worker is busy
+HEADER_CRASH_REASON = "reading the header crashed its worker process"
 
 
 def header_job(
@@ -66,6 +67,7 @@ def run_jobs(
     chunk: int | None = None,
     *,
     crash_result: Callable[[str], T],
+    on_result: Callable[[T], None] | None = None,
 ) -> tuple[list[T], bool]: ...
 
 
@@ -78,6 +80,7 @@ def run_jobs(
     cancel: threading.Event | None = None,
     chunk: int | None = None,
     crash_result: None = None,
+    on_result: Callable[[T], None] | None = None,
 ) -> tuple[list[T | None], bool]: ...
 
 
@@ -89,8 +92,12 @@ def run_jobs(
     cancel: threading.Event | None = None,
     chunk: int | None = None,
     crash_result: Callable[[str], T] | None = None,
+    on_result: Callable[[T], None] | None = None,
 ) -> tuple[list[T], bool] | tuple[list[T | None], bool]:
     """``job(str(path))`` for every path, in order; returns (results, cancelled).
+
+    ``on_result(result)`` is called in this thread as each result arrives (in completion
+    order), so a caller can keep what is done even when the run is interrupted.
 
     A worker process that dies (a decoder crashing on a hostile file, the system killing it
     for memory) does not end the scan: only a few chunks are in flight at a time, the ones
@@ -107,6 +114,8 @@ def run_jobs(
             if cancel is not None and cancel.is_set():
                 return results, True
             results.append(job(path))
+            if on_result is not None:
+                on_result(results[-1])
             if progress:
                 progress(i + 1, total)
         return results, False
@@ -126,6 +135,8 @@ def run_jobs(
         nonlocal done
         for i, item in zip(indices, outcome):
             slots[i] = item
+            if on_result is not None and item is not None:
+                on_result(item)
         done += len(indices)
         if progress:
             progress(done, total)
@@ -169,16 +180,17 @@ def read_headers(
     include_non_mammograms: bool = False,
     include_for_processing: bool = False,
     frame: int | None = None,
+    on_result: Callable[[HeaderResult], None] | None = None,
 ) -> tuple[list[HeaderResult], bool]:
-    """Header-only reads; returns (results, cancelled)."""
+    """Header-only reads; returns (results, cancelled). ``on_result`` sees each as it arrives."""
     job = functools.partial(
         header_job, include_non_mammograms=include_non_mammograms, include_for_processing=include_for_processing, frame=frame
     )
-    return run_jobs(job, paths, workers, progress, cancel, crash_result=_header_crash)
+    return run_jobs(job, paths, workers, progress, cancel, crash_result=_header_crash, on_result=on_result)
 
 
 def _header_crash(path: str) -> HeaderResult:
-    return path, None, "reading the header crashed its worker process", "unreadable"
+    return path, None, HEADER_CRASH_REASON, "unreadable"
 
 
 def verify_files(

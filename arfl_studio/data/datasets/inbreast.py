@@ -8,7 +8,10 @@ Calcification, Cluster, Distortion, Asymmetry, Spiculated Region, ...) and ``Poi
 
 INbreast gives BI-RADS (1-6 with 4a/4b/4c), not pathology for every image: the label comes
 through the same visible mapping as VinDr (default 4-6 positive, 1-2 negative, 3 excluded).
-The patient is the hash in the file name (the table's Patient ID column is removed).
+The patient is the hash in the file name (the table's Patient ID column is removed). The
+file names abbreviate the MLO view as ``ML`` (``..._MG_R_ML_ANON.dcm`` is the right MLO; the
+table's View column says ``MLO``): the view comes from the table, else ``ML`` is read as MLO,
+never as a true lateral.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class InbreastLayout(Layout):
             return Verdict()
         name, patient, side, view = match.groups()
         self.seen.add(name)
+        table_view = str(self.rows[name].get("View") or "").strip().upper()
+        view = table_view if table_view in ("CC", "MLO") else ("MLO" if view == "ML" else view)
         code = birads_code(self.rows[name].get("Bi-Rads"))
         label = self.mapping.label(code)
         common: dict[str, Any] = dict(patient=patient, laterality=side, view=view)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from arfl_studio.data.datasets.cbis_ddsm import CbisDdsmLayout
 from arfl_studio.data.datasets.cmmd import CmmdLayout, find_cmmd_table
 from arfl_studio.data.datasets.csv_folder import LABEL_TABLES, CsvLayout
-from arfl_studio.data.datasets.file_jobs import read_headers, verify_files
+from arfl_studio.data.datasets.file_jobs import HeaderResult, read_headers, verify_files
 from arfl_studio.data.datasets.folders import FoldersLayout
 from arfl_studio.data.datasets.inbreast import InbreastLayout
 from arfl_studio.data.datasets.layout_names import LAYOUTS
@@ -43,6 +43,7 @@ from arfl_studio.data.datasets.labels import (
 from arfl_studio.data.datasets.reasons import Rejection
 from arfl_studio.data.datasets.records import ImageRecord, ScanResult
 from arfl_studio.data.datasets.rsna import RsnaLayout
+from arfl_studio.data.datasets.scan_cache import ScanCache
 from arfl_studio.data.datasets.vindr import VindrLayout
 from arfl_studio.data.datasets.walk import walk_dataset
 
@@ -136,6 +137,7 @@ def scan_dataset(
     verify: bool = False,
     layout_options: dict[str, Any] | None = None,
     label_map: dict[str, object] | None = None,
+    scan_cache: bool = True,
 ) -> ScanResult:
     """Scan a dataset folder: which images are usable, their labels, and what is wrong.
 
@@ -149,6 +151,9 @@ def scan_dataset(
     that frame of multi-frame files. ``verify`` decodes every usable image (slower; see
     ``verify_scan``). Labels are the layout's words (``labels.LABEL_VOCABULARY``) and those
     ``label_map`` maps to 0/1 (or benign/malignant); any other label refuses its image.
+    ``scan_cache`` keeps every header read in the user's scan cache (:mod:`scan_cache`): an
+    interrupted scan resumes, a re-scan reads only new or changed files; the summary says how
+    many headers came from it.
     """
     start = time.perf_counter()
     root = _dataset_root(root)
@@ -192,8 +197,11 @@ def scan_dataset(
             wanted.append(path)
         else:
             result.excluded.append((_rel(root, path), why))
-    headers, result.cancelled = read_headers(
+    headers = _read_headers_cached(
+        root,
         wanted,
+        result,
+        scan_cache,
         workers=workers,
         progress=progress,
         cancel=cancel,
@@ -215,6 +223,34 @@ def scan_dataset(
         verify_scan(result, workers=workers, progress=progress, cancel=cancel)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _read_headers_cached(
+    root: Path,
+    paths: list[Path],
+    result: ScanResult,
+    use_cache: bool,
+    *,
+    progress: Callable[[int, int], None] | None,
+    **read: Any,
+) -> list[HeaderResult]:
+    """The headers of ``paths`` in their order: from the scan cache where the file is unchanged,
+    read (and cached as they arrive) otherwise; sets ``result``'s cache counts and ``cancelled``."""
+    options = {k: read[k] for k in ("include_non_mammograms", "include_for_processing", "frame")}
+    cache = ScanCache(root, options) if use_cache else None
+    try:
+        cached, todo = cache.split(paths) if cache is not None else ({}, [str(p) for p in paths])
+        offset = len(cached)
+        shifted = (lambda done, total: progress(offset + done, offset + total)) if progress else None
+        fresh, result.cancelled = read_headers(todo, progress=shifted, on_result=cache.add if cache else None, **read)
+    finally:
+        if cache is not None:
+            cache.close()  # Ctrl-C (KeyboardInterrupt) too: what was read is kept
+    if cache is not None and cache.note:
+        result.notes.append(cache.note)
+    result.headers_cached, result.headers_read = len(cached), len(fresh)
+    by_path = {**cached, **{item[0]: item for item in fresh}}
+    return [by_path[str(p)] for p in paths if str(p) in by_path]
 
 
 def verify_scan(

@@ -69,6 +69,8 @@ class ScanResult:
     label_rule: str = ""  # how the labels were derived, in words
     notes: list[str] = field(default_factory=list)  # dataset traps found, policies applied
     files_seen: int = 0
+    headers_cached: int = 0  # header reads taken from the scan cache (unchanged files of an earlier scan)
+    headers_read: int = 0  # headers read from the files by this scan
     seconds: float = 0.0
     cancelled: bool = False
     verified: bool = False  # every image in ``images`` was decoded once
@@ -106,6 +108,8 @@ class ScanResult:
             "excluded_by_reason": dict(sorted(Counter(why.split(":")[0] for _p, why in self.excluded).items())),
             "notes": list(self.notes),
             "files_per_second": round(self.files_seen / self.seconds, 1) if self.seconds > 0 else None,
+            "headers_from_cache": self.headers_cached,
+            "headers_read": self.headers_read,
             "lesions": count_lesions(self.images),
             "lesion_problems": len(self.lesion_problems),
             "verified": self.verified,
@@ -133,6 +137,9 @@ class ScanResult:
             "options": dict(self.options),
             "seconds": round(self.seconds, 3),
             "files": self.files_seen,
+            "files_per_second": doc["files_per_second"],
+            "headers_from_cache": self.headers_cached,
+            "headers_read": self.headers_read,
             "patients": doc["patients"],
             "counts": {
                 key_: doc[key_]

@@ -1,14 +1,18 @@
-"""Patient-level stratified k-fold splits (scikit-learn's StratifiedGroupKFold).
+"""Patient-level stratified k-fold splits (scikit-learn's StratifiedGroupKFold), and a dataset's
+own train/test split.
 
 All images of a patient are in the same fold, so no patient is seen in training
 and testing of one fold. Stratified on the image label; seeded; saved as JSON
-next to the run.
+next to the run. :func:`official_split` is the one fold a dataset publishes (CBIS-DDSM's
+``*_train_set.csv`` / ``*_test_set.csv``, VinDr-Mammo's ``split`` column): the test set is
+kept as published, and a patient who is also in the training set is left out of training.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,6 +41,61 @@ def patient_folds(records: Sequence[Any], k: int = 5, seed: int = 0) -> list[lis
     folds = [sorted(int(i) for i in test) for _, test in splitter.split(np.zeros(n), labels, groups)]
     check_no_patient_leak(records, folds)
     return folds
+
+
+# where each layout's official split comes from, in words (results tables name it)
+OFFICIAL_SPLIT_SOURCES = {
+    "cbis-ddsm": "CBIS-DDSM official split: trained on the *_train_set.csv images, tested on the *_test_set.csv images",
+    "vindr": "VinDr-Mammo official split: breast-level_annotations.csv split 'training' trained on, 'test' tested on",
+}
+# a record's ``split`` as the datasets write it -> "train" | "test" (VinDr-Mammo: "training")
+OFFICIAL_SPLIT_WORDS = {"train": "train", "training": "train", "test": "test"}
+
+
+@dataclass(frozen=True)
+class OfficialSplit:
+    """The dataset's own train/test split as one fold.
+
+    ``records`` are the records the run uses, ``test`` the indices (into ``records``) of the
+    official test set. ``left_out`` are training records of the ``overlap`` patients, who are
+    in both official sets: the test set stays as published (comparable with the literature)
+    and those patients' training images are left out, so no patient is trained and tested on.
+    """
+
+    records: list[Any]
+    test: list[int]
+    overlap: list[str]
+    left_out: list[Any]
+
+
+def official_split(records: Sequence[Any]) -> OfficialSplit:
+    """The records' own ``split`` ("train"/"training", "test") as one fold; ValueError when the
+    dataset has none, a side is empty, or some records carry no split."""
+    sides = [OFFICIAL_SPLIT_WORDS.get(str(getattr(r, "split", None) or "").strip().lower()) for r in records]
+    if not any(sides):
+        raise ValueError(
+            "this dataset has no official train/test split (CBIS-DDSM's case-description CSVs and VinDr-Mammo's "
+            "split column have one); use the patient-level cross-validation ([cv] split = \"patient-cv\")"
+        )
+    unknown = [str(getattr(r, "rel_path", r)) for r, side in zip(records, sides) if side is None]
+    if unknown:
+        raise ValueError(f"{len(unknown)} image(s) are in neither official set (e.g. {unknown[0]}); the official split cannot place them")
+    for wanted in ("train", "test"):
+        if wanted not in sides:
+            raise ValueError(f"the official split has no {wanted} images among the labelled images")
+    test_patients = {str(r.patient_id) for r, side in zip(records, sides) if side == "test"}
+    overlap = sorted({str(r.patient_id) for r, side in zip(records, sides) if side == "train"} & test_patients)
+    kept: list[Any] = []
+    test: list[int] = []
+    left_out: list[Any] = []
+    for record, side in zip(records, sides):
+        if side == "train" and str(record.patient_id) in test_patients:
+            left_out.append(record)
+            continue
+        if side == "test":
+            test.append(len(kept))
+        kept.append(record)
+    return OfficialSplit(kept, test, overlap, left_out)
 
 
 def holdout_patients(records: Sequence[Any], fraction: float, seed: int = 0) -> list[int]:

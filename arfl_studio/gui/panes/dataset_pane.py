@@ -37,6 +37,7 @@ from arfl_studio.gui.panes.dataset_tasks import scan_task, freeze_startup_object
 from arfl_studio.gui.messages import gui_message
 from arfl_studio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader, default_cache_dir
 from arfl_studio.gui.widgets.crop_preview import CropPreview
+from arfl_studio.gui.widgets.label_policy import LabelPolicyBox
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.workers import TaskHandle, start_task
 
@@ -81,6 +82,8 @@ class DatasetPane(QWidget):
             top.addWidget(w)
         top.addWidget(self.progress, 1)
 
+        self.label_policy = LabelPolicyBox()  # CMMD's missing-row policy, the BI-RADS mapping
+        self.label_policy.changed.connect(self.rescan)
         self.summary_form = QFormLayout()
         summary_box = QGroupBox("Summary")
         summary_box.setLayout(self.summary_form)
@@ -114,6 +117,7 @@ class DatasetPane(QWidget):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.root_label)
+        left_layout.addWidget(self.label_policy)
         left_layout.addWidget(summary_box)
         left_layout.addWidget(fold_box, 1)
 
@@ -222,7 +226,9 @@ class DatasetPane(QWidget):
         self.root_label.setText(f"Scanning {root} …" + (f"<br>(still showing {self.scan.root})" if self.scan else ""))
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        task = scan_task(pending["root"], pending["labels"], layout, self.fold_spin.value(), self.verify_box.isChecked())
+        task = scan_task(
+            pending["root"], pending["labels"], layout, self.fold_spin.value(), self.verify_box.isChecked(), self.label_policy.options()
+        )
         handle = start_task(task, "scan", parent=self)
         handle.event.connect(lambda payload, h=handle: h is self.task and self._on_event(payload))
         handle.done.connect(lambda result, h=handle: h is self.task and self._on_done(result, pending))
@@ -293,6 +299,7 @@ class DatasetPane(QWidget):
     def _show_scan(self, scan, summary: dict, rows: list[dict], split: dict) -> None:
         self.scan = scan
         self.layout_box.setCurrentText(scan.layout if scan.layout in LAYOUTS else "auto")
+        self.label_policy.show_for(scan.layout)
         self.root_label.setText(self._root_text())
         self._show_summary(scan, summary)
         self.image_model.set_rows(rows)
@@ -338,6 +345,12 @@ class DatasetPane(QWidget):
             ),
             ("Unlabeled images", str(c["unlabeled"])),
             ("Label rows without images", str(c["labels_without_images"])),
+            ("Labels", summary.get("label_rule") or "as the layout reads them"),
+            (
+                "Scan",
+                f"{summary.get('files', 0)} files, {summary.get('files_per_second') or '-'} files/s; "
+                f"{summary.get('headers_from_cache', 0)} headers from the scan cache, {summary.get('headers_read', 0)} read",
+            ),
         ]
         for name, value in rows:
             label = QLabel(value)

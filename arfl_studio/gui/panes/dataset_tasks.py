@@ -9,8 +9,9 @@ from collections import Counter
 from arfl_studio.data.datasets.lesions import count_lesions
 
 
-def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False):
-    """The worker body: scan (and decode every file when asked), then the fold split."""
+def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False, layout_options: dict | None = None):
+    """The worker body: scan (and decode every file when asked) with the pane's label policies
+    (``layout_options``), then the fold split."""
 
     def task(report, cancel):
         from sklearn.model_selection import StratifiedGroupKFold  # noqa: F401 - imported before the freeze
@@ -18,7 +19,14 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
         from arfl_studio.data import scan_dataset, verify_scan
 
         freeze_startup_objects(again=True)  # the modules just imported are long-lived too
-        scan = scan_dataset(root, labels, layout, progress=lambda d, t: report(("progress", d, t), lossy=True), cancel=cancel)
+        scan = scan_dataset(
+            root,
+            labels,
+            layout,
+            progress=lambda d, t: report(("progress", d, t), lossy=True),
+            cancel=cancel,
+            layout_options=layout_options,
+        )
         if verify and not scan.cancelled:
             verify_scan(scan, progress=lambda d, t: report(("verify", d, t), lossy=True), cancel=cancel)
         # the summary, the split and the rows walk every image: here, not on the UI thread

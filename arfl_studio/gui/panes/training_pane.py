@@ -207,6 +207,9 @@ class TrainingPane(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(head)
         right_layout.addWidget(right_split, 1)
+        self.table_note = QLabel()  # the split and the label rule of the table's run, as the exports say them
+        self.table_note.setWordWrap(True)
+        right_layout.addWidget(self.table_note)
         right_layout.addWidget(self.status_label)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -249,10 +252,13 @@ class TrainingPane(QWidget):
         return training_figure(self.run_dir, kind, path)
 
     # ---------------------------------------------------------------- control
-    def set_dataset(self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False, lesions: int = 0) -> None:
-        """The dataset to train on; real films with lesion marks (``lesions`` > 0) are offered the
-        real-data recipe, the demo's phantoms the form's small CNN."""
-        self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout}
+    def set_dataset(
+        self, root: str, labels: str | None = None, layout: str = "auto", demo: bool = False, lesions: int = 0, layout_options=None
+    ) -> None:
+        """The dataset to train on, with the Dataset pane's label policies (``layout_options``); real
+        films with lesion marks (``lesions`` > 0) are offered the real-data recipe, the demo's phantoms
+        the form's small CNN."""
+        self.data_section = {"demo": True, "root": str(root)} if demo else {"root": str(root), "layout": layout, **(layout_options or {})}
         if labels and not demo:
             self.data_section["labels"] = str(labels)
         self.form.offer_recipe("real_cpu" if lesions and not demo else "form")
@@ -292,7 +298,7 @@ class TrainingPane(QWidget):
         )
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.status_label.setText(f"Training {len(methods)} method(s) × {config['cv']['folds']} folds → {self.run_dir}")
+        self.status_label.setText(f"Training {len(methods)} method(s) × {self._plan[1]} fold(s) → {self.run_dir}")
         self.run_started.emit(str(self.run_dir))
         return self.task
 
@@ -309,7 +315,8 @@ class TrainingPane(QWidget):
         self._method_order = [m.key for m in methods]
         self.method_names = {m.key: m.name for m in methods}
         self._mix_ratios = {m.key: m.mix_ratio if m.scheme in ("mix", "dsbn") else None for m in methods}
-        folds = config["cv"]["folds"]
+        folds = 1 if config["cv"].get("split") == "official" else config["cv"]["folds"]
+        self.table_note.setText("")
         self._plan = (len(methods), folds, config["training"]["epochs"])
         self._started_at = time.perf_counter()
         self._done_before = 0.0  # the share of the run already done when this session started (Resume)
@@ -443,10 +450,13 @@ class TrainingPane(QWidget):
     def _fill_final_table(self) -> None:
         try:
             from arfl_studio.experiments import collect, comparison_rows
+            from arfl_studio.experiments.result_tables import data_notes
 
-            rows = comparison_rows(collect(self.run_dir))
+            results = collect(self.run_dir)
+            rows = comparison_rows(results)
         except Exception:
             return  # the live table stays
+        self.table_note.setText(" ".join(data_notes(results)))
         if rows:
             self.table_model.columns = final_columns(rows[0])
             self.table_model.set_rows([format_row(r) for r in rows])

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from arfl_studio.experiments.config import LR_SCHEDULES
+from arfl_studio.experiments.config import CV_SPLITS, LR_SCHEDULES
 from arfl_studio.experiments.headless_demo import (
     DEMO_ATTACK_STEPS,
     DEMO_BATCH,
@@ -87,6 +87,9 @@ TIPS = {
     "lr_schedule": "constant: the same learning rate every epoch; cosine: annealed from the learning rate "
     "towards 0 over the epochs, so training ends in small, stable steps.",
     "folds": "Cross-validation folds, split by patient; the same setting as the Dataset pane's fold preview.",
+    "split": "patient-cv: cross-validation split by patient (the folds above). official: the dataset's own "
+    "train/test split as one fold (CBIS-DDSM's *_train_set.csv / *_test_set.csv, VinDr-Mammo's split column); "
+    "patients in both official sets are left out of training. Refused on data without an official split.",
     "device": "Where to train: auto picks a GPU when there is one.",
     "eval_eps": "ε2, the PGD budget used for the validation AUC on adversarial images (the paper: 1e-4).",
 }
@@ -192,6 +195,9 @@ class SettingsForm(QWidget):
         self.schedule_box.addItems(LR_SCHEDULES)
         self.schedule_box.setCurrentText(DEMO_LR_SCHEDULE)
         self.folds_spin = _spin(2, 10, DEMO_FOLDS)
+        self.split_box = QComboBox()
+        self.split_box.addItems(CV_SPLITS)
+        self.split_box.currentTextChanged.connect(lambda split: self.folds_spin.setEnabled(split == "patient-cv"))
         self.device_box = QComboBox()
         self.device_box.addItem("auto")
         for name in devices or []:
@@ -206,6 +212,7 @@ class SettingsForm(QWidget):
             ("Learning rate:", "lr", self.lr_spin),
             ("LR schedule:", "lr_schedule", self.schedule_box),
             ("Folds:", "folds", self.folds_spin),
+            ("Split:", "split", self.split_box),
             ("Device:", "device", self.device_box),
             ("Validation ε2 (PGD):", "eval_eps", self.eval_eps_spin),
         )
@@ -270,6 +277,7 @@ class SettingsForm(QWidget):
             "lr": self.lr_spin,
             "lr_schedule": self.schedule_box,
             "folds": self.folds_spin,
+            "split": self.split_box,
             "device": self.device_box,
             "eval_eps": self.eval_eps_spin,
             **{f"method {k}": box for k, box in self.presets.items()},
@@ -306,7 +314,7 @@ class SettingsForm(QWidget):
 
     def set_values(self, **values) -> None:
         """Set fields by name (tests, the screenshot script, restored settings)."""
-        boxes = {"backbone": self.backbone_box, "device": self.device_box, "lr_schedule": self.schedule_box}
+        boxes = {"backbone": self.backbone_box, "device": self.device_box, "lr_schedule": self.schedule_box, "split": self.split_box}
         spins = {
             "image_size": self.size_spin,
             "epochs": self.epochs_spin,
@@ -343,7 +351,7 @@ class SettingsForm(QWidget):
 
     def config_dict(self, data: dict) -> dict:
         """The experiment configuration for ``data`` (the [data] section): the form's settings, or a
-        bundled recipe's with the form's methods, folds, device and ε2."""
+        bundled recipe's with the form's methods, folds, split, device and ε2."""
         if self.recipe_box.currentText() != "form":
             from arfl_studio.bundled import example_config
             from arfl_studio.experiments import load_config
@@ -351,6 +359,7 @@ class SettingsForm(QWidget):
             config = load_config(example_config(self.recipe_box.currentText())).to_dict()
             config["training"]["device"] = self.device()
             config["cv"]["folds"] = self.folds_spin.value()
+            config["cv"]["split"] = self.split_box.currentText()
             config["evaluation"]["eps"] = self.eval_eps_spin.value()
             return {**config, "data": data, "methods": [m.to_dict() for m in self.methods()]}
         size = self.size_spin.value()
@@ -367,7 +376,7 @@ class SettingsForm(QWidget):
                 "workers": 0,
                 "seed": 0,
             },
-            "cv": {"folds": self.folds_spin.value(), "seed": 0},
+            "cv": {"folds": self.folds_spin.value(), "seed": 0, "split": self.split_box.currentText()},
             "methods": [m.to_dict() for m in self.methods()],
             "evaluation": {"kind": "pgd", "eps": self.eval_eps_spin.value(), "steps": 7},
         }
