@@ -47,8 +47,38 @@ def test_sampler_centres_positives_on_lesions_and_keeps_negatives_away():
     x, y = PatchSampler(sources, PatchStageSettings(patch=24, per_epoch=40), rng).epoch()
     assert x.shape == (80, 1, 24, 24) and y.sum() == 40
     centre = x[:, 0, 10:14, 10:14].mean(axis=(1, 2))
-    assert centre[y == 1].min() > 0.8  # every positive patch has its lesion in the middle
-    assert np.median(centre[y == 0]) < 0.6
+    tissue = np.array([np.median(p[p > 0]) for p in x[:, 0]])  # augmented in gamma/contrast, monotone
+    assert (centre[y == 1] > tissue[y == 1] + 0.15).all()  # every positive patch has its lesion in the middle
+    assert np.median(centre[y == 0] - tissue[y == 0]) < 0.05
+
+
+def test_augmentation_changes_the_breast_and_keeps_the_background_zero():
+    from arfl_studio.training.patch_stage import _augmented
+
+    patch = np.zeros((1, 24, 24), np.float32)
+    patch[0, :, :12] = np.linspace(0.2, 0.8, 12)  # breast on the left, blanked film on the right
+    outs = [_augmented(patch, np.random.default_rng(k)) for k in range(20)]
+    for out in outs:  # a quarter turn and flip move the breast, never turn background into tissue
+        assert (out > 0).sum() == (patch > 0).sum() and out.min() >= 0 and out.max() <= 1
+    breast_means = {round(float(out[out > 0].mean()), 3) for out in outs}
+    assert len(breast_means) > 10  # intensity changes from one draw to the next
+
+
+def test_hard_negatives_accumulate_in_a_bounded_pool():
+    from arfl_studio.training import patch_stage
+
+    sources = phantom_sources(np.random.default_rng(3))
+    sampler = PatchSampler(sources, PatchStageSettings(patch=24, per_epoch=16), np.random.default_rng(0))
+    model = build_model(ModelSpec(backbone="patch_fcn", in_channels=1, width=8))
+    sampler.mine(model, torch.device("cpu"), per_image=2, images=4)
+    first = list(sampler.hard)
+    sampler.mine(model, torch.device("cpu"), per_image=2, images=4)
+    assert len(first) == 8 and sampler.hard[:8] == first and len(sampler.hard) == 16  # kept, not replaced
+    for source, row, col in sampler.hard:  # never on a malignant lesion
+        assert all((row - r) ** 2 + (col - c) ** 2 > rad**2 for r, c, rad in source.malignant)
+    for _ in range(patch_stage.HARD_POOL // 8):
+        sampler.mine(model, torch.device("cpu"), per_image=2, images=4)
+    assert len(sampler.hard) == patch_stage.HARD_POOL
 
 
 def test_patch_stage_learns_lesion_patches_with_any_method():
@@ -57,9 +87,9 @@ def test_patch_stage_learns_lesion_patches_with_any_method():
     for key in ("A", "F"):  # standard training, and dual adversarial training + ARFL on the feature layer
         torch.manual_seed(0)
         model = build_model(ModelSpec(backbone="patch_fcn", in_channels=1, width=8))
-        settings = PatchStageSettings(epochs=4, patch=24, per_epoch=64, batch_size=32, lr=3e-3, hard_every=2)
+        settings = PatchStageSettings(epochs=6, patch=24, per_epoch=64, batch_size=32, lr=5e-3, hard_every=2)
         history = train_patch_stage(model, sources, paper_method(key), settings, torch.device("cpu"), seed=0)
-        assert len(history["loss"]) == 4
+        assert len(history["loss"]) == 6
         model.eval()
         x, y = PatchSampler(sources, settings, np.random.default_rng(5)).epoch()
         with torch.no_grad(), patch_mode(model):

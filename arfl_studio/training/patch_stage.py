@@ -1,13 +1,15 @@
 """The patch stage: lesion vs normal-tissue patches train a patch classifier before the
 whole-image model (Shen et al. 2019), where the data marks its lesions.
 
-Each epoch draws ``per_epoch`` patches centred on malignant lesions (jittered within the lesion,
-flipped and rotated by quarter turns) and as many negatives: normal breast tissue away from any
-malignant lesion, benign lesions (``benign_negatives``), and — once the model has learnt
+Each epoch draws ``per_epoch`` patches centred on malignant lesions (jittered within half the
+lesion radius, turned by quarter turns, flipped, and changed in gamma, contrast and brightness
+inside the breast) and as many negatives: normal breast tissue away from any malignant lesion,
+benign lesions (``benign_negatives``, 15 % of the negatives), and — once the model has learnt
 something — hard negatives, the normal-tissue places the model itself scores highest
-(``hard_fraction``, mined every ``hard_every`` epochs). The loss is the method's own
-(``compute_loss``: ARFL's L_robust, adversarial patches, TRADES ... all act here too), on the
-patch logit of :func:`arfl_studio.models.patch_net.patch_mode`. Everything is in model space:
+(``hard_fraction``, mined every ``hard_every`` epochs into a pool of the last 600). The loss is
+the method's own (``compute_loss``: ARFL's L_robust, adversarial patches, TRADES ... all act
+here too), on the patch logit of :func:`arfl_studio.models.patch_net.patch_mode`, with a
+one-cycle learning rate (10 % warm-up, cosine down). Everything is in model space:
 the images are the preprocessed inputs, the lesions mapped through the preprocessing geometry.
 """
 
@@ -80,7 +82,7 @@ def _far(row: float, col: float, lesions: Sequence[tuple[float, float, float]], 
 
 
 def _tissue_positions(source: PatchSource, rng: np.random.Generator, n: int, margin: float) -> list[tuple[int, int]]:
-    """Up to ``n`` random places on the breast (pixels > 0.02), away from malignant lesions."""
+    """Up to ``n`` random places on the breast (pixels > 0.02), ``margin`` beyond any malignant lesion."""
     rows, cols = np.nonzero(source.image[0] > 0.02)
     if rows.size == 0:
         return []
@@ -90,10 +92,18 @@ def _tissue_positions(source: PatchSource, rng: np.random.Generator, n: int, mar
 
 
 def _augmented(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Quarter turn, flip; gamma, contrast and brightness on the breast only (background stays 0:
+    it is the blanked film and the letterbox, and the model reads 0 as "not breast")."""
     patch = np.rot90(patch, int(rng.integers(4)), axes=(1, 2))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
-    return np.ascontiguousarray(np.clip(patch * rng.uniform(0.9, 1.1), 0.0, 1.0), dtype=np.float32)
+    gamma, contrast, brightness = np.exp(rng.uniform(-0.3, 0.3)), rng.uniform(0.85, 1.15), rng.uniform(-0.08, 0.08)
+    changed = np.clip(contrast * np.power(np.clip(patch, 0.0, 1.0), gamma) + brightness, 0.0, 1.0)
+    return np.ascontiguousarray(np.where(patch > 0, changed, 0.0), dtype=np.float32)
+
+
+HARD_POOL = 600  # hard negatives kept: the last few minings, so one noisy mining does not dominate
+BENIGN_SHARE = 0.15  # of the negatives, benign-lesion patches (when benign_negatives)
 
 
 class PatchSampler:
@@ -113,24 +123,28 @@ class PatchSampler:
     def epoch(self) -> tuple[np.ndarray, np.ndarray]:
         s, rng = self.settings, self.rng
         size, n = s.patch, s.per_epoch
+        margin = max(size / 6, 2.0)  # about 8 mm at 0.8 mm/pixel with 64-px patches
         patches, labels = [], []
         for i in rng.integers(0, len(self.lesions), size=n):
             source, (row, col, radius) = self.lesions[i]
-            jitter = min(radius * 0.5, size / 4)
+            jitter = max(radius * 0.5, 3.0)
             r, c = row + rng.uniform(-jitter, jitter), col + rng.uniform(-jitter, jitter)
             patches.append(_augmented(_crop(source.image, int(round(r)), int(round(c)), size), rng))
             labels.append(1.0)
         hard = int(round(n * s.hard_fraction)) if self.hard else 0
-        benign = min(len(self.benign) * 4, (n - hard) // 4) if self.benign else 0
+        benign = int(round(n * BENIGN_SHARE)) if self.benign else 0
         for i in rng.integers(0, max(len(self.hard), 1), size=hard):
             source, r, c = self.hard[i]
+            r, c = r + int(rng.integers(-4, 5)), c + int(rng.integers(-4, 5))
             patches.append(_augmented(_crop(source.image, r, c, size), rng))
         for i in rng.integers(0, max(len(self.benign), 1), size=benign):
-            source, (r, c, _radius) = self.benign[i]
-            patches.append(_augmented(_crop(source.image, int(r), int(c), size), rng))
+            source, (row, col, radius) = self.benign[i]
+            jitter = max(radius * 0.5, 3.0)
+            r, c = row + rng.uniform(-jitter, jitter), col + rng.uniform(-jitter, jitter)
+            patches.append(_augmented(_crop(source.image, int(round(r)), int(round(c)), size), rng))
         while len(patches) < 2 * n:  # normal tissue fills the rest
             source = self.sources[int(rng.integers(len(self.sources)))]
-            for r, c in _tissue_positions(source, rng, 4, size / 2):
+            for r, c in _tissue_positions(source, rng, 4, margin):
                 patches.append(_augmented(_crop(source.image, r, c, size), rng))
         del patches[2 * n :]
         labels += [0.0] * (len(patches) - len(labels))
@@ -156,11 +170,11 @@ class PatchSampler:
                     break
                 r, c = np.unravel_index(flat, logits.shape)
                 row, col = int(r * net.stride + net.stride // 2), int(c * net.stride + net.stride // 2)
-                if _far(row, col, source.malignant, self.settings.patch / 2):
+                if _far(row, col, source.malignant, max(self.settings.patch / 6, 2.0)):
                     found.append((source, row, col))
                 if sum(1 for f in found if f[0] is source) >= per_image:
                     break
-        self.hard = found
+        self.hard = (self.hard + found)[-HARD_POOL:]
         model.train(was_training)
 
 
@@ -187,11 +201,11 @@ def train_patch_stage(
     torch.manual_seed(seed)
     sampler = PatchSampler(sources, settings, rng)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-3)
+    steps = settings.epochs * -(-2 * settings.per_epoch // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=max(steps, 1), pct_start=0.1)
     history: dict = {"loss": [], "validation_auc": [], "selected_epoch": None}
     best_auc, best_weights = -np.inf, None
     for epoch in range(settings.epochs):
-        for group in optimizer.param_groups:  # cosine, set from the epoch alone
-            group["lr"] = settings.lr * (1 + np.cos(np.pi * epoch / settings.epochs)) / 2
         if settings.hard_every and epoch and epoch % settings.hard_every == 0:
             sampler.mine(model, device)
         x_all, y_all = sampler.epoch()
@@ -207,6 +221,7 @@ def train_patch_stage(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             total, seen = total + float(loss.detach()) * len(x), seen + len(x)
         history["loss"].append(total / max(seen, 1))
         # the first third of the epochs is not a candidate: on a handful of held-out patients an
