@@ -37,6 +37,7 @@ from arfl_studio.gui.panes.viewer_export import export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
+from arfl_studio.gui.widgets.view_link import ViewLink
 from arfl_studio.gui.workers import TaskHandle, start_task
 
 HANGING = (("RCC", 0, 0), ("LCC", 0, 1), ("RMLO", 1, 0), ("LMLO", 1, 1))
@@ -71,7 +72,7 @@ class ViewerPane(QWidget):
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
-        self.view_b.link(self.view_a)
+        self.pair_link = ViewLink([self.view_a, self.view_b])  # zoom and pan by physical position
         pair = QWidget()
         pair_layout = QHBoxLayout(pair)
         pair_layout.setContentsMargins(0, 0, 0, 0)
@@ -85,6 +86,7 @@ class ViewerPane(QWidget):
             view = MammogramView(name)
             self.hanging[name] = view
             grid.addWidget(view, r, c)
+        self.hanging_link = ViewLink()
         self.stack = QStackedWidget()
         self.stack.addWidget(pair)
         self.stack.addWidget(grid_widget)
@@ -428,11 +430,7 @@ class ViewerPane(QWidget):
         self._link_zoom()
 
     def _link_zoom(self) -> None:
-        views = [v for v in self.hanging.values() if v.gray is not None]
-        for view in self.hanging.values():
-            view.unlink()
-        for view in views[1:]:
-            view.link(views[0])
+        self.hanging_link.set_views([v for v in self.hanging.values() if v.gray is not None])
 
     def _fit_all(self) -> None:
         for view in self.all_views():

@@ -427,12 +427,3 @@ class MammogramView(QWidget):
             self.inverted,
             self.heat_threshold,
         )
-
-    def link(self, other: "MammogramView") -> None:
-        """Zoom and pan together with ``other``."""
-        self.view.setXLink(other.view)
-        self.view.setYLink(other.view)
-
-    def unlink(self) -> None:
-        self.view.setXLink(None)
-        self.view.setYLink(None)
