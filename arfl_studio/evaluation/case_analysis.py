@@ -113,6 +113,7 @@ def native_image(path: str | Path, settings) -> dict:
     pyramid = Pyramid(mammogram.pixels)  # display levels built here, off the UI thread
     pyramid.value_range()
     return {
+        "path": str(path),  # the source of a DICOM export
         "pixels": mammogram.pixels,
         "pyramid": pyramid,
         "spacing": mammogram.pixel_spacing,

@@ -33,7 +33,7 @@ from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
 from arfl_studio.gui.panes.viewer_controls import build_controls
-from arfl_studio.gui.panes.viewer_export import export_layout
+from arfl_studio.gui.panes.viewer_export import export_dicom, export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
@@ -480,6 +480,8 @@ class ViewerPane(QWidget):
 
     # ---------------------------------------------------------------- export
     def export_overlay(self, path: str) -> TaskHandle:
-        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf)."""
-        self.export_handle = export_layout(self, str(path))
+        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf);
+        ``.dcm``: each image as a DICOM Secondary Capture beside its source (``viewer_export.export_dicom``)."""
+        dicom = str(path).lower().endswith(".dcm")
+        self.export_handle = (export_dicom if dicom else export_layout)(self, str(path))
         return self.export_handle
