@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes import viewer_window as window_controls
 from arfl_studio.gui.panes.viewer_controls import build_controls
 from arfl_studio.gui.panes.viewer_export import export_dicom, export_layout
 from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
@@ -131,12 +132,14 @@ class ViewerPane(QWidget):
         self.threshold_spin.valueChanged.connect(self._set_threshold)
         self.invert_box.toggled.connect(self._set_invert)
         self.lesion_box.toggled.connect(self._show_lesions)
-        self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
+        self.preset_box.activated.connect(lambda *_: window_controls.apply_preset(self, self.preset_box.currentText()))
+        self.centre_spin.valueChanged.connect(lambda *_: window_controls.edit_window(self))
+        self.width_spin.valueChanged.connect(lambda *_: window_controls.edit_window(self))
         self.phi_box.toggled.connect(lambda *_: self._fill_tags())
         self.compute_button.clicked.connect(lambda: self.recompute())
         self.saliency_box.currentIndexChanged.connect(lambda *_: self.recompute())
         for view in self.all_views():
-            view.levels_changed.connect(lambda lo, hi, v=view: self._levels_changed(v, lo, hi))
+            view.levels_changed.connect(lambda lo, hi, v=view: window_controls.levels_changed(self, v, lo, hi))
         self._enable_controls()
 
     # ---------------------------------------------------------------- state
@@ -181,7 +184,7 @@ class ViewerPane(QWidget):
     def _layout_changed(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
         self._enable_controls()
-        self._fill_presets()
+        window_controls.fill_presets(self)
 
     def _overlay_changed(self, *_):
         """The colormap control lists the maps of the chosen overlay (diverging for δ)."""
@@ -350,7 +353,12 @@ class ViewerPane(QWidget):
         if native:
             pixels = m["adversarial_native"] if adversarial else image.get("pyramid", image["pixels"])
             view.set_image(
-                pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels, presets=image.get("presets")
+                pixels,
+                auto_range=auto_range,
+                spacing=image.get("spacing"),
+                keep_levels=keep_levels,
+                presets=image.get("presets"),
+                scale=image.get("scale"),
             )
         else:
             view.set_image(
@@ -426,7 +434,7 @@ class ViewerPane(QWidget):
             )
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
-        self._fill_presets()
+        window_controls.fill_presets(self)
         self._link_zoom()
 
     def _link_zoom(self) -> None:
@@ -435,25 +443,6 @@ class ViewerPane(QWidget):
     def _fit_all(self) -> None:
         for view in self.all_views():
             view.fit()
-
-    def _fill_presets(self) -> None:
-        view = next((v for v in self.current_views() if v.gray is not None), None)
-        names = list(view.presets) if view is not None else []
-        self.preset_box.clear()
-        self.preset_box.addItems(names)
-        self.preset_box.setEnabled(bool(names))
-        self.labels[self.preset_box].setEnabled(bool(names))
-
-    def _apply_preset(self, name: str) -> None:
-        for view in self.current_views():
-            view.apply_preset(name)
-
-    def _levels_changed(self, source: MammogramView, lo: float, hi: float) -> None:
-        if not self.link_wl_box.isChecked() or source not in self.current_views():
-            return
-        for view in self.current_views():
-            if view is not source and view.gray is not None:
-                view.set_levels(lo, hi)
 
     def _set_threshold(self, value: int) -> None:
         for view in self.all_views():
