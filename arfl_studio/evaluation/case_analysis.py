@@ -172,15 +172,6 @@ def analyse_case(
     return out
 
 
-def patient_views(records, patient_id: str) -> dict:
-    """The patient's records by hanging name (RCC, LCC, RMLO, LMLO, ...); the first of each."""
-    views: dict[str, Any] = {}
-    for r in records:
-        if r.patient_id == patient_id and r.laterality and r.view:
-            views.setdefault(f"{r.laterality}{r.view}", r)
-    return views
-
-
 def four_views(
     records,
     patient_id: str,
@@ -193,16 +184,18 @@ def four_views(
     model_input=None,
     cancel=None,
 ) -> dict[str, dict]:
-    """The patient's views as native images (``native_image``); with ``models`` ({name: model})
+    """The patient's views as native images (``native_image``), named by ``hanging.view_names`` (the
+    four-view hanging's names and every other view's); with ``models`` ({name: model})
     each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
     space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
     (the run's preprocessing and cache). A view that cannot be read is ``{"error": reason,
     "record": record}``: the viewer shows its reason in place and the other views."""
     from arfl_studio.data import PreprocessSettings
+    from arfl_studio.evaluation.hanging import view_names
 
     settings = settings or PreprocessSettings()
     out = {}
-    for name, record in patient_views(records, patient_id).items():
+    for name, record in view_names(records, patient_id).items():
         if cancel is not None and cancel.is_set():
             break
         try:

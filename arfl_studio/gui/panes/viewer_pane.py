@@ -31,11 +31,13 @@ from PySide6.QtWidgets import (
 
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
+from arfl_studio.evaluation.hanging import name_of
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes import viewer_views
 from arfl_studio.gui.panes import viewer_window as window_controls
 from arfl_studio.gui.panes.viewer_controls import build_controls
 from arfl_studio.gui.panes.viewer_export import export_dicom, export_layout
-from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
+from arfl_studio.gui.panes.viewer_text import prediction_text, view_caption
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
 from arfl_studio.gui.widgets.view_link import ViewLink
@@ -68,6 +70,7 @@ class ViewerPane(QWidget):
         self.tags: list[dict] = []
         self._new_case = False
         self._shown_path = None  # the case on screen: another one starts from its own header window
+        self.analysed_name = self.shown_view = ""  # the analysed case's view name; the view shown alone
 
         controls = build_controls(self)  # the controls' widgets become the pane's attributes (setupUi style)
 
@@ -105,6 +108,8 @@ class ViewerPane(QWidget):
         side = QGroupBox("Prediction and DICOM header")
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.prediction)
+        self.view_strip = viewer_views.build_strip(self)  # every view of the patient, beside the hanging
+        side_layout.addWidget(self.view_strip)
         side_layout.addWidget(self.phi_box)
         side_layout.addWidget(self.tag_table, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -287,6 +292,7 @@ class ViewerPane(QWidget):
         self.prediction.setText(html.escape(reason))
         self._fill_tags()
         self._enable_controls()
+        viewer_views.fill_strip(self)
 
     def _on_views(self, result: dict | None) -> None:
         if result is None:
@@ -294,9 +300,10 @@ class ViewerPane(QWidget):
         self.views = result["views"]
         record = result["record"]
         self._mark_new(record)
-        name = f"{record.laterality}{record.view}"
+        name = self.shown_view = name_of(self.views, record)
         self.case_image = self.views.get(name)
         self.mode_box.setCurrentIndex(1 if name in self.hanging else 0)  # a view outside the hanging: alone
+        viewer_views.fill_strip(self)
         self._enable_controls()
         self.refresh(auto_range=True)
         label = {None: "label unknown (a file opened on its own)", 0: "benign", 1: "malignant"}.get(record.label, "")
@@ -321,6 +328,8 @@ class ViewerPane(QWidget):
         self.analysis = result
         self.case_image = result["case"]
         self.views = result["views"]
+        self.analysed_name = self.shown_view = name_of(self.views, result["record"])
+        viewer_views.fill_strip(self)
         self.tags = result["tags"]
         self._fill_tags()
         self._enable_controls()
@@ -401,20 +410,19 @@ class ViewerPane(QWidget):
         case = getattr(self, "case_image", None)
         if self.analysis is not None:
             a, b = self.model_a.currentText(), self.model_b.currentText()
+            where = "" if case is self.analysis["case"] else f"{self.shown_view} · "  # another view of the patient
             for view, name in ((self.view_a, a), (self.view_b, b)):
-                m = self.analysis["case"]["models"].get(name)
                 self._show(view, case, name, keep, auto_range)
                 side = " — adversarial input" if self.adversarial_box.isChecked() else " — clean input"
-                view.title.setText(f"Method {name}{side}")
-                view.caption.setText(
-                    "" if m is None else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
-                )
+                view.title.setText(f"{where}Method {name}{side}")
+                view.caption.setText(view_caption(case, name))
         else:
             self._show(self.view_a, case, None, keep, auto_range)
             self._show(self.view_b, None, None, keep, auto_range)
-            self.view_a.title.setText("Image as acquired" if case is not None else "")
-            for view in (self.view_a, self.view_b):  # no model: no title or numbers of an earlier case's
-                view.caption.setText("")
+            self.view_a.title.setText(f"{self.shown_view or 'Image'} as acquired" if case is not None else "")
+            # no model: no numbers of an earlier case's; an unreadable view says why
+            self.view_a.caption.setText(view_caption(case, None) if case is not None else "")
+            self.view_b.caption.setText("")
             self.view_b.title.setText("")
         first = self.model_a.currentText() if self.analysis is not None else None
         for name, view in self.hanging.items():
@@ -422,16 +430,7 @@ class ViewerPane(QWidget):
             self._show(view, image, first, keep, auto_range)
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
-            view.caption.setText(
-                "(no image)"
-                if image is None
-                else f"Could not show this view: {image['error']}"
-                if "error" in image
-                else ""
-                if m is None
-                else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
-                + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)] if t)
-            )
+            view.caption.setText(view_caption(image, first))
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
         window_controls.fill_presets(self)
