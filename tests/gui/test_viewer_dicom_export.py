@@ -33,6 +33,11 @@ def test_dicom_export_of_the_two_models_writes_one_secondary_capture_each(qtbot,
     # the two images of one model: one series, two instances
     second = pydicom.dcmread(tmp_path / "overlay-M-2.dcm")
     assert second.SeriesInstanceUID == first.SeriesInstanceUID and {first.InstanceNumber, second.InstanceNumber} == {1, 2}
+    # a second export to the same name never replaces the files made from it
+    before = (tmp_path / "overlay-M.dcm").read_bytes()
+    with pytest.raises(ValueError, match="overlay-M.dcm, overlay-M-2.dcm already exist"):
+        pane.export_overlay(str(tmp_path / "overlay.dcm"))
+    assert (tmp_path / "overlay-M.dcm").read_bytes() == before
 
 
 def test_dicom_export_needs_the_native_grid(qtbot, tmp_path):

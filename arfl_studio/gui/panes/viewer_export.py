@@ -8,9 +8,11 @@ The blending and the figure are made in a worker (``viewer_tasks.export_task``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from arfl_studio.data.dicom.secondary_capture import series_description
 from arfl_studio.experiments import viewer_tasks as tasks
-from arfl_studio.experiments.overlay_dicom import dicom_export_task
+from arfl_studio.experiments.overlay_dicom import dicom_export_task, instance_paths
 from arfl_studio.gui.dialogs import show_error
 from arfl_studio.gui.widgets.image_view import MammogramView, overlay_lut
 from arfl_studio.gui.workers import TaskHandle, start_task
@@ -104,6 +106,10 @@ def export_dicom(pane, path: str) -> TaskHandle:
     shown = [row for row in shown_images(pane) if row[0].overlay_visible()]
     if not shown:
         raise ValueError("no view shows an overlay to export (Overlay: saliency or perturbation δ)")
+    # the dialog asked before replacing the name typed; the names made from it are never replaced
+    taken = [p.name for p in instance_paths(path, [row[3] for row in shown]) if p.exists() and p != Path(path)]
+    if taken:
+        raise ValueError(f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: choose another name")
     fold = pane.request.get("fold")
     overlay = (
         f"saliency {pane.saliency_box.currentText()}" if pane.overlay_box.currentText() == "saliency" else f"δ {pane.analysis['attack']}"

@@ -1,11 +1,13 @@
 """Viewer pane: the mammogram as acquired, with saliency and δ registered on it.
 
 Two layouts: *two models* (the case through two trained models side by side, zoom
-and pan linked) and *four views* (the patient's RCC LCC / RMLO LMLO hanging, each
-with the first model's overlay). *Space*: the DICOM at native resolution and
+and pan linked by physical position) and *four views* (the patient's RCC LCC / RMLO LMLO
+hanging, each with the first model's overlay); a strip beside them lists every view of the
+patient and opens one alone (``viewer_views``). *Space*: the DICOM at native resolution and
 orientation, in mm (maps brought back through the preprocessing geometry), or the
-model input "as the model sees it". Window/level: right-drag (horizontal = width,
-vertical = level), presets, double-click resets; optionally linked; every new case
+model input "as the model sees it". Window/level in the image's modality units
+(``viewer_window``): right-drag (horizontal = width, vertical = level), the C/W fields,
+every header window as a preset, double-click resets; optionally linked; every new case
 starts from its header window. The DICOM tag panel hides PHI unless asked.
 """
 

@@ -25,7 +25,7 @@ def build_strip(pane: Any) -> QListWidget:
     strip.setMovement(QListView.Movement.Static)
     strip.setResizeMode(QListView.ResizeMode.Adjust)
     strip.setWrapping(True)
-    strip.setMaximumHeight(2 * THUMB + 50)  # two rows, then a scroll bar: the header table keeps its room
+    strip.setMaximumHeight(THUMB + 44)  # one row, then a scroll bar: the header table keeps its room
     strip.setToolTip("The patient's views; click one to open it alone (also views outside the four-view hanging)")
     strip.itemClicked.connect(lambda item: open_view(pane, item.data(Qt.ItemDataRole.UserRole)))
     return strip
