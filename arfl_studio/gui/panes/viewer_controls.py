@@ -59,7 +59,8 @@ def build_controls(pane: Any) -> QGridLayout:
     )
     pane.centre_spin, pane.width_spin = QDoubleSpinBox(), QDoubleSpinBox()
     for box, what in ((pane.centre_spin, "centre (level)"), (pane.width_spin, "width")):
-        box.setRange(-1e9, 1e9)
+        box.setRange(-1e7, 1e7)
+        box.setMaximumWidth(84)  # the range's digits would widen the pane past a 1024-px window
         box.setKeyboardTracking(False)  # one change on Enter, not one per digit typed
         box.setPrefix("C " if box is pane.centre_spin else "W ")
         box.setToolTip(f"Window {what} in the image's own units after the modality LUT (rescale slope/intercept), as in the header")
