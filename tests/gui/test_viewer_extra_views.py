@@ -34,6 +34,20 @@ VIEWS = [  # file, laterality, view, extra attributes
 ]
 
 
+def write_broken_view(path):
+    """An RLM whose header reads but whose JPEG 2000 frame is no codestream: it cannot be decoded."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    write_mammogram(path, np.zeros((40, 40), np.uint16), ImageLaterality="R", ViewPosition="LM")
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.90"
+    ds.PixelData = encapsulate([b"\0" * 64])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+    return path
+
+
 def write_patient(folder):
     folder.mkdir()
     return {
@@ -80,3 +94,16 @@ def test_the_strip_opens_a_view_outside_the_hanging(qtbot, tmp_path):
     # back to the hanging: the layout box
     pane.mode_box.setCurrentIndex(1)
     assert pane.hanging["RCC"].gray.shape == (40, 40)
+
+
+def test_an_unreadable_extra_view_says_why_and_the_others_stay(qtbot, tmp_path):
+    paths = write_patient(tmp_path / "p")
+    write_broken_view(tmp_path / "p" / "j_rlm.dcm")
+    pane = ViewerPane()
+    qtbot.addWidget(pane)
+    pane.show()
+    wait_task(qtbot, pane.open_files([str(paths["a_rcc"])]))
+    items = {pane.view_strip.item(i).text(): pane.view_strip.item(i) for i in range(pane.view_strip.count())}
+    assert "could not be read" in items["RLM"].toolTip() and all(pane.hanging[n].gray is not None for n in ("RCC", "LCC"))
+    pane.view_strip.itemClicked.emit(items["RLM"])
+    assert pane.view_a.gray is None and pane.view_a.caption.text().startswith("Could not show this view: ")
