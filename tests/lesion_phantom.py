@@ -49,6 +49,7 @@ def write_phantom(path: Path, laterality: str, view: str, spacing=(0.1, 0.1), sh
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
     ds.Modality, ds.PatientID, ds.PatientName = "MG", "PH-0001", "Phantom^Jane"
     ds.ImageLaterality, ds.ViewPosition = laterality, view
     ds.PresentationIntentType = "FOR PRESENTATION"

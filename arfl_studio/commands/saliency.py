@@ -12,7 +12,8 @@ scaled to [0, 1]), ``smoothgrad``, ``integrated-gradients``, and ``perturbation`
 adversarial image with ``--adv-out``). The image is read with the data layer and
 preprocessed as in training (the run's config when the checkpoint sits in a run
 folder, else the flags). ``--compare CHECKPOINT2`` writes one PNG with both models
-side by side and a colour bar, as in the paper's Figure 5.
+side by side and a colour bar, as in the paper's Figure 5. ``--out PATH.dcm`` writes the overlay
+as a DICOM Secondary Capture in the source's study, referring to it (``saliency_dicom``).
 
 ``arfl-studio saliency RUN --localisation``: where each method's models look, measured
 against the lesion marks of the run's held-out patients (or of ``--data DIR``): the
@@ -31,6 +32,7 @@ import numpy as np
 from arfl_studio.atomic import write_json
 from arfl_studio.commands.attack import add_data_arguments, preprocess_settings
 from arfl_studio.commands.outputs import declare_outputs
+from arfl_studio.commands.saliency_dicom import check_dicom_output, wants_dicom, write_dicom_outputs
 
 
 def register(subparsers) -> None:
@@ -52,7 +54,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--out",
         metavar="PATH.png",
-        help="blended overlay (or the comparison figure); the suffix chooses the format: .png, .svg or .pdf (and .tif for one model)",
+        help="blended overlay (or the comparison figure); the suffix chooses the format: .png, .svg or .pdf (and .tif for one model); "
+        ".dcm: a DICOM Secondary Capture beside the source (one per model)",
     )
     parser.add_argument("--raw", metavar="PATH.npy", help="the map itself (H, W) float32; with --compare, (2, H, W)")
     parser.add_argument(
@@ -151,7 +154,10 @@ def _check_output_names(args) -> None:
     """Each output's suffix names its format; refused before any work (``x.svg`` got PNG bytes)."""
     from arfl_studio.evaluation.saliency import FIGURE_FORMATS, IMAGE_FORMATS, output_format
 
-    output_format(args.out, FIGURE_FORMATS if args.compare else IMAGE_FORMATS)
+    if wants_dicom(args):
+        check_dicom_output(args)
+    else:
+        output_format(args.out, FIGURE_FORMATS if args.compare else IMAGE_FORMATS)
     if args.adv_out:
         output_format(args.adv_out, IMAGE_FORMATS)
     if args.raw and Path(args.raw).suffix.lower() != ".npy":
@@ -216,7 +222,9 @@ def run(args) -> int:
             )
             save_png(target_path, np.round(np.clip(adv, 0, 1) * 255).astype(np.uint8))
             info["adversarial_image"] = target_path
-    if len(models) == 1:
+    if wants_dicom(args):  # each model's picture beside the source mammogram
+        write_dicom_outputs(args, [rgb for _, rgb in panels], [path for path, *_ in models])
+    elif len(models) == 1:
         save_png(args.out, panels[0][1])
     else:
         label = "scaled gradient" if args.method == "gradient" else "scaled attribution"

@@ -45,59 +45,17 @@ def dicom_tags(path: str | Path) -> list[dict]:
     return rows
 
 
-def _floats(value) -> list[float]:
-    if value is None:
-        return []
-    values = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str) else [value]
-    out = []
-    for v in values:
-        try:
-            out.append(float(v))
-        except (TypeError, ValueError):
-            return []
-    return out
-
-
-def header_windows(path: str | Path) -> dict[str, tuple[float, float]]:
-    """The header's window presets in display units (the data layer maps the first window to [0, 1]).
-
-    ``{"Header window": (0, 1), "<explanation or Window 2>": (low, high), ...}``; only
-    the default when the header has no linear windows or a VOI LUT table decides.
-    """
+def header_windows(path: str | Path, scale) -> dict[str, tuple[float, float]]:
+    """The header's window presets as display levels (``data.dicom.windows.window_presets``)."""
     import pydicom
 
-    presets = {"Header window": (0.0, 1.0)}
+    from arfl_studio.data.dicom.windows import window_presets
+
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
-    except Exception:
-        return presets
-    centres, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
-    if "VOILUTSequence" in ds or not centres or len(centres) != len(widths) or widths[0] <= 0:
-        return presets
-    if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "SIGMOID":
-        return presets  # the display is not linear in the stored values: other windows do not map to levels
-    names: list[str] = []
-    explanation = ds.get("WindowCenterWidthExplanation")
-    if explanation is not None:
-        names = [
-            str(e)
-            for e in (
-                explanation
-                if isinstance(explanation, (list, tuple)) or (hasattr(explanation, "__iter__") and not isinstance(explanation, str))
-                else [explanation]
-            )
-        ]
-    low0 = centres[0] - widths[0] / 2
-    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-    for i, (c, w) in enumerate(zip(centres[1:], widths[1:]), start=2):
-        if w <= 0:
-            continue
-        lo, hi = (c - w / 2 - low0) / widths[0], (c + w / 2 - low0) / widths[0]
-        if inverted:  # the data layer inverts MONOCHROME1 so tissue is bright
-            lo, hi = 1 - hi, 1 - lo
-        name = names[i - 1] if len(names) >= i and names[i - 1] else f"Window {i}"
-        presets[f"Header: {name}"] = (lo, hi)
-    return presets
+    except Exception:  # the pixels were read: the header's extras are not worth a failure
+        return {"Header window": (0.0, 1.0)}
+    return window_presets(ds, scale)
 
 
 def native_image(path: str | Path, settings) -> dict:
@@ -108,20 +66,26 @@ def native_image(path: str | Path, settings) -> dict:
 
     from arfl_studio.data.preprocess.pyramid import Pyramid
 
-    mammogram = read_mammogram_isolated(path)  # a JPEG 2000 decode must not hold the UI thread's GIL
-    geometry = compute_geometry(mammogram.pixels, settings)
+    # a JPEG 2000 decode must not hold the UI thread's GIL; unclipped: a window wider than the
+    # header's first one shows what lies outside it
+    mammogram = read_mammogram_isolated(path, clip=False)
     pyramid = Pyramid(mammogram.pixels)  # display levels built here, off the UI thread
-    pyramid.value_range()
+    low, high = pyramid.value_range()
+    # the model's pixels, exactly (clipping afterwards is what the reader's clip does)
+    pixels = np.clip(mammogram.pixels, 0.0, 1.0) if low < 0 or high > 1 else mammogram.pixels
+    geometry = compute_geometry(pixels, settings)
     return {
-        "pixels": mammogram.pixels,
+        "path": str(path),  # the source of a DICOM export
+        "pixels": pixels,
         "pyramid": pyramid,
+        "scale": mammogram.display_scale,  # display value <-> modality value (None: no straight line)
         "spacing": mammogram.pixel_spacing,
         "laterality": mammogram.laterality,
         "view": mammogram.view,
         "geometry": geometry.to_dict(),
         "fit": getattr(settings, "fit", "stretch"),
         "crop": getattr(settings, "crop", "breast"),
-        "presets": header_windows(path),
+        "presets": header_windows(path, mammogram.display_scale),
     }
 
 
@@ -208,15 +172,6 @@ def analyse_case(
     return out
 
 
-def patient_views(records, patient_id: str) -> dict:
-    """The patient's records by hanging name (RCC, LCC, RMLO, LMLO, ...); the first of each."""
-    views: dict[str, Any] = {}
-    for r in records:
-        if r.patient_id == patient_id and r.laterality and r.view:
-            views.setdefault(f"{r.laterality}{r.view}", r)
-    return views
-
-
 def four_views(
     records,
     patient_id: str,
@@ -229,16 +184,18 @@ def four_views(
     model_input=None,
     cancel=None,
 ) -> dict[str, dict]:
-    """The patient's views as native images (``native_image``); with ``models`` ({name: model})
+    """The patient's views as native images (``native_image``), named by ``hanging.view_names`` (the
+    four-view hanging's names and every other view's); with ``models`` ({name: model})
     each also gets ``model_input`` and the models' maps (``analyse_case``), mapped to native
     space by ``add_native_maps``. ``model_input(record)`` returns the (C, H, W) input tensor
     (the run's preprocessing and cache). A view that cannot be read is ``{"error": reason,
     "record": record}``: the viewer shows its reason in place and the other views."""
     from arfl_studio.data import PreprocessSettings
+    from arfl_studio.evaluation.hanging import view_names
 
     settings = settings or PreprocessSettings()
     out = {}
-    for name, record in patient_views(records, patient_id).items():
+    for name, record in view_names(records, patient_id).items():
         if cancel is not None and cancel.is_set():
             break
         try:

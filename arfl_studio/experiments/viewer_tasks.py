@@ -68,8 +68,9 @@ def opened_view(views: dict, record) -> dict:
     """``views`` when the view the user opened could be read; else its reason is the load's error
     (the other views of a patient may fail alone: they show a placeholder)."""
     from arfl_studio.data import MammogramReadError
+    from arfl_studio.evaluation.hanging import name_of
 
-    failed = views.get(f"{record.laterality}{record.view}", {})
+    failed = views.get(name_of(views, record), {})
     if "error" in failed:
         raise MammogramReadError(failed["error"])
     return views

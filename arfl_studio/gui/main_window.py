@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
             )
         self._action(file_menu, "Export all plots…", self.export_plots_dialog)
         self._action(file_menu, "Export overlay…", self.export_overlay_dialog)
+        self._action(file_menu, "Export overlay as DICOM…", lambda: self.export_overlay_dialog("overlay.dcm"))
         file_menu.addSeparator()
         self._action(file_menu, "Quit", self.close, key("quit"), "quit")
         self._fill_recent()
@@ -429,9 +430,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Not exported: " + "; ".join(skipped), 10_000)
         return written
 
-    def export_overlay_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export overlay", "overlay.png", "PNG (*.png);;SVG (*.svg);;PDF (*.pdf)")
-        if path:  # one figure, full resolution, exactly the name typed (written in a worker)
+    def export_overlay_dialog(self, name: str = "overlay.png") -> None:
+        kinds = "PNG (*.png);;SVG (*.svg);;PDF (*.pdf);;DICOM Secondary Capture (*.dcm)"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export overlay", name, kinds, "DICOM Secondary Capture (*.dcm)" if name.endswith(".dcm") else ""
+        )
+        if path:  # one figure (or .dcm: DICOM beside each source), full resolution, the name typed (written in a worker)
             self._try(lambda: self.viewer_pane.export_overlay(path), "Export failed")
 
     def _try(self, fn, title: str):

@@ -43,6 +43,20 @@ def test_a_compressed_file_decodes_in_the_pool_to_the_in_process_result(tmp_path
     assert os.listdir(installed._folder) == []  # the pixel file is gone once read
 
 
+def test_the_pool_keeps_what_lies_outside_the_window_when_asked(tmp_path, installed):
+    """The viewer's read (clip=False, issue 25 item 12) goes through the pool with its display scale."""
+
+    def narrow(ds):
+        ds.WindowCenter, ds.WindowWidth = 2048, 1001
+
+    path = write_dicom(tmp_path / "j2k.dcm", phantom(96, 80), syntax=JPEG2000_LOSSLESS, edit=narrow)
+    here = read_mammogram(path, clip=False)
+    there = decode_pool.read_mammogram_isolated(path, clip=False)
+    np.testing.assert_array_equal(there.pixels, here.pixels)
+    assert there.pixels.min() < 0 < 1 < there.pixels.max()
+    assert there.display_scale == here.display_scale and there.display_scale.span == 1000
+
+
 def test_an_uncompressed_file_is_read_in_process(tmp_path):
     pool = decode_pool.DecodePool(workers=1)
     decode_pool.install(pool)

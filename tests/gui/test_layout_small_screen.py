@@ -85,6 +85,9 @@ def test_key_widgets_visible_at_1024x700(qtbot, window, demo_dir, trained_run, t
         else:
             v = window.viewer_pane
             assert fully_visible(v.view_a) and fully_visible(v.view_b) and fully_visible(v.overlay_box)
+            for w in (v.centre_spin, v.width_spin, v.view_strip, v.tag_table):  # W/L fields, views strip, header
+                assert fully_visible(w), f"{w.objectName() or w} is cut off"
+            assert v.minimumSizeHint().width() <= SIZE[0], "the Viewer's controls need a wider window"
             for w in (v.mode_box, v.preset_box, v.adversarial_box, v.invert_box, v.link_wl_box, v.compute_button):
                 assert fully_visible(w) and w.width() >= w.sizeHint().width(), f"{w.objectName() or w} is squeezed"
     for name, image in shots.items():

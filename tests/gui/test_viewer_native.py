@@ -16,7 +16,9 @@ from PySide6.QtWidgets import QApplication
 
 from arfl_studio.data import PreprocessSettings
 from arfl_studio.data.preprocess.transform import preprocess_pixels
+from arfl_studio.data.dicom.windows import window_text
 from arfl_studio.evaluation import case_analysis
+from arfl_studio.gui.panes import viewer_window as window_controls
 from arfl_studio.gui.panes.viewer_pane import ViewerPane
 
 from .conftest import wait_task
@@ -130,7 +132,7 @@ def test_readout_in_mm_and_aspect(qtbot, tmp_path):
     text = view.readout.text()
     x, y = (float(v) for v in re.search(r"x\s+([\d.]+) mm\s+y\s+([\d.]+) mm", text).groups())
     assert x == pytest.approx(50.5 * 0.07, abs=0.05) and y == pytest.approx(100.5 * 0.1, abs=0.05)
-    assert "col 50" in text and f"value {view.gray[100, 50]:.4f}" in text
+    assert "col 50" in text and f"value {float(view.scale.to_modality(view.gray[100, 50])):.6g}" in text  # the stored value
 
 
 def _mouse(widget, kind, pos, button, buttons):
@@ -154,24 +156,24 @@ def test_window_level_drag_presets_link_and_new_case(qtbot, tmp_path):
     viewport = a.graphics.viewport()
     centre = QPointF(viewport.width() / 3, viewport.height() / 2)
     assert a.levels == (0.0, 1.0)  # the header window
-    assert "W 1.000  L 0.500" in a.wl_label.text()
+    assert a.wl_label.text() == "W 4096  L 2048"  # the header's first window, in stored (modality) values
     range_before = a.view.viewRange()
     drag(viewport, centre, centre + QPointF(100, 50))
     width, level = a.levels[1] - a.levels[0], sum(a.levels) / 2
     assert width > 1.05 and level > 0.52  # right: wider; down: higher level
     assert np.allclose(a.view.viewRange(), range_before)  # the W/L button does not pan
-    assert a.wl_label.text() == f"W {width:.3f}  L {level:.3f}"
+    assert a.wl_label.text() == window_text(a.levels, a.scale) and a.scale is not None
     assert b.levels == a.levels  # linked
     pane.link_wl_box.setChecked(False)
     qtbot.wait(QApplication.doubleClickInterval() + 100)  # a second press this soon is a double-click (reset)
     drag(viewport, centre, centre + QPointF(-150, 0))
     assert b.levels != a.levels
-    # presets: the header's second window (TISSUE) in display units, and the full range
+    # presets: every window of the header by its explanation (LINEAR: C 1500 W 1000 spans 1000..1999), and the full range
     names = [pane.preset_box.itemText(i) for i in range(pane.preset_box.count())]
-    assert names[:2] == ["Header window", "Header: TISSUE"] and "Full range" in names
-    pane._apply_preset("Header: TISSUE")
-    assert a.levels == pytest.approx(((1500 - 500) / 4096, (1500 + 500) / 4096))
-    pane._apply_preset("Full range")
+    assert names[:2] == ["FULL: C 2048 W 4096", "TISSUE: C 1500 W 1000"] and "Full range" in names
+    window_controls.apply_preset(pane, "TISSUE: C 1500 W 1000")
+    assert a.levels == pytest.approx((1000 / 4095, 1999 / 4095)) and a.wl_label.text() == "W 1000  L 1500"
+    window_controls.apply_preset(pane, "Full range")
     assert a.levels == pytest.approx((float(a.gray.min()), float(a.gray.max())))
     # double-click: back to the header window, whole image in view
     a.view.setRange(xRange=(1, 3), yRange=(1, 3), padding=0)

@@ -40,10 +40,10 @@ def _lower_priority() -> None:
             pass
 
 
-def _decode_to_file(path: str, frame: int | None, out_dir: str) -> dict:
+def _decode_to_file(path: str, frame: int | None, out_dir: str, clip: bool = True) -> dict:
     """In the pool's process: decode ``path`` and write its pixels to a memory-mapped file in ``out_dir``."""
     try:
-        mammogram = read_mammogram(path, frame=frame)
+        mammogram = read_mammogram(path, frame=frame, clip=clip)
     except MammogramReadError as err:  # sent as data: the exception's category would not survive a pickle
         return {"error": str(err), "category": err.category}
     pixels = mammogram.pixels
@@ -95,12 +95,12 @@ class DecodePool:
             assert self._folder is not None  # made with the executor; shutdown clears both
             return self._executor, self._folder
 
-    def read(self, path: str | os.PathLike, frame: int | None = None) -> Mammogram:
-        """``read_mammogram(path, frame=frame)`` in a decoder process; the calling thread only waits."""
+    def read(self, path: str | os.PathLike, frame: int | None = None, clip: bool = True) -> Mammogram:
+        """``read_mammogram(path, frame=frame, clip=clip)`` in a decoder process; the calling thread only waits."""
         for _attempt in range(2):
             executor, folder = self._start()
             try:
-                future = executor.submit(_decode_to_file, str(path), frame, folder)
+                future = executor.submit(_decode_to_file, str(path), frame, folder, clip)
             except BrokenProcessPool:  # an earlier file broke the pool: start a fresh one for this file
                 self._discard(executor)
                 continue
@@ -163,9 +163,9 @@ def is_compressed(path: str | os.PathLike) -> bool:
         return False
 
 
-def read_mammogram_isolated(path: str | os.PathLike, frame: int | None = None) -> Mammogram:
+def read_mammogram_isolated(path: str | os.PathLike, frame: int | None = None, clip: bool = True) -> Mammogram:
     """``read_mammogram``, in the installed decode pool when the file is compressed."""
     pool = _installed
     if pool is not None and is_compressed(path):
-        return pool.read(path, frame)
-    return read_mammogram(path, frame=frame)
+        return pool.read(path, frame, clip)
+    return read_mammogram(path, frame=frame, clip=clip)

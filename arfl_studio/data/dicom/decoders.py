@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 # Loggers that report a plugin's decode failure with a traceback (pydicom 3, pylibjpeg plugins).
 PLUGIN_LOGGERS = ("pydicom.pixels.decoders.base", "pylibjpeg", "openjpeg", "libjpeg", "rle", "jpeg_ls")
@@ -113,3 +114,34 @@ def route_plugin_failures() -> None:
     """Install the filter above on the plugin loggers (once per process; decode workers too)."""
     for name in PLUGIN_LOGGERS:
         logging.getLogger(name).addFilter(_PluginFailureToDebug())
+
+
+_JPEG2000 = {
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
+_J2K_STARTS = (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")  # codestream SOC + SIZ, or a JP2 signature box
+
+
+def check_jpeg2000_start(ds: Any, ts: str | None) -> None:
+    """A JPEG 2000 frame must start as a codestream or a JP2 file does. Some OpenJPEG releases
+    (2.3) "decode" a frame without its start-of-codestream marker into an image of noise, with
+    only a line on stderr; refused here with the reason, whatever the installed decoder."""
+    if ts not in _JPEG2000 or "PixelData" not in ds:
+        return
+    from pydicom.encaps import generate_frames
+
+    try:
+        first = next(generate_frames(ds.PixelData, number_of_frames=max(int(getattr(ds, "NumberOfFrames", 1) or 1), 1)))
+    except (StopIteration, ValueError, TypeError):
+        return  # the decoder says what is wrong with the encapsulation
+    if not bytes(first[:8]).startswith(_J2K_STARTS):
+        from arfl_studio.data.datasets.reasons import MammogramReadError
+
+        raise MammogramReadError(
+            "cannot decode pixel data: the JPEG 2000 frame does not start with a codestream (no SOC marker): the file is damaged",
+            "undecodable",
+        )

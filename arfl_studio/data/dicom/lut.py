@@ -5,14 +5,17 @@ else Window Centre/Width with LINEAR, LINEAR_EXACT or SIGMOID, else min-max) -> 
 MONOCHROME1 so tissue is always bright. A malformed LUT falls back to the next simpler
 step (Modality LUT Sequence -> rescale; VOI LUT Sequence -> window -> min-max).
 
-Memory: the stored integers are converted to float32 once and every later step works in
+:class:`DisplayScale` records the VOI step when it is a straight line, so that a viewer can work in
+modality units. Memory: the stored integers are converted to float32 once and every later step works in
 place (pydicom's ``apply_windowing`` works in float64, hence our own windowing; pydicom's
 functions are used for the LUT sequences).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,8 +93,42 @@ def _first(value: Any) -> float:
         return float(value)
 
 
-def apply_window(arr: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
-    """Window centre/width to [0, 1] in place on a float32 array (PS3.3 C.11.2.1.2)."""
+@dataclass(frozen=True)
+class DisplayScale:
+    """The straight line from modality values to the reader's display values, when the VOI step is
+    one (a LINEAR or LINEAR_EXACT window, or min-max): ``display = (modality - low) / span``, then
+    ``1 - display`` for MONOCHROME1 (tissue bright). It lets a viewer show and edit window/level in
+    the image's own units (after the modality LUT), as OHIF and Weasis do."""
+
+    low: float
+    span: float
+    inverted: bool = False
+    function: str = "LINEAR"  # the VOI LUT Function a window (centre, width) is read with
+
+    def to_display(self, value):
+        d = (value - self.low) / self.span
+        return 1 - d if self.inverted else d
+
+    def to_modality(self, value):
+        return self.low + (1 - value if self.inverted else value) * self.span
+
+
+def window_line(center: float, width: float, function: str = "LINEAR") -> tuple[float, float] | None:
+    """(low, span) of a linear window (PS3.3 C.11.2.1.2, C.11.2.1.3): [low, low + span] maps to [0, 1];
+    None for SIGMOID (not a line) or a width the function does not allow."""
+    function = (function or "LINEAR").strip().upper()
+    if function == "SIGMOID":
+        return None
+    if function == "LINEAR_EXACT":
+        return (center - width / 2.0, width) if width > 0 else None
+    if width < 1:  # LINEAR (the default, and what unknown functions fall back to)
+        return None
+    return center - 0.5 - (width - 1) / 2.0, max(width - 1.0, 1e-6)
+
+
+def apply_window(arr: np.ndarray, center: float, width: float, function: str = "LINEAR", clip: bool = True) -> np.ndarray:
+    """Window centre/width to [0, 1] in place on a float32 array (PS3.3 C.11.2.1.2); ``clip=False``
+    keeps a linear window's values outside [0, 1] (a viewer's wider windows need them)."""
     function = (function or "LINEAR").strip().upper()
     if function == "SIGMOID":
         if width <= 0:
@@ -103,22 +140,18 @@ def apply_window(arr: np.ndarray, center: float, width: float, function: str = "
         arr += 1.0
         np.reciprocal(arr, out=arr)
         return arr
-    if function == "LINEAR_EXACT":
-        if width <= 0:
-            raise MammogramReadError(f"invalid window width {width} for LINEAR_EXACT")
-        low, span = center - width / 2.0, width
-    else:  # LINEAR (the default, and what unknown functions fall back to)
-        if width < 1:
-            raise MammogramReadError(f"invalid window width {width} for LINEAR")
-        low = center - 0.5 - (width - 1) / 2.0
-        span = max(width - 1.0, 1e-6)
+    line = window_line(center, width, function)
+    if line is None:
+        raise MammogramReadError(f"invalid window width {width} for {'LINEAR_EXACT' if function == 'LINEAR_EXACT' else 'LINEAR'}")
+    low, span = line
     arr -= low
     arr *= 1.0 / span
-    np.clip(arr, 0.0, 1.0, out=arr)
+    if clip:
+        np.clip(arr, 0.0, 1.0, out=arr)
     return arr
 
 
-def _min_max(arr: np.ndarray) -> np.ndarray:
+def _min_max(arr: np.ndarray) -> tuple[np.ndarray, DisplayScale]:
     lo, hi = float(arr.min()), float(arr.max())
     if not np.isfinite(lo) or not np.isfinite(hi):
         np.nan_to_num(arr, copy=False)
@@ -126,11 +159,18 @@ def _min_max(arr: np.ndarray) -> np.ndarray:
     arr -= lo
     if hi > lo:
         arr *= 1.0 / (hi - lo)
-    return arr
+    return arr, DisplayScale(lo, hi - lo if hi > lo else 1.0)
 
 
 def pixels_for_display(ds: Any, arr: np.ndarray) -> np.ndarray:
     """Modality LUT -> VOI -> MONOCHROME1 inversion; float32 in [0, 1], tissue bright."""
+    return display_pixels(ds, arr)[0]
+
+
+def display_pixels(ds: Any, arr: np.ndarray, clip: bool = True) -> tuple[np.ndarray, DisplayScale | None]:
+    """:func:`pixels_for_display` and the :class:`DisplayScale` it applied (None when the VOI step
+    is no straight line: a VOI LUT table or a SIGMOID window). ``clip=False`` keeps the values a
+    linear window puts outside [0, 1]; clipping them afterwards gives exactly the clipped pixels."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     # Modality LUT; an empty or malformed sequence item falls back to rescale slope/intercept
@@ -142,7 +182,7 @@ def pixels_for_display(ds: Any, arr: np.ndarray) -> np.ndarray:
             lut = None
     arr = lut if lut is not None else _rescale(arr, ds)
     # VOI
-    done = False
+    done, scale = False, None
     if "VOILUTSequence" in ds and ds.VOILUTSequence:
         try:
             lut_item = ds.VOILUTSequence[0]
@@ -160,16 +200,20 @@ def pixels_for_display(ds: Any, arr: np.ndarray) -> np.ndarray:
             center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
             function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR")
             if np.isfinite(center) and np.isfinite(width) and width > 0:
-                arr = apply_window(arr, center, width, function)
+                arr = apply_window(arr, center, width, function, clip=clip)
                 done = True
+                line = window_line(center, width, function)
+                scale = DisplayScale(*line, function=function.strip().upper()) if line is not None else None
         except MammogramReadError:
             done = False
         except (TypeError, ValueError, IndexError):
             done = False
     if not done:
-        arr = _min_max(arr)
+        arr, scale = _min_max(arr)
     # Tissue bright
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
         np.subtract(1.0, arr, out=arr)
-    np.clip(arr, 0.0, 1.0, out=arr)
-    return arr
+        scale = dataclasses.replace(scale, inverted=True) if scale is not None else None
+    if clip:
+        np.clip(arr, 0.0, 1.0, out=arr)
+    return arr, scale

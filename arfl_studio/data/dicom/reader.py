@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, route_plugin_failures, transfer_syntax_problem
-from arfl_studio.data.dicom.lut import apply_window, pixels_for_display, rescale_problem, rescale_values
+from arfl_studio.data.dicom.decoders import DECODER_PACKAGES, check_jpeg2000_start, route_plugin_failures, transfer_syntax_problem
+from arfl_studio.data.dicom.lut import DisplayScale, apply_window, display_pixels, pixels_for_display, rescale_problem, rescale_values
 from arfl_studio.data.datasets.reasons import MIN_SIDE, MammogramReadError, max_pixels
 from arfl_studio.data.datasets.views import MAMMOGRAPHY_VIEWS, view_family, view_of
 
@@ -71,6 +71,7 @@ class Mammogram:
     presentation_intent: str | None  # "FOR PRESENTATION" | "FOR PROCESSING" | None
     photometric_interpretation: str | None = None
     transfer_syntax: str | None = None
+    display_scale: DisplayScale | None = None  # modality value <-> pixels (lut.DisplayScale); None: no line
 
     @property
     def view_family(self) -> str | None:
@@ -385,35 +386,6 @@ def read_header(
     )
 
 
-_JPEG2000 = {
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.201",
-    "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-}
-_J2K_STARTS = (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")  # codestream SOC + SIZ, or a JP2 signature box
-
-
-def _check_jpeg2000_start(ds: Any, ts: str | None) -> None:
-    """A JPEG 2000 frame must start as a codestream or a JP2 file does. Some OpenJPEG releases
-    (2.3) "decode" a frame without its start-of-codestream marker into an image of noise, with
-    only a line on stderr; refused here with the reason, whatever the installed decoder."""
-    if ts not in _JPEG2000 or "PixelData" not in ds:
-        return
-    from pydicom.encaps import generate_frames
-
-    try:
-        first = next(generate_frames(ds.PixelData, number_of_frames=max(int(getattr(ds, "NumberOfFrames", 1) or 1), 1)))
-    except (StopIteration, ValueError, TypeError):
-        return  # the decoder says what is wrong with the encapsulation
-    if not bytes(first[:8]).startswith(_J2K_STARTS):
-        raise MammogramReadError(
-            "cannot decode pixel data: the JPEG 2000 frame does not start with a codestream (no SOC marker): the file is damaged",
-            "undecodable",
-        )
-
-
 def _decode_reason(ts: str | None, err: BaseException) -> str:
     text = _one_line(err)
     if "exceptions were raised by all available plugins" in text:
@@ -428,8 +400,9 @@ def _check_finite(arr: np.ndarray, where: str) -> None:
             raise MammogramReadError(f"{bad} non-finite pixel values (NaN/inf) {where}", "non_finite")
 
 
-def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mammogram:
+def read_mammogram(path: str | os.PathLike, *, frame: int | None = None, clip: bool = True) -> Mammogram:
     """Read one mammogram; raises MammogramReadError (one-line reason, category) for a bad file.
+    ``clip=False``: pixels a linear window puts outside [0, 1] keep their values (for a viewer).
 
     ``frame`` (1-based) chooses one frame of a multi-frame file; without it a multi-frame
     file is refused rather than silently read as its first frame. The policy checks of
@@ -442,7 +415,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
             raise MammogramReadError("no pixel data")
         ts = _transfer_syntax(ds)
         frames = _image_checks(ds, ts, frame)
-        _check_jpeg2000_start(ds, ts)
+        check_jpeg2000_start(ds, ts)
         try:
             from pydicom.pixels import pixel_array
 
@@ -460,7 +433,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
             raise MammogramReadError(f"unexpected pixel array shape {arr.shape}")
         _check_finite(arr, "in the pixel data")
         try:
-            pixels = pixels_for_display(ds, arr)
+            pixels, scale = display_pixels(ds, arr, clip)
         except MammogramReadError:
             raise
         except Exception as err:
@@ -487,6 +460,7 @@ def read_mammogram(path: str | os.PathLike, *, frame: int | None = None) -> Mamm
             presentation_intent=_text(ds, "PresentationIntentType"),
             photometric_interpretation=_text(ds, "PhotometricInterpretation"),
             transfer_syntax=ts,
+            display_scale=scale,
         )
     except MammogramReadError:
         raise

@@ -7,7 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QPushButton, QSlider, QSpinBox
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
 
 from arfl_studio.gui.widgets.image_view import DEFAULT_THRESHOLD, SEQUENTIAL
 
@@ -42,7 +53,22 @@ def build_controls(pane: Any) -> QGridLayout:
         "The overlay is transparent below this share of its scale and fades in above it, so the anatomy under a cold region stays readable"
     )
     pane.preset_box = QComboBox()
-    pane.preset_box.setToolTip("Window presets; right-drag on an image: horizontal = width, vertical = level; double-click resets")
+    pane.preset_box.setToolTip(
+        "Window presets: every window of the DICOM header, by its explanation, and the full range; right-drag on an image: "
+        "horizontal = width, vertical = level; double-click resets"
+    )
+    pane.centre_spin, pane.width_spin = QDoubleSpinBox(), QDoubleSpinBox()
+    for box, what in ((pane.centre_spin, "centre (level)"), (pane.width_spin, "width")):
+        box.setRange(-1e7, 1e7)
+        box.setMaximumWidth(84)  # the range's digits would widen the pane past a 1024-px window
+        box.setKeyboardTracking(False)  # one change on Enter, not one per digit typed
+        box.setPrefix("C " if box is pane.centre_spin else "W ")
+        box.setToolTip(f"Window {what} in the image's own units after the modality LUT (rescale slope/intercept), as in the header")
+    window = QWidget()  # presets and the two fields in one cell: the controls keep two rows
+    window_row = QHBoxLayout(window)
+    window_row.setContentsMargins(0, 0, 0, 0)
+    for widget in (pane.preset_box, pane.centre_spin, pane.width_spin):
+        window_row.addWidget(widget)
     pane.link_wl_box = QCheckBox("Link W/L")
     pane.link_wl_box.setChecked(True)
     pane.adversarial_box = QCheckBox("Adversarial image")
@@ -64,15 +90,16 @@ def build_controls(pane: Any) -> QGridLayout:
         (QLabel("Colormap"), pane.cmap_box),
         (QLabel("Opacity"), pane.opacity),
         (QLabel("Show above"), pane.threshold_spin),
-        (QLabel("Window"), pane.preset_box),
+        (QLabel("Window"), window),
     ]
-    pane.labels = {}
+    pane.labels = {}  # widget -> its label (the window cell's under the preset box too)
     per_row = 5  # two rows of label-over-control: the pane fits a 1024-px window
     for i, (label, widget) in enumerate(pairs):
         row, col = 2 * (i // per_row), i % per_row
         controls.addWidget(label, row, col)
         controls.addWidget(widget, row + 1, col)
         pane.labels[widget] = label
+    pane.labels[pane.preset_box] = pane.labels[window]
     controls.addWidget(pane.adversarial_box, 0, per_row)
     controls.addWidget(pane.invert_box, 1, per_row)
     controls.addWidget(pane.link_wl_box, 2, per_row)

@@ -1,11 +1,13 @@
 """Viewer pane: the mammogram as acquired, with saliency and δ registered on it.
 
 Two layouts: *two models* (the case through two trained models side by side, zoom
-and pan linked) and *four views* (the patient's RCC LCC / RMLO LMLO hanging, each
-with the first model's overlay). *Space*: the DICOM at native resolution and
+and pan linked by physical position) and *four views* (the patient's RCC LCC / RMLO LMLO
+hanging, each with the first model's overlay); a strip beside them lists every view of the
+patient and opens one alone (``viewer_views``). *Space*: the DICOM at native resolution and
 orientation, in mm (maps brought back through the preprocessing geometry), or the
-model input "as the model sees it". Window/level: right-drag (horizontal = width,
-vertical = level), presets, double-click resets; optionally linked; every new case
+model input "as the model sees it". Window/level in the image's modality units
+(``viewer_window``): right-drag (horizontal = width, vertical = level), the C/W fields,
+every header window as a preset, double-click resets; optionally linked; every new case
 starts from its header window. The DICOM tag panel hides PHI unless asked.
 """
 
@@ -31,12 +33,16 @@ from PySide6.QtWidgets import (
 
 from arfl_studio.experiments import run_access
 from arfl_studio.gui.dialogs import show_error
+from arfl_studio.evaluation.hanging import name_of
 from arfl_studio.experiments import viewer_tasks as tasks
+from arfl_studio.gui.panes import viewer_views
+from arfl_studio.gui.panes import viewer_window as window_controls
 from arfl_studio.gui.panes.viewer_controls import build_controls
-from arfl_studio.gui.panes.viewer_export import export_layout
-from arfl_studio.gui.panes.viewer_text import localisation_caption, prediction_text
+from arfl_studio.gui.panes.viewer_export import export_dicom, export_layout
+from arfl_studio.gui.panes.viewer_text import prediction_text, view_caption
 from arfl_studio.gui.widgets.image_view import DIVERGING, SEQUENTIAL, MammogramView
 from arfl_studio.gui.widgets.tables import RowsModel
+from arfl_studio.gui.widgets.view_link import ViewLink
 from arfl_studio.gui.workers import TaskHandle, start_task
 
 HANGING = (("RCC", 0, 0), ("LCC", 0, 1), ("RMLO", 1, 0), ("LMLO", 1, 1))
@@ -66,12 +72,13 @@ class ViewerPane(QWidget):
         self.tags: list[dict] = []
         self._new_case = False
         self._shown_path = None  # the case on screen: another one starts from its own header window
+        self.analysed_name = self.shown_view = ""  # the analysed case's view name; the view shown alone
 
         controls = build_controls(self)  # the controls' widgets become the pane's attributes (setupUi style)
 
         self.view_a = MammogramView("Left model")
         self.view_b = MammogramView("Right model")
-        self.view_b.link(self.view_a)
+        self.pair_link = ViewLink([self.view_a, self.view_b])  # zoom and pan by physical position
         pair = QWidget()
         pair_layout = QHBoxLayout(pair)
         pair_layout.setContentsMargins(0, 0, 0, 0)
@@ -85,6 +92,7 @@ class ViewerPane(QWidget):
             view = MammogramView(name)
             self.hanging[name] = view
             grid.addWidget(view, r, c)
+        self.hanging_link = ViewLink()
         self.stack = QStackedWidget()
         self.stack.addWidget(pair)
         self.stack.addWidget(grid_widget)
@@ -102,6 +110,8 @@ class ViewerPane(QWidget):
         side = QGroupBox("Prediction and DICOM header")
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.prediction)
+        self.view_strip = viewer_views.build_strip(self)  # every view of the patient, beside the hanging
+        side_layout.addWidget(self.view_strip)
         side_layout.addWidget(self.phi_box)
         side_layout.addWidget(self.tag_table, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -129,12 +139,14 @@ class ViewerPane(QWidget):
         self.threshold_spin.valueChanged.connect(self._set_threshold)
         self.invert_box.toggled.connect(self._set_invert)
         self.lesion_box.toggled.connect(self._show_lesions)
-        self.preset_box.activated.connect(lambda *_: self._apply_preset(self.preset_box.currentText()))
+        self.preset_box.activated.connect(lambda *_: window_controls.apply_preset(self, self.preset_box.currentText()))
+        self.centre_spin.valueChanged.connect(lambda *_: window_controls.edit_window(self))
+        self.width_spin.valueChanged.connect(lambda *_: window_controls.edit_window(self))
         self.phi_box.toggled.connect(lambda *_: self._fill_tags())
         self.compute_button.clicked.connect(lambda: self.recompute())
         self.saliency_box.currentIndexChanged.connect(lambda *_: self.recompute())
         for view in self.all_views():
-            view.levels_changed.connect(lambda lo, hi, v=view: self._levels_changed(v, lo, hi))
+            view.levels_changed.connect(lambda lo, hi, v=view: window_controls.levels_changed(self, v, lo, hi))
         self._enable_controls()
 
     # ---------------------------------------------------------------- state
@@ -179,7 +191,7 @@ class ViewerPane(QWidget):
     def _layout_changed(self, index: int) -> None:
         self.stack.setCurrentIndex(index)
         self._enable_controls()
-        self._fill_presets()
+        window_controls.fill_presets(self)
 
     def _overlay_changed(self, *_):
         """The colormap control lists the maps of the chosen overlay (diverging for δ)."""
@@ -282,6 +294,7 @@ class ViewerPane(QWidget):
         self.prediction.setText(html.escape(reason))
         self._fill_tags()
         self._enable_controls()
+        viewer_views.fill_strip(self)
 
     def _on_views(self, result: dict | None) -> None:
         if result is None:
@@ -289,9 +302,10 @@ class ViewerPane(QWidget):
         self.views = result["views"]
         record = result["record"]
         self._mark_new(record)
-        name = f"{record.laterality}{record.view}"
+        name = self.shown_view = name_of(self.views, record)
         self.case_image = self.views.get(name)
         self.mode_box.setCurrentIndex(1 if name in self.hanging else 0)  # a view outside the hanging: alone
+        viewer_views.fill_strip(self)
         self._enable_controls()
         self.refresh(auto_range=True)
         label = {None: "label unknown (a file opened on its own)", 0: "benign", 1: "malignant"}.get(record.label, "")
@@ -316,6 +330,8 @@ class ViewerPane(QWidget):
         self.analysis = result
         self.case_image = result["case"]
         self.views = result["views"]
+        self.analysed_name = self.shown_view = name_of(self.views, result["record"])
+        viewer_views.fill_strip(self)
         self.tags = result["tags"]
         self._fill_tags()
         self._enable_controls()
@@ -348,7 +364,12 @@ class ViewerPane(QWidget):
         if native:
             pixels = m["adversarial_native"] if adversarial else image.get("pyramid", image["pixels"])
             view.set_image(
-                pixels, auto_range=auto_range, spacing=image.get("spacing"), keep_levels=keep_levels, presets=image.get("presets")
+                pixels,
+                auto_range=auto_range,
+                spacing=image.get("spacing"),
+                keep_levels=keep_levels,
+                presets=image.get("presets"),
+                scale=image.get("scale"),
             )
         else:
             view.set_image(
@@ -391,20 +412,19 @@ class ViewerPane(QWidget):
         case = getattr(self, "case_image", None)
         if self.analysis is not None:
             a, b = self.model_a.currentText(), self.model_b.currentText()
+            where = "" if case is self.analysis["case"] else f"{self.shown_view} · "  # another view of the patient
             for view, name in ((self.view_a, a), (self.view_b, b)):
-                m = self.analysis["case"]["models"].get(name)
                 self._show(view, case, name, keep, auto_range)
                 side = " — adversarial input" if self.adversarial_box.isChecked() else " — clean input"
-                view.title.setText(f"Method {name}{side}")
-                view.caption.setText(
-                    "" if m is None else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
-                )
+                view.title.setText(f"{where}Method {name}{side}")
+                view.caption.setText(view_caption(case, name))
         else:
             self._show(self.view_a, case, None, keep, auto_range)
             self._show(self.view_b, None, None, keep, auto_range)
-            self.view_a.title.setText("Image as acquired" if case is not None else "")
-            for view in (self.view_a, self.view_b):  # no model: no title or numbers of an earlier case's
-                view.caption.setText("")
+            self.view_a.title.setText(f"{self.shown_view or 'Image'} as acquired" if case is not None else "")
+            # no model: no numbers of an earlier case's; an unreadable view says why
+            self.view_a.caption.setText(view_caption(case, None) if case is not None else "")
+            self.view_b.caption.setText("")
             self.view_b.title.setText("")
         first = self.model_a.currentText() if self.analysis is not None else None
         for name, view in self.hanging.items():
@@ -412,50 +432,18 @@ class ViewerPane(QWidget):
             self._show(view, image, first, keep, auto_range)
             m = (image or {}).get("models", {}).get(first) if image else None
             view.title.setText(f"{name}" + (f" — method {first}" if m is not None else ""))
-            view.caption.setText(
-                "(no image)"
-                if image is None
-                else f"Could not show this view: {image['error']}"
-                if "error" in image
-                else ""
-                if m is None
-                else f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}"
-                + "".join(f"; {t}" for t in [localisation_caption(image.get("localisation"), first)] if t)
-            )
+            view.caption.setText(view_caption(image, first))
         self._new_case = False
         self._set_invert(self.invert_box.isChecked())
-        self._fill_presets()
+        window_controls.fill_presets(self)
         self._link_zoom()
 
     def _link_zoom(self) -> None:
-        views = [v for v in self.hanging.values() if v.gray is not None]
-        for view in self.hanging.values():
-            view.unlink()
-        for view in views[1:]:
-            view.link(views[0])
+        self.hanging_link.set_views([v for v in self.hanging.values() if v.gray is not None])
 
     def _fit_all(self) -> None:
         for view in self.all_views():
             view.fit()
-
-    def _fill_presets(self) -> None:
-        view = next((v for v in self.current_views() if v.gray is not None), None)
-        names = list(view.presets) if view is not None else []
-        self.preset_box.clear()
-        self.preset_box.addItems(names)
-        self.preset_box.setEnabled(bool(names))
-        self.labels[self.preset_box].setEnabled(bool(names))
-
-    def _apply_preset(self, name: str) -> None:
-        for view in self.current_views():
-            view.apply_preset(name)
-
-    def _levels_changed(self, source: MammogramView, lo: float, hi: float) -> None:
-        if not self.link_wl_box.isChecked() or source not in self.current_views():
-            return
-        for view in self.current_views():
-            if view is not source and view.gray is not None:
-                view.set_levels(lo, hi)
 
     def _set_threshold(self, value: int) -> None:
         for view in self.all_views():
@@ -482,6 +470,8 @@ class ViewerPane(QWidget):
 
     # ---------------------------------------------------------------- export
     def export_overlay(self, path: str) -> TaskHandle:
-        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf)."""
-        self.export_handle = export_layout(self, str(path))
+        """The current layout as on screen, at full resolution, to exactly ``path`` (suffix: .png/.svg/.pdf);
+        ``.dcm``: each image as a DICOM Secondary Capture beside its source (``viewer_export.export_dicom``)."""
+        dicom = str(path).lower().endswith(".dcm")
+        self.export_handle = (export_dicom if dicom else export_layout)(self, str(path))
         return self.export_handle

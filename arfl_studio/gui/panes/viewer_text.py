@@ -50,6 +50,20 @@ def localisation_caption(localisation: dict, model: str | None) -> str:
     return f"map: {_hit(r['pointing'])}, {_pct(r['energy_inside'])} in lesions (chance {_pct(r['chance'])})"
 
 
+def view_caption(image: dict | None, model: str | None) -> str:
+    """Under a view: the model's P(malignant) clean and adversarial and where its map looks; or why
+    the view is empty."""
+    if image is None:
+        return "(no image)"
+    if "error" in image:
+        return f"Could not show this view: {image['error']}"
+    m = (image.get("models") or {}).get(model) if model else None
+    if m is None:
+        return ""
+    where = localisation_caption(image.get("localisation"), model)
+    return f"P(malignant): clean {m['clean_prob']:.3f}, adversarial {m['adversarial_prob']:.3f}" + (f"; {where}" if where else "")
+
+
 def prediction_text(result: dict) -> str:
     """The case: truth, attack, each model's P(malignant) clean → adversarial and verdict at its stored
     threshold, and the localisation table when the case has lesion marks."""

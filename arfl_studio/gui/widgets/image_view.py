@@ -17,11 +17,12 @@ from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from arfl_studio.data.dicom.windows import window_text
 from arfl_studio.evaluation.blend import blend_lut
 from arfl_studio.data.preprocess.pyramid import Pyramid
 from arfl_studio.gui.widgets.lesion_layer import LesionLayer
 from arfl_studio.gui.widgets.scale_bar import ScaleBar
-from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels, width_level
+from arfl_studio.gui.widgets.window_level import WindowLevelViewBox, drag_levels
 
 DIVERGING = ("CET-D1", "CET-D1A", "CET-D3", "CET-D4")  # for the signed perturbation
 SEQUENTIAL = ("inferno", "viridis", "magma", "plasma", "CET-L17")
@@ -124,6 +125,7 @@ class MammogramView(QWidget):
         self._source = None  # the object last passed to set_image
         self.level = 0
         self.spacing: tuple[float, float] | None = None
+        self.scale = None  # lut.DisplayScale: display value <-> modality value (None: display units only)
         self.levels = (0.0, 1.0)
         self.default_levels = (0.0, 1.0)
         self.presets: dict[str, tuple[float, float]] = {}
@@ -155,9 +157,11 @@ class MammogramView(QWidget):
         spacing: tuple[float, float] | None = None,
         keep_levels: bool = True,
         presets: dict | None = None,
+        scale=None,
     ) -> None:
         """Show ``gray``: (rows, cols) pixels or a ready :class:`Pyramid` of them (built in a
-        worker for a large image); ``spacing`` (row, col) in mm puts the view in mm.
+        worker for a large image); ``spacing`` (row, col) in mm puts the view in mm; ``scale``
+        (``lut.DisplayScale``) shows values and window/level in the image's modality units.
 
         ``keep_levels`` keeps the user's window/level (same case, another picture of it);
         otherwise the levels go back to the default (the first preset, else [0, 1]).
@@ -175,6 +179,7 @@ class MammogramView(QWidget):
         spacing = tuple(float(s) for s in spacing) if spacing else None
         same = gray is self._source and spacing == self.spacing
         self._source = gray
+        self.scale = scale
         if not same:
             self.pyramid = gray if isinstance(gray, Pyramid) else Pyramid(np.asarray(gray, dtype=np.float32))
         self.spacing = spacing
@@ -299,8 +304,7 @@ class MammogramView(QWidget):
         self.fit()
 
     def _update_wl_label(self) -> None:
-        width, level = width_level(self.levels)
-        self.wl_label.setText(f"W {width:.3f}  L {level:.3f}" if self.pyramid is not None else "")
+        self.wl_label.setText(window_text(self.levels, self.scale) if self.pyramid is not None else "")
         self.wl_label.adjustSize()
         self._place_corners()
 
@@ -342,7 +346,8 @@ class MammogramView(QWidget):
         value = float(self.pyramid.base[row, col])
         sy, sx = self.pixel_size()
         where = f"x {(col + 0.5) * sx:7.1f} mm  y {(row + 0.5) * sy:7.1f} mm" if self.spacing else "(no pixel spacing)"
-        text = f"{where}  [row {row}, col {col}]  value {value:.4f}"
+        shown = f"{float(self.scale.to_modality(value)):.6g}" if self.scale is not None else f"{value:.4f}"
+        text = f"{where}  [row {row}, col {col}]  value {shown}"
         if self.overlay_visible():
             r, c = row // self.heat_step, col // self.heat_step
             if r < self.heat.shape[0] and c < self.heat.shape[1]:
@@ -427,12 +432,3 @@ class MammogramView(QWidget):
             self.inverted,
             self.heat_threshold,
         )
-
-    def link(self, other: "MammogramView") -> None:
-        """Zoom and pan together with ``other``."""
-        self.view.setXLink(other.view)
-        self.view.setYLink(other.view)
-
-    def unlink(self) -> None:
-        self.view.setXLink(None)
-        self.view.setYLink(None)

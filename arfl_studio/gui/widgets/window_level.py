@@ -2,8 +2,9 @@
 
 Drag with the right (or middle) button: horizontal motion changes the window width,
 vertical motion the level (centre); the left button keeps panning. A double-click
-resets window/level and fits the image. Levels are in the image's own units
-(display pixels in [0, 1] for a DICOM read by the data layer).
+resets window/level and fits the image. Levels are display values (the data layer's pixels,
+[0, 1] for the header's first window); the view shows them in modality units
+(``data.dicom.windows``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ def drag_levels(levels: tuple[float, float], dx: float, dy: float, span: float, 
     width = max(MIN_WIDTH, (hi - lo) + dx * span / pixels)
     centre = (hi + lo) / 2 + dy * span / pixels
     return centre - width / 2, centre + width / 2
-
-
-def width_level(levels: tuple[float, float]) -> tuple[float, float]:
-    lo, hi = levels
-    return hi - lo, (hi + lo) / 2
 
 
 class WindowLevelViewBox(pg.ViewBox):
