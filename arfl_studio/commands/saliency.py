@@ -97,11 +97,13 @@ def load_image(path: Path, settings):
         pixels = mpimg.imread(path).astype(np.float32)
         pixels = pixels[..., :3].mean(axis=-1) if pixels.ndim == 3 else pixels
         pixels = pixels / 255.0 if pixels.max() > 1 else pixels
+        spacing = None  # no pixel size in the file: a model with pixel_mm letterboxes it
     else:
         from arfl_studio.data import read_mammogram
 
-        pixels = read_mammogram(path).pixels
-    gray, geometry = preprocess_pixels(pixels, settings)
+        mammogram = read_mammogram(path)
+        pixels, spacing = mammogram.pixels, mammogram.pixel_spacing
+    gray, geometry = preprocess_pixels(pixels, settings, spacing=spacing)
     return gray, pixels, geometry
 
 

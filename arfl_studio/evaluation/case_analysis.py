@@ -73,7 +73,7 @@ def native_image(path: str | Path, settings) -> dict:
     low, high = pyramid.value_range()
     # the model's pixels, exactly (clipping afterwards is what the reader's clip does)
     pixels = np.clip(mammogram.pixels, 0.0, 1.0) if low < 0 or high > 1 else mammogram.pixels
-    geometry = compute_geometry(pixels, settings)
+    geometry = compute_geometry(pixels, settings, spacing=mammogram.pixel_spacing)
     return {
         "path": str(path),  # the source of a DICOM export
         "pixels": pixels,

@@ -49,7 +49,7 @@ def measure_image(record, models: dict, settings, saliency: str, tolerance_mm: f
 
     mammogram = read_mammogram(record.path, frame=getattr(record, "frame", None))
     pixels = mammogram.pixels
-    gray, geometry = preprocess_pixels(pixels, settings)
+    gray, geometry = preprocess_pixels(pixels, settings, spacing=mammogram.pixel_spacing)
     lesions = lesion_mask(record.lesions, pixels.shape, root)
     breast = native_breast_mask(pixels, settings.crop)
     out = {}

@@ -320,7 +320,7 @@ def _to_model(points: np.ndarray, geometry: Geometry, size: tuple[int, int], fit
     """Native pixel indices (N, 2) -> model pixel indices, as the image is flipped, cropped and resized."""
     from arfl_studio.data.preprocess.geometry import placement
 
-    place = placement(geometry.crop_shape, size, fit)
+    place = placement(geometry.crop_shape, size, fit, geometry.scale)
     r0, r1, c0, c1 = geometry.bbox
     rows = points[:, 0] + 0.5  # pixel centres as continuous coordinates
     cols = points[:, 1] + 0.5
@@ -388,7 +388,7 @@ def model_space_mask(
     if geometry.flip:
         native = native[:, ::-1]
     r0, r1, c0, c1 = geometry.bbox
-    place = placement(geometry.crop_shape, size, fit)
+    place = placement(geometry.crop_shape, size, fit, geometry.scale)
     out = np.zeros(size, dtype=bool)
     crop = native[r0:r1, c0:c1]
     if crop.size == 0:

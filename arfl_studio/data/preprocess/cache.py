@@ -200,9 +200,9 @@ class PreprocessCache:
             return cached.astype(np.float32), True
         geometry = self.load_geometry(digest, settings)
         stop_if_cancelled(cancel)
-        pixels = read_mammogram_isolated(path, frame=frame).pixels
-        image, new_geometry = preprocess_pixels(pixels, settings, geometry, cancel)
-        del pixels
+        mammogram = read_mammogram_isolated(path, frame=frame)
+        image, new_geometry = preprocess_pixels(mammogram.pixels, settings, geometry, cancel, mammogram.pixel_spacing)
+        del mammogram
         if geometry is None or geometry != new_geometry:
             self.store_geometry(digest, settings, new_geometry)
         image16 = image.astype(np.float16)

@@ -35,8 +35,9 @@ def crop_boxes(records: Sequence[Any], settings, progress: Callable[[int, int], 
     for i, record in enumerate(records):
         entry: dict = {"path": getattr(record, "rel_path", str(record.path))}
         try:
-            pixels = read_mammogram(record.path).pixels
-            geometry = compute_geometry(pixels, settings)
+            mammogram = read_mammogram(record.path)
+            pixels = mammogram.pixels
+            geometry = compute_geometry(pixels, settings, spacing=mammogram.pixel_spacing)
             entry.update(shape=list(geometry.shape), flip=geometry.flip, native_box=list(geometry.native_box()))
             entry["_thumb"] = _thumbnail(pixels)
             if geometry.masked:

@@ -75,7 +75,8 @@ class MammogramDataset:
             stored = cache.load_geometry(frame_digest(cache.content_hash(record.path), frame), self.settings)
             if stored is not None:
                 return stored
-        return compute_geometry(read_mammogram(record.path, frame=frame).pixels, self.settings)
+        mammogram = read_mammogram(record.path, frame=frame)
+        return compute_geometry(mammogram.pixels, self.settings, spacing=mammogram.pixel_spacing)
 
     def __getitem__(self, index: int):
         import torch

@@ -29,18 +29,32 @@ class Geometry:
     bbox: tuple[int, int, int, int]
     shape: tuple[int, int]
     masked: bool = False  # everything not connected to the breast blanked (crop "breast-only"); nothing moves
+    # model pixels per native pixel when the input has a fixed pixel size (``pixel_mm``); None: the
+    # crop is scaled to fill the input (``fit``)
+    scale: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bbox", tuple(int(v) for v in self.bbox))
         object.__setattr__(self, "shape", tuple(int(v) for v in self.shape))
 
     def to_dict(self) -> dict:
-        d = {"flip": self.flip, "bbox": list(self.bbox), "shape": list(self.shape)}
-        return {**d, "masked": True} if self.masked else d
+        d: dict = {"flip": self.flip, "bbox": list(self.bbox), "shape": list(self.shape)}
+        if self.masked:
+            d["masked"] = True
+        if self.scale is not None:
+            d["scale"] = self.scale
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Geometry":
-        return cls(flip=bool(d["flip"]), bbox=tuple(d["bbox"]), shape=tuple(d["shape"]), masked=bool(d.get("masked", False)))
+        scale = d.get("scale")
+        return cls(
+            flip=bool(d["flip"]),
+            bbox=tuple(d["bbox"]),
+            shape=tuple(d["shape"]),
+            masked=bool(d.get("masked", False)),
+            scale=None if scale is None else float(scale),
+        )
 
     @property
     def crop_shape(self) -> tuple[int, int]:
@@ -66,19 +80,22 @@ class Placement:
     cols: int
 
 
-def placement(crop_shape: tuple[int, int], size: tuple[int, int], fit: str = "stretch") -> Placement:
+def placement(crop_shape: tuple[int, int], size: tuple[int, int], fit: str = "stretch", scale: float | None = None) -> Placement:
     """How a crop of ``crop_shape`` fills a model input of ``size`` under ``fit``.
 
     ``stretch`` fills the whole input (aspect ratio not kept, the paper's choice);
-    ``pad`` scales by one factor so the crop fits, and centres it (letterbox).
+    ``pad`` scales by one factor so the crop fits, and centres it (letterbox). A ``scale``
+    (model pixels per crop pixel: a fixed pixel size, ``Geometry.scale``) is used as it is,
+    centred, unless the crop would not fit: then it shrinks to fit as ``pad`` does.
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
     out_r, out_c = int(size[0]), int(size[1])
-    if fit == "stretch":
+    if fit == "stretch" and scale is None:
         return Placement(0, 0, out_r, out_c)
     in_r, in_c = max(1, int(crop_shape[0])), max(1, int(crop_shape[1]))
-    scale = min(out_r / in_r, out_c / in_c)
+    fits = min(out_r / in_r, out_c / in_c)
+    scale = fits if scale is None else min(float(scale), fits)
     rows = min(out_r, max(1, int(round(in_r * scale))))
     cols = min(out_c, max(1, int(round(in_c * scale))))
     return Placement((out_r - rows) // 2, (out_c - cols) // 2, rows, cols)
@@ -95,7 +112,7 @@ def model_to_native(model_map: np.ndarray, geometry: Geometry, fit: str = "stret
     model_map = np.asarray(model_map, dtype=np.float32)
     if model_map.ndim != 2:
         raise ValueError(f"model_map must be 2-D, not shape {model_map.shape}")
-    place = placement(geometry.crop_shape, model_map.shape, fit)
+    place = placement(geometry.crop_shape, model_map.shape, fit, geometry.scale)
     inner = model_map[place.top : place.top + place.rows, place.left : place.left + place.cols]
     r0, r1, c0, c1 = geometry.bbox
     crop_r, crop_c = r1 - r0, c1 - c0
@@ -118,7 +135,7 @@ def native_to_model_point(
     r0, r1, c0, c1 = geometry.bbox
     if not (r0 <= row < r1 and c0 <= col < c1):
         return None
-    place = placement(geometry.crop_shape, size, fit)
+    place = placement(geometry.crop_shape, size, fit, geometry.scale)
     return (place.top + (row - r0) * place.rows / (r1 - r0), place.left + (col - c0) * place.cols / (c1 - c0))
 
 
@@ -126,7 +143,7 @@ def model_to_native_point(
     row: float, col: float, geometry: Geometry, size: tuple[int, int], fit: str = "stretch"
 ) -> tuple[float, float] | None:
     """Model (row, col) -> native (row, col), or None when it falls in the padding."""
-    place = placement(geometry.crop_shape, size, fit)
+    place = placement(geometry.crop_shape, size, fit, geometry.scale)
     r, c = row - place.top, col - place.left
     if not (0 <= r <= place.rows and 0 <= c <= place.cols):
         return None

@@ -20,7 +20,7 @@ def model_to_native_grid(model_map: np.ndarray, geometry: Geometry, fit: str = "
     model_map = np.asarray(model_map, dtype=np.float32)
     rows, cols = geometry.shape
     out_r, out_c = rows // step, cols // step
-    place = placement(geometry.crop_shape, model_map.shape, fit)
+    place = placement(geometry.crop_shape, model_map.shape, fit, geometry.scale)
     inner = model_map[place.top : place.top + place.rows, place.left : place.left + place.cols]
     r0, r1, c0, c1 = geometry.bbox
     crop_r, crop_c = r1 - r0, c1 - c0

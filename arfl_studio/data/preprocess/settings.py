@@ -40,6 +40,9 @@ class PreprocessSettings:
     fit: str = "stretch"  # "stretch" (the paper) | "pad" (letterbox, aspect ratio kept)
     # "as-read" (display units after the LUTs) | "breast-percentile" (1st/99th in-breast percentiles -> 0/1)
     intensity: str = "as-read"
+    # model pixel size in mm (from the DICOM pixel spacing): every breast at one physical scale,
+    # centred in ``size`` and shrunk only when it would not fit; None: the crop fills ``size``
+    pixel_mm: float | None = None
 
     def __post_init__(self) -> None:
         size: Any = self.size  # checked here: a caller may pass one number or anything else
@@ -69,6 +72,12 @@ class PreprocessSettings:
             raise PreprocessSettingError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.intensity not in INTENSITIES:
             raise PreprocessSettingError(f"intensity must be one of {', '.join(INTENSITIES)}, not {self.intensity!r}")
+        if self.pixel_mm is not None:
+            number = isinstance(self.pixel_mm, (int, float, np.floating, np.integer)) and not isinstance(self.pixel_mm, bool)
+            if not number or not 0.01 <= self.pixel_mm <= 10:
+                raise PreprocessSettingError(f"pixel_mm must be a pixel size in mm, 0.01..10, not {self.pixel_mm!r}")
+            if self.fit != "pad":
+                raise PreprocessSettingError('pixel_mm keeps the aspect ratio: it needs fit = "pad"')
         return self
 
     def to_dict(self) -> dict:
@@ -92,6 +101,8 @@ class PreprocessSettings:
         parts = {"v": PREPROCESS_VERSION, "orient": self.orient, "crop": self.crop, "margin": self.margin}
         if self.crop == "threshold":
             parts["threshold"] = self.threshold
+        if self.pixel_mm is not None:  # the geometry holds the scale it gives
+            parts["pixel_mm"] = float(self.pixel_mm)
         return _short_hash(parts)
 
     def image_key(self) -> str:

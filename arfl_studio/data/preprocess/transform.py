@@ -13,7 +13,10 @@ Steps, each a setting (``PreprocessSettings``):
 4. resize to ``size`` (rows, columns), antialiased (Gaussian prefilter + bilinear):
    ``fit = "stretch"`` fills the input (the paper's choice, aspect ratio not kept),
    ``fit = "pad"`` keeps the aspect ratio and letterboxes with black, exactly where
-   ``geometry.placement`` says, so maps come back onto the anatomy;
+   ``geometry.placement`` says, so maps come back onto the anatomy; with ``pixel_mm`` every
+   image is resampled to that pixel size (from its DICOM pixel spacing, recorded as
+   ``Geometry.scale``) instead of filling the input, so a lesion is as many pixels wide in every
+   breast (a small breast is not magnified, a large one shrinks only if it would not fit);
 5. ``channels``: 1, or 3 (replicated, for ImageNet backbones) at load time.
 
 The on-disk cache is ``cache.PreprocessCache``; ``preprocess_records`` warms it.
@@ -52,10 +55,10 @@ def resize_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
+def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch", scale: float | None = None) -> np.ndarray:
     """The crop resized into a model input of ``size``: stretched, or letterboxed
-    (black around) at the block ``placement`` gives."""
-    place = placement(crop.shape, size, fit)
+    (black around) at the block ``placement`` gives (at ``scale`` when one is fixed)."""
+    place = placement(crop.shape, size, fit, scale)
     if (place.rows, place.cols) == tuple(int(s) for s in size):
         return resize_image(crop, size)
     out = np.zeros(tuple(int(s) for s in size), dtype=np.float32)
@@ -63,21 +66,33 @@ def fit_image(crop: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> 
     return out
 
 
-def compute_geometry(pixels: np.ndarray, settings: PreprocessSettings, region: np.ndarray | None = None) -> Geometry:
-    """Flip and crop box of one decoded image (native pixels, float [0, 1]).
+def fixed_scale(settings: PreprocessSettings, spacing: tuple[float, float] | None) -> float | None:
+    """Model pixels per native pixel for ``settings.pixel_mm``; None without it or without a
+    usable pixel spacing (the crop then fills the input, as ``fit`` says)."""
+    if settings.pixel_mm is None or not spacing or not all(np.isfinite(spacing)) or min(spacing) <= 0:
+        return None
+    return float(np.mean(spacing)) / float(settings.pixel_mm)
+
+
+def compute_geometry(
+    pixels: np.ndarray, settings: PreprocessSettings, region: np.ndarray | None = None, spacing: tuple[float, float] | None = None
+) -> Geometry:
+    """Flip and crop box of one decoded image (native pixels, float [0, 1]); with ``pixel_mm``,
+    also the scale its pixel ``spacing`` (mm, row and column) gives.
 
     With crop ``"breast-only"`` both come from the breast region (``region``, computed when not
     given): the flip from its centre of mass, the box from its extent."""
+    scale = fixed_scale(settings, spacing)
     if settings.crop == "breast-only":
         region = breast_region(pixels) if region is None else region
         flip = bool(settings.orient and breast_on_right(region))
         oriented = region[:, ::-1] if flip else region
         bbox = mask_bbox(oriented, 1, pixels.shape, settings.margin)
-        return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape), masked=True)
+        return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape), masked=True, scale=scale)
     flip = bool(settings.orient and chest_wall_on_right(pixels))
     oriented = pixels[:, ::-1] if flip else pixels
     bbox = breast_bbox(oriented, settings.crop, settings.threshold, settings.margin)
-    return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape))
+    return Geometry(flip=flip, bbox=bbox, shape=tuple(pixels.shape), scale=scale)
 
 
 def apply_geometry(pixels: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -97,10 +112,15 @@ def stop_if_cancelled(cancel: threading.Event | None) -> None:
 
 
 def preprocess_pixels(
-    pixels: np.ndarray, settings: PreprocessSettings, geometry: Geometry | None = None, cancel: threading.Event | None = None
+    pixels: np.ndarray,
+    settings: PreprocessSettings,
+    geometry: Geometry | None = None,
+    cancel: threading.Event | None = None,
+    spacing: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, Geometry]:
     """Orient, crop, (blank outside the breast, normalise inside it,) resize one decoded image;
-    returns (float32 (rows, cols), geometry).
+    returns (float32 (rows, cols), geometry). ``spacing``: the native pixel spacing in mm, for
+    ``pixel_mm``.
 
     ``cancel`` is checked between the steps (each takes seconds on a very large image):
     :class:`PreprocessCancelled` is raised at the first check after it is set.
@@ -110,7 +130,7 @@ def preprocess_pixels(
     region = breast_region(pixels) if needs_region else None
     if geometry is None or tuple(geometry.shape) != tuple(pixels.shape):
         stop_if_cancelled(cancel)
-        geometry = compute_geometry(pixels, settings, region)
+        geometry = compute_geometry(pixels, settings, region, spacing)
     stop_if_cancelled(cancel)
     crop = apply_geometry(pixels, geometry)
     if region is not None:
@@ -121,12 +141,13 @@ def preprocess_pixels(
         elif geometry.masked:
             crop = np.where(inside, crop, np.float32(0.0))
     stop_if_cancelled(cancel)
-    return fit_image(crop, settings.size, settings.fit), geometry
+    return fit_image(crop, settings.size, settings.fit, geometry.scale), geometry
 
 
 def preprocess_file(path: str | os.PathLike, settings: PreprocessSettings, frame: int | None = None) -> np.ndarray:
     """Decode and preprocess one file (``frame`` of a multi-frame one) without any cache; float32 (rows, cols)."""
-    image, _ = preprocess_pixels(read_mammogram_isolated(path, frame=frame).pixels, settings)
+    mammogram = read_mammogram_isolated(path, frame=frame)
+    image, _ = preprocess_pixels(mammogram.pixels, settings, spacing=mammogram.pixel_spacing)
     return image
 
 

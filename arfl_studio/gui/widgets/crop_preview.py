@@ -28,8 +28,9 @@ def crop_preview_task(path: str | Path):
         from arfl_studio.data.preprocess.transform import compute_geometry
 
         settings = PreprocessSettings()
-        pixels = read_mammogram_isolated(path).pixels
-        geometry = compute_geometry(pixels, settings)
+        mammogram = read_mammogram_isolated(path)
+        pixels = mammogram.pixels
+        geometry = compute_geometry(pixels, settings, spacing=mammogram.pixel_spacing)
         step = max(1, int(np.ceil(max(pixels.shape) / PREVIEW_PX)))
         shown = (np.clip(pixels[::step, ::step], 0, 1) * 255).astype(np.uint8).copy()
         return {
