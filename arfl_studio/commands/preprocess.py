@@ -20,6 +20,7 @@ from arfl_studio.commands.outputs import declare_outputs
 def register(subparsers) -> None:
     from arfl_studio.data.preprocess.crop import CROP_METHODS, DEFAULT_CROP
     from arfl_studio.data.preprocess.geometry import FITS
+    from arfl_studio.data.preprocess.settings import INTENSITIES
 
     parser = subparsers.add_parser(
         "preprocess",
@@ -35,6 +36,12 @@ def register(subparsers) -> None:
     parser.add_argument("--crop", choices=list(CROP_METHODS), default=DEFAULT_CROP, help=f"crop method (default {DEFAULT_CROP})")
     parser.add_argument(
         "--fit", choices=list(FITS), default="stretch", help="stretch the crop to the size (the paper) or pad it, keeping the aspect ratio"
+    )
+    parser.add_argument(
+        "--pixel-mm", type=float, metavar="MM", help="model pixel size in mm from the DICOM pixel spacing (needs --fit pad)"
+    )
+    parser.add_argument(
+        "--intensity", choices=list(INTENSITIES), default="as-read", help="as-read, or in-breast 1st/99th percentiles -> 0/1"
     )
     parser.add_argument("--channels", type=int, choices=[1, 3], default=3)
     parser.add_argument("--no-orient", action="store_true", help="do not flip breasts to a common side")
@@ -67,7 +74,13 @@ def run(args) -> int:
 
     try:
         settings = PreprocessSettings(
-            orient=not args.no_orient, crop=args.crop, size=tuple(args.size), channels=args.channels, fit=args.fit
+            orient=not args.no_orient,
+            crop=args.crop,
+            size=tuple(args.size),
+            channels=args.channels,
+            fit=args.fit,
+            pixel_mm=args.pixel_mm,
+            intensity=args.intensity,
         )
         scan = scan_dataset(args.dir, labels=args.labels, layout=args.layout, cancel=CANCEL)
     except (PreprocessSettingError, LayoutError) as err:

@@ -55,8 +55,7 @@ def _row(name: str, method: str, s: dict, loc: dict) -> str:
     if seeds:
         e = seeds["ensemble"]
         spread = (
-            " / ".join(f"{v['auc']:.3f}" for v in seeds["per_seed"].values())
-            + f"; ensemble {e['auc']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
+            " / ".join(f"{v['auc']:.3f}" for v in seeds["per_seed"].values()) + f"; ensemble {e['auc']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
         )
     return (
         f"| {name} | {method} | {s['fold_auc_mean']:.3f} ({s['fold_auc_sd']:.3f}) | {p['auc']:.3f} "

@@ -71,7 +71,7 @@ def test_contact_sheet_shades_what_the_breast_only_crop_blanks(tmp_path, monkeyp
     from arfl_studio.data.preprocess import crop_sheet
 
     pixels, _ = film_phantom(np.random.default_rng(3))
-    monkeypatch.setattr(crop_sheet, "read_mammogram", lambda path: SimpleNamespace(pixels=pixels))
+    monkeypatch.setattr(crop_sheet, "read_mammogram", lambda path: SimpleNamespace(pixels=pixels, pixel_spacing=(0.2, 0.2)))
     record = SimpleNamespace(path="phantom", rel_path="phantom", lesions=())
     boxes = crop_sheet.crop_boxes([record], PreprocessSettings(crop="breast-only"))
     region = boxes[0]["_region"]

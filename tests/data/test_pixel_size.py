@@ -84,3 +84,14 @@ def test_pixel_mm_is_checked_and_keys_the_cache():
     plain, fixed = PreprocessSettings(fit="pad"), PreprocessSettings(fit="pad", pixel_mm=0.8)
     assert plain.geometry_key() != fixed.geometry_key() and plain.image_key() != fixed.image_key()
     assert PreprocessSettings(fit="pad", pixel_mm=0.4).image_key() != fixed.image_key()
+
+
+def test_preprocess_command_takes_a_pixel_size_and_refuses_it_without_pad(tmp_path, capsys):
+    from arfl_studio.cli import main
+    from arfl_studio.data import generate_demo_dataset
+
+    demo = generate_demo_dataset(tmp_path / "demo", patients=1, size=(40, 32))
+    argv = ["preprocess", str(demo), "--cache", str(tmp_path / "cache"), "--size", "32", "32", "--pixel-mm", "2"]
+    assert main(argv) == 2 and 'fit = "pad"' in capsys.readouterr().err
+    assert main(argv + ["--fit", "pad", "--json", str(tmp_path / "done.json")]) == 0
+    assert (tmp_path / "done.json").is_file()
