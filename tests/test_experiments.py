@@ -297,7 +297,8 @@ def test_example_configs_load():
         real = load_config(root / f"{name}.toml")
         assert real.model.backbone == "patch_fcn" and real.model.norm == "batch" and real.patch_stage.epochs > 0
         assert real.preprocess["crop"] == "breast-only" and real.preprocess["fit"] == "pad"
-        assert real.training.select_epoch == "validation-auc" and real.training.threshold_holdout > 0
+        assert real.training.threshold_holdout > 0 and real.preprocess["pixel_mm"] > 0  # threshold on held-out patients
+    assert load_config(root / "real_cpu.toml").training.select_epoch == "last"  # 4-5 held-out cancers cannot pick an epoch
 
 
 def test_several_training_seeds_per_fold(tmp_path):
