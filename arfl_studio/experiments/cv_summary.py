@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from torch.utils.data import DataLoader
@@ -47,10 +48,11 @@ def seed_ensemble(run_dir: str | Path, method: str) -> dict | None:
     if len(seeds) < 2:
         return None
     folds = sorted(set.intersection(*(set(run_access.run_folds(run_dir, method, s)) for s in seeds)))
-    predictions = {s: {k: read_predictions(fold_dir(run_dir, method, k, s)) for k in folds} for s in seeds}
-    folds = [k for k in folds if all(predictions[s][k] is not None for s in seeds)]
+    stored = {s: {k: read_predictions(fold_dir(run_dir, method, k, s)) for k in folds} for s in seeds}
+    folds = [k for k in folds if all(stored[s][k] is not None for s in seeds)]
     if not folds:
         return None
+    predictions = {s: {k: cast(dict, stored[s][k]) for k in folds} for s in seeds}
     per_seed, ensemble = {}, []
     for s in seeds:
         per_seed[str(s)] = pooled_oof_auc([(predictions[s][k]["label"], predictions[s][k]["clean_logit"]) for k in folds]).to_dict()
