@@ -85,6 +85,10 @@ def test_cli_localisation_table_for_each_method_on_held_out_patients(lesion_fold
     with open(table, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0][0] == "Method" and [r[0] for r in rows[1:]] == ["A", "F"]
+    assert doc["label_rule"] == splits["label_rule"] and doc["label_rule"]  # how the run's labels were derived
+    from arfl_studio.experiments.localisation_run import render_table
+
+    assert f"labels: {doc['label_rule']}" in render_table(doc, "md")
     # another dataset with lesion marks, scored by one fold's models
     assert (
         main(
@@ -107,6 +111,7 @@ def test_cli_localisation_table_for_each_method_on_held_out_patients(lesion_fold
     )
     doc = json.loads(doc_path.read_text())
     assert [r["images"] for r in doc["rows"]] == [3] and "fold 1" in doc["evaluated_on"]
+    assert doc["label_rule"]  # the scanned dataset's own rule
 
 
 def test_cli_localisation_refuses_a_run_without_lesion_marks(tmp_path, capsys):

@@ -68,11 +68,11 @@ def measure_image(record, models: dict, settings, saliency: str, tolerance_mm: f
     return out, facts
 
 
-def _scan_records(data: str, labels: str | None, layout: str) -> tuple[list, Path]:
+def _scan_records(data: str, labels: str | None, layout: str) -> tuple[list, Path, str]:
     from arfl_studio.data import scan_dataset
 
     scan = scan_dataset(data, labels=labels, layout=layout)
-    return list(scan.images), scan.root
+    return list(scan.images), scan.root, getattr(scan, "label_rule", "") or ""
 
 
 def localisation_over_run(
@@ -102,11 +102,13 @@ def localisation_over_run(
     if data is not None:
         if fold not in folds:
             raise LocalisationError(f"fold {fold + 1} has no finished model for every method")
-        records, root = _scan_records(data, labels, layout)
+        records, root, label_rule = _scan_records(data, labels, layout)
         jobs = [(fold, positioned(records))]
         where = f"dataset {Path(data).name}, fold {fold + 1} models"
     else:
-        root = run_access.splits_document(run_dir).get("root")  # lesion masks are relative to it
+        splits = run_access.splits_document(run_dir)
+        root = splits.get("root")  # lesion masks are relative to it
+        label_rule = str(splits.get("label_rule") or "")
         jobs = [(k, positioned(run_access.fold_records(run_dir, k)[1])) for k in folds]
         where = "held-out patients of each fold"
     if limit:
@@ -143,6 +145,7 @@ def localisation_over_run(
     return {
         "run": str(run_dir),
         "evaluated_on": where,
+        "label_rule": label_rule,
         "saliency": saliency,
         "target": "malignant",
         "tolerance_mm": tolerance_mm,
@@ -197,6 +200,7 @@ def render_table(doc: dict, fmt: str = "md") -> str:
     note = (
         f"{doc['saliency']} saliency (target malignant) in native space on the {doc['evaluated_on']}; "
         f"pointing game tolerance {doc['tolerance_mm']:g} mm; chance = lesion area / breast area"
+        + (f"; labels: {doc['label_rule']}" if doc.get("label_rule") else "")
     )
     if fmt == "csv":
         import csv
