@@ -128,6 +128,7 @@ def scan_dataset(
     cancel: threading.Event | None = None,
     *,
     workers: int = 1,
+    parallel_from: int = 0,
     path_column: str = "path",
     patient_column: str = "patient",
     label_column: str = "label",
@@ -153,7 +154,8 @@ def scan_dataset(
     ``label_map`` maps to 0/1 (or benign/malignant); any other label refuses its image.
     ``scan_cache`` keeps every header read in the user's scan cache (:mod:`scan_cache`): an
     interrupted scan resumes, a re-scan reads only new or changed files; the summary says how
-    many headers came from it.
+    many headers came from it. ``workers`` processes read the headers, once at least
+    ``parallel_from`` are left to read (the GUI's scans: a small folder is read faster in-process).
     """
     start = time.perf_counter()
     root = _dataset_root(root)
@@ -202,6 +204,7 @@ def scan_dataset(
         wanted,
         result,
         scan_cache,
+        parallel_from,
         workers=workers,
         progress=progress,
         cancel=cancel,
@@ -230,16 +233,20 @@ def _read_headers_cached(
     paths: list[Path],
     result: ScanResult,
     use_cache: bool,
+    parallel_from: int,
     *,
     progress: Callable[[int, int], None] | None,
     **read: Any,
 ) -> list[HeaderResult]:
     """The headers of ``paths`` in their order: from the scan cache where the file is unchanged,
-    read (and cached as they arrive) otherwise; sets ``result``'s cache counts and ``cancelled``."""
+    read (and cached as they arrive) otherwise; sets ``result``'s cache counts and ``cancelled``.
+    Fewer than ``parallel_from`` headers to read are read in this process."""
     options = {k: read[k] for k in ("include_non_mammograms", "include_for_processing", "frame")}
     cache = ScanCache(root, options) if use_cache else None
     try:
         cached, todo = cache.split(paths) if cache is not None else ({}, [str(p) for p in paths])
+        if len(todo) < parallel_from:  # starting worker processes costs more than these reads
+            read["workers"] = 1
         offset = len(cached)
         shifted = (lambda done, total: progress(offset + done, offset + total)) if progress else None
         fresh, result.cancelled = read_headers(todo, progress=shifted, on_result=cache.add if cache else None, **read)

@@ -4,9 +4,16 @@ the patient-level fold preview, and the rows of the image, fold and lesion colum
 from __future__ import annotations
 
 import gc
+import os
 from collections import Counter
 
 from arfl_studio.data.datasets.lesions import count_lesions
+
+
+# header reads in worker processes for a large folder (54,000 RSNA files); below PARALLEL_FROM
+# files to read, starting the processes costs more than the reads
+SCAN_WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
+PARALLEL_FROM = 500
 
 
 def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False, layout_options: dict | None = None):
@@ -26,6 +33,8 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
             progress=lambda d, t: report(("progress", d, t), lossy=True),
             cancel=cancel,
             layout_options=layout_options,
+            workers=SCAN_WORKERS,
+            parallel_from=PARALLEL_FROM,
         )
         if verify and not scan.cancelled:
             verify_scan(scan, progress=lambda d, t: report(("verify", d, t), lossy=True), cancel=cancel)
