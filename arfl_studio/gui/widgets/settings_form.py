@@ -114,8 +114,9 @@ def _spin(lo, hi, value) -> QSpinBox:
 RECIPES = ("form", "real_cpu")
 RECIPE_TIP = (
     "form: the settings below (the demo's small CNN by default). real_cpu: the recipe for real films "
-    "(resources/configs/real_cpu.toml: breast-only crop, in-breast intensity, lesion patch stage with a "
-    "patch classifier, inner-validation epoch and threshold); it needs lesion marks (e.g. lesions.csv)."
+    "(resources/configs/real_cpu.toml: breast-only crop at 0.8 mm a pixel, in-breast intensity, a lesion "
+    "patch classifier with hard negatives, the threshold on held-out training patients); it needs lesion "
+    "marks (e.g. lesions.csv)."
 )
 
 
