@@ -39,17 +39,10 @@ def phantom_pixels(laterality: str, view: str, shape=(300, 220), lesion=(0.42, 0
 
 def write_phantom(path: Path, laterality: str, view: str, spacing=(0.1, 0.1), shape=(300, 220)):
     """A MONOCHROME2 MG DICOM of the phantom; returns (path, lesion (row, col), breast mask)."""
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from synthetic_dicom import mammogram_dataset
 
     img, lesion, breast = phantom_pixels(laterality, view, shape)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
+    ds = mammogram_dataset(path)
     ds.Modality, ds.PatientID, ds.PatientName = "MG", "PH-0001", "Phantom^Jane"
     ds.ImageLaterality, ds.ViewPosition = laterality, view
     ds.PresentationIntentType = "FOR PRESENTATION"

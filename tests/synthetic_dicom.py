@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_mammogram(path: Path, stored: np.ndarray, **attributes) -> Path:
-    """``stored``: uint16 (rows, columns). The header carries PHI (name, dates, institution, a
-    private tag) so that a test can see an output leave it out; ``attributes`` override or add."""
+def mammogram_dataset(path: Path):
+    """An empty Digital Mammography For Presentation dataset (explicit VR little endian) with new
+    SOP instance, study and series UIDs, to be filled and saved to ``path``."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -20,6 +20,13 @@ def write_mammogram(path: Path, stored: np.ndarray, **attributes) -> Path:
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    return ds
+
+
+def write_mammogram(path: Path, stored: np.ndarray, **attributes) -> Path:
+    """``stored``: uint16 (rows, columns). The header carries PHI (name, dates, institution, a
+    private tag) so that a test can see an output leave it out; ``attributes`` override or add."""
+    ds = mammogram_dataset(path)
     ds.Modality, ds.PatientID, ds.PatientName = "MG", "SYN-0001", "Doe^Jane"
     ds.PatientBirthDate, ds.StudyDate, ds.StudyTime = "19600101", "20200202", "101010"
     ds.InstitutionName, ds.AccessionNumber, ds.ReferringPhysicianName = "General Hospital", "ACC123", "Who^Doctor"
