@@ -8,6 +8,8 @@ an attack). Subcommands run the same core functions headless; each one takes
 
 from __future__ import annotations
 
+from arfl_studio import shell_exit  # first: its exit hook must be registered before any other
+
 import argparse
 import contextlib
 import logging
@@ -97,15 +99,17 @@ def run_command(args: argparse.Namespace, exit_at_once: bool = False) -> int:
     try:
         check_outputs(args)
         with interruption.ctrl_c_cancels() if getattr(args, "cancellable", False) else contextlib.nullcontext():
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+        if exit_at_once:
+            shell_exit.finished(status)
+        return status
     except (OutputError, WriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, interruption.Interrupted):
         print(f"\n{interruption.summary(args.command)}", file=sys.stderr, flush=True)
         if exit_at_once:
-            sys.stdout.flush()
-            os._exit(130)
+            shell_exit.exit_now(130)
         return 130
     except OSError as exc:  # a read or folder operation the command did not foresee: still one line
         where = f"{exc.filename}: " if exc.filename else ""

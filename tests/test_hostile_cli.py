@@ -285,10 +285,43 @@ def test_ctrl_c_with_decode_workers_ends_them_without_tracebacks(demo, tmp_path)
     children = [c.pid for c in parent.children(recursive=True)]
     status, err, seconds = _ctrl_c(proc)
     assert status in (0, 130), err  # 0: the scan had finished (a fast machine)
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "leaked" not in err, err
     if status == 130:
         assert seconds < 2.0 and err.strip().startswith("scan interrupted: ")
     _no_children_left(children)
+
+
+CTRL_C_AFTER_FINISHING = """
+import atexit, os, signal, sys
+from arfl_studio.cli import main
+
+
+class CtrlCInTeardown:  # destroyed with __main__'s globals, after SIGINT went back to its default
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+if sys.argv[1] == "exit-hook":
+    atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))
+else:
+    keep = CtrlCInTeardown()
+sys.argv[1:] = sys.argv[2:]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("when", ["exit-hook", "teardown"])
+def test_ctrl_c_after_the_command_finished_keeps_its_status(demo, tmp_path, when):
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AFTER_FINISHING, when, "scan", str(demo), "--json", str(tmp_path / "scan.json")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)  # not -2 (killed by the signal)
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert json.loads((tmp_path / "scan.json").read_text())
 
 
 def test_ctrl_c_during_attack_stops_at_once(demo, tmp_path):
