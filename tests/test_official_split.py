@@ -122,3 +122,21 @@ def test_the_external_validation_table_names_a_birads_label_rule():
         "data": {"layout": "vindr", "label_rule": VINDR_RULE},
     }
     assert f"Labels: {VINDR_RULE}." in external_table(doc)
+
+
+def test_the_dataset_panes_preview_shows_the_official_split_as_training_will_use_it():
+    from arfl_studio.gui.panes.dataset_tasks import split_task
+
+    records = OfficialSource().records()
+    preview = split_task(records, 5, "official")(None, None)
+    assert preview["error"] is None
+    train, test = preview["rows"]
+    assert (train["fold"], test["fold"]) == ("train", "test")
+    published_test = [r for r in records if r.split == "test"]
+    assert test["images"] == len(published_test)  # the test set as published
+    assert train["images"] == len(records) - len(published_test) - 1  # S0001's training image left out
+    assert train["patients"] + test["patients"] == len({r.patient_id for r in records})
+    assert "1 patient(s) are in both official sets" in preview["note"]
+    plain = split_task(SyntheticSource(8, (8, 8), 1, 0).records(), 2, "official")(None, None)
+    assert plain["rows"] == [] and "no official train/test split" in plain["error"]
+    assert len(split_task(records, 3)(None, None)["rows"]) == 3  # patient-level folds otherwise

@@ -233,6 +233,7 @@ class MainWindow(QMainWindow):
         d.set_folds(t.form.folds_spin.value())
         d.fold_spin.valueChanged.connect(t.form.folds_spin.setValue)
         t.form.folds_spin.valueChanged.connect(d.fold_spin.setValue)
+        t.form.split_box.currentTextChanged.connect(d.set_split)
 
     def _fit_comparison_table(self) -> None:
         """AUCs and p-values readable at 1024 px without scrolling: headers wrap at their spaces (two

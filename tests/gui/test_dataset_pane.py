@@ -175,6 +175,15 @@ def test_fold_preview_and_training_folds_are_one_setting(qtbot, window, demo_dir
     assert form.config_dict(window.training_pane.data_section)["cv"]["folds"] == 3
     assert scan is d.scan
     _idle(qtbot, d)
+    # Training's split is previewed too: the demo data has no official split, and says so
+    form.split_box.setCurrentText("official")
+    qtbot.waitUntil(lambda: d.fold_note.text().startswith("No split:"), timeout=30_000)
+    assert "no official train/test split" in d.fold_note.text() and d.fold_model.rowCount() == 0
+    assert not d.fold_spin.isEnabled()
+    form.split_box.setCurrentText("patient-cv")
+    qtbot.waitUntil(lambda: d.fold_model.rowCount() == 3, timeout=30_000)
+    assert d.fold_spin.isEnabled()
+    _idle(qtbot, d)
 
 
 def test_rejected_files_are_listed_with_one_line_reasons(qtbot, flawed_dir, tmp_path):

@@ -53,6 +53,7 @@ class DatasetPane(QWidget):
         super().__init__(parent)
         self.scan = None
         self.folds = None
+        self.cv_split = "patient-cv"  # Training's [cv] split: what the fold preview shows
         self.task: TaskHandle | None = None
         self.split_task: TaskHandle | None = None
         self.labels_path: str | None = None  # the labels of the dataset shown
@@ -227,7 +228,13 @@ class DatasetPane(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         task = scan_task(
-            pending["root"], pending["labels"], layout, self.fold_spin.value(), self.verify_box.isChecked(), self.label_policy.options()
+            pending["root"],
+            pending["labels"],
+            layout,
+            self.fold_spin.value(),
+            self.verify_box.isChecked(),
+            self.label_policy.options(),
+            self.cv_split,
         )
         handle = start_task(task, "scan", parent=self)
         handle.event.connect(lambda payload, h=handle: h is self.task and self._on_event(payload))
@@ -367,19 +374,26 @@ class DatasetPane(QWidget):
     def set_folds(self, k: int) -> None:
         self.fold_spin.setValue(int(k))
 
+    def set_split(self, split: str) -> None:
+        """Preview Training's ``[cv] split``: patient-level folds or the dataset's official split."""
+        if split != self.cv_split:
+            self.cv_split = split
+            self.fold_spin.setEnabled(split == "patient-cv")
+            self._refold()
+
     def _refold(self) -> None:
         self.folds_changed.emit(self.fold_spin.value())
         if self.scan is None:
             return
         if self.split_task is not None and self.split_task.is_running():
             self.split_task.cancel()  # its result is dropped: only the split for the current k is shown
-        handle = start_task(split_task(self.scan.images, self.fold_spin.value()), "fold-split", parent=self)
+        handle = start_task(split_task(self.scan.images, self.fold_spin.value(), self.cv_split), "fold-split", parent=self)
         handle.done.connect(lambda split, h=handle: h is self.split_task and self._show_folds(split))
         self.split_task = handle
 
     def _show_folds(self, split: dict) -> None:
-        if split["k"] != self.fold_spin.value():
-            return  # a stale split: the user changed the fold count since
+        if split["k"] != self.fold_spin.value() or split["split"] != self.cv_split:
+            return  # a stale split: the user changed the fold count or the split since
         self.folds = split["folds"]
         if self.folds is None:
             self.fold_model.set_rows([])
@@ -387,7 +401,8 @@ class DatasetPane(QWidget):
             return
         self.fold_model.set_rows(split["rows"])
         self.fold_note.setText(
-            "Each patient's images are in exactly one fold (no patient leaks between train and test). Training uses this split."
+            split["note"]
+            or "Each patient's images are in exactly one fold (no patient leaks between train and test). Training uses this split."
         )
 
     # ---------------------------------------------------------------- thumbnails, preview

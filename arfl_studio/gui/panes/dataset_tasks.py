@@ -16,7 +16,15 @@ SCAN_WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
 PARALLEL_FROM = 500
 
 
-def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bool = False, layout_options: dict | None = None):
+def scan_task(
+    root: str,
+    labels: str | None,
+    layout: str,
+    folds: int,
+    verify: bool = False,
+    layout_options: dict | None = None,
+    split: str = "patient-cv",
+):
     """The worker body: scan (and decode every file when asked) with the pane's label policies
     (``layout_options``), then the fold split."""
 
@@ -42,7 +50,7 @@ def scan_task(root: str, labels: str | None, layout: str, folds: int, verify: bo
         return {
             "scan": scan,
             "summary": scan.summary(),
-            "split": split_task(scan.images, folds)(report, cancel),
+            "split": split_task(scan.images, folds, split)(report, cancel),
             "image_rows": image_rows(scan.images),
         }
 
@@ -63,19 +71,44 @@ def freeze_startup_objects(again: bool = False) -> None:
 _FROZEN = False
 
 
-def split_task(records, k: int):
-    """The fold preview: (folds, error, rows) for ``k`` folds; a worker body (the split is sklearn's)."""
+def split_task(records, k: int, split: str = "patient-cv"):
+    """The fold preview, a worker body: {k, split, folds, error, rows, note}. ``split`` as Training's
+    ``[cv] split``: ``k`` patient-level folds (sklearn's StratifiedGroupKFold), or the dataset's
+    official train/test split (one fold; its training side without the patients in both sets)."""
 
     def task(report, cancel):
         from arfl_studio.data import patient_folds
 
+        result = {"k": k, "split": split, "folds": None, "error": None, "rows": [], "note": ""}
         try:
-            folds = patient_folds(records, k=k, seed=0)
-        except Exception as exc:  # too few patients for k folds, one class only ...
-            return {"k": k, "folds": None, "error": str(exc), "rows": []}
-        return {"k": k, "folds": folds, "error": None, "rows": fold_rows(records, folds)}
+            if split == "official":
+                result.update(official_rows(records))
+            else:
+                folds = patient_folds(records, k=k, seed=0)
+                result.update(folds=folds, rows=fold_rows(records, folds))
+        except Exception as exc:  # too few patients for k folds, one class only, no official split ...
+            result["error"] = str(exc)
+        return result
 
     return task
+
+
+def official_rows(records) -> dict:
+    """The official split's two sides as fold rows, and what it leaves out of training."""
+    from arfl_studio.data.datasets.splits import official_split
+
+    split = official_split(records)
+    tested = set(split.test)
+    train = [i for i in range(len(split.records)) if i not in tested]
+    rows = fold_rows(split.records, [train, split.test])
+    rows[0]["fold"], rows[1]["fold"] = "train", "test"
+    note = "The dataset's own train/test split (one fold), the test set as published."
+    if split.overlap:
+        note += (
+            f" {len(split.overlap)} patient(s) are in both official sets: their {len(split.left_out)} training "
+            "image(s) are left out of training, so no patient is trained and tested on."
+        )
+    return {"folds": [split.test], "rows": rows, "note": note}
 
 
 def image_rows(records) -> list[dict]:
