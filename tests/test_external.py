@@ -70,3 +70,30 @@ def test_ensemble_is_the_mean_logit_and_units_aggregate(demo_run, demo_root):  #
     benign = [r for r in records if r.label == 0]
     with pytest.raises(ExternalError, match="benign and malignant"):
         evaluate_external(demo_run, benign, attack=False)
+
+
+SLOW_ATTACK = """
+import pathlib, sys
+import arfl_studio.experiments.fold_evaluation as evaluation
+real, marker = evaluation._attack, pathlib.Path(sys.argv[1])
+def endless(model, x, t, settings, steps, generator, cancel=None):
+    marker.touch()
+    return real(model, x, t, settings, 10**9, generator, cancel)
+evaluation._attack = endless
+from arfl_studio.cli import main
+sys.argv[1:] = sys.argv[2:]
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_during_the_attacked_scoring_stops_at_once_and_writes_nothing(demo_run, demo_root, tmp_path):  # noqa: F811
+    from test_hostile_cli import _ctrl_c, _one_line_error, _start, _wait_for
+
+    marker, out = tmp_path / "attacking", tmp_path / "external.json"
+    proc = _start(str(marker), "evaluate", str(demo_run), "--data", str(demo_root), "--json", str(out), code=SLOW_ATTACK)
+    _wait_for(marker.exists, proc)
+    status, err, seconds = _ctrl_c(proc)
+    assert status == 130 and seconds < 1.5, (status, seconds, err)
+    line = _one_line_error(err)
+    assert line == "evaluate interrupted: no model scored yet; nothing was written (the --json is written at the end)"
+    assert not out.exists()

@@ -39,6 +39,24 @@ def test_scoring_and_evaluation_stop_within_a_batch_and_report_nothing():
     assert evaluate_auc(model, _batches(cancel, 2), torch.device("cpu"), EvaluationConfig(), cancel=cancel) == {}
 
 
+def test_an_attacked_batch_stops_within_one_attack_step():
+    from arfl_studio.experiments.fold_evaluation import score_logits
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 1))
+    cancel, forwards = threading.Event(), []
+
+    def count(*_):
+        forwards.append(1)
+        if len(forwards) == 5:
+            cancel.set()  # during the attack of the first batch (a full-size one takes seconds on a CPU)
+
+    model.register_forward_hook(count)
+    batches = [(torch.rand(2, 1, 16, 16), torch.tensor([0.0, 1.0]))] * 2
+    settings = EvaluationConfig(kind="pgd", eps=0.01, steps=10_000)
+    assert score_logits(model, batches, torch.device("cpu"), settings, cancel=cancel) is None
+    assert len(forwards) <= 6  # not the 10,000 steps the batch asked for
+
+
 def test_stop_during_validation_keeps_the_epoch_without_partial_numbers_and_resumes(tmp_path):
     config = tiny_config(training={"epochs": 2}, methods=["A"], cv={"folds": 2, "seed": 0})
     out = tmp_path / "run"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from arfl_studio.commands.interruption import declare_cancellable
 from arfl_studio.commands.outputs import declare_outputs
 
 
@@ -38,11 +39,13 @@ def register(subparsers) -> None:
     parser.add_argument("--cache-dir", metavar="DIR", help="preprocessing cache (default: the run's)")
     parser.add_argument("--json", metavar="PATH", help="write the evaluation document (JSON) here")
     declare_outputs(parser, files=("json",), folders=("cache_dir",))
+    declare_cancellable(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from arfl_studio import atomic
+    from arfl_studio.commands.interruption import CANCEL, Interrupted, note
     from arfl_studio.experiments.external import ExternalError, evaluate_external, render_table, scan_external
     from arfl_studio.training.devices import resolve_device
     from arfl_studio.training.methods import SettingError
@@ -51,12 +54,13 @@ def run(args) -> int:
         print(f"error: --eps must be > 0, got {args.eps}", file=sys.stderr)
         return 2
     try:
-        records, summary = scan_external(args.data, args.labels, args.layout)
+        records, summary = scan_external(args.data, args.labels, args.layout, cancel=CANCEL)
         print(
             f"{args.data}: {summary['images']} images of {summary['patients']} patients "
             f"({summary.get('label_rule') or 'labels as the layout reads them'})",
             flush=True,
         )
+        note("no model scored yet", "nothing was written (the --json is written at the end)")
         doc = evaluate_external(
             args.run_dir,
             records,
@@ -67,9 +71,12 @@ def run(args) -> int:
             seed=args.seed,
             device=resolve_device(args.device),
             cache_dir=args.cache_dir,
-            progress=lambda done, total: print(f"scored {done}/{total} models", flush=True),
+            progress=lambda done, total: _scored(done, total, note),
+            cancel=CANCEL,
         )
     except (ExternalError, SettingError, ValueError, OSError) as exc:
+        if CANCEL.is_set():
+            raise Interrupted from None  # Ctrl-C: the model being scored stopped at its next batch
         print(f"error: {exc}", file=sys.stderr)
         return 1
     doc["data"] = {
@@ -86,3 +93,8 @@ def run(args) -> int:
             print(f"error: cannot write {args.json}: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _scored(done: int, total: int, note) -> None:
+    note(f"{done} of {total} models scored", "nothing was written (the --json is written at the end)")
+    print(f"scored {done}/{total} models", flush=True)

@@ -54,11 +54,16 @@ class MeanLogit(nn.Module):
         return torch.stack([m(x).reshape(-1) for m in self.members]).mean(dim=0)
 
 
-def scan_external(data: str | Path, labels: str | None = None, layout: str = "auto") -> tuple[list, dict]:
-    """(records sorted by path, scan summary) of a labelled dataset folder."""
+def scan_external(
+    data: str | Path, labels: str | None = None, layout: str = "auto", cancel: threading.Event | None = None
+) -> tuple[list, dict]:
+    """(records sorted by path, scan summary) of a labelled dataset folder; ExternalError
+    ("cancelled") when ``cancel`` is set during the scan."""
     from arfl_studio.data import scan_dataset
 
-    scan = scan_dataset(data, labels=labels, layout=layout)
+    scan = scan_dataset(data, labels=labels, layout=layout, cancel=cancel)
+    if scan.cancelled:
+        raise ExternalError("cancelled")
     if not scan.images:
         raise ExternalError(f"no labelled images were found in {data} (layout {layout!r}); check --labels/--layout")
     return sorted(scan.images, key=lambda r: str(r.rel_path)), scan.summary()

@@ -26,12 +26,26 @@ def _clean_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).float()
 
 
+class _Stopped(Exception):
+    """``cancel`` was seen between two attack steps."""
+
+
 def _attack(
-    model: nn.Module, x: torch.Tensor, t: torch.Tensor, settings: EvaluationConfig, steps: int | None, generator: torch.Generator
+    model: nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    settings: EvaluationConfig,
+    steps: int | None,
+    generator: torch.Generator,
+    cancel: threading.Event | None = None,
 ) -> torch.Tensor:
+    def poll(*_step) -> None:  # a full-size batch's attack takes seconds on a CPU: Stop answers within a step
+        if cancel is not None and cancel.is_set():
+            raise _Stopped
+
     clamp = tuple(settings.clamp) if settings.clamp is not None else None
     if settings.kind == "fgsm":
-        return fgsm_attack(model, x, t, settings.eps, clamp=clamp)
+        return fgsm_attack(model, x, t, settings.eps, clamp=clamp, on_step=poll)
     return pgd_attack(
         model,
         x,
@@ -43,6 +57,7 @@ def _attack(
         restarts=settings.restarts,
         clamp=clamp,
         generator=generator,
+        on_step=poll,
     )
 
 
@@ -60,7 +75,8 @@ def score_logits(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(targets, clean logits, attacked logits or None) of every image the ``loader`` yields, in order.
 
-    ``cancel`` is polled per batch; a stopped evaluation returns None (never scores of part of the fold).
+    ``cancel`` is polled per batch and between attack steps; a stopped evaluation returns None (never
+    scores of part of the fold).
 
     Attacks run in float32 (eps = 1e-4 is below float16's resolution near 1) with a
     generator of their own, so evaluating never moves the training RNG.
@@ -77,7 +93,10 @@ def score_logits(
             targets.append(t.cpu())
             clean.append(_clean_logits(model, x).cpu())
             if adversarial:
-                x_adv = _attack(model, x, t, settings, steps, generator)
+                try:
+                    x_adv = _attack(model, x, t, settings, steps, generator, cancel)
+                except _Stopped:
+                    return None
                 adv.append(_clean_logits(model, x_adv).cpu())
     if not targets:
         return np.zeros(0), np.zeros(0), (np.zeros(0) if adversarial else None)
