@@ -1,9 +1,10 @@
-"""An overlay exported as a DICOM Secondary Capture (issue 25 item 16): read back with pydicom,
+"""An overlay exported as a DICOM Secondary Capture (issue 25 item 16): read back with pydicom and highdicom,
 it refers to its source image in the source's study, has the source's pixel geometry, carries
 no attribute the PS3.15 basic profile removes, and names method, fold and ε."""
 
 from __future__ import annotations
 
+import highdicom
 import numpy as np
 import pydicom
 import pytest
@@ -37,6 +38,10 @@ def test_secondary_capture_refers_to_its_source_and_carries_no_phi(tmp_path, sou
     assert sc.file_meta.MediaStorageSOPInstanceUID == sc.SOPInstanceUID
     for sequence in (sc.ReferencedImageSequence, sc.SourceImageSequence):
         assert [(i.ReferencedSOPClassUID, i.ReferencedSOPInstanceUID) for i in sequence] == [(src.SOPClassUID, src.SOPInstanceUID)]
+    # and as a DICOM toolkit resolves it: the source's study, series and instance, the picture as given
+    image = highdicom.imread(out)
+    assert image.get_source_image_uids() == [(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID)]
+    assert np.array_equal(image.get_frame(1), rgb)
     # the source's pixel geometry, the picture as given
     assert (sc.Rows, sc.Columns) == (src.Rows, src.Columns)
     assert [float(v) for v in sc.PixelSpacing] == [float(v) for v in src.PixelSpacing]

@@ -3,7 +3,8 @@
 The picture (the mammogram through its window with the saliency or δ map blended in, RGB, on the
 source's own pixel grid) becomes an RGB Secondary Capture Image in the source's Study: the same
 Study Instance UID and pseudonymous Patient ID, a new Series and SOP Instance UID, the source
-image referenced (ReferencedImageSequence and SourceImageSequence), the source's rows, columns
+image referenced (ReferencedImageSequence and SourceImageSequence, its series in the Common Instance
+Reference module's ReferencedSeriesSequence), the source's rows, columns
 and pixel spacing, and the method, fold and ε in the Series Description.
 
 De-identification is the one the app applies to every output (``deid.is_phi``, PS3.15 basic
@@ -146,6 +147,12 @@ def secondary_capture(
             setattr(ds, keyword, value)
     ds.ReferencedImageSequence = Sequence([_reference(source)])
     ds.SourceImageSequence = Sequence([_reference(source)])
+    # Common Instance Reference module (type 1C once another instance is referenced): the series
+    # that holds the source, so a viewer (and highdicom) can resolve the reference within the study
+    series = Dataset()
+    series.SeriesInstanceUID = source.get("SeriesInstanceUID") or generate_uid(entropy_srcs=["series of", str(source.SOPInstanceUID)])
+    series.ReferencedInstanceSequence = Sequence([_reference(source)])
+    ds.ReferencedSeriesSequence = Sequence([series])
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = ["PS3.15 basic profile, Retain UIDs Option", "pseudonymous Patient ID kept"]
     ds.DeidentificationMethodCodeSequence = Sequence(
